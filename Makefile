@@ -1,0 +1,131 @@
+# nncc - see README.md.
+#   make              ./nncc, build/libnnrt.a, and generated/NAME for every models/NAME.yaml
+#   make run          train and evaluate the default model (MODEL=models/NAME.yaml for another)
+#   make test         every test (SAN=1: with AddressSanitizer and UBSan)
+#   make trainer MODEL=path/to/my.yaml [OUT=dir]
+#   make bench        nncc against PyTorch on this machine
+#   make install PREFIX=/usr/local
+
+PREFIX  ?= /usr/local
+CC      ?= cc
+OUT     ?= generated
+MODEL   ?= models/fashion_mlp.yaml
+
+WARN    := -Wall -Wextra -Werror
+CFLAGS  ?= -O2 -g
+# The trainers: every shape is a constant, so let the compiler vectorise for
+# this CPU. For another CPU: make TRAINER_ARCH=-march=x86-64-v3 (or any -march).
+TRAINER_ARCH ?= -march=native
+TRAINER_CFLAGS ?= -O3 $(TRAINER_ARCH) -ffp-contract=fast
+
+ifeq ($(SAN),1)
+  B := build/san
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  CFLAGS := -O1 -g
+  TRAINER_CFLAGS := -O1 -g -ffp-contract=fast
+else
+  B := build
+  SANFLAGS :=
+endif
+
+ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fopenmp -MMD -MP
+STB_CFLAGS := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
+RT_LIBS    := -lstb -lz -lm -fopenmp
+
+COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
+COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o
+RUNTIME_SRC  := $(wildcard runtime/*.c)
+RUNTIME_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
+TEMPLATES    := $(sort $(wildcard templates/*.c.in))
+MODELS       := $(wildcard models/*.yaml)
+TRAINERS     := $(MODELS:models/%.yaml=generated/%)
+TEST_SRC     := $(wildcard tests/test_*.c)
+TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+LIBNNRT      := $(B)/libnnrt.a
+
+.PHONY: all deps run test trainer bench install clean check-generated
+.SECONDARY:
+
+all: deps nncc $(LIBNNRT) $(TRAINERS)
+
+deps:
+	@tools/ensure-deps build
+
+# ---- the compiler ------------------------------------------------------------------
+nncc: $(COMPILER_OBJ) $(LIBNNRT)
+	$(CC) $(ALL_CFLAGS) -o $@ $(COMPILER_OBJ) $(LIBNNRT) -lyaml $(RT_LIBS)
+
+$(B)/compiler/%.o: compiler/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
+
+# Templates are built into nncc, so an installed nncc needs no files beside it.
+$(B)/embed: compiler/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O1 -o $@ $<
+
+$(B)/compiler/templates.c: $(B)/embed $(TEMPLATES)
+	$(B)/embed $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+
+$(B)/compiler/templates.o: $(B)/compiler/templates.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# ---- the runtime -------------------------------------------------------------------
+$(LIBNNRT): $(RUNTIME_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -c -o $@ $<
+
+# ---- trainers ----------------------------------------------------------------------
+# generated/NAME.c is kept in the repo; it is remade when the model or nncc changes.
+generated/%.c: models/%.yaml nncc
+	./nncc $< -o $@
+
+generated/%: generated/%.c $(LIBNNRT) runtime/nnrt.h
+	$(CC) -std=c11 $(WARN) $(TRAINER_CFLAGS) $(SANFLAGS) -fopenmp -Iruntime -o $@ $< $(LIBNNRT) $(RT_LIBS)
+
+trainer: deps nncc $(LIBNNRT)
+	@test -n "$(MODEL)" || { echo "usage: make trainer MODEL=path/to/model.yaml [OUT=dir]"; exit 2; }
+	@mkdir -p $(OUT)
+	./nncc $(MODEL) -o $(OUT)/$(basename $(notdir $(MODEL))).c
+	$(CC) -std=c11 $(WARN) $(TRAINER_CFLAGS) $(SANFLAGS) -fopenmp -Iruntime \
+	  -o $(OUT)/$(basename $(notdir $(MODEL))) $(OUT)/$(basename $(notdir $(MODEL))).c $(LIBNNRT) $(RT_LIBS)
+
+# ---- the main job ------------------------------------------------------------------
+run: all
+	@tools/ensure-deps run
+	@tools/run-model $(MODEL)
+
+# ---- tests -------------------------------------------------------------------------
+$(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -Iruntime -Icompiler -o $@ $< \
+	  $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) -lcmocka -lyaml $(RT_LIBS)
+
+test: deps nncc $(LIBNNRT) $(TESTS)
+	@tools/ensure-deps test
+	@NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
+
+# ---- benchmarks (not tests: they measure, they do not assert) ---------------------------
+bench: all
+	@tools/ensure-deps bench
+	@bench/run
+
+# ---- install -----------------------------------------------------------------------
+install: nncc $(LIBNNRT)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 nncc $(DESTDIR)$(PREFIX)/bin/nncc
+	install -m 644 $(LIBNNRT) $(DESTDIR)$(PREFIX)/lib/libnnrt.a
+	install -m 644 runtime/nnrt.h $(DESTDIR)$(PREFIX)/include/nnrt.h
+	install -d $(DESTDIR)$(PREFIX)/share/nncc/templates
+	install -m 644 $(TEMPLATES) $(DESTDIR)$(PREFIX)/share/nncc/templates/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define NNRT_VERSION "\(.*\)"/\1/p' runtime/nnrt.h)|' \
+	  tools/nnrt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnrt.pc
+
+clean:
+	rm -rf build nncc $(TRAINERS)
+
+-include $(wildcard $(B)/*/*.d)

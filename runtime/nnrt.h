@@ -1,0 +1,187 @@
+/* nnrt.h - the seam between a trainer that nncc generated and the runtime library.
+ *
+ * nncc emits, per model, everything that depends on a shape: one forward and one
+ * backward function per layer with constant sizes, the parameter table, and a
+ * constant nn_model descriptor that ties them together with the defaults the YAML
+ * gave. The runtime (libnnrt) holds everything else and knows no model: the
+ * command line, the training loop, optimizers, losses, metrics, data loaders,
+ * .npz files, progress output, images.
+ *
+ * Memory, as llm.c does it:
+ *   params  one flat float buffer; tensor t lives at params + t.offset.
+ *   grads   the same layout as params (only trainable tensors are written).
+ *   work    activations, their gradients and dropout masks for a batch of n
+ *           samples: a buffer planned at compile time with offset OFF and
+ *           per-sample size SIZE lives at work + n*OFF, sample s at
+ *           work + n*OFF + s*SIZE. The runtime allocates capacity*work_floats.
+ *
+ * A generated trainer's main is `return nnrt_main(&NAME_model, argc, argv);`.
+ */
+#ifndef NNRT_H
+#define NNRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NNRT_VERSION "0.1.0"
+#define NN_MAX_RANK 4
+
+/* ---- what the descriptor points at ------------------------------------- */
+
+typedef enum { NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES } nn_init;
+
+/* One parameter tensor, e.g. "dense.kernel" [784, 128]. */
+typedef struct {
+    const char *name;
+    int rank;
+    int shape[NN_MAX_RANK];
+    size_t offset, size;   /* in floats, within params and grads */
+    int trainable;         /* 0: frozen by the user, or a BatchNormalization statistic */
+    nn_init init;
+    int fan_in, fan_out;   /* for glorot_uniform, as Keras computes them */
+    const float *values;   /* NN_INIT_VALUES: weights given inline in the YAML */
+} nn_tensor;
+
+/* One Keras layer, for summary and activations. */
+typedef struct {
+    const char *name, *type;      /* "conv2d", "Conv2D" */
+    int rank;                     /* output shape without the batch */
+    int shape[3];
+    long params, trainable_params;
+    size_t out_offset, out_size;  /* its output in work (see above) */
+    int is_feature_map;           /* conv/pool: drawn by `activations` */
+    int line;                     /* in the model file */
+} nn_layer;
+
+/* What a pass needs besides buffers: training switches dropout on and lets
+ * BatchNormalization use batch statistics. seed and step make dropout masks a
+ * function of (seed, step, index) only, so threads cannot change them. */
+typedef struct {
+    int training;
+    uint64_t seed, step;
+} nn_pass;
+
+typedef const float *(*nn_forward_fn)(const nn_pass *pass, float *params, float *work,
+                                     const float *x, int n);
+typedef void (*nn_backward_fn)(const nn_pass *pass, const float *params, float *grads,
+                               float *work, const float *x, const float *dout, int n);
+
+/* ---- what the YAML said about compile, data and fit --------------------- */
+
+typedef enum { NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP } nn_opt_kind;
+typedef struct {
+    nn_opt_kind kind;
+    float learning_rate, momentum, beta_1, beta_2, epsilon, rho;
+    int nesterov;
+} nn_optimizer;
+
+typedef enum {
+    NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE
+} nn_loss_kind;
+
+/* What the model's last step is. With a fused loss the generated forward stops
+ * at the logits and the runtime applies softmax/sigmoid (loss from logits, as
+ * Keras does); otherwise the output is final and output_act is NN_OUT_LINEAR. */
+typedef enum { NN_OUT_LINEAR, NN_OUT_SOFTMAX, NN_OUT_SIGMOID } nn_output_act;
+
+typedef enum { NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR } nn_data_format;
+
+typedef struct {
+    nn_data_format format;
+    const char *images, *labels;   /* idx */
+    const char *path;              /* csv, image_dir */
+    int label_column;              /* csv; -1: the last column */
+    int header;                    /* csv: the first row holds names */
+    int target_h, target_w;        /* image_dir */
+    int channels;                  /* image_dir: 1 grayscale, 3 rgb */
+    int skip_bad_files;            /* image_dir */
+    const float *x, *y;            /* inline */
+    int count;                     /* inline: number of samples */
+    int line;                      /* where the YAML gave it, for errors */
+} nn_source;
+
+typedef struct {
+    int horizontal_flip, vertical_flip;
+    float rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+} nn_augment;
+
+typedef struct {
+    nn_source train, validation, test;
+    const char *dir;               /* where relative paths start; --data overrides */
+    const char *model_file;        /* for messages */
+    float rescale;
+    float validation_split;
+    nn_augment augment;
+} nn_data;
+
+typedef enum {
+    NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING, NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER
+} nn_callback_kind;
+
+typedef struct {
+    nn_callback_kind kind;
+    const char *monitor;           /* "loss", "accuracy", "val_loss", "val_accuracy" */
+    float threshold;               /* StopAtThreshold */
+    int patience;                  /* EarlyStopping */
+    float min_delta;
+    int restore_best_weights;
+    const char *filepath;          /* ModelCheckpoint, CSVLogger */
+    int save_best_only;
+} nn_callback;
+
+#define NN_MAX_CALLBACKS 8
+typedef struct {
+    int epochs, batch_size, shuffle;
+    uint64_t seed;
+    int steps_per_epoch;           /* 0: the whole data set */
+    int n_callbacks;
+    nn_callback callbacks[NN_MAX_CALLBACKS];
+} nn_fit;
+
+/* ---- the model ------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;              /* a C identifier */
+    const char *source;            /* the model file it came from */
+    int input_rank;
+    int input_shape[3];            /* H, W, C or (n) */
+    int input_size, output_size;
+    nn_output_act output_act;
+
+    const nn_tensor *tensors;
+    int n_tensors;
+    size_t n_params;
+    const nn_layer *layers;
+    int n_layers;
+    size_t work_floats;            /* per sample */
+
+    nn_forward_fn forward;
+    nn_backward_fn backward;
+
+    nn_optimizer optimizer;
+    nn_loss_kind loss;
+    int metric_accuracy;
+    nn_data data;
+    nn_fit fit;
+    const float *predict_inputs;   /* `predict:` in the YAML, n_predict * input_size */
+    int n_predict;
+} nn_model;
+
+int nnrt_main(const nn_model *model, int argc, char **argv);
+
+/* ---- helpers the generated code calls --------------------------------------- */
+
+/* A reproducible uniform number in [0, 1) from (seed, stream, index). */
+float nn_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* Keras's summary table. The compiler prints it with the same function. */
+typedef struct {
+    const char *name, *type;
+    int rank;
+    long shape[3];
+    long params, trainable_params;
+} nn_summary_row;
+void nn_print_summary(FILE *out, const char *model_name, const nn_summary_row *rows, int n);
+
+#endif

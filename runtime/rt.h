@@ -1,0 +1,165 @@
+/* rt.h - the runtime's modules as they see each other (not part of the seam).
+ *
+ *   cli.c        the trainer's command line: train, evaluate, predict, ...
+ *   train.c      the training loop, evaluation, callbacks, history
+ *   optim.c      SGD, Adam, RMSprop as loops over the flat buffers
+ *   loss.c       losses and accuracy, from logits where the loss is fused
+ *   data.c       data sets in memory, batching, shuffling, splitting
+ *   data_idx.c   IDX files (gzip or raw)
+ *   data_csv.c   CSV files
+ *   data_image.c image files and class folders (stb_image), resizing
+ *   augment.c    ImageDataGenerator's random transformations
+ *   npz.c        .npy/.npz read and write (zlib for deflated members), atomic
+ *   image_out.c  PNG output: single maps and feature-map grids
+ *   progress.c   Keras's Epoch i/N, progress bar and per-epoch line
+ *   summary.c    Keras's summary table (shared with the compiler)
+ *   util.c       errors, random numbers, paths
+ *
+ * Errors: a function that can fail prints one line `PLACE: error: ...` on stderr
+ * through nn_error() and returns -1; callers pass the -1 up and the command
+ * exits with status 1. Nothing in the runtime calls exit() but cli.c.
+ */
+#ifndef NNRT_RT_H
+#define NNRT_RT_H
+
+#include "nnrt.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- util.c ----------------------------------------------------------------- */
+
+int nn_error(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nn_warning(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *nn_alloc(size_t count, size_t size);       /* zeroed; aborts with a message if out of memory */
+/* dir/path unless path is absolute or dir is NULL/empty; the result is malloc'd. */
+char *nn_join_path(const char *dir, const char *path);
+
+/* splitmix64-based generator: a pure function of its state, saved in checkpoints. */
+typedef struct { uint64_t state; } nn_rng;
+uint64_t nn_rng_next(nn_rng *r);
+float nn_rng_uniform(nn_rng *r);                 /* [0, 1) */
+void nn_shuffle(int *idx, int n, nn_rng *r);     /* Fisher-Yates */
+
+/* ---- data.c and the loaders ------------------------------------------------------ */
+
+/* Samples stay as bytes when they came as bytes (IDX, images): the batch
+ * converts them, so 60,000 28x28 images cost 47 MB, not 188. */
+typedef struct {
+    int n;                 /* samples */
+    int h, w, c;           /* image shape; a vector of k numbers is (1, 1, k) */
+    int sample_size;       /* h*w*c */
+    uint8_t *bytes;        /* n*sample_size, or NULL */
+    float *floats;         /* n*sample_size, or NULL */
+    int label_size;        /* numbers per label: 1 for a class index */
+    float *labels;         /* n*label_size, or NULL when there are none */
+    int n_classes;         /* class folders, or 0 */
+    char **class_names;    /* n_classes names, or NULL */
+    char **files;          /* image_dir: a path per sample, for messages */
+    char *origin;          /* what it was read from, for messages */
+} nn_dataset;
+
+void nn_dataset_free(nn_dataset *d);
+/* x[i] = sample idx[i] (bytes times scale), y[i] = its label as stored. */
+void nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y);
+/* Moves the last `fraction` of d into val (Keras's validation_split: the tail, before shuffling). */
+int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
+
+/* Loads a source of the model's data section into d. dir: where relative paths start. */
+int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_dataset *d);
+
+int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d);
+int nn_load_csv(const char *path, int label_column, int header, nn_dataset *d);
+/* One sub-folder per class, sorted by name; each image decoded, converted to
+ * `channels` and resized to h x w, kept as bytes. Prints Keras's
+ * "Found N images belonging to K classes." */
+int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad, int threads,
+                      nn_dataset *d);
+/* One image file, converted and resized to h x w x channels bytes in out. */
+int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
+
+/* ---- augment.c --------------------------------------------------------------------- */
+
+/* Transforms each image of a batch in place (NHWC floats); a pure function of
+ * (seed, step) so runs repeat. */
+void nn_augment_batch(const nn_augment *a, float *x, int n, int h, int w, int c,
+                      uint64_t seed, uint64_t step);
+bool nn_augment_active(const nn_augment *a);
+
+/* ---- npz.c --------------------------------------------------------------------------- */
+
+typedef enum { NN_F32, NN_I64 } nn_dtype;
+typedef struct {
+    char name[128];        /* without ".npy" */
+    nn_dtype dtype;
+    int rank;
+    int shape[NN_MAX_RANK];
+    size_t size;           /* elements */
+    float *f;              /* NN_F32 */
+    int64_t *i;            /* NN_I64 */
+} nn_array;
+
+/* Writes arrays as an uncompressed .npz (what numpy.savez writes): to a
+ * temporary file beside path, then rename, so a crash leaves the old file whole. */
+int nn_npz_write(const char *path, const nn_array *arrays, int n);
+/* Reads every member; float64, float32, int64, int32, uint8 are converted to
+ * NN_F32 or NN_I64. Stored or deflated members. */
+int nn_npz_read(const char *path, nn_array **arrays, int *n);
+const nn_array *nn_npz_find(const nn_array *arrays, int n, const char *name);
+void nn_npz_free(nn_array *arrays, int n);
+int nn_npy_read(const char *path, nn_array *a);
+int nn_npy_write(const char *path, const nn_array *a);
+void nn_array_free(nn_array *a);
+
+/* ---- image_out.c ---------------------------------------------------------------------- */
+
+/* One channel of an NHWC map as an 8-bit grey PNG, values clipped to [0, 255]. */
+int nn_write_png(const char *path, const float *img, int h, int w, int c, int channel);
+/* All c maps of an h x w x c activation side by side in a grid, each normalised
+ * as the course does: (x - mean) / std * 64 + 128, clipped to [0, 255]. */
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c);
+
+/* ---- progress.c -------------------------------------------------------------------------- */
+
+typedef struct {
+    int epoch, epochs, steps;
+    double start;
+    bool tty, quiet;
+} nn_progress;
+
+double nn_now(void);
+void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool quiet);
+/* metrics: "loss", value, "accuracy", value, ... (n pairs) */
+void nn_progress_step(nn_progress *p, int step, const char *const *names, const double *values, int n);
+void nn_progress_end(nn_progress *p, const char *const *names, const double *values, int n);
+
+/* ---- loss.c ---------------------------------------------------------------------------------- */
+
+/* Mean loss over n samples of out (logits where m->output_act fuses), and, if
+ * dout is not NULL, its gradient with respect to out (already divided by n). */
+double nn_loss(const nn_model *m, const float *out, const float *y, int n, float *dout);
+/* Number of correct predictions among n, by Keras's accuracy for the loss. */
+int nn_correct(const nn_model *m, const float *out, const float *y, int n);
+/* Turns the model's raw output into what predict shows (softmax/sigmoid applied). */
+void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
+
+/* ---- optim.c ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    nn_optimizer cfg;
+    const nn_model *model;
+    float *m, *v;          /* moments: momentum or Adam's m and v, RMSprop's average */
+    int64_t iterations;
+} nn_optim;
+
+void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
+void nn_optim_free(nn_optim *o);
+/* One update of every trainable tensor from grads. */
+void nn_optim_step(nn_optim *o, float *params, const float *grads);
+
+/* ---- summary.c, weights ------------------------------------------------------------------------ */
+
+void nn_model_summary(FILE *out, const nn_model *m);
+void nn_init_params(const nn_model *m, float *params, uint64_t seed);
+
+#endif

@@ -1,0 +1,90 @@
+/* util.c - errors, memory, paths and random numbers for the whole runtime. */
+#include "rt.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vreport(const char *kind, const char *place, const char *fmt, va_list ap)
+{
+    if (place && *place)
+        fprintf(stderr, "%s: ", place);
+    fprintf(stderr, "%s: ", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int nn_error(const char *place, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("error", place, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void nn_warning(const char *place, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("warning", place, fmt, ap);
+    va_end(ap);
+}
+
+void *nn_alloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "error: out of memory (%zu x %zu bytes)\n", count, size);
+        abort();
+    }
+    return p;
+}
+
+char *nn_join_path(const char *dir, const char *path)
+{
+    if (!dir || !*dir || path[0] == '/') {
+        char *s = nn_alloc(strlen(path) + 1, 1);
+        strcpy(s, path);
+        return s;
+    }
+    size_t len = strlen(dir) + 1 + strlen(path) + 1;
+    char *s = nn_alloc(len, 1);
+    snprintf(s, len, "%s/%s", dir, path);
+    return s;
+}
+
+/* splitmix64: small, fast, and its whole state is one number to checkpoint. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t nn_rng_next(nn_rng *r)
+{
+    r->state += 0x9e3779b97f4a7c15ULL;
+    return mix64(r->state);
+}
+
+float nn_rng_uniform(nn_rng *r)
+{
+    return (float)(nn_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+void nn_shuffle(int *idx, int n, nn_rng *r)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(nn_rng_next(r) % (uint64_t)(i + 1));
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+float nn_uniform(uint64_t seed, uint64_t stream, uint64_t index)
+{
+    uint64_t z = mix64(seed ^ mix64(stream * 0x9e3779b97f4a7c15ULL + index));
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}

@@ -1,0 +1,78 @@
+/* testutil.h - what the CMocka tests share: running a command and reading what
+ * it printed, scratch folders, small files. Header-only; each test includes it
+ * after <cmocka.h>. Tests run from the repository's root. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+/* Output and exit status of `sh -c cmd` (stdout and stderr together). */
+typedef struct {
+    int status;
+    char out[65536];
+} RunResult;
+
+static inline void run_cmd(RunResult *r, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[4200];
+    snprintf(full, sizeof full, "(%s) 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t len = fread(r->out, 1, sizeof r->out - 1, p);
+    r->out[len] = '\0';
+    int st = pclose(p);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A fresh folder under /tmp, removed by the caller with rm_tree(). */
+static inline char *make_scratch(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/nncc-test-XXXXXX");
+    assert_non_null(mkdtemp(buf));
+    return buf;
+}
+
+static inline void rm_tree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static inline void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static inline int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* The build folder of the objects the tests link (build, or build/san under SAN=1). */
+static inline const char *build_dir(void)
+{
+    const char *b = getenv("NNCC_BUILD");
+    return b && *b ? b : "build";
+}
+
+#endif
