@@ -125,6 +125,8 @@ typedef struct {
     int epoch, epochs, steps;
     double start;
     bool tty, quiet;
+    double last_draw;      /* when the bar was last drawn (redrawn at most every 0.05 s) */
+    int width;             /* its width, to blank what a shorter line leaves */
 } nn_progress;
 
 double nn_now(void);
@@ -148,7 +150,9 @@ void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
 typedef struct {
     nn_optimizer cfg;
     const nn_model *model;
-    float *m, *v;          /* moments: momentum or Adam's m and v, RMSprop's average */
+    /* Laid out as params; NULL when unused. m: SGD's velocity, Adam's first
+     * moment, RMSprop's momentum; v: Adam's second moment, RMSprop's average. */
+    float *m, *v;
     int64_t iterations;
 } nn_optim;
 
@@ -156,6 +160,14 @@ void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
 void nn_optim_free(nn_optim *o);
 /* One update of every trainable tensor from grads. */
 void nn_optim_step(nn_optim *o, float *params, const float *grads);
+/* The state as arrays for a checkpoint: "optimizer.iterations" (NN_I64, one
+ * element), then "optimizer.<tensor>.m" / ".v" for each buffer in use, shaped
+ * like the tensor. At most 1 + 2*n_tensors arrays; returns how many were
+ * filled (free them with nn_array_free), or -1. */
+int nn_optim_state(const nn_optim *o, nn_array *out, int max);
+/* Restores what nn_optim_state saved; -1 if an array is missing or misshapen,
+ * and then o is unchanged. */
+int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
 
 /* ---- summary.c, weights ------------------------------------------------------------------------ */
 
