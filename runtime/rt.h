@@ -77,6 +77,11 @@ int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad,
                       nn_dataset *d);
 /* One image file, converted and resized to h x w x channels bytes in out. */
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
+/* Checks every label against the loss and the output layer `layer_name`
+ * (m->output_size units): class indices in [0, units) for the sparse and
+ * categorical losses, 0 or 1 for binary_crossentropy, units numbers per label
+ * otherwise. The error names the label, the sample and its file. */
+int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_name);
 
 /* ---- augment.c --------------------------------------------------------------------- */
 

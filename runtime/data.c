@@ -1,0 +1,331 @@
+/* data.c - data sets in memory: loading a source of the model's data section,
+ * checking it against the model, batching, and Keras's validation_split.
+ *
+ * The loaders (data_idx.c, data_csv.c, data_image.c) each fill an nn_dataset;
+ * nn_load_source picks one by the source's format, joins relative paths to the
+ * data folder, and then checks what came against the model's input_shape, so
+ * that a mismatch is one clear line naming the file instead of a wrong answer
+ * or a crash deep in a layer. nn_check_labels does the same for the labels.
+ */
+#include "rt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* nn_join_path with no folder is a strdup that cannot return NULL. */
+static char *copy_string(const char *s)
+{
+    return nn_join_path(NULL, s);
+}
+
+void nn_dataset_free(nn_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->bytes);
+    free(d->floats);
+    free(d->labels);
+    if (d->class_names)
+        for (int i = 0; i < d->n_classes; i++)
+            free(d->class_names[i]);
+    free(d->class_names);
+    if (d->files)
+        for (int i = 0; i < d->n; i++)
+            free(d->files[i]);
+    free(d->files);
+    free(d->origin);
+    memset(d, 0, sizeof *d);
+}
+
+/* Keras's rescale multiplies whatever the data is, so floats are scaled too;
+ * callers pass 1 when the model has no rescale. */
+void nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y)
+{
+    size_t size = (size_t)d->sample_size, ls = (size_t)d->label_size;
+    for (int i = 0; i < n; i++) {
+        size_t from = (size_t)idx[i] * size;
+        float *xi = x + (size_t)i * size;
+        if (d->bytes)
+            for (size_t j = 0; j < size; j++)
+                xi[j] = (float)d->bytes[from + j] * scale;
+        else
+            for (size_t j = 0; j < size; j++)
+                xi[j] = d->floats[from + j] * scale;
+        if (y && d->labels)
+            memcpy(y + (size_t)i * ls, d->labels + (size_t)idx[i] * ls, ls * sizeof(float));
+    }
+}
+
+/* The fraction as the YAML wrote it. Keras holds validation_split as a double
+ * and splits at floor(n * (1 - split)); with 0.2f widened instead of 0.2,
+ * 60,000 samples would split at 47,999, not 48,000. The shortest decimal that
+ * reads back as the same float is the number the user wrote. */
+static double as_written(float f)
+{
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        double v = strtod(buf, NULL);
+        if ((float)v == f)
+            return v;
+    }
+    return f;
+}
+
+/* A copy of count elements of size bytes from src, starting at element first. */
+static void *copy_tail(const void *src, size_t first, size_t count, size_t size)
+{
+    if (!src)
+        return NULL;
+    void *p = nn_alloc(count, size);
+    memcpy(p, (const char *)src + first * size, count * size);
+    return p;
+}
+
+int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val)
+{
+    memset(val, 0, sizeof *val);
+    double f = as_written(fraction);
+    if (!(f > 0 && f < 1))
+        return nn_error(d->origin, "validation_split must be between 0 and 1, got %g", f);
+    int n_train = (int)floor(d->n * (1.0 - f));
+    if (n_train < 1 || n_train >= d->n)
+        return nn_error(d->origin, "%d samples are too few to split with validation_split %g: "
+                        "each side needs at least one", d->n, f);
+
+    size_t first = (size_t)n_train, n_val = (size_t)(d->n - n_train);
+    size_t size = (size_t)d->sample_size, ls = (size_t)d->label_size;
+    val->n = (int)n_val;
+    val->h = d->h;
+    val->w = d->w;
+    val->c = d->c;
+    val->sample_size = d->sample_size;
+    val->label_size = d->label_size;
+    val->bytes = copy_tail(d->bytes, first * size, n_val * size, 1);
+    val->floats = copy_tail(d->floats, first * size, n_val * size, sizeof(float));
+    val->labels = copy_tail(d->labels, first * ls, n_val * ls, sizeof(float));
+    /* The file names move (d no longer owns the tail); both keep the class names. */
+    val->files = copy_tail(d->files, first, n_val, sizeof(char *));
+    val->n_classes = d->n_classes;
+    if (d->class_names) {
+        val->class_names = nn_alloc((size_t)d->n_classes, sizeof(char *));
+        for (int i = 0; i < d->n_classes; i++)
+            val->class_names[i] = copy_string(d->class_names[i]);
+    }
+    if (d->origin)
+        val->origin = copy_string(d->origin);
+    d->n = n_train;
+    return 0;
+}
+
+/* ---- loading a source and checking it against the model ----------------------- */
+
+/* Where inline data was written: MODEL.yaml:LINE. */
+static char *inline_place(const nn_model *m, const nn_source *src)
+{
+    const char *file = m->data.model_file ? m->data.model_file : m->source ? m->source : m->name;
+    char buf[4096];
+    if (src->line > 0)
+        snprintf(buf, sizeof buf, "%s:%d", file, src->line);
+    else
+        snprintf(buf, sizeof buf, "%s", file);
+    return copy_string(buf);
+}
+
+/* Inline labels are one-hot or targets for these losses, class indices otherwise. */
+static int inline_label_size(const nn_model *m)
+{
+    return m->loss == NN_LOSS_MSE || m->loss == NN_LOSS_CATEGORICAL_CE ? m->output_size : 1;
+}
+
+static int load_inline(const nn_model *m, const nn_source *src, const char *place, nn_dataset *d)
+{
+    if (src->count <= 0 || !src->x)
+        return nn_error(place, "the inline data has no samples");
+    const int *s = m->input_shape;
+    d->n = src->count;
+    d->h = m->input_rank >= 2 ? s[0] : 1;
+    d->w = m->input_rank >= 2 ? s[1] : 1;
+    d->c = m->input_rank == 3 ? s[2] : m->input_rank == 2 ? 1 : s[0];
+    d->sample_size = m->input_size;
+    d->floats = copy_tail(src->x, 0, (size_t)d->n * (size_t)d->sample_size, sizeof(float));
+    if (src->y) {
+        d->label_size = inline_label_size(m);
+        d->labels = copy_tail(src->y, 0, (size_t)d->n * (size_t)d->label_size, sizeof(float));
+    }
+    return 0;
+}
+
+/* "28x28x1" for images, "4 numbers" for vectors. */
+static void describe_samples(const nn_dataset *d, char *buf, size_t len)
+{
+    if (d->h == 1 && d->w == 1)
+        snprintf(buf, len, "%d number%s", d->c, d->c == 1 ? "" : "s");
+    else
+        snprintf(buf, len, "%dx%dx%d", d->h, d->w, d->c);
+}
+
+/* As Python prints the tuple: (784,), (28, 28), (32, 32, 3). */
+static void describe_input_shape(const nn_model *m, char *buf, size_t len)
+{
+    const int *s = m->input_shape;
+    if (m->input_rank == 1)
+        snprintf(buf, len, "(%d,)", s[0]);
+    else if (m->input_rank == 2)
+        snprintf(buf, len, "(%d, %d)", s[0], s[1]);
+    else
+        snprintf(buf, len, "(%d, %d, %d)", s[0], s[1], s[2]);
+}
+
+/* The same numbers in the same order: total size, and for an image input
+ * (rank 2 or 3) height and width too. A 28x28 image set serves both
+ * input_shape [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]. */
+static int check_shape(const nn_model *m, const nn_dataset *d, const char *place)
+{
+    int ok = d->sample_size == m->input_size;
+    if (ok && m->input_rank >= 2)
+        ok = d->h == m->input_shape[0] && d->w == m->input_shape[1];
+    if (ok)
+        return 0;
+    char have[64], want[64];
+    describe_samples(d, have, sizeof have);
+    describe_input_shape(m, want, sizeof want);
+    return nn_error(place, "the data's samples are %s but the model's input_shape is %s", have, want);
+}
+
+static int load_idx_source(const nn_source *src, const char *dir, char **place, nn_dataset *d)
+{
+    char *labels = nn_join_path(dir, src->labels);
+    *place = nn_join_path(dir, src->images);
+    int rc = nn_load_idx(*place, labels, d);
+    free(labels);
+    return rc;
+}
+
+int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    char *place = NULL;
+    int rc;
+    switch (src->format) {
+    case NN_DATA_IDX:
+        if (!src->images || !src->labels)
+            return nn_error(m->data.model_file, "an idx data source needs images and labels");
+        rc = load_idx_source(src, dir, &place, d);
+        break;
+    case NN_DATA_CSV:
+    case NN_DATA_IMAGE_DIR:
+        if (!src->path)
+            return nn_error(m->data.model_file, "a %s data source needs a path",
+                            src->format == NN_DATA_CSV ? "csv" : "image_dir");
+        place = nn_join_path(dir, src->path);
+        rc = src->format == NN_DATA_CSV
+                 ? nn_load_csv(place, src->label_column, src->header, d)
+                 : nn_load_image_dir(place, src->target_h, src->target_w, src->channels,
+                                     src->skip_bad_files, 0, d);
+        break;
+    case NN_DATA_INLINE:
+        place = inline_place(m, src);
+        rc = load_inline(m, src, place, d);
+        break;
+    default:
+        return nn_error(m->data.model_file, "no data given for this step");
+    }
+    if (rc == 0 && !d->origin)
+        d->origin = copy_string(place);
+    if (rc == 0 && check_shape(m, d, place) < 0)
+        rc = -1;
+    if (rc < 0)
+        nn_dataset_free(d);
+    free(place);
+    return rc;
+}
+
+/* ---- labels ---------------------------------------------------------------------- */
+
+static const char *loss_name(nn_loss_kind loss)
+{
+    switch (loss) {
+    case NN_LOSS_MSE: return "mean_squared_error";
+    case NN_LOSS_BINARY_CE: return "binary_crossentropy";
+    case NN_LOSS_SPARSE_CE: return "sparse_categorical_crossentropy";
+    case NN_LOSS_CATEGORICAL_CE: return "categorical_crossentropy";
+    default: return "the loss";
+    }
+}
+
+/* The file a sample came from where the loader knows it, else the data set's origin. */
+static const char *sample_place(const nn_dataset *d, int i)
+{
+    return d->files && d->files[i] ? d->files[i] : d->origin;
+}
+
+static int check_class_indices(const nn_dataset *d, const char *layer, int units)
+{
+    for (int i = 0; i < d->n; i++) {
+        float y = d->labels[i];
+        if (y >= 0 && y < units && y == floorf(y))
+            continue;
+        if (y != floorf(y))
+            return nn_error(sample_place(d, i), "label %g of sample %d is not a class index "
+                            "(a whole number from 0 to %d for the output layer '%s')",
+                            y, i, units - 1, layer);
+        return nn_error(sample_place(d, i), "label %g of sample %d is outside the %d classes "
+                        "of the output layer '%s' (units: %d)", y, i, units, layer, units);
+    }
+    return 0;
+}
+
+static int check_binary(const nn_dataset *d, const char *layer)
+{
+    size_t total = (size_t)d->n * (size_t)d->label_size;
+    for (size_t k = 0; k < total; k++) {
+        float y = d->labels[k];
+        if (y != 0 && y != 1) {
+            int i = (int)(k / (size_t)d->label_size);
+            return nn_error(sample_place(d, i), "label %g of sample %d is not 0 or 1, as "
+                            "binary_crossentropy needs (output layer '%s')", y, i, layer);
+        }
+    }
+    return 0;
+}
+
+static int label_size_error(const nn_model *m, const nn_dataset *d, const char *layer, const char *need)
+{
+    return nn_error(d->origin, "each label has %d number%s, but %s with the output layer '%s' "
+                    "(units: %d) needs %s", d->label_size, d->label_size == 1 ? "" : "s",
+                    loss_name(m->loss), layer, m->output_size, need);
+}
+
+static int check_one_per_unit(const nn_model *m, const nn_dataset *d, const char *layer)
+{
+    if (d->label_size != m->output_size)
+        return label_size_error(m, d, layer, "one number per unit");
+    return 0;
+}
+
+int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_name)
+{
+    if (!d->labels)
+        return 0;
+    switch (m->loss) {
+    case NN_LOSS_SPARSE_CE:
+        if (d->label_size != 1)
+            return label_size_error(m, d, layer_name, "one class index");
+        return check_class_indices(d, layer_name, m->output_size);
+    case NN_LOSS_CATEGORICAL_CE:
+        /* Class indices (the batch one-hots them), or one-hot rows. */
+        if (d->label_size == 1)
+            return check_class_indices(d, layer_name, m->output_size);
+        return check_one_per_unit(m, d, layer_name);
+    case NN_LOSS_BINARY_CE:
+        if (check_one_per_unit(m, d, layer_name) < 0)
+            return -1;
+        return check_binary(d, layer_name);
+    case NN_LOSS_MSE:
+        return check_one_per_unit(m, d, layer_name);
+    default:               /* no loss (a model that only predicts): nothing to check against */
+        return 0;
+    }
+}
