@@ -153,6 +153,10 @@ typedef struct {
 void model_from_yaml(Model *m, const Node *root, const char *file);
 /* A Keras export's layer list (Sequential config) into m->layers and m->input. */
 void keras_layers(Model *m, const Node *root);
+/* Shared by the native and the Keras readers. */
+Activation parse_activation(const Node *n);
+void parse_shape(const Node *n, Shape *s);
+void parse_layers(Model *m, const Node *list);
 bool is_keras_export(const Node *root);
 
 extern const char *const layer_type_names[LAYER_KIND_COUNT];   /* "Dense", ... */
@@ -168,7 +172,66 @@ void summary_print(FILE *out, const Model *m);
 
 /* ---- plan.c and emit.c ----------------------------------------------------------------- */
 
-typedef struct Plan Plan;
+/* The plan: one flat parameter buffer holding every tensor, one work buffer
+ * holding every activation and gradient (offsets per sample), and the ops that
+ * the forward pass runs in order and the backward pass in reverse. A Keras
+ * layer becomes one op, plus an activation op when it has one; Flatten becomes
+ * none (NHWC is already flat). */
+typedef enum {
+    OP_DENSE, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_GAP2D, OP_BATCHNORM,
+    OP_DROPOUT, OP_ACT, OP_SOFTMAX
+} OpKind;
+
+typedef enum { TENSOR_KERNEL, TENSOR_BIAS, TENSOR_GAMMA, TENSOR_BETA, TENSOR_MEAN, TENSOR_VAR } TensorRole;
+
+typedef struct {
+    const Layer *layer;
+    TensorRole role;
+    char name[MAX_NAME + 24];     /* "dense.kernel" */
+    int rank;
+    long shape[4];
+    long offset, size;
+    bool trainable;
+    int init;                     /* nn_init */
+    long fan_in, fan_out;
+    float *values;                /* inline weights, or NULL */
+} Tensor;
+
+typedef struct {
+    const Layer *layer;
+    char name[MAX_NAME + 8];      /* "dense_out" */
+    long offset, size;            /* per sample, in floats */
+} Buffer;
+
+#define NO_BUF (-1)
+typedef struct {
+    OpKind kind;
+    const Layer *layer;
+    char fn[MAX_NAME + 16];       /* function prefix: "dense", "dense_relu" */
+    Activation act;               /* OP_ACT */
+    long size;                    /* OP_ACT, OP_SOFTMAX, OP_DROPOUT: floats per sample */
+    int in, out;                  /* value buffers; NO_BUF: the model's input x */
+    int din, dout;                /* gradient buffers; din NO_BUF: not needed */
+    int aux;                      /* dropout mask, batch statistics; or NO_BUF */
+    int tensor[4];                /* kernel, bias / gamma, beta, mean, var; -1 if none */
+} Op;
+
+#define MAX_TENSORS (4 * MAX_LAYERS)
+#define MAX_BUFS (6 * MAX_LAYERS)
+#define MAX_OPS (2 * MAX_LAYERS)
+typedef struct Plan {
+    Tensor tensors[MAX_TENSORS];
+    int n_tensors;
+    long n_params;
+    Buffer bufs[MAX_BUFS];
+    int n_bufs;
+    long work_floats;             /* per sample */
+    Op ops[MAX_OPS];
+    int n_ops;
+    int layer_out[MAX_LAYERS];    /* the buffer holding each layer's output */
+    int output_act;               /* nn_output_act: what the loss fuses */
+} Plan;
+
 Plan *plan_model(const Model *m);
 /* Writes the trainer's C to out. header: also a .h for --no-main users. */
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main);

@@ -77,6 +77,7 @@ typedef struct {
 } nn_optimizer;
 
 typedef enum {
+    NN_LOSS_NONE = -1,             /* a Keras export without compile: can predict, not train */
     NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE
 } nn_loss_kind;
 

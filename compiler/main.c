@@ -1,0 +1,143 @@
+/* main.c - nncc's command line and its pipeline, read top to bottom:
+ * load the YAML, build the Model, infer shapes, plan memory, emit C.
+ * The C is made in memory and written only when every stage succeeded, to a
+ * temporary file renamed over the output, so an error never leaves a file. */
+#include "nncc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: nncc MODEL.yaml -o OUT.c [--header OUT.h] [--no-main]\n"
+    "       nncc MODEL.yaml --check\n"
+    "       nncc --help | --version\n"
+    "\n"
+    "Compiles a Keras-style model description into C that trains it.\n"
+    "  -o OUT.c        write the trainer (OUT.c: '-' for standard output)\n"
+    "  --header OUT.h  also write a header declaring the model, for your own build\n"
+    "  --no-main       leave out main(), to link the model into another program\n"
+    "  --check         validate the model, infer shapes, print the summary; write nothing\n";
+
+typedef struct {
+    const char *model, *out, *header;
+    bool no_main, check;
+} Options;
+
+_Noreturn static void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nncc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    exit(2);
+}
+
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        usage_error("%s needs a value", argv[*i]);
+    return argv[++*i];
+}
+
+static Options parse_args(int argc, char **argv)
+{
+    Options o = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("nncc %s\n", NNCC_VERSION);
+            exit(0);
+        } else if (strcmp(a, "-o") == 0) {
+            o.out = option_value(argc, argv, &i);
+        } else if (strcmp(a, "--header") == 0) {
+            o.header = option_value(argc, argv, &i);
+        } else if (strcmp(a, "--no-main") == 0) {
+            o.no_main = true;
+        } else if (strcmp(a, "--check") == 0) {
+            o.check = true;
+        } else if (a[0] == '-' && a[1]) {
+            usage_error("unknown option '%s'", a);
+        } else if (o.model) {
+            usage_error("more than one model file ('%s')", a);
+        } else {
+            o.model = a;
+        }
+    }
+    if (!o.model)
+        usage_error("%s", "no model file");
+    if (!o.check && !o.out)
+        usage_error("%s", "no output: give -o OUT.c (or --check)");
+    if (o.check && (o.out || o.header))
+        usage_error("%s", "--check writes nothing; leave out -o and --header");
+    return o;
+}
+
+/* Writes text to path through a temporary file beside it and a rename. */
+static void write_atomically(const char *path, const char *text, size_t len)
+{
+    if (strcmp(path, "-") == 0) {
+        fwrite(text, 1, len, stdout);
+        return;
+    }
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        error_file(path, "path too long");
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        error_file(path, "cannot write: %s", strerror(errno));
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        remove(tmp);
+        error_file(path, "cannot write: %s", strerror(err));
+    }
+}
+
+typedef struct {
+    char *text;
+    size_t len;
+} Output;
+
+static Output emit_to_memory(const Model *m, const Plan *p, bool header, bool with_main)
+{
+    Output o = {0};
+    FILE *f = open_memstream(&o.text, &o.len);
+    if (!f)
+        error_at(NULL, "out of memory");
+    if (header)
+        emit_header(f, m);
+    else
+        emit_trainer(f, m, p, with_main);
+    fclose(f);
+    return o;
+}
+
+int main(int argc, char **argv)
+{
+    Options o = parse_args(argc, argv);
+    static Model m;
+    model_from_yaml(&m, yaml_load(o.model), o.model);
+    infer_shapes(&m);
+    if (o.check) {
+        summary_print(stdout, &m);
+        return 0;
+    }
+    Plan *plan = plan_model(&m);
+    Output c = emit_to_memory(&m, plan, false, !o.no_main);
+    Output h = {0};
+    if (o.header)
+        h = emit_to_memory(&m, plan, true, false);
+    write_atomically(o.out, c.text, c.len);
+    if (o.header)
+        write_atomically(o.header, h.text, h.len);
+    free(c.text);
+    free(h.text);
+    free(plan);
+    return 0;
+}

@@ -1,0 +1,758 @@
+/* model.c - the model file's node tree into a Model: Keras's words, Keras's
+ * defaults, Keras's layer names. Every value is checked here, at the node it
+ * came from, so later stages can trust the Model. */
+#include "nncc.h"
+#include "nnrt.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *const layer_type_names[LAYER_KIND_COUNT] = {
+    [LAYER_DENSE] = "Dense", [LAYER_FLATTEN] = "Flatten", [LAYER_DROPOUT] = "Dropout",
+    [LAYER_ACTIVATION] = "Activation", [LAYER_CONV2D] = "Conv2D",
+    [LAYER_MAXPOOL2D] = "MaxPooling2D", [LAYER_AVGPOOL2D] = "AveragePooling2D",
+    [LAYER_GLOBALAVGPOOL2D] = "GlobalAveragePooling2D", [LAYER_BATCHNORM] = "BatchNormalization",
+};
+
+/* Keras's default layer names: the type in snake case, then _1, _2, ... */
+static const char *const default_names[LAYER_KIND_COUNT] = {
+    [LAYER_DENSE] = "dense", [LAYER_FLATTEN] = "flatten", [LAYER_DROPOUT] = "dropout",
+    [LAYER_ACTIVATION] = "activation", [LAYER_CONV2D] = "conv2d",
+    [LAYER_MAXPOOL2D] = "max_pooling2d", [LAYER_AVGPOOL2D] = "average_pooling2d",
+    [LAYER_GLOBALAVGPOOL2D] = "global_average_pooling2d",
+    [LAYER_BATCHNORM] = "batch_normalization",
+};
+
+const char *const activation_names[ACT_COUNT] = {
+    [ACT_LINEAR] = "linear", [ACT_RELU] = "relu", [ACT_SIGMOID] = "sigmoid",
+    [ACT_TANH] = "tanh", [ACT_SOFTMAX] = "softmax", [ACT_ELU] = "elu", [ACT_SELU] = "selu",
+    [ACT_SOFTPLUS] = "softplus", [ACT_SOFTSIGN] = "softsign", [ACT_SWISH] = "swish",
+    [ACT_GELU] = "gelu",
+};
+
+/* Sizes beyond this are refused before any arithmetic can overflow. */
+#define MAX_DIM 1000000L
+
+/* ---- small readers ------------------------------------------------------------ */
+
+static int lookup(const char *word, const char *const *names, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (names[i] && strcasecmp(word, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+_Noreturn static void unknown_word(const Node *n, const char *what, const char *const *choices)
+{
+    const char *close = closest_word(n->text, choices);
+    if (close)
+        error_at(n, "unknown %s '%s'; did you mean '%s'?", what, n->text, close);
+    error_at(n, "unknown %s '%s'", what, n->text);
+}
+
+Activation parse_activation(const Node *n)
+{
+    if (n->kind == NODE_SCALAR && !n->quoted &&
+        (strcmp(n->text, "null") == 0 || strcmp(n->text, "None") == 0 || !*n->text))
+        return ACT_LINEAR;
+    const char *s = node_str(n, "activation");
+    int a = lookup(s, activation_names, ACT_COUNT);
+    if (a < 0) {
+        static const char *const extra[] = {"silu", NULL};
+        if (lookup(s, extra, 1) >= 0)
+            return ACT_SWISH;
+        static const char *choices[ACT_COUNT + 1];
+        for (int i = 0; i < ACT_COUNT; i++)
+            choices[i] = activation_names[i];
+        unknown_word(n, "activation", choices);
+    }
+    return (Activation)a;
+}
+
+/* A size given as an int or as a pair (Keras's kernel_size: 3 or [3, 5]). */
+static void int_or_pair(const Node *n, const char *what, long *a, long *b)
+{
+    if (n->kind == NODE_SCALAR) {
+        *a = *b = node_int(n, what, 1, MAX_DIM);
+        return;
+    }
+    if (n->kind != NODE_SEQ || n->n != 2)
+        error_at(n, "%s must be an integer or a list of two integers", what);
+    *a = node_int(n->items[0], what, 1, MAX_DIM);
+    *b = node_int(n->items[1], what, 1, MAX_DIM);
+}
+
+static bool parse_padding(const Node *n)
+{
+    const char *s = node_str(n, "padding");
+    if (strcasecmp(s, "valid") == 0)
+        return false;
+    if (strcasecmp(s, "same") == 0)
+        return true;
+    static const char *const choices[] = {"valid", "same", NULL};
+    unknown_word(n, "padding", choices);
+}
+
+void parse_shape(const Node *n, Shape *s)
+{
+    if (n->kind != NODE_SEQ || n->n < 1 || n->n > 3)
+        error_at(n, "input_shape must be a list of 1 to 3 positive integers, e.g. [28, 28, 1]");
+    s->rank = n->n;
+    for (int i = 0; i < n->n; i++)
+        s->dim[i] = node_int(n->items[i], "input_shape", 1, MAX_DIM);
+}
+
+/* ---- layers ------------------------------------------------------------------ */
+
+static const char *const dense_keys[] = {"units", "activation", "use_bias", "name", "trainable",
+                                         "weights", "input_shape", "kernel_initializer",
+                                         "bias_initializer", NULL};
+static const char *const flatten_keys[] = {"name", "input_shape", NULL};
+static const char *const dropout_keys[] = {"rate", "name", "input_shape", NULL};
+static const char *const activation_keys[] = {"activation", "name", "input_shape", NULL};
+static const char *const conv_keys[] = {"filters", "kernel_size", "strides", "padding",
+                                        "activation", "use_bias", "name", "trainable",
+                                        "weights", "input_shape", "kernel_initializer",
+                                        "bias_initializer", NULL};
+static const char *const pool_keys[] = {"pool_size", "strides", "padding", "name",
+                                        "input_shape", NULL};
+static const char *const gap_keys[] = {"name", "input_shape", NULL};
+static const char *const bn_keys[] = {"momentum", "epsilon", "name", "trainable", "weights",
+                                      "input_shape", NULL};
+
+static const char *const *const layer_keys[LAYER_KIND_COUNT] = {
+    [LAYER_DENSE] = dense_keys, [LAYER_FLATTEN] = flatten_keys,
+    [LAYER_DROPOUT] = dropout_keys, [LAYER_ACTIVATION] = activation_keys,
+    [LAYER_CONV2D] = conv_keys, [LAYER_MAXPOOL2D] = pool_keys, [LAYER_AVGPOOL2D] = pool_keys,
+    [LAYER_GLOBALAVGPOOL2D] = gap_keys, [LAYER_BATCHNORM] = bn_keys,
+};
+
+/* Only Keras's defaults are implemented; saying so beats training with another. */
+static void check_initializer(const Node *args, const char *key, const char *expected)
+{
+    const Node *n = map_get(args, key);
+    if (n && strcasecmp(node_str(n, key), expected) != 0)
+        error_at(n, "%s '%s' is not supported; nncc initialises with %s", key, n->text,
+                 expected);
+}
+
+/* args[key], which must be there; where: the node to blame when args is absent. */
+static const Node *need(const Node *args, const Node *where, const char *key, const char *what)
+{
+    const Node *v = args ? map_get(args, key) : NULL;
+    if (!v)
+        error_at(args ? args : where, "%s needs '%s'", what, key);
+    return v;
+}
+
+static void parse_layer_args(Layer *l, const Node *args, const Node *where)
+{
+    const char *type = layer_type_names[l->kind];
+    const Node *v;
+    switch (l->kind) {
+    case LAYER_DENSE:
+        l->units = node_int(need(args, where, "units", type), "units", 1, MAX_DIM);
+        break;
+    case LAYER_DROPOUT:
+        v = need(args, where, "rate", type);
+        l->rate = node_num(v, "rate");
+        if (!(l->rate >= 0 && l->rate < 1))
+            error_at(v, "rate must be at least 0 and less than 1, got %s", v->text);
+        break;
+    case LAYER_ACTIVATION:
+        need(args, where, "activation", type);
+        break;
+    case LAYER_CONV2D:
+        l->filters = node_int(need(args, where, "filters", type), "filters", 1, MAX_DIM);
+        int_or_pair(need(args, where, "kernel_size", type), "kernel_size", &l->kh, &l->kw);
+        break;
+    case LAYER_MAXPOOL2D:
+    case LAYER_AVGPOOL2D:
+        l->kh = l->kw = 2;
+        if (args && (v = map_get(args, "pool_size")))
+            int_or_pair(v, "pool_size", &l->kh, &l->kw);
+        l->sh = l->kh, l->sw = l->kw;
+        break;
+    case LAYER_BATCHNORM:
+        l->momentum = 0.99, l->epsilon = 1e-3;
+        if (args && (v = map_get(args, "momentum")))
+            l->momentum = node_num(v, "momentum");
+        if (args && (v = map_get(args, "epsilon")))
+            l->epsilon = node_num(v, "epsilon");
+        if (!(l->momentum >= 0 && l->momentum <= 1))
+            error_at(v, "momentum must be between 0 and 1");
+        if (!(l->epsilon > 0))
+            error_at(where, "epsilon must be positive");
+        break;
+    default:
+        break;
+    }
+    if (!args)
+        return;
+    if ((v = map_get(args, "activation")))
+        l->act = parse_activation(v);
+    if ((v = map_get(args, "use_bias")))
+        l->use_bias = node_bool(v, "use_bias");
+    if ((v = map_get(args, "strides")))
+        int_or_pair(v, "strides", &l->sh, &l->sw);
+    if ((v = map_get(args, "padding")))
+        l->same = parse_padding(v);
+    if ((v = map_get(args, "trainable")))
+        l->trainable = node_bool(v, "trainable");
+    if ((v = map_get(args, "weights")))
+        l->weights = v;
+    check_initializer(args, "kernel_initializer", "glorot_uniform");
+    check_initializer(args, "bias_initializer", "zeros");
+}
+
+static void set_name(Layer *l, const Node *args, const Node *where, int type_count)
+{
+    const Node *v = args ? map_get(args, "name") : NULL;
+    if (v) {
+        const char *s = node_str(v, "name");
+        if (!is_c_identifier(s))
+            error_at(v, "layer name '%s' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*, at "
+                        "most %d characters, not a C keyword)", s, MAX_NAME);
+        snprintf(l->name, sizeof l->name, "%s", s);
+    } else if (type_count == 0) {
+        snprintf(l->name, sizeof l->name, "%s", default_names[l->kind]);
+    } else {
+        snprintf(l->name, sizeof l->name, "%s_%d", default_names[l->kind], type_count);
+    }
+    (void)where;
+}
+
+/* A layer is `Flatten`, `Flatten: {}` / `Flatten:` or `Dense: {units: 10, ...}`. */
+static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT])
+{
+    const Node *type_node = item, *args = NULL;
+    if (item->kind == NODE_MAP) {
+        if (item->n != 1)
+            error_at(item, "a layer is written as one key, its type, e.g. "
+                           "'- Dense: {units: 10}'");
+        type_node = item->keys[0];
+        args = item->items[0];
+        if (args->kind == NODE_SCALAR && !args->quoted && !*args->text)
+            args = NULL;
+        else if (args->kind != NODE_MAP)
+            error_at(args, "the arguments of %s must be a map, e.g. {units: 10}",
+                     type_node->text);
+    } else if (item->kind != NODE_SCALAR) {
+        error_at(item, "a layer must be a type name or a map like '- Dense: {units: 10}'");
+    }
+    if (m->n_layers == MAX_LAYERS)
+        error_at(item, "too many layers (at most %d)", MAX_LAYERS);
+
+    int kind = lookup(type_node->text, layer_type_names, LAYER_KIND_COUNT);
+    if (kind < 0) {
+        static const char *choices[LAYER_KIND_COUNT + 1];
+        for (int i = 0; i < LAYER_KIND_COUNT; i++)
+            choices[i] = layer_type_names[i];
+        unknown_word(type_node, "layer", choices);
+    }
+    Layer *l = &m->layers[m->n_layers];
+    memset(l, 0, sizeof *l);
+    l->kind = (LayerKind)kind;
+    l->where = item;
+    l->trainable = true;
+    l->use_bias = true;
+    l->sh = l->sw = 1;
+    if (args)
+        map_check_keys(args, layer_type_names[kind], layer_keys[kind]);
+    parse_layer_args(l, args, item);
+
+    const Node *shape = args ? map_get(args, "input_shape") : NULL;
+    if (shape) {
+        if (m->n_layers > 0)
+            error_at(shape, "input_shape belongs on the first layer (or at the top of the file)");
+        if (m->input.rank)
+            error_at(shape, "input_shape is given twice (also at the top of the file)");
+        parse_shape(shape, &m->input);
+    }
+    set_name(l, args, item, counts[kind]++);
+    m->n_layers++;
+}
+
+static void check_names(const Model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(m->layers[i].name, m->layers[j].name) == 0)
+                error_at(m->layers[i].where, "duplicate layer name '%s' (line %d has it too)",
+                         m->layers[i].name, m->layers[j].where->line);
+}
+
+void parse_layers(Model *m, const Node *list)
+{
+    if (list->kind != NODE_SEQ)
+        error_at(list, "layers must be a list, e.g. '- Dense: {units: 10}'");
+    if (list->n == 0)
+        error_at(list, "the model has no layers");
+    int counts[LAYER_KIND_COUNT] = {0};
+    for (int i = 0; i < list->n; i++)
+        parse_layer(m, list->items[i], counts);
+    check_names(m);
+}
+
+/* ---- compile -------------------------------------------------------------------- */
+
+static const char *const optimizer_names[] = {"sgd", "adam", "rmsprop", NULL};
+static const char *const optimizer_keys[] = {"name", "learning_rate", "lr", "momentum",
+                                             "nesterov", "beta_1", "beta_2", "epsilon", "rho",
+                                             NULL};
+
+static double positive(const Node *n, const char *what)
+{
+    double v = node_num(n, what);
+    if (!(v > 0))
+        error_at(n, "%s must be positive, got %s", what, n->text);
+    return v;
+}
+
+static double fraction(const Node *n, const char *what)
+{
+    double v = node_num(n, what);
+    if (!(v >= 0 && v < 1))
+        error_at(n, "%s must be at least 0 and less than 1, got %s", what, n->text);
+    return v;
+}
+
+static void optimizer_defaults(OptimizerSpec *o, int kind)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->learning_rate = kind == NN_OPT_SGD ? 0.01 : 0.001;
+    o->beta_1 = 0.9, o->beta_2 = 0.999, o->rho = 0.9, o->epsilon = 1e-7;
+}
+
+static void parse_optimizer(OptimizerSpec *o, const Node *n)
+{
+    const Node *name = n, *v;
+    if (n->kind == NODE_MAP) {
+        map_check_keys(n, "optimizer", optimizer_keys);
+        name = map_get(n, "name");
+        if (!name)
+            error_at(n, "optimizer needs 'name' (sgd, adam or rmsprop)");
+    }
+    int kind = lookup(node_str(name, "optimizer"), optimizer_names, 3);
+    if (kind < 0)
+        unknown_word(name, "optimizer", optimizer_names);
+    static const int kinds[] = {NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP};
+    optimizer_defaults(o, kinds[kind]);
+    if (n->kind != NODE_MAP)
+        return;
+    if ((v = map_get(n, "learning_rate")) || (v = map_get(n, "lr")))
+        o->learning_rate = positive(v, "learning_rate");
+    if ((v = map_get(n, "momentum")))
+        o->momentum = fraction(v, "momentum");
+    if ((v = map_get(n, "nesterov")))
+        o->nesterov = node_bool(v, "nesterov");
+    if ((v = map_get(n, "beta_1")))
+        o->beta_1 = fraction(v, "beta_1");
+    if ((v = map_get(n, "beta_2")))
+        o->beta_2 = fraction(v, "beta_2");
+    if ((v = map_get(n, "rho")))
+        o->rho = fraction(v, "rho");
+    if ((v = map_get(n, "epsilon")))
+        o->epsilon = positive(v, "epsilon");
+    static const char *const sgd_only[] = {"nesterov", NULL};
+    static const char *const adam_only[] = {"beta_1", "beta_2", NULL};
+    const char *const *foreign = o->kind == NN_OPT_ADAM ? sgd_only : NULL;
+    for (int i = 0; foreign && foreign[i]; i++)
+        if ((v = map_get(n, foreign[i])))
+            error_at(v, "%s is not an argument of %s", foreign[i], name->text);
+    for (int i = 0; o->kind != NN_OPT_ADAM && adam_only[i]; i++)
+        if ((v = map_get(n, adam_only[i])))
+            error_at(v, "%s is not an argument of %s", adam_only[i], name->text);
+}
+
+static const struct { const char *name; int loss; } loss_names[] = {
+    {"mean_squared_error", NN_LOSS_MSE}, {"mse", NN_LOSS_MSE},
+    {"MeanSquaredError", NN_LOSS_MSE},
+    {"binary_crossentropy", NN_LOSS_BINARY_CE}, {"BinaryCrossentropy", NN_LOSS_BINARY_CE},
+    {"sparse_categorical_crossentropy", NN_LOSS_SPARSE_CE},
+    {"SparseCategoricalCrossentropy", NN_LOSS_SPARSE_CE},
+    {"categorical_crossentropy", NN_LOSS_CATEGORICAL_CE},
+    {"CategoricalCrossentropy", NN_LOSS_CATEGORICAL_CE},
+};
+#define N_LOSSES (int)(sizeof loss_names / sizeof loss_names[0])
+
+static int parse_loss(const Node *n)
+{
+    const char *s = node_str(n, "loss");
+    const char *choices[N_LOSSES + 1];
+    for (int i = 0; i < N_LOSSES; i++) {
+        if (strcmp(s, loss_names[i].name) == 0)
+            return loss_names[i].loss;
+        choices[i] = loss_names[i].name;
+    }
+    choices[N_LOSSES] = NULL;
+    unknown_word(n, "loss", choices);
+}
+
+static void parse_metrics(Model *m, const Node *n)
+{
+    if (n->kind != NODE_SEQ)
+        error_at(n, "metrics must be a list, e.g. [accuracy]");
+    static const char *const known[] = {"accuracy", "acc", NULL};
+    for (int i = 0; i < n->n; i++) {
+        const Node *item = n->items[i];
+        if (lookup(node_str(item, "metric"), known, 2) < 0)
+            unknown_word(item, "metric", known);
+        m->metric_accuracy = true;
+    }
+}
+
+static void parse_compile(Model *m, const Node *n)
+{
+    static const char *const keys[] = {"optimizer", "loss", "metrics", NULL};
+    if (n->kind != NODE_MAP)
+        error_at(n, "compile must be a map with optimizer, loss and metrics");
+    map_check_keys(n, "compile", keys);
+    const Node *v;
+    if ((v = map_get(n, "optimizer")))
+        parse_optimizer(&m->optimizer, v);
+    if ((v = map_get(n, "loss")))
+        m->loss = parse_loss(v);
+    if ((v = map_get(n, "metrics")))
+        parse_metrics(m, v);
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+static const char *const format_names[] = {"inline", "idx", "csv", "image_dir", NULL};
+static const int format_kinds[] = {NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR};
+
+static const char *const *source_keys(int format)
+{
+    static const char *const inline_keys[] = {"format", "x", "y", NULL};
+    static const char *const idx_keys[] = {"format", "images", "labels", NULL};
+    static const char *const csv_keys[] = {"format", "path", "label_column", "header", NULL};
+    static const char *const image_keys[] = {"format", "path", "target_size", "color_mode",
+                                             "class_mode", "skip_bad_files", NULL};
+    switch (format) {
+    case NN_DATA_INLINE: return inline_keys;
+    case NN_DATA_IDX: return idx_keys;
+    case NN_DATA_CSV: return csv_keys;
+    default: return image_keys;
+    }
+}
+
+static void parse_image_source(SourceSpec *s, const Node *n)
+{
+    const Node *v;
+    s->path = node_str(need(n, n, "path", "an image_dir source"), "path");
+    s->channels = 3;
+    if ((v = map_get(n, "target_size"))) {
+        if (v->kind != NODE_SEQ || v->n != 2)
+            error_at(v, "target_size must be [height, width]");
+        s->target_h = node_int(v->items[0], "target_size", 1, 1 << 15);
+        s->target_w = node_int(v->items[1], "target_size", 1, 1 << 15);
+    }
+    if ((v = map_get(n, "color_mode"))) {
+        static const char *const modes[] = {"rgb", "grayscale", NULL};
+        int mode = lookup(node_str(v, "color_mode"), modes, 2);
+        if (mode < 0)
+            unknown_word(v, "color_mode", modes);
+        s->channels = mode == 0 ? 3 : 1;
+    }
+    if ((v = map_get(n, "class_mode"))) {
+        static const char *const modes[] = {"binary", "sparse", "categorical", NULL};
+        if (lookup(node_str(v, "class_mode"), modes, 3) < 0)
+            unknown_word(v, "class_mode", modes);
+    }
+    if ((v = map_get(n, "skip_bad_files")))
+        s->skip_bad_files = node_bool(v, "skip_bad_files");
+}
+
+static void parse_source(SourceSpec *s, const Node *n, const char *what)
+{
+    if (n->kind != NODE_MAP)
+        error_at(n, "%s must be a map with a format, e.g. {format: idx, images: ..., labels: ...}",
+                 what);
+    const Node *f = need(n, n, "format", what);
+    int i = lookup(node_str(f, "format"), format_names, 4);
+    if (i < 0)
+        unknown_word(f, "data format", format_names);
+    s->format = format_kinds[i];
+    s->where = n;
+    map_check_keys(n, what, source_keys(s->format));
+    const Node *v;
+    switch (s->format) {
+    case NN_DATA_INLINE:
+        s->x = need(n, n, "x", "an inline source");
+        s->y = map_get(n, "y");
+        break;
+    case NN_DATA_IDX:
+        s->images = node_str(need(n, n, "images", "an idx source"), "images");
+        s->labels = node_str(need(n, n, "labels", "an idx source"), "labels");
+        break;
+    case NN_DATA_CSV:
+        s->path = node_str(need(n, n, "path", "a csv source"), "path");
+        s->label_column = -1;
+        if ((v = map_get(n, "label_column")))
+            s->label_column = node_int(v, "label_column", -1, 1 << 20);
+        if ((v = map_get(n, "header")))
+            s->header = node_bool(v, "header");
+        break;
+    default:
+        parse_image_source(s, n);
+        break;
+    }
+}
+
+static void parse_augment(Model *m, const Node *n)
+{
+    static const char *const keys[] = {"horizontal_flip", "vertical_flip", "rotation_range",
+                                       "width_shift_range", "height_shift_range", "zoom_range",
+                                       "shear_range", "fill_mode", NULL};
+    if (n->kind != NODE_MAP)
+        error_at(n, "augment must be a map of ImageDataGenerator's arguments");
+    map_check_keys(n, "augment", keys);
+    const Node *v;
+    if ((v = map_get(n, "horizontal_flip")))
+        m->horizontal_flip = node_bool(v, "horizontal_flip");
+    if ((v = map_get(n, "vertical_flip")))
+        m->vertical_flip = node_bool(v, "vertical_flip");
+    struct { const char *key; double *dst; double max; } ranges[] = {
+        {"rotation_range", &m->rotation_range, 360}, {"width_shift_range", &m->width_shift_range, 1},
+        {"height_shift_range", &m->height_shift_range, 1}, {"zoom_range", &m->zoom_range, 1},
+        {"shear_range", &m->shear_range, 360},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        if (!(v = map_get(n, ranges[i].key)))
+            continue;
+        *ranges[i].dst = node_num(v, ranges[i].key);
+        if (!(*ranges[i].dst >= 0 && *ranges[i].dst <= ranges[i].max))
+            error_at(v, "%s must be between 0 and %g", ranges[i].key, ranges[i].max);
+    }
+    if ((v = map_get(n, "fill_mode")) && strcmp(node_str(v, "fill_mode"), "nearest") != 0)
+        error_at(v, "fill_mode '%s' is not supported; nncc fills with 'nearest'", v->text);
+}
+
+static void parse_data(Model *m, const Node *n)
+{
+    static const char *const keys[] = {"train", "validation", "test", "dir", "rescale",
+                                       "validation_split", "augment", NULL};
+    if (n->kind != NODE_MAP)
+        error_at(n, "data must be a map with train, validation, test, dir, rescale, ...");
+    map_check_keys(n, "data", keys);
+    const Node *v;
+    if ((v = map_get(n, "train")))
+        parse_source(&m->train, v, "train");
+    if ((v = map_get(n, "validation")))
+        parse_source(&m->validation, v, "validation");
+    if ((v = map_get(n, "test")))
+        parse_source(&m->test, v, "test");
+    if ((v = map_get(n, "dir")))
+        m->data_dir = node_str(v, "dir");
+    if ((v = map_get(n, "rescale")))
+        m->rescale = positive(v, "rescale");
+    if ((v = map_get(n, "validation_split")))
+        m->validation_split = fraction(v, "validation_split");
+    if ((v = map_get(n, "augment")))
+        parse_augment(m, v);
+}
+
+/* ---- fit ---------------------------------------------------------------------------- */
+
+static const char *const callback_names[] = {"StopAtThreshold", "EarlyStopping",
+                                             "ModelCheckpoint", "CSVLogger", NULL};
+static const int callback_kinds[] = {NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING,
+                                     NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER};
+
+static const char *parse_monitor(const Node *n)
+{
+    static const char *const names[] = {"loss", "accuracy", "val_loss", "val_accuracy",
+                                        "acc", "val_acc", NULL};
+    int i = lookup(node_str(n, "monitor"), names, 6);
+    if (i < 0)
+        unknown_word(n, "monitor", names);
+    return names[i == 4 ? 1 : i == 5 ? 3 : i];
+}
+
+static void parse_callback(Model *m, const Node *item)
+{
+    const Node *type = item, *args = NULL, *v;
+    if (item->kind == NODE_MAP && item->n == 1) {
+        type = item->keys[0];
+        args = item->items[0];
+        if (args->kind != NODE_MAP)
+            error_at(args, "the arguments of a callback must be a map");
+    }
+    int i = lookup(node_str(type, "callback"), callback_names, 4);
+    if (i < 0)
+        unknown_word(type, "callback", callback_names);
+    if (m->n_callbacks == MAX_CALLBACKS)
+        error_at(item, "too many callbacks (at most %d)", MAX_CALLBACKS);
+    static const char *const stop_keys[] = {"monitor", "threshold", NULL};
+    static const char *const early_keys[] = {"monitor", "patience", "min_delta",
+                                             "restore_best_weights", NULL};
+    static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only", NULL};
+    static const char *const csv_keys[] = {"filename", NULL};
+    static const char *const *const keys[] = {stop_keys, early_keys, checkpoint_keys, csv_keys};
+    CallbackSpec *c = &m->callbacks[m->n_callbacks++];
+    memset(c, 0, sizeof *c);
+    c->kind = callback_kinds[i];
+    c->monitor = c->kind == NN_CB_STOP_AT_THRESHOLD ? "accuracy" : "val_loss";
+    if (args)
+        map_check_keys(args, callback_names[i], keys[i]);
+    if (c->kind == NN_CB_STOP_AT_THRESHOLD)
+        c->threshold = node_num(need(args, item, "threshold", "StopAtThreshold"),
+                                "threshold");
+    if (c->kind == NN_CB_MODEL_CHECKPOINT)
+        c->filepath = node_str(need(args, item, "filepath", "ModelCheckpoint"),
+                               "filepath");
+    if (c->kind == NN_CB_CSV_LOGGER)
+        c->filepath = node_str(need(args, item, "filename", "CSVLogger"), "filename");
+    if (!args)
+        return;
+    if ((v = map_get(args, "monitor")))
+        c->monitor = parse_monitor(v);
+    if ((v = map_get(args, "patience")))
+        c->patience = node_int(v, "patience", 0, 1 << 30);
+    if ((v = map_get(args, "min_delta")))
+        c->min_delta = fabs(node_num(v, "min_delta"));
+    if ((v = map_get(args, "restore_best_weights")))
+        c->restore_best_weights = node_bool(v, "restore_best_weights");
+    if ((v = map_get(args, "save_best_only")))
+        c->save_best_only = node_bool(v, "save_best_only");
+}
+
+static void parse_fit(Model *m, const Node *n)
+{
+    static const char *const keys[] = {"epochs", "batch_size", "shuffle", "seed",
+                                       "steps_per_epoch", "callbacks", "validation_split", NULL};
+    if (n->kind != NODE_MAP)
+        error_at(n, "fit must be a map with epochs, batch_size, ...");
+    map_check_keys(n, "fit", keys);
+    const Node *v;
+    if ((v = map_get(n, "epochs")))
+        m->epochs = node_int(v, "epochs", 1, 1000000);
+    if ((v = map_get(n, "batch_size")))
+        m->batch_size = node_int(v, "batch_size", 1, 1 << 20);
+    if ((v = map_get(n, "shuffle")))
+        m->shuffle = node_bool(v, "shuffle");
+    if ((v = map_get(n, "seed")))
+        m->seed = (unsigned long long)node_int(v, "seed", 0, INT64_MAX);
+    if ((v = map_get(n, "steps_per_epoch")))
+        m->steps_per_epoch = node_int(v, "steps_per_epoch", 1, 1L << 30);
+    if ((v = map_get(n, "validation_split"))) {
+        if (m->validation_split > 0)
+            error_at(v, "validation_split is given in data as well; keep one");
+        m->validation_split = fraction(v, "validation_split");
+    }
+    if ((v = map_get(n, "callbacks"))) {
+        if (v->kind != NODE_SEQ)
+            error_at(v, "callbacks must be a list");
+        for (int i = 0; i < v->n; i++)
+            parse_callback(m, v->items[i]);
+    }
+}
+
+/* ---- the whole file ---------------------------------------------------------------- */
+
+static void set_defaults(Model *m, const char *file)
+{
+    memset(m, 0, sizeof *m);
+    m->file = file;
+    m->loss = -1;
+    m->rescale = 1;
+    m->epochs = 1;
+    m->batch_size = 32;
+    m->shuffle = true;
+    optimizer_defaults(&m->optimizer, NN_OPT_RMSPROP);   /* Keras's compile() default */
+}
+
+/* The folder of the model file, where relative data paths start by default. */
+static const char *file_dir(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    if (!slash)
+        return ".";
+    size_t len = (size_t)(slash - file);
+    char *dir = malloc(len + 2);
+    if (!dir)
+        error_file(file, "out of memory");
+    memcpy(dir, file, len ? len : 1);
+    dir[len ? len : 1] = '\0';
+    return dir;
+}
+
+static void parse_name(Model *m, const Node *v)
+{
+    const char *s = node_str(v, "name");
+    if (!is_c_identifier(s))
+        error_at(v, "model name '%s' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*, at most "
+                    "%d characters, not a C keyword)", s, MAX_NAME);
+    snprintf(m->name, sizeof m->name, "%s", s);
+}
+
+/* Without a name, the file's base name serves if it is an identifier. */
+static void default_name(Model *m, const Node *root)
+{
+    const char *base = strrchr(m->file, '/');
+    base = base ? base + 1 : m->file;
+    size_t len = strcspn(base, ".");
+    if (len > MAX_NAME)
+        len = MAX_NAME;
+    snprintf(m->name, sizeof m->name, "%.*s", (int)len, base);
+    if (!is_c_identifier(m->name))
+        error_at(root, "the model needs a 'name:' that is a C identifier (the file name '%s' "
+                       "is not one)", base);
+}
+
+static void parse_native(Model *m, const Node *root)
+{
+    static const char *const keys[] = {"name", "input_shape", "layers", "model", "compile",
+                                       "data", "fit", "predict", NULL};
+    map_check_keys(root, "the model file", keys);
+    const Node *v;
+    if ((v = map_get(root, "name")))
+        parse_name(m, v);
+    if ((v = map_get(root, "input_shape")))
+        parse_shape(v, &m->input);
+    const Node *layers = map_get(root, "layers"), *model = map_get(root, "model");
+    if (layers && model)
+        error_at(model, "give either 'layers:' or 'model: FILE', not both");
+    if (layers)
+        parse_layers(m, layers);
+    else if (model)
+        keras_layers(m, yaml_load(node_str(model, "model")));
+    else
+        error_at(root, "the model has no 'layers:' (or 'model: FILE' naming a Keras export)");
+    if ((v = map_get(root, "compile")))
+        parse_compile(m, v);
+    if ((v = map_get(root, "data")))
+        parse_data(m, v);
+    if ((v = map_get(root, "fit")))
+        parse_fit(m, v);
+    if ((v = map_get(root, "predict"))) {
+        if (v->kind != NODE_SEQ)
+            error_at(v, "predict must be a list of inputs, e.g. [[10.0]]");
+        m->predict = v;
+    }
+}
+
+void model_from_yaml(Model *m, const Node *root, const char *file)
+{
+    set_defaults(m, file);
+    if (root->kind != NODE_MAP)
+        error_at(root, "a model file is a map with name, input_shape, layers, compile, ...");
+    if (is_keras_export(root))
+        keras_layers(m, root);
+    else
+        parse_native(m, root);
+    if (!m->name[0])
+        default_name(m, root);
+    if (!m->data_dir)
+        m->data_dir = file_dir(file);
+    if (!m->input.rank)
+        error_at(m->n_layers ? m->layers[0].where : root,
+                 "the model has no input_shape: give it at the top (input_shape: [28, 28, 1]) "
+                 "or on the first layer");
+}
