@@ -105,13 +105,20 @@ typedef struct {
 } nn_array;
 
 /* Writes arrays as an uncompressed .npz (what numpy.savez writes): to a
- * temporary file beside path, then rename, so a crash leaves the old file whole. */
+ * temporary file beside path, then rename, so a crash leaves the old file whole.
+ * NN_F32 is written as '<f4', NN_I64 as '<i8'; no ZIP64, so at most 4 GB. */
 int nn_npz_write(const char *path, const nn_array *arrays, int n);
-/* Reads every member; float64, float32, int64, int32, uint8 are converted to
- * NN_F32 or NN_I64. Stored or deflated members. */
+/* Reads every member, stored or deflated, in file order. The rule: float
+ * dtypes (float32, float64) become NN_F32; integer and bool dtypes (int8..64,
+ * uint8..64, bool) become NN_I64, uint64 keeping its bit pattern. A caller
+ * that wants floats from integers (uint8 images in predict --npy) converts.
+ * Big-endian, Fortran-order, object and other dtypes, and rank > NN_MAX_RANK
+ * are errors. On error *arrays is NULL and *n is 0. */
 int nn_npz_read(const char *path, nn_array **arrays, int *n);
 const nn_array *nn_npz_find(const nn_array *arrays, int n, const char *name);
 void nn_npz_free(nn_array *arrays, int n);
+/* One .npy file, with nn_npz_read's conversions (a->name is left empty); and
+ * its atomic writer. */
 int nn_npy_read(const char *path, nn_array *a);
 int nn_npy_write(const char *path, const nn_array *a);
 void nn_array_free(nn_array *a);
