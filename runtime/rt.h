@@ -90,6 +90,15 @@ int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_na
 void nn_augment_batch(const nn_augment *a, float *x, int n, int h, int w, int c,
                       uint64_t seed, uint64_t step);
 bool nn_augment_active(const nn_augment *a);
+/* One draw of those transformations, as apply_transform takes it: theta and
+ * shear in degrees, tx along the width and ty along the height in pixels, zoom
+ * factors. nn_transform_image applies it to one h x w x c image in place:
+ * what nn_augment_batch does per sample, exposed for tests. */
+typedef struct {
+    float theta, tx, ty, shear, zx, zy;
+    bool flip_h, flip_v;
+} nn_transform;
+void nn_transform_image(const nn_transform *t, float *img, int h, int w, int c);
 
 /* ---- npz.c --------------------------------------------------------------------------- */
 

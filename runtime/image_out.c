@@ -1,0 +1,121 @@
+/* image_out.c - feature maps as PNG files (stb_image_write), for the
+ * trainer's `activations` command.
+ *
+ * nn_write_png writes one channel as it is (values already 0..255);
+ * nn_write_feature_grid lays all channels of a layer's output side by side,
+ * each normalised as the TensorFlow course's "visualizing intermediate
+ * representations" does: x -= mean; x /= std; x *= 64; x += 128; clip to
+ * [0, 255]; astype('uint8'), which truncates. A file that cannot be written
+ * whole is removed rather than left half written.
+ */
+#include "rt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb_image_write.h>
+
+/* Between maps in a grid, and in the cells a last short row leaves empty:
+ * light grey, so that a saturated white map still shows its border. */
+#define GRID_GAP 200
+
+typedef struct {
+    FILE *f;
+    bool failed;
+} sink;
+
+static void write_bytes(void *context, void *data, int size)
+{
+    sink *s = context;
+    if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size)
+        s->failed = true;
+}
+
+static int write_grey_png(const char *path, const uint8_t *px, int h, int w)
+{
+    sink s = {fopen(path, "wb"), false};
+    if (!s.f)
+        return nn_error(path, "cannot create: %s", strerror(errno));
+    int ok = stbi_write_png_to_func(write_bytes, &s, w, h, 1, px, w);
+    if (fclose(s.f) != 0)
+        s.failed = true;
+    if (!ok || s.failed) {
+        remove(path);
+        return nn_error(path, "cannot write the PNG file");
+    }
+    return 0;
+}
+
+/* stb takes int sizes, and PNG rows are w+1 bytes: keep well inside. */
+static int check_size(const char *path, long long h, long long w)
+{
+    if (h <= 0 || w <= 0 || h * (w + 1) > INT_MAX / 2)
+        return nn_error(path, "cannot write a %lld x %lld image", h, w);
+    return 0;
+}
+
+static uint8_t rounded_byte(float v)
+{
+    return v >= 255 ? 255 : v > 0 ? (uint8_t)lrintf(v) : 0;   /* NaN gives 0 */
+}
+
+int nn_write_png(const char *path, const float *img, int h, int w, int c, int channel)
+{
+    if (check_size(path, h, w))
+        return -1;
+    if (c <= 0 || channel < 0 || channel >= c)
+        return nn_error(path, "no channel %d in a map of %d channels", channel, c);
+    size_t n = (size_t)h * w;
+    uint8_t *px = nn_alloc(n, 1);
+    for (size_t i = 0; i < n; i++)
+        px[i] = rounded_byte(img[i * c + channel]);
+    int rc = write_grey_png(path, px, h, w);
+    free(px);
+    return rc;
+}
+
+/* Channel k of act, normalised as the course does, into a cell of the grid
+ * whose rows are `stride` bytes. std + 1e-5 keeps a flat map at 128. */
+static void draw_map(uint8_t *cell, int stride, const float *act, int h, int w, int c, int k)
+{
+    size_t n = (size_t)h * w;
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += act[i * c + k];
+    double mean = sum / n;
+    for (size_t i = 0; i < n; i++) {
+        double d = act[i * c + k] - mean;
+        sq += d * d;
+    }
+    double std = sqrt(sq / n) + 1e-5;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double v = (act[((size_t)y * w + x) * c + k] - mean) / std * 64 + 128;
+            cell[(size_t)y * stride + x] = v >= 255 ? 255 : v > 0 ? (uint8_t)v : 0;
+        }
+}
+
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c)
+{
+    if (c <= 0)
+        return nn_error(path, "no feature maps to draw");
+    int cols = (int)ceil(sqrt((double)c));
+    while ((long long)cols * cols < c)   /* sqrt of a large square may fall short */
+        cols++;
+    int rows = (c + cols - 1) / cols;
+    long long gh = (long long)rows * h + rows - 1, gw = (long long)cols * w + cols - 1;
+    if (check_size(path, h, w) || check_size(path, gh, gw))
+        return -1;
+    uint8_t *px = nn_alloc((size_t)gh * (size_t)gw, 1);
+    memset(px, GRID_GAP, (size_t)gh * (size_t)gw);
+    for (int k = 0; k < c; k++) {
+        size_t top = (size_t)(k / cols) * (h + 1), left = (size_t)(k % cols) * (w + 1);
+        draw_map(px + top * (size_t)gw + left, (int)gw, act, h, w, c, k);
+    }
+    int rc = write_grey_png(path, px, (int)gh, (int)gw);
+    free(px);
+    return rc;
+}
