@@ -529,6 +529,13 @@ static char *data_block(const Model *m, FILE *arrays)
     fprintf(b.f, "        .model_file = %s,\n", string_lit(m->file));
     fprintf(b.f, "        .rescale = %s,\n", float_lit(m->rescale));
     fprintf(b.f, "        .validation_split = %s,\n", float_lit(m->validation_split));
+    if (m->class_names) {
+        fprintf(arrays, "static const char *const class_names[%d] = {", m->class_names->n);
+        for (int i = 0; i < m->class_names->n; i++)
+            fprintf(arrays, "%s%s,", i % 4 ? " " : "\n    ", string_lit(m->class_names->items[i]->text));
+        fprintf(arrays, "\n};\n");
+        fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->class_names->n);
+    }
     fprintf(b.f, "        .augment = {%d, %d, %s, %s, %s, %s, %s},", m->horizontal_flip,
             m->vertical_flip, float_lit(m->rotation_range), float_lit(m->width_shift_range),
             float_lit(m->height_shift_range), float_lit(m->zoom_range),

@@ -244,9 +244,6 @@ static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT]
     } else if (item->kind != NODE_SCALAR) {
         error_at(item, "a layer must be a type name or a map like '- Dense: {units: 10}'");
     }
-    if (m->n_layers == MAX_LAYERS)
-        error_at(item, "too many layers (at most %d)", MAX_LAYERS);
-
     int kind = lookup(type_node->text, layer_type_names, LAYER_KIND_COUNT);
     if (kind < 0) {
         static const char *choices[LAYER_KIND_COUNT + 1];
@@ -254,17 +251,8 @@ static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT]
             choices[i] = layer_type_names[i];
         unknown_word(type_node, "layer", choices);
     }
-    Layer *l = &m->layers[m->n_layers];
-    memset(l, 0, sizeof *l);
-    l->kind = (LayerKind)kind;
-    l->where = item;
-    l->trainable = true;
-    l->use_bias = true;
-    l->sh = l->sw = 1;
     if (args)
         map_check_keys(args, layer_type_names[kind], layer_keys[kind]);
-    parse_layer_args(l, args, item);
-
     const Node *shape = args ? map_get(args, "input_shape") : NULL;
     if (shape) {
         if (m->n_layers > 0)
@@ -273,11 +261,27 @@ static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT]
             error_at(shape, "input_shape is given twice (also at the top of the file)");
         parse_shape(shape, &m->input);
     }
+    add_layer(m, (LayerKind)kind, item, args, counts);
+}
+
+void add_layer(Model *m, LayerKind kind, const Node *item, const Node *args,
+               int counts[LAYER_KIND_COUNT])
+{
+    if (m->n_layers == MAX_LAYERS)
+        error_at(item, "too many layers (at most %d)", MAX_LAYERS);
+    Layer *l = &m->layers[m->n_layers];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->where = item;
+    l->trainable = true;
+    l->use_bias = true;
+    l->sh = l->sw = 1;
+    parse_layer_args(l, args, item);
     set_name(l, args, item, counts[kind]++);
     m->n_layers++;
 }
 
-static void check_names(const Model *m)
+void check_layer_names(const Model *m)
 {
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < i; j++)
@@ -295,7 +299,7 @@ void parse_layers(Model *m, const Node *list)
     int counts[LAYER_KIND_COUNT] = {0};
     for (int i = 0; i < list->n; i++)
         parse_layer(m, list->items[i], counts);
-    check_names(m);
+    check_layer_names(m);
 }
 
 /* ---- compile -------------------------------------------------------------------- */
@@ -537,7 +541,7 @@ static void parse_augment(Model *m, const Node *n)
 static void parse_data(Model *m, const Node *n)
 {
     static const char *const keys[] = {"train", "validation", "test", "dir", "rescale",
-                                       "validation_split", "augment", NULL};
+                                       "validation_split", "augment", "class_names", NULL};
     if (n->kind != NODE_MAP)
         error_at(n, "data must be a map with train, validation, test, dir, rescale, ...");
     map_check_keys(n, "data", keys);
@@ -556,6 +560,13 @@ static void parse_data(Model *m, const Node *n)
         m->validation_split = fraction(v, "validation_split");
     if ((v = map_get(n, "augment")))
         parse_augment(m, v);
+    if ((v = map_get(n, "class_names"))) {
+        if (v->kind != NODE_SEQ)
+            error_at(v, "class_names must be a list of names, one per output unit");
+        for (int i = 0; i < v->n; i++)
+            node_str(v->items[i], "class_names");
+        m->class_names = v;
+    }
 }
 
 /* ---- fit ---------------------------------------------------------------------------- */
@@ -683,6 +694,20 @@ static const char *file_dir(const char *file)
     return dir;
 }
 
+/* path as seen from the folder of file: a model file names its Keras export
+ * relative to itself, wherever nncc is run from. The caller frees it. */
+static char *beside(const char *file, const char *path)
+{
+    const char *slash = strrchr(file, '/');
+    size_t dir_len = path[0] == '/' || !slash ? 0 : (size_t)(slash - file) + 1;
+    size_t len = dir_len + strlen(path) + 1;
+    char *joined = malloc(len);
+    if (!joined)
+        error_file(file, "out of memory");
+    snprintf(joined, len, "%.*s%s", (int)dir_len, file, path);
+    return joined;
+}
+
 static void parse_name(Model *m, const Node *v)
 {
     const char *s = node_str(v, "name");
@@ -719,12 +744,16 @@ static void parse_native(Model *m, const Node *root)
     const Node *layers = map_get(root, "layers"), *model = map_get(root, "model");
     if (layers && model)
         error_at(model, "give either 'layers:' or 'model: FILE', not both");
-    if (layers)
+    if (layers) {
         parse_layers(m, layers);
-    else if (model)
-        keras_layers(m, yaml_load(node_str(model, "model")));
-    else
+    } else if (model) {
+        char *path = beside(m->file, node_str(model, "model"));
+        Node *export = yaml_load(path);   /* which keeps its own copy of the path */
+        free(path);
+        keras_layers(m, export);
+    } else {
         error_at(root, "the model has no 'layers:' (or 'model: FILE' naming a Keras export)");
+    }
     if ((v = map_get(root, "compile")))
         parse_compile(m, v);
     if ((v = map_get(root, "data")))

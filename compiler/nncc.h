@@ -137,6 +137,7 @@ typedef struct {
 
     SourceSpec train, validation, test;
     const char *data_dir;         /* as written, or the model file's folder */
+    const Node *class_names;      /* list of names for numbered classes, or NULL */
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
@@ -157,6 +158,11 @@ void keras_layers(Model *m, const Node *root);
 Activation parse_activation(const Node *n);
 void parse_shape(const Node *n, Shape *s);
 void parse_layers(Model *m, const Node *list);
+/* Appends a layer: Keras's defaults, then the native arguments in args (NULL: none),
+ * then its name (args' `name`, else Keras's default, numbered by counts[kind]). */
+void add_layer(Model *m, LayerKind kind, const Node *item, const Node *args,
+               int counts[LAYER_KIND_COUNT]);
+void check_layer_names(const Model *m);   /* error_at() the second of two equal names */
 bool is_keras_export(const Node *root);
 
 extern const char *const layer_type_names[LAYER_KIND_COUNT];   /* "Dense", ... */

@@ -361,3 +361,29 @@ int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad,
         nn_dataset_free(d);
     return rc;
 }
+
+/* ---- listings for predict --------------------------------------------------- */
+
+int nn_list_classes(const char *dir, char ***names)
+{
+    strlist dirs = {0}, out = {0};
+    if (list_folder(dir, &dirs, true, NULL))
+        return -1;
+    qsort(dirs.s, (size_t)dirs.n, sizeof *dirs.s, by_walk_order);
+    for (int k = 0; k < dirs.n; k++)
+        push(&out, nn_join_path(NULL, strrchr(dirs.s[k], '/') + 1));
+    free_strlist(&dirs);
+    *names = out.s;
+    return out.n;
+}
+
+int nn_list_images(const char *dir, char ***paths)
+{
+    strlist files = {0};
+    if (list_class_files(dir, &files)) {
+        free_strlist(&files);
+        return -1;
+    }
+    *paths = files.s;
+    return files.n;
+}

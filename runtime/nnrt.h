@@ -113,6 +113,8 @@ typedef struct {
     const char *model_file;        /* for messages */
     float rescale;
     float validation_split;
+    const char *const *class_names;  /* data: class_names, for labels that are numbers */
+    int n_class_names;
     nn_augment augment;
 } nn_data;
 

@@ -13,6 +13,9 @@
  *   image_out.c  PNG output: single maps and feature-map grids
  *   progress.c   Keras's Epoch i/N, progress bar and per-epoch line
  *   summary.c    Keras's summary table (shared with the compiler)
+ *   weights.c    initialisation, weight files and checkpoints
+ *   callbacks.c  StopAtThreshold, EarlyStopping, ModelCheckpoint, CSVLogger decisions
+ *   gradcheck.c  analytic against numerical gradients
  *   util.c       errors, random numbers, paths
  *
  * Errors: a function that can fail prints one line `PLACE: error: ...` on stderr
@@ -77,6 +80,11 @@ int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad,
                       nn_dataset *d);
 /* One image file, converted and resized to h x w x channels bytes in out. */
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
+/* The class folders of dir, sorted as Keras sorts them; the image files under
+ * dir, in Keras's walk order. Each returns the count (the strings and the
+ * array are malloc'd) or -1. */
+int nn_list_classes(const char *dir, char ***names);
+int nn_list_images(const char *dir, char ***paths);
 /* Checks every label against the loss and the output layer `layer_name`
  * (m->output_size units): class indices in [0, units) for the sparse and
  * categorical losses, 0 or 1 for binary_crossentropy, units numbers per label
@@ -190,9 +198,83 @@ int nn_optim_state(const nn_optim *o, nn_array *out, int max);
  * and then o is unchanged. */
 int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
 
-/* ---- summary.c, weights ------------------------------------------------------------------------ */
+/* ---- summary.c ----------------------------------------------------------------------------------- */
 
 void nn_model_summary(FILE *out, const nn_model *m);
+
+/* ---- weights.c ------------------------------------------------------------------------------------- */
+
+/* Keras's initialisers: glorot_uniform kernels, zero biases, ones for gamma
+ * and moving variance, inline values where the model gives them. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed);
+
+/* What a checkpoint holds besides the tensors. */
+typedef struct {
+    int64_t epoch;         /* epochs done */
+    uint64_t rng;          /* the shuffling generator's state */
+    uint64_t seed;
+} nn_train_state;
+
+/* Writes every tensor as LAYER.kind, then (when o and st are given) the
+ * optimizer's and the loop's state, atomically. */
+int nn_save_weights(const nn_model *m, const char *path, const float *params,
+                    const nn_optim *o, const nn_train_state *st);
+/* Reads the tensors into params (every one must be there, with its shape);
+ * with o and st also the training state, which must then be there too. */
+int nn_load_weights(const nn_model *m, const char *path, float *params, nn_optim *o,
+                    nn_train_state *st);
+
+/* ---- callbacks.c ------------------------------------------------------------------------------------ */
+
+/* One epoch's logs, as Keras passes them to callbacks. NAN: not measured. */
+typedef struct {
+    double loss, accuracy, val_loss, val_accuracy;
+} nn_logs;
+
+double nn_logs_get(const nn_logs *l, const char *name);
+
+typedef enum { NN_CB_CONTINUE = 0, NN_CB_STOP = 1, NN_CB_SAVE = 2, NN_CB_RESTORE_BEST = 4 } nn_cb_action;
+
+/* What one callback remembers between epochs. */
+typedef struct {
+    double best;
+    int wait;
+    int best_epoch;
+} nn_cb_state;
+
+void nn_callback_begin(const nn_callback *c, nn_cb_state *s);
+/* Keras's decision at the end of epoch (0-based): a mask of nn_cb_action.
+ * NN_CB_SAVE: write the checkpoint (ModelCheckpoint) or keep these weights as
+ * the best (EarlyStopping with restore_best_weights). */
+int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *logs, int epoch);
+
+/* ---- train.c ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int epochs, batch_size, threads, limit, shuffle, quiet, show;
+    float learning_rate;   /* 0: the model's */
+    uint64_t seed;
+    int has_seed;
+    const char *data_dir, *save, *resume, *history, *weights;
+} nn_options;
+
+int nn_train(const nn_model *m, const nn_options *o);
+int nn_evaluate(const nn_model *m, const nn_options *o);
+/* Analytic gradients against central differences on a random batch; 0 if all agree. */
+int nn_gradcheck(const nn_model *m, const nn_options *o);
+
+/* A batch's worth of buffers for the model's passes. */
+typedef struct {
+    int capacity;
+    float *x, *y, *work, *dout;
+} nn_batch;
+
+void nn_batch_init(nn_batch *b, const nn_model *m, int capacity);
+void nn_batch_free(nn_batch *b);
+/* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
+ * rescaled, class indices made one-hot for categorical cross-entropy. */
+void nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n);
+/* Loads the source, checks its labels and applies --limit. */
+int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, nn_dataset *d);
 
 #endif

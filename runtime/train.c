@@ -1,0 +1,497 @@
+/* train.c - Keras's fit() and evaluate() over a generated model: epochs of
+ * shuffled mini-batches, forward, loss, backward, optimizer step; metrics,
+ * validation, callbacks, checkpoints and history.
+ *
+ * Reproducibility: shuffling draws from one generator whose state goes into
+ * checkpoints; dropout masks and augmentation are functions of (seed, step);
+ * the generated kernels never split a sum between threads. So the same seed
+ * and thread count give the same bits, and a resumed run continues exactly. */
+#include "rt.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- batches ------------------------------------------------------------------- */
+
+static int label_width(const nn_model *m)
+{
+    return m->loss == NN_LOSS_SPARSE_CE ? 1 : m->output_size;
+}
+
+void nn_batch_init(nn_batch *b, const nn_model *m, int capacity)
+{
+    b->capacity = capacity;
+    b->x = nn_alloc((size_t)capacity * (size_t)m->input_size, sizeof *b->x);
+    b->y = nn_alloc((size_t)capacity * (size_t)(m->output_size + 1), sizeof *b->y);
+    b->work = nn_alloc((size_t)capacity * m->work_floats, sizeof *b->work);
+    b->dout = nn_alloc((size_t)capacity * (size_t)m->output_size, sizeof *b->dout);
+}
+
+void nn_batch_free(nn_batch *b)
+{
+    free(b->x);
+    free(b->y);
+    free(b->work);
+    free(b->dout);
+    memset(b, 0, sizeof *b);
+}
+
+void nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+{
+    int width = label_width(m);
+    if (d->labels && d->label_size == 1 && width > 1) {
+        /* Class indices where the loss wants one-hot rows (categorical CE). */
+        float *index = b->dout;
+        nn_dataset_batch(d, idx, n, m->data.rescale, b->x, index);
+        memset(b->y, 0, (size_t)n * (size_t)width * sizeof *b->y);
+        for (int s = 0; s < n; s++)
+            b->y[(size_t)s * (size_t)width + (size_t)index[s]] = 1.0f;
+        return;
+    }
+    nn_dataset_batch(d, idx, n, m->data.rescale, b->x, d->labels ? b->y : NULL);
+}
+
+/* ---- data ---------------------------------------------------------------------- */
+
+static const char *output_layer(const nn_model *m)
+{
+    return m->n_layers ? m->layers[m->n_layers - 1].name : "output";
+}
+
+int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, nn_dataset *d)
+{
+    const char *dir = o->data_dir ? o->data_dir : m->data.dir;
+    if (nn_load_source(m, src, dir, d) != 0)
+        return -1;
+    if (o->limit > 0 && o->limit < d->n)
+        d->n = o->limit;
+    if (nn_check_labels(m, d, output_layer(m)) != 0) {
+        nn_dataset_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one pass over a data set without training ----------------------------------------- */
+
+typedef struct {
+    double loss, accuracy;
+} nn_score;
+
+static nn_score score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d)
+{
+    nn_pass pass = {0};
+    int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
+    double loss = 0;
+    long correct = 0;
+    for (int start = 0; start < d->n; start += b->capacity) {
+        int n = d->n - start < b->capacity ? d->n - start : b->capacity;
+        for (int s = 0; s < n; s++)
+            idx[s] = start + s;
+        nn_batch_fill(b, m, d, idx, n);
+        const float *out = m->forward(&pass, params, b->work, b->x, n);
+        loss += nn_loss(m, out, b->y, n, NULL) * n;
+        correct += nn_correct(m, out, b->y, n);
+    }
+    free(idx);
+    return (nn_score){loss / d->n, (double)correct / d->n};
+}
+
+/* ---- the loop's pieces ---------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct {
+    const nn_model *m;
+    const nn_options *o;
+    nn_dataset train, val;
+    bool has_val;
+    float *params, *grads, *best;
+    nn_optim opt;
+    nn_batch batch;
+    nn_train_state st;
+    nn_rng rng;
+    int *order;
+    int cursor;            /* next sample in order, for steps_per_epoch */
+    uint64_t step;         /* optimizer steps done */
+    nn_cb_state cb[NN_MAX_CALLBACKS];
+    FILE *history;
+} Trainer;
+
+static int load_train_data(Trainer *t)
+{
+    const nn_model *m = t->m;
+    if (m->data.train.format == NN_DATA_NONE)
+        return nn_error(m->data.model_file, "the model has no training data: give data: train: "
+                                            "in the model file");
+    if (nn_load_data(m, &m->data.train, t->o, &t->train) != 0)
+        return -1;
+    if (m->data.validation.format != NN_DATA_NONE) {
+        if (nn_load_data(m, &m->data.validation, t->o, &t->val) != 0)
+            return -1;
+        t->has_val = true;
+    } else if (m->data.validation_split > 0) {
+        if (nn_dataset_split(&t->train, m->data.validation_split, &t->val) != 0)
+            return -1;
+        t->has_val = true;
+    }
+    return 0;
+}
+
+static int start_state(Trainer *t)
+{
+    const nn_model *m = t->m;
+    nn_optimizer cfg = m->optimizer;
+    if (t->o->learning_rate > 0)
+        cfg.learning_rate = t->o->learning_rate;
+    nn_optim_init(&t->opt, m, &cfg);
+    t->params = nn_alloc(m->n_params, sizeof *t->params);
+    t->grads = nn_alloc(m->n_params, sizeof *t->grads);
+    uint64_t seed = t->o->has_seed ? t->o->seed : m->fit.seed;
+    t->st = (nn_train_state){0, seed, seed};
+    if (t->o->resume) {
+        if (nn_load_weights(m, t->o->resume, t->params, &t->opt, &t->st) != 0)
+            return -1;
+        t->opt.cfg.learning_rate = cfg.learning_rate;
+    } else {
+        nn_init_params(m, t->params, seed);
+    }
+    t->rng.state = t->st.rng;
+    t->order = nn_alloc((size_t)t->train.n, sizeof *t->order);
+    for (int i = 0; i < t->train.n; i++)
+        t->order[i] = i;
+    return 0;
+}
+
+/* The next batch's sample indices. An epoch starts a new shuffled pass; with
+ * steps_per_epoch batches stay whole and wrap into another pass, as Keras's
+ * generators do, otherwise the pass's end ends the last (smaller) batch. */
+static int next_indices(Trainer *t, int *idx, int want)
+{
+    bool wrap = t->m->fit.steps_per_epoch > 0;
+    int n = 0;
+    while (n < want) {
+        if (t->cursor == t->train.n) {
+            if (n > 0 && !wrap)
+                break;
+            if (t->o->shuffle)
+                nn_shuffle(t->order, t->train.n, &t->rng);
+            t->cursor = 0;
+        }
+        idx[n++] = t->order[t->cursor++];
+    }
+    return n;
+}
+
+static int steps_per_epoch(const Trainer *t, int batch)
+{
+    if (t->m->fit.steps_per_epoch)
+        return t->m->fit.steps_per_epoch;
+    return (t->train.n + batch - 1) / batch;
+}
+
+/* forward, loss, backward, update; returns the batch's mean loss. */
+static double train_step(Trainer *t, const int *idx, int n, long *correct)
+{
+    const nn_model *m = t->m;
+    nn_batch *b = &t->batch;
+    nn_batch_fill(b, m, &t->train, idx, n);
+    if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
+        nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
+                         m->input_shape[2], t->st.seed, t->step);
+    nn_pass pass = {1, t->st.seed, t->step};
+    const float *out = m->forward(&pass, t->params, b->work, b->x, n);
+    double loss = nn_loss(m, out, b->y, n, b->dout);
+    *correct += nn_correct(m, out, b->y, n);
+    m->backward(&pass, t->params, t->grads, b->work, b->x, b->dout, n);
+    nn_optim_step(&t->opt, t->params, t->grads);
+    t->step++;
+    return loss;
+}
+
+static int metric_list(const Trainer *t, const nn_logs *l, bool with_val, const char **names,
+                       double *values)
+{
+    int k = 0;
+    names[k] = "loss", values[k++] = l->loss;
+    if (t->m->metric_accuracy)
+        names[k] = "accuracy", values[k++] = l->accuracy;
+    if (with_val) {
+        names[k] = "val_loss", values[k++] = l->val_loss;
+        if (t->m->metric_accuracy)
+            names[k] = "val_accuracy", values[k++] = l->val_accuracy;
+    }
+    return k;
+}
+
+/* One epoch; fills logs. -1 on a NaN loss or an interrupt (after a save). */
+static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
+{
+    int batch = t->o->batch_size, steps = steps_per_epoch(t, batch);
+    nn_progress p;
+    nn_progress_begin(&p, epoch + 1, t->o->epochs, steps, t->o->quiet);
+    int *idx = nn_alloc((size_t)batch, sizeof *idx);
+    t->cursor = t->train.n;  /* a new pass; resuming at an epoch's start repeats it exactly */
+    double loss_sum = 0;
+    long correct = 0, seen = 0;
+    const char *names[4];
+    double values[4];
+    for (int s = 0; s < steps && !interrupted; s++) {
+        int n = next_indices(t, idx, batch);
+        double loss = train_step(t, idx, n, &correct);
+        if (!isfinite(loss)) {
+            free(idx);
+            return nn_error(t->m->name, "the loss became %s at epoch %d, step %d; try a "
+                                        "smaller learning rate", isnan(loss) ? "NaN" : "infinite",
+                            epoch + 1, s + 1);
+        }
+        loss_sum += loss * n;
+        seen += n;
+        *logs = (nn_logs){loss_sum / seen, (double)correct / seen, NAN, NAN};
+        nn_progress_step(&p, s + 1, names, values, metric_list(t, logs, false, names, values));
+    }
+    free(idx);
+    if (t->has_val) {
+        nn_score v = score(t->m, t->params, &t->batch, &t->val);
+        logs->val_loss = v.loss, logs->val_accuracy = v.accuracy;
+    }
+    nn_progress_end(&p, names, values, metric_list(t, logs, t->has_val, names, values));
+    return 0;
+}
+
+static void write_history(Trainer *t, int epoch, const nn_logs *l, double seconds)
+{
+    if (!t->history)
+        return;
+    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f\n", epoch + 1, l->loss,
+            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds);
+    fflush(t->history);
+}
+
+/* Keras's CSVLogger: epoch, then the logs in alphabetical order. */
+static int csv_log(const nn_callback *c, int epoch, const nn_logs *l, bool acc, bool val)
+{
+    FILE *f = fopen(c->filepath, epoch == 0 ? "w" : "a");
+    if (!f)
+        return nn_error(c->filepath, "cannot write the CSVLogger file");
+    if (epoch == 0)
+        fprintf(f, "epoch%s,loss%s%s\n", acc ? ",accuracy" : "", val && acc ? ",val_accuracy" : "",
+                val ? ",val_loss" : "");
+    fprintf(f, "%d", epoch);
+    if (acc)
+        fprintf(f, ",%.6g", l->accuracy);
+    fprintf(f, ",%.6g", l->loss);
+    if (val && acc)
+        fprintf(f, ",%.6g", l->val_accuracy);
+    if (val)
+        fprintf(f, ",%.6g", l->val_loss);
+    fprintf(f, "\n");
+    return fclose(f) == 0 ? 0 : nn_error(c->filepath, "cannot write the CSVLogger file");
+}
+
+static void announce_stop(const nn_callback *c, const nn_logs *l, int epoch)
+{
+    if (c->kind == NN_CB_STOP_AT_THRESHOLD)
+        printf("\nReached %s %.4f (threshold %g) so cancelling training!\n", c->monitor,
+               nn_logs_get(l, c->monitor), c->threshold);
+    else
+        printf("Epoch %d: early stopping\n", epoch + 1);
+}
+
+/* Runs every callback; returns 1 to stop, -1 on error. */
+static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
+{
+    const nn_fit *fit = &t->m->fit;
+    int stop = 0;
+    for (int i = 0; i < fit->n_callbacks; i++) {
+        const nn_callback *c = &fit->callbacks[i];
+        int act = nn_callback_epoch_end(c, &t->cb[i], l, epoch);
+        if (c->kind == NN_CB_CSV_LOGGER) {
+            if (csv_log(c, epoch, l, t->m->metric_accuracy, t->has_val) != 0)
+                return -1;
+            continue;
+        }
+        if ((act & NN_CB_SAVE) && c->kind == NN_CB_MODEL_CHECKPOINT &&
+            nn_save_weights(t->m, c->filepath, t->params, NULL, NULL) != 0)
+            return -1;
+        if ((act & NN_CB_SAVE) && c->kind == NN_CB_EARLY_STOPPING) {
+            if (!t->best)
+                t->best = nn_alloc(t->m->n_params, sizeof *t->best);
+            memcpy(t->best, t->params, t->m->n_params * sizeof *t->best);
+        }
+        if (act & NN_CB_RESTORE_BEST) {
+            memcpy(t->params, t->best, t->m->n_params * sizeof *t->best);
+            printf("Restoring model weights from the end of the best epoch: %d.\n",
+                   t->cb[i].best_epoch + 1);
+        }
+        if (act & NN_CB_STOP) {
+            announce_stop(c, l, epoch);
+            stop = 1;
+        }
+    }
+    return stop;
+}
+
+static int save_checkpoint(Trainer *t, int epochs_done)
+{
+    if (!t->o->save)
+        return 0;
+    t->st.epoch = epochs_done;
+    t->st.rng = t->rng.state;
+    return nn_save_weights(t->m, t->o->save, t->params, &t->opt, &t->st);
+}
+
+static void trainer_free(Trainer *t)
+{
+    nn_dataset_free(&t->train);
+    nn_dataset_free(&t->val);
+    free(t->params);
+    free(t->grads);
+    free(t->best);
+    free(t->order);
+    nn_optim_free(&t->opt);
+    nn_batch_free(&t->batch);
+    if (t->history)
+        fclose(t->history);
+}
+
+static int open_history(Trainer *t)
+{
+    if (!t->o->history)
+        return 0;
+    t->history = fopen(t->o->history, t->o->resume ? "a" : "w");
+    if (!t->history)
+        return nn_error(t->o->history, "cannot write the history");
+    if (!t->o->resume)
+        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    return 0;
+}
+
+static int fit(Trainer *t)
+{
+    for (int i = 0; i < t->m->fit.n_callbacks; i++)
+        nn_callback_begin(&t->m->fit.callbacks[i], &t->cb[i]);
+    /* The steps done so far decide dropout masks and augmentation on resume. */
+    t->step = (uint64_t)t->st.epoch * (uint64_t)steps_per_epoch(t, t->o->batch_size);
+    for (int epoch = (int)t->st.epoch; epoch < t->o->epochs; epoch++) {
+        double start = nn_now();
+        nn_logs logs;
+        if (run_epoch(t, epoch, &logs) != 0)
+            return -1;
+        if (interrupted) {
+            fprintf(stderr, "\ninterrupted%s\n", t->o->save ? "; the last whole epoch is saved" : "");
+            return 130;
+        }
+        write_history(t, epoch, &logs, nn_now() - start);
+        int stop = run_callbacks(t, epoch, &logs);
+        if (stop < 0 || save_checkpoint(t, epoch + 1) != 0)
+            return -1;
+        if (stop)
+            break;
+    }
+    return 0;
+}
+
+int nn_train(const nn_model *m, const nn_options *o)
+{
+    if (m->loss == NN_LOSS_NONE)
+        return nn_error(m->data.model_file, "the model has no loss: give compile: loss: in the "
+                                            "model file");
+    Trainer t = {.m = m, .o = o};
+    int rc = -1;
+    if (load_train_data(&t) == 0 && start_state(&t) == 0 && open_history(&t) == 0) {
+        nn_batch_init(&t.batch, m, o->batch_size);
+        signal(SIGINT, on_sigint);
+        rc = fit(&t);
+        signal(SIGINT, SIG_DFL);
+        if (rc == 0 && o->save && !o->quiet)
+            printf("weights saved to %s\n", o->save);
+    }
+    trainer_free(&t);
+    return rc;
+}
+
+/* ---- evaluate ------------------------------------------------------------------------- */
+
+static const char *class_name(const nn_model *m, const nn_dataset *d, int k)
+{
+    if (d->class_names && k < d->n_classes)
+        return d->class_names[k];
+    if (m->data.class_names && k < m->data.n_class_names)
+        return m->data.class_names[k];
+    return "";
+}
+
+static int predicted_class(const nn_model *m, const float *probs)
+{
+    if (m->output_size == 1)
+        return probs[0] > 0.5f;
+    int best = 0;
+    for (int k = 1; k < m->output_size; k++)
+        if (probs[k] > probs[best])
+            best = k;
+    return best;
+}
+
+/* The first `count` test samples: what the model says and what is true. */
+static void show_predictions(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
+                             int count)
+{
+    count = count < d->n ? count : d->n;
+    count = count < b->capacity ? count : b->capacity;
+    int *idx = nn_alloc((size_t)count, sizeof *idx);
+    for (int s = 0; s < count; s++)
+        idx[s] = s;
+    nn_dataset_batch(d, idx, count, m->data.rescale, b->x, NULL);
+    nn_pass pass = {0};
+    const float *out = m->forward(&pass, params, b->work, b->x, count);
+    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs);
+    for (int s = 0; s < count; s++) {
+        nn_output_probs(m, out + (size_t)s * (size_t)m->output_size, probs, 1);
+        int k = predicted_class(m, probs), truth = d->labels ? (int)d->labels[s * d->label_size] : -1;
+        printf("test sample %d: predicted %d %s (%.4f), true %d %s\n", s, k, class_name(m, d, k),
+               m->output_size == 1 ? probs[0] : probs[k], truth, truth >= 0 ? class_name(m, d, truth) : "");
+    }
+    free(probs);
+    free(idx);
+}
+
+int nn_evaluate(const nn_model *m, const nn_options *o)
+{
+    const nn_source *src = m->data.test.format != NN_DATA_NONE ? &m->data.test
+                         : m->data.validation.format != NN_DATA_NONE ? &m->data.validation
+                         : NULL;
+    if (!src)
+        return nn_error(m->data.model_file, "the model has no test data: give data: test: in the "
+                                            "model file");
+    if (m->loss == NN_LOSS_NONE)
+        return nn_error(m->data.model_file, "the model has no loss to evaluate");
+    nn_dataset d = {0};
+    if (nn_load_data(m, src, o, &d) != 0)
+        return -1;
+    float *params = nn_alloc(m->n_params, sizeof *params);
+    nn_batch b;
+    nn_batch_init(&b, m, o->batch_size);
+    int rc = nn_load_weights(m, o->weights, params, NULL, NULL);
+    if (rc == 0) {
+        nn_score s = score(m, params, &b, &d);
+        printf("loss: %.4f", s.loss);
+        if (m->metric_accuracy)
+            printf(" - accuracy: %.4f", s.accuracy);
+        printf("\n");
+        if (o->show > 0)
+            show_predictions(m, params, &b, &d, o->show);
+    }
+    nn_batch_free(&b);
+    free(params);
+    nn_dataset_free(&d);
+    return rc;
+}
