@@ -18,13 +18,16 @@ CFLAGS  ?= -O2 -g
 TRAINER_ARCH ?= -march=native
 TRAINER_CFLAGS ?= -O3 $(TRAINER_ARCH) -ffp-contract=fast
 
+# SAN=1 builds into build/san, nncc included, so the normal build stays as it is.
 ifeq ($(SAN),1)
   B := build/san
+  NNCC := $(B)/nncc
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   CFLAGS := -O1 -g
   TRAINER_CFLAGS := -O1 -g -ffp-contract=fast
 else
   B := build
+  NNCC := nncc
   SANFLAGS :=
 endif
 
@@ -43,7 +46,7 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBNNRT      := $(B)/libnnrt.a
 
-.PHONY: all deps run test trainer bench install clean check-generated
+.PHONY: all deps test-deps run test trainer bench install clean
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
@@ -51,8 +54,11 @@ all: deps nncc $(LIBNNRT) $(TRAINERS)
 deps:
 	@tools/ensure-deps build
 
+test-deps: deps
+	@tools/ensure-deps test
+
 # ---- the compiler ------------------------------------------------------------------
-nncc: $(COMPILER_OBJ) $(LIBNNRT)
+$(NNCC): $(COMPILER_OBJ) $(LIBNNRT)
 	$(CC) $(ALL_CFLAGS) -o $@ $(COMPILER_OBJ) $(LIBNNRT) -lyaml $(RT_LIBS)
 
 $(B)/compiler/%.o: compiler/%.c
@@ -87,10 +93,10 @@ generated/%.c: models/%.yaml nncc
 generated/%: generated/%.c $(LIBNNRT) runtime/nnrt.h
 	$(CC) -std=c11 $(WARN) $(TRAINER_CFLAGS) $(SANFLAGS) -fopenmp -Iruntime -o $@ $< $(LIBNNRT) $(RT_LIBS)
 
-trainer: deps nncc $(LIBNNRT)
+trainer: deps $(NNCC) $(LIBNNRT)
 	@test -n "$(MODEL)" || { echo "usage: make trainer MODEL=path/to/model.yaml [OUT=dir]"; exit 2; }
 	@mkdir -p $(OUT)
-	./nncc $(MODEL) -o $(OUT)/$(basename $(notdir $(MODEL))).c
+	./$(NNCC) $(MODEL) -o $(OUT)/$(basename $(notdir $(MODEL))).c
 	$(CC) -std=c11 $(WARN) $(TRAINER_CFLAGS) $(SANFLAGS) -fopenmp -Iruntime \
 	  -o $(OUT)/$(basename $(notdir $(MODEL))) $(OUT)/$(basename $(notdir $(MODEL))).c $(LIBNNRT) $(RT_LIBS)
 
@@ -100,14 +106,13 @@ run: all
 	@tools/run-model $(MODEL)
 
 # ---- tests -------------------------------------------------------------------------
-$(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT)
+$(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) | test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -Iruntime -Icompiler -o $@ $< \
 	  $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) -lcmocka -lyaml $(RT_LIBS)
 
-test: deps nncc $(LIBNNRT) $(TESTS)
-	@tools/ensure-deps test
-	@NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
+test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
+	@NNCC=./$(NNCC) NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
 
 # ---- benchmarks (not tests: they measure, they do not assert) ---------------------------
 bench: all

@@ -68,6 +68,13 @@ static inline int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* The nncc under test: ./nncc, or build/san/nncc under make test SAN=1. */
+static inline const char *nncc_path(void)
+{
+    const char *p = getenv("NNCC");
+    return p && *p ? p : "./nncc";
+}
+
 /* The build folder of the objects the tests link (build, or build/san under SAN=1). */
 static inline const char *build_dir(void)
 {
