@@ -1,0 +1,438 @@
+/* keras.c - a model written by Keras's model.to_yaml() or model.to_json() into
+ * the same Model that the native format gives.
+ *
+ * Keras writes a Sequential model as {class_name: Sequential, config: ...} in
+ * one of two layouts: up to Keras 2.2.0, `config` is the list of layers and the
+ * input shape is the first layer's `batch_input_shape`; from 2.2.4 on it is
+ * {name: ..., layers: [...]}, often with an InputLayer first. Each layer is
+ * {class_name: Dense, config: {...}}, and its config spells out every argument,
+ * defaults included.
+ *
+ * The arguments the native format knows too (units, strides, ...) are handed
+ * to add_layer(), so one piece of code checks them for both formats. Every
+ * other key either does not touch the numbers (dtype, a dropout seed) or must
+ * hold Keras's default (data_format: channels_last, no regularizer, ...): a
+ * model that Keras would train differently is refused, naming the key, rather
+ * than compiled into something else. A key this file does not know is refused
+ * for the same reason.
+ */
+#include "nncc.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* ---- layer classes -------------------------------------------------------------------- */
+
+#define INPUT_LAYER LAYER_KIND_COUNT   /* read for its shape, then skipped */
+
+static const struct {
+    const char *name;
+    int kind;
+    bool alias;                        /* left out of the "supported:" list */
+} classes[] = {
+    {"Dense", LAYER_DENSE, false}, {"Flatten", LAYER_FLATTEN, false},
+    {"Dropout", LAYER_DROPOUT, false}, {"Activation", LAYER_ACTIVATION, false},
+    {"Conv2D", LAYER_CONV2D, false}, {"MaxPooling2D", LAYER_MAXPOOL2D, false},
+    {"AveragePooling2D", LAYER_AVGPOOL2D, false},
+    {"GlobalAveragePooling2D", LAYER_GLOBALAVGPOOL2D, false},
+    {"BatchNormalization", LAYER_BATCHNORM, false}, {"InputLayer", INPUT_LAYER, false},
+    {"Convolution2D", LAYER_CONV2D, true}, {"MaxPool2D", LAYER_MAXPOOL2D, true},
+    {"AvgPool2D", LAYER_AVGPOOL2D, true}, {"GlobalAvgPool2D", LAYER_GLOBALAVGPOOL2D, true},
+};
+#define N_CLASSES (int)(sizeof classes / sizeof classes[0])
+
+_Noreturn static void unsupported_class(const Node *n)
+{
+    char list[512] = "";
+    const char *names[N_CLASSES + 1];
+    for (int i = 0; i < N_CLASSES; i++) {
+        names[i] = classes[i].name;
+        if (!classes[i].alias)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     list[0] ? ", " : "", classes[i].name);
+    }
+    names[N_CLASSES] = NULL;
+    const char *close = closest_word(n->text, names);
+    if (close)
+        error_at(n, "layer '%s' is not supported by nncc (supported: %s); did you mean '%s'?",
+                 n->text, list, close);
+    error_at(n, "layer '%s' is not supported by nncc (supported: %s)", n->text, list);
+}
+
+static int class_kind(const Node *class_name)
+{
+    const char *s = node_str(class_name, "class_name");
+    for (int i = 0; i < N_CLASSES; i++)
+        if (strcmp(s, classes[i].name) == 0)
+            return classes[i].kind;
+    unsupported_class(class_name);
+}
+
+/* ---- what each config key means to nncc ------------------------------------------------ */
+
+typedef enum {
+    PASS,            /* an argument of the native format: add_layer() reads it */
+    IGNORE,          /* no effect on the numbers nncc computes */
+    NONE,            /* must be null: regularizers, constraints, ... */
+    IS_FALSE, IS_TRUE,
+    CHANNELS_LAST,   /* data_format */
+    ALL_ONES,        /* dilation_rate, groups */
+    GLOROT, ZEROS, ONES,   /* initializers */
+    LAST_AXIS,       /* BatchNormalization's axis */
+} Rule;
+
+#define BIT(k) (1u << (k))
+#define DENSE BIT(LAYER_DENSE)
+#define CONV BIT(LAYER_CONV2D)
+#define POOLS (BIT(LAYER_MAXPOOL2D) | BIT(LAYER_AVGPOOL2D))
+#define GAP BIT(LAYER_GLOBALAVGPOOL2D)
+#define BN BIT(LAYER_BATCHNORM)
+#define INPUT BIT(INPUT_LAYER)
+#define LAYERS (BIT(LAYER_KIND_COUNT) - 1)   /* every kind but InputLayer */
+#define WEIGHTED (DENSE | CONV)
+
+static const struct {
+    const char *key;
+    Rule rule;
+    unsigned kinds;
+} keys[] = {
+    {"name", PASS, LAYERS}, {"trainable", PASS, LAYERS}, {"units", PASS, DENSE},
+    {"activation", PASS, DENSE | CONV | BIT(LAYER_ACTIVATION)}, {"use_bias", PASS, WEIGHTED},
+    {"filters", PASS, CONV}, {"kernel_size", PASS, CONV}, {"strides", PASS, CONV | POOLS},
+    {"padding", PASS, CONV | POOLS}, {"pool_size", PASS, POOLS},
+    {"rate", PASS, BIT(LAYER_DROPOUT)}, {"momentum", PASS, BN}, {"epsilon", PASS, BN},
+
+    /* the shape is read before the keys; the rest changes nothing nncc computes */
+    {"batch_input_shape", IGNORE, LAYERS | INPUT}, {"batch_shape", IGNORE, INPUT},
+    {"dtype", IGNORE, LAYERS | INPUT}, {"name", IGNORE, INPUT},
+    {"seed", IGNORE, BIT(LAYER_DROPOUT)}, {"fused", IGNORE, BN}, {"synchronized", IGNORE, BN},
+    {"renorm_momentum", IGNORE, BN},
+
+    {"data_format", CHANNELS_LAST, CONV | POOLS | GAP | BIT(LAYER_FLATTEN)},
+    {"dilation_rate", ALL_ONES, CONV}, {"groups", ALL_ONES, CONV},
+    {"kernel_initializer", GLOROT, WEIGHTED}, {"bias_initializer", ZEROS, WEIGHTED},
+    {"kernel_regularizer", NONE, WEIGHTED}, {"bias_regularizer", NONE, WEIGHTED},
+    {"activity_regularizer", NONE, WEIGHTED}, {"kernel_constraint", NONE, WEIGHTED},
+    {"bias_constraint", NONE, WEIGHTED}, {"lora_rank", NONE, WEIGHTED},
+    {"noise_shape", NONE, BIT(LAYER_DROPOUT)}, {"keepdims", IS_FALSE, GAP},
+    {"axis", LAST_AXIS, BN}, {"center", IS_TRUE, BN}, {"scale", IS_TRUE, BN},
+    {"beta_initializer", ZEROS, BN}, {"gamma_initializer", ONES, BN},
+    {"moving_mean_initializer", ZEROS, BN}, {"moving_variance_initializer", ONES, BN},
+    {"beta_regularizer", NONE, BN}, {"gamma_regularizer", NONE, BN},
+    {"beta_constraint", NONE, BN}, {"gamma_constraint", NONE, BN},
+    {"renorm", IS_FALSE, BN}, {"renorm_clipping", NONE, BN},
+    {"virtual_batch_size", NONE, BN}, {"adjustment", NONE, BN},
+    {"sparse", IS_FALSE, INPUT}, {"ragged", IS_FALSE, INPUT}, {"optional", IS_FALSE, INPUT},
+};
+#define N_KEYS (int)(sizeof keys / sizeof keys[0])
+#define MAX_PASSED 16   /* PASS keys of one kind, at most; YAML keys are unique */
+
+/* What the reader carries from one layer to the next. */
+typedef struct {
+    Model *m;
+    int counts[LAYER_KIND_COUNT];     /* for Keras's default names */
+    int rank;                         /* of the next layer's input, no batch; 0: unknown */
+    const char *type;                 /* the class name, for messages */
+} Reader;
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+static bool is_null(const Node *n)
+{
+    return n->kind == NODE_SCALAR && !n->quoted &&
+           (!*n->text || strcmp(n->text, "null") == 0 || strcmp(n->text, "~") == 0);
+}
+
+/* A value, short, for "X is not supported": a scalar's text, a list of them
+ * as "[2, 2]", an object's class. */
+static const char *brief(const Node *n)
+{
+    static char buf[64];
+    if (n->kind == NODE_SCALAR)
+        return n->text;
+    if (n->kind == NODE_SEQ) {
+        snprintf(buf, sizeof buf, "[");
+        for (int i = 0; i < n->n; i++)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? ", " : "",
+                     n->items[i]->kind == NODE_SCALAR ? n->items[i]->text : "...");
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "]");
+        return buf;
+    }
+    const Node *class_name = map_get(n, "class_name");
+    return class_name && class_name->kind == NODE_SCALAR ? class_name->text : "a map";
+}
+
+_Noreturn static void not_default(const Reader *r, const char *key, const Node *v,
+                                  const char *keras_default)
+{
+    error_at(v, "%s: %s '%.60s' is not supported; nncc implements only Keras's default (%s)",
+             r->type, key, brief(v), keras_default);
+}
+
+/* "GlorotUniform", "glorot_uniform" -> "glorotuniform" */
+static bool same_word(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        while (*a == '_')
+            a++;
+        while (*b == '_')
+            b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return false;
+        if (!*a)
+            return true;
+    }
+}
+
+/* Keras 2.0-2.2 write glorot_uniform as the VarianceScaling it is. */
+static bool is_glorot_scaling(const Node *config)
+{
+    const Node *scale = map_get(config, "scale"), *mode = map_get(config, "mode"),
+               *distribution = map_get(config, "distribution");
+    return scale && mode && distribution && node_num(scale, "scale") == 1 &&
+           strcmp(node_str(mode, "mode"), "fan_avg") == 0 &&
+           strcmp(node_str(distribution, "distribution"), "uniform") == 0;
+}
+
+/* An initializer as Keras writes it: "zeros", or {class_name: Zeros, config: {}}.
+ * A seed is no matter: nncc draws its own numbers. */
+static bool initializer_is(const Node *v, const char *want)
+{
+    if (v->kind == NODE_SCALAR)
+        return same_word(v->text, want);
+    const Node *class_name = map_get(v, "class_name");
+    if (!class_name)
+        return false;
+    const char *s = node_str(class_name, "class_name");
+    if (same_word(want, "GlorotUniform") && strcmp(s, "VarianceScaling") == 0)
+        return is_glorot_scaling(map_get(v, "config"));
+    return same_word(s, want);
+}
+
+/* 1, or a list of ones: dilation_rate (1, 1), groups 1. */
+static bool all_ones(const Node *v, const char *key)
+{
+    if (v->kind == NODE_SCALAR)
+        return node_int(v, key, -1000000, 1000000) == 1;
+    if (v->kind != NODE_SEQ || v->n == 0)
+        return false;
+    for (int i = 0; i < v->n; i++)
+        if (v->items[i]->kind != NODE_SCALAR || !all_ones(v->items[i], key))
+            return false;
+    return true;
+}
+
+/* BatchNormalization normalises over all but one axis; nncc's is the channels,
+ * the last: -1, or counted with the batch, the input's rank. */
+static void check_axis(const Reader *r, const Node *v)
+{
+    const Node *axis = v;
+    if (v->kind == NODE_SEQ && v->n == 1)
+        axis = v->items[0];
+    long a = axis->kind == NODE_SCALAR ? node_int(axis, "axis", -10, 10) : 0;
+    if (axis->kind != NODE_SCALAR || (a != -1 && r->rank && a != r->rank)) {
+        char last[32] = "";
+        if (r->rank)
+            snprintf(last, sizeof last, " or %d", r->rank);
+        error_at(v, "%s: axis %s is not supported; nncc normalises the last axis (-1%s)",
+                 r->type, axis->kind == NODE_SCALAR ? axis->text : "[...]", last);
+    }
+}
+
+static void check_default(const Reader *r, const char *key, Rule rule, const Node *v)
+{
+    switch (rule) {
+    case NONE:
+        if (!is_null(v))
+            not_default(r, key, v, "null");
+        break;
+    case IS_FALSE:
+    case IS_TRUE:
+        if (!is_null(v) && node_bool(v, key) != (rule == IS_TRUE))
+            not_default(r, key, v, rule == IS_TRUE ? "true" : "false");
+        break;
+    case CHANNELS_LAST:
+        if (!is_null(v) && strcmp(node_str(v, key), "channels_last") != 0)
+            not_default(r, key, v, "channels_last");
+        break;
+    case ALL_ONES:
+        if (!all_ones(v, key))
+            not_default(r, key, v, "1");
+        break;
+    case GLOROT:
+    case ZEROS:
+    case ONES: {
+        const char *want = rule == GLOROT ? "GlorotUniform" : rule == ZEROS ? "Zeros" : "Ones";
+        if (!initializer_is(v, want))
+            not_default(r, key, v, want);
+        break;
+    }
+    case LAST_AXIS:
+        check_axis(r, v);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- one layer ---------------------------------------------------------------------------- */
+
+/* batch_input_shape (Keras 3: batch_shape) without its batch size. The first
+ * layer's, and the InputLayer's, give the model's input; Keras ignores later ones. */
+static void read_input_shape(Reader *r, const char *key, const Node *v)
+{
+    if (v->kind != NODE_SEQ || v->n < 2)
+        error_at(v, "%s must be a list: the batch size (null), then 1 to 3 sizes, e.g. "
+                    "[null, 28, 28, 1]", key);
+    for (int i = 1; i < v->n; i++)
+        if (is_null(v->items[i]))
+            error_at(v->items[i], "%s has a size left open (null); nncc needs every size but "
+                                  "the batch's", key);
+    Node sizes = *v;
+    sizes.items++;
+    sizes.n--;
+    Shape s = {0};
+    parse_shape(&sizes, &s);
+    Model *m = r->m;
+    bool differs = m->input.rank && m->input.rank != s.rank;
+    for (int i = 0; m->input.rank && i < s.rank; i++)
+        differs |= m->input.dim[i] != s.dim[i];
+    if (differs)
+        error_at(v, "%s differs from the input_shape given before", key);
+    m->input = s;
+    r->rank = s.rank;
+}
+
+static int key_rule(const Reader *r, unsigned kind_bit, const Node *key)
+{
+    const char *known[N_KEYS + 1];
+    int n = 0;
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!(keys[i].kinds & kind_bit))
+            continue;
+        if (strcmp(key->text, keys[i].key) == 0)
+            return i;
+        known[n++] = keys[i].key;
+    }
+    known[n] = NULL;
+    const char *close = closest_word(key->text, known);
+    if (close)
+        error_at(key, "%s: unknown key '%s'; did you mean '%s'?", r->type, key->text, close);
+    error_at(key, "%s: unknown key '%s' (nncc cannot tell what Keras would do with it)",
+             r->type, key->text);
+}
+
+/* Checks every key of config and gathers those add_layer() reads into args,
+ * a map that points at config's own nodes (so errors point into the file). */
+static void sort_keys(const Reader *r, int kind, const Node *config, Node *args,
+                      Node *arg_keys[MAX_PASSED], Node *arg_values[MAX_PASSED])
+{
+    *args = *config;
+    args->n = 0;
+    args->keys = arg_keys;
+    args->items = arg_values;
+    for (int i = 0; i < config->n; i++) {
+        int k = key_rule(r, BIT(kind), config->keys[i]);
+        Node *v = config->items[i];
+        if (keys[k].rule != PASS) {
+            check_default(r, keys[k].key, keys[k].rule, v);
+        } else if (!is_null(v)) {   /* null: Keras's default, as if left out */
+            arg_keys[args->n] = config->keys[i];
+            arg_values[args->n++] = v;
+        }
+    }
+}
+
+static void read_layer(Reader *r, const Node *item)
+{
+    static const char *const item_keys[] = {"class_name", "config", "module",
+                                            "registered_name", "build_config", NULL};
+    if (item->kind != NODE_MAP)
+        error_at(item, "a Keras layer is a map {class_name: ..., config: {...}}");
+    map_check_keys(item, "a Keras layer", item_keys);
+    const Node *class_name = map_get(item, "class_name");
+    if (!class_name)
+        error_at(item, "a Keras layer needs 'class_name'");
+    int kind = class_kind(class_name);
+    r->type = class_name->text;
+    const Node *config = map_get(item, "config"), *v;
+    if (config && config->kind != NODE_MAP)
+        error_at(config, "the config of %s must be a map", r->type);
+    if (kind == INPUT_LAYER && r->m->n_layers > 0)
+        error_at(item, "an InputLayer belongs before the first layer");
+    const char *shape_key = map_get(config, "batch_shape") ? "batch_shape" : "batch_input_shape";
+    if (r->m->n_layers == 0 && (v = map_get(config, shape_key)))
+        read_input_shape(r, shape_key, v);
+
+    Node args, *arg_keys[MAX_PASSED], *arg_values[MAX_PASSED];
+    if (config)
+        sort_keys(r, kind, config, &args, arg_keys, arg_values);
+    if (kind == INPUT_LAYER)
+        return;
+    add_layer(r->m, (LayerKind)kind, item, config ? &args : NULL, r->counts);
+    if (kind == LAYER_FLATTEN || kind == LAYER_GLOBALAVGPOOL2D)
+        r->rank = 1;
+}
+
+/* ---- the model ------------------------------------------------------------------------------ */
+
+bool is_keras_export(const Node *root)
+{
+    return root->kind == NODE_MAP && map_get(root, "class_name") && map_get(root, "config");
+}
+
+/* The model's name, if nothing named it: Keras's, else Keras's default for a
+ * whole-file export (the list layout does not keep one). A referenced export
+ * leaves it to the native file's default. */
+static void take_name(Model *m, const Node *root, const Node *name)
+{
+    if (m->name[0])
+        return;
+    if (name && name->kind == NODE_SCALAR && is_c_identifier(name->text))
+        snprintf(m->name, sizeof m->name, "%s", name->text);
+    else if (strcmp(root->file, m->file) == 0)
+        snprintf(m->name, sizeof m->name, "sequential");
+}
+
+void keras_layers(Model *m, const Node *root)
+{
+    static const char *const top_keys[] = {"class_name", "config", "keras_version", "backend",
+                                           "module", "registered_name", "build_config",
+                                           "compile_config", NULL};
+    static const char *const sequential_keys[] = {"name", "layers", "trainable", "dtype",
+                                                  "build_input_shape", NULL};
+    if (root->kind != NODE_MAP)
+        error_at(root, "a Keras export is a map {class_name: Sequential, config: ...}");
+    map_check_keys(root, "a Keras export", top_keys);
+    const Node *class_name = map_get(root, "class_name"), *config = map_get(root, "config");
+    if (!class_name || !config)
+        error_at(root, "a Keras export needs 'class_name: Sequential' and 'config'");
+    if (strcmp(node_str(class_name, "class_name"), "Sequential") != 0)
+        error_at(class_name, "nncc reads Sequential Keras models; this one is '%s'",
+                 class_name->text);
+
+    const Node *layers = config, *v;
+    bool frozen = false;
+    if (config->kind == NODE_MAP) {   /* Keras 2.2.4 and later */
+        map_check_keys(config, "the config of a Sequential model", sequential_keys);
+        layers = map_get(config, "layers");
+        if (!layers)
+            error_at(config, "the config of a Sequential model needs 'layers'");
+        if ((v = map_get(config, "trainable")))
+            frozen = !node_bool(v, "trainable");
+    }
+    if (layers->kind != NODE_SEQ)
+        error_at(layers, "the layers of a Sequential model must be a list");
+    take_name(m, root, config->kind == NODE_MAP ? map_get(config, "name") : NULL);
+
+    Reader r = {.m = m, .rank = m->input.rank};
+    for (int i = 0; i < layers->n; i++)
+        read_layer(&r, layers->items[i]);
+    if (m->n_layers == 0)
+        error_at(layers, "the model has no layers");
+    if (!m->input.rank && config->kind == NODE_MAP && (v = map_get(config, "build_input_shape")))
+        read_input_shape(&r, "build_input_shape", v);
+    for (int i = 0; frozen && i < m->n_layers; i++)
+        m->layers[i].trainable = false;   /* model.trainable = False freezes every layer */
+    check_layer_names(m);
+}
