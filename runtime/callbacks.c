@@ -44,17 +44,22 @@ void nn_callback_begin(const nn_callback *c, nn_cb_state *s)
 }
 
 /* The course's callback: stop once the metric passes the threshold (above it
- * for accuracy, below it for a loss). */
+ * for accuracy, below it for a loss). Compared in float32, as Keras holds its
+ * metrics: an accuracy of exactly 0.9 does not pass 0.9 (widened, 0.9f is
+ * 0.89999998, which 0.9 in double would pass). */
 static int stop_at_threshold(const nn_callback *c, double v)
 {
     if (isnan(v))
         return NN_CB_CONTINUE;
-    bool passed = higher_is_better(c->monitor) ? v > c->threshold : v < c->threshold;
+    float f = (float)v;
+    bool passed = higher_is_better(c->monitor) ? f > c->threshold : f < c->threshold;
     return passed ? NN_CB_STOP : NN_CB_CONTINUE;
 }
 
 static int early_stopping(const nn_callback *c, nn_cb_state *s, double v, int epoch)
 {
+    if (isnan(v))          /* Keras: a monitor missing from the logs is skipped, not waited on */
+        return NN_CB_CONTINUE;
     if (improved(c, s, v)) {
         s->best = v;
         s->best_epoch = epoch;
