@@ -10,6 +10,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- memory ------------------------------------------------------------------------ */
+
+/* Everything emit makes lives until the C is written; it is kept on one list
+ * and released together by emit_release(). */
+static void **made;
+static size_t n_made, cap_made;
+
+static void *keep(void *p)
+{
+    if (!p)
+        error_at(NULL, "out of memory");
+    if (n_made == cap_made) {
+        cap_made = cap_made ? 2 * cap_made : 256;
+        void **grown = realloc(made, cap_made * sizeof *grown);
+        if (!grown)
+            error_at(NULL, "out of memory");
+        made = grown;
+    }
+    return made[n_made++] = p;
+}
+
+void emit_release(void)
+{
+    for (size_t i = 0; i < n_made; i++)
+        free(made[i]);
+    free(made);
+    made = NULL;
+    n_made = cap_made = 0;
+}
+
 /* ---- text blocks ---------------------------------------------------------------- */
 
 typedef struct {
@@ -32,7 +62,7 @@ static char *block_close(Block *b)
     /* Blocks fill holes that sit on lines of their own: drop the last newline. */
     if (b->len && b->text[b->len - 1] == '\n')
         b->text[--b->len] = '\0';
-    return b->text;
+    return keep(b->text);
 }
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
@@ -43,9 +73,7 @@ static char *fmt(const char *f, ...)
     va_copy(again, ap);
     int len = vsnprintf(NULL, 0, f, ap);
     va_end(ap);
-    char *s = malloc((size_t)len + 1);
-    if (!s)
-        error_at(NULL, "out of memory");
+    char *s = keep(malloc((size_t)len + 1));
     vsnprintf(s, (size_t)len + 1, f, again);
     va_end(again);
     return s;
@@ -231,6 +259,8 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole_long(h, "PT", l->same && image ? pad_before(l->in.dim[0], l->out.dim[0], l->kh, l->sh) : 0);
     hole_long(h, "PL", l->same && image ? pad_before(l->in.dim[1], l->out.dim[1], l->kw, l->sw) : 0);
     hole_long(h, "SPATIAL", l->in.rank == 3 ? l->in.dim[0] * l->in.dim[1] : 1);
+    hole_long(h, "RANK", l->in.rank);
+    hole_long(h, "TRAINABLE", l->trainable);
 }
 
 static char *buf_ref(const Plan *p, int b)
@@ -436,9 +466,7 @@ static float *sample_list(const Node *list, long size, const char *what, int *co
 {
     if (list->kind != NODE_SEQ || list->n == 0)
         error_at(list, "%s must be a non-empty list of samples", what);
-    float *v = calloc((size_t)list->n * (size_t)size, sizeof *v);
-    if (!v)
-        error_at(list, "out of memory");
+    float *v = keep(calloc((size_t)list->n * (size_t)size, sizeof *v));
     for (int i = 0; i < list->n; i++) {
         long pos = 0;
         flatten_numbers(list->items[i], v + (long)i * size, &pos, size, what);

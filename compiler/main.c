@@ -138,6 +138,7 @@ int main(int argc, char **argv)
         write_atomically(o.header, h.text, h.len);
     free(c.text);
     free(h.text);
-    free(plan);
+    emit_release();
+    plan_free(plan);
     return 0;
 }

@@ -242,6 +242,9 @@ Plan *plan_model(const Model *m);
 /* Writes the trainer's C to out. header: also a .h for --no-main users. */
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main);
 void emit_header(FILE *out, const Model *m);
+/* Frees what emitting made, once its output is written. */
+void emit_release(void);
+void plan_free(Plan *p);
 /* templates/NAME.c.in, built in by compiler/embed.c; NULL if there is none. */
 const char *template_text(const char *name);
 

@@ -259,3 +259,10 @@ Plan *plan_model(const Model *m)
                                      "Flatten");
     return p;
 }
+
+void plan_free(Plan *p)
+{
+    for (int i = 0; i < p->n_tensors; i++)
+        free(p->tensors[i].values);
+    free(p);
+}
