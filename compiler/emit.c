@@ -318,8 +318,11 @@ static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
     char *dx = grad_ref(p, op->din);
     bool has_grads = op->tensor[0] >= 0 && (p->tensors[op->tensor[0]].trainable ||
                                             (op->tensor[1] >= 0 && p->tensors[op->tensor[1]].trainable));
-    if (op->din == NO_BUF && !has_grads)
-        return;  /* nothing flows back from here */
+    if (op->din == NO_BUF && !has_grads) {
+        fprintf(out, "    (void)%s_backward;  /* %s: nothing to learn, nothing flows back */\n",
+                op->fn, op->layer->name);
+        return;
+    }
     fprintf(out, "    /* %s */\n", op->layer->name);
     switch (op->kind) {
     case OP_DENSE:

@@ -139,11 +139,12 @@ static void check_total(const Model *m)
                      MAX_ELEMS);
 }
 
-/* A loss that needs classes must have an output it can read them from. */
+/* A loss compares a flat output with labels; a model without one (a fixed
+ * filter, say) may end in an image. */
 static void check_output(const Model *m)
 {
     const Layer *last = &m->layers[m->n_layers - 1];
-    if (last->out.rank != 1)
+    if (last->out.rank != 1 && m->loss != NN_LOSS_NONE)
         error_at(last->where, "the model's output must be flat, got %s; add Flatten and Dense "
                               "layers at the end", shape_str(&last->out));
     if (m->loss == NN_LOSS_BINARY_CE && last->act == ACT_SOFTMAX && last->out.dim[0] == 1)

@@ -21,11 +21,12 @@ static const char usage[] =
     "           [--data DIR] [--limit N] [--no-shuffle] [--save W.npz] [--resume W.npz]\n"
     "           [--history H.csv] [--quiet]\n"
     "  evaluate --weights W.npz [--data DIR] [--limit N] [--show N]\n"
-    "  predict  --weights W.npz [INPUT ...]      INPUT: numbers, image files or folders\n"
-    "  predict  --weights W.npz --npy X.npy [--out Y.npy]\n"
+    "  predict  [--weights W.npz] [INPUT ...]    INPUT: numbers, image files or folders\n"
+    "  predict  [--weights W.npz] --npy X.npy [--out Y.npy]\n"
     "  summary\n"
     "  init     --seed N --save W.npz\n"
-    "  activations --weights W.npz --input IMAGE --out DIR\n"
+    "  activations [--weights W.npz] --input IMAGE --out DIR\n"
+    "  (without --weights: the initial weights, for models whose weights are in the model file)\n"
     "  gradcheck [--seed N]\n";
 
 typedef struct {
@@ -165,6 +166,23 @@ static void flush_denormals(void)
     #pragma omp parallel
     _mm_setcsr(_mm_getcsr() | 0x8040);
 #endif
+}
+
+/* ---- weights ------------------------------------------------------------------- */
+
+/* --weights, or else the initial weights: what a model whose weights are all
+ * given in the model file (a hand-made filter) needs, and a warning otherwise. */
+static int weights_for(const nn_model *m, const Args *a, float *params)
+{
+    if (a->o.weights)
+        return nn_load_weights(m, a->o.weights, params, NULL, NULL);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].init != NN_INIT_VALUES) {
+            nn_warning(program, "no --weights: using the untrained initial weights");
+            break;
+        }
+    nn_init_params(m, params, a->o.has_seed ? a->o.seed : m->fit.seed);
+    return 0;
 }
 
 /* ---- predict ------------------------------------------------------------------- */
@@ -381,7 +399,9 @@ static int predict(const nn_model *m, const Args *a)
     Predictor p = {.m = m};
     p.params = nn_alloc(m->n_params, sizeof *p.params);
     nn_batch_init(&p.b, m, a->o.batch_size);
-    int rc = nn_load_weights(m, a->o.weights, p.params, NULL, NULL);
+    int rc = weights_for(m, a, p.params);
+    if (rc == 0 && m->layers[m->n_layers - 1].rank == 3)
+        rc = nn_error(m->name, "the model's output is an image: draw it with `activations`");
     if (rc == 0) {
         find_classes(&p, a->o.data_dir);
         if (a->npy)
@@ -423,7 +443,7 @@ static int activations(const nn_model *m, const Args *a)
     p.params = nn_alloc(m->n_params, sizeof *p.params);
     nn_batch_init(&p.b, m, 1);
     uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
-    int rc = nn_load_weights(m, a->o.weights, p.params, NULL, NULL);
+    int rc = weights_for(m, a, p.params);
     if (rc == 0 && m->input_rank != 3)
         rc = nn_error(a->input, "the model's input is not an image");
     if (rc == 0)
@@ -476,10 +496,8 @@ static int run(const nn_model *m, const Args *a)
         no_inputs(a);
         return nn_evaluate(m, &a->o);
     }
-    if (strcmp(c, "predict") == 0) {
-        need(a, a->o.weights, "--weights W.npz");
+    if (strcmp(c, "predict") == 0)
         return predict(m, a);
-    }
     if (strcmp(c, "summary") == 0) {
         no_inputs(a);
         nn_model_summary(stdout, m);
@@ -491,7 +509,6 @@ static int run(const nn_model *m, const Args *a)
         return init_weights(m, a);
     }
     if (strcmp(c, "activations") == 0) {
-        need(a, a->o.weights, "--weights W.npz");
         need(a, a->input, "--input IMAGE");
         need(a, a->out_dir, "--out DIR");
         no_inputs(a);
