@@ -242,7 +242,7 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole_long(h, "OUT", shape_size(&l->out));
     hole_long(h, "INDEX", index);
     hole_long(h, "LAYERS", p->n_ops);
-    hole(h, "RATE", fmt("%.9g", l->rate));
+    hole(h, "RATE", float_lit(l->rate));
     hole(h, "MOMENTUM", float_lit(l->momentum));
     hole(h, "EPSILON", float_lit(l->epsilon));
     bool image = l->in.rank == 3;

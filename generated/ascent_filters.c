@@ -176,13 +176,15 @@ static void filters_backward(int n, const float *restrict x, const float *restri
                         }
                     }
         }
-    }
-    if (dbias) {
-        for (int f = 0; f < 3; f++)
-            dbias[f] = 0.0f;
-        for (size_t p = 0; p < (size_t)n * 510 * 510; p++)
+        /* Inside: a bias is trained only with its kernel. Outside, GCC would
+         * follow the path where grads is NULL to a bias at NULL + offset. */
+        if (dbias) {
             for (int f = 0; f < 3; f++)
-                dbias[f] += dy[p * 3 + f];
+                dbias[f] = 0.0f;
+            for (size_t p = 0; p < (size_t)n * 510 * 510; p++)
+                for (int f = 0; f < 3; f++)
+                    dbias[f] += dy[p * 3 + f];
+        }
     }
 }
 

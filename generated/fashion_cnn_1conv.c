@@ -176,13 +176,15 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                         }
                     }
         }
-    }
-    if (dbias) {
-        for (int f = 0; f < 64; f++)
-            dbias[f] = 0.0f;
-        for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+        /* Inside: a bias is trained only with its kernel. Outside, GCC would
+         * follow the path where grads is NULL to a bias at NULL + offset. */
+        if (dbias) {
             for (int f = 0; f < 64; f++)
-                dbias[f] += dy[p * 64 + f];
+                dbias[f] = 0.0f;
+            for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+                for (int f = 0; f < 64; f++)
+                    dbias[f] += dy[p * 64 + f];
+        }
     }
 }
 

@@ -176,13 +176,15 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                         }
                     }
         }
-    }
-    if (dbias) {
-        for (int f = 0; f < 32; f++)
-            dbias[f] = 0.0f;
-        for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+        /* Inside: a bias is trained only with its kernel. Outside, GCC would
+         * follow the path where grads is NULL to a bias at NULL + offset. */
+        if (dbias) {
             for (int f = 0; f < 32; f++)
-                dbias[f] += dy[p * 32 + f];
+                dbias[f] = 0.0f;
+            for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+                for (int f = 0; f < 32; f++)
+                    dbias[f] += dy[p * 32 + f];
+        }
     }
 }
 
@@ -382,13 +384,15 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
                         }
                     }
         }
-    }
-    if (dbias) {
-        for (int f = 0; f < 32; f++)
-            dbias[f] = 0.0f;
-        for (size_t p = 0; p < (size_t)n * 11 * 11; p++)
+        /* Inside: a bias is trained only with its kernel. Outside, GCC would
+         * follow the path where grads is NULL to a bias at NULL + offset. */
+        if (dbias) {
             for (int f = 0; f < 32; f++)
-                dbias[f] += dy[p * 32 + f];
+                dbias[f] = 0.0f;
+            for (size_t p = 0; p < (size_t)n * 11 * 11; p++)
+                for (int f = 0; f < 32; f++)
+                    dbias[f] += dy[p * 32 + f];
+        }
     }
 }
 
