@@ -124,11 +124,12 @@ int main(int argc, char **argv)
     static Model m;
     model_from_yaml(&m, yaml_load(o.model), o.model);
     infer_shapes(&m);
+    Plan *plan = plan_model(&m);   /* also for --check: planning reads inline weights */
     if (o.check) {
         summary_print(stdout, &m);
+        plan_free(plan);
         return 0;
     }
-    Plan *plan = plan_model(&m);
     Output c = emit_to_memory(&m, plan, false, !o.no_main);
     Output h = {0};
     if (o.header)

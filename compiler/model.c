@@ -179,14 +179,16 @@ static void parse_layer_args(Layer *l, const Node *args, const Node *where)
         break;
     case LAYER_BATCHNORM:
         l->momentum = 0.99, l->epsilon = 1e-3;
-        if (args && (v = map_get(args, "momentum")))
+        if (args && (v = map_get(args, "momentum"))) {
             l->momentum = node_num(v, "momentum");
-        if (args && (v = map_get(args, "epsilon")))
+            if (!(l->momentum >= 0 && l->momentum <= 1))
+                error_at(v, "momentum must be between 0 and 1, got %s", v->text);
+        }
+        if (args && (v = map_get(args, "epsilon"))) {
             l->epsilon = node_num(v, "epsilon");
-        if (!(l->momentum >= 0 && l->momentum <= 1))
-            error_at(v, "momentum must be between 0 and 1");
-        if (!(l->epsilon > 0))
-            error_at(where, "epsilon must be positive");
+            if (!(l->epsilon > 0))
+                error_at(v, "epsilon must be positive, got %s", v->text);
+        }
         break;
     default:
         break;

@@ -11,6 +11,7 @@
 #include "nncc.h"
 #include "nnrt.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ static Plan *plan_new(void)
 
 static int add_buffer(Plan *p, const Layer *l, const char *what, long size)
 {
+    /* The C names each offset in an enum, and an enum constant is an int. */
+    if (size > INT32_MAX - p->work_floats)
+        error_at(l->where, "the model is too large: its activations take more than %d floats "
+                           "per sample", INT32_MAX);
     Buffer *b = &p->bufs[p->n_bufs];
     b->layer = l;
     snprintf(b->name, sizeof b->name, "%s_%s", l->name, what);
