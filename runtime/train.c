@@ -182,8 +182,14 @@ static int next_indices(Trainer *t, int *idx, int want)
         if (t->cursor == t->train.n) {
             if (n > 0 && !wrap)
                 break;
-            if (t->o->shuffle)
+            if (t->o->shuffle) {
+                /* A fresh permutation of 0..n-1, as Keras draws each epoch: it
+                 * depends only on the generator's state, which a checkpoint
+                 * holds, so a resumed run shuffles as the whole run did. */
+                for (int i = 0; i < t->train.n; i++)
+                    t->order[i] = i;
                 nn_shuffle(t->order, t->train.n, &t->rng);
+            }
             t->cursor = 0;
         }
         idx[n++] = t->order[t->cursor++];

@@ -1,0 +1,782 @@
+/* test_e2e.c - nncc end to end, as a user runs it: model files written here,
+ * trainers built with `make trainer`, and their commands run through a shell.
+ *
+ *   hello        the course's first model learns y = 3x + 1: predict(10) ~ 31
+ *   gradcheck    the generated backward pass of every activation, loss and
+ *                layer kind agrees with finite differences
+ *   determinism  same seed and threads, same bits; 2 epochs = 1 + resume 1
+ *   weights      Keras's names, layouts and glorot limits, readable by numpy;
+ *                predict agrees with numpy's forward pass
+ *   errors       NaN loss, usage errors, foreign weights, bad labels, Ctrl-C
+ *   fashion      a real data set, evaluate and predict --npy
+ *   history      --history and validation_split
+ *   categorical  class-index labels train exactly as their one-hot rows
+ *
+ * Trainers go into one scratch folder for the whole run; `make` gets SAN from
+ * the environment so that `make test SAN=1` checks sanitised trainers too.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "rt.h"
+
+static char scratch[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    make_scratch(scratch, sizeof scratch);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rm_tree(scratch);
+    return 0;
+}
+
+/* scratch/NAME (a file in the scratch folder); a few rotating buffers so
+ * that one call can hold several paths. */
+static const char *in_scratch(const char *name)
+{
+    static char bufs[8][256];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", scratch, name);
+    return b;
+}
+
+static const char *san(void)
+{
+    const char *s = getenv("SAN");
+    return s && *s ? s : "0";
+}
+
+/* Builds the trainer of a model file into the scratch folder, once;
+ * returns its path. */
+static const char *build_file(const char *yaml_path, const char *name)
+{
+    const char *trainer = in_scratch(name);
+    if (file_exists(trainer))
+        return trainer;
+    RunResult r;
+    run_cmd(&r, "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s", yaml_path, scratch,
+            san());
+    if (r.status != 0)
+        fail_msg("make trainer for %s failed:\n%s", yaml_path, r.out);
+    assert_true(file_exists(trainer));
+    return trainer;
+}
+
+/* Writes scratch/NAME.yaml (with `name: NAME` first) and builds it. */
+static const char *build_model(const char *name, const char *yaml)
+{
+    char path[256], text[8192];
+    snprintf(path, sizeof path, "%s/%s.yaml", scratch, name);
+    snprintf(text, sizeof text, "name: %s\n%s", name, yaml);
+    write_text(path, text);
+    return build_file(path, name);
+}
+
+static bool have_numpy(void)
+{
+    RunResult r;
+    run_cmd(&r, "/usr/bin/python3 -c 'import numpy'");
+    return r.status == 0;
+}
+
+static const nn_array *find_array(const nn_array *a, int n, const char *name)
+{
+    const nn_array *x = nn_npz_find(a, n, name);
+    if (!x)
+        fail_msg("no array '%s'", name);
+    return x;
+}
+
+/* Every member of two .npz files: same names in the same order, same types,
+ * shapes and bits. */
+static void assert_same_npz(const char *p, const char *q)
+{
+    nn_array *a, *b;
+    int na, nb;
+    assert_int_equal(nn_npz_read(p, &a, &na), 0);
+    assert_int_equal(nn_npz_read(q, &b, &nb), 0);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) {
+        assert_string_equal(a[i].name, b[i].name);
+        assert_int_equal(a[i].dtype, b[i].dtype);
+        assert_int_equal(a[i].rank, b[i].rank);
+        assert_memory_equal(a[i].shape, b[i].shape, sizeof a[i].shape);
+        assert_int_equal(a[i].size, b[i].size);
+        if (a[i].dtype == NN_F32 && memcmp(a[i].f, b[i].f, a[i].size * sizeof(float)) != 0)
+            fail_msg("%s differs between %s and %s", a[i].name, p, q);
+        if (a[i].dtype == NN_I64 && memcmp(a[i].i, b[i].i, a[i].size * sizeof(int64_t)) != 0)
+            fail_msg("%s differs between %s and %s", a[i].name, p, q);
+    }
+    nn_npz_free(a, na);
+    nn_npz_free(b, nb);
+}
+
+static void assert_contains(const RunResult *r, const char *what)
+{
+    if (!strstr(r->out, what))
+        fail_msg("expected '%s' in:\n%s", what, r->out);
+}
+
+/* Four samples of three numbers: the inline data of the small models. */
+#define X4 "[[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3]]"
+
+/* ---- 1. hello ------------------------------------------------------------------- */
+
+static void test_hello(void **state)
+{
+    (void)state;
+    const char *t = build_file("models/hello.yaml", "hello");
+    const char *w = in_scratch("hello.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --save %s --quiet", t, w);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "");   /* --quiet: nothing at all */
+
+    /* y = 3x + 1 at x = 10, as the course's model.predict([10.0]) gives. */
+    run_cmd(&r, "%s predict --weights %s 10", t, w);
+    assert_int_equal(r.status, 0);
+    double y;
+    assert_int_equal(sscanf(r.out, "10: %lf", &y), 1);
+    if (!(fabs(y - 31) <= 0.5))
+        fail_msg("hello predicts %g for 10, want 31 +- 0.5", y);
+
+    /* The model file's own `predict: [[10.0]]` prints the same line. */
+    RunResult own;
+    run_cmd(&own, "%s predict --weights %s", t, w);
+    assert_int_equal(own.status, 0);
+    assert_string_equal(own.out, r.out);
+
+    run_cmd(&r, "%s summary", t);
+    assert_int_equal(r.status, 0);
+    assert_contains(&r, "Total params: 2\n");
+    assert_contains(&r, "Trainable params: 2\n");
+}
+
+/* ---- 2. gradcheck ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    const char *yaml;       /* input_shape, layers, compile, data */
+    const char *tensors;    /* every trainable tensor, space-separated */
+    const char *absent;     /* tensors gradcheck must not list */
+} GradCase;
+
+#define MSE_DATA                                                                        \
+    "compile: {optimizer: adam, loss: mse}\n"                                           \
+    "data:\n  train: {format: inline, x: " X4 ",\n"                                    \
+    "          y: [[0.1, 0.2], [0.3, -0.1], [0.0, 0.5], [-0.2, 0.2]]}\n"
+
+/* Dense(5, act) -> Dense(2) with mse: every activation away from the output,
+ * so softmax too gets its own Jacobian. */
+#define ACT_CASE(act)                                                                   \
+    {"act_" act,                                                                        \
+     "input_shape: [3]\nlayers:\n  - Dense: {units: 5, activation: " act "}\n"         \
+     "  - Dense: {units: 2}\n" MSE_DATA,                                                \
+     "dense.kernel dense.bias dense_1.kernel dense_1.bias", ""}
+
+#define HIDDEN "input_shape: [3]\nlayers:\n  - Dense: {units: 5, activation: tanh}\n"
+#define DATA_Y(loss, y)                                                                 \
+    "compile: {optimizer: adam, loss: " loss "}\n"                                      \
+    "data:\n  train: {format: inline, x: " X4 ",\n          y: " y "}\n"
+#define ONE_HOT3 "[[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]]"
+#define TWO_DENSE "dense.kernel dense.bias dense_1.kernel dense_1.bias"
+
+static const GradCase grad_cases[] = {
+    ACT_CASE("linear"), ACT_CASE("relu"), ACT_CASE("sigmoid"), ACT_CASE("tanh"),
+    ACT_CASE("softmax"), ACT_CASE("elu"), ACT_CASE("selu"), ACT_CASE("softplus"),
+    ACT_CASE("softsign"), ACT_CASE("swish"), ACT_CASE("gelu"),
+    /* Losses: fused with the last activation (from logits) ... */
+    {"sparse_fused", HIDDEN "  - Dense: {units: 3, activation: softmax}\n"
+     DATA_Y("sparse_categorical_crossentropy", "[0, 2, 1, 0]"), TWO_DENSE, ""},
+    {"categorical_fused", HIDDEN "  - Dense: {units: 3, activation: softmax}\n"
+     DATA_Y("categorical_crossentropy", ONE_HOT3), TWO_DENSE, ""},
+    {"binary_fused", HIDDEN "  - Dense: {units: 1, activation: sigmoid}\n"
+     DATA_Y("binary_crossentropy", "[[0], [1], [1], [0]]"), TWO_DENSE, ""},
+    /* ... and on probabilities that do not match the loss (not fused; outputs
+     * strictly inside (0, 1), where the clipping passes gradients). */
+    {"sparse_probs", HIDDEN "  - Dense: {units: 3, activation: sigmoid}\n"
+     DATA_Y("sparse_categorical_crossentropy", "[0, 2, 1, 0]"), TWO_DENSE, ""},
+    {"categorical_probs", HIDDEN "  - Dense: {units: 3, activation: sigmoid}\n"
+     DATA_Y("categorical_crossentropy", ONE_HOT3), TWO_DENSE, ""},
+    {"binary_probs", HIDDEN "  - Dense: {units: 2, activation: softmax}\n"
+     DATA_Y("binary_crossentropy", "[[0, 1], [1, 0], [1, 1], [0, 0]]"), TWO_DENSE, ""},
+    /* The sigmoid fused through an Activation layer at the end. */
+    {"binary_activation_last", HIDDEN "  - Dense: {units: 1}\n"
+     "  - Activation: {activation: sigmoid}\n"
+     DATA_Y("binary_crossentropy", "[[0], [1], [1], [0]]"), TWO_DENSE, ""},
+    {"activation_layer", "input_shape: [3]\nlayers:\n  - Dense: {units: 4}\n"
+     "  - Activation: {activation: tanh}\n  - Dense: {units: 2}\n" MSE_DATA, TWO_DENSE,
+     "activation.kernel"},
+    {"dropout", "input_shape: [3]\nlayers:\n  - Dense: {units: 8, activation: relu}\n"
+     "  - Dropout: {rate: 0.5}\n  - Dense: {units: 2}\n" MSE_DATA, TWO_DENSE, "dropout.kernel"},
+    {"flatten", "input_shape: [4, 3, 2]\nlayers:\n  - Flatten\n"
+     "  - Dense: {units: 3, activation: tanh}\n  - Dense: {units: 2}\n"
+     "compile: {optimizer: sgd, loss: mse}\n"
+     "data:\n  train: {format: inline,\n"
+     "    x: [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, "
+     "23]],\n    y: [[0.5, -0.5]]}\n", TWO_DENSE, ""},
+    {"no_bias", "input_shape: [3]\nlayers:\n"
+     "  - Dense: {units: 4, activation: tanh, use_bias: false}\n  - Dense: {units: 2}\n" MSE_DATA,
+     "dense.kernel dense_1.kernel dense_1.bias", "dense.bias"},
+    {"frozen", "input_shape: [3]\nlayers:\n"
+     "  - Dense: {units: 4, activation: tanh, trainable: false}\n  - Dense: {units: 2}\n"
+     MSE_DATA, "dense_1.kernel dense_1.bias", "dense.kernel dense.bias"},
+    {"named", "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: relu, name: hidden}\n"
+     "  - Dense: {units: 2, name: out}\n" MSE_DATA, "hidden.kernel hidden.bias out.kernel out.bias",
+     "dense.kernel"},
+};
+
+static const GradCase *grad_case(const char *name)
+{
+    for (size_t i = 0; i < sizeof grad_cases / sizeof grad_cases[0]; i++)
+        if (strcmp(grad_cases[i].name, name) == 0)
+            return &grad_cases[i];
+    fail_msg("no gradcheck case '%s'", name);
+    return NULL;
+}
+
+/* The line gradcheck printed for a tensor: "NAME  N checked ... relative R  ok". */
+static const char *tensor_line(const char *out, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, len) == 0 && p[len] == ' ')
+            return p;
+    return NULL;
+}
+
+static void check_gradcheck_output(const GradCase *c, const char *out)
+{
+    char names[256];
+    snprintf(names, sizeof names, "%s", c->tensors);
+    int listed = 0;
+    for (char *save, *tok = strtok_r(names, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        const char *line = tensor_line(out, tok);
+        if (!line)
+            fail_msg("%s: gradcheck does not list %s:\n%s", c->name, tok, out);
+        double rel;
+        const char *r = strstr(line, "relative ");
+        if (!r || sscanf(r, "relative %lf", &rel) != 1)
+            fail_msg("%s: no relative error for %s", c->name, tok);
+        /* float differences agree to ~1e-5 here; a wrong derivative is off by O(1). */
+        if (!(rel < 2e-3))
+            fail_msg("%s: %s relative error %g", c->name, tok, rel);
+        listed++;
+    }
+    /* Only the trainable tensors: one "checked" line each. */
+    int lines = 0;
+    for (const char *p = out; (p = strstr(p, " checked ")); p++)
+        lines++;
+    if (lines != listed)
+        fail_msg("%s: %d tensors checked, want %d:\n%s", c->name, lines, listed, out);
+    snprintf(names, sizeof names, "%s", c->absent);
+    for (char *save, *tok = strtok_r(names, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (tensor_line(out, tok))
+            fail_msg("%s: gradcheck lists %s, which is not trainable or not there", c->name, tok);
+}
+
+static void test_gradcheck(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof grad_cases / sizeof grad_cases[0]; i++) {
+        const GradCase *c = &grad_cases[i];
+        char name[64];
+        snprintf(name, sizeof name, "g_%s", c->name);
+        const char *t = build_model(name, c->yaml);
+        RunResult r;
+        run_cmd(&r, "%s gradcheck", t);
+        if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
+            fail_msg("%s: gradcheck exit %d:\n%s", c->name, r.status, r.out);
+        check_gradcheck_output(c, r.out);
+    }
+}
+
+static void test_frozen_summary(void **state)
+{
+    (void)state;
+    /* The frozen Dense(3 -> 4) holds 16 parameters, the trainable Dense(4 -> 2) 10. */
+    const char *t = build_model("g_frozen", grad_case("frozen")->yaml);
+    RunResult r;
+    run_cmd(&r, "%s summary", t);
+    assert_int_equal(r.status, 0);
+    assert_contains(&r, "Total params: 26\n");
+    assert_contains(&r, "Trainable params: 10\n");
+    assert_contains(&r, "Non-trainable params: 16\n");
+}
+
+/* ---- 3. determinism ---------------------------------------------------------------- */
+
+/* Shuffling (12 samples, 3 batches an epoch), dropout and Adam's state. */
+static const char det_yaml[] =
+    "input_shape: [3]\n"
+    "layers:\n"
+    "  - Dense: {units: 8, activation: relu}\n"
+    "  - Dropout: {rate: 0.25}\n"
+    "  - Dense: {units: 3, activation: softmax}\n"
+    "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+    "data:\n"
+    "  train:\n"
+    "    format: inline\n"
+    "    x: [[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3],\n"
+    "        [-0.7, 0.1, 0.2], [0.9, 0.8, -0.3], [0.0, -1.0, 0.5], [0.2, 0.6, -0.8],\n"
+    "        [-0.5, -0.5, -0.5], [0.4, -0.2, 0.1], [0.8, 0.3, 0.6], [-0.1, 0.9, -0.4]]\n"
+    "    y: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]\n"
+    "fit: {batch_size: 4, epochs: 3}\n";
+
+static void test_same_seed_same_bits(void **state)
+{
+    (void)state;
+    const char *t = build_model("det", det_yaml);
+    RunResult r;
+    for (int i = 0; i < 2; i++) {
+        run_cmd(&r, "%s train --seed 7 --threads 2 --quiet --save %s", t,
+                in_scratch(i ? "det_b.npz" : "det_a.npz"));
+        assert_int_equal(r.status, 0);
+    }
+    run_cmd(&r, "cmp %s %s", in_scratch("det_a.npz"), in_scratch("det_b.npz"));
+    assert_int_equal(r.status, 0);
+
+    /* ... and another seed really gives other weights. */
+    run_cmd(&r, "%s train --seed 8 --threads 2 --quiet --save %s", t, in_scratch("det_c.npz"));
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "cmp -s %s %s", in_scratch("det_a.npz"), in_scratch("det_c.npz"));
+    assert_int_equal(r.status, 1);
+}
+
+static void test_resume_same_bits(void **state)
+{
+    (void)state;
+    const char *t = build_model("det", det_yaml);
+    const char *whole = in_scratch("whole.npz"), *half = in_scratch("half.npz"),
+               *resumed = in_scratch("resumed.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --epochs 2 --seed 5 --threads 2 --quiet --save %s", t, whole);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --epochs 1 --seed 5 --threads 2 --quiet --save %s", t, half);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --epochs 2 --resume %s --threads 2 --quiet --save %s", t, half, resumed);
+    assert_int_equal(r.status, 0);
+    /* Weights, Adam's moments and iterations, epoch and generator state. */
+    assert_same_npz(whole, resumed);
+
+    nn_array *a;
+    int n;
+    assert_int_equal(nn_npz_read(resumed, &a, &n), 0);
+    assert_int_equal(find_array(a, n, "state.epoch")->i[0], 2);
+    assert_int_equal(find_array(a, n, "optimizer.iterations")->i[0], 6);  /* 2 x 3 steps */
+    nn_npz_free(a, n);
+
+    /* The resumed epoch did train: its weights moved from the first epoch's. */
+    run_cmd(&r, "cmp -s %s %s", half, resumed);
+    assert_int_equal(r.status, 1);
+}
+
+/* ---- 4. weight files ------------------------------------------------------------------- */
+
+static const char wts_yaml[] =
+    "input_shape: [5]\n"
+    "layers:\n"
+    "  - Dense: {units: 3, activation: relu}\n"
+    "  - Dense: {units: 2}\n"
+    "compile: {optimizer: sgd, loss: mse}\n"
+    "data:\n  train: {format: inline, x: [[1, 2, 3, 4, 5]], y: [[0, 1]]}\n";
+
+static void assert_glorot(const nn_array *a, int fan_in, int fan_out)
+{
+    double limit = sqrt(6.0 / (fan_in + fan_out)), most = 0;
+    assert_int_equal(a->rank, 2);
+    assert_int_equal(a->shape[0], fan_in);
+    assert_int_equal(a->shape[1], fan_out);
+    for (size_t k = 0; k < a->size; k++) {
+        if (!(fabs(a->f[k]) <= limit))
+            fail_msg("%s[%zu] = %g is outside the glorot limit %g", a->name, k, a->f[k], limit);
+        most = fmax(most, fabs(a->f[k]));
+    }
+    /* Uniform over the whole range, not a narrower one. */
+    assert_true(most > limit / 2);
+}
+
+static void test_weight_files(void **state)
+{
+    (void)state;
+    const char *t = build_model("wts", wts_yaml);
+    const char *w = in_scratch("wts.npz"), *w2 = in_scratch("wts2.npz");
+    RunResult r;
+    run_cmd(&r, "%s init --seed 1 --save %s", t, w);
+    assert_int_equal(r.status, 0);
+
+    nn_array *a;
+    int n;
+    assert_int_equal(nn_npz_read(w, &a, &n), 0);
+    assert_int_equal(n, 4);   /* init: the tensors, no training state */
+    assert_glorot(find_array(a, n, "dense.kernel"), 5, 3);
+    assert_glorot(find_array(a, n, "dense_1.kernel"), 3, 2);
+    const nn_array *b = find_array(a, n, "dense.bias");
+    assert_int_equal(b->rank, 1);
+    assert_int_equal(b->shape[0], 3);
+    for (size_t k = 0; k < b->size; k++)
+        assert_true(b->f[k] == 0.0f);
+    nn_npz_free(a, n);
+
+    /* The seed decides the weights. */
+    run_cmd(&r, "%s init --seed 1 --save %s && cmp %s %s", t, w2, w, w2);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s init --seed 2 --save %s && cmp -s %s %s", t, w2, w, w2);
+    assert_int_equal(r.status, 1);
+
+    if (!have_numpy()) {
+        print_message("numpy not found: skipping the numpy checks\n");
+        return;
+    }
+    run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = numpy.load('%s'); "
+                "print(sorted(d.files), d['dense.kernel'].shape, d['dense_1.kernel'].shape, "
+                "d['dense.bias'].shape, d['dense.kernel'].dtype)\"", w);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "['dense.bias', 'dense.kernel', 'dense_1.bias', 'dense_1.kernel'] "
+                               "(5, 3) (3, 2) (3,) float32\n");
+
+    /* predict against numpy's forward pass with the same weights, with the
+     * biases set to something other than zero first. */
+    run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = dict(numpy.load('%s')); "
+                "d['dense.bias'] = numpy.array([0.1, -0.2, 0.3], 'f4'); "
+                "d['dense_1.bias'] = numpy.array([0.5, -0.5], 'f4'); numpy.savez('%s', **d); "
+                "x = numpy.array([1, -2, 0.5, 3, -1], 'f4'); "
+                "h = numpy.maximum(x @ d['dense.kernel'] + d['dense.bias'], 0); "
+                "y = h @ d['dense_1.kernel'] + d['dense_1.bias']; print('%%.6f %%.6f' %% tuple(y))\"",
+            w, w2);
+    assert_int_equal(r.status, 0);
+    double want[2], got[2];
+    assert_int_equal(sscanf(r.out, "%lf %lf", &want[0], &want[1]), 2);
+    run_cmd(&r, "%s predict --weights %s 1 -2 0.5 3 -1", t, w2);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(sscanf(r.out, "1 -2 0.5 3 -1: %lf %lf", &got[0], &got[1]), 2);
+    for (int k = 0; k < 2; k++)
+        if (!(fabs(got[k] - want[k]) <= 1e-4))
+            fail_msg("output %d: predict %g, numpy %g", k, got[k], want[k]);
+}
+
+/* ---- 5. errors ------------------------------------------------------------------------ */
+
+static void test_nan_loss(void **state)
+{
+    (void)state;
+    /* x = 1e30: the first step's loss (~1e60) is finite in double, but its
+     * kernel gradient overflows a float, so the second step (epoch 2: one
+     * batch of 6 an epoch) meets inf * 0 = NaN. */
+    const char *t = build_model("nan",
+                                "input_shape: [1]\nlayers:\n  - Dense: {units: 1}\n"
+                                "compile: {optimizer: sgd, loss: mse}\n"
+                                "data:\n  train: {format: inline, x: [1.0e30, 0, 1, 2, 3, 4],\n"
+                                "                 y: [-2, 1, 4, 7, 10, 13]}\n"
+                                "fit: {batch_size: 6, epochs: 5}\n");
+    RunResult r;
+    run_cmd(&r, "%s train --quiet --no-shuffle", t);
+    assert_int_equal(r.status, 1);
+    assert_contains(&r, "the loss became NaN at epoch 2, step 1");
+
+    /* A learning rate of 1e30 on the course's data: it blows up within a few
+     * epochs, and the message says where. */
+    const char *hello = build_file("models/hello.yaml", "hello");
+    run_cmd(&r, "%s train --learning-rate 1e30 --batch-size 2 --quiet", hello);
+    assert_int_equal(r.status, 1);
+    const char *at = strstr(r.out, "at epoch ");
+    int epoch, step;
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "at epoch %d, step %d", &epoch, &step), 2);
+    assert_in_range(epoch, 1, 500);
+    assert_in_range(step, 1, 3);
+}
+
+static void test_usage_and_foreign_weights(void **state)
+{
+    (void)state;
+    const char *hello = build_file("models/hello.yaml", "hello");
+    RunResult r;
+    /* predict without --weights uses the initial weights (for models whose
+     * weights are all in the model file) and warns; evaluate needs them. */
+    run_cmd(&r, "%s predict 10 2>&1 >/dev/null", hello);
+    assert_int_equal(r.status, 0);
+    assert_contains(&r, "warning: no --weights");
+    run_cmd(&r, "%s evaluate", hello);
+    assert_int_equal(r.status, 2);
+    assert_contains(&r, "--weights");
+    run_cmd(&r, "%s train --epochs zero", hello);
+    assert_int_equal(r.status, 2);
+    run_cmd(&r, "%s fly", hello);
+    assert_int_equal(r.status, 2);
+
+    const char *hw = in_scratch("hello_init.npz");
+    run_cmd(&r, "%s init --seed 1 --save %s", hello, hw);
+    assert_int_equal(r.status, 0);
+
+    /* hello's weights in a model whose first layer is 'hidden'. */
+    const char *named = build_model("g_named", grad_case("named")->yaml);
+    run_cmd(&r, "%s predict --weights %s 1 2 3", named, hw);
+    assert_int_equal(r.status, 1);
+    assert_contains(&r, "'hidden.kernel'");
+
+    /* Same names, other shapes: dense.kernel is [1, 1] there, [5, 3] here. */
+    const char *wts = build_model("wts", wts_yaml);
+    run_cmd(&r, "%s predict --weights %s 1 2 3 4 5", wts, hw);
+    assert_int_equal(r.status, 1);
+    assert_contains(&r, "'dense.kernel'");
+
+    /* A missing file is an error, not a crash. */
+    run_cmd(&r, "%s predict --weights %s 10", hello, in_scratch("nothing.npz"));
+    assert_int_equal(r.status, 1);
+}
+
+static void test_label_out_of_range(void **state)
+{
+    (void)state;
+    const char *t = build_model("badlabel",
+                                "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: relu}\n"
+                                "  - Dense: {units: 3, activation: softmax, name: classes}\n"
+                                "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
+                                "data:\n  train: {format: inline, x: " X4 ", y: [0, 2, 5, 1]}\n");
+    RunResult r;
+    run_cmd(&r, "%s train --quiet --save %s", t, in_scratch("badlabel.npz"));
+    assert_int_equal(r.status, 1);
+    assert_contains(&r, "label 5 ");
+    assert_contains(&r, "'classes'");
+    assert_false(file_exists(in_scratch("badlabel.npz")));
+}
+
+static void test_sigint(void **state)
+{
+    (void)state;
+    const char *hello = build_file("models/hello.yaml", "hello");
+    const char *w = in_scratch("sigint.npz");
+    RunResult r;
+    /* A background job of a script ignores SIGINT until the trainer sets its
+     * handler; the watchdog ends, after 60 s, a trainer that never got the
+     * signal, and itself as soon as the trainer is gone. */
+    run_cmd(&r, "%s train --epochs 100000 --save %s --quiet & pid=$!; "
+                "(i=0; while kill -0 $pid; do i=$((i+1)); [ $i -gt 600 ] && kill -KILL $pid; "
+                "sleep 0.1; done) >/dev/null 2>&1 & "
+                "sleep 1; kill -INT $pid; wait $pid; echo rc=$?",
+            hello, w);
+    assert_contains(&r, "rc=130\n");
+    assert_true(file_exists(w));
+    /* The checkpoint loads, for predict and for resuming. */
+    run_cmd(&r, "%s predict --weights %s 10", hello, w);
+    assert_int_equal(r.status, 0);
+    nn_array *a;
+    int n;
+    assert_int_equal(nn_npz_read(w, &a, &n), 0);
+    int64_t done = find_array(a, n, "state.epoch")->i[0];
+    nn_npz_free(a, n);
+    assert_true(done >= 1 && done < 100000);
+    run_cmd(&r, "%s train --epochs %lld --resume %s --quiet", hello, (long long)done + 1, w);
+    assert_int_equal(r.status, 0);
+}
+
+/* ---- 6. Fashion-MNIST -------------------------------------------------------------------- */
+
+#define FASHION "/usr/share/datasets/fashion-mnist"
+
+static void test_fashion(void **state)
+{
+    (void)state;
+    if (!file_exists(FASHION "/train-images-idx3-ubyte.gz")) {
+        print_message("no %s: skipping\n", FASHION);
+        skip();
+    }
+    const char *t = build_file("models/fashion_mlp.yaml", "fashion_mlp");
+    const char *w = in_scratch("fashion.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --limit 2000 --epochs 1 --quiet --save %s", t, w);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s evaluate --weights %s --limit 1000", t, w);
+    assert_int_equal(r.status, 0);
+    double loss, acc;
+    assert_int_equal(sscanf(r.out, "loss: %lf - accuracy: %lf", &loss, &acc), 2);
+    if (!(acc > 0.6 && acc <= 1 && loss > 0 && isfinite(loss)))
+        fail_msg("after 2000 samples: loss %g, accuracy %g", loss, acc);
+
+    /* predict --npy: the first test images, as the model sees them. */
+    enum { N = 20 };
+    nn_dataset d = {0};
+    assert_int_equal(nn_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
+                                 FASHION "/t10k-labels-idx1-ubyte.gz", &d), 0);
+    nn_array x = {.dtype = NN_F32, .rank = 3, .shape = {N, 28, 28}, .size = N * 784};
+    x.f = nn_alloc(x.size, sizeof *x.f);
+    for (size_t k = 0; k < x.size; k++)
+        x.f[k] = d.bytes[k] / 255.0f;
+    int labels[N];
+    for (int s = 0; s < N; s++)
+        labels[s] = (int)d.labels[s];
+    nn_dataset_free(&d);
+    const char *xp = in_scratch("x.npy"), *yp = in_scratch("y.npy");
+    assert_int_equal(nn_npy_write(xp, &x), 0);
+    free(x.f);
+
+    run_cmd(&r, "%s predict --weights %s --npy %s --out %s", t, w, xp, yp);
+    assert_int_equal(r.status, 0);
+    nn_array y;
+    assert_int_equal(nn_npy_read(yp, &y), 0);
+    assert_int_equal(y.dtype, NN_F32);
+    assert_int_equal(y.rank, 2);
+    assert_int_equal(y.shape[0], N);
+    assert_int_equal(y.shape[1], 10);
+    int right = 0;
+    for (int s = 0; s < N; s++) {
+        double sum = 0;
+        int best = 0;
+        for (int k = 0; k < 10; k++) {
+            float p = y.f[s * 10 + k];
+            assert_true(p >= 0 && p <= 1);
+            sum += p;
+            best = p > y.f[s * 10 + best] ? k : best;
+        }
+        if (!(fabs(sum - 1) < 1e-5))
+            fail_msg("row %d sums to %.8f", s, sum);
+        right += best == labels[s];
+    }
+    assert_true(right >= N / 2);
+
+    /* Without --out it prints the same probabilities, one line per sample. */
+    run_cmd(&r, "%s predict --weights %s --npy %s", t, w, xp);
+    assert_int_equal(r.status, 0);
+    const char *line = r.out;
+    for (int s = 0; s < N; s++) {
+        int idx, used;
+        assert_int_equal(sscanf(line, "%d:%n", &idx, &used), 1);
+        assert_int_equal(idx, s);
+        const char *p = line + used;
+        for (int k = 0; k < 10; k++) {
+            double v;
+            assert_int_equal(sscanf(p, "%lf%n", &v, &used), 1);
+            p += used;
+            assert_true(fabs(v - y.f[s * 10 + k]) <= 5.1e-5);
+        }
+        line = strchr(line, '\n');
+        assert_non_null(line);
+        line++;
+    }
+    nn_array_free(&y);
+}
+
+/* ---- 7. history and validation_split -------------------------------------------------------- */
+
+static void test_history(void **state)
+{
+    (void)state;
+    /* 8 samples, the last quarter held out: 6 train in 3 batches of 2. */
+    const char *t = build_model("hist",
+        "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: relu}\n"
+        "  - Dense: {units: 2, activation: softmax}\n"
+        "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+        "data:\n  validation_split: 0.25\n"
+        "  train:\n    format: inline\n"
+        "    x: [[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3],\n"
+        "        [-0.7, 0.1, 0.2], [0.9, 0.8, -0.3], [0.0, -1.0, 0.5], [0.2, 0.6, -0.8]]\n"
+        "    y: [0, 1, 1, 0, 0, 1, 1, 0]\n"
+        "fit: {batch_size: 2, epochs: 3}\n");
+    const char *h = in_scratch("history.csv");
+    RunResult r;
+    run_cmd(&r, "%s train --history %s", t, h);
+    assert_int_equal(r.status, 0);
+    assert_contains(&r, "Epoch 1/3\n");
+    assert_contains(&r, "Epoch 3/3\n");
+
+    /* The per-epoch lines: 3/3 steps, and val_loss, val_accuracy after the split. */
+    double printed[3];
+    const char *p = r.out;
+    for (int e = 0; e < 3; e++) {
+        p = strstr(p, "3/3 [");
+        assert_non_null(p);
+        const char *lp = strstr(p, " - loss: ");
+        assert_non_null(lp);
+        double acc, vl, va;
+        assert_int_equal(sscanf(lp, " - loss: %lf - accuracy: %lf - val_loss: %lf - val_accuracy: %lf",
+                                &printed[e], &acc, &vl, &va), 4);
+        p = lp;
+    }
+    assert_null(strstr(p, "3/3 ["));
+
+    FILE *f = fopen(h, "r");
+    assert_non_null(f);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    for (int e = 0; e < 3; e++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        int epoch;
+        double loss, acc, vl, va, secs;
+        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &epoch, &loss, &acc, &vl, &va,
+                                &secs), 6);
+        assert_int_equal(epoch, e + 1);
+        assert_true(fabs(loss - printed[e]) <= 5.1e-5);
+        assert_true(acc >= 0 && acc <= 1 && va >= 0 && va <= 1);
+        assert_true(isfinite(vl) && vl > 0 && secs >= 0);
+    }
+    assert_null(fgets(line, sizeof line, f));
+    fclose(f);
+}
+
+/* ---- 8. categorical cross-entropy with class indices ------------------------------------------ */
+
+static void test_categorical_class_indices(void **state)
+{
+    (void)state;
+    /* The same six samples as one-hot rows (inline) and as class indices (a CSV
+     * file's last column): the batches one-hot the indices, so the training
+     * is the same to the bit. */
+    const char *layers =
+        "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: tanh}\n"
+        "  - Dense: {units: 3, activation: softmax}\n"
+        "compile: {optimizer: adam, loss: categorical_crossentropy, metrics: [accuracy]}\n"
+        "fit: {batch_size: 2, epochs: 4}\n";
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, "%sdata:\n  train:\n    format: inline\n"
+             "    x: [[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3],\n"
+             "        [-0.7, 0.1, 0.2], [0.9, 0.8, -0.3]]\n"
+             "    y: [[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]\n", layers);
+    const char *onehot = build_model("cat_onehot", yaml);
+    write_text(in_scratch("cat.csv"), "0.1,0.2,0.3,0\n0.5,-0.4,0.9,2\n1.0,0.0,-1.0,1\n"
+                                      "0.3,0.3,0.3,0\n-0.7,0.1,0.2,1\n0.9,0.8,-0.3,2\n");
+    snprintf(yaml, sizeof yaml, "%sdata:\n  train: {format: csv, path: cat.csv, header: false}\n",
+             layers);
+    const char *index = build_model("cat_index", yaml);
+    RunResult r;
+    run_cmd(&r, "%s train --seed 3 --quiet --save %s", onehot, in_scratch("cat_onehot.npz"));
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --seed 3 --quiet --save %s", index, in_scratch("cat_index.npz"));
+    assert_int_equal(r.status, 0);
+    assert_same_npz(in_scratch("cat_onehot.npz"), in_scratch("cat_index.npz"));
+
+    /* A class index beyond the 3 units is refused there too. */
+    write_text(in_scratch("cat.csv"), "0.1,0.2,0.3,0\n0.5,-0.4,0.9,3\n");
+    run_cmd(&r, "%s train --quiet", index);
+    assert_int_equal(r.status, 1);
+    assert_contains(&r, "label 3 ");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_gradcheck),
+        cmocka_unit_test(test_frozen_summary),
+        cmocka_unit_test(test_same_seed_same_bits),
+        cmocka_unit_test(test_resume_same_bits),
+        cmocka_unit_test(test_weight_files),
+        cmocka_unit_test(test_nan_loss),
+        cmocka_unit_test(test_usage_and_foreign_weights),
+        cmocka_unit_test(test_label_out_of_range),
+        cmocka_unit_test(test_sigint),
+        cmocka_unit_test(test_fashion),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_categorical_class_indices),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
