@@ -393,7 +393,11 @@ static int fit(Trainer *t)
         if (run_epoch(t, epoch, &logs) != 0)
             return -1;
         if (interrupted) {
-            fprintf(stderr, "\ninterrupted%s\n", t->o->save ? "; the last whole epoch is saved" : "");
+            /* The epoch is unfinished: a resume starts it again from these weights. */
+            if (save_checkpoint(t, epoch) != 0)
+                return -1;
+            fprintf(stderr, "\ninterrupted%s%s\n", t->o->save ? "; weights saved to " : "",
+                    t->o->save ? t->o->save : "");
             return 130;
         }
         write_history(t, epoch, &logs, nn_now() - start);
