@@ -638,6 +638,10 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole(h, "BUFFER_OFFSETS", offsets_block(p, false));
     hole_long(h, "N_PARAMS", p->n_params);
     hole_long(h, "WORK", p->work_floats);
+    bool batch_statistics = false;
+    for (int i = 0; i < p->n_ops; i++)
+        batch_statistics |= p->ops[i].kind == OP_BATCHNORM;
+    hole_long(h, "WHOLE_BATCHES", batch_statistics);
     static const char *const act_words[] = {"activation", "softmax", "sigmoid"};
     hole(h, "OUTPUT_ACT", fmt("%s", act_words[p->output_act]));
     hole(h, "FORWARD", forward_block(p));

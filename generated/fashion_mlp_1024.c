@@ -288,6 +288,7 @@ const nn_model fashion_mlp_1024_model = {
     .layers = layers,
     .n_layers = 3,
     .work_floats = WORK_PER_SAMPLE,
+    .whole_batches = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

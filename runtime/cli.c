@@ -372,8 +372,8 @@ static int predict_npy(Predictor *p, const char *in, const char *out)
     y.size = (size_t)n * (size_t)m->output_size;
     y.f = nn_alloc(y.size, sizeof *y.f);
     nn_pass pass = {0};
-    for (int start = 0; start < n; start += p->b.capacity) {
-        int k = n - start < p->b.capacity ? n - start : p->b.capacity;
+    for (int start = 0; start < n; start += p->b.part) {
+        int k = n - start < p->b.part ? n - start : p->b.part;
         memcpy(p->b.x, x + (size_t)start * (size_t)m->input_size,
                (size_t)k * (size_t)m->input_size * sizeof *x);
         const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);

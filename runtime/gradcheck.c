@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* At most BATCH samples: fewer when one sample's activations are huge. */
 enum { BATCH = 4, CHECKS_PER_TENSOR = 24 };
 
 /* Relative to the largest gradient seen in the tensor: float forward passes
@@ -15,10 +16,10 @@ enum { BATCH = 4, CHECKS_PER_TENSOR = 24 };
 #define TOLERANCE 2e-2
 #define STEP 1e-3f
 
-static void random_labels(const nn_model *m, float *y, nn_rng *rng)
+static void random_labels(const nn_model *m, float *y, int n, nn_rng *rng)
 {
     int k = m->output_size;
-    for (int s = 0; s < BATCH; s++) {
+    for (int s = 0; s < n; s++) {
         if (m->loss == NN_LOSS_SPARSE_CE) {
             y[s] = (float)(nn_rng_next(rng) % (uint64_t)k);
         } else if (m->loss == NN_LOSS_CATEGORICAL_CE) {
@@ -44,8 +45,8 @@ typedef struct {
 static double loss_at(Check *c)
 {
     memcpy(c->params, c->saved, c->m->n_params * sizeof *c->params);
-    const float *out = c->m->forward(&c->pass, c->params, c->b.work, c->b.x, BATCH);
-    return nn_loss(c->m, out, c->b.y, BATCH, NULL);
+    const float *out = c->m->forward(&c->pass, c->params, c->b.work, c->b.x, c->b.part);
+    return nn_loss(c->m, out, c->b.y, c->b.part, NULL);
 }
 
 /* Biases and other zero-initialised tensors get small random values so that
@@ -98,14 +99,15 @@ int nn_gradcheck(const nn_model *m, const nn_options *o)
     float *grads = nn_alloc(m->n_params, sizeof *grads);
     nn_init_params(m, c.saved, seed);
     jitter(m, c.saved, &rng);
-    for (size_t i = 0; i < (size_t)BATCH * (size_t)m->input_size; i++)
+    int n = c.b.part;
+    for (size_t i = 0; i < (size_t)n * (size_t)m->input_size; i++)
         c.b.x[i] = nn_rng_uniform(&rng);
-    random_labels(m, c.b.y, &rng);
+    random_labels(m, c.b.y, n, &rng);
 
     memcpy(c.params, c.saved, m->n_params * sizeof *c.params);
-    const float *out = m->forward(&c.pass, c.params, c.b.work, c.b.x, BATCH);
-    nn_loss(m, out, c.b.y, BATCH, c.b.dout);
-    m->backward(&c.pass, c.params, grads, c.b.work, c.b.x, c.b.dout, BATCH);
+    const float *out = m->forward(&c.pass, c.params, c.b.work, c.b.x, n);
+    nn_loss(m, out, c.b.y, n, c.b.dout);
+    m->backward(&c.pass, c.params, grads, c.b.work, c.b.x, c.b.dout, n);
 
     bool ok = true;
     for (int i = 0; i < m->n_tensors; i++)

@@ -55,11 +55,13 @@ typedef struct {
 } nn_layer;
 
 /* What a pass needs besides buffers: training switches dropout on and lets
- * BatchNormalization use batch statistics. seed and step make dropout masks a
- * function of (seed, step, index) only, so threads cannot change them. */
+ * BatchNormalization use batch statistics. seed, step and the sample's place
+ * in its batch make dropout masks a function of those alone, so neither
+ * threads nor passing a batch in parts can change them. */
 typedef struct {
     int training;
     uint64_t seed, step;
+    uint64_t first;        /* the batch's first sample, when it passes in parts */
 } nn_pass;
 
 typedef const float *(*nn_forward_fn)(const nn_pass *pass, float *params, float *work,
@@ -158,6 +160,7 @@ typedef struct {
     const nn_layer *layers;
     int n_layers;
     size_t work_floats;            /* per sample */
+    int whole_batches;             /* BatchNormalization: a batch may not pass in parts */
 
     nn_forward_fn forward;
     nn_backward_fn backward;

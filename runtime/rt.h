@@ -263,10 +263,14 @@ int nn_evaluate(const nn_model *m, const nn_options *o);
 /* Analytic gradients against central differences on a random batch; 0 if all agree. */
 int nn_gradcheck(const nn_model *m, const nn_options *o);
 
-/* A batch's worth of buffers for the model's passes. */
+/* A batch's worth of buffers for the model's passes. The work buffer holds
+ * `part` samples: a batch whose activations would take more than
+ * NN_WORK_BUDGET bytes passes in parts (gradients summed), unless the model
+ * needs whole batches (BatchNormalization). */
+#define NN_WORK_BUDGET ((size_t)256 << 20)
 typedef struct {
-    int capacity;
-    float *x, *y, *work, *dout;
+    int capacity, part;
+    float *x, *y, *work, *dout, *part_grads;
 } nn_batch;
 
 void nn_batch_init(nn_batch *b, const nn_model *m, int capacity);

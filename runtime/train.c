@@ -20,13 +20,28 @@ static int label_width(const nn_model *m)
     return m->loss == NN_LOSS_SPARSE_CE ? 1 : m->output_size;
 }
 
+/* NN_WORK_BUDGET, or the environment's NNRT_WORK_BYTES (for tests and small
+ * machines). */
+static size_t work_budget(void)
+{
+    const char *s = getenv("NNRT_WORK_BYTES");
+    char *end;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    return s && *end == '\0' && v > 0 ? (size_t)v : NN_WORK_BUDGET;
+}
+
 void nn_batch_init(nn_batch *b, const nn_model *m, int capacity)
 {
+    size_t per_sample = m->work_floats * sizeof(float);
+    size_t fits = per_sample ? work_budget() / per_sample : (size_t)capacity;
     b->capacity = capacity;
+    b->part = m->whole_batches || fits >= (size_t)capacity ? capacity : fits ? (int)fits : 1;
     b->x = nn_alloc((size_t)capacity * (size_t)m->input_size, sizeof *b->x);
     b->y = nn_alloc((size_t)capacity * (size_t)(m->output_size + 1), sizeof *b->y);
-    b->work = nn_alloc((size_t)capacity * m->work_floats, sizeof *b->work);
+    b->work = nn_alloc((size_t)b->part * m->work_floats, sizeof *b->work);
     b->dout = nn_alloc((size_t)capacity * (size_t)m->output_size, sizeof *b->dout);
+    if (b->part < capacity)
+        b->part_grads = nn_alloc(m->n_params, sizeof *b->part_grads);
 }
 
 void nn_batch_free(nn_batch *b)
@@ -35,6 +50,7 @@ void nn_batch_free(nn_batch *b)
     free(b->y);
     free(b->work);
     free(b->dout);
+    free(b->part_grads);
     memset(b, 0, sizeof *b);
 }
 
@@ -83,11 +99,11 @@ typedef struct {
 static nn_score score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d)
 {
     nn_pass pass = {0};
-    int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
+    int *idx = nn_alloc((size_t)b->part, sizeof *idx);
     double loss = 0;
     long correct = 0;
-    for (int start = 0; start < d->n; start += b->capacity) {
-        int n = d->n - start < b->capacity ? d->n - start : b->capacity;
+    for (int start = 0; start < d->n; start += b->part) {
+        int n = d->n - start < b->part ? d->n - start : b->part;
         for (int s = 0; s < n; s++)
             idx[s] = start + s;
         nn_batch_fill(b, m, d, idx, n);
@@ -204,6 +220,13 @@ static int steps_per_epoch(const Trainer *t, int batch)
     return (t->train.n + batch - 1) / batch;
 }
 
+static void add_into(float *restrict sum, const float *restrict part, size_t n)
+{
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        sum[i] += part[i];
+}
+
 /* forward, loss, backward, update; returns the batch's mean loss. */
 static double train_step(Trainer *t, const int *idx, int n, long *correct)
 {
@@ -213,14 +236,29 @@ static double train_step(Trainer *t, const int *idx, int n, long *correct)
     if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
         nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
                          m->input_shape[2], t->st.seed, t->step);
-    nn_pass pass = {1, t->st.seed, t->step};
-    const float *out = m->forward(&pass, t->params, b->work, b->x, n);
-    double loss = nn_loss(m, out, b->y, n, b->dout);
-    *correct += nn_correct(m, out, b->y, n);
-    m->backward(&pass, t->params, t->grads, b->work, b->x, b->dout, n);
+    /* Equal parts of at most b->part samples; each part's gradient is its
+     * share of the whole batch's mean, so their sum is the batch's gradient. */
+    int parts = (n + b->part - 1) / b->part, size = (n + parts - 1) / parts;
+    int width = label_width(m);
+    double loss = 0;
+    for (int first = 0; first < n; first += size) {
+        int k = n - first < size ? n - first : size;
+        const float *x = b->x + (size_t)first * (size_t)m->input_size;
+        const float *y = b->y + (size_t)first * (size_t)width;
+        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)first};
+        const float *out = m->forward(&pass, t->params, b->work, x, k);
+        loss += nn_loss(m, out, y, k, b->dout) * k;
+        *correct += nn_correct(m, out, y, k);
+        for (size_t i = 0; i < (size_t)k * (size_t)m->output_size; i++)
+            b->dout[i] *= (float)k / (float)n;
+        float *grads = first == 0 ? t->grads : b->part_grads;
+        m->backward(&pass, t->params, grads, b->work, x, b->dout, k);
+        if (first > 0)
+            add_into(t->grads, b->part_grads, m->n_params);
+    }
     nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
-    return loss;
+    return loss / n;
 }
 
 static int metric_list(const Trainer *t, const nn_logs *l, bool with_val, const char **names,
@@ -456,7 +494,7 @@ static void show_predictions(const nn_model *m, float *params, nn_batch *b, cons
                              int count)
 {
     count = count < d->n ? count : d->n;
-    count = count < b->capacity ? count : b->capacity;
+    count = count < b->part ? count : b->part;
     int *idx = nn_alloc((size_t)count, sizeof *idx);
     for (int s = 0; s < count; s++)
         idx[s] = s;

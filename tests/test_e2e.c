@@ -379,6 +379,38 @@ static void test_resume_same_bits(void **state)
     assert_int_equal(r.status, 1);
 }
 
+/* A batch whose activations exceed the work budget passes in parts: the same
+ * training up to the order of float sums (dropout masks included). */
+static void test_batch_in_parts(void **state)
+{
+    (void)state;
+    const char *t = build_model("det", det_yaml);
+    const char *whole = in_scratch("parts_whole.npz"), *parts = in_scratch("parts_split.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --seed 3 --threads 1 --quiet --save %s", t, whole);
+    assert_int_equal(r.status, 0);
+    /* det's work is 46 floats per sample: under 100 bytes, parts of one sample. */
+    run_cmd(&r, "NNRT_WORK_BYTES=100 %s train --seed 3 --threads 1 --quiet --save %s", t, parts);
+    assert_int_equal(r.status, 0);
+    nn_array *a, *b;
+    int na, nb;
+    assert_int_equal(nn_npz_read(whole, &a, &na), 0);
+    assert_int_equal(nn_npz_read(parts, &b, &nb), 0);
+    assert_int_equal(na, nb);
+    bool trained = false;
+    for (int i = 0; i < na; i++) {
+        if (a[i].dtype != NN_F32)
+            continue;
+        for (size_t k = 0; k < a[i].size; k++) {
+            assert_true(fabsf(a[i].f[k] - b[i].f[k]) <= 1e-5f + 1e-4f * fabsf(a[i].f[k]));
+            trained |= a[i].f[k] != 0.0f;
+        }
+    }
+    assert_true(trained);
+    nn_npz_free(a, na);
+    nn_npz_free(b, nb);
+}
+
 /* ---- 4. weight files ------------------------------------------------------------------- */
 
 static const char wts_yaml[] =
@@ -769,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_frozen_summary),
         cmocka_unit_test(test_same_seed_same_bits),
         cmocka_unit_test(test_resume_same_bits),
+        cmocka_unit_test(test_batch_in_parts),
         cmocka_unit_test(test_weight_files),
         cmocka_unit_test(test_nan_loss),
         cmocka_unit_test(test_usage_and_foreign_weights),
