@@ -62,120 +62,225 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- filters: Conv2D(3, 3x3, strides 1x1), models/ascent_filters.yaml:13 ----------------------- */
-/* Direct convolution in NHWC: input 512x512x1, output 510x510x3, kernel in Keras's
+/* Convolution in NHWC: input 512x512x1, output 510x510x3, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { filters_IN = 262144, filters_OUT = 780300 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 3), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    filters_IN = 262144, filters_OUT = 780300,
+    filters_VF = 3 % 16 == 0 ? 16 : 3 % 8 == 0 ? 8 : 3 % 4 == 0 ? 4 : 3 % 2 == 0 ? 2 : 1,
+    filters_FB = 3 / filters_VF % 4 == 0 ? 4 : 3 / filters_VF % 3 == 0 ? 3
+            : 3 / filters_VF % 2 == 0 ? 2 : 1,
+    filters_R = filters_FB == 4 ? 6 : filters_FB == 3 ? 8 : 12,
+    filters_VC = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    filters_CB = 1 / filters_VC % 4 == 0 ? 4 : 1 / filters_VC % 3 == 0 ? 3
+            : 1 / filters_VC % 2 == 0 ? 2 : 1,
+    filters_RC = filters_CB == 4 ? 6 : filters_CB == 3 ? 8 : 12,
+    filters_OW0 = (0 + 1 - 1) / 1,
+    filters_OW1 = 512 + 0 - 3 < 0 ? filters_OW0
+             : (512 + 0 - 3) / 1 + 1 < filters_OW0 ? filters_OW0
+             : (512 + 0 - 3) / 1 + 1 > 510 ? 510 : (512 + 0 - 3) / 1 + 1,
+};
 
-static void filters_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float filters_vf __attribute__((vector_size(filters_VF * sizeof(float)), aligned(4)));
+typedef float filters_vc __attribute__((vector_size(filters_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } filters_window;
+
+static inline filters_window filters_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * filters_IN;
-        float *ys = y + (size_t)s * filters_OUT;
-        for (int oh = 0; oh < 510; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 512 ? 512 - ih0 : 3;
-            for (int ow = 0; ow < 510; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 512 ? 512 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 510 + ow) * 3;
-                for (int f = 0; f < 3; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 512 + (iw0 + kw)) * 1;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 3;
-                        for (int c = 0; c < 1; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 3; f++)
-                                yp[f] += xv * wp[c * 3 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (filters_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 512 ? 512 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 512 ? 512 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+filters_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const filters_window win = filters_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 510 + ow) * 3;
+    for (int f0 = 0; f0 < 3; f0 += filters_FB * filters_VF) {
+        filters_vf acc[filters_R][filters_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < filters_FB; j++)
+                acc[r][j] = bias ? *(const filters_vf *)(bias + f0 + j * filters_VF) : (filters_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 512 + (win.iw0 + kw)) * 1;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 3 + f0;
+                for (int c = 0; c < 1; c++) {
+                    filters_vf w[filters_FB];
+                    for (int j = 0; j < filters_FB; j++)
+                        w[j] = *(const filters_vf *)(wp + (size_t)c * 3 + j * filters_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 1 + c];
+                        for (int j = 0; j < filters_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < filters_FB; j++)
+                *(filters_vf *)(yp + (size_t)r * 3 + f0 + j * filters_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void filters_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (filters_OW1 - filters_OW0) / filters_R, REST = (filters_OW1 - filters_OW0) % filters_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 510; oh++) {
+            const float *xs = x + (size_t)s * filters_IN;
+            float *ys = y + (size_t)s * filters_OUT;
+            for (int ow = 0; ow < filters_OW0; ow++)
+                filters_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                filters_forward_tile(xs, kernel, bias, ys, oh, filters_OW0 + t * filters_R, filters_R);
+            if (REST)
+                filters_forward_tile(xs, kernel, bias, ys, oh, filters_OW1 - REST, REST);
+            for (int ow = filters_OW1; ow < 510; ow++)
+                filters_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * filters_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+filters_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const filters_window win = filters_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 510 + ow) * 3;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 512 + (win.iw0 + kw)) * 1;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 3 * 1;
+            for (int c0 = 0; c0 < 1; c0 += filters_CB * filters_VC) {
+                filters_vc acc[filters_RC][filters_CB] = {{{0}}};
+                for (int f = 0; f < 3; f++) {
+                    filters_vc w[filters_CB];
+                    for (int j = 0; j < filters_CB; j++)
+                        w[j] = *(const filters_vc *)(wp + (size_t)f * 1 + c0 + j * filters_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 3 + f];
+                        for (int j = 0; j < filters_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < filters_CB; j++)
+                        *(filters_vc *)(dxp + (size_t)r * 1 * 1 + c0 + j * filters_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    filters_INSIDE = 0 == 0 && 0 == 0 && (510 - 1) * 1 + 3 <= 512
+                  && (510 - 1) * 1 + 3 <= 512,
+    filters_GROUP = filters_INSIDE ? 3 * 1 : 1,   /* rows sharing one range of positions */
+    filters_CBK = filters_GROUP % 6 == 0 ? 6 : filters_GROUP % 4 == 0 ? 4 : filters_GROUP % 5 == 0 ? 5
+             : filters_GROUP % 3 == 0 ? 3 : filters_GROUP % 2 == 0 ? 2 : 1,
+    filters_DKB = 3 * 3 * 1 / filters_CBK,        /* row blocks */
+};
+
+static void filters_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * filters_CBK, group = row / filters_GROUP;
+    const int kh = row / (3 * 1), kw = filters_INSIDE ? 0 : group % 3;
+    const int col = row % filters_GROUP + (filters_INSIDE ? 0 : kw * 1);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 512 - 1 + 0 - kh < 0 ? 0 : (512 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 512 - 1 + 0 - kw < 0 ? 0 : (512 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 3; f0 += filters_FB * filters_VF) {
+        filters_vf acc[filters_CBK][filters_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 510 ? oh1 : 510); oh++)
+                for (int ow = ow0; ow < (ow1 < 510 ? ow1 : 510); ow++) {
+                    const float *xp = x + (size_t)s * filters_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 512 + ow * 1 - 0) * 1 + col;
+                    const float *dyp = dy + (size_t)s * filters_OUT +
+                                       ((size_t)oh * 510 + ow) * 3 + f0;
+                    filters_vf d[filters_FB];
+                    for (int j = 0; j < filters_FB; j++)
+                        d[j] = *(const filters_vf *)(dyp + j * filters_VF);
+                    for (int i = 0; i < filters_CBK; i++)
+                        for (int j = 0; j < filters_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < filters_CBK; i++)
+            for (int j = 0; j < filters_FB; j++)
+                *(filters_vf *)(dkernel + (size_t)(row + i) * 3 + f0 + j * filters_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void filters_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 3 * 1];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 1; c++)
+                for (int f = 0; f < 3; f++)
+                    kt[((size_t)k * 3 + f) * 1 + c] = kernel[((size_t)k * 1 + c) * 3 + f];
+        enum { TILES = (filters_OW1 - filters_OW0) / filters_RC, REST = (filters_OW1 - filters_OW0) % filters_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * filters_OUT;
             float *dxs = dx + (size_t)s * filters_IN;
             memset(dxs, 0, filters_IN * sizeof *dxs);
             for (int oh = 0; oh < 510; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 512 ? 512 - ih0 : 3;
-                for (int ow = 0; ow < 510; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 512 ? 512 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 510 + ow) * 3;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 512 + (iw0 + kw)) * 1;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 3;
-                            for (int c = 0; c < 1; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 3; f++)
-                                    sum += wp[c * 3 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < filters_OW0; ow++)
+                    filters_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    filters_dx_tile(dys, kt, dxs, oh, filters_OW0 + t * filters_RC, filters_RC);
+                if (REST)
+                    filters_dx_tile(dys, kt, dxs, oh, filters_OW1 - REST, REST);
+                for (int ow = filters_OW1; ow < 510; ow++)
+                    filters_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 1 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 1 <= 8 ? 1 : 1 % 8 == 0 ? 8 : 1 % 6 == 0 ? 6 : 1 % 4 == 0 ? 4
-               : 1 % 3 == 0 ? 3 : 1 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (1 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (1 / CB)), kw = b / (1 / CB) % 3;
-            const int c0 = b % (1 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 1 + c0) * 3;
-            memset(dw, 0, (size_t)CB * 3 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 512 - 1 + 0 - kh < 0 ? 0 : (512 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 512 - 1 + 0 - kw < 0 ? 0 : (512 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 510 ? oh1 : 510); oh++)
-                    for (int ow = ow0; ow < (ow1 < 510 ? ow1 : 510); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * filters_IN +
-                                          ((size_t)ih * 512 + iw) * 1 + c0;
-                        const float *dyp = dy + (size_t)s * filters_OUT +
-                                           ((size_t)oh * 510 + ow) * 3;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 3; f++)
-                                dw[c * 3 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < filters_DKB; b++)
+            filters_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -323,6 +428,7 @@ const nn_model ascent_filters_model = {
     .layers = layers,
     .n_layers = 2,
     .work_floats = WORK_PER_SAMPLE,
+    .whole_batches = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

@@ -62,120 +62,225 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- conv2d: Conv2D(32, 3x3, strides 1x1), models/fashion_cnn_32.yaml:6 ----------------------- */
-/* Direct convolution in NHWC: input 28x28x1, output 26x26x32, kernel in Keras's
+/* Convolution in NHWC: input 28x28x1, output 26x26x32, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_IN = 784, conv2d_OUT = 21632 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 32), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_IN = 784, conv2d_OUT = 21632,
+    conv2d_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_FB = 32 / conv2d_VF % 4 == 0 ? 4 : 32 / conv2d_VF % 3 == 0 ? 3
+            : 32 / conv2d_VF % 2 == 0 ? 2 : 1,
+    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : 12,
+    conv2d_VC = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    conv2d_CB = 1 / conv2d_VC % 4 == 0 ? 4 : 1 / conv2d_VC % 3 == 0 ? 3
+            : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
+    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
+    conv2d_OW0 = (0 + 1 - 1) / 1,
+    conv2d_OW1 = 28 + 0 - 3 < 0 ? conv2d_OW0
+             : (28 + 0 - 3) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
+             : (28 + 0 - 3) / 1 + 1 > 26 ? 26 : (28 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_window;
+
+static inline conv2d_window conv2d_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_IN;
-        float *ys = y + (size_t)s * conv2d_OUT;
-        for (int oh = 0; oh < 26; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 28 ? 28 - ih0 : 3;
-            for (int ow = 0; ow < 26; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 28 ? 28 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 26 + ow) * 32;
-                for (int f = 0; f < 32; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 28 + (iw0 + kw)) * 1;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 32;
-                        for (int c = 0; c < 1; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                yp[f] += xv * wp[c * 32 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 28 ? 28 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 28 ? 28 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_window win = conv2d_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 26 + ow) * 32;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_FB * conv2d_VF) {
+        conv2d_vf acc[conv2d_R][conv2d_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_vf *)(bias + f0 + j * conv2d_VF) : (conv2d_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 32 + f0;
+                for (int c = 0; c < 1; c++) {
+                    conv2d_vf w[conv2d_FB];
+                    for (int j = 0; j < conv2d_FB; j++)
+                        w[j] = *(const conv2d_vf *)(wp + (size_t)c * 32 + j * conv2d_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 1 + c];
+                        for (int j = 0; j < conv2d_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(yp + (size_t)r * 32 + f0 + j * conv2d_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_OW1 - conv2d_OW0) / conv2d_R, REST = (conv2d_OW1 - conv2d_OW0) % conv2d_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 26; oh++) {
+            const float *xs = x + (size_t)s * conv2d_IN;
+            float *ys = y + (size_t)s * conv2d_OUT;
+            for (int ow = 0; ow < conv2d_OW0; ow++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW0 + t * conv2d_R, conv2d_R);
+            if (REST)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW1 - REST, REST);
+            for (int ow = conv2d_OW1; ow < 26; ow++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_window win = conv2d_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 26 + ow) * 32;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 32 * 1;
+            for (int c0 = 0; c0 < 1; c0 += conv2d_CB * conv2d_VC) {
+                conv2d_vc acc[conv2d_RC][conv2d_CB] = {{{0}}};
+                for (int f = 0; f < 32; f++) {
+                    conv2d_vc w[conv2d_CB];
+                    for (int j = 0; j < conv2d_CB; j++)
+                        w[j] = *(const conv2d_vc *)(wp + (size_t)f * 1 + c0 + j * conv2d_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 32 + f];
+                        for (int j = 0; j < conv2d_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_CB; j++)
+                        *(conv2d_vc *)(dxp + (size_t)r * 1 * 1 + c0 + j * conv2d_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_INSIDE = 0 == 0 && 0 == 0 && (26 - 1) * 1 + 3 <= 28
+                  && (26 - 1) * 1 + 3 <= 28,
+    conv2d_GROUP = conv2d_INSIDE ? 3 * 1 : 1,   /* rows sharing one range of positions */
+    conv2d_CBK = conv2d_GROUP % 6 == 0 ? 6 : conv2d_GROUP % 4 == 0 ? 4 : conv2d_GROUP % 5 == 0 ? 5
+             : conv2d_GROUP % 3 == 0 ? 3 : conv2d_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_DKB = 3 * 3 * 1 / conv2d_CBK,        /* row blocks */
+};
+
+static void conv2d_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
+    const int kh = row / (3 * 1), kw = conv2d_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_GROUP + (conv2d_INSIDE ? 0 : kw * 1);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 28 - 1 + 0 - kh < 0 ? 0 : (28 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 28 - 1 + 0 - kw < 0 ? 0 : (28 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_FB * conv2d_VF) {
+        conv2d_vf acc[conv2d_CBK][conv2d_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 26 ? oh1 : 26); oh++)
+                for (int ow = ow0; ow < (ow1 < 26 ? ow1 : 26); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 28 + ow * 1 - 0) * 1 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_OUT +
+                                       ((size_t)oh * 26 + ow) * 32 + f0;
+                    conv2d_vf d[conv2d_FB];
+                    for (int j = 0; j < conv2d_FB; j++)
+                        d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
+                    for (int i = 0; i < conv2d_CBK; i++)
+                        for (int j = 0; j < conv2d_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_CBK; i++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(dkernel + (size_t)(row + i) * 32 + f0 + j * conv2d_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 32 * 1];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 1; c++)
+                for (int f = 0; f < 32; f++)
+                    kt[((size_t)k * 32 + f) * 1 + c] = kernel[((size_t)k * 1 + c) * 32 + f];
+        enum { TILES = (conv2d_OW1 - conv2d_OW0) / conv2d_RC, REST = (conv2d_OW1 - conv2d_OW0) % conv2d_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_OUT;
             float *dxs = dx + (size_t)s * conv2d_IN;
             memset(dxs, 0, conv2d_IN * sizeof *dxs);
             for (int oh = 0; oh < 26; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 28 ? 28 - ih0 : 3;
-                for (int ow = 0; ow < 26; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 28 ? 28 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 26 + ow) * 32;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 28 + (iw0 + kw)) * 1;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 32;
-                            for (int c = 0; c < 1; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 32; f++)
-                                    sum += wp[c * 32 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_OW0; ow++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, conv2d_OW0 + t * conv2d_RC, conv2d_RC);
+                if (REST)
+                    conv2d_dx_tile(dys, kt, dxs, oh, conv2d_OW1 - REST, REST);
+                for (int ow = conv2d_OW1; ow < 26; ow++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 1 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 1 <= 8 ? 1 : 1 % 8 == 0 ? 8 : 1 % 6 == 0 ? 6 : 1 % 4 == 0 ? 4
-               : 1 % 3 == 0 ? 3 : 1 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (1 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (1 / CB)), kw = b / (1 / CB) % 3;
-            const int c0 = b % (1 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 1 + c0) * 32;
-            memset(dw, 0, (size_t)CB * 32 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 28 - 1 + 0 - kh < 0 ? 0 : (28 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 28 - 1 + 0 - kw < 0 ? 0 : (28 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 26 ? oh1 : 26); oh++)
-                    for (int ow = ow0; ow < (ow1 < 26 ? ow1 : 26); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_IN +
-                                          ((size_t)ih * 28 + iw) * 1 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_OUT +
-                                           ((size_t)oh * 26 + ow) * 32;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                dw[c * 32 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_DKB; b++)
+            conv2d_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -270,120 +375,225 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
 }
 
 /* ---- conv2d_1: Conv2D(32, 3x3, strides 1x1), models/fashion_cnn_32.yaml:8 ----------------------- */
-/* Direct convolution in NHWC: input 13x13x32, output 11x11x32, kernel in Keras's
+/* Convolution in NHWC: input 13x13x32, output 11x11x32, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_1_IN = 5408, conv2d_1_OUT = 3872 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 32), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_1_IN = 5408, conv2d_1_OUT = 3872,
+    conv2d_1_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_FB = 32 / conv2d_1_VF % 4 == 0 ? 4 : 32 / conv2d_1_VF % 3 == 0 ? 3
+            : 32 / conv2d_1_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : 12,
+    conv2d_1_VC = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_CB = 32 / conv2d_1_VC % 4 == 0 ? 4 : 32 / conv2d_1_VC % 3 == 0 ? 3
+            : 32 / conv2d_1_VC % 2 == 0 ? 2 : 1,
+    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
+    conv2d_1_OW0 = (0 + 1 - 1) / 1,
+    conv2d_1_OW1 = 13 + 0 - 3 < 0 ? conv2d_1_OW0
+             : (13 + 0 - 3) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
+             : (13 + 0 - 3) / 1 + 1 > 11 ? 11 : (13 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
+
+static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_1_IN;
-        float *ys = y + (size_t)s * conv2d_1_OUT;
-        for (int oh = 0; oh < 11; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 13 ? 13 - ih0 : 3;
-            for (int ow = 0; ow < 11; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 13 ? 13 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 11 + ow) * 32;
-                for (int f = 0; f < 32; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 13 + (iw0 + kw)) * 32;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 32;
-                        for (int c = 0; c < 32; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                yp[f] += xv * wp[c * 32 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 13 ? 13 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 13 ? 13 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 11 + ow) * 32;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
+        conv2d_1_vf acc[conv2d_1_R][conv2d_1_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 13 + (win.iw0 + kw)) * 32;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 32 + f0;
+                for (int c = 0; c < 32; c++) {
+                    conv2d_1_vf w[conv2d_1_FB];
+                    for (int j = 0; j < conv2d_1_FB; j++)
+                        w[j] = *(const conv2d_1_vf *)(wp + (size_t)c * 32 + j * conv2d_1_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 32 + c];
+                        for (int j = 0; j < conv2d_1_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                *(conv2d_1_vf *)(yp + (size_t)r * 32 + f0 + j * conv2d_1_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_R, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 11; oh++) {
+            const float *xs = x + (size_t)s * conv2d_1_IN;
+            float *ys = y + (size_t)s * conv2d_1_OUT;
+            for (int ow = 0; ow < conv2d_1_OW0; ow++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW0 + t * conv2d_1_R, conv2d_1_R);
+            if (REST)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW1 - REST, REST);
+            for (int ow = conv2d_1_OW1; ow < 11; ow++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_1_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 11 + ow) * 32;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 13 + (win.iw0 + kw)) * 32;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 32 * 32;
+            for (int c0 = 0; c0 < 32; c0 += conv2d_1_CB * conv2d_1_VC) {
+                conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
+                for (int f = 0; f < 32; f++) {
+                    conv2d_1_vc w[conv2d_1_CB];
+                    for (int j = 0; j < conv2d_1_CB; j++)
+                        w[j] = *(const conv2d_1_vc *)(wp + (size_t)f * 32 + c0 + j * conv2d_1_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 32 + f];
+                        for (int j = 0; j < conv2d_1_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_1_CB; j++)
+                        *(conv2d_1_vc *)(dxp + (size_t)r * 1 * 32 + c0 + j * conv2d_1_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && (11 - 1) * 1 + 3 <= 13
+                  && (11 - 1) * 1 + 3 <= 13,
+    conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 32 : 32,   /* rows sharing one range of positions */
+    conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
+             : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_1_DKB = 3 * 3 * 32 / conv2d_1_CBK,        /* row blocks */
+};
+
+static void conv2d_1_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
+    const int kh = row / (3 * 32), kw = conv2d_1_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_1_GROUP + (conv2d_1_INSIDE ? 0 : kw * 32);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 13 - 1 + 0 - kh < 0 ? 0 : (13 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 13 - 1 + 0 - kw < 0 ? 0 : (13 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
+        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 11 ? oh1 : 11); oh++)
+                for (int ow = ow0; ow < (ow1 < 11 ? ow1 : 11); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_1_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 13 + ow * 1 - 0) * 32 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_1_OUT +
+                                       ((size_t)oh * 11 + ow) * 32 + f0;
+                    conv2d_1_vf d[conv2d_1_FB];
+                    for (int j = 0; j < conv2d_1_FB; j++)
+                        d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
+                    for (int i = 0; i < conv2d_1_CBK; i++)
+                        for (int j = 0; j < conv2d_1_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                *(conv2d_1_vf *)(dkernel + (size_t)(row + i) * 32 + f0 + j * conv2d_1_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 32 * 32];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 32; c++)
+                for (int f = 0; f < 32; f++)
+                    kt[((size_t)k * 32 + f) * 32 + c] = kernel[((size_t)k * 32 + c) * 32 + f];
+        enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_RC, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_1_OUT;
             float *dxs = dx + (size_t)s * conv2d_1_IN;
             memset(dxs, 0, conv2d_1_IN * sizeof *dxs);
             for (int oh = 0; oh < 11; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 13 ? 13 - ih0 : 3;
-                for (int ow = 0; ow < 11; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 13 ? 13 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 11 + ow) * 32;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 13 + (iw0 + kw)) * 32;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 32;
-                            for (int c = 0; c < 32; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 32; f++)
-                                    sum += wp[c * 32 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_1_OW0; ow++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW0 + t * conv2d_1_RC, conv2d_1_RC);
+                if (REST)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW1 - REST, REST);
+                for (int ow = conv2d_1_OW1; ow < 11; ow++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 32 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 32 <= 8 ? 32 : 32 % 8 == 0 ? 8 : 32 % 6 == 0 ? 6 : 32 % 4 == 0 ? 4
-               : 32 % 3 == 0 ? 3 : 32 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (32 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (32 / CB)), kw = b / (32 / CB) % 3;
-            const int c0 = b % (32 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 32 + c0) * 32;
-            memset(dw, 0, (size_t)CB * 32 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 13 - 1 + 0 - kh < 0 ? 0 : (13 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 13 - 1 + 0 - kw < 0 ? 0 : (13 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 11 ? oh1 : 11); oh++)
-                    for (int ow = ow0; ow < (ow1 < 11 ? ow1 : 11); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_1_IN +
-                                          ((size_t)ih * 13 + iw) * 32 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_1_OUT +
-                                           ((size_t)oh * 11 + ow) * 32;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                dw[c * 32 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_1_DKB; b++)
+            conv2d_1_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -748,6 +958,7 @@ const nn_model fashion_cnn_32_model = {
     .layers = layers,
     .n_layers = 7,
     .work_floats = WORK_PER_SAMPLE,
+    .whole_batches = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

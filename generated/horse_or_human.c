@@ -62,120 +62,225 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- conv2d: Conv2D(16, 3x3, strides 1x1), models/horse_or_human.yaml:10 ----------------------- */
-/* Direct convolution in NHWC: input 300x300x3, output 298x298x16, kernel in Keras's
+/* Convolution in NHWC: input 300x300x3, output 298x298x16, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_IN = 270000, conv2d_OUT = 1420864 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 16), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_IN = 270000, conv2d_OUT = 1420864,
+    conv2d_VF = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_FB = 16 / conv2d_VF % 4 == 0 ? 4 : 16 / conv2d_VF % 3 == 0 ? 3
+            : 16 / conv2d_VF % 2 == 0 ? 2 : 1,
+    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : 12,
+    conv2d_VC = 3 % 16 == 0 ? 16 : 3 % 8 == 0 ? 8 : 3 % 4 == 0 ? 4 : 3 % 2 == 0 ? 2 : 1,
+    conv2d_CB = 3 / conv2d_VC % 4 == 0 ? 4 : 3 / conv2d_VC % 3 == 0 ? 3
+            : 3 / conv2d_VC % 2 == 0 ? 2 : 1,
+    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
+    conv2d_OW0 = (0 + 1 - 1) / 1,
+    conv2d_OW1 = 300 + 0 - 3 < 0 ? conv2d_OW0
+             : (300 + 0 - 3) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
+             : (300 + 0 - 3) / 1 + 1 > 298 ? 298 : (300 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_window;
+
+static inline conv2d_window conv2d_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_IN;
-        float *ys = y + (size_t)s * conv2d_OUT;
-        for (int oh = 0; oh < 298; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 300 ? 300 - ih0 : 3;
-            for (int ow = 0; ow < 298; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 300 ? 300 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 298 + ow) * 16;
-                for (int f = 0; f < 16; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 300 + (iw0 + kw)) * 3;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 3 * 16;
-                        for (int c = 0; c < 3; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 16; f++)
-                                yp[f] += xv * wp[c * 16 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 300 ? 300 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 300 ? 300 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_window win = conv2d_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 298 + ow) * 16;
+    for (int f0 = 0; f0 < 16; f0 += conv2d_FB * conv2d_VF) {
+        conv2d_vf acc[conv2d_R][conv2d_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_vf *)(bias + f0 + j * conv2d_VF) : (conv2d_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 300 + (win.iw0 + kw)) * 3;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 3 * 16 + f0;
+                for (int c = 0; c < 3; c++) {
+                    conv2d_vf w[conv2d_FB];
+                    for (int j = 0; j < conv2d_FB; j++)
+                        w[j] = *(const conv2d_vf *)(wp + (size_t)c * 16 + j * conv2d_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 3 + c];
+                        for (int j = 0; j < conv2d_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(yp + (size_t)r * 16 + f0 + j * conv2d_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_OW1 - conv2d_OW0) / conv2d_R, REST = (conv2d_OW1 - conv2d_OW0) % conv2d_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 298; oh++) {
+            const float *xs = x + (size_t)s * conv2d_IN;
+            float *ys = y + (size_t)s * conv2d_OUT;
+            for (int ow = 0; ow < conv2d_OW0; ow++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW0 + t * conv2d_R, conv2d_R);
+            if (REST)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW1 - REST, REST);
+            for (int ow = conv2d_OW1; ow < 298; ow++)
+                conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_window win = conv2d_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 298 + ow) * 16;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 300 + (win.iw0 + kw)) * 3;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 16 * 3;
+            for (int c0 = 0; c0 < 3; c0 += conv2d_CB * conv2d_VC) {
+                conv2d_vc acc[conv2d_RC][conv2d_CB] = {{{0}}};
+                for (int f = 0; f < 16; f++) {
+                    conv2d_vc w[conv2d_CB];
+                    for (int j = 0; j < conv2d_CB; j++)
+                        w[j] = *(const conv2d_vc *)(wp + (size_t)f * 3 + c0 + j * conv2d_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 16 + f];
+                        for (int j = 0; j < conv2d_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_CB; j++)
+                        *(conv2d_vc *)(dxp + (size_t)r * 1 * 3 + c0 + j * conv2d_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_INSIDE = 0 == 0 && 0 == 0 && (298 - 1) * 1 + 3 <= 300
+                  && (298 - 1) * 1 + 3 <= 300,
+    conv2d_GROUP = conv2d_INSIDE ? 3 * 3 : 3,   /* rows sharing one range of positions */
+    conv2d_CBK = conv2d_GROUP % 6 == 0 ? 6 : conv2d_GROUP % 4 == 0 ? 4 : conv2d_GROUP % 5 == 0 ? 5
+             : conv2d_GROUP % 3 == 0 ? 3 : conv2d_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_DKB = 3 * 3 * 3 / conv2d_CBK,        /* row blocks */
+};
+
+static void conv2d_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
+    const int kh = row / (3 * 3), kw = conv2d_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_GROUP + (conv2d_INSIDE ? 0 : kw * 3);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 300 - 1 + 0 - kh < 0 ? 0 : (300 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 300 - 1 + 0 - kw < 0 ? 0 : (300 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 16; f0 += conv2d_FB * conv2d_VF) {
+        conv2d_vf acc[conv2d_CBK][conv2d_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 298 ? oh1 : 298); oh++)
+                for (int ow = ow0; ow < (ow1 < 298 ? ow1 : 298); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 300 + ow * 1 - 0) * 3 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_OUT +
+                                       ((size_t)oh * 298 + ow) * 16 + f0;
+                    conv2d_vf d[conv2d_FB];
+                    for (int j = 0; j < conv2d_FB; j++)
+                        d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
+                    for (int i = 0; i < conv2d_CBK; i++)
+                        for (int j = 0; j < conv2d_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_CBK; i++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(dkernel + (size_t)(row + i) * 16 + f0 + j * conv2d_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 16 * 3];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 3; c++)
+                for (int f = 0; f < 16; f++)
+                    kt[((size_t)k * 16 + f) * 3 + c] = kernel[((size_t)k * 3 + c) * 16 + f];
+        enum { TILES = (conv2d_OW1 - conv2d_OW0) / conv2d_RC, REST = (conv2d_OW1 - conv2d_OW0) % conv2d_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_OUT;
             float *dxs = dx + (size_t)s * conv2d_IN;
             memset(dxs, 0, conv2d_IN * sizeof *dxs);
             for (int oh = 0; oh < 298; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 300 ? 300 - ih0 : 3;
-                for (int ow = 0; ow < 298; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 300 ? 300 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 298 + ow) * 16;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 300 + (iw0 + kw)) * 3;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 3 * 16;
-                            for (int c = 0; c < 3; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 16; f++)
-                                    sum += wp[c * 16 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_OW0; ow++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, conv2d_OW0 + t * conv2d_RC, conv2d_RC);
+                if (REST)
+                    conv2d_dx_tile(dys, kt, dxs, oh, conv2d_OW1 - REST, REST);
+                for (int ow = conv2d_OW1; ow < 298; ow++)
+                    conv2d_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 3 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 3 <= 8 ? 3 : 3 % 8 == 0 ? 8 : 3 % 6 == 0 ? 6 : 3 % 4 == 0 ? 4
-               : 3 % 3 == 0 ? 3 : 3 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (3 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (3 / CB)), kw = b / (3 / CB) % 3;
-            const int c0 = b % (3 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 3 + c0) * 16;
-            memset(dw, 0, (size_t)CB * 16 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 300 - 1 + 0 - kh < 0 ? 0 : (300 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 300 - 1 + 0 - kw < 0 ? 0 : (300 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 298 ? oh1 : 298); oh++)
-                    for (int ow = ow0; ow < (ow1 < 298 ? ow1 : 298); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_IN +
-                                          ((size_t)ih * 300 + iw) * 3 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_OUT +
-                                           ((size_t)oh * 298 + ow) * 16;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 16; f++)
-                                dw[c * 16 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_DKB; b++)
+            conv2d_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -270,120 +375,225 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
 }
 
 /* ---- conv2d_1: Conv2D(32, 3x3, strides 1x1), models/horse_or_human.yaml:12 ----------------------- */
-/* Direct convolution in NHWC: input 149x149x16, output 147x147x32, kernel in Keras's
+/* Convolution in NHWC: input 149x149x16, output 147x147x32, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_1_IN = 355216, conv2d_1_OUT = 691488 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 32), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_1_IN = 355216, conv2d_1_OUT = 691488,
+    conv2d_1_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_FB = 32 / conv2d_1_VF % 4 == 0 ? 4 : 32 / conv2d_1_VF % 3 == 0 ? 3
+            : 32 / conv2d_1_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : 12,
+    conv2d_1_VC = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_CB = 16 / conv2d_1_VC % 4 == 0 ? 4 : 16 / conv2d_1_VC % 3 == 0 ? 3
+            : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
+    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
+    conv2d_1_OW0 = (0 + 1 - 1) / 1,
+    conv2d_1_OW1 = 149 + 0 - 3 < 0 ? conv2d_1_OW0
+             : (149 + 0 - 3) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
+             : (149 + 0 - 3) / 1 + 1 > 147 ? 147 : (149 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
+
+static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_1_IN;
-        float *ys = y + (size_t)s * conv2d_1_OUT;
-        for (int oh = 0; oh < 147; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 149 ? 149 - ih0 : 3;
-            for (int ow = 0; ow < 147; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 149 ? 149 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 147 + ow) * 32;
-                for (int f = 0; f < 32; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 149 + (iw0 + kw)) * 16;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 32;
-                        for (int c = 0; c < 16; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                yp[f] += xv * wp[c * 32 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 149 ? 149 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 149 ? 149 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 147 + ow) * 32;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
+        conv2d_1_vf acc[conv2d_1_R][conv2d_1_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 149 + (win.iw0 + kw)) * 16;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 32 + f0;
+                for (int c = 0; c < 16; c++) {
+                    conv2d_1_vf w[conv2d_1_FB];
+                    for (int j = 0; j < conv2d_1_FB; j++)
+                        w[j] = *(const conv2d_1_vf *)(wp + (size_t)c * 32 + j * conv2d_1_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 16 + c];
+                        for (int j = 0; j < conv2d_1_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                *(conv2d_1_vf *)(yp + (size_t)r * 32 + f0 + j * conv2d_1_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_R, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 147; oh++) {
+            const float *xs = x + (size_t)s * conv2d_1_IN;
+            float *ys = y + (size_t)s * conv2d_1_OUT;
+            for (int ow = 0; ow < conv2d_1_OW0; ow++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW0 + t * conv2d_1_R, conv2d_1_R);
+            if (REST)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW1 - REST, REST);
+            for (int ow = conv2d_1_OW1; ow < 147; ow++)
+                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_1_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 147 + ow) * 32;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 149 + (win.iw0 + kw)) * 16;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 32 * 16;
+            for (int c0 = 0; c0 < 16; c0 += conv2d_1_CB * conv2d_1_VC) {
+                conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
+                for (int f = 0; f < 32; f++) {
+                    conv2d_1_vc w[conv2d_1_CB];
+                    for (int j = 0; j < conv2d_1_CB; j++)
+                        w[j] = *(const conv2d_1_vc *)(wp + (size_t)f * 16 + c0 + j * conv2d_1_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 32 + f];
+                        for (int j = 0; j < conv2d_1_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_1_CB; j++)
+                        *(conv2d_1_vc *)(dxp + (size_t)r * 1 * 16 + c0 + j * conv2d_1_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && (147 - 1) * 1 + 3 <= 149
+                  && (147 - 1) * 1 + 3 <= 149,
+    conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
+    conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
+             : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_1_DKB = 3 * 3 * 16 / conv2d_1_CBK,        /* row blocks */
+};
+
+static void conv2d_1_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
+    const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_1_GROUP + (conv2d_1_INSIDE ? 0 : kw * 16);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 149 - 1 + 0 - kh < 0 ? 0 : (149 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 149 - 1 + 0 - kw < 0 ? 0 : (149 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
+        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 147 ? oh1 : 147); oh++)
+                for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_1_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 149 + ow * 1 - 0) * 16 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_1_OUT +
+                                       ((size_t)oh * 147 + ow) * 32 + f0;
+                    conv2d_1_vf d[conv2d_1_FB];
+                    for (int j = 0; j < conv2d_1_FB; j++)
+                        d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
+                    for (int i = 0; i < conv2d_1_CBK; i++)
+                        for (int j = 0; j < conv2d_1_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                *(conv2d_1_vf *)(dkernel + (size_t)(row + i) * 32 + f0 + j * conv2d_1_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 32 * 16];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 16; c++)
+                for (int f = 0; f < 32; f++)
+                    kt[((size_t)k * 32 + f) * 16 + c] = kernel[((size_t)k * 16 + c) * 32 + f];
+        enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_RC, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_1_OUT;
             float *dxs = dx + (size_t)s * conv2d_1_IN;
             memset(dxs, 0, conv2d_1_IN * sizeof *dxs);
             for (int oh = 0; oh < 147; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 149 ? 149 - ih0 : 3;
-                for (int ow = 0; ow < 147; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 149 ? 149 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 147 + ow) * 32;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 149 + (iw0 + kw)) * 16;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 32;
-                            for (int c = 0; c < 16; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 32; f++)
-                                    sum += wp[c * 32 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_1_OW0; ow++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW0 + t * conv2d_1_RC, conv2d_1_RC);
+                if (REST)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW1 - REST, REST);
+                for (int ow = conv2d_1_OW1; ow < 147; ow++)
+                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 16 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 16 <= 8 ? 16 : 16 % 8 == 0 ? 8 : 16 % 6 == 0 ? 6 : 16 % 4 == 0 ? 4
-               : 16 % 3 == 0 ? 3 : 16 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (16 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (16 / CB)), kw = b / (16 / CB) % 3;
-            const int c0 = b % (16 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 16 + c0) * 32;
-            memset(dw, 0, (size_t)CB * 32 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 149 - 1 + 0 - kh < 0 ? 0 : (149 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 149 - 1 + 0 - kw < 0 ? 0 : (149 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 147 ? oh1 : 147); oh++)
-                    for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_1_IN +
-                                          ((size_t)ih * 149 + iw) * 16 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_1_OUT +
-                                           ((size_t)oh * 147 + ow) * 32;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 32; f++)
-                                dw[c * 32 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_1_DKB; b++)
+            conv2d_1_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -478,120 +688,225 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
 }
 
 /* ---- conv2d_2: Conv2D(64, 3x3, strides 1x1), models/horse_or_human.yaml:14 ----------------------- */
-/* Direct convolution in NHWC: input 73x73x32, output 71x71x64, kernel in Keras's
+/* Convolution in NHWC: input 73x73x32, output 71x71x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_2_IN = 170528, conv2d_2_OUT = 322624 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_2_IN = 170528, conv2d_2_OUT = 322624,
+    conv2d_2_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
+    conv2d_2_FB = 64 / conv2d_2_VF % 4 == 0 ? 4 : 64 / conv2d_2_VF % 3 == 0 ? 3
+            : 64 / conv2d_2_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_R = conv2d_2_FB == 4 ? 6 : conv2d_2_FB == 3 ? 8 : 12,
+    conv2d_2_VC = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_CB = 32 / conv2d_2_VC % 4 == 0 ? 4 : 32 / conv2d_2_VC % 3 == 0 ? 3
+            : 32 / conv2d_2_VC % 2 == 0 ? 2 : 1,
+    conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : 12,
+    conv2d_2_OW0 = (0 + 1 - 1) / 1,
+    conv2d_2_OW1 = 73 + 0 - 3 < 0 ? conv2d_2_OW0
+             : (73 + 0 - 3) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
+             : (73 + 0 - 3) / 1 + 1 > 71 ? 71 : (73 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_2_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_2_window;
+
+static inline conv2d_2_window conv2d_2_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_2_IN;
-        float *ys = y + (size_t)s * conv2d_2_OUT;
-        for (int oh = 0; oh < 71; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 73 ? 73 - ih0 : 3;
-            for (int ow = 0; ow < 71; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 73 ? 73 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 71 + ow) * 64;
-                for (int f = 0; f < 64; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 73 + (iw0 + kw)) * 32;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 64;
-                        for (int c = 0; c < 32; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 64; f++)
-                                yp[f] += xv * wp[c * 64 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 73 ? 73 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 73 ? 73 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_2_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_2_window win = conv2d_2_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 71 + ow) * 64;
+    for (int f0 = 0; f0 < 64; f0 += conv2d_2_FB * conv2d_2_VF) {
+        conv2d_2_vf acc[conv2d_2_R][conv2d_2_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_2_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_2_vf *)(bias + f0 + j * conv2d_2_VF) : (conv2d_2_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 73 + (win.iw0 + kw)) * 32;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 64 + f0;
+                for (int c = 0; c < 32; c++) {
+                    conv2d_2_vf w[conv2d_2_FB];
+                    for (int j = 0; j < conv2d_2_FB; j++)
+                        w[j] = *(const conv2d_2_vf *)(wp + (size_t)c * 64 + j * conv2d_2_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 32 + c];
+                        for (int j = 0; j < conv2d_2_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_2_FB; j++)
+                *(conv2d_2_vf *)(yp + (size_t)r * 64 + f0 + j * conv2d_2_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_2_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_2_OW1 - conv2d_2_OW0) / conv2d_2_R, REST = (conv2d_2_OW1 - conv2d_2_OW0) % conv2d_2_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 71; oh++) {
+            const float *xs = x + (size_t)s * conv2d_2_IN;
+            float *ys = y + (size_t)s * conv2d_2_OUT;
+            for (int ow = 0; ow < conv2d_2_OW0; ow++)
+                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, conv2d_2_OW0 + t * conv2d_2_R, conv2d_2_R);
+            if (REST)
+                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, conv2d_2_OW1 - REST, REST);
+            for (int ow = conv2d_2_OW1; ow < 71; ow++)
+                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_2_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_2_window win = conv2d_2_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 71 + ow) * 64;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 73 + (win.iw0 + kw)) * 32;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 32;
+            for (int c0 = 0; c0 < 32; c0 += conv2d_2_CB * conv2d_2_VC) {
+                conv2d_2_vc acc[conv2d_2_RC][conv2d_2_CB] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    conv2d_2_vc w[conv2d_2_CB];
+                    for (int j = 0; j < conv2d_2_CB; j++)
+                        w[j] = *(const conv2d_2_vc *)(wp + (size_t)f * 32 + c0 + j * conv2d_2_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 64 + f];
+                        for (int j = 0; j < conv2d_2_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_2_CB; j++)
+                        *(conv2d_2_vc *)(dxp + (size_t)r * 1 * 32 + c0 + j * conv2d_2_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_2_INSIDE = 0 == 0 && 0 == 0 && (71 - 1) * 1 + 3 <= 73
+                  && (71 - 1) * 1 + 3 <= 73,
+    conv2d_2_GROUP = conv2d_2_INSIDE ? 3 * 32 : 32,   /* rows sharing one range of positions */
+    conv2d_2_CBK = conv2d_2_GROUP % 6 == 0 ? 6 : conv2d_2_GROUP % 4 == 0 ? 4 : conv2d_2_GROUP % 5 == 0 ? 5
+             : conv2d_2_GROUP % 3 == 0 ? 3 : conv2d_2_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_2_DKB = 3 * 3 * 32 / conv2d_2_CBK,        /* row blocks */
+};
+
+static void conv2d_2_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_2_CBK, group = row / conv2d_2_GROUP;
+    const int kh = row / (3 * 32), kw = conv2d_2_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_2_GROUP + (conv2d_2_INSIDE ? 0 : kw * 32);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 73 - 1 + 0 - kh < 0 ? 0 : (73 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 73 - 1 + 0 - kw < 0 ? 0 : (73 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 64; f0 += conv2d_2_FB * conv2d_2_VF) {
+        conv2d_2_vf acc[conv2d_2_CBK][conv2d_2_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 71 ? oh1 : 71); oh++)
+                for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_2_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 73 + ow * 1 - 0) * 32 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_2_OUT +
+                                       ((size_t)oh * 71 + ow) * 64 + f0;
+                    conv2d_2_vf d[conv2d_2_FB];
+                    for (int j = 0; j < conv2d_2_FB; j++)
+                        d[j] = *(const conv2d_2_vf *)(dyp + j * conv2d_2_VF);
+                    for (int i = 0; i < conv2d_2_CBK; i++)
+                        for (int j = 0; j < conv2d_2_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_2_CBK; i++)
+            for (int j = 0; j < conv2d_2_FB; j++)
+                *(conv2d_2_vf *)(dkernel + (size_t)(row + i) * 64 + f0 + j * conv2d_2_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 64 * 32];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 32; c++)
+                for (int f = 0; f < 64; f++)
+                    kt[((size_t)k * 64 + f) * 32 + c] = kernel[((size_t)k * 32 + c) * 64 + f];
+        enum { TILES = (conv2d_2_OW1 - conv2d_2_OW0) / conv2d_2_RC, REST = (conv2d_2_OW1 - conv2d_2_OW0) % conv2d_2_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_2_OUT;
             float *dxs = dx + (size_t)s * conv2d_2_IN;
             memset(dxs, 0, conv2d_2_IN * sizeof *dxs);
             for (int oh = 0; oh < 71; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 73 ? 73 - ih0 : 3;
-                for (int ow = 0; ow < 71; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 73 ? 73 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 71 + ow) * 64;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 73 + (iw0 + kw)) * 32;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 64;
-                            for (int c = 0; c < 32; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 64; f++)
-                                    sum += wp[c * 64 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_2_OW0; ow++)
+                    conv2d_2_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_2_dx_tile(dys, kt, dxs, oh, conv2d_2_OW0 + t * conv2d_2_RC, conv2d_2_RC);
+                if (REST)
+                    conv2d_2_dx_tile(dys, kt, dxs, oh, conv2d_2_OW1 - REST, REST);
+                for (int ow = conv2d_2_OW1; ow < 71; ow++)
+                    conv2d_2_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 32 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 32 <= 8 ? 32 : 32 % 8 == 0 ? 8 : 32 % 6 == 0 ? 6 : 32 % 4 == 0 ? 4
-               : 32 % 3 == 0 ? 3 : 32 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (32 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (32 / CB)), kw = b / (32 / CB) % 3;
-            const int c0 = b % (32 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 32 + c0) * 64;
-            memset(dw, 0, (size_t)CB * 64 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 73 - 1 + 0 - kh < 0 ? 0 : (73 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 73 - 1 + 0 - kw < 0 ? 0 : (73 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 71 ? oh1 : 71); oh++)
-                    for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_2_IN +
-                                          ((size_t)ih * 73 + iw) * 32 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_2_OUT +
-                                           ((size_t)oh * 71 + ow) * 64;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 64; f++)
-                                dw[c * 64 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_2_DKB; b++)
+            conv2d_2_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -686,120 +1001,225 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
 }
 
 /* ---- conv2d_3: Conv2D(64, 3x3, strides 1x1), models/horse_or_human.yaml:16 ----------------------- */
-/* Direct convolution in NHWC: input 35x35x64, output 33x33x64, kernel in Keras's
+/* Convolution in NHWC: input 35x35x64, output 33x33x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
  * of TensorFlow's same padding falls off the bottom and right edges).
  *
- * Loop order: the innermost loop runs over the filters f, contiguous both in the
- * kernel and in y, so it vectorises; the kernel loops above it have constant
- * bounds. Padding is never read: each output position computes the range of
- * kernel rows and columns that land inside the image before its loops start, so
- * the inner loops have no branches. The activation is a separate op. */
-enum { conv2d_3_IN = 78400, conv2d_3_OUT = 69696 };
+ * Each pass is a matrix product in disguise, computed by register tiles: a few
+ * output positions along a row times a few vectors of filters (or channels),
+ * whose sums stay in registers while the loop over the shared dimension
+ * broadcasts one operand and multiplies-adds vectors of the other. Padding is
+ * never read: a tile covers positions whose windows share one range of kernel
+ * rows and columns inside the image; the positions at the left and right edges,
+ * whose ranges differ, go one at a time. The activation is a separate op.
+ *
+ * Sizes: VF floats per filter vector (the largest power of two up to 16 that
+ * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
+ * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * OW0..OW1: the output columns whose window lies inside the image's width. */
+enum {
+    conv2d_3_IN = 78400, conv2d_3_OUT = 69696,
+    conv2d_3_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_FB = 64 / conv2d_3_VF % 4 == 0 ? 4 : 64 / conv2d_3_VF % 3 == 0 ? 3
+            : 64 / conv2d_3_VF % 2 == 0 ? 2 : 1,
+    conv2d_3_R = conv2d_3_FB == 4 ? 6 : conv2d_3_FB == 3 ? 8 : 12,
+    conv2d_3_VC = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_CB = 64 / conv2d_3_VC % 4 == 0 ? 4 : 64 / conv2d_3_VC % 3 == 0 ? 3
+            : 64 / conv2d_3_VC % 2 == 0 ? 2 : 1,
+    conv2d_3_RC = conv2d_3_CB == 4 ? 6 : conv2d_3_CB == 3 ? 8 : 12,
+    conv2d_3_OW0 = (0 + 1 - 1) / 1,
+    conv2d_3_OW1 = 35 + 0 - 3 < 0 ? conv2d_3_OW0
+             : (35 + 0 - 3) / 1 + 1 < conv2d_3_OW0 ? conv2d_3_OW0
+             : (35 + 0 - 3) / 1 + 1 > 33 ? 33 : (35 + 0 - 3) / 1 + 1,
+};
 
-static void conv2d_3_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
+typedef float conv2d_3_vf __attribute__((vector_size(conv2d_3_VF * sizeof(float)), aligned(4)));
+typedef float conv2d_3_vc __attribute__((vector_size(conv2d_3_VC * sizeof(float)), aligned(4)));
+
+/* Position (oh, ow)'s window: its first input row and column, and the kernel
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_3_window;
+
+static inline conv2d_3_window conv2d_3_window_at(int oh, int ow)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * conv2d_3_IN;
-        float *ys = y + (size_t)s * conv2d_3_OUT;
-        for (int oh = 0; oh < 33; oh++) {
-            const int ih0 = oh * 1 - 0;
-            const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 35 ? 35 - ih0 : 3;
-            for (int ow = 0; ow < 33; ow++) {
-                const int iw0 = ow * 1 - 0;
-                const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 35 ? 35 - iw0 : 3;
-                float *restrict yp = ys + ((size_t)oh * 33 + ow) * 64;
-                for (int f = 0; f < 64; f++)
-                    yp[f] = bias ? bias[f] : 0.0f;
-                for (int kh = kh0; kh < kh1; kh++)
-                    for (int kw = kw0; kw < kw1; kw++) {
-                        const float *xp = xs + ((size_t)(ih0 + kh) * 35 + (iw0 + kw)) * 64;
-                        const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64;
-                        for (int c = 0; c < 64; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 64; f++)
-                                yp[f] += xv * wp[c * 64 + f];
-                        }
+    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
+    return (conv2d_3_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 35 ? 35 - ih0 : 3,
+                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 35 ? 35 - iw0 : 3};
+}
+
+/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
+ * kernel columns of the first inside the image (all do between OW0 and OW1).
+ * Inlined with rn a constant, so that the sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_3_forward_tile(const float *restrict xs, const float *restrict kernel,
+                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
+{
+    const conv2d_3_window win = conv2d_3_window_at(oh, ow);
+    float *yp = ys + ((size_t)oh * 33 + ow) * 64;
+    for (int f0 = 0; f0 < 64; f0 += conv2d_3_FB * conv2d_3_VF) {
+        conv2d_3_vf acc[conv2d_3_R][conv2d_3_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_3_FB; j++)
+                acc[r][j] = bias ? *(const conv2d_3_vf *)(bias + f0 + j * conv2d_3_VF) : (conv2d_3_vf){0};
+        for (int kh = win.kh0; kh < win.kh1; kh++)
+            for (int kw = win.kw0; kw < win.kw1; kw++) {
+                const float *xp = xs + ((size_t)(win.ih0 + kh) * 35 + (win.iw0 + kw)) * 64;
+                const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64 + f0;
+                for (int c = 0; c < 64; c++) {
+                    conv2d_3_vf w[conv2d_3_FB];
+                    for (int j = 0; j < conv2d_3_FB; j++)
+                        w[j] = *(const conv2d_3_vf *)(wp + (size_t)c * 64 + j * conv2d_3_VF);
+                    for (int r = 0; r < rn; r++) {
+                        const float xv = xp[(size_t)r * 1 * 64 + c];
+                        for (int j = 0; j < conv2d_3_FB; j++)
+                            acc[r][j] += xv * w[j];
                     }
+                }
             }
-        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_3_FB; j++)
+                *(conv2d_3_vf *)(yp + (size_t)r * 64 + f0 + j * conv2d_3_VF) = acc[r][j];
     }
 }
 
-/* dx: each output position sends dy . kernel[kh][kw][c][:] back to the input cell
- * it read, one sample per thread. dkernel[kh][kw][c][:] = sum over the batch and
- * the output positions of x[cell][c] * dy[position][:]; a thread owns a block of
- * rows (kh, kw, c..c+CB), so no sum is split between threads and the result does
- * not depend on their number. dbias: dy summed over the batch and positions. */
+/* A thread owns whole output rows: no sum is split between threads. */
+static void conv2d_3_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    enum { TILES = (conv2d_3_OW1 - conv2d_3_OW0) / conv2d_3_R, REST = (conv2d_3_OW1 - conv2d_3_OW0) % conv2d_3_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int oh = 0; oh < 33; oh++) {
+            const float *xs = x + (size_t)s * conv2d_3_IN;
+            float *ys = y + (size_t)s * conv2d_3_OUT;
+            for (int ow = 0; ow < conv2d_3_OW0; ow++)
+                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+            for (int t = 0; t < TILES; t++)
+                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, conv2d_3_OW0 + t * conv2d_3_R, conv2d_3_R);
+            if (REST)
+                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, conv2d_3_OW1 - REST, REST);
+            for (int ow = conv2d_3_OW1; ow < 33; ow++)
+                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        }
+}
+
+/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
+ * conv2d_3_forward_tile: for each kernel cell, the sums over the filters of dy times
+ * the transposed kernel kt[kh][kw][f][c], added to dx. */
+static inline __attribute__((always_inline)) void
+conv2d_3_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
+             int oh, int ow, int rn)
+{
+    const conv2d_3_window win = conv2d_3_window_at(oh, ow);
+    const float *dyp = dys + ((size_t)oh * 33 + ow) * 64;
+    for (int kh = win.kh0; kh < win.kh1; kh++)
+        for (int kw = win.kw0; kw < win.kw1; kw++) {
+            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 35 + (win.iw0 + kw)) * 64;
+            const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 64;
+            for (int c0 = 0; c0 < 64; c0 += conv2d_3_CB * conv2d_3_VC) {
+                conv2d_3_vc acc[conv2d_3_RC][conv2d_3_CB] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    conv2d_3_vc w[conv2d_3_CB];
+                    for (int j = 0; j < conv2d_3_CB; j++)
+                        w[j] = *(const conv2d_3_vc *)(wp + (size_t)f * 64 + c0 + j * conv2d_3_VC);
+                    for (int r = 0; r < rn; r++) {
+                        const float d = dyp[(size_t)r * 64 + f];
+                        for (int j = 0; j < conv2d_3_CB; j++)
+                            acc[r][j] += d * w[j];
+                    }
+                }
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < conv2d_3_CB; j++)
+                        *(conv2d_3_vc *)(dxp + (size_t)r * 1 * 64 + c0 + j * conv2d_3_VC) += acc[r][j];
+            }
+        }
+}
+
+/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
+ * the batch and every position whose window puts (kh, kw) inside the image. */
+enum {
+    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
+     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
+    conv2d_3_INSIDE = 0 == 0 && 0 == 0 && (33 - 1) * 1 + 3 <= 35
+                  && (33 - 1) * 1 + 3 <= 35,
+    conv2d_3_GROUP = conv2d_3_INSIDE ? 3 * 64 : 64,   /* rows sharing one range of positions */
+    conv2d_3_CBK = conv2d_3_GROUP % 6 == 0 ? 6 : conv2d_3_GROUP % 4 == 0 ? 4 : conv2d_3_GROUP % 5 == 0 ? 5
+             : conv2d_3_GROUP % 3 == 0 ? 3 : conv2d_3_GROUP % 2 == 0 ? 2 : 1,
+    conv2d_3_DKB = 3 * 3 * 64 / conv2d_3_CBK,        /* row blocks */
+};
+
+static void conv2d_3_dkernel_block(int n, const float *restrict x, const float *restrict dy,
+                               float *restrict dkernel, int b)
+{
+    const int row = b * conv2d_3_CBK, group = row / conv2d_3_GROUP;
+    const int kh = row / (3 * 64), kw = conv2d_3_INSIDE ? 0 : group % 3;
+    const int col = row % conv2d_3_GROUP + (conv2d_3_INSIDE ? 0 : kw * 64);   /* kw * C + c */
+    /* The output rows and columns whose window puts (kh, kw) inside the image. */
+    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
+    const int oh1 = 35 - 1 + 0 - kh < 0 ? 0 : (35 - 1 + 0 - kh) / 1 + 1;
+    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
+    const int ow1 = 35 - 1 + 0 - kw < 0 ? 0 : (35 - 1 + 0 - kw) / 1 + 1;
+    for (int f0 = 0; f0 < 64; f0 += conv2d_3_FB * conv2d_3_VF) {
+        conv2d_3_vf acc[conv2d_3_CBK][conv2d_3_FB] = {{{0}}};
+        for (int s = 0; s < n; s++)
+            for (int oh = oh0; oh < (oh1 < 33 ? oh1 : 33); oh++)
+                for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
+                    const float *xp = x + (size_t)s * conv2d_3_IN +
+                                      ((size_t)(oh * 1 - 0 + kh) * 35 + ow * 1 - 0) * 64 + col;
+                    const float *dyp = dy + (size_t)s * conv2d_3_OUT +
+                                       ((size_t)oh * 33 + ow) * 64 + f0;
+                    conv2d_3_vf d[conv2d_3_FB];
+                    for (int j = 0; j < conv2d_3_FB; j++)
+                        d[j] = *(const conv2d_3_vf *)(dyp + j * conv2d_3_VF);
+                    for (int i = 0; i < conv2d_3_CBK; i++)
+                        for (int j = 0; j < conv2d_3_FB; j++)
+                            acc[i][j] += xp[i] * d[j];
+                }
+        for (int i = 0; i < conv2d_3_CBK; i++)
+            for (int j = 0; j < conv2d_3_FB; j++)
+                *(conv2d_3_vf *)(dkernel + (size_t)(row + i) * 64 + f0 + j * conv2d_3_VF) = acc[i][j];
+    }
+}
+
+/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
+ * transposed so that the channels are contiguous, is made once per call into a
+ * buffer of this layer (backward is not reentrant; the runtime calls it from one
+ * thread). dkernel: a thread owns blocks of rows, each summed over the whole
+ * batch in one order, so the result does not depend on the number of threads.
+ * dbias: dy summed over the batch and positions. */
 static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
+        static float kt[3 * 3 * 64 * 64];
+        for (int k = 0; k < 3 * 3; k++)
+            for (int c = 0; c < 64; c++)
+                for (int f = 0; f < 64; f++)
+                    kt[((size_t)k * 64 + f) * 64 + c] = kernel[((size_t)k * 64 + c) * 64 + f];
+        enum { TILES = (conv2d_3_OW1 - conv2d_3_OW0) / conv2d_3_RC, REST = (conv2d_3_OW1 - conv2d_3_OW0) % conv2d_3_RC };
         #pragma omp parallel for schedule(static)
         for (int s = 0; s < n; s++) {
             const float *dys = dy + (size_t)s * conv2d_3_OUT;
             float *dxs = dx + (size_t)s * conv2d_3_IN;
             memset(dxs, 0, conv2d_3_IN * sizeof *dxs);
             for (int oh = 0; oh < 33; oh++) {
-                const int ih0 = oh * 1 - 0;
-                const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 3 > 35 ? 35 - ih0 : 3;
-                for (int ow = 0; ow < 33; ow++) {
-                    const int iw0 = ow * 1 - 0;
-                    const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 3 > 35 ? 35 - iw0 : 3;
-                    const float *dyp = dys + ((size_t)oh * 33 + ow) * 64;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            float *dxp = dxs + ((size_t)(ih0 + kh) * 35 + (iw0 + kw)) * 64;
-                            const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64;
-                            for (int c = 0; c < 64; c++) {
-                                float sum = 0.0f;
-                                #pragma omp simd reduction(+:sum)
-                                for (int f = 0; f < 64; f++)
-                                    sum += wp[c * 64 + f] * dyp[f];
-                                dxp[c] += sum;
-                            }
-                        }
-                }
+                for (int ow = 0; ow < conv2d_3_OW0; ow++)
+                    conv2d_3_dx_tile(dys, kt, dxs, oh, ow, 1);
+                for (int t = 0; t < TILES; t++)
+                    conv2d_3_dx_tile(dys, kt, dxs, oh, conv2d_3_OW0 + t * conv2d_3_RC, conv2d_3_RC);
+                if (REST)
+                    conv2d_3_dx_tile(dys, kt, dxs, oh, conv2d_3_OW1 - REST, REST);
+                for (int ow = conv2d_3_OW1; ow < 33; ow++)
+                    conv2d_3_dx_tile(dys, kt, dxs, oh, ow, 1);
             }
         }
     }
     if (dkernel) {
-        /* CB: channels per block, a divisor of 64 so that the block loop has a
-         * constant bound; the block's rows stay in L1 while dy streams past. */
-        enum {
-            CB = 64 <= 8 ? 64 : 64 % 8 == 0 ? 8 : 64 % 6 == 0 ? 6 : 64 % 4 == 0 ? 4
-               : 64 % 3 == 0 ? 3 : 64 % 2 == 0 ? 2 : 1,
-            BLOCKS = 3 * 3 * (64 / CB)
-        };
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < BLOCKS; b++) {
-            const int kh = b / (3 * (64 / CB)), kw = b / (64 / CB) % 3;
-            const int c0 = b % (64 / CB) * CB;
-            float *restrict dw = dkernel + ((size_t)(kh * 3 + kw) * 64 + c0) * 64;
-            memset(dw, 0, (size_t)CB * 64 * sizeof *dw);
-            /* The output rows and columns whose window puts (kh, kw) inside the image. */
-            const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-            const int oh1 = 35 - 1 + 0 - kh < 0 ? 0 : (35 - 1 + 0 - kh) / 1 + 1;
-            const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-            const int ow1 = 35 - 1 + 0 - kw < 0 ? 0 : (35 - 1 + 0 - kw) / 1 + 1;
-            for (int s = 0; s < n; s++)
-                for (int oh = oh0; oh < (oh1 < 33 ? oh1 : 33); oh++)
-                    for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
-                        const int ih = oh * 1 - 0 + kh, iw = ow * 1 - 0 + kw;
-                        const float *xp = x + (size_t)s * conv2d_3_IN +
-                                          ((size_t)ih * 35 + iw) * 64 + c0;
-                        const float *dyp = dy + (size_t)s * conv2d_3_OUT +
-                                           ((size_t)oh * 33 + ow) * 64;
-                        for (int c = 0; c < CB; c++) {
-                            const float xv = xp[c];
-                            for (int f = 0; f < 64; f++)
-                                dw[c * 64 + f] += xv * dyp[f];
-                        }
-                    }
-        }
+        for (int b = 0; b < conv2d_3_DKB; b++)
+            conv2d_3_dkernel_block(n, x, dy, dkernel, b);
         /* Inside: a bias is trained only with its kernel. Outside, GCC would
          * follow the path where grads is NULL to a bias at NULL + offset. */
         if (dbias) {
@@ -1204,6 +1624,7 @@ const nn_model horse_or_human_model = {
     .layers = layers,
     .n_layers = 11,
     .work_floats = WORK_PER_SAMPLE,
+    .whole_batches = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
