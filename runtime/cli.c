@@ -464,8 +464,10 @@ static int activations(const nn_model *m, const Args *a)
             char name[300];
             snprintf(name, sizeof name, "%02d_%s.png", l, L->name);
             char *path = nn_join_path(a->out_dir, name);
+            /* Maps of at least 64 pixels across, as the course's plots show them. */
+            int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
             rc = nn_write_feature_grid(path, p.b.work + L->out_offset, L->shape[0], L->shape[1],
-                                       L->shape[2]);
+                                       L->shape[2], scale);
             fprintf(f, "%s\t%s (%s)\t%dx%dx%d\n", name, L->name, L->type, L->shape[0],
                     L->shape[1], L->shape[2]);
             printf("%s: %s (%s) %dx%dx%d\n", path, L->name, L->type, L->shape[0], L->shape[1],

@@ -78,8 +78,10 @@ int nn_write_png(const char *path, const float *img, int h, int w, int c, int ch
 }
 
 /* Channel k of act, normalised as the course does, into a cell of the grid
- * whose rows are `stride` bytes. std + 1e-5 keeps a flat map at 128. */
-static void draw_map(uint8_t *cell, int stride, const float *act, int h, int w, int c, int k)
+ * whose rows are `stride` bytes, each value a scale x scale block. std + 1e-5
+ * keeps a flat map at 128. */
+static void draw_map(uint8_t *cell, int stride, const float *act, int h, int w, int c, int k,
+                     int scale)
 {
     size_t n = (size_t)h * w;
     double sum = 0, sq = 0;
@@ -91,29 +93,30 @@ static void draw_map(uint8_t *cell, int stride, const float *act, int h, int w, 
         sq += d * d;
     }
     double std = sqrt(sq / n) + 1e-5;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double v = (act[((size_t)y * w + x) * c + k] - mean) / std * 64 + 128;
+    for (int y = 0; y < h * scale; y++)
+        for (int x = 0; x < w * scale; x++) {
+            double v = (act[((size_t)(y / scale) * w + x / scale) * c + k] - mean) / std * 64 + 128;
             cell[(size_t)y * stride + x] = v >= 255 ? 255 : v > 0 ? (uint8_t)v : 0;
         }
 }
 
-int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c)
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale)
 {
-    if (c <= 0)
-        return nn_error(path, "no feature maps to draw");
+    if (c <= 0 || scale < 1 || scale > 64)
+        return nn_error(path, "no feature maps to draw, or a scale outside 1..64");
     int cols = (int)ceil(sqrt((double)c));
     while ((long long)cols * cols < c)   /* sqrt of a large square may fall short */
         cols++;
     int rows = (c + cols - 1) / cols;
-    long long gh = (long long)rows * h + rows - 1, gw = (long long)cols * w + cols - 1;
+    long long sh = (long long)h * scale, sw = (long long)w * scale;
+    long long gh = rows * sh + rows - 1, gw = cols * sw + cols - 1;
     if (check_size(path, h, w) || check_size(path, gh, gw))
         return -1;
     uint8_t *px = nn_alloc((size_t)gh * (size_t)gw, 1);
     memset(px, GRID_GAP, (size_t)gh * (size_t)gw);
     for (int k = 0; k < c; k++) {
-        size_t top = (size_t)(k / cols) * (h + 1), left = (size_t)(k % cols) * (w + 1);
-        draw_map(px + top * (size_t)gw + left, (int)gw, act, h, w, c, k);
+        size_t top = (size_t)(k / cols) * (size_t)(sh + 1), left = (size_t)(k % cols) * (size_t)(sw + 1);
+        draw_map(px + top * (size_t)gw + left, (int)gw, act, h, w, c, k, scale);
     }
     int rc = write_grey_png(path, px, (int)gh, (int)gw);
     free(px);

@@ -145,8 +145,9 @@ void nn_array_free(nn_array *a);
 /* One channel of an NHWC map as an 8-bit grey PNG, values clipped to [0, 255]. */
 int nn_write_png(const char *path, const float *img, int h, int w, int c, int channel);
 /* All c maps of an h x w x c activation side by side in a grid, each normalised
- * as the course does: (x - mean) / std * 64 + 128, clipped to [0, 255]. */
-int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c);
+ * as the course does: (x - mean) / std * 64 + 128, clipped to [0, 255], and
+ * enlarged scale times (nearest) so that small maps can be seen. */
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale);
 
 /* ---- progress.c -------------------------------------------------------------------------- */
 

@@ -585,7 +585,7 @@ static void test_feature_grid(void **state)
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 5; k++)
             act[i * 5 + k] = k == 0 ? (float)i : (float)(k * 7);
-    assert_int_equal(nn_write_feature_grid(at("g.png"), act, 2, 3, 5), 0);
+    assert_int_equal(nn_write_feature_grid(at("g.png"), act, 2, 3, 5, 1), 0);
     int w, h, comp;
     uint8_t *px = stbi_load(at("g.png"), &w, &h, &comp, 0);
     assert_non_null(px);
@@ -604,6 +604,19 @@ static void test_feature_grid(void **state)
             else
                 assert_int_equal(v, 128);
         }
+    stbi_image_free(px);
+
+    /* Enlarged 3 times: cells of 6 x 9 with the same 1-pixel gaps; map 0's
+     * value at (row 1, column 2) fills rows 3..5, columns 6..8. */
+    assert_int_equal(nn_write_feature_grid(at("g3.png"), act, 2, 3, 5, 3), 0);
+    px = stbi_load(at("g3.png"), &w, &h, &comp, 0);
+    assert_non_null(px);
+    assert_int_equal(w, 3 * 9 + 2);
+    assert_int_equal(h, 2 * 6 + 1);
+    for (int y = 3; y < 6; y++)
+        for (int x = 6; x < 9; x++)
+            assert_int_equal(px[y * w + x], map0[5]);
+    assert_int_equal(px[0 * w + 9], 200);   /* the gap after the first cell */
     stbi_image_free(px);
 }
 
