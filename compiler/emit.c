@@ -282,10 +282,18 @@ static char *tensor_ref(const Plan *p, int t, bool grad)
     return fmt("%s(%s_%s)", grad ? "G" : "P", ts->layer->name, strchr(ts->name, '.') + 1);
 }
 
+/* "dense_1: relu, line 7", above each call, to find the layer in the model file. */
+static void call_comment(FILE *out, const Op *op)
+{
+    const char *what = op->kind == OP_ACT || op->kind == OP_SOFTMAX
+                           ? activation_names[op->act] : layer_type_names[op->layer->kind];
+    fprintf(out, "    /* %s: %s, line %d */\n", op->layer->name, what, op->layer->where->line);
+}
+
 static void emit_forward_call(FILE *out, const Plan *p, const Op *op)
 {
     char *in = buf_ref(p, op->in), *y = buf_ref(p, op->out);
-    fprintf(out, "    /* %s */\n", op->layer->name);
+    call_comment(out, op);
     switch (op->kind) {
     case OP_DENSE:
     case OP_CONV2D:
@@ -323,7 +331,7 @@ static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
                 op->fn, op->layer->name);
         return;
     }
-    fprintf(out, "    /* %s */\n", op->layer->name);
+    call_comment(out, op);
     switch (op->kind) {
     case OP_DENSE:
     case OP_CONV2D:
