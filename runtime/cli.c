@@ -196,13 +196,15 @@ typedef struct {
 } Predictor;
 
 /* Class names for what predict prints: the training folders' names, or the
- * model file's class_names. */
+ * model file's class_names. Where the training folder is not (a trained
+ * model on another machine), classes show as numbers, without an error. */
 static void find_classes(Predictor *p, const char *data_dir)
 {
     const nn_source *train = &p->m->data.train;
     if (train->format == NN_DATA_IMAGE_DIR) {
         char *dir = nn_join_path(data_dir ? data_dir : p->m->data.dir, train->path);
-        int n = nn_list_classes(dir, &p->classes);
+        struct stat st;
+        int n = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? nn_list_classes(dir, &p->classes) : 0;
         p->n_classes = n > 0 ? n : 0;
         free(dir);
     }

@@ -35,14 +35,15 @@ void nn_dataset_free(nn_dataset *d)
             free(d->files[i]);
     free(d->files);
     free(d->origin);
+    nn_image_stream_free(d->stream);
     memset(d, 0, sizeof *d);
 }
 
 /* Keras's rescale multiplies whatever the data is, so floats are scaled too;
  * callers pass 1 when the model has no rescale. */
-void nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y)
+static void samples_in_memory(const nn_dataset *d, const int *idx, int n, float scale, float *x)
 {
-    size_t size = (size_t)d->sample_size, ls = (size_t)d->label_size;
+    size_t size = (size_t)d->sample_size;
     for (int i = 0; i < n; i++) {
         size_t from = (size_t)idx[i] * size;
         float *xi = x + (size_t)i * size;
@@ -52,9 +53,22 @@ void nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, f
         else
             for (size_t j = 0; j < size; j++)
                 xi[j] = d->floats[from + j] * scale;
-        if (y && d->labels)
-            memcpy(y + (size_t)i * ls, d->labels + (size_t)idx[i] * ls, ls * sizeof(float));
     }
+}
+
+int nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y)
+{
+    if (d->stream) {
+        if (nn_image_stream_batch(d, idx, n, scale, x) != 0)
+            return -1;
+    } else {
+        samples_in_memory(d, idx, n, scale, x);
+    }
+    size_t ls = (size_t)d->label_size;
+    if (y && d->labels)
+        for (int i = 0; i < n; i++)
+            memcpy(y + (size_t)i * ls, d->labels + (size_t)idx[i] * ls, ls * sizeof(float));
+    return 0;
 }
 
 /* The fraction as the YAML wrote it. Keras holds validation_split as a double
@@ -107,6 +121,8 @@ int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val)
     val->labels = copy_tail(d->labels, first * ls, n_val * ls, sizeof(float));
     /* The file names move (d no longer owns the tail); both keep the class names. */
     val->files = copy_tail(d->files, first, n_val, sizeof(char *));
+    if (d->stream)
+        val->stream = nn_image_stream_split(d->stream, n_train, (int)n_val);
     val->n_classes = d->n_classes;
     if (d->class_names) {
         val->class_names = nn_alloc((size_t)d->n_classes, sizeof(char *));

@@ -14,6 +14,12 @@
  * Keras, entries starting with '.' are ignored (no .ipynb_checkpoints class).
  * Images are decoded in parallel, each into its own slot, so the thread count
  * cannot change the result; problems are reported afterwards in file order.
+ *
+ * A set whose decoded bytes exceed the image memory limit (min(4 GiB, half
+ * the RAM), or NNRT_IMAGE_CACHE_BYTES) streams: the load still decodes every
+ * file once, so that bad files are found (and skipped) as for a set in
+ * memory, but keeps only a cache of limit bytes, and each batch decodes, in
+ * parallel, the samples the cache lacks (see nn_image_stream in rt.h).
  */
 #include "rt.h"
 
@@ -24,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stb_image.h>
 #ifdef _OPENMP
@@ -274,26 +281,40 @@ static int scan_classes(const char *dir, strlist *classes, strlist *files, int *
     return 0;
 }
 
-/* Decodes every file into its slot; why[i][0] != 0 marks a failure. */
-static void decode_all(char **files, int n, int h, int w, int channels, int threads,
-                       uint8_t *bytes, char (*why)[256])
+/* OpenMP's team for decoding: the caller's count, or OpenMP's default. */
+static int decode_threads(int threads)
 {
-    size_t size = (size_t)h * (size_t)w * (size_t)channels;
 #ifdef _OPENMP
-    int nt = threads > 0 ? threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    return threads > 0 ? threads : omp_get_max_threads();
 #else
     (void)threads;
+    return 1;
 #endif
-    for (int i = 0; i < n; i++)
-        decode_image(files[i], h, w, channels, bytes + (size_t)i * size, why[i], sizeof why[i]);
+}
+
+/* Decodes every file: the first n_kept into their slots of kept, the rest
+ * (a streamed set's, only to check them) into a buffer each, then dropped.
+ * why[i][0] != 0 marks a failure. */
+static void decode_all(char **files, int n, int h, int w, int channels, int threads,
+                       uint8_t *kept, int n_kept, char (*why)[256])
+{
+    size_t size = (size_t)h * (size_t)w * (size_t)channels;
+    int nt = decode_threads(threads);
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int i = 0; i < n; i++) {
+        uint8_t *own = i < n_kept ? NULL : nn_alloc(size, 1);
+        decode_image(files[i], h, w, channels, own ? own : kept + (size_t)i * size, why[i],
+                     sizeof why[i]);
+        free(own);
+    }
 }
 
 /* Reports the failures in file order; with skip_bad drops those samples
- * (keeping the order of the rest), otherwise fails. */
-static int drop_bad(nn_dataset *d, char (*why)[256], int skip_bad)
+ * (keeping the order of the rest, and the first n_kept images in kept beside
+ * them), otherwise fails. A streamed set's slot table follows the move. */
+static int drop_bad(nn_dataset *d, uint8_t *kept, int n_kept, char (*why)[256], int skip_bad)
 {
-    int bad = 0, k = 0;
+    int bad = 0, k = 0, *tag = d->stream ? d->stream->tag : NULL;
     size_t size = (size_t)d->sample_size;
     for (int i = 0; i < d->n; i++) {
         if (why[i][0]) {
@@ -306,10 +327,13 @@ static int drop_bad(nn_dataset *d, char (*why)[256], int skip_bad)
             continue;
         }
         if (k != i) {
-            memmove(d->bytes + (size_t)k * size, d->bytes + (size_t)i * size, size);
+            if (i < n_kept)
+                memmove(kept + (size_t)k * size, kept + (size_t)i * size, size);
             d->files[k] = d->files[i];
             d->labels[k] = d->labels[i];
         }
+        if (tag && k < n_kept)
+            tag[k] = i < n_kept ? k : -1;
         k++;
     }
     d->n = k;
@@ -320,11 +344,171 @@ static int drop_bad(nn_dataset *d, char (*why)[256], int skip_bad)
     return 0;
 }
 
+/* ---- sets too large for memory ------------------------------------------------ */
+
+#define DEFAULT_IMAGE_MEMORY ((uint64_t)4 << 30)
+
+/* How many bytes of decoded images a set may keep: NNRT_IMAGE_CACHE_BYTES
+ * (tests and small machines), else 4 GiB or half the RAM if that is less. */
+static int image_memory_limit(uint64_t *limit)
+{
+    const char *env = getenv("NNRT_IMAGE_CACHE_BYTES");
+    if (env) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*env < '0' || *env > '9' || *end || errno || v == 0)
+            return nn_error("NNRT_IMAGE_CACHE_BYTES", "wants a positive number of bytes, got '%s'",
+                            env);
+        *limit = v;
+        return 0;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t half = pages > 0 && page > 0 ? (uint64_t)pages / 2 * (uint64_t)page : UINT64_MAX;
+    *limit = half < DEFAULT_IMAGE_MEMORY ? half : DEFAULT_IMAGE_MEMORY;
+    return 0;
+}
+
+/* 2.2 GB, 310.0 MB, 900 bytes: powers of 1024, as free -h counts. */
+static void format_size(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *const units[] = {"KB", "MB", "GB", "TB"};
+    if (bytes < 1024) {
+        snprintf(buf, len, "%d bytes", (int)bytes);
+        return;
+    }
+    double v = (double)bytes / 1024;
+    int u = 0;
+    for (; v >= 1024 && u < 3; u++)
+        v /= 1024;
+    snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+static nn_image_stream *stream_new(int h, int w, int c, int threads, int slots)
+{
+    nn_image_stream *s = nn_alloc(1, sizeof *s);
+    *s = (nn_image_stream){.h = h, .w = w, .c = c, .threads = threads, .slots = slots};
+    s->cache = nn_alloc((size_t)slots, (size_t)h * (size_t)w * (size_t)c);
+    s->tag = nn_alloc((size_t)slots, sizeof *s->tag);
+    s->mark = nn_alloc((size_t)slots, sizeof *s->mark);
+    for (int k = 0; k < slots; k++)
+        s->tag[k] = -1;
+    return s;
+}
+
+void nn_image_stream_free(nn_image_stream *s)
+{
+    if (!s)
+        return;
+    free(s->cache);
+    free(s->tag);
+    free(s->mark);
+    free(s);
+}
+
+/* Streams d when its n images of sample_size bytes exceed the limit: says so
+ * and makes the cache, limit / sample_size images (at least one). */
+static int choose_storage(nn_dataset *d, const char *dir, uint64_t limit, int threads)
+{
+    uint64_t need = (uint64_t)d->n * (uint64_t)d->sample_size;
+    if (need <= limit && need <= SIZE_MAX) {
+        d->bytes = nn_alloc((size_t)d->n, (size_t)d->sample_size);
+        return 0;
+    }
+    uint64_t fit = limit / (uint64_t)d->sample_size;
+    int slots = fit < 1 ? 1 : fit < (uint64_t)d->n ? (int)fit : d->n;
+    if ((uint64_t)slots * (uint64_t)d->sample_size > SIZE_MAX)
+        return nn_error(dir, "the image cache does not fit this machine's address space");
+    char have[32], cache[32];
+    format_size(have, sizeof have, need);
+    format_size(cache, sizeof cache, limit);
+    printf("(streaming from disk: the decoded images need %s, more than the %s cache)\n", have,
+           cache);
+    fflush(stdout);
+    d->stream = stream_new(d->h, d->w, d->c, threads, slots);
+    return 0;
+}
+
+/* What a batch position does with the cache. A miss takes its slot only when
+ * no hit of the same batch reads that slot and no earlier miss took it;
+ * otherwise it decodes into a buffer of its own. Either way the bytes are the
+ * file's, so the batch is the same whatever the cache holds. A failed decode
+ * writes nothing, so its slot keeps the image its tag names. */
+enum { BESIDE = 0, FROM_SLOT, INTO_SLOT };
+enum { SLOT_FREE = 0, SLOT_TAKEN };
+
+static void plan_batch(nn_image_stream *s, const int *idx, int n, uint8_t *how)
+{
+    for (int i = 0; i < n; i++) {
+        int slot = idx[i] % s->slots;
+        if (s->tag[slot] == idx[i])
+            how[i] = FROM_SLOT, s->mark[slot] = SLOT_TAKEN;
+    }
+    for (int i = 0; i < n; i++) {
+        int slot = idx[i] % s->slots;
+        if (how[i] != FROM_SLOT && s->mark[slot] == SLOT_FREE)
+            how[i] = INTO_SLOT, s->mark[slot] = SLOT_TAKEN;
+    }
+}
+
+int nn_image_stream_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x)
+{
+    nn_image_stream *s = d->stream;
+    size_t size = (size_t)d->sample_size;
+    uint8_t *how = nn_alloc((size_t)n, 1);
+    char (*why)[256] = nn_alloc((size_t)n, sizeof *why);
+    plan_batch(s, idx, n, how);
+    int nt = decode_threads(s->threads);
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int i = 0; i < n; i++) {
+        uint8_t *own = how[i] == BESIDE ? nn_alloc(size, 1) : NULL;
+        uint8_t *img = own ? own : s->cache + (size_t)(idx[i] % s->slots) * size;
+        if (how[i] == FROM_SLOT ||
+            decode_image(d->files[idx[i]], s->h, s->w, s->c, img, why[i], sizeof why[i]) == 0) {
+            float *xi = x + (size_t)i * size;
+            for (size_t j = 0; j < size; j++)
+                xi[j] = (float)img[j] * scale;
+        }
+        free(own);
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        int slot = idx[i] % s->slots;
+        s->mark[slot] = SLOT_FREE;
+        if (how[i] == INTO_SLOT && !why[i][0])
+            s->tag[slot] = idx[i];
+        if (why[i][0] && rc == 0)
+            rc = nn_error(d->files[idx[i]], "%s", why[i]);
+    }
+    free(how);
+    free(why);
+    return rc;
+}
+
+nn_image_stream *nn_image_stream_split(nn_image_stream *s, int n_keep, int n_tail)
+{
+    int tail = (int)((int64_t)s->slots * n_tail / ((int64_t)n_keep + n_tail));
+    tail = tail > 0 ? tail : 1;
+    int keep = s->slots - tail > 0 ? s->slots - tail : 1;
+    size_t size = (size_t)s->h * (size_t)s->w * (size_t)s->c;
+    /* The kept images whose sample still maps to their slot stay cached. */
+    for (int k = 0; k < keep; k++)
+        if (s->tag[k] >= n_keep || (s->tag[k] >= 0 && s->tag[k] % keep != k))
+            s->tag[k] = -1;
+    uint8_t *smaller = realloc(s->cache, (size_t)keep * size);
+    s->cache = smaller ? smaller : s->cache;
+    s->slots = keep;
+    return stream_new(s->h, s->w, s->c, s->threads, tail);
+}
+
+/* ---- a folder of class folders: the loader ------------------------------------- */
+
 int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad, int threads,
                       nn_dataset *d)
 {
     memset(d, 0, sizeof *d);
-    if (check_target(dir, h, w, channels))
+    uint64_t limit = 0;
+    if (check_target(dir, h, w, channels) || image_memory_limit(&limit))
         return -1;
     strlist classes = {0}, files = {0};
     int *ends = NULL;
@@ -347,15 +531,15 @@ int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad,
         for (; i < ends[k]; i++)
             d->labels[i] = (float)k;
     free(ends);
-    if ((size_t)d->n > SIZE_MAX / (size_t)d->sample_size) {
+    if (choose_storage(d, dir, limit, threads)) {
         nn_dataset_free(d);
-        return nn_error(dir, "too many images to hold in memory");
+        return -1;
     }
-    d->bytes = nn_alloc((size_t)d->n, (size_t)d->sample_size);
-
+    uint8_t *kept = d->stream ? d->stream->cache : d->bytes;
+    int n_kept = d->stream ? d->stream->slots : d->n;
     char (*why)[256] = nn_alloc((size_t)d->n, sizeof *why);
-    decode_all(d->files, d->n, h, w, channels, threads, d->bytes, why);
-    int rc = drop_bad(d, why, skip_bad);
+    decode_all(d->files, d->n, h, w, channels, threads, kept, n_kept, why);
+    int rc = drop_bad(d, kept, n_kept, why, skip_bad);
     free(why);
     if (rc)
         nn_dataset_free(d);

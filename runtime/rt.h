@@ -60,11 +60,29 @@ typedef struct {
     char **class_names;    /* n_classes names, or NULL */
     char **files;          /* image_dir: a path per sample, for messages */
     char *origin;          /* what it was read from, for messages */
+    struct nn_image_stream *stream; /* image_dir too large to keep decoded, or NULL */
 } nn_dataset;
 
+/* An image folder whose decoded bytes would exceed the image memory limit
+ * (data_image.c): bytes and floats are NULL, and each batch decodes from
+ * d->files what the cache lacks. The cache is direct-mapped, sample i in slot
+ * i % slots, and a miss that would evict an image the same batch reads
+ * decodes beside the cache instead; so a batch's values never depend on the
+ * cache's size or the thread count, only its speed does. */
+typedef struct nn_image_stream {
+    int h, w, c;           /* every sample decodes to h*w*c bytes */
+    int threads;           /* for decoding; 0: OpenMP's default */
+    int slots;             /* images the cache holds: at least 1 */
+    uint8_t *cache;        /* slots*h*w*c bytes */
+    int *tag;              /* the sample in each slot, or -1 */
+    uint8_t *mark;         /* per slot, during a batch: read by a hit, or claimed by a miss */
+} nn_image_stream;
+
 void nn_dataset_free(nn_dataset *d);
-/* x[i] = sample idx[i] (bytes times scale), y[i] = its label as stored. */
-void nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y);
+/* x[i] = sample idx[i] (bytes times scale), y[i] = its label as stored.
+ * Fails (-1, naming the file) only when a streamed image no longer decodes.
+ * Not re-entrant for a streamed set: one batch at a time. */
+int nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y);
 /* Moves the last `fraction` of d into val (Keras's validation_split: the tail, before shuffling). */
 int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
 
@@ -75,9 +93,18 @@ int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d)
 int nn_load_csv(const char *path, int label_column, int header, nn_dataset *d);
 /* One sub-folder per class, sorted by name; each image decoded, converted to
  * `channels` and resized to h x w, kept as bytes. Prints Keras's
- * "Found N images belonging to K classes." */
+ * "Found N images belonging to K classes." When the bytes would need more
+ * than the image memory limit (min(4 GiB, half the RAM), or the environment's
+ * NNRT_IMAGE_CACHE_BYTES), every image is still decoded once to check it, but
+ * the set streams from disk through a cache of that size (d->stream). */
 int nn_load_image_dir(const char *dir, int h, int w, int channels, int skip_bad, int threads,
                       nn_dataset *d);
+/* The streamed samples idx[0..n) into x, as nn_dataset_batch does with bytes. */
+int nn_image_stream_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x);
+/* Gives the last n_tail of s's samples their own stream (nn_dataset_split),
+ * sharing the cache's slots in proportion; s keeps the first n_keep. */
+nn_image_stream *nn_image_stream_split(nn_image_stream *s, int n_keep, int n_tail);
+void nn_image_stream_free(nn_image_stream *s);
 /* One image file, converted and resized to h x w x channels bytes in out. */
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
 /* The class folders of dir, sorted as Keras sorts them; the image files under
@@ -277,8 +304,9 @@ typedef struct {
 void nn_batch_init(nn_batch *b, const nn_model *m, int capacity);
 void nn_batch_free(nn_batch *b);
 /* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
- * rescaled, class indices made one-hot for categorical cross-entropy. */
-void nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n);
+ * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
+ * nn_dataset_batch fails. */
+int nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n);
 /* Loads the source, checks its labels and applies --limit. */
 int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, nn_dataset *d);
 

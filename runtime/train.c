@@ -54,19 +54,20 @@ void nn_batch_free(nn_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-void nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+int nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
 {
     int width = label_width(m);
     if (d->labels && d->label_size == 1 && width > 1) {
         /* Class indices where the loss wants one-hot rows (categorical CE). */
         float *index = b->dout;
-        nn_dataset_batch(d, idx, n, m->data.rescale, b->x, index);
+        if (nn_dataset_batch(d, idx, n, m->data.rescale, b->x, index) != 0)
+            return -1;
         memset(b->y, 0, (size_t)n * (size_t)width * sizeof *b->y);
         for (int s = 0; s < n; s++)
             b->y[(size_t)s * (size_t)width + (size_t)index[s]] = 1.0f;
-        return;
+        return 0;
     }
-    nn_dataset_batch(d, idx, n, m->data.rescale, b->x, d->labels ? b->y : NULL);
+    return nn_dataset_batch(d, idx, n, m->data.rescale, b->x, d->labels ? b->y : NULL);
 }
 
 /* ---- data ---------------------------------------------------------------------- */
@@ -96,23 +97,27 @@ typedef struct {
     double loss, accuracy;
 } nn_score;
 
-static nn_score score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d)
+static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
+                 nn_score *result)
 {
     nn_pass pass = {0};
     int *idx = nn_alloc((size_t)b->part, sizeof *idx);
     double loss = 0;
     long correct = 0;
-    for (int start = 0; start < d->n; start += b->part) {
+    int rc = 0;
+    for (int start = 0; start < d->n && rc == 0; start += b->part) {
         int n = d->n - start < b->part ? d->n - start : b->part;
         for (int s = 0; s < n; s++)
             idx[s] = start + s;
-        nn_batch_fill(b, m, d, idx, n);
+        if ((rc = nn_batch_fill(b, m, d, idx, n)) != 0)
+            break;
         const float *out = m->forward(&pass, params, b->work, b->x, n);
         loss += nn_loss(m, out, b->y, n, NULL) * n;
         correct += nn_correct(m, out, b->y, n);
     }
     free(idx);
-    return (nn_score){loss / d->n, (double)correct / d->n};
+    *result = (nn_score){loss / d->n, (double)correct / d->n};
+    return rc;
 }
 
 /* ---- the loop's pieces ---------------------------------------------------------------- */
@@ -227,12 +232,13 @@ static void add_into(float *restrict sum, const float *restrict part, size_t n)
         sum[i] += part[i];
 }
 
-/* forward, loss, backward, update; returns the batch's mean loss. */
-static double train_step(Trainer *t, const int *idx, int n, long *correct)
+/* forward, loss, backward, update; *mean_loss is the batch's mean loss. */
+static int train_step(Trainer *t, const int *idx, int n, long *correct, double *mean_loss)
 {
     const nn_model *m = t->m;
     nn_batch *b = &t->batch;
-    nn_batch_fill(b, m, &t->train, idx, n);
+    if (nn_batch_fill(b, m, &t->train, idx, n) != 0)
+        return -1;
     if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
         nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
                          m->input_shape[2], t->st.seed, t->step);
@@ -258,7 +264,8 @@ static double train_step(Trainer *t, const int *idx, int n, long *correct)
     }
     nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
-    return loss / n;
+    *mean_loss = loss / n;
+    return 0;
 }
 
 static int metric_list(const Trainer *t, const nn_logs *l, bool with_val, const char **names,
@@ -290,7 +297,11 @@ static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
     double values[4];
     for (int s = 0; s < steps && !interrupted; s++) {
         int n = next_indices(t, idx, batch);
-        double loss = train_step(t, idx, n, &correct);
+        double loss;
+        if (train_step(t, idx, n, &correct, &loss) != 0) {
+            free(idx);
+            return -1;
+        }
         if (!isfinite(loss)) {
             free(idx);
             return nn_error(t->m->name, "the loss became %s at epoch %d, step %d; try a "
@@ -304,7 +315,9 @@ static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
     }
     free(idx);
     if (t->has_val) {
-        nn_score v = score(t->m, t->params, &t->batch, &t->val);
+        nn_score v;
+        if (score(t->m, t->params, &t->batch, &t->val, &v) != 0)
+            return -1;
         logs->val_loss = v.loss, logs->val_accuracy = v.accuracy;
     }
     nn_progress_end(&p, names, values, metric_list(t, logs, t->has_val, names, values));
@@ -490,15 +503,18 @@ static int predicted_class(const nn_model *m, const float *probs)
 }
 
 /* The first `count` test samples: what the model says and what is true. */
-static void show_predictions(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
-                             int count)
+static int show_predictions(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
+                            int count)
 {
     count = count < d->n ? count : d->n;
     count = count < b->part ? count : b->part;
     int *idx = nn_alloc((size_t)count, sizeof *idx);
     for (int s = 0; s < count; s++)
         idx[s] = s;
-    nn_dataset_batch(d, idx, count, m->data.rescale, b->x, NULL);
+    int rc = nn_dataset_batch(d, idx, count, m->data.rescale, b->x, NULL);
+    free(idx);
+    if (rc != 0)
+        return -1;
     nn_pass pass = {0};
     const float *out = m->forward(&pass, params, b->work, b->x, count);
     float *probs = nn_alloc((size_t)m->output_size, sizeof *probs);
@@ -509,7 +525,7 @@ static void show_predictions(const nn_model *m, float *params, nn_batch *b, cons
                m->output_size == 1 ? probs[0] : probs[k], truth, truth >= 0 ? class_name(m, d, truth) : "");
     }
     free(probs);
-    free(idx);
+    return 0;
 }
 
 int nn_evaluate(const nn_model *m, const nn_options *o)
@@ -529,14 +545,16 @@ int nn_evaluate(const nn_model *m, const nn_options *o)
     nn_batch b;
     nn_batch_init(&b, m, o->batch_size);
     int rc = nn_load_weights(m, o->weights, params, NULL, NULL);
+    nn_score s;
+    if (rc == 0)
+        rc = score(m, params, &b, &d, &s);
     if (rc == 0) {
-        nn_score s = score(m, params, &b, &d);
         printf("loss: %.4f", s.loss);
         if (m->metric_accuracy)
             printf(" - accuracy: %.4f", s.accuracy);
         printf("\n");
         if (o->show > 0)
-            show_predictions(m, params, &b, &d, o->show);
+            rc = show_predictions(m, params, &b, &d, o->show);
     }
     nn_batch_free(&b);
     free(params);

@@ -395,6 +395,256 @@ static void test_folder_without_classes_or_images(void **state)
     assert_non_null(strstr(err, "cannot open folder"));
 }
 
+/* ---- sets larger than memory: streaming from disk ---------------------------------- */
+
+enum { SET_N = 30, SET_H = 6, SET_W = 5, SET_SIZE = SET_H * SET_W * 3 };   /* 90 bytes a sample */
+
+/* 30 images in two classes, in every pixel format and an odd size each,
+ * PNG and a few BMP, with pixels from a hash so that no two are alike. */
+static void make_set(void)
+{
+    make_dir("set");
+    make_dir("set/cats");
+    make_dir("set/dogs");
+    for (int i = 0; i < SET_N; i++) {
+        int w = 3 + i % 4, h = 2 + i % 5, comp = 1 + i % 4;
+        uint8_t px[8 * 8 * 4];
+        for (int k = 0; k < w * h * comp; k++)
+            px[k] = (uint8_t)((k * 2654435761u + (unsigned)i * 40503u) >> 13);
+        char name[64];
+        bool bmp = i % 7 == 3;
+        snprintf(name, sizeof name, "set/%s/img%02d.%s", i < 13 ? "cats" : "dogs", i,
+                 bmp ? "bmp" : "png");
+        if (bmp)
+            assert_true(stbi_write_bmp(at(name), w, h, comp, px));
+        else
+            assert_true(stbi_write_png(at(name), w, h, comp, px, w * comp));
+    }
+}
+
+/* Loads set/ as 6x5 RGB with NNRT_IMAGE_CACHE_BYTES = limit (NULL: unset). */
+static int load_set(const char *limit, int skip_bad, int threads, nn_dataset *d, char *out,
+                    char *err)
+{
+    if (limit)
+        assert_int_equal(setenv("NNRT_IMAGE_CACHE_BYTES", limit, 1), 0);
+    else
+        assert_int_equal(unsetenv("NNRT_IMAGE_CACHE_BYTES"), 0);
+    capture co, ce;
+    capture_begin(&co, 1);
+    capture_begin(&ce, 2);
+    int rc = nn_load_image_dir(at("set"), SET_H, SET_W, 3, skip_bad, threads, d);
+    capture_end(&ce, err, 1024);
+    capture_end(&co, out, 1024);
+    assert_int_equal(unsetenv("NNRT_IMAGE_CACHE_BYTES"), 0);
+    return rc;
+}
+
+static uint32_t next_random(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+/* Every image the streamed set's cache claims to hold is that sample's. */
+static void assert_cache_true(const nn_dataset *st, const nn_dataset *mem)
+{
+    const nn_image_stream *s = st->stream;
+    for (int k = 0; k < s->slots; k++) {
+        int t = s->tag[k];
+        if (t < 0)
+            continue;
+        assert_true(t < st->n && t % s->slots == k);
+        assert_memory_equal(s->cache + (size_t)k * SET_SIZE, mem->bytes + (size_t)t * SET_SIZE,
+                            SET_SIZE);
+    }
+}
+
+/* Random index lists, repeats included, give the same floats and labels from
+ * both sets, bit for bit. */
+static void assert_same_batches(const nn_dataset *a, const nn_dataset *b, uint32_t seed)
+{
+    enum { MAX = 12 };
+    static float xa[MAX * SET_SIZE], xb[MAX * SET_SIZE];
+    float ya[MAX], yb[MAX];
+    assert_int_equal(a->n, b->n);
+    for (int trial = 0; trial < 80; trial++) {
+        int n = 1 + (int)(next_random(&seed) % MAX), idx[MAX];
+        for (int k = 0; k < n; k++)
+            idx[k] = (int)(next_random(&seed) % (uint32_t)a->n);
+        memset(xb, 0xff, sizeof xb);
+        assert_int_equal(nn_dataset_batch(a, idx, n, 1.0f / 255, xa, ya), 0);
+        assert_int_equal(nn_dataset_batch(b, idx, n, 1.0f / 255, xb, yb), 0);
+        assert_memory_equal(xa, xb, (size_t)n * SET_SIZE * sizeof *xa);
+        assert_memory_equal(ya, yb, (size_t)n * sizeof *ya);
+        if (b->stream)
+            assert_cache_true(b, a);
+    }
+}
+
+/* The cache holds what the limit allows, at least one image, never more. */
+static void assert_cache_within(const nn_dataset *d, long limit)
+{
+    assert_non_null(d->stream);
+    assert_null(d->bytes);
+    assert_null(d->floats);
+    long want = limit / SET_SIZE > 0 ? limit / SET_SIZE : 1;
+    assert_int_equal(d->stream->slots, want);
+    assert_true((long)d->stream->slots * d->sample_size <= (limit > SET_SIZE ? limit : SET_SIZE));
+}
+
+static void test_streaming_matches_memory(void **state)
+{
+    (void)state;
+    make_set();
+    nn_dataset mem, st;
+    char out[1024], err[1024];
+    assert_int_equal(load_set(NULL, 0, 2, &mem, out, err), 0);
+    assert_string_equal(out, "Found 30 images belonging to 2 classes.\n");
+    assert_null(mem.stream);
+    assert_non_null(mem.bytes);
+    /* Exactly the set's 2700 bytes: still in memory. */
+    assert_int_equal(load_set("2700", 0, 2, &st, out, err), 0);
+    assert_string_equal(out, "Found 30 images belonging to 2 classes.\n");
+    assert_null(st.stream);
+    assert_memory_equal(st.bytes, mem.bytes, SET_N * SET_SIZE);
+    nn_dataset_free(&st);
+
+    /* 2700 / 1024 = 2.64 KB; 270 bytes hold 3 images. */
+    assert_int_equal(load_set("270", 0, 1, &st, out, err), 0);
+    assert_string_equal(out, "Found 30 images belonging to 2 classes.\n(streaming from disk: "
+                             "the decoded images need 2.6 KB, more than the 270 bytes cache)\n");
+    assert_string_equal(err, "");
+    assert_cache_within(&st, 270);
+    for (int k = 0; k < 3; k++)   /* the first images, cached while checking the files */
+        assert_int_equal(st.stream->tag[k], k);
+    assert_cache_true(&st, &mem);
+    assert_int_equal(st.n, 30);
+    assert_memory_equal(st.labels, mem.labels, SET_N * sizeof *mem.labels);
+    for (int i = 0; i < SET_N; i++)
+        assert_string_equal(st.files[i], mem.files[i]);
+    assert_same_batches(&mem, &st, 1);
+    /* A sample and one that maps to its slot, twice each, in one batch. */
+    int clash[6] = {4, 7, 4, 7, 1, 1};
+    float xa[6 * SET_SIZE], xb[6 * SET_SIZE];
+    assert_int_equal(nn_dataset_batch(&mem, clash, 6, 1, xa, NULL), 0);
+    assert_int_equal(nn_dataset_batch(&st, clash, 6, 1, xb, NULL), 0);
+    assert_memory_equal(xa, xb, sizeof xa);
+    assert_cache_within(&st, 270);
+    nn_dataset_free(&st);
+
+    /* Other cache sizes and thread counts: the same batches. */
+    const char *limits[] = {"1", "100", "700", "2699"};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(load_set(limits[k], 0, 1 + k, &st, out, err), 0);
+        assert_cache_within(&st, atol(limits[k]));
+        assert_same_batches(&mem, &st, 7 + (uint32_t)k);
+        nn_dataset_free(&st);
+    }
+    nn_dataset_free(&mem);
+}
+
+/* skip_bad drops a corrupt file from a streamed set as from one in memory,
+ * and the images cached while checking the files move with their samples. */
+static void test_streaming_skips_bad_files(void **state)
+{
+    (void)state;
+    make_set();
+    write_text(at("set/cats/img00b.png"), "not a png");
+    nn_dataset mem, st;
+    char out[1024], err[1024];
+    assert_int_equal(load_set(NULL, 1, 3, &mem, out, err), 0);
+    assert_int_equal(mem.n, 30);
+    assert_int_equal(load_set("900", 1, 3, &st, out, err), 0);
+    assert_non_null(strstr(out, "Found 31 images belonging to 2 classes.\n(streaming"));
+    assert_non_null(strstr(err, "img00b.png: warning: cannot decode image"));
+    assert_int_equal(st.n, 30);
+    assert_int_equal(st.stream->slots, 10);
+    for (int k = 0; k < st.stream->slots; k++)   /* the tenth sample was not cached */
+        assert_int_equal(st.stream->tag[k], k < 9 ? k : -1);
+    assert_cache_true(&st, &mem);
+    assert_same_batches(&mem, &st, 3);
+    nn_dataset_free(&st);
+    /* Without skip_bad the streamed load fails as the one in memory does. */
+    assert_int_equal(load_set("900", 0, 3, &st, out, err), -1);
+    assert_non_null(strstr(err, "img00b.png: error: cannot decode image"));
+    assert_null(st.stream);
+    nn_dataset_free(&mem);
+}
+
+/* validation_split gives each side a stream and a share of the cache. */
+static void test_streaming_split(void **state)
+{
+    (void)state;
+    make_set();
+    nn_dataset mem, st, mem_val, st_val;
+    char out[1024], err[1024];
+    assert_int_equal(load_set(NULL, 0, 2, &mem, out, err), 0);
+    assert_int_equal(load_set("900", 0, 2, &st, out, err), 0);
+    assert_same_batches(&mem, &st, 4);          /* so that the cache holds later samples too */
+    assert_int_equal(nn_dataset_split(&mem, 0.2f, &mem_val), 0);
+    assert_int_equal(nn_dataset_split(&st, 0.2f, &st_val), 0);
+    assert_int_equal(st.n, 24);
+    assert_int_equal(st_val.n, 6);
+    assert_int_equal(st.stream->slots, 8);      /* 10 slots shared 24 : 6 */
+    assert_int_equal(st_val.stream->slots, 2);
+    assert_int_equal(st_val.stream->tag[0], -1);
+    assert_cache_true(&st, &mem);
+    assert_same_batches(&mem, &st, 5);
+    assert_same_batches(&mem_val, &st_val, 6);
+    nn_dataset_free(&mem);
+    nn_dataset_free(&mem_val);
+    nn_dataset_free(&st);
+    nn_dataset_free(&st_val);
+}
+
+/* A file gone after loading fails the batch that needs it, naming it; the
+ * cache stays usable. */
+static void test_streaming_file_removed(void **state)
+{
+    (void)state;
+    make_set();
+    nn_dataset mem, st;
+    char out[1024], err[1024];
+    assert_int_equal(load_set(NULL, 0, 2, &mem, out, err), 0);
+    assert_int_equal(load_set("180", 0, 2, &st, out, err), 0);   /* 2 slots: 0 and 1 cached */
+    assert_int_equal(remove(st.files[20]), 0);
+    static float x[3 * SET_SIZE];
+    float y[3];
+    capture c;
+    capture_begin(&c, 2);
+    int rc = nn_dataset_batch(&st, (int[]){1, 20, 5}, 3, 1, x, y);
+    capture_end(&c, err, sizeof err);
+    assert_int_equal(rc, -1);
+    char want[400];
+    snprintf(want, sizeof want, "%s: error: cannot open image: ", st.files[20]);
+    assert_non_null(strstr(err, want));
+    assert_null(strchr(strchr(err, '\n') + 1, '\n'));   /* one line */
+    assert_cache_true(&st, &mem);
+    int rest[4] = {5, 0, 3, 5};
+    static float xm[4 * SET_SIZE], xs[4 * SET_SIZE];
+    assert_int_equal(nn_dataset_batch(&mem, rest, 4, 1, xm, NULL), 0);
+    assert_int_equal(nn_dataset_batch(&st, rest, 4, 1, xs, NULL), 0);
+    assert_memory_equal(xm, xs, sizeof xm);
+    nn_dataset_free(&st);
+    nn_dataset_free(&mem);
+}
+
+static void test_image_memory_limit_from_environment(void **state)
+{
+    (void)state;
+    make_set();
+    nn_dataset d;
+    char out[1024], err[1024];
+    const char *bad[] = {"abc", "", "-5", "0", "12kb", "99999999999999999999999"};
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(load_set(bad[k], 0, 1, &d, out, err), -1);
+        assert_string_equal(out, "");
+        assert_non_null(strstr(err, "NNRT_IMAGE_CACHE_BYTES: error: wants a positive number of "
+                                    "bytes"));
+    }
+}
+
 /* ---- augmentation --------------------------------------------------------------- */
 
 static void fill_ramp(float *img, int h, int w)
@@ -632,6 +882,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_class_folders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_file_in_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_without_classes_or_images, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_matches_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_skips_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_file_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_memory_limit_from_environment, setup, teardown),
         cmocka_unit_test(test_flips),
         cmocka_unit_test(test_shift_one_pixel),
         cmocka_unit_test(test_rotations),
