@@ -39,6 +39,16 @@ void nn_dataset_free(nn_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
+void nn_dataset_truncate(nn_dataset *d, int n)
+{
+    if (n <= 0 || n >= d->n)
+        return;
+    if (d->files)
+        for (int i = n; i < d->n; i++)
+            free(d->files[i]);
+    d->n = n;
+}
+
 /* Keras's rescale multiplies whatever the data is, so floats are scaled too;
  * callers pass 1 when the model has no rescale. */
 static void samples_in_memory(const nn_dataset *d, const int *idx, int n, float scale, float *x)

@@ -79,6 +79,8 @@ typedef struct nn_image_stream {
 } nn_image_stream;
 
 void nn_dataset_free(nn_dataset *d);
+/* Keeps only the first n samples (--limit); the rest of the memory stays. */
+void nn_dataset_truncate(nn_dataset *d, int n);
 /* x[i] = sample idx[i] (bytes times scale), y[i] = its label as stored.
  * Fails (-1, naming the file) only when a streamed image no longer decodes.
  * Not re-entrant for a streamed set: one batch at a time. */

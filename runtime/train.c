@@ -82,8 +82,7 @@ int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, n
     const char *dir = o->data_dir ? o->data_dir : m->data.dir;
     if (nn_load_source(m, src, dir, d) != 0)
         return -1;
-    if (o->limit > 0 && o->limit < d->n)
-        d->n = o->limit;
+    nn_dataset_truncate(d, o->limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
         nn_dataset_free(d);
         return -1;
