@@ -575,10 +575,12 @@ static char *data_block(const Model *m, FILE *arrays)
         fprintf(arrays, "\n};\n");
         fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->class_names->n);
     }
-    fprintf(b.f, "        .augment = {%d, %d, %s, %s, %s, %s, %s},", m->horizontal_flip,
-            m->vertical_flip, float_lit(m->rotation_range), float_lit(m->width_shift_range),
-            float_lit(m->height_shift_range), float_lit(m->zoom_range),
-            float_lit(m->shear_range));
+    fprintf(b.f, "        .augment = {.horizontal_flip = %d, .vertical_flip = %d, .rotation_range = %s,\n"
+                 "                    .width_shift_range = %s, .height_shift_range = %s,\n"
+                 "                    .zoom_range = %s, .shear_range = %s},",
+            m->horizontal_flip, m->vertical_flip, float_lit(m->rotation_range),
+            float_lit(m->width_shift_range), float_lit(m->height_shift_range),
+            float_lit(m->zoom_range), float_lit(m->shear_range));
     return block_close(&b);
 }
 
