@@ -329,6 +329,10 @@ static void pooled_forward(int n, const float *restrict x, float *restrict y)
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void pooled_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -345,16 +349,24 @@ static void pooled_backward(int n, const float *restrict x, const float *restric
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 510 ? 510 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * pooled_OUT + ((size_t)oh * 255 + ow) * 3;
-                for (int c = 0; c < 3; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 510 + (iw0 + kw0)) * 3 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 510 + (iw0 + kw)) * 3 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[3], left[3];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 510 + (iw0 + kw0)) * 3, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 510 + (iw0 + kw)) * 3;
+                        for (int c = 0; c < 3; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 510 + (iw0 + kw)) * 3;
+                        for (int c = 0; c < 3; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
@@ -381,9 +393,9 @@ enum {
 static const float *forward(const nn_pass *pass, float *params, float *work, const float *x, int n)
 {
     (void)pass, (void)params;
-    /* filters */
+    /* filters: Conv2D, line 13 */
     filters_forward(n, x, P(filters_kernel), NULL, W(filters_out));
-    /* pooled */
+    /* pooled: MaxPooling2D, line 24 */
     pooled_forward(n, W(filters_out), W(pooled_out));
     return W(pooled_out);
 }
@@ -394,7 +406,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 {
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(pooled_dout), dout, (size_t)n * 195075 * sizeof *dout);
-    /* pooled */
+    /* pooled: MaxPooling2D, line 24 */
     pooled_backward(n, W(filters_out), W(pooled_out), W(pooled_dout), W(filters_dout));
     (void)filters_backward;  /* filters: nothing to learn, nothing flows back */
 }

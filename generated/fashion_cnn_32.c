@@ -343,6 +343,10 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -359,16 +363,24 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 26 ? 26 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_OUT + ((size_t)oh * 13 + ow) * 32;
-                for (int c = 0; c < 32; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 26 + (iw0 + kw0)) * 32 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 26 + (iw0 + kw)) * 32 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[32], left[32];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 26 + (iw0 + kw0)) * 32, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 26 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 26 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
@@ -656,6 +668,10 @@ static void max_pooling2d_1_forward(int n, const float *restrict x, float *restr
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_1_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -672,85 +688,155 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 11 ? 11 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_1_OUT + ((size_t)oh * 5 + ow) * 32;
-                for (int c = 0; c < 32; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 11 + (iw0 + kw0)) * 32 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 11 + (iw0 + kw)) * 32 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[32], left[32];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 11 + (iw0 + kw0)) * 32, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 11 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 11 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
 }
 
 /* ---- dense: Dense(128), models/fashion_cnn_32.yaml:11 ------------------------------------------ */
-enum { dense_IN = 800, dense_OUT = 128 };
+/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+ *   forward   y      = x      . kernel     (n x 800 times 800 x 128)
+ *   dkernel   dkernel = x^T   . dy         (800 x n times n x 128)
+ *   dx        dx     = dy     . kernel^T   (n x 128 times 128 x 800)
+ * computed by register tiles: R rows of C times NB vectors of V floats, whose
+ * sums stay in registers while the loop over k broadcasts A[r][k] and
+ * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
+ * no sum is split between threads and results do not depend on their number.
+ *
+ * Sizes: V, the largest power of two up to 16 dividing 800 and 128; NBO and
+ * NBI, vectors per tile across 128 and 800; RO and RI, rows per tile, so that
+ * R x NB sums fit in the 32 vector registers of AVX-512. */
+enum {
+    dense_IN = 800, dense_OUT = 128,
+    dense_V = (800 | 128) % 16 == 0 ? 16 : (800 | 128) % 8 == 0 ? 8
+           : (800 | 128) % 4 == 0 ? 4 : (800 | 128) % 2 == 0 ? 2 : 1,
+    dense_NBO = 128 / dense_V % 4 == 0 ? 4 : 128 / dense_V % 3 == 0 ? 3
+             : 128 / dense_V % 2 == 0 ? 2 : 1,
+    dense_NBI = 800 / dense_V % 4 == 0 ? 4 : 800 / dense_V % 3 == 0 ? 3
+             : 800 / dense_V % 2 == 0 ? 2 : 1,
+    dense_RO = dense_NBO == 4 ? 6 : dense_NBO == 3 ? 8 : 12,
+    dense_RI = dense_NBI == 4 ? 6 : dense_NBI == 3 ? 8 : 12,
+};
 
-/* y = x . kernel + bias, sample by sample; the inner loop runs along a kernel
- * row, contiguous in Keras's [in, out] layout. */
+/* A vector that may sit at any float boundary: the buffers are packed. */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+
+/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
+ * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
+ * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
+ * that the sums become registers. */
+static inline __attribute__((always_inline)) void
+dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+          const float *restrict b, size_t ldb, const float *restrict init,
+          float *restrict c, size_t ldc)
+{
+    dense_vec acc[12][4];
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
+    for (int k = 0; k < kn; k++) {
+        dense_vec w[4];
+        for (int j = 0; j < nb; j++)
+            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+        for (int r = 0; r < rn; r++) {
+            const float av = a[r * am + k * ak];
+            for (int j = 0; j < nb; j++)
+                acc[r][j] += av * w[j];
+        }
+    }
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+}
+
+/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * dense_IN;
-        float *ys = y + (size_t)s * dense_OUT;
-        for (int o = 0; o < dense_OUT; o++)
-            ys[o] = bias ? bias[o] : 0.0f;
-        for (int i = 0; i < dense_IN; i++) {
-            const float xi = xs[i];
-            const float *w = kernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                ys[o] += xi * w[o];
+    enum { COLS = dense_NBO * dense_V };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < (n + dense_RO - 1) / dense_RO; t++)
+        for (int o = 0; o < 128; o += COLS) {
+            const float *init = bias ? bias + o : NULL;
+            const int s0 = t * dense_RO;
+            if (s0 + dense_RO <= n)
+                dense_tile(dense_RO, dense_NBO, 800, x + (size_t)s0 * 800, 800, 1,
+                          kernel + o, 128, init, y + (size_t)s0 * 128 + o, 128);
+            else
+                for (int s = s0; s < n; s++)
+                    dense_tile(1, dense_NBO, 800, x + (size_t)s * 800, 800, 1,
+                              kernel + o, 128, init, y + (size_t)s * 128 + o, 128);
         }
-    }
 }
 
-/* dx = dy . kernel^T, dkernel = x^T . dy, dbias = sum of dy over the batch.
- * Each thread owns whole rows of dkernel, so no sum is split between threads
- * and the result does not depend on their number. */
+/* dx through kt, the kernel transposed once per call into a buffer of this
+ * layer (backward is not reentrant; the runtime calls it from one thread), so
+ * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * dense_OUT;
-            float *dxs = dx + (size_t)s * dense_IN;
-            for (int i = 0; i < dense_IN; i++) {
-                const float *w = kernel + (size_t)i * dense_OUT;
-                float sum = 0.0f;
-                for (int o = 0; o < dense_OUT; o++)
-                    sum += w[o] * dys[o];
-                dxs[i] = sum;
+        static float kt[(size_t)128 * 800];
+        /* In squares of 16 x 16, so that both sides stay in the cache. */
+        for (int i0 = 0; i0 < 800; i0 += 16)
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = i0; i < (i0 + 16 < 800 ? i0 + 16 : 800); i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 800 + i] = kernel[(size_t)i * 128 + o];
+        enum { COLS = dense_NBI * dense_V };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
+            for (int i = 0; i < 800; i += COLS) {
+                const int s0 = t * dense_RI;
+                if (s0 + dense_RI <= n)
+                    dense_tile(dense_RI, dense_NBI, 128, dy + (size_t)s0 * 128, 128, 1,
+                              kt + i, 800, NULL, dx + (size_t)s0 * 800 + i, 800);
+                else
+                    for (int s = s0; s < n; s++)
+                        dense_tile(1, dense_NBI, 128, dy + (size_t)s * 128, 128, 1,
+                                  kt + i, 800, NULL, dx + (size_t)s * 800 + i, 800);
             }
-        }
     }
     if (dkernel) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < dense_IN; i++) {
-            float *dw = dkernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                dw[o] = 0.0f;
-            for (int s = 0; s < n; s++) {
-                const float xi = x[(size_t)s * dense_IN + i];
-                const float *dys = dy + (size_t)s * dense_OUT;
-                for (int o = 0; o < dense_OUT; o++)
-                    dw[o] += xi * dys[o];
+        enum { COLS = dense_NBO * dense_V, TILES = 800 / dense_RO, REST = 800 % dense_RO };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < TILES + (REST > 0); t++)
+            for (int o = 0; o < 128; o += COLS) {
+                const int i0 = t * dense_RO;
+                if (t < TILES)
+                    dense_tile(dense_RO, dense_NBO, n, x + i0, 1, 800, dy + o, 128, NULL,
+                              dkernel + (size_t)i0 * 128 + o, 128);
+                else
+                    dense_tile(REST, dense_NBO, n, x + i0, 1, 800, dy + o, 128, NULL,
+                              dkernel + (size_t)i0 * 128 + o, 128);
             }
-        }
     }
     if (dbias) {
-        for (int o = 0; o < dense_OUT; o++)
+        for (int o = 0; o < 128; o++)
             dbias[o] = 0.0f;
         for (int s = 0; s < n; s++)
-            for (int o = 0; o < dense_OUT; o++)
-                dbias[o] += dy[(size_t)s * dense_OUT + o];
+            for (int o = 0; o < 128; o++)
+                dbias[o] += dy[(size_t)s * 128 + o];
     }
 }
 
@@ -769,69 +855,131 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(10), models/fashion_cnn_32.yaml:12 ------------------------------------------ */
-enum { dense_1_IN = 128, dense_1_OUT = 10 };
+/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+ *   forward   y      = x      . kernel     (n x 128 times 128 x 10)
+ *   dkernel   dkernel = x^T   . dy         (128 x n times n x 10)
+ *   dx        dx     = dy     . kernel^T   (n x 10 times 10 x 128)
+ * computed by register tiles: R rows of C times NB vectors of V floats, whose
+ * sums stay in registers while the loop over k broadcasts A[r][k] and
+ * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
+ * no sum is split between threads and results do not depend on their number.
+ *
+ * Sizes: V, the largest power of two up to 16 dividing 128 and 10; NBO and
+ * NBI, vectors per tile across 10 and 128; RO and RI, rows per tile, so that
+ * R x NB sums fit in the 32 vector registers of AVX-512. */
+enum {
+    dense_1_IN = 128, dense_1_OUT = 10,
+    dense_1_V = (128 | 10) % 16 == 0 ? 16 : (128 | 10) % 8 == 0 ? 8
+           : (128 | 10) % 4 == 0 ? 4 : (128 | 10) % 2 == 0 ? 2 : 1,
+    dense_1_NBO = 10 / dense_1_V % 4 == 0 ? 4 : 10 / dense_1_V % 3 == 0 ? 3
+             : 10 / dense_1_V % 2 == 0 ? 2 : 1,
+    dense_1_NBI = 128 / dense_1_V % 4 == 0 ? 4 : 128 / dense_1_V % 3 == 0 ? 3
+             : 128 / dense_1_V % 2 == 0 ? 2 : 1,
+    dense_1_RO = dense_1_NBO == 4 ? 6 : dense_1_NBO == 3 ? 8 : 12,
+    dense_1_RI = dense_1_NBI == 4 ? 6 : dense_1_NBI == 3 ? 8 : 12,
+};
 
-/* y = x . kernel + bias, sample by sample; the inner loop runs along a kernel
- * row, contiguous in Keras's [in, out] layout. */
+/* A vector that may sit at any float boundary: the buffers are packed. */
+typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
+
+/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
+ * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
+ * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
+ * that the sums become registers. */
+static inline __attribute__((always_inline)) void
+dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+          const float *restrict b, size_t ldb, const float *restrict init,
+          float *restrict c, size_t ldc)
+{
+    dense_1_vec acc[12][4];
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            acc[r][j] = init ? *(const dense_1_vec *)(init + j * dense_1_V) : (dense_1_vec){0};
+    for (int k = 0; k < kn; k++) {
+        dense_1_vec w[4];
+        for (int j = 0; j < nb; j++)
+            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+        for (int r = 0; r < rn; r++) {
+            const float av = a[r * am + k * ak];
+            for (int j = 0; j < nb; j++)
+                acc[r][j] += av * w[j];
+        }
+    }
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
+}
+
+/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
 static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * dense_1_IN;
-        float *ys = y + (size_t)s * dense_1_OUT;
-        for (int o = 0; o < dense_1_OUT; o++)
-            ys[o] = bias ? bias[o] : 0.0f;
-        for (int i = 0; i < dense_1_IN; i++) {
-            const float xi = xs[i];
-            const float *w = kernel + (size_t)i * dense_1_OUT;
-            for (int o = 0; o < dense_1_OUT; o++)
-                ys[o] += xi * w[o];
+    enum { COLS = dense_1_NBO * dense_1_V };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < (n + dense_1_RO - 1) / dense_1_RO; t++)
+        for (int o = 0; o < 10; o += COLS) {
+            const float *init = bias ? bias + o : NULL;
+            const int s0 = t * dense_1_RO;
+            if (s0 + dense_1_RO <= n)
+                dense_1_tile(dense_1_RO, dense_1_NBO, 128, x + (size_t)s0 * 128, 128, 1,
+                          kernel + o, 10, init, y + (size_t)s0 * 10 + o, 10);
+            else
+                for (int s = s0; s < n; s++)
+                    dense_1_tile(1, dense_1_NBO, 128, x + (size_t)s * 128, 128, 1,
+                              kernel + o, 10, init, y + (size_t)s * 10 + o, 10);
         }
-    }
 }
 
-/* dx = dy . kernel^T, dkernel = x^T . dy, dbias = sum of dy over the batch.
- * Each thread owns whole rows of dkernel, so no sum is split between threads
- * and the result does not depend on their number. */
+/* dx through kt, the kernel transposed once per call into a buffer of this
+ * layer (backward is not reentrant; the runtime calls it from one thread), so
+ * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * dense_1_OUT;
-            float *dxs = dx + (size_t)s * dense_1_IN;
-            for (int i = 0; i < dense_1_IN; i++) {
-                const float *w = kernel + (size_t)i * dense_1_OUT;
-                float sum = 0.0f;
-                for (int o = 0; o < dense_1_OUT; o++)
-                    sum += w[o] * dys[o];
-                dxs[i] = sum;
+        static float kt[(size_t)10 * 128];
+        /* In squares of 16 x 16, so that both sides stay in the cache. */
+        for (int i0 = 0; i0 < 128; i0 += 16)
+            for (int o0 = 0; o0 < 10; o0 += 16)
+                for (int i = i0; i < (i0 + 16 < 128 ? i0 + 16 : 128); i++)
+                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
+                        kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
+        enum { COLS = dense_1_NBI * dense_1_V };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
+            for (int i = 0; i < 128; i += COLS) {
+                const int s0 = t * dense_1_RI;
+                if (s0 + dense_1_RI <= n)
+                    dense_1_tile(dense_1_RI, dense_1_NBI, 10, dy + (size_t)s0 * 10, 10, 1,
+                              kt + i, 128, NULL, dx + (size_t)s0 * 128 + i, 128);
+                else
+                    for (int s = s0; s < n; s++)
+                        dense_1_tile(1, dense_1_NBI, 10, dy + (size_t)s * 10, 10, 1,
+                                  kt + i, 128, NULL, dx + (size_t)s * 128 + i, 128);
             }
-        }
     }
     if (dkernel) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < dense_1_IN; i++) {
-            float *dw = dkernel + (size_t)i * dense_1_OUT;
-            for (int o = 0; o < dense_1_OUT; o++)
-                dw[o] = 0.0f;
-            for (int s = 0; s < n; s++) {
-                const float xi = x[(size_t)s * dense_1_IN + i];
-                const float *dys = dy + (size_t)s * dense_1_OUT;
-                for (int o = 0; o < dense_1_OUT; o++)
-                    dw[o] += xi * dys[o];
+        enum { COLS = dense_1_NBO * dense_1_V, TILES = 128 / dense_1_RO, REST = 128 % dense_1_RO };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < TILES + (REST > 0); t++)
+            for (int o = 0; o < 10; o += COLS) {
+                const int i0 = t * dense_1_RO;
+                if (t < TILES)
+                    dense_1_tile(dense_1_RO, dense_1_NBO, n, x + i0, 1, 128, dy + o, 10, NULL,
+                              dkernel + (size_t)i0 * 10 + o, 10);
+                else
+                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 128, dy + o, 10, NULL,
+                              dkernel + (size_t)i0 * 10 + o, 10);
             }
-        }
     }
     if (dbias) {
-        for (int o = 0; o < dense_1_OUT; o++)
+        for (int o = 0; o < 10; o++)
             dbias[o] = 0.0f;
         for (int s = 0; s < n; s++)
-            for (int o = 0; o < dense_1_OUT; o++)
-                dbias[o] += dy[(size_t)s * dense_1_OUT + o];
+            for (int o = 0; o < 10; o++)
+                dbias[o] += dy[(size_t)s * 10 + o];
     }
 }
 
@@ -871,23 +1019,23 @@ enum {
 static const float *forward(const nn_pass *pass, float *params, float *work, const float *x, int n)
 {
     (void)pass, (void)params;
-    /* conv2d */
+    /* conv2d: Conv2D, line 6 */
     conv2d_forward(n, x, P(conv2d_kernel), P(conv2d_bias), W(conv2d_out));
-    /* conv2d */
+    /* conv2d: relu, line 6 */
     conv2d_relu_forward(n, W(conv2d_out), W(conv2d_out));
-    /* max_pooling2d */
+    /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
-    /* conv2d_1 */
+    /* conv2d_1: Conv2D, line 8 */
     conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out));
-    /* conv2d_1 */
+    /* conv2d_1: relu, line 8 */
     conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
-    /* max_pooling2d_1 */
+    /* max_pooling2d_1: MaxPooling2D, line 9 */
     max_pooling2d_1_forward(n, W(conv2d_1_out), W(max_pooling2d_1_out));
-    /* dense */
+    /* dense: Dense, line 11 */
     dense_forward(n, W(max_pooling2d_1_out), P(dense_kernel), P(dense_bias), W(dense_out));
-    /* dense */
+    /* dense: relu, line 11 */
     dense_relu_forward(n, W(dense_out), W(dense_out));
-    /* dense_1 */
+    /* dense_1: Dense, line 12 */
     dense_1_forward(n, W(dense_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_out));
     return W(dense_1_out);
 }
@@ -898,23 +1046,23 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 {
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 10 * sizeof *dout);
-    /* dense_1 */
+    /* dense_1: Dense, line 12 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias));
-    /* dense */
+    /* dense: relu, line 11 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
-    /* dense */
+    /* dense: Dense, line 11 */
     dense_backward(n, W(max_pooling2d_1_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_1_dout), G(dense_kernel), G(dense_bias));
-    /* max_pooling2d_1 */
+    /* max_pooling2d_1: MaxPooling2D, line 9 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1 */
+    /* conv2d_1: relu, line 8 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1 */
+    /* conv2d_1: Conv2D, line 8 */
     conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias));
-    /* max_pooling2d */
+    /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
-    /* conv2d */
+    /* conv2d: relu, line 6 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
-    /* conv2d */
+    /* conv2d: Conv2D, line 6 */
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias));
 }
 

@@ -62,69 +62,131 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- dense: Dense(1), models/hello.yaml:5 ------------------------------------------ */
-enum { dense_IN = 1, dense_OUT = 1 };
+/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+ *   forward   y      = x      . kernel     (n x 1 times 1 x 1)
+ *   dkernel   dkernel = x^T   . dy         (1 x n times n x 1)
+ *   dx        dx     = dy     . kernel^T   (n x 1 times 1 x 1)
+ * computed by register tiles: R rows of C times NB vectors of V floats, whose
+ * sums stay in registers while the loop over k broadcasts A[r][k] and
+ * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
+ * no sum is split between threads and results do not depend on their number.
+ *
+ * Sizes: V, the largest power of two up to 16 dividing 1 and 1; NBO and
+ * NBI, vectors per tile across 1 and 1; RO and RI, rows per tile, so that
+ * R x NB sums fit in the 32 vector registers of AVX-512. */
+enum {
+    dense_IN = 1, dense_OUT = 1,
+    dense_V = (1 | 1) % 16 == 0 ? 16 : (1 | 1) % 8 == 0 ? 8
+           : (1 | 1) % 4 == 0 ? 4 : (1 | 1) % 2 == 0 ? 2 : 1,
+    dense_NBO = 1 / dense_V % 4 == 0 ? 4 : 1 / dense_V % 3 == 0 ? 3
+             : 1 / dense_V % 2 == 0 ? 2 : 1,
+    dense_NBI = 1 / dense_V % 4 == 0 ? 4 : 1 / dense_V % 3 == 0 ? 3
+             : 1 / dense_V % 2 == 0 ? 2 : 1,
+    dense_RO = dense_NBO == 4 ? 6 : dense_NBO == 3 ? 8 : 12,
+    dense_RI = dense_NBI == 4 ? 6 : dense_NBI == 3 ? 8 : 12,
+};
 
-/* y = x . kernel + bias, sample by sample; the inner loop runs along a kernel
- * row, contiguous in Keras's [in, out] layout. */
+/* A vector that may sit at any float boundary: the buffers are packed. */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+
+/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
+ * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
+ * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
+ * that the sums become registers. */
+static inline __attribute__((always_inline)) void
+dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+          const float *restrict b, size_t ldb, const float *restrict init,
+          float *restrict c, size_t ldc)
+{
+    dense_vec acc[12][4];
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
+    for (int k = 0; k < kn; k++) {
+        dense_vec w[4];
+        for (int j = 0; j < nb; j++)
+            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+        for (int r = 0; r < rn; r++) {
+            const float av = a[r * am + k * ak];
+            for (int j = 0; j < nb; j++)
+                acc[r][j] += av * w[j];
+        }
+    }
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+}
+
+/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * dense_IN;
-        float *ys = y + (size_t)s * dense_OUT;
-        for (int o = 0; o < dense_OUT; o++)
-            ys[o] = bias ? bias[o] : 0.0f;
-        for (int i = 0; i < dense_IN; i++) {
-            const float xi = xs[i];
-            const float *w = kernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                ys[o] += xi * w[o];
+    enum { COLS = dense_NBO * dense_V };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < (n + dense_RO - 1) / dense_RO; t++)
+        for (int o = 0; o < 1; o += COLS) {
+            const float *init = bias ? bias + o : NULL;
+            const int s0 = t * dense_RO;
+            if (s0 + dense_RO <= n)
+                dense_tile(dense_RO, dense_NBO, 1, x + (size_t)s0 * 1, 1, 1,
+                          kernel + o, 1, init, y + (size_t)s0 * 1 + o, 1);
+            else
+                for (int s = s0; s < n; s++)
+                    dense_tile(1, dense_NBO, 1, x + (size_t)s * 1, 1, 1,
+                              kernel + o, 1, init, y + (size_t)s * 1 + o, 1);
         }
-    }
 }
 
-/* dx = dy . kernel^T, dkernel = x^T . dy, dbias = sum of dy over the batch.
- * Each thread owns whole rows of dkernel, so no sum is split between threads
- * and the result does not depend on their number. */
+/* dx through kt, the kernel transposed once per call into a buffer of this
+ * layer (backward is not reentrant; the runtime calls it from one thread), so
+ * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * dense_OUT;
-            float *dxs = dx + (size_t)s * dense_IN;
-            for (int i = 0; i < dense_IN; i++) {
-                const float *w = kernel + (size_t)i * dense_OUT;
-                float sum = 0.0f;
-                for (int o = 0; o < dense_OUT; o++)
-                    sum += w[o] * dys[o];
-                dxs[i] = sum;
+        static float kt[(size_t)1 * 1];
+        /* In squares of 16 x 16, so that both sides stay in the cache. */
+        for (int i0 = 0; i0 < 1; i0 += 16)
+            for (int o0 = 0; o0 < 1; o0 += 16)
+                for (int i = i0; i < (i0 + 16 < 1 ? i0 + 16 : 1); i++)
+                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
+                        kt[(size_t)o * 1 + i] = kernel[(size_t)i * 1 + o];
+        enum { COLS = dense_NBI * dense_V };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
+            for (int i = 0; i < 1; i += COLS) {
+                const int s0 = t * dense_RI;
+                if (s0 + dense_RI <= n)
+                    dense_tile(dense_RI, dense_NBI, 1, dy + (size_t)s0 * 1, 1, 1,
+                              kt + i, 1, NULL, dx + (size_t)s0 * 1 + i, 1);
+                else
+                    for (int s = s0; s < n; s++)
+                        dense_tile(1, dense_NBI, 1, dy + (size_t)s * 1, 1, 1,
+                                  kt + i, 1, NULL, dx + (size_t)s * 1 + i, 1);
             }
-        }
     }
     if (dkernel) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < dense_IN; i++) {
-            float *dw = dkernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                dw[o] = 0.0f;
-            for (int s = 0; s < n; s++) {
-                const float xi = x[(size_t)s * dense_IN + i];
-                const float *dys = dy + (size_t)s * dense_OUT;
-                for (int o = 0; o < dense_OUT; o++)
-                    dw[o] += xi * dys[o];
+        enum { COLS = dense_NBO * dense_V, TILES = 1 / dense_RO, REST = 1 % dense_RO };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < TILES + (REST > 0); t++)
+            for (int o = 0; o < 1; o += COLS) {
+                const int i0 = t * dense_RO;
+                if (t < TILES)
+                    dense_tile(dense_RO, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL,
+                              dkernel + (size_t)i0 * 1 + o, 1);
+                else
+                    dense_tile(REST, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL,
+                              dkernel + (size_t)i0 * 1 + o, 1);
             }
-        }
     }
     if (dbias) {
-        for (int o = 0; o < dense_OUT; o++)
+        for (int o = 0; o < 1; o++)
             dbias[o] = 0.0f;
         for (int s = 0; s < n; s++)
-            for (int o = 0; o < dense_OUT; o++)
-                dbias[o] += dy[(size_t)s * dense_OUT + o];
+            for (int o = 0; o < 1; o++)
+                dbias[o] += dy[(size_t)s * 1 + o];
     }
 }
 
@@ -148,7 +210,7 @@ enum {
 static const float *forward(const nn_pass *pass, float *params, float *work, const float *x, int n)
 {
     (void)pass, (void)params;
-    /* dense */
+    /* dense: Dense, line 5 */
     dense_forward(n, x, P(dense_kernel), P(dense_bias), W(dense_out));
     return W(dense_out);
 }
@@ -159,7 +221,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 {
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_dout), dout, (size_t)n * 1 * sizeof *dout);
-    /* dense */
+    /* dense: Dense, line 5 */
     dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias));
 }
 

@@ -343,6 +343,10 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -359,16 +363,24 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 298 ? 298 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_OUT + ((size_t)oh * 149 + ow) * 16;
-                for (int c = 0; c < 16; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 298 + (iw0 + kw0)) * 16 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[16], left[16];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 298 + (iw0 + kw0)) * 16, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
+                        for (int c = 0; c < 16; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
+                        for (int c = 0; c < 16; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
@@ -656,6 +668,10 @@ static void max_pooling2d_1_forward(int n, const float *restrict x, float *restr
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_1_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -672,16 +688,24 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 147 ? 147 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_1_OUT + ((size_t)oh * 73 + ow) * 32;
-                for (int c = 0; c < 32; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 147 + (iw0 + kw0)) * 32 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[32], left[32];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 147 + (iw0 + kw0)) * 32, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
+                        for (int c = 0; c < 32; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
@@ -969,6 +993,10 @@ static void max_pooling2d_2_forward(int n, const float *restrict x, float *restr
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_2_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -985,16 +1013,24 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 71 ? 71 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_2_OUT + ((size_t)oh * 35 + ow) * 64;
-                for (int c = 0; c < 64; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 71 + (iw0 + kw0)) * 64 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[64], left[64];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 71 + (iw0 + kw0)) * 64, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
+                        for (int c = 0; c < 64; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
+                        for (int c = 0; c < 64; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
@@ -1282,6 +1318,10 @@ static void max_pooling2d_3_forward(int n, const float *restrict x, float *restr
     }
 }
 
+/* Each window's maximum is recomputed channel by channel as forward does it;
+ * then the window's cells, in row-major order, each take the gradient of the
+ * channels where they hold the maximum and that no earlier cell took. The
+ * loops over the channels have no branches and vectorise. */
 static void max_pooling2d_3_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -1298,85 +1338,155 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
                 const int iw0 = ow * 2 - 0;
                 const int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = iw0 + 2 > 33 ? 33 - iw0 : 2;
                 const float *dyp = dy + (size_t)s * max_pooling2d_3_OUT + ((size_t)oh * 16 + ow) * 64;
-                for (int c = 0; c < 64; c++) {
-                    size_t best = ((size_t)(ih0 + kh0) * 33 + (iw0 + kw0)) * 64 + c;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = kw0; kw < kw1; kw++) {
-                            size_t at = ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64 + c;
-                            if (xs[at] > xs[best])
-                                best = at;
+                float best[64], left[64];   /* the maximum; the gradient not yet taken */
+                memcpy(best, xs + ((size_t)(ih0 + kh0) * 33 + (iw0 + kw0)) * 64, sizeof best);
+                memcpy(left, dyp, sizeof left);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const float *xp = xs + ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
+                        for (int c = 0; c < 64; c++)
+                            best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                    }
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++) {
+                        const size_t at = ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
+                        for (int c = 0; c < 64; c++) {
+                            const int first = xs[at + c] == best[c];
+                            dxs[at + c] += first ? left[c] : 0.0f;
+                            left[c] = first ? 0.0f : left[c];
                         }
-                    dxs[best] += dyp[c];
-                }
+                    }
             }
         }
     }
 }
 
 /* ---- dense: Dense(512), models/horse_or_human.yaml:19 ------------------------------------------ */
-enum { dense_IN = 16384, dense_OUT = 512 };
+/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+ *   forward   y      = x      . kernel     (n x 16384 times 16384 x 512)
+ *   dkernel   dkernel = x^T   . dy         (16384 x n times n x 512)
+ *   dx        dx     = dy     . kernel^T   (n x 512 times 512 x 16384)
+ * computed by register tiles: R rows of C times NB vectors of V floats, whose
+ * sums stay in registers while the loop over k broadcasts A[r][k] and
+ * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
+ * no sum is split between threads and results do not depend on their number.
+ *
+ * Sizes: V, the largest power of two up to 16 dividing 16384 and 512; NBO and
+ * NBI, vectors per tile across 512 and 16384; RO and RI, rows per tile, so that
+ * R x NB sums fit in the 32 vector registers of AVX-512. */
+enum {
+    dense_IN = 16384, dense_OUT = 512,
+    dense_V = (16384 | 512) % 16 == 0 ? 16 : (16384 | 512) % 8 == 0 ? 8
+           : (16384 | 512) % 4 == 0 ? 4 : (16384 | 512) % 2 == 0 ? 2 : 1,
+    dense_NBO = 512 / dense_V % 4 == 0 ? 4 : 512 / dense_V % 3 == 0 ? 3
+             : 512 / dense_V % 2 == 0 ? 2 : 1,
+    dense_NBI = 16384 / dense_V % 4 == 0 ? 4 : 16384 / dense_V % 3 == 0 ? 3
+             : 16384 / dense_V % 2 == 0 ? 2 : 1,
+    dense_RO = dense_NBO == 4 ? 6 : dense_NBO == 3 ? 8 : 12,
+    dense_RI = dense_NBI == 4 ? 6 : dense_NBI == 3 ? 8 : 12,
+};
 
-/* y = x . kernel + bias, sample by sample; the inner loop runs along a kernel
- * row, contiguous in Keras's [in, out] layout. */
+/* A vector that may sit at any float boundary: the buffers are packed. */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+
+/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
+ * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
+ * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
+ * that the sums become registers. */
+static inline __attribute__((always_inline)) void
+dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+          const float *restrict b, size_t ldb, const float *restrict init,
+          float *restrict c, size_t ldc)
+{
+    dense_vec acc[12][4];
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
+    for (int k = 0; k < kn; k++) {
+        dense_vec w[4];
+        for (int j = 0; j < nb; j++)
+            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+        for (int r = 0; r < rn; r++) {
+            const float av = a[r * am + k * ak];
+            for (int j = 0; j < nb; j++)
+                acc[r][j] += av * w[j];
+        }
+    }
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+}
+
+/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * dense_IN;
-        float *ys = y + (size_t)s * dense_OUT;
-        for (int o = 0; o < dense_OUT; o++)
-            ys[o] = bias ? bias[o] : 0.0f;
-        for (int i = 0; i < dense_IN; i++) {
-            const float xi = xs[i];
-            const float *w = kernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                ys[o] += xi * w[o];
+    enum { COLS = dense_NBO * dense_V };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < (n + dense_RO - 1) / dense_RO; t++)
+        for (int o = 0; o < 512; o += COLS) {
+            const float *init = bias ? bias + o : NULL;
+            const int s0 = t * dense_RO;
+            if (s0 + dense_RO <= n)
+                dense_tile(dense_RO, dense_NBO, 16384, x + (size_t)s0 * 16384, 16384, 1,
+                          kernel + o, 512, init, y + (size_t)s0 * 512 + o, 512);
+            else
+                for (int s = s0; s < n; s++)
+                    dense_tile(1, dense_NBO, 16384, x + (size_t)s * 16384, 16384, 1,
+                              kernel + o, 512, init, y + (size_t)s * 512 + o, 512);
         }
-    }
 }
 
-/* dx = dy . kernel^T, dkernel = x^T . dy, dbias = sum of dy over the batch.
- * Each thread owns whole rows of dkernel, so no sum is split between threads
- * and the result does not depend on their number. */
+/* dx through kt, the kernel transposed once per call into a buffer of this
+ * layer (backward is not reentrant; the runtime calls it from one thread), so
+ * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * dense_OUT;
-            float *dxs = dx + (size_t)s * dense_IN;
-            for (int i = 0; i < dense_IN; i++) {
-                const float *w = kernel + (size_t)i * dense_OUT;
-                float sum = 0.0f;
-                for (int o = 0; o < dense_OUT; o++)
-                    sum += w[o] * dys[o];
-                dxs[i] = sum;
+        static float kt[(size_t)512 * 16384];
+        /* In squares of 16 x 16, so that both sides stay in the cache. */
+        for (int i0 = 0; i0 < 16384; i0 += 16)
+            for (int o0 = 0; o0 < 512; o0 += 16)
+                for (int i = i0; i < (i0 + 16 < 16384 ? i0 + 16 : 16384); i++)
+                    for (int o = o0; o < (o0 + 16 < 512 ? o0 + 16 : 512); o++)
+                        kt[(size_t)o * 16384 + i] = kernel[(size_t)i * 512 + o];
+        enum { COLS = dense_NBI * dense_V };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
+            for (int i = 0; i < 16384; i += COLS) {
+                const int s0 = t * dense_RI;
+                if (s0 + dense_RI <= n)
+                    dense_tile(dense_RI, dense_NBI, 512, dy + (size_t)s0 * 512, 512, 1,
+                              kt + i, 16384, NULL, dx + (size_t)s0 * 16384 + i, 16384);
+                else
+                    for (int s = s0; s < n; s++)
+                        dense_tile(1, dense_NBI, 512, dy + (size_t)s * 512, 512, 1,
+                                  kt + i, 16384, NULL, dx + (size_t)s * 16384 + i, 16384);
             }
-        }
     }
     if (dkernel) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < dense_IN; i++) {
-            float *dw = dkernel + (size_t)i * dense_OUT;
-            for (int o = 0; o < dense_OUT; o++)
-                dw[o] = 0.0f;
-            for (int s = 0; s < n; s++) {
-                const float xi = x[(size_t)s * dense_IN + i];
-                const float *dys = dy + (size_t)s * dense_OUT;
-                for (int o = 0; o < dense_OUT; o++)
-                    dw[o] += xi * dys[o];
+        enum { COLS = dense_NBO * dense_V, TILES = 16384 / dense_RO, REST = 16384 % dense_RO };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < TILES + (REST > 0); t++)
+            for (int o = 0; o < 512; o += COLS) {
+                const int i0 = t * dense_RO;
+                if (t < TILES)
+                    dense_tile(dense_RO, dense_NBO, n, x + i0, 1, 16384, dy + o, 512, NULL,
+                              dkernel + (size_t)i0 * 512 + o, 512);
+                else
+                    dense_tile(REST, dense_NBO, n, x + i0, 1, 16384, dy + o, 512, NULL,
+                              dkernel + (size_t)i0 * 512 + o, 512);
             }
-        }
     }
     if (dbias) {
-        for (int o = 0; o < dense_OUT; o++)
+        for (int o = 0; o < 512; o++)
             dbias[o] = 0.0f;
         for (int s = 0; s < n; s++)
-            for (int o = 0; o < dense_OUT; o++)
-                dbias[o] += dy[(size_t)s * dense_OUT + o];
+            for (int o = 0; o < 512; o++)
+                dbias[o] += dy[(size_t)s * 512 + o];
     }
 }
 
@@ -1395,69 +1505,131 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(1), models/horse_or_human.yaml:20 ------------------------------------------ */
-enum { dense_1_IN = 512, dense_1_OUT = 1 };
+/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+ *   forward   y      = x      . kernel     (n x 512 times 512 x 1)
+ *   dkernel   dkernel = x^T   . dy         (512 x n times n x 1)
+ *   dx        dx     = dy     . kernel^T   (n x 1 times 1 x 512)
+ * computed by register tiles: R rows of C times NB vectors of V floats, whose
+ * sums stay in registers while the loop over k broadcasts A[r][k] and
+ * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
+ * no sum is split between threads and results do not depend on their number.
+ *
+ * Sizes: V, the largest power of two up to 16 dividing 512 and 1; NBO and
+ * NBI, vectors per tile across 1 and 512; RO and RI, rows per tile, so that
+ * R x NB sums fit in the 32 vector registers of AVX-512. */
+enum {
+    dense_1_IN = 512, dense_1_OUT = 1,
+    dense_1_V = (512 | 1) % 16 == 0 ? 16 : (512 | 1) % 8 == 0 ? 8
+           : (512 | 1) % 4 == 0 ? 4 : (512 | 1) % 2 == 0 ? 2 : 1,
+    dense_1_NBO = 1 / dense_1_V % 4 == 0 ? 4 : 1 / dense_1_V % 3 == 0 ? 3
+             : 1 / dense_1_V % 2 == 0 ? 2 : 1,
+    dense_1_NBI = 512 / dense_1_V % 4 == 0 ? 4 : 512 / dense_1_V % 3 == 0 ? 3
+             : 512 / dense_1_V % 2 == 0 ? 2 : 1,
+    dense_1_RO = dense_1_NBO == 4 ? 6 : dense_1_NBO == 3 ? 8 : 12,
+    dense_1_RI = dense_1_NBI == 4 ? 6 : dense_1_NBI == 3 ? 8 : 12,
+};
 
-/* y = x . kernel + bias, sample by sample; the inner loop runs along a kernel
- * row, contiguous in Keras's [in, out] layout. */
+/* A vector that may sit at any float boundary: the buffers are packed. */
+typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
+
+/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
+ * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
+ * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
+ * that the sums become registers. */
+static inline __attribute__((always_inline)) void
+dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+          const float *restrict b, size_t ldb, const float *restrict init,
+          float *restrict c, size_t ldc)
+{
+    dense_1_vec acc[12][4];
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            acc[r][j] = init ? *(const dense_1_vec *)(init + j * dense_1_V) : (dense_1_vec){0};
+    for (int k = 0; k < kn; k++) {
+        dense_1_vec w[4];
+        for (int j = 0; j < nb; j++)
+            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+        for (int r = 0; r < rn; r++) {
+            const float av = a[r * am + k * ak];
+            for (int j = 0; j < nb; j++)
+                acc[r][j] += av * w[j];
+        }
+    }
+    for (int r = 0; r < rn; r++)
+        for (int j = 0; j < nb; j++)
+            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
+}
+
+/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
 static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * dense_1_IN;
-        float *ys = y + (size_t)s * dense_1_OUT;
-        for (int o = 0; o < dense_1_OUT; o++)
-            ys[o] = bias ? bias[o] : 0.0f;
-        for (int i = 0; i < dense_1_IN; i++) {
-            const float xi = xs[i];
-            const float *w = kernel + (size_t)i * dense_1_OUT;
-            for (int o = 0; o < dense_1_OUT; o++)
-                ys[o] += xi * w[o];
+    enum { COLS = dense_1_NBO * dense_1_V };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < (n + dense_1_RO - 1) / dense_1_RO; t++)
+        for (int o = 0; o < 1; o += COLS) {
+            const float *init = bias ? bias + o : NULL;
+            const int s0 = t * dense_1_RO;
+            if (s0 + dense_1_RO <= n)
+                dense_1_tile(dense_1_RO, dense_1_NBO, 512, x + (size_t)s0 * 512, 512, 1,
+                          kernel + o, 1, init, y + (size_t)s0 * 1 + o, 1);
+            else
+                for (int s = s0; s < n; s++)
+                    dense_1_tile(1, dense_1_NBO, 512, x + (size_t)s * 512, 512, 1,
+                              kernel + o, 1, init, y + (size_t)s * 1 + o, 1);
         }
-    }
 }
 
-/* dx = dy . kernel^T, dkernel = x^T . dy, dbias = sum of dy over the batch.
- * Each thread owns whole rows of dkernel, so no sum is split between threads
- * and the result does not depend on their number. */
+/* dx through kt, the kernel transposed once per call into a buffer of this
+ * layer (backward is not reentrant; the runtime calls it from one thread), so
+ * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * dense_1_OUT;
-            float *dxs = dx + (size_t)s * dense_1_IN;
-            for (int i = 0; i < dense_1_IN; i++) {
-                const float *w = kernel + (size_t)i * dense_1_OUT;
-                float sum = 0.0f;
-                for (int o = 0; o < dense_1_OUT; o++)
-                    sum += w[o] * dys[o];
-                dxs[i] = sum;
+        static float kt[(size_t)1 * 512];
+        /* In squares of 16 x 16, so that both sides stay in the cache. */
+        for (int i0 = 0; i0 < 512; i0 += 16)
+            for (int o0 = 0; o0 < 1; o0 += 16)
+                for (int i = i0; i < (i0 + 16 < 512 ? i0 + 16 : 512); i++)
+                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
+                        kt[(size_t)o * 512 + i] = kernel[(size_t)i * 1 + o];
+        enum { COLS = dense_1_NBI * dense_1_V };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
+            for (int i = 0; i < 512; i += COLS) {
+                const int s0 = t * dense_1_RI;
+                if (s0 + dense_1_RI <= n)
+                    dense_1_tile(dense_1_RI, dense_1_NBI, 1, dy + (size_t)s0 * 1, 1, 1,
+                              kt + i, 512, NULL, dx + (size_t)s0 * 512 + i, 512);
+                else
+                    for (int s = s0; s < n; s++)
+                        dense_1_tile(1, dense_1_NBI, 1, dy + (size_t)s * 1, 1, 1,
+                                  kt + i, 512, NULL, dx + (size_t)s * 512 + i, 512);
             }
-        }
     }
     if (dkernel) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < dense_1_IN; i++) {
-            float *dw = dkernel + (size_t)i * dense_1_OUT;
-            for (int o = 0; o < dense_1_OUT; o++)
-                dw[o] = 0.0f;
-            for (int s = 0; s < n; s++) {
-                const float xi = x[(size_t)s * dense_1_IN + i];
-                const float *dys = dy + (size_t)s * dense_1_OUT;
-                for (int o = 0; o < dense_1_OUT; o++)
-                    dw[o] += xi * dys[o];
+        enum { COLS = dense_1_NBO * dense_1_V, TILES = 512 / dense_1_RO, REST = 512 % dense_1_RO };
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int t = 0; t < TILES + (REST > 0); t++)
+            for (int o = 0; o < 1; o += COLS) {
+                const int i0 = t * dense_1_RO;
+                if (t < TILES)
+                    dense_1_tile(dense_1_RO, dense_1_NBO, n, x + i0, 1, 512, dy + o, 1, NULL,
+                              dkernel + (size_t)i0 * 1 + o, 1);
+                else
+                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 512, dy + o, 1, NULL,
+                              dkernel + (size_t)i0 * 1 + o, 1);
             }
-        }
     }
     if (dbias) {
-        for (int o = 0; o < dense_1_OUT; o++)
+        for (int o = 0; o < 1; o++)
             dbias[o] = 0.0f;
         for (int s = 0; s < n; s++)
-            for (int o = 0; o < dense_1_OUT; o++)
-                dbias[o] += dy[(size_t)s * dense_1_OUT + o];
+            for (int o = 0; o < 1; o++)
+                dbias[o] += dy[(size_t)s * 1 + o];
     }
 }
 
@@ -1509,35 +1681,35 @@ enum {
 static const float *forward(const nn_pass *pass, float *params, float *work, const float *x, int n)
 {
     (void)pass, (void)params;
-    /* conv2d */
+    /* conv2d: Conv2D, line 10 */
     conv2d_forward(n, x, P(conv2d_kernel), P(conv2d_bias), W(conv2d_out));
-    /* conv2d */
+    /* conv2d: relu, line 10 */
     conv2d_relu_forward(n, W(conv2d_out), W(conv2d_out));
-    /* max_pooling2d */
+    /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
-    /* conv2d_1 */
+    /* conv2d_1: Conv2D, line 12 */
     conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out));
-    /* conv2d_1 */
+    /* conv2d_1: relu, line 12 */
     conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
-    /* max_pooling2d_1 */
+    /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_forward(n, W(conv2d_1_out), W(max_pooling2d_1_out));
-    /* conv2d_2 */
+    /* conv2d_2: Conv2D, line 14 */
     conv2d_2_forward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), P(conv2d_2_bias), W(conv2d_2_out));
-    /* conv2d_2 */
+    /* conv2d_2: relu, line 14 */
     conv2d_2_relu_forward(n, W(conv2d_2_out), W(conv2d_2_out));
-    /* max_pooling2d_2 */
+    /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_forward(n, W(conv2d_2_out), W(max_pooling2d_2_out));
-    /* conv2d_3 */
+    /* conv2d_3: Conv2D, line 16 */
     conv2d_3_forward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), P(conv2d_3_bias), W(conv2d_3_out));
-    /* conv2d_3 */
+    /* conv2d_3: relu, line 16 */
     conv2d_3_relu_forward(n, W(conv2d_3_out), W(conv2d_3_out));
-    /* max_pooling2d_3 */
+    /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_forward(n, W(conv2d_3_out), W(max_pooling2d_3_out));
-    /* dense */
+    /* dense: Dense, line 19 */
     dense_forward(n, W(max_pooling2d_3_out), P(dense_kernel), P(dense_bias), W(dense_out));
-    /* dense */
+    /* dense: relu, line 19 */
     dense_relu_forward(n, W(dense_out), W(dense_out));
-    /* dense_1 */
+    /* dense_1: Dense, line 20 */
     dense_1_forward(n, W(dense_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_out));
     return W(dense_1_out);
 }
@@ -1548,35 +1720,35 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 {
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 1 * sizeof *dout);
-    /* dense_1 */
+    /* dense_1: Dense, line 20 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias));
-    /* dense */
+    /* dense: relu, line 19 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
-    /* dense */
+    /* dense: Dense, line 19 */
     dense_backward(n, W(max_pooling2d_3_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_3_dout), G(dense_kernel), G(dense_bias));
-    /* max_pooling2d_3 */
+    /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_backward(n, W(conv2d_3_out), W(max_pooling2d_3_out), W(max_pooling2d_3_dout), W(conv2d_3_dout));
-    /* conv2d_3 */
+    /* conv2d_3: relu, line 16 */
     conv2d_3_relu_backward(n, W(conv2d_3_out), W(conv2d_3_out), W(conv2d_3_dout), W(conv2d_3_dout));
-    /* conv2d_3 */
+    /* conv2d_3: Conv2D, line 16 */
     conv2d_3_backward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias));
-    /* max_pooling2d_2 */
+    /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_backward(n, W(conv2d_2_out), W(max_pooling2d_2_out), W(max_pooling2d_2_dout), W(conv2d_2_dout));
-    /* conv2d_2 */
+    /* conv2d_2: relu, line 14 */
     conv2d_2_relu_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
-    /* conv2d_2 */
+    /* conv2d_2: Conv2D, line 14 */
     conv2d_2_backward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias));
-    /* max_pooling2d_1 */
+    /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1 */
+    /* conv2d_1: relu, line 12 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1 */
+    /* conv2d_1: Conv2D, line 12 */
     conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias));
-    /* max_pooling2d */
+    /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
-    /* conv2d */
+    /* conv2d: relu, line 10 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
-    /* conv2d */
+    /* conv2d: Conv2D, line 10 */
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias));
 }
 
