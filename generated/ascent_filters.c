@@ -243,12 +243,21 @@ static void filters_dkernel_block(int n, const float *restrict x, const float *r
     }
 }
 
+static void filters_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 3; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 510 * 510; p++)
+        for (int f = 0; f < 3; f++)
+            dbias[f] += dy[p * 3 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void filters_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -278,18 +287,15 @@ static void filters_backward(int n, const float *restrict x, const float *restri
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < filters_DKB; b++)
-            filters_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 3; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 510 * 510; p++)
-                for (int f = 0; f < 3; f++)
-                    dbias[f] += dy[p * 3 + f];
-        }
+        for (int b = 0; b <= filters_DKB; b++)
+            if (b < filters_DKB)
+                filters_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                filters_dbias(n, dy, dbias);
     }
 }
 
@@ -454,7 +460,9 @@ const nn_model ascent_filters_model = {
         .model_file = "models/ascent_filters.yaml",
         .rescale = 1.0f,
         .validation_split = 0.0f,
-        .augment = {0, 0, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+        .augment = {.horizontal_flip = 0, .vertical_flip = 0, .rotation_range = 0.0f,
+                    .width_shift_range = 0.0f, .height_shift_range = 0.0f,
+                    .zoom_range = 0.0f, .shear_range = 0.0f},
     },
     .fit = {
         .epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 0ULL,

@@ -243,12 +243,21 @@ static void conv2d_dkernel_block(int n, const float *restrict x, const float *re
     }
 }
 
+static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 64; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+        for (int f = 0; f < 64; f++)
+            dbias[f] += dy[p * 64 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -278,18 +287,15 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < conv2d_DKB; b++)
-            conv2d_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 64; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
-                for (int f = 0; f < 64; f++)
-                    dbias[f] += dy[p * 64 + f];
-        }
+        for (int b = 0; b <= conv2d_DKB; b++)
+            if (b < conv2d_DKB)
+                conv2d_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                conv2d_dbias(n, dy, dbias);
     }
 }
 
@@ -472,12 +478,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
 {
     if (dx) {
         static float kt[(size_t)128 * 10816];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 10816; i0 += 16)
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 10816 ? i0 + 16 : 10816); i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 10816 + i] = kernel[(size_t)i * 128 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 128; o0 += 16)
+            for (int i = 0; i < 10816; i++)
+                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                    kt[(size_t)o * 10816 + i] = kernel[(size_t)i * 128 + o];
         enum { COLS = dense_NBI * dense_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
@@ -615,12 +622,13 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
 {
     if (dx) {
         static float kt[(size_t)10 * 128];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 128; i0 += 16)
-            for (int o0 = 0; o0 < 10; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 128 ? i0 + 16 : 128); i++)
-                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                        kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 10; o0 += 16)
+            for (int i = 0; i < 128; i++)
+                for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
+                    kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
         enum { COLS = dense_1_NBI * dense_1_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
@@ -774,7 +782,9 @@ const nn_model fashion_cnn_1conv_model = {
         .rescale = 0.003921569f,
         .validation_split = 0.0f,
         .class_names = class_names, .n_class_names = 10,
-        .augment = {0, 0, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+        .augment = {.horizontal_flip = 0, .vertical_flip = 0, .rotation_range = 0.0f,
+                    .width_shift_range = 0.0f, .height_shift_range = 0.0f,
+                    .zoom_range = 0.0f, .shear_range = 0.0f},
     },
     .fit = {
         .epochs = 5, .batch_size = 32, .shuffle = 1, .seed = 0ULL,

@@ -147,12 +147,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
 {
     if (dx) {
         static float kt[(size_t)1024 * 784];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 784; i0 += 16)
-            for (int o0 = 0; o0 < 1024; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 784 ? i0 + 16 : 784); i++)
-                    for (int o = o0; o < (o0 + 16 < 1024 ? o0 + 16 : 1024); o++)
-                        kt[(size_t)o * 784 + i] = kernel[(size_t)i * 1024 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 1024; o0 += 16)
+            for (int i = 0; i < 784; i++)
+                for (int o = o0; o < (o0 + 16 < 1024 ? o0 + 16 : 1024); o++)
+                    kt[(size_t)o * 784 + i] = kernel[(size_t)i * 1024 + o];
         enum { COLS = dense_NBI * dense_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
@@ -290,12 +291,13 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
 {
     if (dx) {
         static float kt[(size_t)10 * 1024];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 1024; i0 += 16)
-            for (int o0 = 0; o0 < 10; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 1024 ? i0 + 16 : 1024); i++)
-                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                        kt[(size_t)o * 1024 + i] = kernel[(size_t)i * 10 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 10; o0 += 16)
+            for (int i = 0; i < 1024; i++)
+                for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
+                    kt[(size_t)o * 1024 + i] = kernel[(size_t)i * 10 + o];
         enum { COLS = dense_1_NBI * dense_1_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
@@ -427,7 +429,9 @@ const nn_model fashion_mlp_1024_model = {
         .rescale = 0.003921569f,
         .validation_split = 0.0f,
         .class_names = class_names, .n_class_names = 10,
-        .augment = {0, 0, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+        .augment = {.horizontal_flip = 0, .vertical_flip = 0, .rotation_range = 0.0f,
+                    .width_shift_range = 0.0f, .height_shift_range = 0.0f,
+                    .zoom_range = 0.0f, .shear_range = 0.0f},
     },
     .fit = {
         .epochs = 5, .batch_size = 32, .shuffle = 1, .seed = 0ULL,

@@ -243,12 +243,21 @@ static void conv2d_dkernel_block(int n, const float *restrict x, const float *re
     }
 }
 
+static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 16; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 298 * 298; p++)
+        for (int f = 0; f < 16; f++)
+            dbias[f] += dy[p * 16 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -278,18 +287,15 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < conv2d_DKB; b++)
-            conv2d_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 16; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 298 * 298; p++)
-                for (int f = 0; f < 16; f++)
-                    dbias[f] += dy[p * 16 + f];
-        }
+        for (int b = 0; b <= conv2d_DKB; b++)
+            if (b < conv2d_DKB)
+                conv2d_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                conv2d_dbias(n, dy, dbias);
     }
 }
 
@@ -568,12 +574,21 @@ static void conv2d_1_dkernel_block(int n, const float *restrict x, const float *
     }
 }
 
+static void conv2d_1_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 32; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 147 * 147; p++)
+        for (int f = 0; f < 32; f++)
+            dbias[f] += dy[p * 32 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -603,18 +618,15 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < conv2d_1_DKB; b++)
-            conv2d_1_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 32; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 147 * 147; p++)
-                for (int f = 0; f < 32; f++)
-                    dbias[f] += dy[p * 32 + f];
-        }
+        for (int b = 0; b <= conv2d_1_DKB; b++)
+            if (b < conv2d_1_DKB)
+                conv2d_1_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                conv2d_1_dbias(n, dy, dbias);
     }
 }
 
@@ -893,12 +905,21 @@ static void conv2d_2_dkernel_block(int n, const float *restrict x, const float *
     }
 }
 
+static void conv2d_2_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 64; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 71 * 71; p++)
+        for (int f = 0; f < 64; f++)
+            dbias[f] += dy[p * 64 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -928,18 +949,15 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < conv2d_2_DKB; b++)
-            conv2d_2_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 64; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 71 * 71; p++)
-                for (int f = 0; f < 64; f++)
-                    dbias[f] += dy[p * 64 + f];
-        }
+        for (int b = 0; b <= conv2d_2_DKB; b++)
+            if (b < conv2d_2_DKB)
+                conv2d_2_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                conv2d_2_dbias(n, dy, dbias);
     }
 }
 
@@ -1218,12 +1236,21 @@ static void conv2d_3_dkernel_block(int n, const float *restrict x, const float *
     }
 }
 
+static void conv2d_3_dbias(int n, const float *restrict dy, float *restrict dbias)
+{
+    for (int f = 0; f < 64; f++)
+        dbias[f] = 0.0f;
+    for (size_t p = 0; p < (size_t)n * 33 * 33; p++)
+        for (int f = 0; f < 64; f++)
+            dbias[f] += dy[p * 64 + f];
+}
+
 /* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
  * transposed so that the channels are contiguous, is made once per call into a
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads.
- * dbias: dy summed over the batch and positions. */
+ * batch in one order, so the result does not depend on the number of threads;
+ * so is dbias, dy summed over the batch and positions. */
 static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -1253,18 +1280,15 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
+        /* The bias gradient is one more item of the loop, beside the kernel's
+         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
+         * would follow the path where grads is NULL to a bias at NULL + offset. */
         #pragma omp parallel for schedule(static)
-        for (int b = 0; b < conv2d_3_DKB; b++)
-            conv2d_3_dkernel_block(n, x, dy, dkernel, b);
-        /* Inside: a bias is trained only with its kernel. Outside, GCC would
-         * follow the path where grads is NULL to a bias at NULL + offset. */
-        if (dbias) {
-            for (int f = 0; f < 64; f++)
-                dbias[f] = 0.0f;
-            for (size_t p = 0; p < (size_t)n * 33 * 33; p++)
-                for (int f = 0; f < 64; f++)
-                    dbias[f] += dy[p * 64 + f];
-        }
+        for (int b = 0; b <= conv2d_3_DKB; b++)
+            if (b < conv2d_3_DKB)
+                conv2d_3_dkernel_block(n, x, dy, dkernel, b);
+            else if (dbias)
+                conv2d_3_dbias(n, dy, dbias);
     }
 }
 
@@ -1447,12 +1471,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
 {
     if (dx) {
         static float kt[(size_t)512 * 16384];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 16384; i0 += 16)
-            for (int o0 = 0; o0 < 512; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 16384 ? i0 + 16 : 16384); i++)
-                    for (int o = o0; o < (o0 + 16 < 512 ? o0 + 16 : 512); o++)
-                        kt[(size_t)o * 16384 + i] = kernel[(size_t)i * 512 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 512; o0 += 16)
+            for (int i = 0; i < 16384; i++)
+                for (int o = o0; o < (o0 + 16 < 512 ? o0 + 16 : 512); o++)
+                    kt[(size_t)o * 16384 + i] = kernel[(size_t)i * 512 + o];
         enum { COLS = dense_NBI * dense_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
@@ -1590,12 +1615,13 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
 {
     if (dx) {
         static float kt[(size_t)1 * 512];
-        /* In squares of 16 x 16, so that both sides stay in the cache. */
-        for (int i0 = 0; i0 < 512; i0 += 16)
-            for (int o0 = 0; o0 < 1; o0 += 16)
-                for (int i = i0; i < (i0 + 16 < 512 ? i0 + 16 : 512); i++)
-                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
-                        kt[(size_t)o * 512 + i] = kernel[(size_t)i * 1 + o];
+        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
+         * cache line read, and the 16 rows of kt written stay in the cache. */
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < 1; o0 += 16)
+            for (int i = 0; i < 512; i++)
+                for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
+                    kt[(size_t)o * 512 + i] = kernel[(size_t)i * 1 + o];
         enum { COLS = dense_1_NBI * dense_1_V };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
@@ -1810,7 +1836,9 @@ const nn_model horse_or_human_model = {
         .model_file = "models/horse_or_human.yaml",
         .rescale = 0.003921569f,
         .validation_split = 0.0f,
-        .augment = {0, 0, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+        .augment = {.horizontal_flip = 0, .vertical_flip = 0, .rotation_range = 0.0f,
+                    .width_shift_range = 0.0f, .height_shift_range = 0.0f,
+                    .zoom_range = 0.0f, .shear_range = 0.0f},
     },
     .fit = {
         .epochs = 15, .batch_size = 128, .shuffle = 1, .seed = 0ULL,
