@@ -308,7 +308,11 @@ static void filters_backward(int n, const float *restrict x, const float *restri
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { pooled_IN = 780300, pooled_OUT = 195075 };
+enum {
+    pooled_IN = 780300, pooled_OUT = 195075,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    pooled_TILED = 2 == 2 && 2 == 2 && 255 * 2 - 0 >= 510 && 255 * 2 - 0 >= 510,
+};
 
 static void pooled_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -338,7 +342,8 @@ static void pooled_forward(int n, const float *restrict x, float *restrict y)
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void pooled_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -347,7 +352,8 @@ static void pooled_backward(int n, const float *restrict x, const float *restric
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * pooled_IN;
         float *dxs = dx + (size_t)s * pooled_IN;
-        memset(dxs, 0, pooled_IN * sizeof *dxs);
+        if (!pooled_TILED)
+            memset(dxs, 0, pooled_IN * sizeof *dxs);
         for (int oh = 0; oh < 255; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 510 ? 510 - ih0 : 2;
@@ -369,7 +375,8 @@ static void pooled_backward(int n, const float *restrict x, const float *restric
                         const size_t at = ((size_t)(ih0 + kh) * 510 + (iw0 + kw)) * 3;
                         for (int c = 0; c < 3; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = pooled_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }

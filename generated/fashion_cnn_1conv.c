@@ -322,7 +322,11 @@ static void conv2d_relu_backward(int n, const float *z, const float *y, const fl
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_IN = 43264, max_pooling2d_OUT = 10816 };
+enum {
+    max_pooling2d_IN = 43264, max_pooling2d_OUT = 10816,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_TILED = 2 == 2 && 2 == 2 && 13 * 2 - 0 >= 26 && 13 * 2 - 0 >= 26,
+};
 
 static void max_pooling2d_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -352,7 +356,8 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -361,7 +366,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_IN;
-        memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
+        if (!max_pooling2d_TILED)
+            memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
         for (int oh = 0; oh < 13; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 26 ? 26 - ih0 : 2;
@@ -383,7 +389,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                         const size_t at = ((size_t)(ih0 + kh) * 26 + (iw0 + kw)) * 64;
                         for (int c = 0; c < 64; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }

@@ -322,7 +322,11 @@ static void conv2d_relu_backward(int n, const float *z, const float *y, const fl
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_IN = 21632, max_pooling2d_OUT = 5408 };
+enum {
+    max_pooling2d_IN = 21632, max_pooling2d_OUT = 5408,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_TILED = 2 == 2 && 2 == 2 && 13 * 2 - 0 >= 26 && 13 * 2 - 0 >= 26,
+};
 
 static void max_pooling2d_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -352,7 +356,8 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -361,7 +366,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_IN;
-        memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
+        if (!max_pooling2d_TILED)
+            memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
         for (int oh = 0; oh < 13; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 26 ? 26 - ih0 : 2;
@@ -383,7 +389,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                         const size_t at = ((size_t)(ih0 + kh) * 26 + (iw0 + kw)) * 32;
                         for (int c = 0; c < 32; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }
@@ -653,7 +660,11 @@ static void conv2d_1_relu_backward(int n, const float *z, const float *y, const 
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_1_IN = 3872, max_pooling2d_1_OUT = 800 };
+enum {
+    max_pooling2d_1_IN = 3872, max_pooling2d_1_OUT = 800,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_1_TILED = 2 == 2 && 2 == 2 && 5 * 2 - 0 >= 11 && 5 * 2 - 0 >= 11,
+};
 
 static void max_pooling2d_1_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -683,7 +694,8 @@ static void max_pooling2d_1_forward(int n, const float *restrict x, float *restr
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_1_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -692,7 +704,8 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_1_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_1_IN;
-        memset(dxs, 0, max_pooling2d_1_IN * sizeof *dxs);
+        if (!max_pooling2d_1_TILED)
+            memset(dxs, 0, max_pooling2d_1_IN * sizeof *dxs);
         for (int oh = 0; oh < 5; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 11 ? 11 - ih0 : 2;
@@ -714,7 +727,8 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
                         const size_t at = ((size_t)(ih0 + kh) * 11 + (iw0 + kw)) * 32;
                         for (int c = 0; c < 32; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_1_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }

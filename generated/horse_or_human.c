@@ -322,7 +322,11 @@ static void conv2d_relu_backward(int n, const float *z, const float *y, const fl
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_IN = 1420864, max_pooling2d_OUT = 355216 };
+enum {
+    max_pooling2d_IN = 1420864, max_pooling2d_OUT = 355216,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_TILED = 2 == 2 && 2 == 2 && 149 * 2 - 0 >= 298 && 149 * 2 - 0 >= 298,
+};
 
 static void max_pooling2d_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -352,7 +356,8 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -361,7 +366,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_IN;
-        memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
+        if (!max_pooling2d_TILED)
+            memset(dxs, 0, max_pooling2d_IN * sizeof *dxs);
         for (int oh = 0; oh < 149; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 298 ? 298 - ih0 : 2;
@@ -383,7 +389,8 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                         const size_t at = ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
                         for (int c = 0; c < 16; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }
@@ -653,7 +660,11 @@ static void conv2d_1_relu_backward(int n, const float *z, const float *y, const 
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_1_IN = 691488, max_pooling2d_1_OUT = 170528 };
+enum {
+    max_pooling2d_1_IN = 691488, max_pooling2d_1_OUT = 170528,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_1_TILED = 2 == 2 && 2 == 2 && 73 * 2 - 0 >= 147 && 73 * 2 - 0 >= 147,
+};
 
 static void max_pooling2d_1_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -683,7 +694,8 @@ static void max_pooling2d_1_forward(int n, const float *restrict x, float *restr
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_1_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -692,7 +704,8 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_1_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_1_IN;
-        memset(dxs, 0, max_pooling2d_1_IN * sizeof *dxs);
+        if (!max_pooling2d_1_TILED)
+            memset(dxs, 0, max_pooling2d_1_IN * sizeof *dxs);
         for (int oh = 0; oh < 73; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 147 ? 147 - ih0 : 2;
@@ -714,7 +727,8 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
                         const size_t at = ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
                         for (int c = 0; c < 32; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_1_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }
@@ -984,7 +998,11 @@ static void conv2d_2_relu_backward(int n, const float *z, const float *y, const 
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_2_IN = 322624, max_pooling2d_2_OUT = 78400 };
+enum {
+    max_pooling2d_2_IN = 322624, max_pooling2d_2_OUT = 78400,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_2_TILED = 2 == 2 && 2 == 2 && 35 * 2 - 0 >= 71 && 35 * 2 - 0 >= 71,
+};
 
 static void max_pooling2d_2_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -1014,7 +1032,8 @@ static void max_pooling2d_2_forward(int n, const float *restrict x, float *restr
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_2_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -1023,7 +1042,8 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_2_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_2_IN;
-        memset(dxs, 0, max_pooling2d_2_IN * sizeof *dxs);
+        if (!max_pooling2d_2_TILED)
+            memset(dxs, 0, max_pooling2d_2_IN * sizeof *dxs);
         for (int oh = 0; oh < 35; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 71 ? 71 - ih0 : 2;
@@ -1045,7 +1065,8 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
                         const size_t at = ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
                         for (int c = 0; c < 64; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_2_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }
@@ -1315,7 +1336,11 @@ static void conv2d_3_relu_backward(int n, const float *z, const float *y, const 
  * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
  * maximum in row-major window order, as TensorFlow does on ties; it recomputes
  * that maximum from x, since a following activation may have overwritten y. */
-enum { max_pooling2d_3_IN = 69696, max_pooling2d_3_OUT = 16384 };
+enum {
+    max_pooling2d_3_IN = 69696, max_pooling2d_3_OUT = 16384,
+    /* The windows tile the image: each input cell lies in exactly one. */
+    max_pooling2d_3_TILED = 2 == 2 && 2 == 2 && 16 * 2 - 0 >= 33 && 16 * 2 - 0 >= 33,
+};
 
 static void max_pooling2d_3_forward(int n, const float *restrict x, float *restrict y)
 {
@@ -1345,7 +1370,8 @@ static void max_pooling2d_3_forward(int n, const float *restrict x, float *restr
 /* Each window's maximum is recomputed channel by channel as forward does it;
  * then the window's cells, in row-major order, each take the gradient of the
  * channels where they hold the maximum and that no earlier cell took. The
- * loops over the channels have no branches and vectorise. */
+ * loops over the channels have no branches and vectorise. When the windows
+ * tile the image, dx is written once per cell, with no clearing before. */
 static void max_pooling2d_3_backward(int n, const float *restrict x, const float *restrict y,
                           const float *restrict dy, float *restrict dx)
 {
@@ -1354,7 +1380,8 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * max_pooling2d_3_IN;
         float *dxs = dx + (size_t)s * max_pooling2d_3_IN;
-        memset(dxs, 0, max_pooling2d_3_IN * sizeof *dxs);
+        if (!max_pooling2d_3_TILED)
+            memset(dxs, 0, max_pooling2d_3_IN * sizeof *dxs);
         for (int oh = 0; oh < 16; oh++) {
             const int ih0 = oh * 2 - 0;
             const int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = ih0 + 2 > 33 ? 33 - ih0 : 2;
@@ -1376,7 +1403,8 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
                         const size_t at = ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
                         for (int c = 0; c < 64; c++) {
                             const int first = xs[at + c] == best[c];
-                            dxs[at + c] += first ? left[c] : 0.0f;
+                            const float g = first ? left[c] : 0.0f;
+                            dxs[at + c] = max_pooling2d_3_TILED ? g : dxs[at + c] + g;
                             left[c] = first ? 0.0f : left[c];
                         }
                     }
