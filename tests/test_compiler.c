@@ -29,7 +29,6 @@
 #include <glob.h>
 #include <stdbool.h>
 
-static char scratch[64];
 
 /* ---- running nncc ---------------------------------------------------------------------- */
 
@@ -64,15 +63,6 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* scratch/name, in one of a few buffers that take turns. */
-static const char *in_scratch(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", scratch, name);
-    return p;
-}
 
 static void run_free(Run *r)
 {
@@ -85,7 +75,7 @@ static void run_free(Run *r)
  * so that any bytes can be in a file name; stdout and stderr go to files. */
 static void nncc(Run *r, ...)
 {
-    const char *argv[16] = {"./nncc"};
+    const char *argv[16] = {nncc_path()};
     int argc = 1;
     va_list ap;
     va_start(ap, r);
@@ -152,21 +142,14 @@ static int count_entries(const char *dir)
 
 static int setup(void **state)
 {
-    (void)state;
-    if (access("./nncc", X_OK) != 0) {
-        fprintf(stderr, "test_compiler: ./nncc is missing: run `make nncc` in the repository's root\n");
+    if (access(nncc_path(), X_OK) != 0) {
+        fprintf(stderr, "test_compiler: %s is missing: run `make nncc` in the repository's root\n",
+                nncc_path());
         return -1;
     }
-    make_scratch(scratch, sizeof scratch);
-    return 0;
+    return scratch_setup(state);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
 
 /* ---- usage ------------------------------------------------------------------------------ */
 
@@ -742,5 +725,5 @@ int main(void)
         cmocka_unit_test(test_generated_up_to_date),
         cmocka_unit_test(test_mutations),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, scratch_teardown);
 }

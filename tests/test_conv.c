@@ -299,7 +299,7 @@ static void run_driver(const char *input_shape, const char *layers, const Probe 
              "  loss: mean_squared_error\n", input_shape, layers);
     snprintf(path, sizeof path, "%s/m.yaml", dir);
     write_text(path, yaml);
-    run_cmd(r, "./nncc %s/m.yaml --no-main -o %s/m.c", dir, dir);
+    run_cmd(r, "%s %s/m.yaml --no-main -o %s/m.c", nncc_path(), dir, dir);
     if (r->status != 0)
         fail_msg("nncc failed:\n%s\n%s", r->out, yaml);
     snprintf(path, sizeof path, "%s/drv.c", dir);

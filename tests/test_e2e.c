@@ -21,32 +21,9 @@
 
 #include "rt.h"
 
-static char scratch[64];
 
-static int setup(void **state)
-{
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
 
-/* scratch/NAME (a file in the scratch folder); a few rotating buffers so
- * that one call can hold several paths. */
-static const char *in_scratch(const char *name)
-{
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", scratch, name);
-    return b;
-}
 
 static const char *san(void)
 {
@@ -811,5 +788,5 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_categorical_class_indices),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

@@ -18,34 +18,13 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char scratch[64];
 
-static int setup(void **state)
-{
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
 
-static const char *at(const char *name)
-{
-    static char path[8][256];
-    static int next;
-    char *p = path[next++ % 8];
-    snprintf(p, sizeof path[0], "%s/%s", scratch, name);
-    return p;
-}
 
 static void make_dir(const char *name)
 {
-    assert_int_equal(mkdir(at(name), 0755), 0);
+    assert_int_equal(mkdir(in_scratch(name), 0755), 0);
 }
 
 static void write_bytes(const char *path, const void *data, size_t n)
@@ -115,16 +94,16 @@ static void test_png_bmp_exact_jpeg_close(void **state)
     (void)state;
     uint8_t px[45], out[45];
     rgb_5x3(px);
-    assert_true(stbi_write_png(at("a.png"), 5, 3, 3, px, 15));
-    assert_true(stbi_write_bmp(at("a.bmp"), 5, 3, 3, px));
-    assert_true(stbi_write_jpg(at("a.jpg"), 5, 3, 3, px, 100));
+    assert_true(stbi_write_png(in_scratch("a.png"), 5, 3, 3, px, 15));
+    assert_true(stbi_write_bmp(in_scratch("a.bmp"), 5, 3, 3, px));
+    assert_true(stbi_write_jpg(in_scratch("a.jpg"), 5, 3, 3, px, 100));
 
-    assert_int_equal(nn_load_image_file(at("a.png"), 3, 5, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("a.png"), 3, 5, 3, out), 0);
     assert_memory_equal(out, px, 45);
     memset(out, 0, sizeof out);
-    assert_int_equal(nn_load_image_file(at("a.bmp"), 3, 5, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("a.bmp"), 3, 5, 3, out), 0);
     assert_memory_equal(out, px, 45);
-    assert_int_equal(nn_load_image_file(at("a.jpg"), 3, 5, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("a.jpg"), 3, 5, 3, out), 0);
     for (int i = 0; i < 45; i++)
         assert_true(abs(out[i] - px[i]) <= 8);
 }
@@ -135,8 +114,8 @@ static void test_rgb_to_grey_is_pils_rounded_luma(void **state)
     /* red, green, blue, (10,200,30): PIL gives 76, 150, 29, 124 (its old
      * truncating R*299/1000 + ... would give 149 for green). */
     uint8_t px[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 200, 30}, out[4];
-    assert_true(stbi_write_png(at("rgb.png"), 4, 1, 3, px, 12));
-    assert_int_equal(nn_load_image_file(at("rgb.png"), 1, 4, 1, out), 0);
+    assert_true(stbi_write_png(in_scratch("rgb.png"), 4, 1, 3, px, 12));
+    assert_int_equal(nn_load_image_file(in_scratch("rgb.png"), 1, 4, 1, out), 0);
     uint8_t want[4] = {76, 150, 29, 124};
     assert_memory_equal(out, want, 4);
 }
@@ -146,26 +125,26 @@ static void test_alpha_dropped_grey_replicated(void **state)
     (void)state;
     uint8_t rgba[8] = {100, 50, 200, 0, 7, 8, 9, 128}, la[4] = {100, 0, 7, 255}, grey[2] = {100, 7};
     uint8_t out[6];
-    assert_true(stbi_write_png(at("rgba.png"), 2, 1, 4, rgba, 8));
-    assert_true(stbi_write_png(at("la.png"), 2, 1, 2, la, 4));
-    assert_true(stbi_write_png(at("l.png"), 2, 1, 1, grey, 2));
+    assert_true(stbi_write_png(in_scratch("rgba.png"), 2, 1, 4, rgba, 8));
+    assert_true(stbi_write_png(in_scratch("la.png"), 2, 1, 2, la, 4));
+    assert_true(stbi_write_png(in_scratch("l.png"), 2, 1, 1, grey, 2));
 
-    assert_int_equal(nn_load_image_file(at("rgba.png"), 1, 2, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("rgba.png"), 1, 2, 3, out), 0);
     uint8_t rgba_rgb[6] = {100, 50, 200, 7, 8, 9};
     assert_memory_equal(out, rgba_rgb, 6);
-    assert_int_equal(nn_load_image_file(at("rgba.png"), 1, 2, 1, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("rgba.png"), 1, 2, 1, out), 0);
     uint8_t rgba_l[2] = {82, 8};   /* (100*19595 + 50*38470 + 200*7471 + 32768) >> 16 = 82 */
     assert_memory_equal(out, rgba_l, 2);
 
-    assert_int_equal(nn_load_image_file(at("la.png"), 1, 2, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("la.png"), 1, 2, 3, out), 0);
     uint8_t la_rgb[6] = {100, 100, 100, 7, 7, 7};
     assert_memory_equal(out, la_rgb, 6);
-    assert_int_equal(nn_load_image_file(at("la.png"), 1, 2, 1, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("la.png"), 1, 2, 1, out), 0);
     assert_memory_equal(out, grey, 2);
 
-    assert_int_equal(nn_load_image_file(at("l.png"), 1, 2, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("l.png"), 1, 2, 3, out), 0);
     assert_memory_equal(out, la_rgb, 6);
-    assert_int_equal(nn_load_image_file(at("l.png"), 1, 2, 1, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("l.png"), 1, 2, 1, out), 0);
     assert_memory_equal(out, grey, 2);
 }
 
@@ -183,12 +162,12 @@ static const uint8_t tiny_gif[] = {
 static void test_gif(void **state)
 {
     (void)state;
-    write_bytes(at("t.gif"), tiny_gif, sizeof tiny_gif);
+    write_bytes(in_scratch("t.gif"), tiny_gif, sizeof tiny_gif);
     uint8_t out[12];
-    assert_int_equal(nn_load_image_file(at("t.gif"), 2, 2, 3, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("t.gif"), 2, 2, 3, out), 0);
     uint8_t rgb[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
     assert_memory_equal(out, rgb, 12);
-    assert_int_equal(nn_load_image_file(at("t.gif"), 2, 2, 1, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("t.gif"), 2, 2, 1, out), 0);
     uint8_t grey[4] = {76, 150, 29, 255};
     assert_memory_equal(out, grey, 4);
 }
@@ -208,30 +187,30 @@ static void test_nearest_resize(void **state)
     (void)state;
     uint8_t out[64];
     /* 4 -> 2: floor((i + 0.5) * 2) = 1, 3 */
-    ramp_png(at("r44.png"), 4, 4);
-    assert_int_equal(nn_load_image_file(at("r44.png"), 2, 2, 1, out), 0);
+    ramp_png(in_scratch("r44.png"), 4, 4);
+    assert_int_equal(nn_load_image_file(in_scratch("r44.png"), 2, 2, 1, out), 0);
     uint8_t down[4] = {11, 13, 31, 33};
     assert_memory_equal(out, down, 4);
     /* 2 -> 4: floor((i + 0.5) / 2) = 0, 0, 1, 1 */
-    ramp_png(at("r22.png"), 2, 2);
-    assert_int_equal(nn_load_image_file(at("r22.png"), 4, 4, 1, out), 0);
+    ramp_png(in_scratch("r22.png"), 2, 2);
+    assert_int_equal(nn_load_image_file(in_scratch("r22.png"), 4, 4, 1, out), 0);
     uint8_t up[16] = {0, 0, 1, 1, 0, 0, 1, 1, 10, 10, 11, 11, 10, 10, 11, 11};
     assert_memory_equal(out, up, 16);
     /* 3 -> 2: floor(0.75) = 0, floor(2.25) = 2 */
-    ramp_png(at("r33.png"), 3, 3);
-    assert_int_equal(nn_load_image_file(at("r33.png"), 2, 2, 1, out), 0);
+    ramp_png(in_scratch("r33.png"), 3, 3);
+    assert_int_equal(nn_load_image_file(in_scratch("r33.png"), 2, 2, 1, out), 0);
     uint8_t odd[4] = {0, 2, 20, 22};
     assert_memory_equal(out, odd, 4);
     /* 5 wide x 3 high -> 2 high x 4 wide, grey to RGB: rows 0, 2 (floor(0.75),
      * floor(2.25)); columns floor((i + 0.5) * 1.25) = 0, 1, 3, 4 */
-    ramp_png(at("r35.png"), 3, 5);
-    assert_int_equal(nn_load_image_file(at("r35.png"), 2, 4, 3, out), 0);
+    ramp_png(in_scratch("r35.png"), 3, 5);
+    assert_int_equal(nn_load_image_file(in_scratch("r35.png"), 2, 4, 3, out), 0);
     uint8_t cols[8] = {0, 1, 3, 4, 20, 21, 23, 24};
     for (int i = 0; i < 8; i++)
         for (int k = 0; k < 3; k++)
             assert_int_equal(out[i * 3 + k], cols[i]);
     /* same size: a copy */
-    assert_int_equal(nn_load_image_file(at("r35.png"), 3, 5, 1, out), 0);
+    assert_int_equal(nn_load_image_file(in_scratch("r35.png"), 3, 5, 1, out), 0);
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 5; x++)
             assert_int_equal(out[y * 5 + x], 10 * y + x);
@@ -244,15 +223,15 @@ static void test_bad_files(void **state)
     capture c;
     char err[1024];
 
-    write_text(at("bad.png"), "\x89PNG\r\n\x1a\nthis is not a png");
+    write_text(in_scratch("bad.png"), "\x89PNG\r\n\x1a\nthis is not a png");
     capture_begin(&c, 2);
-    int rc = nn_load_image_file(at("bad.png"), 2, 2, 1, out);
+    int rc = nn_load_image_file(in_scratch("bad.png"), 2, 2, 1, out);
     capture_end(&c, err, sizeof err);
     assert_int_equal(rc, -1);
     assert_non_null(strstr(err, "bad.png: error: cannot decode image: "));
 
     capture_begin(&c, 2);
-    rc = nn_load_image_file(at("missing.png"), 2, 2, 1, out);
+    rc = nn_load_image_file(in_scratch("missing.png"), 2, 2, 1, out);
     capture_end(&c, err, sizeof err);
     assert_int_equal(rc, -1);
     assert_non_null(strstr(err, "missing.png: error: cannot open image"));
@@ -262,15 +241,15 @@ static void test_bad_files(void **state)
     static const uint8_t huge[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
                                    0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0x40, 0, 0, 0, 0x40, 0,
                                    8, 0, 0, 0, 0, 0, 0, 0, 0};
-    write_bytes(at("huge.png"), huge, sizeof huge);
+    write_bytes(in_scratch("huge.png"), huge, sizeof huge);
     capture_begin(&c, 2);
-    rc = nn_load_image_file(at("huge.png"), 2, 2, 1, out);
+    rc = nn_load_image_file(in_scratch("huge.png"), 2, 2, 1, out);
     capture_end(&c, err, sizeof err);
     assert_int_equal(rc, -1);
     assert_non_null(strstr(err, "huge.png: error: image too large"));
 
     capture_begin(&c, 2);
-    rc = nn_load_image_file(at("r.png"), 2, 2, 2, out);
+    rc = nn_load_image_file(in_scratch("r.png"), 2, 2, 2, out);
     capture_end(&c, err, sizeof err);
     assert_int_equal(rc, -1);
 }
@@ -288,17 +267,17 @@ static void make_tree(void)
     make_dir("data/apple");
     make_dir("data/empty");
     make_dir("data/.cache");
-    flat_png(at("data/zebra/b.png"), 3, 2, 20);
-    flat_png(at("data/zebra/a.png"), 2, 3, 10);
-    flat_png(at("data/zebra/sub/c.png"), 1, 1, 30);
-    write_text(at("data/zebra/notes.txt"), "not an image\n");
-    flat_png(at("data/zebra/.hidden.png"), 1, 1, 99);
-    flat_png(at("data/.cache/x.png"), 1, 1, 98);
-    flat_png(at("data/top.png"), 1, 1, 97);
-    flat_png(at("data/apple/y.PNG"), 4, 4, 2);
+    flat_png(in_scratch("data/zebra/b.png"), 3, 2, 20);
+    flat_png(in_scratch("data/zebra/a.png"), 2, 3, 10);
+    flat_png(in_scratch("data/zebra/sub/c.png"), 1, 1, 30);
+    write_text(in_scratch("data/zebra/notes.txt"), "not an image\n");
+    flat_png(in_scratch("data/zebra/.hidden.png"), 1, 1, 99);
+    flat_png(in_scratch("data/.cache/x.png"), 1, 1, 98);
+    flat_png(in_scratch("data/top.png"), 1, 1, 97);
+    flat_png(in_scratch("data/apple/y.PNG"), 4, 4, 2);
     uint8_t one = 1;
-    assert_true(stbi_write_bmp(at("data/apple/x.bmp"), 1, 1, 1, &one));
-    write_text(at("data/empty/readme.md"), "nothing\n");
+    assert_true(stbi_write_bmp(in_scratch("data/apple/x.bmp"), 1, 1, 1, &one));
+    write_text(in_scratch("data/empty/readme.md"), "nothing\n");
 }
 
 static int load_tree(nn_dataset *d, int skip_bad, int threads, char *out, char *err)
@@ -306,7 +285,7 @@ static int load_tree(nn_dataset *d, int skip_bad, int threads, char *out, char *
     capture co, ce;
     capture_begin(&co, 1);
     capture_begin(&ce, 2);
-    int rc = nn_load_image_dir(at("data"), 2, 2, 1, skip_bad, threads, d);
+    int rc = nn_load_image_dir(in_scratch("data"), 2, 2, 1, skip_bad, threads, d);
     capture_end(&ce, err, 1024);
     capture_end(&co, out, 1024);
     return rc;
@@ -354,7 +333,7 @@ static void test_corrupt_file_in_folder(void **state)
 {
     (void)state;
     make_tree();
-    write_text(at("data/zebra/aa.png"), "garbage");
+    write_text(in_scratch("data/zebra/aa.png"), "garbage");
     nn_dataset d;
     char out[1024], err[1024];
     assert_int_equal(load_tree(&d, 0, 2, out, err), -1);
@@ -382,15 +361,15 @@ static void test_folder_without_classes_or_images(void **state)
     nn_dataset d;
     char out[1024], err[1024];
     make_dir("data");
-    flat_png(at("data/loose.png"), 1, 1, 5);
+    flat_png(in_scratch("data/loose.png"), 1, 1, 5);
     assert_int_equal(load_tree(&d, 0, 1, out, err), -1);
     assert_non_null(strstr(err, "error: no class folders"));
     make_dir("data/cats");
-    write_text(at("data/cats/a.txt"), "x");
+    write_text(in_scratch("data/cats/a.txt"), "x");
     assert_int_equal(load_tree(&d, 0, 1, out, err), -1);
     assert_non_null(strstr(err, "error: no images"));
     assert_string_equal(out, "");
-    rm_tree(at("data"));
+    rm_tree(in_scratch("data"));
     assert_int_equal(load_tree(&d, 0, 1, out, err), -1);
     assert_non_null(strstr(err, "cannot open folder"));
 }
@@ -416,9 +395,9 @@ static void make_set(void)
         snprintf(name, sizeof name, "set/%s/img%02d.%s", i < 13 ? "cats" : "dogs", i,
                  bmp ? "bmp" : "png");
         if (bmp)
-            assert_true(stbi_write_bmp(at(name), w, h, comp, px));
+            assert_true(stbi_write_bmp(in_scratch(name), w, h, comp, px));
         else
-            assert_true(stbi_write_png(at(name), w, h, comp, px, w * comp));
+            assert_true(stbi_write_png(in_scratch(name), w, h, comp, px, w * comp));
     }
 }
 
@@ -433,7 +412,7 @@ static int load_set(const char *limit, int skip_bad, int threads, nn_dataset *d,
     capture co, ce;
     capture_begin(&co, 1);
     capture_begin(&ce, 2);
-    int rc = nn_load_image_dir(at("set"), SET_H, SET_W, 3, skip_bad, threads, d);
+    int rc = nn_load_image_dir(in_scratch("set"), SET_H, SET_W, 3, skip_bad, threads, d);
     capture_end(&ce, err, 1024);
     capture_end(&co, out, 1024);
     assert_int_equal(unsetenv("NNRT_IMAGE_CACHE_BYTES"), 0);
@@ -550,7 +529,7 @@ static void test_streaming_skips_bad_files(void **state)
 {
     (void)state;
     make_set();
-    write_text(at("set/cats/img00b.png"), "not a png");
+    write_text(in_scratch("set/cats/img00b.png"), "not a png");
     nn_dataset mem, st;
     char out[1024], err[1024];
     assert_int_equal(load_set(NULL, 1, 3, &mem, out, err), 0);
@@ -803,9 +782,9 @@ static void test_write_png_round_trip(void **state)
     (void)state;
     /* 2 x 3 x 2: channel 1 holds values to round and clip */
     float map[12] = {0, -3, 0, 300, 0, 127.4f, 0, 127.6f, 0, 0.5f, 0, 254.5f};
-    assert_int_equal(nn_write_png(at("m.png"), map, 2, 3, 2, 1), 0);
+    assert_int_equal(nn_write_png(in_scratch("m.png"), map, 2, 3, 2, 1), 0);
     int w, h, comp;
-    uint8_t *px = stbi_load(at("m.png"), &w, &h, &comp, 0);
+    uint8_t *px = stbi_load(in_scratch("m.png"), &w, &h, &comp, 0);
     assert_non_null(px);
     assert_int_equal(w, 3);
     assert_int_equal(h, 2);
@@ -817,10 +796,10 @@ static void test_write_png_round_trip(void **state)
     capture c;
     char err[512];
     capture_begin(&c, 2);
-    assert_int_equal(nn_write_png(at("m2.png"), map, 2, 3, 2, 2), -1);
-    assert_int_equal(nn_write_png(at("no/such/dir.png"), map, 2, 3, 2, 0), -1);
+    assert_int_equal(nn_write_png(in_scratch("m2.png"), map, 2, 3, 2, 2), -1);
+    assert_int_equal(nn_write_png(in_scratch("no/such/dir.png"), map, 2, 3, 2, 0), -1);
     capture_end(&c, err, sizeof err);
-    assert_false(file_exists(at("m2.png")));
+    assert_false(file_exists(in_scratch("m2.png")));
     assert_non_null(strstr(err, "cannot create"));
 }
 
@@ -835,9 +814,9 @@ static void test_feature_grid(void **state)
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 5; k++)
             act[i * 5 + k] = k == 0 ? (float)i : (float)(k * 7);
-    assert_int_equal(nn_write_feature_grid(at("g.png"), act, 2, 3, 5, 1), 0);
+    assert_int_equal(nn_write_feature_grid(in_scratch("g.png"), act, 2, 3, 5, 1), 0);
     int w, h, comp;
-    uint8_t *px = stbi_load(at("g.png"), &w, &h, &comp, 0);
+    uint8_t *px = stbi_load(in_scratch("g.png"), &w, &h, &comp, 0);
     assert_non_null(px);
     assert_int_equal(w, 11);
     assert_int_equal(h, 5);
@@ -858,8 +837,8 @@ static void test_feature_grid(void **state)
 
     /* Enlarged 3 times: cells of 6 x 9 with the same 1-pixel gaps; map 0's
      * value at (row 1, column 2) fills rows 3..5, columns 6..8. */
-    assert_int_equal(nn_write_feature_grid(at("g3.png"), act, 2, 3, 5, 3), 0);
-    px = stbi_load(at("g3.png"), &w, &h, &comp, 0);
+    assert_int_equal(nn_write_feature_grid(in_scratch("g3.png"), act, 2, 3, 5, 3), 0);
+    px = stbi_load(in_scratch("g3.png"), &w, &h, &comp, 0);
     assert_non_null(px);
     assert_int_equal(w, 3 * 9 + 2);
     assert_int_equal(h, 2 * 6 + 1);
@@ -873,27 +852,27 @@ static void test_feature_grid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_png_bmp_exact_jpeg_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rgb_to_grey_is_pils_rounded_luma, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alpha_dropped_grey_replicated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gif, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nearest_resize, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_class_folders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_file_in_folder, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_folder_without_classes_or_images, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streaming_matches_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streaming_skips_bad_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streaming_split, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streaming_file_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_image_memory_limit_from_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_png_bmp_exact_jpeg_close, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_rgb_to_grey_is_pils_rounded_luma, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_alpha_dropped_grey_replicated, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_gif, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_nearest_resize, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_files, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_class_folders, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_file_in_folder, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_folder_without_classes_or_images, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_matches_memory, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_skips_bad_files, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_split, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_streaming_file_removed, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_image_memory_limit_from_environment, scratch_setup, scratch_teardown),
         cmocka_unit_test(test_flips),
         cmocka_unit_test(test_shift_one_pixel),
         cmocka_unit_test(test_rotations),
         cmocka_unit_test(test_composite_matches_keras),
         cmocka_unit_test(test_augment_batch),
-        cmocka_unit_test_setup_teardown(test_write_png_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_feature_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_png_round_trip, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_feature_grid, scratch_setup, scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,10 +18,8 @@
 
 #include <ctype.h>
 
-#define NNCC "./nncc"
 #define EXPORTS "/work/shared/keras-exports"
 
-static char scratch[64];
 
 static const char *path_of(const char *name)
 {
@@ -47,7 +45,7 @@ static long printed_count(const char *out, const char *label)
 
 static void check_ok(RunResult *r, const char *file, long total)
 {
-    run_cmd(r, NNCC " '%s' --check", file);
+    run_cmd(r, "%s '%s' --check", nncc_path(), file);
     if (r->status != 0)
         print_error("%s\n", r->out);
     assert_int_equal(r->status, 0);
@@ -59,7 +57,7 @@ static void check_error(const char *file, const char *expected)
 {
     RunResult r;
     const char *out = path_of("never.c");
-    run_cmd(&r, NNCC " '%s' -o '%s'", file, out);
+    run_cmd(&r, "%s '%s' -o '%s'", nncc_path(), file, out);
     if (!strstr(r.out, expected))
         print_error("expected: %s\ngot: %s\n", expected, r.out);
     assert_int_equal(r.status, 1);
@@ -326,7 +324,7 @@ static void test_model_reference(void **state)
     assert_non_null(strstr(r.out, "Model: \"my_seq\""));
 
     const char *out = path_of("native.c");
-    run_cmd(&r, NNCC " '%s' -o '%s'", native, out);
+    run_cmd(&r, "%s '%s' -o '%s'", nncc_path(), native, out);
     if (r.status != 0)
         print_error("%s\n", r.out);
     assert_int_equal(r.status, 0);
@@ -442,19 +440,7 @@ static void test_bad_names(void **state)
     check_error(file, expected);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
 
 int main(void)
 {
@@ -469,5 +455,5 @@ int main(void)
         cmocka_unit_test(test_refused_options),
         cmocka_unit_test(test_bad_names),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

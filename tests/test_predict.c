@@ -20,35 +20,13 @@
 
 #include <stb_image_write.h>
 
-static char scratch[64];
 
-static int setup(void **state)
-{
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
 
-/* scratch/NAME, from a few rotating buffers so that one call can hold several. */
-static const char *at(const char *name)
-{
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", scratch, name);
-    return b;
-}
 
 static void make_dir(const char *name)
 {
-    assert_int_equal(mkdir(at(name), 0755), 0);
+    assert_int_equal(mkdir(in_scratch(name), 0755), 0);
 }
 
 static const char *san(void)
@@ -78,9 +56,9 @@ static void make_image(const char *name, int h, int w, int blue, unsigned seed)
         px[i * 3 + 1] = (uint8_t)(noise % 90);
         px[i * 3 + 2] = blue ? strong : weak;
     }
-    assert_true(stbi_write_png(at(name), w, h, 3, px, w * 3));
+    assert_true(stbi_write_png(in_scratch(name), w, h, 3, px, w * 3));
     char raw[300];
-    snprintf(raw, sizeof raw, "%s.raw", at(name));
+    snprintf(raw, sizeof raw, "%s.raw", in_scratch(name));
     FILE *f = fopen(raw, "wb");
     assert_non_null(f);
     uint8_t size[2] = {(uint8_t)h, (uint8_t)w};
@@ -113,8 +91,8 @@ static void make_files(void)
     make_image("new/a.png", 8, 8, 0, 42);
     make_image("new/B.png", 8, 8, 1, 43);
     make_image("new/sub/m.png", 12, 16, 0, 44);
-    write_text(at("new/notes.txt"), "not an image\n");
-    write_text(at("notes.txt"), "not an image either\n");
+    write_text(in_scratch("new/notes.txt"), "not an image\n");
+    write_text(in_scratch("notes.txt"), "not an image either\n");
 }
 
 /* ---- the models -------------------------------------------------------------------- */
@@ -151,7 +129,7 @@ static const char *build(const char *name, int units, const char *act, const cha
     run_cmd(&r, "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s", yaml, scratch, san());
     if (r.status != 0)
         fail_msg("make trainer for %s failed:\n%s", yaml, r.out);
-    snprintf(trainer, sizeof trainer, "%s", at(name));
+    snprintf(trainer, sizeof trainer, "%s", in_scratch(name));
     assert_true(file_exists(trainer));
     return trainer;
 }
@@ -160,7 +138,7 @@ static const char *build(const char *name, int units, const char *act, const cha
 static void train(const char *trainer, const char *w, const char *extra)
 {
     RunResult r;
-    run_cmd(&r, "%s train --save %s %s", trainer, at(w), extra);
+    run_cmd(&r, "%s train --save %s %s", trainer, in_scratch(w), extra);
     if (r.status != 0)
         fail_msg("training failed:\n%s", r.out);
     /* flow_from_directory's line comes first, as Keras prints it. */
@@ -197,11 +175,11 @@ static const char *const reference_py =
 static void reference(const char *w, const char *act, const char *const *files, int n, int units,
                       double *probs)
 {
-    write_text(at("reference.py"), reference_py);
+    write_text(in_scratch("reference.py"), reference_py);
     char cmd[4096];
-    int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s", at("reference.py"), at(w), act);
+    int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s", in_scratch("reference.py"), in_scratch(w), act);
     for (int i = 0; i < n; i++)
-        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %s", at(files[i]));
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %s", in_scratch(files[i]));
     RunResult r;
     run_cmd(&r, "%s", cmd);
     if (r.status != 0)
@@ -262,7 +240,7 @@ static int check_sigmoid_predict(const char *trainer, const char *w, const char 
                                  const char *const *files, int n)
 {
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s", trainer, at(w), args);
+    run_cmd(&r, "%s predict --weights %s %s", trainer, in_scratch(w), args);
     if (r.status != 0)
         fail_msg("predict failed:\n%s", r.out);
     double want[8];
@@ -273,7 +251,7 @@ static int check_sigmoid_predict(const char *trainer, const char *w, const char 
     for (int i = 0; i < n; i++) {
         if (!next_line(&text, line, sizeof line))
             fail_msg("%d lines for %d files:\n%s", i, n, r.out);
-        dogs += strcmp(check_sigmoid_line(line, at(files[i]), want[i]), "dogs") == 0;
+        dogs += strcmp(check_sigmoid_line(line, in_scratch(files[i]), want[i]), "dogs") == 0;
     }
     if (*text)
         fail_msg("more lines than files:\n%s", r.out);
@@ -291,24 +269,24 @@ static void test_sigmoid_files_and_folders(void **state)
 
     const char *two[] = {"a.png", "b.png"};
     char args[600];
-    snprintf(args, sizeof args, "%s %s", at("a.png"), at("b.png"));
+    snprintf(args, sizeof args, "%s %s", in_scratch("a.png"), in_scratch("b.png"));
     check_sigmoid_predict(t, "w1.npz", args, two, 2);
 
     /* A folder: os.walk's order, names sorted by strcmp, sub-folders after. */
     const char *walked[] = {"new/B.png", "new/a.png", "new/z.png", "new/sub/m.png"};
-    check_sigmoid_predict(t, "w1.npz", at("new"), walked, 4);
+    check_sigmoid_predict(t, "w1.npz", in_scratch("new"), walked, 4);
 
     /* Trained on: the red files are cats and the blue ones dogs, so both
      * branches of the class rule show. */
     train(t, "w30.npz", "--epochs 30");
     const char *mixed[] = {"a.png", "b.png", "new/B.png", "new/a.png", "new/z.png", "new/sub/m.png"};
-    snprintf(args, sizeof args, "%s %s %s", at("a.png"), at("b.png"), at("new"));
+    snprintf(args, sizeof args, "%s %s %s", in_scratch("a.png"), in_scratch("b.png"), in_scratch("new"));
     int dogs = check_sigmoid_predict(t, "w30.npz", args, mixed, 6);
     assert_int_equal(dogs, 3);
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s %s", t, at("w30.npz"), at("a.png"), at("b.png"));
+    run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w30.npz"), in_scratch("a.png"), in_scratch("b.png"));
     char want[600];
-    snprintf(want, sizeof want, "%s: ", at("a.png"));
+    snprintf(want, sizeof want, "%s: ", in_scratch("a.png"));
     assert_contains(&r, want);
     assert_non_null(strstr(r.out, " cats\n"));
     assert_non_null(strstr(r.out, " dogs\n"));
@@ -321,14 +299,14 @@ static void test_not_an_image(void **state)
     const char *t = build("pets", 1, "sigmoid", "binary_crossentropy");
     train(t, "w.npz", "");
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s %s", t, at("w.npz"), at("a.png"), at("notes.txt"));
+    run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w.npz"), in_scratch("a.png"), in_scratch("notes.txt"));
     assert_int_equal(r.status, 1);
     char want[400];
-    snprintf(want, sizeof want, "%s: error: cannot decode image", at("notes.txt"));
+    snprintf(want, sizeof want, "%s: error: cannot decode image", in_scratch("notes.txt"));
     assert_contains(&r, want);
-    run_cmd(&r, "%s predict --weights %s %s", t, at("w.npz"), at("missing.png"));
+    run_cmd(&r, "%s predict --weights %s %s", t, in_scratch("w.npz"), in_scratch("missing.png"));
     assert_int_equal(r.status, 1);
-    snprintf(want, sizeof want, "%s: error: ", at("missing.png"));
+    snprintf(want, sizeof want, "%s: error: ", in_scratch("missing.png"));
     assert_contains(&r, want);
 }
 
@@ -340,9 +318,9 @@ static void test_without_the_class_folders(void **state)
     make_files();
     const char *t = build("pets", 1, "sigmoid", "binary_crossentropy");
     train(t, "w.npz", "--epochs 30");
-    assert_int_equal(rename(at("train"), at("elsewhere")), 0);
+    assert_int_equal(rename(in_scratch("train"), in_scratch("elsewhere")), 0);
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s %s", t, at("w.npz"), at("a.png"), at("b.png"));
+    run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w.npz"), in_scratch("a.png"), in_scratch("b.png"));
     assert_int_equal(r.status, 0);
     if (strstr(r.out, "error"))
         fail_msg("an error where there is none:\n%s", r.out);
@@ -350,7 +328,7 @@ static void test_without_the_class_folders(void **state)
     char want[800];
     assert_int_equal(sscanf(r.out, "%*s %lf", &p), 1);
     assert_int_equal(sscanf(strchr(r.out, '\n') + 1, "%*s %lf", &q), 1);
-    snprintf(want, sizeof want, "%s: %.4f 0\n%s: %.4f 1\n", at("a.png"), p, at("b.png"), q);
+    snprintf(want, sizeof want, "%s: %.4f 0\n%s: %.4f 1\n", in_scratch("a.png"), p, in_scratch("b.png"), q);
     assert_string_equal(r.out, want);
 }
 
@@ -362,8 +340,8 @@ static void test_softmax(void **state)
     train(t, "w.npz", "");
     const char *files[] = {"a.png", "b.png", "new/sub/m.png"};
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s %s %s", t, at("w.npz"), at(files[0]), at(files[1]),
-            at(files[2]));
+    run_cmd(&r, "%s predict --weights %s %s %s %s", t, in_scratch("w.npz"), in_scratch(files[0]), in_scratch(files[1]),
+            in_scratch(files[2]));
     if (r.status != 0)
         fail_msg("predict failed:\n%s", r.out);
     double want[6];
@@ -374,7 +352,7 @@ static void test_softmax(void **state)
     for (int i = 0; i < 3; i++) {
         assert_true(next_line(&text, line, sizeof line));
         char prefix[300];
-        int len = snprintf(prefix, sizeof prefix, "%s: ", at(files[i]));
+        int len = snprintf(prefix, sizeof prefix, "%s: ", in_scratch(files[i]));
         double p0, p1;
         int k;
         assert_int_equal(strncmp(line, prefix, (size_t)len), 0);
@@ -392,10 +370,10 @@ static void test_softmax(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sigmoid_files_and_folders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_an_image, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_without_the_class_folders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_softmax, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigmoid_files_and_folders, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_not_an_image, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_without_the_class_folders, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_softmax, scratch_setup, scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,35 @@ static inline int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* A test program's scratch folder: made by scratch_setup and removed by
+ * scratch_teardown (CMocka fixtures, per group or per test); in_scratch("x")
+ * names a file in it, from a few buffers that take turns so that one call
+ * can hold several paths. */
+static char scratch[64] __attribute__((unused));
+
+static inline int scratch_setup(void **state)
+{
+    (void)state;
+    make_scratch(scratch, sizeof scratch);
+    return 0;
+}
+
+static inline int scratch_teardown(void **state)
+{
+    (void)state;
+    rm_tree(scratch);
+    return 0;
+}
+
+static inline const char *in_scratch(const char *name)
+{
+    static char bufs[8][512];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", scratch, name);
+    return b;
+}
+
 /* The nncc under test: ./nncc, or build/san/nncc under make test SAN=1. */
 static inline const char *nncc_path(void)
 {
