@@ -72,8 +72,8 @@ static inline float nn_gelu_grad(float z, float y)
  * no sum is split between threads and results do not depend on their number.
  *
  * Sizes: V, the largest power of two up to 16 dividing 784 and 512; NBO and
- * NBI, vectors per tile across 512 and 784; RO and RI, rows per tile, so that
- * R x NB sums fit in the 32 vector registers of AVX-512. */
+ * NBI, vectors per tile across 512 and 784; R rows per tile, so that R x NB
+ * sums fit in the 32 vector registers of AVX-512. */
 enum {
     dense_IN = 784, dense_OUT = 512,
     dense_V = (784 | 512) % 16 == 0 ? 16 : (784 | 512) % 8 == 0 ? 8
@@ -82,8 +82,7 @@ enum {
              : 512 / dense_V % 2 == 0 ? 2 : 1,
     dense_NBI = 784 / dense_V % 4 == 0 ? 4 : 784 / dense_V % 3 == 0 ? 3
              : 784 / dense_V % 2 == 0 ? 2 : 1,
-    dense_RO = dense_NBO == 4 ? 6 : dense_NBO == 3 ? 8 : 12,
-    dense_RI = dense_NBI == 4 ? 6 : dense_NBI == 3 ? 8 : 12,
+    dense_R = 6,
 };
 
 /* A vector that may sit at any float boundary: the buffers are packed. */
@@ -98,7 +97,7 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
           const float *restrict b, size_t ldb, const float *restrict init,
           float *restrict c, size_t ldc)
 {
-    dense_vec acc[12][4];
+    dense_vec acc[dense_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
@@ -117,23 +116,36 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
             *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
 }
 
-/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
+/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
+ * short, and it too keeps its sums in registers. */
+#define dense_BY_ROWS(rows, CALL)                                                             \
+    switch (rows) {                                                                        \
+    case 1: CALL(1); break;                                                                \
+    case 2: CALL(2); break;                                                                \
+    case 3: CALL(3); break;                                                                \
+    case 4: CALL(4); break;                                                                \
+    case 5: CALL(5); break;                                                                \
+    default: CALL(dense_R); break;                                                          \
+    }
+
+/* y = x . kernel + bias: tiles of R samples. The
+ * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
+ * in the cache while all the samples pass them. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V };
     #pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < (n + dense_RO - 1) / dense_RO; t++)
-        for (int o = 0; o < 512; o += COLS) {
+    for (int o = 0; o < 512; o += COLS)
+        for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
+            const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            const float *a = x + (size_t)s0 * 784;
+            float *c = y + (size_t)s0 * 512 + o;
             const float *init = bias ? bias + o : NULL;
-            const int s0 = t * dense_RO;
-            if (s0 + dense_RO <= n)
-                dense_tile(dense_RO, dense_NBO, 784, x + (size_t)s0 * 784, 784, 1,
-                          kernel + o, 512, init, y + (size_t)s0 * 512 + o, 512);
-            else
-                for (int s = s0; s < n; s++)
-                    dense_tile(1, dense_NBO, 784, x + (size_t)s * 784, 784, 1,
-                              kernel + o, 512, init, y + (size_t)s * 512 + o, 512);
+            #define dense_FORWARD(rn) \
+                dense_tile(rn, dense_NBO, 784, a, 784, 1, kernel + o, 512, init, c, 512)
+            dense_BY_ROWS(rows, dense_FORWARD);
+            #undef dense_FORWARD
         }
 }
 
@@ -156,26 +168,24 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                     kt[(size_t)o * 784 + i] = kernel[(size_t)i * 512 + o];
         enum { COLS = dense_NBI * dense_V };
         #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
-            for (int i = 0; i < 784; i += COLS) {
-                const int s0 = t * dense_RI;
-                if (s0 + dense_RI <= n)
-                    dense_tile(dense_RI, dense_NBI, 512, dy + (size_t)s0 * 512, 512, 1,
-                              kt + i, 784, NULL, dx + (size_t)s0 * 784 + i, 784);
-                else
-                    for (int s = s0; s < n; s++)
-                        dense_tile(1, dense_NBI, 512, dy + (size_t)s * 512, 512, 1,
-                                  kt + i, 784, NULL, dx + (size_t)s * 784 + i, 784);
+        for (int i = 0; i < 784; i += COLS)
+            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
+                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+                const float *a = dy + (size_t)s0 * 512;
+                float *c = dx + (size_t)s0 * 784 + i;
+                #define dense_DX(rn) dense_tile(rn, dense_NBI, 512, a, 512, 1, kt + i, 784, NULL, c, 784)
+                dense_BY_ROWS(rows, dense_DX);
+                #undef dense_DX
             }
     }
     if (dkernel) {
-        enum { COLS = dense_NBO * dense_V, TILES = 784 / dense_RO, REST = 784 % dense_RO };
+        enum { COLS = dense_NBO * dense_V, TILES = 784 / dense_R, REST = 784 % dense_R };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < TILES + (REST > 0); t++)
             for (int o = 0; o < 512; o += COLS) {
-                const int i0 = t * dense_RO;
+                const int i0 = t * dense_R;
                 if (t < TILES)
-                    dense_tile(dense_RO, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL,
+                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL,
                               dkernel + (size_t)i0 * 512 + o, 512);
                 else
                     dense_tile(REST, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL,
@@ -216,8 +226,8 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * no sum is split between threads and results do not depend on their number.
  *
  * Sizes: V, the largest power of two up to 16 dividing 512 and 256; NBO and
- * NBI, vectors per tile across 256 and 512; RO and RI, rows per tile, so that
- * R x NB sums fit in the 32 vector registers of AVX-512. */
+ * NBI, vectors per tile across 256 and 512; R rows per tile, so that R x NB
+ * sums fit in the 32 vector registers of AVX-512. */
 enum {
     dense_1_IN = 512, dense_1_OUT = 256,
     dense_1_V = (512 | 256) % 16 == 0 ? 16 : (512 | 256) % 8 == 0 ? 8
@@ -226,8 +236,7 @@ enum {
              : 256 / dense_1_V % 2 == 0 ? 2 : 1,
     dense_1_NBI = 512 / dense_1_V % 4 == 0 ? 4 : 512 / dense_1_V % 3 == 0 ? 3
              : 512 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_RO = dense_1_NBO == 4 ? 6 : dense_1_NBO == 3 ? 8 : 12,
-    dense_1_RI = dense_1_NBI == 4 ? 6 : dense_1_NBI == 3 ? 8 : 12,
+    dense_1_R = 6,
 };
 
 /* A vector that may sit at any float boundary: the buffers are packed. */
@@ -242,7 +251,7 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
           const float *restrict b, size_t ldb, const float *restrict init,
           float *restrict c, size_t ldc)
 {
-    dense_1_vec acc[12][4];
+    dense_1_vec acc[dense_1_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_1_vec *)(init + j * dense_1_V) : (dense_1_vec){0};
@@ -261,23 +270,36 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
             *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
 }
 
-/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
+/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
+ * short, and it too keeps its sums in registers. */
+#define dense_1_BY_ROWS(rows, CALL)                                                             \
+    switch (rows) {                                                                        \
+    case 1: CALL(1); break;                                                                \
+    case 2: CALL(2); break;                                                                \
+    case 3: CALL(3); break;                                                                \
+    case 4: CALL(4); break;                                                                \
+    case 5: CALL(5); break;                                                                \
+    default: CALL(dense_1_R); break;                                                          \
+    }
+
+/* y = x . kernel + bias: tiles of R samples. The
+ * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
+ * in the cache while all the samples pass them. */
 static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_1_NBO * dense_1_V };
     #pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < (n + dense_1_RO - 1) / dense_1_RO; t++)
-        for (int o = 0; o < 256; o += COLS) {
+    for (int o = 0; o < 256; o += COLS)
+        for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
+            const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+            const float *a = x + (size_t)s0 * 512;
+            float *c = y + (size_t)s0 * 256 + o;
             const float *init = bias ? bias + o : NULL;
-            const int s0 = t * dense_1_RO;
-            if (s0 + dense_1_RO <= n)
-                dense_1_tile(dense_1_RO, dense_1_NBO, 512, x + (size_t)s0 * 512, 512, 1,
-                          kernel + o, 256, init, y + (size_t)s0 * 256 + o, 256);
-            else
-                for (int s = s0; s < n; s++)
-                    dense_1_tile(1, dense_1_NBO, 512, x + (size_t)s * 512, 512, 1,
-                              kernel + o, 256, init, y + (size_t)s * 256 + o, 256);
+            #define dense_1_FORWARD(rn) \
+                dense_1_tile(rn, dense_1_NBO, 512, a, 512, 1, kernel + o, 256, init, c, 256)
+            dense_1_BY_ROWS(rows, dense_1_FORWARD);
+            #undef dense_1_FORWARD
         }
 }
 
@@ -300,26 +322,24 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                     kt[(size_t)o * 512 + i] = kernel[(size_t)i * 256 + o];
         enum { COLS = dense_1_NBI * dense_1_V };
         #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < (n + dense_1_RI - 1) / dense_1_RI; t++)
-            for (int i = 0; i < 512; i += COLS) {
-                const int s0 = t * dense_1_RI;
-                if (s0 + dense_1_RI <= n)
-                    dense_1_tile(dense_1_RI, dense_1_NBI, 256, dy + (size_t)s0 * 256, 256, 1,
-                              kt + i, 512, NULL, dx + (size_t)s0 * 512 + i, 512);
-                else
-                    for (int s = s0; s < n; s++)
-                        dense_1_tile(1, dense_1_NBI, 256, dy + (size_t)s * 256, 256, 1,
-                                  kt + i, 512, NULL, dx + (size_t)s * 512 + i, 512);
+        for (int i = 0; i < 512; i += COLS)
+            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
+                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+                const float *a = dy + (size_t)s0 * 256;
+                float *c = dx + (size_t)s0 * 512 + i;
+                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 256, a, 256, 1, kt + i, 512, NULL, c, 512)
+                dense_1_BY_ROWS(rows, dense_1_DX);
+                #undef dense_1_DX
             }
     }
     if (dkernel) {
-        enum { COLS = dense_1_NBO * dense_1_V, TILES = 512 / dense_1_RO, REST = 512 % dense_1_RO };
+        enum { COLS = dense_1_NBO * dense_1_V, TILES = 512 / dense_1_R, REST = 512 % dense_1_R };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < TILES + (REST > 0); t++)
             for (int o = 0; o < 256; o += COLS) {
-                const int i0 = t * dense_1_RO;
+                const int i0 = t * dense_1_R;
                 if (t < TILES)
-                    dense_1_tile(dense_1_RO, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL,
+                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL,
                               dkernel + (size_t)i0 * 256 + o, 256);
                 else
                     dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL,
@@ -360,8 +380,8 @@ static void dense_1_relu_backward(int n, const float *z, const float *y, const f
  * no sum is split between threads and results do not depend on their number.
  *
  * Sizes: V, the largest power of two up to 16 dividing 256 and 10; NBO and
- * NBI, vectors per tile across 10 and 256; RO and RI, rows per tile, so that
- * R x NB sums fit in the 32 vector registers of AVX-512. */
+ * NBI, vectors per tile across 10 and 256; R rows per tile, so that R x NB
+ * sums fit in the 32 vector registers of AVX-512. */
 enum {
     dense_2_IN = 256, dense_2_OUT = 10,
     dense_2_V = (256 | 10) % 16 == 0 ? 16 : (256 | 10) % 8 == 0 ? 8
@@ -370,8 +390,7 @@ enum {
              : 10 / dense_2_V % 2 == 0 ? 2 : 1,
     dense_2_NBI = 256 / dense_2_V % 4 == 0 ? 4 : 256 / dense_2_V % 3 == 0 ? 3
              : 256 / dense_2_V % 2 == 0 ? 2 : 1,
-    dense_2_RO = dense_2_NBO == 4 ? 6 : dense_2_NBO == 3 ? 8 : 12,
-    dense_2_RI = dense_2_NBI == 4 ? 6 : dense_2_NBI == 3 ? 8 : 12,
+    dense_2_R = 6,
 };
 
 /* A vector that may sit at any float boundary: the buffers are packed. */
@@ -386,7 +405,7 @@ dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
           const float *restrict b, size_t ldb, const float *restrict init,
           float *restrict c, size_t ldc)
 {
-    dense_2_vec acc[12][4];
+    dense_2_vec acc[dense_2_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_2_vec *)(init + j * dense_2_V) : (dense_2_vec){0};
@@ -405,23 +424,36 @@ dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
             *(dense_2_vec *)(c + r * ldc + j * dense_2_V) = acc[r][j];
 }
 
-/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
+/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
+ * short, and it too keeps its sums in registers. */
+#define dense_2_BY_ROWS(rows, CALL)                                                             \
+    switch (rows) {                                                                        \
+    case 1: CALL(1); break;                                                                \
+    case 2: CALL(2); break;                                                                \
+    case 3: CALL(3); break;                                                                \
+    case 4: CALL(4); break;                                                                \
+    case 5: CALL(5); break;                                                                \
+    default: CALL(dense_2_R); break;                                                          \
+    }
+
+/* y = x . kernel + bias: tiles of R samples. The
+ * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
+ * in the cache while all the samples pass them. */
 static void dense_2_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_2_NBO * dense_2_V };
     #pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < (n + dense_2_RO - 1) / dense_2_RO; t++)
-        for (int o = 0; o < 10; o += COLS) {
+    for (int o = 0; o < 10; o += COLS)
+        for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
+            const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
+            const float *a = x + (size_t)s0 * 256;
+            float *c = y + (size_t)s0 * 10 + o;
             const float *init = bias ? bias + o : NULL;
-            const int s0 = t * dense_2_RO;
-            if (s0 + dense_2_RO <= n)
-                dense_2_tile(dense_2_RO, dense_2_NBO, 256, x + (size_t)s0 * 256, 256, 1,
-                          kernel + o, 10, init, y + (size_t)s0 * 10 + o, 10);
-            else
-                for (int s = s0; s < n; s++)
-                    dense_2_tile(1, dense_2_NBO, 256, x + (size_t)s * 256, 256, 1,
-                              kernel + o, 10, init, y + (size_t)s * 10 + o, 10);
+            #define dense_2_FORWARD(rn) \
+                dense_2_tile(rn, dense_2_NBO, 256, a, 256, 1, kernel + o, 10, init, c, 10)
+            dense_2_BY_ROWS(rows, dense_2_FORWARD);
+            #undef dense_2_FORWARD
         }
 }
 
@@ -444,26 +476,24 @@ static void dense_2_backward(int n, const float *restrict x, const float *restri
                     kt[(size_t)o * 256 + i] = kernel[(size_t)i * 10 + o];
         enum { COLS = dense_2_NBI * dense_2_V };
         #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < (n + dense_2_RI - 1) / dense_2_RI; t++)
-            for (int i = 0; i < 256; i += COLS) {
-                const int s0 = t * dense_2_RI;
-                if (s0 + dense_2_RI <= n)
-                    dense_2_tile(dense_2_RI, dense_2_NBI, 10, dy + (size_t)s0 * 10, 10, 1,
-                              kt + i, 256, NULL, dx + (size_t)s0 * 256 + i, 256);
-                else
-                    for (int s = s0; s < n; s++)
-                        dense_2_tile(1, dense_2_NBI, 10, dy + (size_t)s * 10, 10, 1,
-                                  kt + i, 256, NULL, dx + (size_t)s * 256 + i, 256);
+        for (int i = 0; i < 256; i += COLS)
+            for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
+                const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
+                const float *a = dy + (size_t)s0 * 10;
+                float *c = dx + (size_t)s0 * 256 + i;
+                #define dense_2_DX(rn) dense_2_tile(rn, dense_2_NBI, 10, a, 10, 1, kt + i, 256, NULL, c, 256)
+                dense_2_BY_ROWS(rows, dense_2_DX);
+                #undef dense_2_DX
             }
     }
     if (dkernel) {
-        enum { COLS = dense_2_NBO * dense_2_V, TILES = 256 / dense_2_RO, REST = 256 % dense_2_RO };
+        enum { COLS = dense_2_NBO * dense_2_V, TILES = 256 / dense_2_R, REST = 256 % dense_2_R };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < TILES + (REST > 0); t++)
             for (int o = 0; o < 10; o += COLS) {
-                const int i0 = t * dense_2_RO;
+                const int i0 = t * dense_2_R;
                 if (t < TILES)
-                    dense_2_tile(dense_2_RO, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL,
+                    dense_2_tile(dense_2_R, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL,
                               dkernel + (size_t)i0 * 10 + o, 10);
                 else
                     dense_2_tile(REST, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL,

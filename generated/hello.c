@@ -72,8 +72,8 @@ static inline float nn_gelu_grad(float z, float y)
  * no sum is split between threads and results do not depend on their number.
  *
  * Sizes: V, the largest power of two up to 16 dividing 1 and 1; NBO and
- * NBI, vectors per tile across 1 and 1; RO and RI, rows per tile, so that
- * R x NB sums fit in the 32 vector registers of AVX-512. */
+ * NBI, vectors per tile across 1 and 1; R rows per tile, so that R x NB
+ * sums fit in the 32 vector registers of AVX-512. */
 enum {
     dense_IN = 1, dense_OUT = 1,
     dense_V = (1 | 1) % 16 == 0 ? 16 : (1 | 1) % 8 == 0 ? 8
@@ -82,8 +82,7 @@ enum {
              : 1 / dense_V % 2 == 0 ? 2 : 1,
     dense_NBI = 1 / dense_V % 4 == 0 ? 4 : 1 / dense_V % 3 == 0 ? 3
              : 1 / dense_V % 2 == 0 ? 2 : 1,
-    dense_RO = dense_NBO == 4 ? 6 : dense_NBO == 3 ? 8 : 12,
-    dense_RI = dense_NBI == 4 ? 6 : dense_NBI == 3 ? 8 : 12,
+    dense_R = 6,
 };
 
 /* A vector that may sit at any float boundary: the buffers are packed. */
@@ -98,7 +97,7 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
           const float *restrict b, size_t ldb, const float *restrict init,
           float *restrict c, size_t ldc)
 {
-    dense_vec acc[12][4];
+    dense_vec acc[dense_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
@@ -117,23 +116,36 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
             *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
 }
 
-/* y = x . kernel + bias: tiles of RO samples; the last samples one by one. */
+/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
+ * short, and it too keeps its sums in registers. */
+#define dense_BY_ROWS(rows, CALL)                                                             \
+    switch (rows) {                                                                        \
+    case 1: CALL(1); break;                                                                \
+    case 2: CALL(2); break;                                                                \
+    case 3: CALL(3); break;                                                                \
+    case 4: CALL(4); break;                                                                \
+    case 5: CALL(5); break;                                                                \
+    default: CALL(dense_R); break;                                                          \
+    }
+
+/* y = x . kernel + bias: tiles of R samples. The
+ * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
+ * in the cache while all the samples pass them. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V };
     #pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < (n + dense_RO - 1) / dense_RO; t++)
-        for (int o = 0; o < 1; o += COLS) {
+    for (int o = 0; o < 1; o += COLS)
+        for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
+            const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            const float *a = x + (size_t)s0 * 1;
+            float *c = y + (size_t)s0 * 1 + o;
             const float *init = bias ? bias + o : NULL;
-            const int s0 = t * dense_RO;
-            if (s0 + dense_RO <= n)
-                dense_tile(dense_RO, dense_NBO, 1, x + (size_t)s0 * 1, 1, 1,
-                          kernel + o, 1, init, y + (size_t)s0 * 1 + o, 1);
-            else
-                for (int s = s0; s < n; s++)
-                    dense_tile(1, dense_NBO, 1, x + (size_t)s * 1, 1, 1,
-                              kernel + o, 1, init, y + (size_t)s * 1 + o, 1);
+            #define dense_FORWARD(rn) \
+                dense_tile(rn, dense_NBO, 1, a, 1, 1, kernel + o, 1, init, c, 1)
+            dense_BY_ROWS(rows, dense_FORWARD);
+            #undef dense_FORWARD
         }
 }
 
@@ -156,26 +168,24 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                     kt[(size_t)o * 1 + i] = kernel[(size_t)i * 1 + o];
         enum { COLS = dense_NBI * dense_V };
         #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < (n + dense_RI - 1) / dense_RI; t++)
-            for (int i = 0; i < 1; i += COLS) {
-                const int s0 = t * dense_RI;
-                if (s0 + dense_RI <= n)
-                    dense_tile(dense_RI, dense_NBI, 1, dy + (size_t)s0 * 1, 1, 1,
-                              kt + i, 1, NULL, dx + (size_t)s0 * 1 + i, 1);
-                else
-                    for (int s = s0; s < n; s++)
-                        dense_tile(1, dense_NBI, 1, dy + (size_t)s * 1, 1, 1,
-                                  kt + i, 1, NULL, dx + (size_t)s * 1 + i, 1);
+        for (int i = 0; i < 1; i += COLS)
+            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
+                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+                const float *a = dy + (size_t)s0 * 1;
+                float *c = dx + (size_t)s0 * 1 + i;
+                #define dense_DX(rn) dense_tile(rn, dense_NBI, 1, a, 1, 1, kt + i, 1, NULL, c, 1)
+                dense_BY_ROWS(rows, dense_DX);
+                #undef dense_DX
             }
     }
     if (dkernel) {
-        enum { COLS = dense_NBO * dense_V, TILES = 1 / dense_RO, REST = 1 % dense_RO };
+        enum { COLS = dense_NBO * dense_V, TILES = 1 / dense_R, REST = 1 % dense_R };
         #pragma omp parallel for collapse(2) schedule(static)
         for (int t = 0; t < TILES + (REST > 0); t++)
             for (int o = 0; o < 1; o += COLS) {
-                const int i0 = t * dense_RO;
+                const int i0 = t * dense_R;
                 if (t < TILES)
-                    dense_tile(dense_RO, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL,
+                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL,
                               dkernel + (size_t)i0 * 1 + o, 1);
                 else
                     dense_tile(REST, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL,
