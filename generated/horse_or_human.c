@@ -319,9 +319,11 @@ static void conv2d_relu_backward(int n, const float *z, const float *y, const fl
  * padded cells never win: each window is clipped to the image before its loops.
  *
  * Loop order: forward runs over the window's cells with the channels innermost,
- * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
- * maximum in row-major window order, as TensorFlow does on ties; it recomputes
- * that maximum from x, since a following activation may have overwritten y. */
+ * contiguous in NHWC, so it vectorises ('omp simd': for a few channels, 16 say,
+ * GCC would unroll the loop whole and then leave it scalar). Backward sends each
+ * dy to the first maximum in row-major window order, as TensorFlow does on ties;
+ * it recomputes that maximum from x, since a following activation may have
+ * overwritten y. */
 enum {
     max_pooling2d_IN = 1420864, max_pooling2d_OUT = 355216,
     /* The windows tile the image: each input cell lies in exactly one. */
@@ -345,6 +347,7 @@ static void max_pooling2d_forward(int n, const float *restrict x, float *restric
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
+                        #pragma omp simd
                         for (int c = 0; c < 16; c++)
                             yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
                     }
@@ -381,12 +384,14 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
+                        #pragma omp simd
                         for (int c = 0; c < 16; c++)
                             best[c] = xp[c] > best[c] ? xp[c] : best[c];
                     }
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const size_t at = ((size_t)(ih0 + kh) * 298 + (iw0 + kw)) * 16;
+                        #pragma omp simd
                         for (int c = 0; c < 16; c++) {
                             const int first = xs[at + c] == best[c];
                             const float g = first ? left[c] : 0.0f;
@@ -657,9 +662,11 @@ static void conv2d_1_relu_backward(int n, const float *z, const float *y, const 
  * padded cells never win: each window is clipped to the image before its loops.
  *
  * Loop order: forward runs over the window's cells with the channels innermost,
- * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
- * maximum in row-major window order, as TensorFlow does on ties; it recomputes
- * that maximum from x, since a following activation may have overwritten y. */
+ * contiguous in NHWC, so it vectorises ('omp simd': for a few channels, 16 say,
+ * GCC would unroll the loop whole and then leave it scalar). Backward sends each
+ * dy to the first maximum in row-major window order, as TensorFlow does on ties;
+ * it recomputes that maximum from x, since a following activation may have
+ * overwritten y. */
 enum {
     max_pooling2d_1_IN = 691488, max_pooling2d_1_OUT = 170528,
     /* The windows tile the image: each input cell lies in exactly one. */
@@ -683,6 +690,7 @@ static void max_pooling2d_1_forward(int n, const float *restrict x, float *restr
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
+                        #pragma omp simd
                         for (int c = 0; c < 32; c++)
                             yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
                     }
@@ -719,12 +727,14 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
+                        #pragma omp simd
                         for (int c = 0; c < 32; c++)
                             best[c] = xp[c] > best[c] ? xp[c] : best[c];
                     }
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const size_t at = ((size_t)(ih0 + kh) * 147 + (iw0 + kw)) * 32;
+                        #pragma omp simd
                         for (int c = 0; c < 32; c++) {
                             const int first = xs[at + c] == best[c];
                             const float g = first ? left[c] : 0.0f;
@@ -995,9 +1005,11 @@ static void conv2d_2_relu_backward(int n, const float *z, const float *y, const 
  * padded cells never win: each window is clipped to the image before its loops.
  *
  * Loop order: forward runs over the window's cells with the channels innermost,
- * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
- * maximum in row-major window order, as TensorFlow does on ties; it recomputes
- * that maximum from x, since a following activation may have overwritten y. */
+ * contiguous in NHWC, so it vectorises ('omp simd': for a few channels, 16 say,
+ * GCC would unroll the loop whole and then leave it scalar). Backward sends each
+ * dy to the first maximum in row-major window order, as TensorFlow does on ties;
+ * it recomputes that maximum from x, since a following activation may have
+ * overwritten y. */
 enum {
     max_pooling2d_2_IN = 322624, max_pooling2d_2_OUT = 78400,
     /* The windows tile the image: each input cell lies in exactly one. */
@@ -1021,6 +1033,7 @@ static void max_pooling2d_2_forward(int n, const float *restrict x, float *restr
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++)
                             yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
                     }
@@ -1057,12 +1070,14 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++)
                             best[c] = xp[c] > best[c] ? xp[c] : best[c];
                     }
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const size_t at = ((size_t)(ih0 + kh) * 71 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++) {
                             const int first = xs[at + c] == best[c];
                             const float g = first ? left[c] : 0.0f;
@@ -1333,9 +1348,11 @@ static void conv2d_3_relu_backward(int n, const float *z, const float *y, const 
  * padded cells never win: each window is clipped to the image before its loops.
  *
  * Loop order: forward runs over the window's cells with the channels innermost,
- * contiguous in NHWC, so it vectorises. Backward sends each dy to the first
- * maximum in row-major window order, as TensorFlow does on ties; it recomputes
- * that maximum from x, since a following activation may have overwritten y. */
+ * contiguous in NHWC, so it vectorises ('omp simd': for a few channels, 16 say,
+ * GCC would unroll the loop whole and then leave it scalar). Backward sends each
+ * dy to the first maximum in row-major window order, as TensorFlow does on ties;
+ * it recomputes that maximum from x, since a following activation may have
+ * overwritten y. */
 enum {
     max_pooling2d_3_IN = 69696, max_pooling2d_3_OUT = 16384,
     /* The windows tile the image: each input cell lies in exactly one. */
@@ -1359,6 +1376,7 @@ static void max_pooling2d_3_forward(int n, const float *restrict x, float *restr
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++)
                             yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
                     }
@@ -1395,12 +1413,14 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const float *xp = xs + ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++)
                             best[c] = xp[c] > best[c] ? xp[c] : best[c];
                     }
                 for (int kh = kh0; kh < kh1; kh++)
                     for (int kw = kw0; kw < kw1; kw++) {
                         const size_t at = ((size_t)(ih0 + kh) * 33 + (iw0 + kw)) * 64;
+                        #pragma omp simd
                         for (int c = 0; c < 64; c++) {
                             const int first = xs[at + c] == best[c];
                             const float g = first ? left[c] : 0.0f;
