@@ -210,8 +210,9 @@ enum {
     filters_DKB = 3 * 3 * 1 / filters_CBK,        /* row blocks */
 };
 
-static void filters_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void filters_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * filters_CBK, group = row / filters_GROUP;
     const int kh = row / (3 * 1), kw = filters_INSIDE ? 0 : group % 3;
@@ -221,33 +222,36 @@ static void filters_dkernel_block(int n, const float *restrict x, const float *r
     const int oh1 = 512 - 1 + 0 - kh < 0 ? 0 : (512 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 512 - 1 + 0 - kw < 0 ? 0 : (512 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * filters_IN, *dys = dy + (size_t)s * filters_OUT;
     for (int f0 = 0; f0 < 3; f0 += filters_FB * filters_VF) {
-        filters_vf acc[filters_CBK][filters_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 510 ? oh1 : 510); oh++)
-                for (int ow = ow0; ow < (ow1 < 510 ? ow1 : 510); ow++) {
-                    const float *xp = x + (size_t)s * filters_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 512 + ow * 1 - 0) * 1 + col;
-                    const float *dyp = dy + (size_t)s * filters_OUT +
-                                       ((size_t)oh * 510 + ow) * 3 + f0;
-                    filters_vf d[filters_FB];
-                    for (int j = 0; j < filters_FB; j++)
-                        d[j] = *(const filters_vf *)(dyp + j * filters_VF);
-                    for (int i = 0; i < filters_CBK; i++)
-                        for (int j = 0; j < filters_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 3 + f0;
+        filters_vf acc[filters_CBK][filters_FB];
         for (int i = 0; i < filters_CBK; i++)
             for (int j = 0; j < filters_FB; j++)
-                *(filters_vf *)(dkernel + (size_t)(row + i) * 3 + f0 + j * filters_VF) = acc[i][j];
+                acc[i][j] = *(const filters_vf *)(dw + (size_t)i * 3 + j * filters_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 510 ? ow1 : 510); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 512 + ow * 1 - 0) * 1 + col;
+                const float *dyp = dys + ((size_t)oh * 510 + ow) * 3 + f0;
+                filters_vf d[filters_FB];
+                for (int j = 0; j < filters_FB; j++)
+                    d[j] = *(const filters_vf *)(dyp + j * filters_VF);
+                for (int i = 0; i < filters_CBK; i++)
+                    for (int j = 0; j < filters_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < filters_CBK; i++)
+            for (int j = 0; j < filters_FB; j++)
+                *(filters_vf *)(dw + (size_t)i * 3 + j * filters_VF) = acc[i][j];
     }
 }
 
-static void filters_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void filters_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 3; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 510 * 510; p++)
+    for (size_t p = ((size_t)s * 510 + begin) * 510; p < ((size_t)s * 510 + end) * 510; p++)
         for (int f = 0; f < 3; f++)
             dbias[f] += dy[p * 3 + f];
 }
@@ -257,7 +261,9 @@ static void filters_dbias(int n, const float *restrict dy, float *restrict dbias
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void filters_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -287,15 +293,31 @@ static void filters_backward(int n, const float *restrict x, const float *restri
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= filters_DKB; b++)
-            if (b < filters_DKB)
-                filters_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                filters_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 510 * 3 >= 4096 ? 1 : 4096 / (510 * 3) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= filters_DKB; b++)
+                if (b < filters_DKB)
+                    memset(dkernel + (size_t)b * filters_CBK * 3, 0, filters_CBK * 3 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 3 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 510; oh += CHUNK) {
+                    const int end = oh + CHUNK < 510 ? oh + CHUNK : 510;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= filters_DKB; b++)
+                        if (b < filters_DKB)
+                            filters_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            filters_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 

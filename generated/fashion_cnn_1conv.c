@@ -210,8 +210,9 @@ enum {
     conv2d_DKB = 3 * 3 * 1 / conv2d_CBK,        /* row blocks */
 };
 
-static void conv2d_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void conv2d_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
     const int kh = row / (3 * 1), kw = conv2d_INSIDE ? 0 : group % 3;
@@ -221,33 +222,36 @@ static void conv2d_dkernel_block(int n, const float *restrict x, const float *re
     const int oh1 = 28 - 1 + 0 - kh < 0 ? 0 : (28 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 28 - 1 + 0 - kw < 0 ? 0 : (28 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * conv2d_IN, *dys = dy + (size_t)s * conv2d_OUT;
     for (int f0 = 0; f0 < 64; f0 += conv2d_FB * conv2d_VF) {
-        conv2d_vf acc[conv2d_CBK][conv2d_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 26 ? oh1 : 26); oh++)
-                for (int ow = ow0; ow < (ow1 < 26 ? ow1 : 26); ow++) {
-                    const float *xp = x + (size_t)s * conv2d_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 28 + ow * 1 - 0) * 1 + col;
-                    const float *dyp = dy + (size_t)s * conv2d_OUT +
-                                       ((size_t)oh * 26 + ow) * 64 + f0;
-                    conv2d_vf d[conv2d_FB];
-                    for (int j = 0; j < conv2d_FB; j++)
-                        d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
-                    for (int i = 0; i < conv2d_CBK; i++)
-                        for (int j = 0; j < conv2d_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 64 + f0;
+        conv2d_vf acc[conv2d_CBK][conv2d_FB];
         for (int i = 0; i < conv2d_CBK; i++)
             for (int j = 0; j < conv2d_FB; j++)
-                *(conv2d_vf *)(dkernel + (size_t)(row + i) * 64 + f0 + j * conv2d_VF) = acc[i][j];
+                acc[i][j] = *(const conv2d_vf *)(dw + (size_t)i * 64 + j * conv2d_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 26 ? ow1 : 26); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 28 + ow * 1 - 0) * 1 + col;
+                const float *dyp = dys + ((size_t)oh * 26 + ow) * 64 + f0;
+                conv2d_vf d[conv2d_FB];
+                for (int j = 0; j < conv2d_FB; j++)
+                    d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
+                for (int i = 0; i < conv2d_CBK; i++)
+                    for (int j = 0; j < conv2d_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < conv2d_CBK; i++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(dw + (size_t)i * 64 + j * conv2d_VF) = acc[i][j];
     }
 }
 
-static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 64; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 26 * 26; p++)
+    for (size_t p = ((size_t)s * 26 + begin) * 26; p < ((size_t)s * 26 + end) * 26; p++)
         for (int f = 0; f < 64; f++)
             dbias[f] += dy[p * 64 + f];
 }
@@ -257,7 +261,9 @@ static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -287,15 +293,31 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= conv2d_DKB; b++)
-            if (b < conv2d_DKB)
-                conv2d_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                conv2d_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 26 * 64 >= 4096 ? 1 : 4096 / (26 * 64) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= conv2d_DKB; b++)
+                if (b < conv2d_DKB)
+                    memset(dkernel + (size_t)b * conv2d_CBK * 64, 0, conv2d_CBK * 64 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 64 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 26; oh += CHUNK) {
+                    const int end = oh + CHUNK < 26 ? oh + CHUNK : 26;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= conv2d_DKB; b++)
+                        if (b < conv2d_DKB)
+                            conv2d_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            conv2d_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 

@@ -210,8 +210,9 @@ enum {
     conv2d_DKB = 3 * 3 * 3 / conv2d_CBK,        /* row blocks */
 };
 
-static void conv2d_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void conv2d_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
     const int kh = row / (3 * 3), kw = conv2d_INSIDE ? 0 : group % 3;
@@ -221,33 +222,36 @@ static void conv2d_dkernel_block(int n, const float *restrict x, const float *re
     const int oh1 = 300 - 1 + 0 - kh < 0 ? 0 : (300 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 300 - 1 + 0 - kw < 0 ? 0 : (300 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * conv2d_IN, *dys = dy + (size_t)s * conv2d_OUT;
     for (int f0 = 0; f0 < 16; f0 += conv2d_FB * conv2d_VF) {
-        conv2d_vf acc[conv2d_CBK][conv2d_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 298 ? oh1 : 298); oh++)
-                for (int ow = ow0; ow < (ow1 < 298 ? ow1 : 298); ow++) {
-                    const float *xp = x + (size_t)s * conv2d_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 300 + ow * 1 - 0) * 3 + col;
-                    const float *dyp = dy + (size_t)s * conv2d_OUT +
-                                       ((size_t)oh * 298 + ow) * 16 + f0;
-                    conv2d_vf d[conv2d_FB];
-                    for (int j = 0; j < conv2d_FB; j++)
-                        d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
-                    for (int i = 0; i < conv2d_CBK; i++)
-                        for (int j = 0; j < conv2d_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 16 + f0;
+        conv2d_vf acc[conv2d_CBK][conv2d_FB];
         for (int i = 0; i < conv2d_CBK; i++)
             for (int j = 0; j < conv2d_FB; j++)
-                *(conv2d_vf *)(dkernel + (size_t)(row + i) * 16 + f0 + j * conv2d_VF) = acc[i][j];
+                acc[i][j] = *(const conv2d_vf *)(dw + (size_t)i * 16 + j * conv2d_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 298 ? ow1 : 298); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 300 + ow * 1 - 0) * 3 + col;
+                const float *dyp = dys + ((size_t)oh * 298 + ow) * 16 + f0;
+                conv2d_vf d[conv2d_FB];
+                for (int j = 0; j < conv2d_FB; j++)
+                    d[j] = *(const conv2d_vf *)(dyp + j * conv2d_VF);
+                for (int i = 0; i < conv2d_CBK; i++)
+                    for (int j = 0; j < conv2d_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < conv2d_CBK; i++)
+            for (int j = 0; j < conv2d_FB; j++)
+                *(conv2d_vf *)(dw + (size_t)i * 16 + j * conv2d_VF) = acc[i][j];
     }
 }
 
-static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 16; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 298 * 298; p++)
+    for (size_t p = ((size_t)s * 298 + begin) * 298; p < ((size_t)s * 298 + end) * 298; p++)
         for (int f = 0; f < 16; f++)
             dbias[f] += dy[p * 16 + f];
 }
@@ -257,7 +261,9 @@ static void conv2d_dbias(int n, const float *restrict dy, float *restrict dbias)
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -287,15 +293,31 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= conv2d_DKB; b++)
-            if (b < conv2d_DKB)
-                conv2d_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                conv2d_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 298 * 16 >= 4096 ? 1 : 4096 / (298 * 16) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= conv2d_DKB; b++)
+                if (b < conv2d_DKB)
+                    memset(dkernel + (size_t)b * conv2d_CBK * 16, 0, conv2d_CBK * 16 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 16 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 298; oh += CHUNK) {
+                    const int end = oh + CHUNK < 298 ? oh + CHUNK : 298;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= conv2d_DKB; b++)
+                        if (b < conv2d_DKB)
+                            conv2d_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            conv2d_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 
@@ -553,8 +575,9 @@ enum {
     conv2d_1_DKB = 3 * 3 * 16 / conv2d_1_CBK,        /* row blocks */
 };
 
-static void conv2d_1_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
     const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
@@ -564,33 +587,36 @@ static void conv2d_1_dkernel_block(int n, const float *restrict x, const float *
     const int oh1 = 149 - 1 + 0 - kh < 0 ? 0 : (149 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 149 - 1 + 0 - kw < 0 ? 0 : (149 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
     for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
-        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 147 ? oh1 : 147); oh++)
-                for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
-                    const float *xp = x + (size_t)s * conv2d_1_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 149 + ow * 1 - 0) * 16 + col;
-                    const float *dyp = dy + (size_t)s * conv2d_1_OUT +
-                                       ((size_t)oh * 147 + ow) * 32 + f0;
-                    conv2d_1_vf d[conv2d_1_FB];
-                    for (int j = 0; j < conv2d_1_FB; j++)
-                        d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
-                    for (int i = 0; i < conv2d_1_CBK; i++)
-                        for (int j = 0; j < conv2d_1_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 32 + f0;
+        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB];
         for (int i = 0; i < conv2d_1_CBK; i++)
             for (int j = 0; j < conv2d_1_FB; j++)
-                *(conv2d_1_vf *)(dkernel + (size_t)(row + i) * 32 + f0 + j * conv2d_1_VF) = acc[i][j];
+                acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 32 + j * conv2d_1_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 149 + ow * 1 - 0) * 16 + col;
+                const float *dyp = dys + ((size_t)oh * 147 + ow) * 32 + f0;
+                conv2d_1_vf d[conv2d_1_FB];
+                for (int j = 0; j < conv2d_1_FB; j++)
+                    d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
+                for (int i = 0; i < conv2d_1_CBK; i++)
+                    for (int j = 0; j < conv2d_1_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_FB; j++)
+                *(conv2d_1_vf *)(dw + (size_t)i * 32 + j * conv2d_1_VF) = acc[i][j];
     }
 }
 
-static void conv2d_1_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void conv2d_1_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 32; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 147 * 147; p++)
+    for (size_t p = ((size_t)s * 147 + begin) * 147; p < ((size_t)s * 147 + end) * 147; p++)
         for (int f = 0; f < 32; f++)
             dbias[f] += dy[p * 32 + f];
 }
@@ -600,7 +626,9 @@ static void conv2d_1_dbias(int n, const float *restrict dy, float *restrict dbia
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -630,15 +658,31 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= conv2d_1_DKB; b++)
-            if (b < conv2d_1_DKB)
-                conv2d_1_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                conv2d_1_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 147 * 32 >= 4096 ? 1 : 4096 / (147 * 32) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= conv2d_1_DKB; b++)
+                if (b < conv2d_1_DKB)
+                    memset(dkernel + (size_t)b * conv2d_1_CBK * 32, 0, conv2d_1_CBK * 32 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 32 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 147; oh += CHUNK) {
+                    const int end = oh + CHUNK < 147 ? oh + CHUNK : 147;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= conv2d_1_DKB; b++)
+                        if (b < conv2d_1_DKB)
+                            conv2d_1_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            conv2d_1_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 
@@ -896,8 +940,9 @@ enum {
     conv2d_2_DKB = 3 * 3 * 32 / conv2d_2_CBK,        /* row blocks */
 };
 
-static void conv2d_2_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * conv2d_2_CBK, group = row / conv2d_2_GROUP;
     const int kh = row / (3 * 32), kw = conv2d_2_INSIDE ? 0 : group % 3;
@@ -907,33 +952,36 @@ static void conv2d_2_dkernel_block(int n, const float *restrict x, const float *
     const int oh1 = 73 - 1 + 0 - kh < 0 ? 0 : (73 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 73 - 1 + 0 - kw < 0 ? 0 : (73 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * conv2d_2_IN, *dys = dy + (size_t)s * conv2d_2_OUT;
     for (int f0 = 0; f0 < 64; f0 += conv2d_2_FB * conv2d_2_VF) {
-        conv2d_2_vf acc[conv2d_2_CBK][conv2d_2_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 71 ? oh1 : 71); oh++)
-                for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
-                    const float *xp = x + (size_t)s * conv2d_2_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 73 + ow * 1 - 0) * 32 + col;
-                    const float *dyp = dy + (size_t)s * conv2d_2_OUT +
-                                       ((size_t)oh * 71 + ow) * 64 + f0;
-                    conv2d_2_vf d[conv2d_2_FB];
-                    for (int j = 0; j < conv2d_2_FB; j++)
-                        d[j] = *(const conv2d_2_vf *)(dyp + j * conv2d_2_VF);
-                    for (int i = 0; i < conv2d_2_CBK; i++)
-                        for (int j = 0; j < conv2d_2_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 64 + f0;
+        conv2d_2_vf acc[conv2d_2_CBK][conv2d_2_FB];
         for (int i = 0; i < conv2d_2_CBK; i++)
             for (int j = 0; j < conv2d_2_FB; j++)
-                *(conv2d_2_vf *)(dkernel + (size_t)(row + i) * 64 + f0 + j * conv2d_2_VF) = acc[i][j];
+                acc[i][j] = *(const conv2d_2_vf *)(dw + (size_t)i * 64 + j * conv2d_2_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 73 + ow * 1 - 0) * 32 + col;
+                const float *dyp = dys + ((size_t)oh * 71 + ow) * 64 + f0;
+                conv2d_2_vf d[conv2d_2_FB];
+                for (int j = 0; j < conv2d_2_FB; j++)
+                    d[j] = *(const conv2d_2_vf *)(dyp + j * conv2d_2_VF);
+                for (int i = 0; i < conv2d_2_CBK; i++)
+                    for (int j = 0; j < conv2d_2_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < conv2d_2_CBK; i++)
+            for (int j = 0; j < conv2d_2_FB; j++)
+                *(conv2d_2_vf *)(dw + (size_t)i * 64 + j * conv2d_2_VF) = acc[i][j];
     }
 }
 
-static void conv2d_2_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void conv2d_2_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 64; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 71 * 71; p++)
+    for (size_t p = ((size_t)s * 71 + begin) * 71; p < ((size_t)s * 71 + end) * 71; p++)
         for (int f = 0; f < 64; f++)
             dbias[f] += dy[p * 64 + f];
 }
@@ -943,7 +991,9 @@ static void conv2d_2_dbias(int n, const float *restrict dy, float *restrict dbia
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -973,15 +1023,31 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= conv2d_2_DKB; b++)
-            if (b < conv2d_2_DKB)
-                conv2d_2_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                conv2d_2_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 71 * 64 >= 4096 ? 1 : 4096 / (71 * 64) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= conv2d_2_DKB; b++)
+                if (b < conv2d_2_DKB)
+                    memset(dkernel + (size_t)b * conv2d_2_CBK * 64, 0, conv2d_2_CBK * 64 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 64 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 71; oh += CHUNK) {
+                    const int end = oh + CHUNK < 71 ? oh + CHUNK : 71;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= conv2d_2_DKB; b++)
+                        if (b < conv2d_2_DKB)
+                            conv2d_2_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            conv2d_2_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 
@@ -1239,8 +1305,9 @@ enum {
     conv2d_3_DKB = 3 * 3 * 64 / conv2d_3_CBK,        /* row blocks */
 };
 
-static void conv2d_3_dkernel_block(int n, const float *restrict x, const float *restrict dy,
-                               float *restrict dkernel, int b)
+/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
+static void conv2d_3_dkernel_rows(const float *restrict x, const float *restrict dy,
+                              float *restrict dkernel, int b, int s, int begin, int end)
 {
     const int row = b * conv2d_3_CBK, group = row / conv2d_3_GROUP;
     const int kh = row / (3 * 64), kw = conv2d_3_INSIDE ? 0 : group % 3;
@@ -1250,33 +1317,36 @@ static void conv2d_3_dkernel_block(int n, const float *restrict x, const float *
     const int oh1 = 35 - 1 + 0 - kh < 0 ? 0 : (35 - 1 + 0 - kh) / 1 + 1;
     const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
     const int ow1 = 35 - 1 + 0 - kw < 0 ? 0 : (35 - 1 + 0 - kw) / 1 + 1;
+    begin = begin > oh0 ? begin : oh0;
+    end = end < oh1 ? end : oh1;
+    const float *xs = x + (size_t)s * conv2d_3_IN, *dys = dy + (size_t)s * conv2d_3_OUT;
     for (int f0 = 0; f0 < 64; f0 += conv2d_3_FB * conv2d_3_VF) {
-        conv2d_3_vf acc[conv2d_3_CBK][conv2d_3_FB] = {{{0}}};
-        for (int s = 0; s < n; s++)
-            for (int oh = oh0; oh < (oh1 < 33 ? oh1 : 33); oh++)
-                for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
-                    const float *xp = x + (size_t)s * conv2d_3_IN +
-                                      ((size_t)(oh * 1 - 0 + kh) * 35 + ow * 1 - 0) * 64 + col;
-                    const float *dyp = dy + (size_t)s * conv2d_3_OUT +
-                                       ((size_t)oh * 33 + ow) * 64 + f0;
-                    conv2d_3_vf d[conv2d_3_FB];
-                    for (int j = 0; j < conv2d_3_FB; j++)
-                        d[j] = *(const conv2d_3_vf *)(dyp + j * conv2d_3_VF);
-                    for (int i = 0; i < conv2d_3_CBK; i++)
-                        for (int j = 0; j < conv2d_3_FB; j++)
-                            acc[i][j] += xp[i] * d[j];
-                }
+        float *dw = dkernel + (size_t)row * 64 + f0;
+        conv2d_3_vf acc[conv2d_3_CBK][conv2d_3_FB];
         for (int i = 0; i < conv2d_3_CBK; i++)
             for (int j = 0; j < conv2d_3_FB; j++)
-                *(conv2d_3_vf *)(dkernel + (size_t)(row + i) * 64 + f0 + j * conv2d_3_VF) = acc[i][j];
+                acc[i][j] = *(const conv2d_3_vf *)(dw + (size_t)i * 64 + j * conv2d_3_VF);
+        for (int oh = begin; oh < end; oh++)
+            for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 35 + ow * 1 - 0) * 64 + col;
+                const float *dyp = dys + ((size_t)oh * 33 + ow) * 64 + f0;
+                conv2d_3_vf d[conv2d_3_FB];
+                for (int j = 0; j < conv2d_3_FB; j++)
+                    d[j] = *(const conv2d_3_vf *)(dyp + j * conv2d_3_VF);
+                for (int i = 0; i < conv2d_3_CBK; i++)
+                    for (int j = 0; j < conv2d_3_FB; j++)
+                        acc[i][j] += xp[i] * d[j];
+            }
+        for (int i = 0; i < conv2d_3_CBK; i++)
+            for (int j = 0; j < conv2d_3_FB; j++)
+                *(conv2d_3_vf *)(dw + (size_t)i * 64 + j * conv2d_3_VF) = acc[i][j];
     }
 }
 
-static void conv2d_3_dbias(int n, const float *restrict dy, float *restrict dbias)
+/* Adds to dbias the terms of sample s's output rows begin..end. */
+static void conv2d_3_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
 {
-    for (int f = 0; f < 64; f++)
-        dbias[f] = 0.0f;
-    for (size_t p = 0; p < (size_t)n * 33 * 33; p++)
+    for (size_t p = ((size_t)s * 33 + begin) * 33; p < ((size_t)s * 33 + end) * 33; p++)
         for (int f = 0; f < 64; f++)
             dbias[f] += dy[p * 64 + f];
 }
@@ -1286,7 +1356,9 @@ static void conv2d_3_dbias(int n, const float *restrict dy, float *restrict dbia
  * buffer of this layer (backward is not reentrant; the runtime calls it from one
  * thread). dkernel: a thread owns blocks of rows, each summed over the whole
  * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. */
+ * so is dbias, dy summed over the batch and positions. A bias is trained only
+ * with its kernel: outside that branch, GCC would follow the path where grads
+ * is NULL to a bias at NULL + offset. */
 static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias)
@@ -1316,15 +1388,31 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
         }
     }
     if (dkernel) {
-        /* The bias gradient is one more item of the loop, beside the kernel's
-         * blocks. Inside: a bias is trained only with its kernel. Outside, GCC
-         * would follow the path where grads is NULL to a bias at NULL + offset. */
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b <= conv2d_3_DKB; b++)
-            if (b < conv2d_3_DKB)
-                conv2d_3_dkernel_block(n, x, dy, dkernel, b);
-            else if (dbias)
-                conv2d_3_dbias(n, dy, dbias);
+        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
+         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
+         * the same items in all of them (OpenMP's rule, hence nowait): it owns
+         * them. All threads walk the batch in steps of CHUNK output rows, which
+         * stay in the cache while each thread adds them to its items. */
+        enum { CHUNK = 33 * 64 >= 4096 ? 1 : 4096 / (33 * 64) };
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int b = 0; b <= conv2d_3_DKB; b++)
+                if (b < conv2d_3_DKB)
+                    memset(dkernel + (size_t)b * conv2d_3_CBK * 64, 0, conv2d_3_CBK * 64 * sizeof *dkernel);
+                else if (dbias)
+                    memset(dbias, 0, 64 * sizeof *dbias);
+            for (int s = 0; s < n; s++)
+                for (int oh = 0; oh < 33; oh += CHUNK) {
+                    const int end = oh + CHUNK < 33 ? oh + CHUNK : 33;
+                    #pragma omp for schedule(static) nowait
+                    for (int b = 0; b <= conv2d_3_DKB; b++)
+                        if (b < conv2d_3_DKB)
+                            conv2d_3_dkernel_rows(x, dy, dkernel, b, s, oh, end);
+                        else if (dbias)
+                            conv2d_3_dbias_rows(dy, dbias, s, oh, end);
+                }
+        }
     }
 }
 
