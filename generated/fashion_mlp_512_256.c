@@ -88,19 +88,20 @@ enum {
 /* A vector that may sit at any float boundary: the buffers are packed. */
 typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
 
-/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
- * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
- * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
- * that the sums become registers. */
+/* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
+ * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
+ * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
+ * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
+ * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
-          const float *restrict b, size_t ldb, const float *restrict init,
-          float *restrict c, size_t ldc)
+          const float *restrict b, size_t ldb, const float *init, size_t ild,
+          float *c, size_t ldc)
 {
     dense_vec acc[dense_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_vec *)(init + j * dense_V) : (dense_vec){0};
+            acc[r][j] = init ? *(const dense_vec *)(init + r * ild + j * dense_V) : (dense_vec){0};
     for (int k = 0; k < kn; k++) {
         dense_vec w[4];
         for (int j = 0; j < nb; j++)
@@ -128,25 +129,30 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
     default: CALL(dense_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples. The
- * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
- * in the cache while all the samples pass them. */
+/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
+ * the loop over column blocks, so that a block of the kernel, KC rows of COLS
+ * floats (256 KiB at most), stays in the cache while all the samples pass it.
+ * A kernel of more rows goes in steps of KC, each adding to y. */
 static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_NBO * dense_V };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int o = 0; o < 512; o += COLS)
-        for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-            const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
-            const float *a = x + (size_t)s0 * 784;
-            float *c = y + (size_t)s0 * 512 + o;
-            const float *init = bias ? bias + o : NULL;
-            #define dense_FORWARD(rn) \
-                dense_tile(rn, dense_NBO, 784, a, 784, 1, kernel + o, 512, init, c, 512)
-            dense_BY_ROWS(rows, dense_FORWARD);
-            #undef dense_FORWARD
-        }
+    enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    for (int k0 = 0; k0 < 784; k0 += KC) {
+        const int kn = 784 - k0 < KC ? 784 - k0 : KC;
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int o = 0; o < 512; o += COLS)
+            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
+                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+                const float *a = x + (size_t)s0 * 784 + k0;
+                float *c = y + (size_t)s0 * 512 + o;
+                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
+                const size_t ild = k0 > 0 ? 512 : 0;
+                #define dense_FORWARD(rn) dense_tile(rn, dense_NBO, kn, a, 784, 1, \
+                    kernel + (size_t)k0 * 512 + o, 512, init, ild, c, 512)
+                dense_BY_ROWS(rows, dense_FORWARD);
+                #undef dense_FORWARD
+            }
+    }
 }
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
@@ -173,7 +179,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                 const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
                 const float *a = dy + (size_t)s0 * 512;
                 float *c = dx + (size_t)s0 * 784 + i;
-                #define dense_DX(rn) dense_tile(rn, dense_NBI, 512, a, 512, 1, kt + i, 784, NULL, c, 784)
+                #define dense_DX(rn) dense_tile(rn, dense_NBI, 512, a, 512, 1, kt + i, 784, NULL, 0, c, 784)
                 dense_BY_ROWS(rows, dense_DX);
                 #undef dense_DX
             }
@@ -185,10 +191,10 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
             for (int o = 0; o < 512; o += COLS) {
                 const int i0 = t * dense_R;
                 if (t < TILES)
-                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL,
+                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL, 0,
                               dkernel + (size_t)i0 * 512 + o, 512);
                 else
-                    dense_tile(REST, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL,
+                    dense_tile(REST, dense_NBO, n, x + i0, 1, 784, dy + o, 512, NULL, 0,
                               dkernel + (size_t)i0 * 512 + o, 512);
             }
     }
@@ -242,19 +248,20 @@ enum {
 /* A vector that may sit at any float boundary: the buffers are packed. */
 typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
 
-/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
- * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
- * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
- * that the sums become registers. */
+/* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
+ * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
+ * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
+ * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
+ * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
-          const float *restrict b, size_t ldb, const float *restrict init,
-          float *restrict c, size_t ldc)
+          const float *restrict b, size_t ldb, const float *init, size_t ild,
+          float *c, size_t ldc)
 {
     dense_1_vec acc[dense_1_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_1_vec *)(init + j * dense_1_V) : (dense_1_vec){0};
+            acc[r][j] = init ? *(const dense_1_vec *)(init + r * ild + j * dense_1_V) : (dense_1_vec){0};
     for (int k = 0; k < kn; k++) {
         dense_1_vec w[4];
         for (int j = 0; j < nb; j++)
@@ -282,25 +289,30 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     default: CALL(dense_1_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples. The
- * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
- * in the cache while all the samples pass them. */
+/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
+ * the loop over column blocks, so that a block of the kernel, KC rows of COLS
+ * floats (256 KiB at most), stays in the cache while all the samples pass it.
+ * A kernel of more rows goes in steps of KC, each adding to y. */
 static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_NBO * dense_1_V };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int o = 0; o < 256; o += COLS)
-        for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-            const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
-            const float *a = x + (size_t)s0 * 512;
-            float *c = y + (size_t)s0 * 256 + o;
-            const float *init = bias ? bias + o : NULL;
-            #define dense_1_FORWARD(rn) \
-                dense_1_tile(rn, dense_1_NBO, 512, a, 512, 1, kernel + o, 256, init, c, 256)
-            dense_1_BY_ROWS(rows, dense_1_FORWARD);
-            #undef dense_1_FORWARD
-        }
+    enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
+    for (int k0 = 0; k0 < 512; k0 += KC) {
+        const int kn = 512 - k0 < KC ? 512 - k0 : KC;
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int o = 0; o < 256; o += COLS)
+            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
+                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+                const float *a = x + (size_t)s0 * 512 + k0;
+                float *c = y + (size_t)s0 * 256 + o;
+                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
+                const size_t ild = k0 > 0 ? 256 : 0;
+                #define dense_1_FORWARD(rn) dense_1_tile(rn, dense_1_NBO, kn, a, 512, 1, \
+                    kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
+                dense_1_BY_ROWS(rows, dense_1_FORWARD);
+                #undef dense_1_FORWARD
+            }
+    }
 }
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
@@ -327,7 +339,7 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                 const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
                 const float *a = dy + (size_t)s0 * 256;
                 float *c = dx + (size_t)s0 * 512 + i;
-                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 256, a, 256, 1, kt + i, 512, NULL, c, 512)
+                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 256, a, 256, 1, kt + i, 512, NULL, 0, c, 512)
                 dense_1_BY_ROWS(rows, dense_1_DX);
                 #undef dense_1_DX
             }
@@ -339,10 +351,10 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
             for (int o = 0; o < 256; o += COLS) {
                 const int i0 = t * dense_1_R;
                 if (t < TILES)
-                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL,
+                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL, 0,
                               dkernel + (size_t)i0 * 256 + o, 256);
                 else
-                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL,
+                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 512, dy + o, 256, NULL, 0,
                               dkernel + (size_t)i0 * 256 + o, 256);
             }
     }
@@ -396,19 +408,20 @@ enum {
 /* A vector that may sit at any float boundary: the buffers are packed. */
 typedef float dense_2_vec __attribute__((vector_size(dense_2_V * sizeof(float)), aligned(4)));
 
-/* C[r][j] = init[j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows r < rn
- * and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of B at
- * b + k * ldb, row r of C at c + r * ldc. Inlined with rn and nb constants, so
- * that the sums become registers. */
+/* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
+ * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
+ * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
+ * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
+ * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
-          const float *restrict b, size_t ldb, const float *restrict init,
-          float *restrict c, size_t ldc)
+          const float *restrict b, size_t ldb, const float *init, size_t ild,
+          float *c, size_t ldc)
 {
     dense_2_vec acc[dense_2_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_2_vec *)(init + j * dense_2_V) : (dense_2_vec){0};
+            acc[r][j] = init ? *(const dense_2_vec *)(init + r * ild + j * dense_2_V) : (dense_2_vec){0};
     for (int k = 0; k < kn; k++) {
         dense_2_vec w[4];
         for (int j = 0; j < nb; j++)
@@ -436,25 +449,30 @@ dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     default: CALL(dense_2_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples. The
- * loop over the samples is inside, so that the kernel's columns o..o+COLS stay
- * in the cache while all the samples pass them. */
+/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
+ * the loop over column blocks, so that a block of the kernel, KC rows of COLS
+ * floats (256 KiB at most), stays in the cache while all the samples pass it.
+ * A kernel of more rows goes in steps of KC, each adding to y. */
 static void dense_2_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_2_NBO * dense_2_V };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int o = 0; o < 10; o += COLS)
-        for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
-            const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
-            const float *a = x + (size_t)s0 * 256;
-            float *c = y + (size_t)s0 * 10 + o;
-            const float *init = bias ? bias + o : NULL;
-            #define dense_2_FORWARD(rn) \
-                dense_2_tile(rn, dense_2_NBO, 256, a, 256, 1, kernel + o, 10, init, c, 10)
-            dense_2_BY_ROWS(rows, dense_2_FORWARD);
-            #undef dense_2_FORWARD
-        }
+    enum { COLS = dense_2_NBO * dense_2_V, KC = 65536 / COLS };
+    for (int k0 = 0; k0 < 256; k0 += KC) {
+        const int kn = 256 - k0 < KC ? 256 - k0 : KC;
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int o = 0; o < 10; o += COLS)
+            for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
+                const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
+                const float *a = x + (size_t)s0 * 256 + k0;
+                float *c = y + (size_t)s0 * 10 + o;
+                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
+                const size_t ild = k0 > 0 ? 10 : 0;
+                #define dense_2_FORWARD(rn) dense_2_tile(rn, dense_2_NBO, kn, a, 256, 1, \
+                    kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
+                dense_2_BY_ROWS(rows, dense_2_FORWARD);
+                #undef dense_2_FORWARD
+            }
+    }
 }
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
@@ -481,7 +499,7 @@ static void dense_2_backward(int n, const float *restrict x, const float *restri
                 const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
                 const float *a = dy + (size_t)s0 * 10;
                 float *c = dx + (size_t)s0 * 256 + i;
-                #define dense_2_DX(rn) dense_2_tile(rn, dense_2_NBI, 10, a, 10, 1, kt + i, 256, NULL, c, 256)
+                #define dense_2_DX(rn) dense_2_tile(rn, dense_2_NBI, 10, a, 10, 1, kt + i, 256, NULL, 0, c, 256)
                 dense_2_BY_ROWS(rows, dense_2_DX);
                 #undef dense_2_DX
             }
@@ -493,10 +511,10 @@ static void dense_2_backward(int n, const float *restrict x, const float *restri
             for (int o = 0; o < 10; o += COLS) {
                 const int i0 = t * dense_2_R;
                 if (t < TILES)
-                    dense_2_tile(dense_2_R, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL,
+                    dense_2_tile(dense_2_R, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL, 0,
                               dkernel + (size_t)i0 * 10 + o, 10);
                 else
-                    dense_2_tile(REST, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL,
+                    dense_2_tile(REST, dense_2_NBO, n, x + i0, 1, 256, dy + o, 10, NULL, 0,
                               dkernel + (size_t)i0 * 10 + o, 10);
             }
     }
