@@ -10,25 +10,10 @@
 
 #include "rt.h"
 
-static char scratch[64];
-
-static int make_dir(void **state)
+/* scratch/name written into buf (256 bytes), for paths a test keeps. */
+static const char *scratch_path(char *buf, const char *name)
 {
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    return 0;
-}
-
-static int remove_dir(void **state)
-{
-    (void)state;
-    rm_tree(scratch);
-    return 0;
-}
-
-static const char *in_scratch(char *buf, const char *name)
-{
-    snprintf(buf, 256, "%s/%s", scratch, name);
+    snprintf(buf, 256, "%s", in_scratch(name));
     return buf;
 }
 
@@ -144,8 +129,8 @@ static void test_idx_raw_and_gzip(void **state)
     (void)state;
     char images[256], labels[256];
     for (int gz = 0; gz <= 1; gz++) {
-        in_scratch(images, gz ? "img.gz" : "img.idx");
-        in_scratch(labels, gz ? "lab.gz" : "lab.idx");
+        scratch_path(images, gz ? "img.gz" : "img.idx");
+        scratch_path(labels, gz ? "lab.gz" : "lab.idx");
         write_small_idx(images, labels, gz);
         nn_dataset d;
         assert_int_equal(nn_load_idx(images, labels, &d), 0);
@@ -162,8 +147,8 @@ static void expect_bad_images(const uint8_t *file, size_t len, int gz, const cha
     char images[256], labels[256];
     uint8_t buf[64];
     uint32_t ldims[1] = {3};
-    in_scratch(images, "bad-img");
-    in_scratch(labels, "good-lab");
+    scratch_path(images, "bad-img");
+    scratch_path(labels, "good-lab");
     (gz ? write_gz : write_raw)(images, file, len);
     write_raw(labels, buf, make_idx(buf, 0x08, 1, ldims, LABELS, sizeof LABELS));
     nn_dataset d;
@@ -226,8 +211,8 @@ static void test_idx_mismatched_counts(void **state)
     char images[256], labels[256];
     uint8_t buf[64];
     uint32_t idims[3] = {3, 2, 3}, ldims[1] = {2};
-    in_scratch(images, "three-img");
-    in_scratch(labels, "two-lab");
+    scratch_path(images, "three-img");
+    scratch_path(labels, "two-lab");
     write_raw(images, buf, make_idx(buf, 0x08, 3, idims, PIXELS, sizeof PIXELS));
     write_raw(labels, buf, make_idx(buf, 0x08, 1, ldims, LABELS, 2));
     nn_dataset d;
@@ -241,7 +226,7 @@ static void test_idx_mismatched_counts(void **state)
     assert_contains(msg, "2 labels");
 
     /* A missing file. */
-    in_scratch(labels, "no-such-file");
+    scratch_path(labels, "no-such-file");
     capture_stderr();
     rc = nn_load_idx(images, labels, &d);
     assert_contains(captured(), "cannot open");
@@ -252,8 +237,8 @@ static void test_idx_cut_gzip(void **state)
 {
     (void)state;
     char images[256], labels[256], cut[256];
-    in_scratch(images, "img-cut-src.gz");
-    in_scratch(labels, "lab-cut.gz");
+    scratch_path(images, "img-cut-src.gz");
+    scratch_path(labels, "lab-cut.gz");
     uint8_t buf[4096], pix[2000];
     for (int i = 0; i < 2000; i++)
         pix[i] = (uint8_t)(i * 7919 % 251);   /* varied: a stream long enough to cut */
@@ -264,7 +249,7 @@ static void test_idx_cut_gzip(void **state)
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     assert_true(n > 200);
-    write_raw(in_scratch(cut, "img-cut.gz"), buf, n / 2);
+    write_raw(scratch_path(cut, "img-cut.gz"), buf, n / 2);
     uint32_t ldims[1] = {2};
     write_gz(labels, buf, make_idx(buf, 0x08, 1, ldims, LABELS, 2));
     nn_dataset d;
@@ -284,7 +269,7 @@ static void test_csv_good(void **state)
     nn_dataset d;
 
     /* Header, CRLF, a blank line, the label first, no final newline. */
-    write_text(in_scratch(path, "a.csv"), "y,a,b\r\n1,2,3\r\n\r\n 4 , 5.5,-6e1\r\n7,0x10,.25");
+    write_text(scratch_path(path, "a.csv"), "y,a,b\r\n1,2,3\r\n\r\n 4 , 5.5,-6e1\r\n7,0x10,.25");
     assert_int_equal(nn_load_csv(path, 0, 1, &d), 0);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.h, 1);
@@ -320,7 +305,7 @@ static void test_csv_good(void **state)
 static void expect_bad_csv(const char *text, int label_column, int header, const char *part)
 {
     char path[256], want[512];
-    write_text(in_scratch(path, "bad.csv"), text);
+    write_text(scratch_path(path, "bad.csv"), text);
     nn_dataset d;
     capture_stderr();
     int rc = nn_load_csv(path, label_column, header, &d);
@@ -567,7 +552,7 @@ static void test_load_source_idx(void **state)
 {
     (void)state;
     char images[256], labels[256];
-    write_small_idx(in_scratch(images, "src-img.gz"), in_scratch(labels, "src-lab"), 1);
+    write_small_idx(scratch_path(images, "src-img.gz"), scratch_path(labels, "src-lab"), 1);
     nn_source src = {.format = NN_DATA_IDX, .images = "src-img.gz", .labels = "src-lab"};
     nn_dataset d;
 
@@ -605,7 +590,7 @@ static void test_load_source_csv_and_inline(void **state)
 {
     (void)state;
     char path[256];
-    write_text(in_scratch(path, "iris.csv"), "a,b,c,species\n5.1,3.5,1.4,0\n6.2,2.9,4.3,1\n");
+    write_text(scratch_path(path, "iris.csv"), "a,b,c,species\n5.1,3.5,1.4,0\n6.2,2.9,4.3,1\n");
     nn_source src = {.format = NN_DATA_CSV, .path = "iris.csv", .label_column = -1, .header = 1};
     nn_model m = small_model(1, 3, 0, 0);
     nn_dataset d;
@@ -695,5 +680,5 @@ int main(void)
         cmocka_unit_test(test_load_source_csv_and_inline),
         cmocka_unit_test(test_fashion_mnist),
     };
-    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
