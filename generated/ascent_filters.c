@@ -94,9 +94,10 @@ enum {
              : (512 + 0 - 3) / 1 + 1 > 510 ? 510 : (512 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float filters_vf __attribute__((vector_size(filters_VF * sizeof(float)), aligned(4)));
-typedef float filters_vc __attribute__((vector_size(filters_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float filters_vf __attribute__((vector_size(filters_VF * sizeof(float)), aligned(4), may_alias));
+typedef float filters_vc __attribute__((vector_size(filters_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */

@@ -94,9 +94,10 @@ enum {
              : (28 + 0 - 3) / 1 + 1 > 26 ? 26 : (28 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -459,9 +460,10 @@ enum {
              : (13 + 0 - 3) / 1 + 1 > 11 ? 11 : (13 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -815,8 +817,9 @@ enum {
     dense_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -975,8 +978,9 @@ enum {
     dense_1_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of

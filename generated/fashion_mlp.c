@@ -85,8 +85,9 @@ enum {
     dense_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -245,8 +246,9 @@ enum {
     dense_1_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of

@@ -94,9 +94,10 @@ enum {
              : (300 + 0 - 3) / 1 + 1 > 298 ? 298 : (300 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -459,9 +460,10 @@ enum {
              : (149 + 0 - 3) / 1 + 1 > 147 ? 147 : (149 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -824,9 +826,10 @@ enum {
              : (73 + 0 - 3) / 1 + 1 > 71 ? 71 : (73 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -1189,9 +1192,10 @@ enum {
              : (35 + 0 - 3) / 1 + 1 > 33 ? 33 : (35 + 0 - 3) / 1 + 1,
 };
 
-/* Vectors that may sit at any float boundary: the buffers are packed per layer. */
-typedef float conv2d_3_vf __attribute__((vector_size(conv2d_3_VF * sizeof(float)), aligned(4)));
-typedef float conv2d_3_vc __attribute__((vector_size(conv2d_3_VC * sizeof(float)), aligned(4)));
+/* Vectors that may sit at any float boundary (the buffers are packed) and that
+ * read and write float arrays (may_alias). */
+typedef float conv2d_3_vf __attribute__((vector_size(conv2d_3_VF * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_3_vc __attribute__((vector_size(conv2d_3_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
  * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
@@ -1545,8 +1549,9 @@ enum {
     dense_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1705,8 +1710,9 @@ enum {
     dense_1_R = 6,
 };
 
-/* A vector that may sit at any float boundary: the buffers are packed. */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4)));
+/* A vector that may sit at any float boundary (the buffers are packed) and that
+ * reads and writes float arrays (may_alias). */
+typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
