@@ -270,7 +270,7 @@ static void filters_backward(int n, const float *restrict x, const float *restri
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 3 * 1];
+        static float kt[(size_t)3 * 3 * 3 * 1];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
                 for (int f = 0; f < 3; f++)

@@ -270,7 +270,7 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 64 * 1];
+        static float kt[(size_t)3 * 3 * 64 * 1];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
                 for (int f = 0; f < 64; f++)
@@ -636,7 +636,7 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 64 * 64];
+        static float kt[(size_t)3 * 3 * 64 * 64];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 64; c++)
                 for (int f = 0; f < 64; f++)

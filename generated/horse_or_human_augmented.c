@@ -270,7 +270,7 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 16 * 3];
+        static float kt[(size_t)3 * 3 * 16 * 3];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 3; c++)
                 for (int f = 0; f < 16; f++)
@@ -636,7 +636,7 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 32 * 16];
+        static float kt[(size_t)3 * 3 * 32 * 16];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 16; c++)
                 for (int f = 0; f < 32; f++)
@@ -1002,7 +1002,7 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 64 * 32];
+        static float kt[(size_t)3 * 3 * 64 * 32];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 32; c++)
                 for (int f = 0; f < 64; f++)
@@ -1368,7 +1368,7 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
                           float *restrict dkernel, float *restrict dbias)
 {
     if (dx) {
-        static float kt[3 * 3 * 64 * 64];
+        static float kt[(size_t)3 * 3 * 64 * 64];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 64; c++)
                 for (int f = 0; f < 64; f++)
