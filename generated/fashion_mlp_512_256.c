@@ -158,7 +158,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
  * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
@@ -319,7 +319,7 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
  * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
@@ -480,7 +480,7 @@ static void dense_2_forward(int n, const float *restrict x, const float *restric
 
 /* dx through kt, the kernel transposed once per call into a buffer of this
  * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of RO kernel rows, each summed
+ * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
