@@ -25,10 +25,12 @@ ifeq ($(SAN),1)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   CFLAGS := -O1 -g
   TRAINER_CFLAGS := -O1 -g -ffp-contract=fast
+  RUNTIME_OPT :=
 else
   B := build
   NNCC := nncc
   SANFLAGS :=
+  RUNTIME_OPT := -O3 $(TRAINER_ARCH) -ffp-contract=fast
 endif
 
 ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fopenmp -MMD -MP
@@ -81,9 +83,11 @@ $(LIBNNRT): $(RUNTIME_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The runtime's loops over whole buffers (optimizers, losses, batches) run
+# every step: they are built for this CPU too.
 $(B)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(RUNTIME_OPT) $(STB_CFLAGS) -c -o $@ $<
 
 # ---- trainers ----------------------------------------------------------------------
 # generated/NAME.c is kept in the repo; it is remade when the model or nncc changes.
