@@ -80,7 +80,9 @@ static Options parse_args(int argc, char **argv)
 static void write_atomically(const char *path, const char *text, size_t len)
 {
     if (strcmp(path, "-") == 0) {
-        fwrite(text, 1, len, stdout);
+        /* A full disk or a closed pipe must not pass as success. */
+        if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+            error_file("<stdout>", "cannot write: %s", strerror(errno));
         return;
     }
     char tmp[4096];
