@@ -5,6 +5,7 @@
  * ("state.epoch", "state.rng", "state.seed"), so --resume continues exactly. */
 #include "rt.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,9 @@ static int load_state(const char *path, const nn_array *arrays, int n, nn_optim 
         load_int(path, arrays, n, "state.rng", &rng) ||
         load_int(path, arrays, n, "state.seed", &seed))
         return -1;
+    /* The loop counts epochs in int; a hostile file must not wrap it. */
+    if (epoch < 0 || epoch > INT_MAX)
+        return nn_error(path, "'state.epoch' is %lld, not an epoch count", (long long)epoch);
     if (nn_optim_load(o, arrays, n) != 0)
         return nn_error(path, "the optimizer's state does not fit this model and optimizer");
     st->epoch = epoch;
