@@ -8,6 +8,7 @@
  * and thread count give the same bits, and a resumed run continues exactly. */
 #include "rt.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -323,13 +324,17 @@ static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
     return 0;
 }
 
-static void write_history(Trainer *t, int epoch, const nn_logs *l, double seconds)
+/* Flushed every epoch, so a long run's history is on disk as it goes and a
+ * full disk stops the run at the epoch it happened. */
+static int write_history(Trainer *t, int epoch, const nn_logs *l, double seconds)
 {
     if (!t->history)
-        return;
+        return 0;
     fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f\n", epoch + 1, l->loss,
             t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds);
-    fflush(t->history);
+    if (fflush(t->history) != 0 || ferror(t->history))
+        return nn_error(t->o->history, "cannot write the history: %s", strerror(errno));
+    return 0;
 }
 
 /* Keras's CSVLogger: epoch, then the logs in alphabetical order. */
@@ -450,7 +455,8 @@ static int fit(Trainer *t)
                     t->o->save ? t->o->save : "");
             return 130;
         }
-        write_history(t, epoch, &logs, nn_now() - start);
+        if (write_history(t, epoch, &logs, nn_now() - start) != 0)
+            return -1;
         int stop = run_callbacks(t, epoch, &logs);
         if (stop < 0 || save_checkpoint(t, epoch + 1) != 0)
             return -1;
