@@ -342,8 +342,6 @@ static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
     case OP_MAXPOOL2D:
     case OP_AVGPOOL2D:
     case OP_GAP2D:
-        fprintf(out, "    %s_backward(n, %s, %s, %s, %s);\n", op->fn, in, y, dy, dx);
-        break;
     case OP_ACT:
     case OP_SOFTMAX:
         fprintf(out, "    %s_backward(n, %s, %s, %s, %s);\n", op->fn, in, y, dy, dx);
