@@ -233,10 +233,7 @@ static void print_prediction(const Predictor *p, const char *label, const float 
         printf(" %s", class_label(p, probs[0] > 0.5f, buf, sizeof buf));
     } else if (m->output_act == NN_OUT_SOFTMAX || m->loss == NN_LOSS_SPARSE_CE ||
                m->loss == NN_LOSS_CATEGORICAL_CE) {
-        int best = 0;
-        for (int k = 1; k < m->output_size; k++)
-            if (probs[k] > probs[best])
-                best = k;
+        int best = nn_argmax(probs, m->output_size);
         printf(" -> %d", best);
         if (best < p->n_classes || best < m->data.n_class_names)
             printf(" %s", class_label(p, best, buf, sizeof buf));

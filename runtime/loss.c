@@ -231,7 +231,7 @@ double nn_loss(const nn_model *m, const float *out, const float *y, int n, float
 
 /* ---- accuracy and predictions ----------------------------------------------------------- */
 
-static int argmax(const float *x, int k)
+int nn_argmax(const float *x, int k)
 {
     int best = 0;
     for (int j = 1; j < k; j++)
@@ -254,9 +254,9 @@ int nn_correct(const nn_model *m, const float *out, const float *y, int n)
             nn_output_probs(m, z, &p, 1);
             correct += t[0] == (p > 0.5f ? 1.0f : 0.0f);
         } else if (ylen == 1) {
-            correct += argmax(z, k) == class_label(t[0], k);
+            correct += nn_argmax(z, k) == class_label(t[0], k);
         } else {
-            correct += argmax(z, k) == argmax(t, k);
+            correct += nn_argmax(z, k) == nn_argmax(t, k);
         }
     }
     return correct;
@@ -264,7 +264,7 @@ int nn_correct(const nn_model *m, const float *out, const float *y, int n)
 
 static void softmax(const float *z, float *p, int k)
 {
-    float zmax = z[argmax(z, k)];
+    float zmax = z[nn_argmax(z, k)];
     double sum = 0;
     for (int j = 0; j < k; j++)
         sum += exp((double)z[j] - zmax);

@@ -203,6 +203,9 @@ double nn_loss(const nn_model *m, const float *out, const float *y, int n, float
 int nn_correct(const nn_model *m, const float *out, const float *y, int n);
 /* Turns the model's raw output into what predict shows (softmax/sigmoid applied). */
 void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
+/* The index of the first largest of x[0..k): the class accuracy, evaluate and
+ * predict all name, so that they agree on ties. */
+int nn_argmax(const float *x, int k);
 
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 

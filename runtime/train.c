@@ -498,13 +498,7 @@ static const char *class_name(const nn_model *m, const nn_dataset *d, int k)
 
 static int predicted_class(const nn_model *m, const float *probs)
 {
-    if (m->output_size == 1)
-        return probs[0] > 0.5f;
-    int best = 0;
-    for (int k = 1; k < m->output_size; k++)
-        if (probs[k] > probs[best])
-            best = k;
-    return best;
+    return m->output_size == 1 ? probs[0] > 0.5f : nn_argmax(probs, m->output_size);
 }
 
 /* The first `count` test samples: what the model says and what is true. */
