@@ -501,6 +501,15 @@ static int predicted_class(const nn_model *m, const float *probs)
     return m->output_size == 1 ? probs[0] > 0.5f : nn_argmax(probs, m->output_size);
 }
 
+/* A class index as stored, or the hot one of a one-hot row; -1 without labels. */
+static int true_class(const nn_dataset *d, int s)
+{
+    if (!d->labels)
+        return -1;
+    const float *y = d->labels + (size_t)s * (size_t)d->label_size;
+    return d->label_size == 1 ? (int)y[0] : nn_argmax(y, d->label_size);
+}
+
 /* The first `count` test samples: what the model says and what is true. */
 static int show_predictions(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
                             int count)
@@ -519,7 +528,7 @@ static int show_predictions(const nn_model *m, float *params, nn_batch *b, const
     float *probs = nn_alloc((size_t)m->output_size, sizeof *probs);
     for (int s = 0; s < count; s++) {
         nn_output_probs(m, out + (size_t)s * (size_t)m->output_size, probs, 1);
-        int k = predicted_class(m, probs), truth = d->labels ? (int)d->labels[s * d->label_size] : -1;
+        int k = predicted_class(m, probs), truth = true_class(d, s);
         printf("test sample %d: predicted %d %s (%.4f), true %d %s\n", s, k, class_name(m, d, k),
                m->output_size == 1 ? probs[0] : probs[k], truth, truth >= 0 ? class_name(m, d, truth) : "");
     }
