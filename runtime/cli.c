@@ -145,11 +145,10 @@ static Args parse_args(const nn_model *m, int argc, char **argv)
     return a;
 }
 
-static void need(const Args *a, const char *value, const char *option)
+static void need(const char *value, const char *option)
 {
     if (!value)
         usage_error("this command needs %s", option);
-    (void)a;
 }
 
 static void no_inputs(const Args *a)
@@ -493,7 +492,7 @@ static int run(const nn_model *m, const Args *a)
         return nn_train(m, &a->o);
     }
     if (strcmp(c, "evaluate") == 0) {
-        need(a, a->o.weights, "--weights W.npz");
+        need(a->o.weights, "--weights W.npz");
         no_inputs(a);
         return nn_evaluate(m, &a->o);
     }
@@ -505,13 +504,13 @@ static int run(const nn_model *m, const Args *a)
         return 0;
     }
     if (strcmp(c, "init") == 0) {
-        need(a, a->o.save, "--save W.npz");
+        need(a->o.save, "--save W.npz");
         no_inputs(a);
         return init_weights(m, a);
     }
     if (strcmp(c, "activations") == 0) {
-        need(a, a->input, "--input IMAGE");
-        need(a, a->out_dir, "--out DIR");
+        need(a->input, "--input IMAGE");
+        need(a->out_dir, "--out DIR");
         no_inputs(a);
         return activations(m, a);
     }
