@@ -466,6 +466,10 @@ static int activations(const nn_model *m, const Args *a)
             int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
             rc = nn_write_feature_grid(path, p.b.work + L->out_offset, L->shape[0], L->shape[1],
                                        L->shape[2], scale);
+            if (rc != 0) {
+                free(path);
+                break;
+            }
             fprintf(f, "%s\t%s (%s)\t%dx%dx%d\n", name, L->name, L->type, L->shape[0],
                     L->shape[1], L->shape[2]);
             printf("%s: %s (%s) %dx%dx%d\n", path, L->name, L->type, L->shape[0], L->shape[1],
