@@ -76,29 +76,51 @@ static Options parse_args(int argc, char **argv)
     return o;
 }
 
-/* Writes text to path through a temporary file beside it and a rename. */
-static void write_atomically(const char *path, const char *text, size_t len)
+/* An output is written to a temporary file beside it, and renamed over it
+ * only once every output is written: an error leaves no file, whole or half. */
+typedef struct {
+    const char *path;
+    char tmp[4096];
+} Staged;
+
+static Staged *staged[2];
+static int n_staged;
+
+/* Removes the temporary files; error_file() exits, so this runs at exit. */
+static void remove_staged(void)
 {
+    for (int i = 0; i < n_staged; i++)
+        remove(staged[i]->tmp);
+}
+
+static void stage(Staged *s, const char *path, const char *text, size_t len)
+{
+    s->path = path;
     if (strcmp(path, "-") == 0) {
         /* A full disk or a closed pipe must not pass as success. */
         if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
             error_file("<stdout>", "cannot write: %s", strerror(errno));
         return;
     }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof s->tmp)
         error_file(path, "path too long");
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = fopen(s->tmp, "wb");
     if (!f)
         error_file(path, "cannot write: %s", strerror(errno));
+    staged[n_staged++] = s;
     bool ok = fwrite(text, 1, len, f) == len;
     ok = (fflush(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        remove(tmp);
-        error_file(path, "cannot write: %s", strerror(err));
-    }
+    if (!ok)
+        error_file(path, "cannot write: %s", strerror(errno));
+}
+
+static void commit_staged(void)
+{
+    for (int i = 0; i < n_staged; i++)
+        if (rename(staged[i]->tmp, staged[i]->path) != 0)
+            error_file(staged[i]->path, "cannot write: %s", strerror(errno));
+    n_staged = 0;
 }
 
 typedef struct {
@@ -136,9 +158,12 @@ int main(int argc, char **argv)
     Output h = {0};
     if (o.header)
         h = emit_to_memory(&m, plan, true, false);
-    write_atomically(o.out, c.text, c.len);
+    static Staged out_c, out_h;
+    atexit(remove_staged);
+    stage(&out_c, o.out, c.text, c.len);
     if (o.header)
-        write_atomically(o.header, h.text, h.len);
+        stage(&out_h, o.header, h.text, h.len);
+    commit_staged();
     free(c.text);
     free(h.text);
     emit_release();

@@ -219,11 +219,10 @@ static const char *class_label(const Predictor *p, int k, char *buf, size_t len)
     return buf;
 }
 
-static void print_prediction(const Predictor *p, const char *label, const float *out)
+/* One line: the probabilities, then the class for a classifier. */
+static void print_probs(const Predictor *p, const char *label, const float *probs)
 {
     const nn_model *m = p->m;
-    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs);
-    nn_output_probs(m, out, probs, 1);
     printf("%s:", label);
     for (int k = 0; k < m->output_size; k++)
         printf(" %.4f", probs[k]);
@@ -238,6 +237,13 @@ static void print_prediction(const Predictor *p, const char *label, const float 
             printf(" %s", class_label(p, best, buf, sizeof buf));
     }
     printf("\n");
+}
+
+static void print_prediction(const Predictor *p, const char *label, const float *out)
+{
+    float *probs = nn_alloc((size_t)p->m->output_size, sizeof *probs);
+    nn_output_probs(p->m, out, probs, 1);
+    print_probs(p, label, probs);
     free(probs);
 }
 
@@ -347,6 +353,8 @@ static int npy_to_floats(const nn_array *a, const nn_model *m, const char *path,
     if (a->rank < 1 || a->size == 0 || a->size % (size_t)m->input_size)
         return nn_error(path, "expected an array of inputs of %d numbers each (shape [N, ...])",
                         m->input_size);
+    if (a->size / (size_t)m->input_size > INT32_MAX)
+        return nn_error(path, "more than %d inputs in one file", INT32_MAX);
     *n = (int)(a->size / (size_t)m->input_size);
     *x = nn_alloc(a->size, sizeof **x);
     for (size_t i = 0; i < a->size; i++)
@@ -383,8 +391,7 @@ static int predict_npy(Predictor *p, const char *in, const char *out)
         for (int s = 0; s < n; s++) {
             char label[32];
             snprintf(label, sizeof label, "%d", s);
-            print_prediction(p, label, m->forward(&pass, p->params, p->b.work,
-                                                  x + (size_t)s * (size_t)m->input_size, 1));
+            print_probs(p, label, y.f + (size_t)s * (size_t)m->output_size);
         }
     }
     free(x);

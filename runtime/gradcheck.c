@@ -114,6 +114,8 @@ int nn_gradcheck(const nn_model *m, const nn_options *o)
         if (m->tensors[i].trainable)
             ok = check_tensor(&c, &m->tensors[i], grads, &rng) && ok;
     printf("gradcheck %s\n", ok ? "passed" : "FAILED");
+    if (!ok)
+        nn_error(m->name, "analytic and numerical gradients disagree (above)");
     free(grads);
     free(c.params);
     free(c.saved);

@@ -312,7 +312,9 @@ void nn_batch_free(nn_batch *b);
  * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
  * nn_dataset_batch fails. */
 int nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n);
-/* Loads the source, checks its labels and applies --limit. */
-int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, nn_dataset *d);
+/* Loads the source (from --data or the model's folder), keeps its first
+ * `limit` samples (0: all) and checks its labels. */
+int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
+                 nn_dataset *d);
 
 #endif

@@ -78,12 +78,13 @@ static const char *output_layer(const nn_model *m)
     return m->n_layers ? m->layers[m->n_layers - 1].name : "output";
 }
 
-int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, nn_dataset *d)
+int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
+                 nn_dataset *d)
 {
     const char *dir = o->data_dir ? o->data_dir : m->data.dir;
     if (nn_load_source(m, src, dir, d) != 0)
         return -1;
-    nn_dataset_truncate(d, o->limit);
+    nn_dataset_truncate(d, limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
         nn_dataset_free(d);
         return -1;
@@ -153,10 +154,10 @@ static int load_train_data(Trainer *t)
     if (m->data.train.format == NN_DATA_NONE)
         return nn_error(m->data.model_file, "the model has no training data: give data: train: "
                                             "in the model file");
-    if (nn_load_data(m, &m->data.train, t->o, &t->train) != 0)
+    if (nn_load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
         return -1;
     if (m->data.validation.format != NN_DATA_NONE) {
-        if (nn_load_data(m, &m->data.validation, t->o, &t->val) != 0)
+        if (nn_load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
             return -1;
         t->has_val = true;
     } else if (m->data.validation_split > 0) {
@@ -547,7 +548,7 @@ int nn_evaluate(const nn_model *m, const nn_options *o)
     if (m->loss == NN_LOSS_NONE)
         return nn_error(m->data.model_file, "the model has no loss to evaluate");
     nn_dataset d = {0};
-    if (nn_load_data(m, src, o, &d) != 0)
+    if (nn_load_data(m, src, o, o->limit, &d) != 0)
         return -1;
     float *params = nn_alloc(m->n_params, sizeof *params);
     nn_batch b;
