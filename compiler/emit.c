@@ -79,19 +79,24 @@ static char *fmt(const char *f, ...)
     return s;
 }
 
-/* The shortest float literal that reads back to the same float. */
-static char *float_lit(double v)
+/* The shortest float literal that reads back to the same float, into buf;
+ * float_array writes millions of them, so this one keeps nothing. */
+static void float_text(char buf[48], double v)
 {
-    char buf[48];
     float f = (float)v;
     for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, f);
+        snprintf(buf, 46, "%.*g", digits, f);
         if (strtof(buf, NULL) == f)
             break;
     }
-    if (!strpbrk(buf, ".e"))
-        strcat(buf, ".0");
-    return fmt("%sf", buf);
+    strcat(buf, strpbrk(buf, ".e") ? "f" : ".0f");
+}
+
+static char *float_lit(double v)
+{
+    char buf[48];
+    float_text(buf, v);
+    return fmt("%s", buf);
 }
 
 /* A C string literal for any bytes: only letters, digits and a few safe
@@ -290,10 +295,22 @@ static void call_comment(FILE *out, const Op *op)
     fprintf(out, "    /* %s: %s, line %d */\n", op->layer->name, what, op->layer->where->line);
 }
 
-static void emit_forward_call(FILE *out, const Plan *p, const Op *op)
+/* inference: Dropout passes values through and BatchNormalization uses its
+ * moving statistics, in batchnorm_inference's function. */
+static void emit_forward_call(FILE *out, const Plan *p, const Op *op, bool inference)
 {
     char *in = buf_ref(p, op->in), *y = buf_ref(p, op->out);
     call_comment(out, op);
+    if (inference && op->kind == OP_DROPOUT) {
+        fprintf(out, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, op->size);
+        return;
+    }
+    if (inference && op->kind == OP_BATCHNORM) {
+        fprintf(out, "    %s_forward(n, %s, %s, %s, %s, %s, %s);\n", op->fn, in,
+                tensor_ref(p, op->tensor[0], false), tensor_ref(p, op->tensor[1], false),
+                tensor_ref(p, op->tensor[2], false), tensor_ref(p, op->tensor[3], false), y);
+        return;
+    }
     switch (op->kind) {
     case OP_DENSE:
     case OP_CONV2D:
@@ -357,12 +374,12 @@ static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
     }
 }
 
-static char *forward_block(const Plan *p)
+static char *forward_block(const Plan *p, bool inference)
 {
     Block b;
     block_open(&b);
     for (int i = 0; i < p->n_ops; i++)
-        emit_forward_call(b.f, p, &p->ops[i]);
+        emit_forward_call(b.f, p, &p->ops[i], inference);
     fprintf(b.f, "    return %s;\n", buf_ref(p, p->ops[p->n_ops - 1].out));
     return block_close(&b);
 }
@@ -409,8 +426,11 @@ static const char *const init_names[] = {
 static void float_array(FILE *out, const char *name, const float *v, long count)
 {
     fprintf(out, "static const float %s[%ld] = {", name, count);
-    for (long i = 0; i < count; i++)
-        fprintf(out, "%s%s,", i % 8 ? " " : "\n    ", float_lit(v[i]));
+    char buf[48];
+    for (long i = 0; i < count; i++) {
+        float_text(buf, v[i]);
+        fprintf(out, "%s%s,", i % 8 ? " " : "\n    ", buf);
+    }
     fprintf(out, "\n};\n");
 }
 
@@ -652,7 +672,7 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "WHOLE_BATCHES", batch_statistics);
     static const char *const act_words[] = {"activation", "softmax", "sigmoid"};
     hole(h, "OUTPUT_ACT", fmt("%s", act_words[p->output_act]));
-    hole(h, "FORWARD", forward_block(p));
+    hole(h, "FORWARD", forward_block(p, false));
     hole(h, "BACKWARD", backward_block(p, m));
     hole(h, "TENSORS", tensors_block(p, arrays));
     hole(h, "LAYERS", layers_block(m, p));
@@ -688,10 +708,12 @@ void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main)
     hole(&h, "DATA_ARRAYS", block_close(&arrays));
 
     expand(out, "preamble", &h);
+    expand(out, "activations", &h);
     for (int i = 0; i < p->n_ops; i++) {
         Holes oh;
         op_holes(&oh, m, p, &p->ops[i], i);
         expand(out, op_templates[p->ops[i].kind], &oh);
+        expand(out, fmt("%s_backward", op_templates[p->ops[i].kind]), &oh);
     }
     expand(out, "model", &h);
     if (with_main)
@@ -705,4 +727,72 @@ void emit_header(FILE *out, const Model *m)
     hole(&h, "SOURCE", comment_text(m->file));
     hole(&h, "VERSION", fmt("%s", NNCC_VERSION));
     expand(out, "header", &h);
+}
+
+/* ---- inference -------------------------------------------------------------------------- */
+
+/* A template without its OpenMP pragmas: one sample needs no threads, and the
+ * file must build without -fopenmp, where -Wall calls the pragma unknown. */
+static void expand_serial(FILE *out, const char *name, const Holes *h)
+{
+    Block b;
+    block_open(&b);
+    expand(b.f, name, h);
+    fclose(b.f);
+    keep(b.text);
+    for (const char *line = b.text; *line;) {
+        size_t len = strcspn(line, "\n");
+        len += line[len] == '\n';
+        if (strncmp(line + strspn(line, " "), "#pragma omp", 11) != 0)
+            fwrite(line, 1, len, out);
+        line += len;
+    }
+}
+
+/* Every tensor as a static const array, named as the trainer's offsets are. */
+static char *weights_block(const Plan *p)
+{
+    Block b;
+    block_open(&b);
+    for (int i = 0; i < p->n_tensors; i++) {
+        const Tensor *t = &p->tensors[i];
+        fprintf(b.f, "%s/* %s, shape (", i ? "\n" : "", t->name);
+        for (int d = 0; d < t->rank; d++)
+            fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
+        fprintf(b.f, "%s) */\n", t->rank == 1 ? "," : "");
+        float_array(b.f, fmt("%s_%s", t->layer->name, strchr(t->name, '.') + 1), t->values,
+                    t->size);
+    }
+    return block_close(&b);
+}
+
+void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weights)
+{
+    claim_all(p);
+    static const char *const output_fns[] = {"linear", "softmax", "sigmoid"};
+    Holes h = {0};
+    hole(&h, "MODEL", fmt("%s", m->name));
+    hole(&h, "VERSION", fmt("%s", NNCC_VERSION));
+    hole(&h, "SOURCE", comment_text(m->file));
+    hole(&h, "WEIGHTS", comment_text(weights));
+    hole_long(&h, "INPUT_SIZE", shape_size(&m->input));
+    hole_long(&h, "OUTPUT_SIZE", shape_size(&m->layers[m->n_layers - 1].out));
+    hole(&h, "OUTPUT_FN", fmt("%s", output_fns[p->output_act]));
+    hole(&h, "BUFFER_OFFSETS", offsets_block(p, false));
+    hole_long(&h, "WORK", p->work_floats);
+    hole(&h, "WEIGHT_ARRAYS", weights_block(p));
+    hole(&h, "FORWARD", forward_block(p, true));
+
+    expand(out, "inference", &h);
+    expand(out, "activations", &h);
+    for (int i = 0; i < p->n_ops; i++) {
+        const Op *op = &p->ops[i];
+        if (op->kind == OP_DROPOUT)
+            continue;
+        Holes oh;
+        op_holes(&oh, m, p, op, i);
+        expand_serial(out, op->kind == OP_BATCHNORM ? "batchnorm_inference" : op_templates[op->kind],
+                      &oh);
+    }
+    expand(out, "inference_model", &h);
 }

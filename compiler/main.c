@@ -12,17 +12,20 @@
 static const char usage[] =
     "usage: nncc MODEL.yaml -o OUT.c [--header OUT.h] [--no-main]\n"
     "       nncc MODEL.yaml --check\n"
+    "       nncc MODEL.yaml --inference --weights W.npz -o OUT.c\n"
     "       nncc --help | --version\n"
     "\n"
     "Compiles a Keras-style model description into C that trains it.\n"
     "  -o OUT.c        write the trainer (OUT.c: '-' for standard output)\n"
     "  --header OUT.h  also write a header declaring the model, for your own build\n"
     "  --no-main       leave out main(), to link the model into another program\n"
-    "  --check         validate the model, infer shapes, print the summary; write nothing\n";
+    "  --check         validate the model, infer shapes, print the summary; write nothing\n"
+    "  --inference     write self-contained C for inference instead: NAME_predict(in, out),\n"
+    "                  the weights of --weights W.npz built in, no runtime, no malloc\n";
 
 typedef struct {
-    const char *model, *out, *header;
-    bool no_main, check;
+    const char *model, *out, *header, *weights;
+    bool no_main, check, inference;
 } Options;
 
 _Noreturn static void usage_error(const char *fmt, const char *arg)
@@ -59,6 +62,10 @@ static Options parse_args(int argc, char **argv)
             o.no_main = true;
         } else if (strcmp(a, "--check") == 0) {
             o.check = true;
+        } else if (strcmp(a, "--inference") == 0) {
+            o.inference = true;
+        } else if (strcmp(a, "--weights") == 0) {
+            o.weights = option_value(argc, argv, &i);
         } else if (a[0] == '-' && a[1]) {
             usage_error("unknown option '%s'", a);
         } else if (o.model) {
@@ -73,6 +80,10 @@ static Options parse_args(int argc, char **argv)
         usage_error("%s", "no output: give -o OUT.c (or --check)");
     if (o.check && (o.out || o.header))
         usage_error("%s", "--check writes nothing; leave out -o and --header");
+    if (o.inference != (o.weights != NULL))
+        usage_error("%s", "--inference and --weights W.npz go together");
+    if (o.inference && (o.check || o.header || o.no_main))
+        usage_error("%s", "--inference writes one C file; leave out --check, --header and --no-main");
     return o;
 }
 
@@ -128,7 +139,7 @@ typedef struct {
     size_t len;
 } Output;
 
-static Output emit_to_memory(const Model *m, const Plan *p, bool header, bool with_main)
+static Output emit_to_memory(const Model *m, const Plan *p, const Options *opt, bool header)
 {
     Output o = {0};
     FILE *f = open_memstream(&o.text, &o.len);
@@ -136,8 +147,10 @@ static Output emit_to_memory(const Model *m, const Plan *p, bool header, bool wi
         error_at(NULL, "out of memory");
     if (header)
         emit_header(f, m);
+    else if (opt->inference)
+        emit_inference(f, m, p, opt->weights);
     else
-        emit_trainer(f, m, p, with_main);
+        emit_trainer(f, m, p, !opt->no_main);
     fclose(f);
     return o;
 }
@@ -154,10 +167,12 @@ int main(int argc, char **argv)
         plan_free(plan);
         return 0;
     }
-    Output c = emit_to_memory(&m, plan, false, !o.no_main);
+    if (o.inference)
+        plan_load_weights(plan, &m, o.weights);
+    Output c = emit_to_memory(&m, plan, &o, false);
     Output h = {0};
     if (o.header)
-        h = emit_to_memory(&m, plan, true, false);
+        h = emit_to_memory(&m, plan, &o, true);
     static Staged out_c, out_h;
     atexit(remove_staged);
     stage(&out_c, o.out, c.text, c.len);

@@ -242,6 +242,10 @@ Plan *plan_model(const Model *m);
 /* Writes the trainer's C to out. header: also a .h for --no-main users. */
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main);
 void emit_header(FILE *out, const Model *m);
+/* --inference: every tensor's values from the .npz at path (error_file() on a
+ * missing or misshapen one), then the self-contained C of NAME_predict. */
+void plan_load_weights(Plan *p, const Model *m, const char *path);
+void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weights);
 /* Frees what emitting made, once its output is written. */
 void emit_release(void);
 void plan_free(Plan *p);

@@ -9,8 +9,9 @@
  * before binary cross-entropy, is left to the loss, which works from logits
  * as Keras does. */
 #include "nncc.h"
-#include "nnrt.h"
+#include "rt.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,52 @@ Plan *plan_model(const Model *m)
         error_at(m->layers[0].where, "the model computes nothing: it needs a layer besides "
                                      "Flatten");
     return p;
+}
+
+/* ---- weights from a file --------------------------------------------------------- */
+
+static bool fits(const nn_array *a, const Tensor *t)
+{
+    if (a->dtype != NN_F32 || a->rank != t->rank)
+        return false;
+    for (int d = 0; d < t->rank; d++)
+        if (a->shape[d] != t->shape[d])
+            return false;
+    return true;
+}
+
+/* Checked here, where the file can be named: a weight the C cannot spell
+ * (inf, nan) would otherwise fail later, in the user's compiler. */
+static void take_values(Tensor *t, const nn_array *a, const char *path)
+{
+    for (size_t i = 0; i < a->size; i++)
+        if (!isfinite(a->f[i]))
+            error_file(path, "'%s' holds a value that is not a finite number", t->name);
+    free(t->values);
+    t->values = malloc((size_t)t->size * sizeof *t->values);
+    if (!t->values)
+        error_file(path, "out of memory");
+    memcpy(t->values, a->f, (size_t)t->size * sizeof *t->values);
+}
+
+void plan_load_weights(Plan *p, const Model *m, const char *path)
+{
+    nn_array *arrays;
+    int n;
+    if (nn_npz_read(path, &arrays, &n) != 0)
+        exit(1);   /* nn_npz_read said what is wrong, naming the file */
+    for (int i = 0; i < p->n_tensors; i++) {
+        Tensor *t = &p->tensors[i];
+        const nn_array *a = nn_npz_find(arrays, n, t->name);
+        if (!a)
+            error_file(path, "no array '%s': these weights are not for model '%s'", t->name,
+                       m->name);
+        if (!fits(a, t))
+            error_file(path, "'%s' has the wrong shape or type for model '%s'", t->name,
+                       m->name);
+        take_values(t, a, path);
+    }
+    nn_npz_free(arrays, n);
 }
 
 void plan_free(Plan *p)
