@@ -268,14 +268,13 @@ Plan *plan_model(const Model *m)
 
 /* ---- weights from a file --------------------------------------------------------- */
 
+/* Tensor shapes are below INT32_MAX (shape.c), so they fit the runtime's ints. */
 static bool fits(const nn_array *a, const Tensor *t)
 {
-    if (a->dtype != NN_F32 || a->rank != t->rank)
-        return false;
+    int shape[NN_MAX_RANK];
     for (int d = 0; d < t->rank; d++)
-        if (a->shape[d] != t->shape[d])
-            return false;
-    return true;
+        shape[d] = (int)t->shape[d];
+    return nn_array_is_f32(a, t->rank, shape);
 }
 
 /* Checked here, where the file can be named: a weight the C cannot spell

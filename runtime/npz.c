@@ -829,3 +829,13 @@ int nn_npz_write(const char *path, const nn_array *arrays, int n)
     free(z.offsets);
     return rc;
 }
+
+bool nn_array_is_f32(const nn_array *a, int rank, const int *shape)
+{
+    if (a->dtype != NN_F32 || a->rank != rank)
+        return false;
+    for (int d = 0; d < rank; d++)
+        if (a->shape[d] != shape[d])
+            return false;
+    return true;
+}

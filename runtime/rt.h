@@ -168,6 +168,8 @@ void nn_npz_free(nn_array *arrays, int n);
 int nn_npy_read(const char *path, nn_array *a);
 int nn_npy_write(const char *path, const nn_array *a);
 void nn_array_free(nn_array *a);
+/* Whether a holds float32 numbers of exactly this shape. */
+bool nn_array_is_f32(const nn_array *a, int rank, const int *shape);
 
 /* ---- image_out.c ---------------------------------------------------------------------- */
 

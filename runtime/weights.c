@@ -90,16 +90,6 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     return rc;
 }
 
-static bool same_shape(const nn_array *a, const nn_tensor *t)
-{
-    if (a->dtype != NN_F32 || a->rank != t->rank)
-        return false;
-    for (int d = 0; d < t->rank; d++)
-        if (a->shape[d] != t->shape[d])
-            return false;
-    return true;
-}
-
 static int load_int(const char *path, const nn_array *arrays, int n, const char *name,
                     int64_t *out)
 {
@@ -144,7 +134,7 @@ int nn_load_weights(const nn_model *m, const char *path, float *params, nn_optim
         if (!a)
             rc = nn_error(path, "no array '%s': these weights are not for model '%s'", t->name,
                           m->name);
-        else if (!same_shape(a, t))
+        else if (!nn_array_is_f32(a, t->rank, t->shape))
             rc = nn_error(path, "'%s' has the wrong shape or type for model '%s'", t->name,
                           m->name);
         else

@@ -25,12 +25,6 @@
 
 
 
-static const char *san(void)
-{
-    const char *s = getenv("SAN");
-    return s && *s ? s : "0";
-}
-
 /* Builds the trainer of a model file into the scratch folder, once;
  * returns its path. */
 static const char *build_file(const char *yaml_path, const char *name)
@@ -96,12 +90,6 @@ static void assert_same_npz(const char *p, const char *q)
     nn_npz_free(b, nb);
 }
 
-static void assert_contains(const RunResult *r, const char *what)
-{
-    if (!strstr(r->out, what))
-        fail_msg("expected '%s' in:\n%s", what, r->out);
-}
-
 /* Four samples of three numbers: the inline data of the small models. */
 #define X4 "[[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3]]"
 
@@ -133,8 +121,8 @@ static void test_hello(void **state)
 
     run_cmd(&r, "%s summary", t);
     assert_int_equal(r.status, 0);
-    assert_contains(&r, "Total params: 2\n");
-    assert_contains(&r, "Trainable params: 2\n");
+    assert_output_contains(&r, "Total params: 2\n");
+    assert_output_contains(&r, "Trainable params: 2\n");
 }
 
 /* ---- 2. gradcheck ------------------------------------------------------------------- */
@@ -284,9 +272,9 @@ static void test_frozen_summary(void **state)
     RunResult r;
     run_cmd(&r, "%s summary", t);
     assert_int_equal(r.status, 0);
-    assert_contains(&r, "Total params: 26\n");
-    assert_contains(&r, "Trainable params: 10\n");
-    assert_contains(&r, "Non-trainable params: 16\n");
+    assert_output_contains(&r, "Total params: 26\n");
+    assert_output_contains(&r, "Trainable params: 10\n");
+    assert_output_contains(&r, "Non-trainable params: 16\n");
 }
 
 /* ---- 3. determinism ---------------------------------------------------------------- */
@@ -489,7 +477,7 @@ static void test_nan_loss(void **state)
     RunResult r;
     run_cmd(&r, "%s train --quiet --no-shuffle", t);
     assert_int_equal(r.status, 1);
-    assert_contains(&r, "the loss became NaN at epoch 2, step 1");
+    assert_output_contains(&r, "the loss became NaN at epoch 2, step 1");
 
     /* A learning rate of 1e30 on the course's data: it blows up within a few
      * epochs, and the message says where. */
@@ -513,10 +501,10 @@ static void test_usage_and_foreign_weights(void **state)
      * weights are all in the model file) and warns; evaluate needs them. */
     run_cmd(&r, "%s predict 10 2>&1 >/dev/null", hello);
     assert_int_equal(r.status, 0);
-    assert_contains(&r, "warning: no --weights");
+    assert_output_contains(&r, "warning: no --weights");
     run_cmd(&r, "%s evaluate", hello);
     assert_int_equal(r.status, 2);
-    assert_contains(&r, "--weights");
+    assert_output_contains(&r, "--weights");
     run_cmd(&r, "%s train --epochs zero", hello);
     assert_int_equal(r.status, 2);
     run_cmd(&r, "%s fly", hello);
@@ -530,13 +518,13 @@ static void test_usage_and_foreign_weights(void **state)
     const char *named = build_model("g_named", grad_case("named")->yaml);
     run_cmd(&r, "%s predict --weights %s 1 2 3", named, hw);
     assert_int_equal(r.status, 1);
-    assert_contains(&r, "'hidden.kernel'");
+    assert_output_contains(&r, "'hidden.kernel'");
 
     /* Same names, other shapes: dense.kernel is [1, 1] there, [5, 3] here. */
     const char *wts = build_model("wts", wts_yaml);
     run_cmd(&r, "%s predict --weights %s 1 2 3 4 5", wts, hw);
     assert_int_equal(r.status, 1);
-    assert_contains(&r, "'dense.kernel'");
+    assert_output_contains(&r, "'dense.kernel'");
 
     /* A missing file is an error, not a crash. */
     run_cmd(&r, "%s predict --weights %s 10", hello, in_scratch("nothing.npz"));
@@ -554,8 +542,8 @@ static void test_label_out_of_range(void **state)
     RunResult r;
     run_cmd(&r, "%s train --quiet --save %s", t, in_scratch("badlabel.npz"));
     assert_int_equal(r.status, 1);
-    assert_contains(&r, "label 5 ");
-    assert_contains(&r, "'classes'");
+    assert_output_contains(&r, "label 5 ");
+    assert_output_contains(&r, "'classes'");
     assert_false(file_exists(in_scratch("badlabel.npz")));
 }
 
@@ -573,7 +561,7 @@ static void test_sigint(void **state)
                 "sleep 0.1; done) >/dev/null 2>&1 & "
                 "sleep 1; kill -INT $pid; wait $pid; echo rc=$?",
             hello, w);
-    assert_contains(&r, "rc=130\n");
+    assert_output_contains(&r, "rc=130\n");
     assert_true(file_exists(w));
     /* The checkpoint loads, for predict and for resuming. */
     run_cmd(&r, "%s predict --weights %s 10", hello, w);
@@ -694,8 +682,8 @@ static void test_history(void **state)
     RunResult r;
     run_cmd(&r, "%s train --history %s", t, h);
     assert_int_equal(r.status, 0);
-    assert_contains(&r, "Epoch 1/3\n");
-    assert_contains(&r, "Epoch 3/3\n");
+    assert_output_contains(&r, "Epoch 1/3\n");
+    assert_output_contains(&r, "Epoch 3/3\n");
 
     /* The per-epoch lines: 3/3 steps, and val_loss, val_accuracy after the split. */
     double printed[3];
@@ -767,7 +755,7 @@ static void test_categorical_class_indices(void **state)
     write_text(in_scratch("cat.csv"), "0.1,0.2,0.3,0\n0.5,-0.4,0.9,3\n");
     run_cmd(&r, "%s train --quiet", index);
     assert_int_equal(r.status, 1);
-    assert_contains(&r, "label 3 ");
+    assert_output_contains(&r, "label 3 ");
 }
 
 int main(void)

@@ -23,18 +23,6 @@
 
 #include "rt.h"
 
-static const char *san(void)
-{
-    const char *s = getenv("SAN");
-    return s && *s ? s : "0";
-}
-
-static void assert_contains(const RunResult *r, const char *what)
-{
-    if (!strstr(r->out, what))
-        fail_msg("expected '%s' in:\n%s", what, r->out);
-}
-
 /* ---- building and running both sides ------------------------------------------- */
 
 /* Writes scratch/NAME.yaml and builds the trainer scratch/NAME. */
@@ -292,7 +280,7 @@ static void test_weight_errors(void **state)
         assert_int_equal(r.status, 1);
         char place[600];
         snprintf(place, sizeof place, "%s: %s", in_scratch(cases[i].file), cases[i].message);
-        assert_contains(&r, place);
+        assert_output_contains(&r, place);
         assert_false(file_exists(in_scratch("bad.c")));
     }
     /* No temporary file is left beside the output either. */
@@ -311,7 +299,7 @@ static void test_usage_errors(void **state)
     run_cmd(&r, "%s %s --inference -o %s", nncc_path(), in_scratch("usage.yaml"),
             in_scratch("u.c"));
     assert_int_equal(r.status, 2);
-    assert_contains(&r, "usage: nncc");
+    assert_output_contains(&r, "usage: nncc");
     run_cmd(&r, "%s %s --weights %s -o %s", nncc_path(), in_scratch("usage.yaml"),
             in_scratch("usage.npz"), in_scratch("u.c"));
     assert_int_equal(r.status, 2);

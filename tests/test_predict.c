@@ -29,18 +29,6 @@ static void make_dir(const char *name)
     assert_int_equal(mkdir(in_scratch(name), 0755), 0);
 }
 
-static const char *san(void)
-{
-    const char *s = getenv("SAN");
-    return s && *s ? s : "0";
-}
-
-static void assert_contains(const RunResult *r, const char *what)
-{
-    if (!strstr(r->out, what))
-        fail_msg("expected '%s' in:\n%s", what, r->out);
-}
-
 /* ---- the images ------------------------------------------------------------------ */
 
 /* An h x w RGB PNG, reddish (blue = 0) or bluish (blue = 1), with noise from
@@ -287,7 +275,7 @@ static void test_sigmoid_files_and_folders(void **state)
     run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w30.npz"), in_scratch("a.png"), in_scratch("b.png"));
     char want[600];
     snprintf(want, sizeof want, "%s: ", in_scratch("a.png"));
-    assert_contains(&r, want);
+    assert_output_contains(&r, want);
     assert_non_null(strstr(r.out, " cats\n"));
     assert_non_null(strstr(r.out, " dogs\n"));
 }
@@ -303,11 +291,11 @@ static void test_not_an_image(void **state)
     assert_int_equal(r.status, 1);
     char want[400];
     snprintf(want, sizeof want, "%s: error: cannot decode image", in_scratch("notes.txt"));
-    assert_contains(&r, want);
+    assert_output_contains(&r, want);
     run_cmd(&r, "%s predict --weights %s %s", t, in_scratch("w.npz"), in_scratch("missing.png"));
     assert_int_equal(r.status, 1);
     snprintf(want, sizeof want, "%s: error: ", in_scratch("missing.png"));
-    assert_contains(&r, want);
+    assert_output_contains(&r, want);
 }
 
 /* Without the training folder there are no class names: the class index

@@ -97,6 +97,20 @@ static inline const char *in_scratch(const char *name)
     return b;
 }
 
+/* SAN=1 when make test runs under the sanitizers: passed on to make trainer. */
+static inline const char *san(void)
+{
+    const char *s = getenv("SAN");
+    return s && *s ? s : "0";
+}
+
+/* Fails the test unless what a command printed contains `what`. */
+static inline void assert_output_contains(const RunResult *r, const char *what)
+{
+    if (!strstr(r->out, what))
+        fail_msg("expected '%s' in:\n%s", what, r->out);
+}
+
 /* The nncc under test: ./nncc, or build/san/nncc under make test SAN=1. */
 static inline const char *nncc_path(void)
 {
