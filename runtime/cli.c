@@ -253,21 +253,26 @@ static const float *run_one(Predictor *p)
     return p->m->forward(&pass, p->params, p->b.work, p->b.x, 1);
 }
 
+/* An image file as the model's input, rescaled: input_shape (H, W, C), or
+ * (H, W) for one grey channel as the course's Fashion-MNIST models have it. */
+static int load_input_image(const nn_model *m, const char *path, float *x)
+{
+    if (m->input_rank < 2)
+        return nn_error(path, "the model's input is not an image (input_shape has 1 dimension)");
+    int channels = m->input_rank == 3 ? m->input_shape[2] : 1;
+    uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
+    int rc = nn_load_image_file(path, m->input_shape[0], m->input_shape[1], channels, bytes);
+    for (int i = 0; rc == 0 && i < m->input_size; i++)
+        x[i] = bytes[i] * m->data.rescale;
+    free(bytes);
+    return rc;
+}
+
 static int predict_image(Predictor *p, const char *path)
 {
-    const nn_model *m = p->m;
-    if (m->input_rank != 3)
-        return nn_error(path, "the model's input is not an image (input_shape has %d dimensions)",
-                        m->input_rank);
-    uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
-    int rc = nn_load_image_file(path, m->input_shape[0], m->input_shape[1], m->input_shape[2],
-                                bytes);
-    if (rc == 0) {
-        for (int i = 0; i < m->input_size; i++)
-            p->b.x[i] = bytes[i] * m->data.rescale;
+    int rc = load_input_image(p->m, path, p->b.x);
+    if (rc == 0)
         print_prediction(p, path, run_one(p));
-    }
-    free(bytes);
     return rc;
 }
 
@@ -447,20 +452,14 @@ static int activations(const nn_model *m, const Args *a)
     Predictor p = {.m = m};
     p.params = nn_alloc(m->n_params, sizeof *p.params);
     nn_batch_init(&p.b, m, 1);
-    uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
     int rc = weights_for(m, a, p.params);
-    if (rc == 0 && m->input_rank != 3)
-        rc = nn_error(a->input, "the model's input is not an image");
     if (rc == 0)
-        rc = nn_load_image_file(a->input, m->input_shape[0], m->input_shape[1],
-                                m->input_shape[2], bytes);
+        rc = load_input_image(m, a->input, p.b.x);
     char *index = nn_join_path(a->out_dir, "index.txt");
     FILE *f = rc == 0 ? fopen(index, "w") : NULL;
     if (rc == 0 && !f)
         rc = nn_error(index, "cannot write");
     if (rc == 0) {
-        for (int i = 0; i < m->input_size; i++)
-            p.b.x[i] = bytes[i] * m->data.rescale;
         run_one(&p);
         for (int l = 0; l < m->n_layers && rc == 0; l++) {
             const nn_layer *L = &m->layers[l];
@@ -487,7 +486,6 @@ static int activations(const nn_model *m, const Args *a)
     if (f && fclose(f) != 0 && rc == 0)
         rc = nn_error(index, "cannot write");
     free(index);
-    free(bytes);
     nn_batch_free(&p.b);
     free(p.params);
     return rc;

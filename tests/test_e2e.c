@@ -18,6 +18,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stb_image_write.h>
 
 #include "rt.h"
 
@@ -611,6 +612,8 @@ static void test_fashion(void **state)
     int labels[N];
     for (int s = 0; s < N; s++)
         labels[s] = (int)d.labels[s];
+    /* The first test image as a PNG file, for predict on an image. */
+    assert_true(stbi_write_png(in_scratch("first.png"), 28, 28, 1, d.bytes, 28) != 0);
     nn_dataset_free(&d);
     const char *xp = in_scratch("x.npy"), *yp = in_scratch("y.npy");
     assert_int_equal(nn_npy_write(xp, &x), 0);
@@ -658,6 +661,20 @@ static void test_fashion(void **state)
         line = strchr(line, '\n');
         assert_non_null(line);
         line++;
+    }
+    /* A model whose input_shape is (28, 28) reads a grey image file: the
+     * same probabilities as the first row of --npy. */
+    run_cmd(&r, "%s predict --weights %s %s", t, w, in_scratch("first.png"));
+    assert_int_equal(r.status, 0);
+    const char *probs = strstr(r.out, ".png:");
+    assert_non_null(probs);
+    probs += 5;
+    for (int k = 0; k < 10; k++) {
+        double v;
+        int used;
+        assert_int_equal(sscanf(probs, "%lf%n", &v, &used), 1);
+        probs += used;
+        assert_true(fabs(v - y.f[k]) <= 5.1e-5);
     }
     nn_array_free(&y);
 }
