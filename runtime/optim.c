@@ -94,7 +94,9 @@ static void adam_update(const nn_optimizer *c, float lr_t, float *restrict w,
     }
 }
 
-/* Keras's RMSprop with centered=False; mom is NULL without momentum. */
+/* Keras's RMSprop with centered=False; mom is NULL without momentum. With
+ * momentum Keras calls TensorFlow's ApplyRMSProp kernel, which puts epsilon
+ * inside the square root; without, its own Python, which adds it outside. */
 static void rmsprop_update(const nn_optimizer *c, float *restrict w, const float *restrict g,
                            float *restrict mom, float *restrict avg, size_t n)
 {
@@ -110,7 +112,7 @@ static void rmsprop_update(const nn_optimizer *c, float *restrict w, const float
 #pragma omp parallel for simd if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) {
             avg[i] = rho * avg[i] + one_rho * g[i] * g[i];
-            mom[i] = mu * mom[i] + lr * g[i] / (sqrtf(avg[i]) + eps);
+            mom[i] = mu * mom[i] + lr * g[i] / sqrtf(avg[i] + eps);
             w[i] -= mom[i];
         }
     }

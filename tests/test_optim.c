@@ -148,7 +148,7 @@ static void rmsprop_reference(double lr, double rho, double mu, double eps, doub
             if (mu == 0) {
                 w -= lr * g / (sqrt(a) + eps);
             } else {
-                mom = mu * mom + lr * g / (sqrt(a) + eps);
+                mom = mu * mom + lr * g / sqrt(a + eps);   /* TF's ApplyRMSProp */
                 w -= mom;
             }
             ref[s][i] = w;
@@ -180,6 +180,20 @@ static void test_rmsprop_momentum(void **state)
     double plain[STEPS][N];
     rmsprop_reference((double)0.01f, (double)0.9f, 0, (double)1e-7f, plain);
     assert_true(fabs(plain[1][0] - ref[1][0]) > 1e-3);
+}
+
+/* With momentum, epsilon goes inside the square root (TensorFlow's
+ * ApplyRMSProp); a large epsilon tells the two apart. Step 1, g = 0.1:
+ * a = 0.001, w = 0.5 - 0.01 * 0.1 / sqrt(0.001 + 0.01). */
+static void test_rmsprop_momentum_epsilon(void **state)
+{
+    (void)state;
+    nn_optimizer cfg = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.01f, .rho = 0.9f,
+                        .momentum = 0.5f, .epsilon = 0.01f};
+    double ref[STEPS][N];
+    rmsprop_reference((double)0.01f, (double)0.9f, 0.5, (double)0.01f, ref);
+    assert_close(ref[0][0], 0.5 - 0.001 / sqrt(0.011), 1e-6);
+    check_against(&cfg, ref);
 }
 
 /* Two steps, save, load into a fresh optimizer, then both take the same
@@ -273,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_adam),
         cmocka_unit_test(test_rmsprop),
         cmocka_unit_test(test_rmsprop_momentum),
+        cmocka_unit_test(test_rmsprop_momentum_epsilon),
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_state_names_and_errors),
     };
