@@ -365,15 +365,15 @@ static void parse_optimizer(OptimizerSpec *o, const Node *n)
         o->rho = fraction(v, "rho");
     if ((v = map_get(n, "epsilon")))
         o->epsilon = positive(v, "epsilon");
-    static const char *const sgd_only[] = {"nesterov", NULL};
-    static const char *const adam_only[] = {"beta_1", "beta_2", NULL};
-    const char *const *foreign = o->kind == NN_OPT_ADAM ? sgd_only : NULL;
-    for (int i = 0; foreign && foreign[i]; i++)
-        if ((v = map_get(n, foreign[i])))
-            error_at(v, "%s is not an argument of %s", foreign[i], name->text);
-    for (int i = 0; o->kind != NN_OPT_ADAM && adam_only[i]; i++)
-        if ((v = map_get(n, adam_only[i])))
-            error_at(v, "%s is not an argument of %s", adam_only[i], name->text);
+    /* Keras's constructors refuse these; read above, they would be ignored. */
+    static const char *const not_args[][5] = {
+        {"beta_1", "beta_2", "rho", "epsilon", NULL},   /* SGD */
+        {"momentum", "nesterov", "rho", NULL},          /* Adam */
+        {"beta_1", "beta_2", "nesterov", NULL},         /* RMSprop */
+    };
+    for (const char *const *k = not_args[kind]; *k; k++)
+        if ((v = map_get(n, *k)))
+            error_at(v, "%s is not an argument of %s", *k, name->text);
 }
 
 static const struct { const char *name; int loss; } loss_names[] = {
