@@ -524,9 +524,12 @@ static void parse_augment(Model *m, const Node *n)
         m->horizontal_flip = node_bool(v, "horizontal_flip");
     if ((v = map_get(n, "vertical_flip")))
         m->vertical_flip = node_bool(v, "vertical_flip");
+    /* A shift below 1 is a fraction of the size, from 1 on a number of pixels
+     * (Keras's rule, which nn_augment_batch follows). */
     struct { const char *key; double *dst; double max; } ranges[] = {
-        {"rotation_range", &m->rotation_range, 360}, {"width_shift_range", &m->width_shift_range, 1},
-        {"height_shift_range", &m->height_shift_range, 1}, {"zoom_range", &m->zoom_range, 1},
+        {"rotation_range", &m->rotation_range, 360},
+        {"width_shift_range", &m->width_shift_range, MAX_DIM},
+        {"height_shift_range", &m->height_shift_range, MAX_DIM}, {"zoom_range", &m->zoom_range, 1},
         {"shear_range", &m->shear_range, 360},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {

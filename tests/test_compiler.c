@@ -505,6 +505,22 @@ static void test_output_compiles(void **state)
     expect_compiles(in_scratch("pool_first.c"));
 }
 
+/* Keras reads a shift range from 1 on as pixels: 4 must be accepted. */
+static void test_pixel_shift_ranges(void **state)
+{
+    (void)state;
+    write_text(in_scratch("shift.yaml"),
+               "name: shift\ninput_shape: [8, 8, 1]\nlayers:\n"
+               "  - Flatten\n  - Dense: {units: 2, activation: softmax}\n"
+               "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
+               "data: {augment: {width_shift_range: 4, height_shift_range: 2.5}}\n");
+    Run r;
+    nncc(&r, in_scratch("shift.yaml"), "--check", NULL);
+    if (r.status != 0)
+        fail_msg("nncc --check exited %d: %s", r.status, r.err);
+    run_free(&r);
+}
+
 static void test_same_input_same_bytes(void **state)
 {
     (void)state;
@@ -720,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_summary_fashion_mlp),
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_output_compiles),
+        cmocka_unit_test(test_pixel_shift_ranges),
         cmocka_unit_test(test_same_input_same_bytes),
         cmocka_unit_test(test_hostile_strings),
         cmocka_unit_test(test_generated_up_to_date),
