@@ -211,7 +211,7 @@ static void parse_layer_args(Layer *l, const Node *args, const Node *where)
     check_initializer(args, "bias_initializer", "zeros");
 }
 
-static void set_name(Layer *l, const Node *args, const Node *where, int type_count)
+static void set_name(Layer *l, const Node *args, int type_count)
 {
     const Node *v = args ? map_get(args, "name") : NULL;
     if (v) {
@@ -225,7 +225,6 @@ static void set_name(Layer *l, const Node *args, const Node *where, int type_cou
     } else {
         snprintf(l->name, sizeof l->name, "%s_%d", default_names[l->kind], type_count);
     }
-    (void)where;
 }
 
 /* A layer is `Flatten`, `Flatten: {}` / `Flatten:` or `Dense: {units: 10, ...}`. */
@@ -279,7 +278,7 @@ void add_layer(Model *m, LayerKind kind, const Node *item, const Node *args,
     l->use_bias = true;
     l->sh = l->sw = 1;
     parse_layer_args(l, args, item);
-    set_name(l, args, item, counts[kind]++);
+    set_name(l, args, counts[kind]++);
     m->n_layers++;
 }
 
