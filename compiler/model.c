@@ -350,7 +350,9 @@ static void parse_optimizer(OptimizerSpec *o, const Node *n)
     optimizer_defaults(o, kinds[kind]);
     if (n->kind != NODE_MAP)
         return;
-    if ((v = map_get(n, "learning_rate")) || (v = map_get(n, "lr")))
+    if ((v = map_get(n, "learning_rate")) && map_get(n, "lr"))
+        error_at(map_get(n, "lr"), "give learning_rate or its old name lr, not both");
+    if (v || (v = map_get(n, "lr")))
         o->learning_rate = positive(v, "learning_rate");
     if ((v = map_get(n, "momentum")))
         o->momentum = fraction(v, "momentum");
