@@ -298,3 +298,17 @@ bool is_c_identifier(const char *s)
             return false;
     return true;
 }
+
+bool same_word(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        while (*a == '_')
+            a++;
+        while (*b == '_')
+            b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return false;
+        if (!*a)
+            return true;
+    }
+}

@@ -169,21 +169,6 @@ _Noreturn static void not_default(const Reader *r, const char *key, const Node *
              r->type, key, brief(v), keras_default);
 }
 
-/* "GlorotUniform", "glorot_uniform" -> "glorotuniform" */
-static bool same_word(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        while (*a == '_')
-            a++;
-        while (*b == '_')
-            b++;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
-            return false;
-        if (!*a)
-            return true;
-    }
-}
-
 /* Keras 2.0-2.2 write glorot_uniform as the VarianceScaling it is. */
 static bool is_glorot_scaling(const Node *config)
 {

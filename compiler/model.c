@@ -135,7 +135,7 @@ static const char *const *const layer_keys[LAYER_KIND_COUNT] = {
 static void check_initializer(const Node *args, const char *key, const char *expected)
 {
     const Node *n = map_get(args, key);
-    if (n && strcasecmp(node_str(n, key), expected) != 0)
+    if (n && !same_word(node_str(n, key), expected))
         error_at(n, "%s '%s' is not supported; nncc initialises with %s", key, n->text,
                  expected);
 }

@@ -60,6 +60,8 @@ long node_int(const Node *n, const char *what, long min, long max);
 double node_num(const Node *n, const char *what);            /* also "A/B" */
 bool node_bool(const Node *n, const char *what);
 bool is_c_identifier(const char *s);
+/* Keras's two spellings of a name are one: GlorotUniform, glorot_uniform. */
+bool same_word(const char *a, const char *b);
 
 /* ---- model.c, keras.c: the IR --------------------------------------------------- */
 
