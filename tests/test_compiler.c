@@ -459,6 +459,13 @@ static void test_param_counts(void **state)
                                          "dense (Dense) (None, 2) 386", NULL},
                    "479", "479", "0");
 
+    /* Keras's class spellings of the default initialisers are the same
+     * initialisers: 3*2+2 = 8. */
+    expect_summary("name: init\ninput_shape: [3]\nlayers:\n"
+                   "  - Dense: {units: 2, kernel_initializer: GlorotUniform, "
+                   "bias_initializer: Zeros}\n",
+                   (const char *const[]){"dense (Dense) (None, 2) 8", NULL}, "8", "8", "0");
+
     /* The course's first program: one neuron on one input, 1*1+1 = 2. */
     char *hello = slurp("models/hello.yaml", NULL);
     assert_non_null(hello);
