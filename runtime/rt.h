@@ -310,13 +310,5 @@ typedef struct {
 
 void nn_batch_init(nn_batch *b, const nn_model *m, int capacity);
 void nn_batch_free(nn_batch *b);
-/* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
- * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
- * nn_dataset_batch fails. */
-int nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n);
-/* Loads the source (from --data or the model's folder), keeps its first
- * `limit` samples (0: all) and checks its labels. */
-int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
-                 nn_dataset *d);
 
 #endif

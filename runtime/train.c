@@ -55,7 +55,10 @@ void nn_batch_free(nn_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int nn_batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+/* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
+ * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
+ * nn_dataset_batch fails. */
+static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
 {
     int width = label_width(m);
     if (d->labels && d->label_size == 1 && width > 1) {
@@ -78,8 +81,10 @@ static const char *output_layer(const nn_model *m)
     return m->n_layers ? m->layers[m->n_layers - 1].name : "output";
 }
 
-int nn_load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
-                 nn_dataset *d)
+/* Loads the source (from --data or the model's folder), keeps its first
+ * `limit` samples (0: all) and checks its labels. */
+static int load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
+                     nn_dataset *d)
 {
     const char *dir = o->data_dir ? o->data_dir : m->data.dir;
     if (nn_load_source(m, src, dir, d) != 0)
@@ -110,7 +115,7 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
         int n = d->n - start < b->part ? d->n - start : b->part;
         for (int s = 0; s < n; s++)
             idx[s] = start + s;
-        if ((rc = nn_batch_fill(b, m, d, idx, n)) != 0)
+        if ((rc = batch_fill(b, m, d, idx, n)) != 0)
             break;
         const float *out = m->forward(&pass, params, b->work, b->x, n);
         loss += nn_loss(m, out, b->y, n, NULL) * n;
@@ -154,10 +159,10 @@ static int load_train_data(Trainer *t)
     if (m->data.train.format == NN_DATA_NONE)
         return nn_error(m->data.model_file, "the model has no training data: give data: train: "
                                             "in the model file");
-    if (nn_load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
+    if (load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
         return -1;
     if (m->data.validation.format != NN_DATA_NONE) {
-        if (nn_load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
+        if (load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
             return -1;
         t->has_val = true;
     } else if (m->data.validation_split > 0) {
@@ -238,7 +243,7 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
 {
     const nn_model *m = t->m;
     nn_batch *b = &t->batch;
-    if (nn_batch_fill(b, m, &t->train, idx, n) != 0)
+    if (batch_fill(b, m, &t->train, idx, n) != 0)
         return -1;
     if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
         nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
@@ -548,7 +553,7 @@ int nn_evaluate(const nn_model *m, const nn_options *o)
     if (m->loss == NN_LOSS_NONE)
         return nn_error(m->data.model_file, "the model has no loss to evaluate");
     nn_dataset d = {0};
-    if (nn_load_data(m, src, o, o->limit, &d) != 0)
+    if (load_data(m, src, o, o->limit, &d) != 0)
         return -1;
     float *params = nn_alloc(m->n_params, sizeof *params);
     nn_batch b;
