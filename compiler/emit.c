@@ -181,51 +181,7 @@ static void expand(FILE *out, const char *name, const Holes *h)
     }
 }
 
-/* ---- names that the C will hold ------------------------------------------------------ */
-
-/* Every identifier the model adds to the C, so that two layers whose names
- * differ (a, a_relu) cannot meet as a_relu_forward. */
-typedef struct {
-    int n;
-    char *name[4 * MAX_OPS + MAX_TENSORS + MAX_BUFS];
-    const Node *where[4 * MAX_OPS + MAX_TENSORS + MAX_BUFS];
-} Names;
-
-static void claim(Names *ns, const Node *where, char *name)
-{
-    for (int i = 0; i < ns->n; i++)
-        if (strcmp(ns->name[i], name) == 0)
-            error_at(where, "the name '%s' in the generated C would clash with one from line "
-                            "%d; rename a layer", name, ns->where[i]->line);
-    ns->where[ns->n] = where;
-    ns->name[ns->n++] = name;
-}
-
-static void claim_all(const Plan *p)
-{
-    static Names ns;
-    ns.n = 0;
-    for (int i = 0; i < p->n_ops; i++) {
-        const Op *op = &p->ops[i];
-        claim(&ns, op->layer->where, fmt("%s_forward", op->fn));
-        claim(&ns, op->layer->where, fmt("%s_backward", op->fn));
-        claim(&ns, op->layer->where, fmt("%s_IN", op->fn));
-        claim(&ns, op->layer->where, fmt("%s_OUT", op->fn));
-    }
-    for (int i = 0; i < p->n_tensors; i++)
-        claim(&ns, p->tensors[i].layer->where,
-              fmt("%s_%s", p->tensors[i].layer->name, strchr(p->tensors[i].name, '.') + 1));
-    for (int i = 0; i < p->n_bufs; i++)
-        claim(&ns, p->bufs[i].layer->where, fmt("%s", p->bufs[i].name));
-}
-
 /* ---- one op: its functions, and the calls that run them -------------------------- */
-
-static const char *const op_templates[] = {
-    [OP_DENSE] = "dense", [OP_CONV2D] = "conv2d", [OP_MAXPOOL2D] = "maxpool2d",
-    [OP_AVGPOOL2D] = "avgpool2d", [OP_GAP2D] = "gap2d", [OP_BATCHNORM] = "batchnorm",
-    [OP_DROPOUT] = "dropout", [OP_ACT] = "activation", [OP_SOFTMAX] = "softmax",
-};
 
 /* TensorFlow's same padding: the smaller half before, the extra row after. */
 static long pad_before(long in, long out, long k, long s)
@@ -284,103 +240,124 @@ static char *tensor_ref(const Plan *p, int t, bool grad)
     if (t < 0 || (grad && !p->tensors[t].trainable))
         return fmt("NULL");
     const Tensor *ts = &p->tensors[t];
-    return fmt("%s(%s_%s)", grad ? "G" : "P", ts->layer->name, strchr(ts->name, '.') + 1);
+    return fmt("%s(%s_%s)", grad ? "G" : "P", ts->layer->name, ts->role);
+}
+
+/* A merge's inputs, or their gradients, as one array argument. */
+static char *array_ref(const Plan *p, const Op *op, bool grads)
+{
+    Block b;
+    block_open(&b);
+    fprintf(b.f, grads ? "(float *const[]){" : "(const float *const[]){");
+    for (int k = 0; k < op->n_in; k++)
+        fprintf(b.f, "%s%s", k ? ", " : "",
+                grads ? grad_ref(p, op->din[k]) : buf_ref(p, op->in[k]));
+    fprintf(b.f, "}");
+    return block_close(&b);
+}
+
+/* One word of a row's call arguments (LayerOps in nncc.h says which). */
+static char *call_arg(const Plan *p, const Op *op, const char *word)
+{
+    if (strcmp(word, "n") == 0 || strcmp(word, "pass") == 0)
+        return fmt("%s", word);
+    if (strcmp(word, "x") == 0)
+        return buf_ref(p, op->in[0]);
+    if (strcmp(word, "dx") == 0)
+        return grad_ref(p, op->din[0]);
+    if (strcmp(word, "y") == 0)
+        return buf_ref(p, op->out);
+    if (strcmp(word, "dy") == 0)
+        return buf_ref(p, op->dout);
+    if (strcmp(word, "aux") == 0)
+        return buf_ref(p, op->aux);
+    if (strcmp(word, "xs") == 0 || strcmp(word, "dxs") == 0)
+        return array_ref(p, op, word[0] == 'd');
+    if ((word[0] == 'P' || word[0] == 'G') && word[1] >= '0' &&
+        word[1] < '0' + MAX_LAYER_TENSORS && !word[2])
+        return tensor_ref(p, op->tensor[word[1] - '0'], word[0] == 'G');
+    error_at(NULL, "internal error: unknown call argument '%s' of %s", word, op->tmpl);
+}
+
+/* "    dense_forward(n, x, P(dense_kernel), P(dense_bias), W(dense_out));" */
+static void emit_call(FILE *out, const Plan *p, const Op *op, const char *pass,
+                      const char *args)
+{
+    fprintf(out, "    %s_%s(", op->fn, pass);
+    for (const char *w = args; *w;) {
+        size_t len = strcspn(w, " ");
+        char word[8];
+        snprintf(word, sizeof word, "%.*s", (int)len, w);
+        fprintf(out, "%s%s", w == args ? "" : ", ", call_arg(p, op, word));
+        w += len + strspn(w + len, " ");
+    }
+    fprintf(out, ");\n");
 }
 
 /* "dense_1: relu, line 7", above each call, to find the layer in the model file. */
 static void call_comment(FILE *out, const Op *op)
 {
-    const char *what = op->kind == OP_ACT || op->kind == OP_SOFTMAX
-                           ? activation_names[op->act] : layer_type_names[op->layer->kind];
+    const char *what = op->ops ? op->ops->keras_name : activation_names[op->act];
     fprintf(out, "    /* %s: %s, line %d */\n", op->layer->name, what, op->layer->where->line);
 }
 
-/* inference: Dropout passes values through and BatchNormalization uses its
- * moving statistics, in batchnorm_inference's function. */
+/* An activation op's calls; a layer's are in its row. */
+static const char act_forward_args[] = "n x y", act_backward_args[] = "n x y dy dx";
+
+/* inference: a row may name other arguments, for its inference template, or
+ * pass values through (Dropout). */
 static void emit_forward_call(FILE *out, const Plan *p, const Op *op, bool inference)
 {
-    char *in = buf_ref(p, op->in), *y = buf_ref(p, op->out);
     call_comment(out, op);
-    if (inference && op->kind == OP_DROPOUT) {
-        fprintf(out, "    memcpy(%s, %s, %ld * sizeof(float));\n", y, in, op->size);
+    const char *args = op->ops ? op->ops->forward_args : act_forward_args;
+    if (inference && op->ops && (op->ops->flags & LF_INFERENCE_IDENTITY)) {
+        fprintf(out, "    memcpy(%s, %s, %ld * sizeof(float));\n", buf_ref(p, op->out),
+                buf_ref(p, op->in[0]), op->size);
         return;
     }
-    if (inference && op->kind == OP_BATCHNORM) {
-        fprintf(out, "    %s_forward(n, %s, %s, %s, %s, %s, %s);\n", op->fn, in,
-                tensor_ref(p, op->tensor[0], false), tensor_ref(p, op->tensor[1], false),
-                tensor_ref(p, op->tensor[2], false), tensor_ref(p, op->tensor[3], false), y);
-        return;
-    }
-    switch (op->kind) {
-    case OP_DENSE:
-    case OP_CONV2D:
-        fprintf(out, "    %s_forward(n, %s, %s, %s, %s);\n", op->fn, in,
-                tensor_ref(p, op->tensor[0], false), tensor_ref(p, op->tensor[1], false), y);
-        break;
-    case OP_MAXPOOL2D:
-    case OP_AVGPOOL2D:
-    case OP_GAP2D:
-    case OP_ACT:
-    case OP_SOFTMAX:
-        fprintf(out, "    %s_forward(n, %s, %s);\n", op->fn, in, y);
-        break;
-    case OP_DROPOUT:
-        fprintf(out, "    %s_forward(pass, n, %s, %s, %s);\n", op->fn, in,
-                buf_ref(p, op->aux), y);
-        break;
-    case OP_BATCHNORM:
-        fprintf(out, "    %s_forward(pass, n, %s, %s, %s, %s, %s, %s, %s);\n", op->fn, in,
-                tensor_ref(p, op->tensor[0], false), tensor_ref(p, op->tensor[1], false),
-                tensor_ref(p, op->tensor[2], false), tensor_ref(p, op->tensor[3], false),
-                buf_ref(p, op->aux), y);
-        break;
-    }
+    if (inference && op->ops && op->ops->inference_args)
+        args = op->ops->inference_args;
+    emit_call(out, p, op, "forward", args);
+}
+
+static bool has_grads(const Plan *p, const Op *op)
+{
+    for (int i = 0; i < MAX_LAYER_TENSORS; i++)
+        if (op->tensor[i] >= 0 && p->tensors[op->tensor[i]].trainable)
+            return true;
+    for (int k = 0; k < op->n_in; k++)
+        if (op->din[k] != NO_BUF)
+            return true;
+    return false;
 }
 
 static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
 {
-    char *in = buf_ref(p, op->in), *y = buf_ref(p, op->out), *dy = buf_ref(p, op->dout);
-    char *dx = grad_ref(p, op->din);
-    bool has_grads = op->tensor[0] >= 0 && (p->tensors[op->tensor[0]].trainable ||
-                                            (op->tensor[1] >= 0 && p->tensors[op->tensor[1]].trainable));
-    if (op->din == NO_BUF && !has_grads) {
+    if (!has_grads(p, op)) {
         fprintf(out, "    (void)%s_backward;  /* %s: nothing to learn, nothing flows back */\n",
                 op->fn, op->layer->name);
         return;
     }
     call_comment(out, op);
-    switch (op->kind) {
-    case OP_DENSE:
-    case OP_CONV2D:
-        fprintf(out, "    %s_backward(n, %s, %s, %s, %s, %s, %s);\n", op->fn, in,
-                tensor_ref(p, op->tensor[0], false), dy, dx, tensor_ref(p, op->tensor[0], true),
-                tensor_ref(p, op->tensor[1], true));
-        break;
-    case OP_MAXPOOL2D:
-    case OP_AVGPOOL2D:
-    case OP_GAP2D:
-    case OP_ACT:
-    case OP_SOFTMAX:
-        fprintf(out, "    %s_backward(n, %s, %s, %s, %s);\n", op->fn, in, y, dy, dx);
-        break;
-    case OP_DROPOUT:
-        fprintf(out, "    %s_backward(n, %s, %s, %s);\n", op->fn, buf_ref(p, op->aux), dy, dx);
-        break;
-    case OP_BATCHNORM:
-        fprintf(out, "    %s_backward(n, %s, %s, %s, %s, %s, %s, %s);\n", op->fn, in,
-                tensor_ref(p, op->tensor[0], false), buf_ref(p, op->aux), dy, dx,
-                tensor_ref(p, op->tensor[0], true), tensor_ref(p, op->tensor[1], true));
-        break;
+    emit_call(out, p, op, "backward", op->ops ? op->ops->backward_args : act_backward_args);
+    for (int k = 0; k < op->n_in; k++) {
+        if (op->add_to[k] == NO_BUF)
+            continue;
+        const Buffer *to = &p->bufs[op->add_to[k]];
+        fprintf(out, "    /* %s is read by more layers: the sum of their gradients */\n"
+                     "    for (size_t i = 0; i < (size_t)n * %ld; i++)\n"
+                     "        W(%s)[i] += W(%s)[i];\n",
+                to->name, to->size, to->name, p->bufs[op->din[k]].name);
     }
 }
 
-static char *forward_block(const Plan *p, bool inference)
+static char *forward_block(const Model *m, const Plan *p, bool inference)
 {
     Block b;
     block_open(&b);
     for (int i = 0; i < p->n_ops; i++)
         emit_forward_call(b.f, p, &p->ops[i], inference);
-    fprintf(b.f, "    return %s;\n", buf_ref(p, p->ops[p->n_ops - 1].out));
+    fprintf(b.f, "    return %s;\n", buf_ref(p, p->layer_out[m->output]));
     return block_close(&b);
 }
 
@@ -388,10 +365,10 @@ static char *backward_block(const Plan *p, const Model *m)
 {
     Block b;
     block_open(&b);
-    const Op *last = &p->ops[p->n_ops - 1];
-    if (last->dout != NO_BUF)
+    int dout = p->layer_dout[m->output];
+    if (dout != NO_BUF)
         fprintf(b.f, "    memcpy(%s, dout, (size_t)n * %ld * sizeof *dout);\n",
-                buf_ref(p, last->dout), shape_size(&m->layers[m->n_layers - 1].out));
+                buf_ref(p, dout), shape_size(&m->layers[m->output].out));
     else
         fprintf(b.f, "    (void)dout, (void)work;\n");
     for (int i = p->n_ops - 1; i >= 0; i--)
@@ -409,8 +386,7 @@ static char *offsets_block(const Plan *p, bool tensors)
     for (int i = 0; i < n; i++) {
         if (tensors) {
             const Tensor *t = &p->tensors[i];
-            fprintf(b.f, "    %s_%s = %ld,\n", t->layer->name, strchr(t->name, '.') + 1,
-                    t->offset);
+            fprintf(b.f, "    %s_%s = %ld,\n", t->layer->name, t->role, t->offset);
         } else {
             fprintf(b.f, "    %s = %ld,\n", p->bufs[i].name, p->bufs[i].offset);
         }
@@ -442,14 +418,14 @@ static char *tensors_block(const Plan *p, FILE *arrays)
         const Tensor *t = &p->tensors[i];
         char *values = fmt("NULL");
         if (t->values) {
-            values = fmt("%s_%s_values", t->layer->name, strchr(t->name, '.') + 1);
+            values = fmt("%s_%s_values", t->layer->name, t->role);
             float_array(arrays, values, t->values, t->size);
         }
         fprintf(b.f, "    {\"%s\", %d, {", t->name, t->rank);
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
         fprintf(b.f, "}, %s_%s, %ld, %d, %s, %ld, %ld, %s},\n", t->layer->name,
-                strchr(t->name, '.') + 1, t->size, t->trainable, init_names[t->init], t->fan_in,
+                t->role, t->size, t->trainable, init_names[t->init], t->fan_in,
                 t->fan_out, values);
     }
     if (p->n_tensors == 0)
@@ -464,11 +440,9 @@ static char *layers_block(const Model *m, const Plan *p)
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
         int buf = p->layer_out[i];
-        bool feature_map = l->out.rank == 3 &&
-                           (l->kind == LAYER_CONV2D || l->kind == LAYER_MAXPOOL2D ||
-                            l->kind == LAYER_AVGPOOL2D);
+        bool feature_map = l->out.rank == 3 && (l->ops->flags & LF_FEATURE_MAP);
         fprintf(b.f, "    {\"%s\", \"%s\", %d, {%ld, %ld, %ld}, %ld, %ld, %s, %ld, %d, %d},\n",
-                l->name, layer_type_names[l->kind], l->out.rank, l->out.dim[0], l->out.dim[1],
+                l->name, l->ops->keras_name, l->out.rank, l->out.dim[0], l->out.dim[1],
                 l->out.dim[2], l->params, l->trainable_params,
                 buf == NO_BUF ? "0" : p->bufs[buf].name, shape_size(&l->out), feature_map,
                 l->where->line);
@@ -478,67 +452,25 @@ static char *layers_block(const Model *m, const Plan *p)
 
 /* ---- data, fit, predict ------------------------------------------------------------- */
 
-/* Inline numbers: a list of samples, each a number or a nested list of `size`. */
-static void flatten_numbers(const Node *n, float *out, long *pos, long max, const char *what)
-{
-    if (n->kind == NODE_SEQ) {
-        for (int i = 0; i < n->n; i++)
-            flatten_numbers(n->items[i], out, pos, max, what);
-        return;
-    }
-    if (*pos >= max)
-        error_at(n, "%s has more numbers than expected", what);
-    out[(*pos)++] = (float)node_num(n, what);
-}
-
-static float *sample_list(const Node *list, long size, const char *what, int *count)
-{
-    if (list->kind != NODE_SEQ || list->n == 0)
-        error_at(list, "%s must be a non-empty list of samples", what);
-    float *v = keep(calloc((size_t)list->n * (size_t)size, sizeof *v));
-    for (int i = 0; i < list->n; i++) {
-        long pos = 0;
-        flatten_numbers(list->items[i], v + (long)i * size, &pos, size, what);
-        if (pos != size)
-            error_at(list->items[i], "each sample of %s must have %ld number%s, this one has %ld",
-                     what, size, size == 1 ? "" : "s", pos);
-    }
-    *count = list->n;
-    return v;
-}
-
-static long label_size(const Model *m)
-{
-    long k = shape_size(&m->layers[m->n_layers - 1].out);
-    return m->loss == NN_LOSS_SPARSE_CE ? 1 : k;
-}
-
 static const char *const format_enums[] = {
     [NN_DATA_NONE] = "NN_DATA_NONE", [NN_DATA_INLINE] = "NN_DATA_INLINE",
     [NN_DATA_IDX] = "NN_DATA_IDX", [NN_DATA_CSV] = "NN_DATA_CSV",
     [NN_DATA_IMAGE_DIR] = "NN_DATA_IMAGE_DIR",
 };
 
-static void emit_source(FILE *out, FILE *arrays, const Model *m, const SourceSpec *s,
-                        const char *name)
+static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char *name)
 {
     fprintf(out, "        .%s = {.format = %s", name, format_enums[s->format]);
     if (s->format == NN_DATA_NONE) {
         fprintf(out, "},\n");
         return;
     }
-    if (s->format == NN_DATA_INLINE) {
-        int nx, ny = 0;
-        float *x = sample_list(s->x, shape_size(&m->input), "x", &nx);
-        float_array(arrays, fmt("%s_x", name), x, nx * shape_size(&m->input));
-        if (s->y) {
-            float *y = sample_list(s->y, label_size(m), "y", &ny);
-            if (ny != nx)
-                error_at(s->y, "y has %d samples but x has %d", ny, nx);
-            float_array(arrays, fmt("%s_y", name), y, ny * label_size(m));
-        }
-        fprintf(out, ", .x = %s_x, .y = %s, .count = %d", name,
-                s->y ? fmt("%s_y", name) : "NULL", nx);
+    if (s->format == NN_DATA_INLINE) {   /* check.c checked the sizes */
+        float_array(arrays, fmt("%s_x", name), s->x.values, s->x.count);
+        if (s->y.where)
+            float_array(arrays, fmt("%s_y", name), s->y.values, s->y.count);
+        fprintf(out, ", .x = %s_x, .y = %s, .count = %ld", name,
+                s->y.where ? fmt("%s_y", name) : "NULL", s->x.dim[0]);
     }
     if (s->images)
         fprintf(out, ", .images = %s, .labels = %s", string_lit(s->images), string_lit(s->labels));
@@ -552,46 +484,23 @@ static void emit_source(FILE *out, FILE *arrays, const Model *m, const SourceSpe
     fprintf(out, ", .line = %d},\n", s->where->line);
 }
 
-/* image_dir without target_size: the model's input size, as nothing else fits. */
-static void default_target_size(const Model *m, SourceSpec *s)
-{
-    if (s->format != NN_DATA_IMAGE_DIR)
-        return;
-    if (m->input.rank != 3)
-        error_at(s->where, "image_dir data needs a model whose input_shape is [height, width, "
-                           "channels]");
-    if (!s->target_h) {
-        s->target_h = m->input.dim[0];
-        s->target_w = m->input.dim[1];
-    }
-    if (s->target_h != m->input.dim[0] || s->target_w != m->input.dim[1] ||
-        s->channels != m->input.dim[2])
-        error_at(s->where, "the images are %ldx%ldx%ld (target_size, color_mode) but the model's "
-                           "input_shape is (%ld, %ld, %ld)", s->target_h, s->target_w,
-                 s->channels, m->input.dim[0], m->input.dim[1], m->input.dim[2]);
-}
-
 static char *data_block(const Model *m, FILE *arrays)
 {
     Block b;
     block_open(&b);
-    SourceSpec train = m->train, validation = m->validation, test = m->test;
-    default_target_size(m, &train);
-    default_target_size(m, &validation);
-    default_target_size(m, &test);
-    emit_source(b.f, arrays, m, &train, "train");
-    emit_source(b.f, arrays, m, &validation, "validation");
-    emit_source(b.f, arrays, m, &test, "test");
+    emit_source(b.f, arrays, &m->train, "train");
+    emit_source(b.f, arrays, &m->validation, "validation");
+    emit_source(b.f, arrays, &m->test, "test");
     fprintf(b.f, "        .dir = %s,\n", string_lit(m->data_dir));
     fprintf(b.f, "        .model_file = %s,\n", string_lit(m->file));
     fprintf(b.f, "        .rescale = %s,\n", float_lit(m->rescale));
     fprintf(b.f, "        .validation_split = %s,\n", float_lit(m->validation_split));
-    if (m->class_names) {
-        fprintf(arrays, "static const char *const class_names[%d] = {", m->class_names->n);
-        for (int i = 0; i < m->class_names->n; i++)
-            fprintf(arrays, "%s%s,", i % 4 ? " " : "\n    ", string_lit(m->class_names->items[i]->text));
+    if (m->n_class_names) {
+        fprintf(arrays, "static const char *const class_names[%d] = {", m->n_class_names);
+        for (int i = 0; i < m->n_class_names; i++)
+            fprintf(arrays, "%s%s,", i % 4 ? " " : "\n    ", string_lit(m->class_names[i]));
         fprintf(arrays, "\n};\n");
-        fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->class_names->n);
+        fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->n_class_names);
     }
     fprintf(b.f, "        .augment = {.horizontal_flip = %d, .vertical_flip = %d, .rotation_range = %s,\n"
                  "                    .width_shift_range = %s, .height_shift_range = %s,\n"
@@ -668,18 +577,18 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "WORK", p->work_floats);
     bool batch_statistics = false;
     for (int i = 0; i < p->n_ops; i++)
-        batch_statistics |= p->ops[i].kind == OP_BATCHNORM;
+        batch_statistics |= p->ops[i].ops && (p->ops[i].ops->flags & LF_WHOLE_BATCH);
     hole_long(h, "WHOLE_BATCHES", batch_statistics);
     static const char *const act_words[] = {"activation", "softmax", "sigmoid"};
     hole(h, "OUTPUT_ACT", fmt("%s", act_words[p->output_act]));
-    hole(h, "FORWARD", forward_block(p, false));
+    hole(h, "FORWARD", forward_block(m, p, false));
     hole(h, "BACKWARD", backward_block(p, m));
     hole(h, "TENSORS", tensors_block(p, arrays));
     hole(h, "LAYERS", layers_block(m, p));
     hole_long(h, "INPUT_RANK", m->input.rank);
     hole(h, "INPUT_SHAPE", fmt("%ld, %ld, %ld", m->input.dim[0], m->input.dim[1], m->input.dim[2]));
     hole_long(h, "INPUT_SIZE", shape_size(&m->input));
-    hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->n_layers - 1].out));
+    hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
     hole(h, "OUTPUT_ACT_ENUM", fmt("%s", output_enums[p->output_act]));
     hole_long(h, "N_TENSORS", p->n_tensors);
     hole_long(h, "N_LAYERS", m->n_layers);
@@ -688,18 +597,15 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "ACCURACY", m->metric_accuracy);
     hole(h, "DATA", data_block(m, arrays));
     hole(h, "FIT", fit_block(m));
-    int n_predict = 0;
-    if (m->predict) {
-        float *v = sample_list(m->predict, shape_size(&m->input), "predict", &n_predict);
-        float_array(arrays, "predict_inputs", v, n_predict * shape_size(&m->input));
-    }
+    long n_predict = m->predict.where ? m->predict.dim[0] : 0;
+    if (n_predict)
+        float_array(arrays, "predict_inputs", m->predict.values, m->predict.count);
     hole(h, "PREDICT_INPUTS", fmt("%s", n_predict ? "predict_inputs" : "NULL"));
     hole_long(h, "N_PREDICT", n_predict);
 }
 
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main)
 {
-    claim_all(p);
     Holes h;
     /* Arrays (inline weights and data) are gathered while the tables are made. */
     Block arrays;
@@ -712,8 +618,8 @@ void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main)
     for (int i = 0; i < p->n_ops; i++) {
         Holes oh;
         op_holes(&oh, m, p, &p->ops[i], i);
-        expand(out, op_templates[p->ops[i].kind], &oh);
-        expand(out, fmt("%s_backward", op_templates[p->ops[i].kind]), &oh);
+        expand(out, p->ops[i].tmpl, &oh);
+        expand(out, fmt("%s_backward", p->ops[i].tmpl), &oh);
     }
     expand(out, "model", &h);
     if (with_main)
@@ -760,7 +666,7 @@ static char *weights_block(const Plan *p)
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
         fprintf(b.f, "%s) */\n", t->rank == 1 ? "," : "");
-        float_array(b.f, fmt("%s_%s", t->layer->name, strchr(t->name, '.') + 1), t->values,
+        float_array(b.f, fmt("%s_%s", t->layer->name, t->role), t->values,
                     t->size);
     }
     return block_close(&b);
@@ -768,7 +674,6 @@ static char *weights_block(const Plan *p)
 
 void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weights)
 {
-    claim_all(p);
     static const char *const output_fns[] = {"linear", "softmax", "sigmoid"};
     Holes h = {0};
     hole(&h, "MODEL", fmt("%s", m->name));
@@ -776,22 +681,22 @@ void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weight
     hole(&h, "SOURCE", comment_text(m->file));
     hole(&h, "WEIGHTS", comment_text(weights));
     hole_long(&h, "INPUT_SIZE", shape_size(&m->input));
-    hole_long(&h, "OUTPUT_SIZE", shape_size(&m->layers[m->n_layers - 1].out));
+    hole_long(&h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
     hole(&h, "OUTPUT_FN", fmt("%s", output_fns[p->output_act]));
     hole(&h, "BUFFER_OFFSETS", offsets_block(p, false));
     hole_long(&h, "WORK", p->work_floats);
     hole(&h, "WEIGHT_ARRAYS", weights_block(p));
-    hole(&h, "FORWARD", forward_block(p, true));
+    hole(&h, "FORWARD", forward_block(m, p, true));
 
     expand(out, "inference", &h);
     expand(out, "activations", &h);
     for (int i = 0; i < p->n_ops; i++) {
         const Op *op = &p->ops[i];
-        if (op->kind == OP_DROPOUT)
+        if (op->ops && (op->ops->flags & LF_INFERENCE_IDENTITY))
             continue;
         Holes oh;
         op_holes(&oh, m, p, op, i);
-        expand_serial(out, op->kind == OP_BATCHNORM ? "batchnorm_inference" : op_templates[op->kind],
+        expand_serial(out, op->ops && op->ops->inference_tmpl ? op->ops->inference_tmpl : op->tmpl,
                       &oh);
     }
     expand(out, "inference_model", &h);

@@ -23,35 +23,24 @@
 
 /* ---- layer classes -------------------------------------------------------------------- */
 
-#define INPUT_LAYER LAYER_KIND_COUNT   /* read for its shape, then skipped */
-
-static const struct {
-    const char *name;
-    int kind;
-    bool alias;                        /* left out of the "supported:" list */
-} classes[] = {
-    {"Dense", LAYER_DENSE, false}, {"Flatten", LAYER_FLATTEN, false},
-    {"Dropout", LAYER_DROPOUT, false}, {"Activation", LAYER_ACTIVATION, false},
-    {"Conv2D", LAYER_CONV2D, false}, {"MaxPooling2D", LAYER_MAXPOOL2D, false},
-    {"AveragePooling2D", LAYER_AVGPOOL2D, false},
-    {"GlobalAveragePooling2D", LAYER_GLOBALAVGPOOL2D, false},
-    {"BatchNormalization", LAYER_BATCHNORM, false}, {"InputLayer", INPUT_LAYER, false},
-    {"Convolution2D", LAYER_CONV2D, true}, {"MaxPool2D", LAYER_MAXPOOL2D, true},
-    {"AvgPool2D", LAYER_AVGPOOL2D, true}, {"GlobalAvgPool2D", LAYER_GLOBALAVGPOOL2D, true},
-};
-#define N_CLASSES (int)(sizeof classes / sizeof classes[0])
+/* An InputLayer is read for its shape, then skipped; it has no row. */
+static const LayerOps input_layer = {.keras_name = "InputLayer"};
 
 _Noreturn static void unsupported_class(const Node *n)
 {
-    char list[512] = "";
-    const char *names[N_CLASSES + 1];
-    for (int i = 0; i < N_CLASSES; i++) {
-        names[i] = classes[i].name;
-        if (!classes[i].alias)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                     list[0] ? ", " : "", classes[i].name);
+    char list[1024] = "";
+    const char *names[4 * MAX_LAYER_KINDS + 2];
+    int count = 0;
+    for (const LayerOps *const *r = layer_table; *r; r++) {
+        names[count++] = (*r)->keras_name;
+        for (const char *const *a = (*r)->aliases; a && *a; a++)
+            names[count++] = *a;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                 (*r)->keras_name);
     }
-    names[N_CLASSES] = NULL;
+    names[count++] = input_layer.keras_name;
+    names[count] = NULL;
+    snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", input_layer.keras_name);
     const char *close = closest_word(n->text, names);
     if (close)
         error_at(n, "layer '%s' is not supported by nncc (supported: %s); did you mean '%s'?",
@@ -59,78 +48,40 @@ _Noreturn static void unsupported_class(const Node *n)
     error_at(n, "layer '%s' is not supported by nncc (supported: %s)", n->text, list);
 }
 
-static int class_kind(const Node *class_name)
+/* Keras's class names are exact, unlike the native format's: no case folding. */
+static const LayerOps *class_ops(const Node *class_name)
 {
     const char *s = node_str(class_name, "class_name");
-    for (int i = 0; i < N_CLASSES; i++)
-        if (strcmp(s, classes[i].name) == 0)
-            return classes[i].kind;
-    unsupported_class(class_name);
+    if (strcmp(s, input_layer.keras_name) == 0)
+        return &input_layer;
+    const LayerOps *ops = layer_ops(s);
+    bool exact = ops && strcmp(s, ops->keras_name) == 0;
+    for (const char *const *a = ops ? ops->aliases : NULL; a && *a; a++)
+        exact |= strcmp(s, *a) == 0;
+    if (!exact)
+        unsupported_class(class_name);
+    return ops;
 }
 
 /* ---- what each config key means to nncc ------------------------------------------------ */
 
-typedef enum {
-    PASS,            /* an argument of the native format: add_layer() reads it */
-    IGNORE,          /* no effect on the numbers nncc computes */
-    NONE,            /* must be null: regularizers, constraints, ... */
-    IS_FALSE, IS_TRUE,
-    CHANNELS_LAST,   /* data_format */
-    ALL_ONES,        /* dilation_rate, groups */
-    GLOROT, ZEROS, ONES,   /* initializers */
-    LAST_AXIS,       /* BatchNormalization's axis */
-} Rule;
-
-#define BIT(k) (1u << (k))
-#define DENSE BIT(LAYER_DENSE)
-#define CONV BIT(LAYER_CONV2D)
-#define POOLS (BIT(LAYER_MAXPOOL2D) | BIT(LAYER_AVGPOOL2D))
-#define GAP BIT(LAYER_GLOBALAVGPOOL2D)
-#define BN BIT(LAYER_BATCHNORM)
-#define INPUT BIT(INPUT_LAYER)
-#define LAYERS (BIT(LAYER_KIND_COUNT) - 1)   /* every kind but InputLayer */
-#define WEIGHTED (DENSE | CONV)
-
-static const struct {
-    const char *key;
-    Rule rule;
-    unsigned kinds;
-} keys[] = {
-    {"name", PASS, LAYERS}, {"trainable", PASS, LAYERS}, {"units", PASS, DENSE},
-    {"activation", PASS, DENSE | CONV | BIT(LAYER_ACTIVATION)}, {"use_bias", PASS, WEIGHTED},
-    {"filters", PASS, CONV}, {"kernel_size", PASS, CONV}, {"strides", PASS, CONV | POOLS},
-    {"padding", PASS, CONV | POOLS}, {"pool_size", PASS, POOLS},
-    {"rate", PASS, BIT(LAYER_DROPOUT)}, {"momentum", PASS, BN}, {"epsilon", PASS, BN},
-
-    /* the shape is read before the keys; the rest changes nothing nncc computes */
-    {"batch_input_shape", IGNORE, LAYERS | INPUT}, {"batch_shape", IGNORE, INPUT},
-    {"dtype", IGNORE, LAYERS | INPUT}, {"name", IGNORE, INPUT},
-    {"seed", IGNORE, BIT(LAYER_DROPOUT)}, {"fused", IGNORE, BN}, {"synchronized", IGNORE, BN},
-    {"renorm_momentum", IGNORE, BN},
-
-    {"data_format", CHANNELS_LAST, CONV | POOLS | GAP | BIT(LAYER_FLATTEN)},
-    {"dilation_rate", ALL_ONES, CONV}, {"groups", ALL_ONES, CONV},
-    {"kernel_initializer", GLOROT, WEIGHTED}, {"bias_initializer", ZEROS, WEIGHTED},
-    {"kernel_regularizer", NONE, WEIGHTED}, {"bias_regularizer", NONE, WEIGHTED},
-    {"activity_regularizer", NONE, WEIGHTED}, {"kernel_constraint", NONE, WEIGHTED},
-    {"bias_constraint", NONE, WEIGHTED}, {"lora_rank", NONE, WEIGHTED},
-    {"noise_shape", NONE, BIT(LAYER_DROPOUT)}, {"keepdims", IS_FALSE, GAP},
-    {"axis", LAST_AXIS, BN}, {"center", IS_TRUE, BN}, {"scale", IS_TRUE, BN},
-    {"beta_initializer", ZEROS, BN}, {"gamma_initializer", ONES, BN},
-    {"moving_mean_initializer", ZEROS, BN}, {"moving_variance_initializer", ONES, BN},
-    {"beta_regularizer", NONE, BN}, {"gamma_regularizer", NONE, BN},
-    {"beta_constraint", NONE, BN}, {"gamma_constraint", NONE, BN},
-    {"renorm", IS_FALSE, BN}, {"renorm_clipping", NONE, BN},
-    {"virtual_batch_size", NONE, BN}, {"adjustment", NONE, BN},
-    {"sparse", IS_FALSE, INPUT}, {"ragged", IS_FALSE, INPUT}, {"optional", IS_FALSE, INPUT},
+/* Keys of every layer's config besides the row's. An argument of the native
+ * format (name, trainable, the row's keys) is handed to add_layer(); any other
+ * key has a rule: it must hold Keras's default, or it changes nothing. */
+static const KerasKey layer_keys[] = {
+    {"batch_input_shape", KERAS_IGNORE}, {"dtype", KERAS_IGNORE}, {NULL, 0},
 };
-#define N_KEYS (int)(sizeof keys / sizeof keys[0])
-#define MAX_PASSED 16   /* PASS keys of one kind, at most; YAML keys are unique */
+static const KerasKey input_keys[] = {
+    {"batch_input_shape", KERAS_IGNORE}, {"batch_shape", KERAS_IGNORE},
+    {"dtype", KERAS_IGNORE}, {"name", KERAS_IGNORE}, {"sparse", KERAS_FALSE},
+    {"ragged", KERAS_FALSE}, {"optional", KERAS_FALSE}, {NULL, 0},
+};
+#define MAX_PASSED 16   /* arguments of one layer, at most; YAML keys are unique */
 
 /* What the reader carries from one layer to the next. */
 typedef struct {
     Model *m;
-    int counts[LAYER_KIND_COUNT];     /* for Keras's default names */
+    int counts[MAX_LAYER_KINDS];      /* for Keras's default names */
     int rank;                         /* of the next layer's input, no batch; 0: unknown */
     const char *type;                 /* the class name, for messages */
 } Reader;
@@ -224,35 +175,35 @@ static void check_axis(const Reader *r, const Node *v)
     }
 }
 
-static void check_default(const Reader *r, const char *key, Rule rule, const Node *v)
+static void check_default(const Reader *r, const char *key, KerasRule rule, const Node *v)
 {
     switch (rule) {
-    case NONE:
+    case KERAS_NONE:
         if (!is_null(v))
             not_default(r, key, v, "null");
         break;
-    case IS_FALSE:
-    case IS_TRUE:
-        if (!is_null(v) && node_bool(v, key) != (rule == IS_TRUE))
-            not_default(r, key, v, rule == IS_TRUE ? "true" : "false");
+    case KERAS_FALSE:
+    case KERAS_TRUE:
+        if (!is_null(v) && node_bool(v, key) != (rule == KERAS_TRUE))
+            not_default(r, key, v, rule == KERAS_TRUE ? "true" : "false");
         break;
-    case CHANNELS_LAST:
+    case KERAS_CHANNELS_LAST:
         if (!is_null(v) && strcmp(node_str(v, key), "channels_last") != 0)
             not_default(r, key, v, "channels_last");
         break;
-    case ALL_ONES:
+    case KERAS_ALL_ONES:
         if (!all_ones(v, key))
             not_default(r, key, v, "1");
         break;
-    case GLOROT:
-    case ZEROS:
-    case ONES: {
-        const char *want = rule == GLOROT ? "GlorotUniform" : rule == ZEROS ? "Zeros" : "Ones";
+    case KERAS_GLOROT:
+    case KERAS_ZEROS:
+    case KERAS_ONES: {
+        const char *want = rule == KERAS_GLOROT ? "GlorotUniform" : rule == KERAS_ZEROS ? "Zeros" : "Ones";
         if (!initializer_is(v, want))
             not_default(r, key, v, want);
         break;
     }
-    case LAST_AXIS:
+    case KERAS_LAST_AXIS:
         check_axis(r, v);
         break;
     default:
@@ -288,17 +239,38 @@ static void read_input_shape(Reader *r, const char *key, const Node *v)
     r->rank = s.rank;
 }
 
-static int key_rule(const Reader *r, unsigned kind_bit, const Node *key)
+static bool is_argument(const LayerOps *ops, const char *key)
 {
-    const char *known[N_KEYS + 1];
+    if (ops == &input_layer || keras_rule(ops, key))   /* Keras's spelling has a rule */
+        return false;
+    if (strcmp(key, "name") == 0 || strcmp(key, "trainable") == 0)
+        return true;
+    for (const KeySpec *k = ops->keys; k->key; k++)
+        if (strcmp(k->key, key) == 0)
+            return true;
+    return false;
+}
+
+/* The rule for a key that is not an argument; error_at() if there is none. */
+static const KerasKey *key_rule(const Reader *r, const LayerOps *ops, const Node *key)
+{
+    const KerasKey *common = ops == &input_layer ? input_keys : layer_keys;
+    const KerasKey *rule = keras_rule(ops, key->text);
+    for (int i = 0; !rule && common[i].key; i++)
+        if (strcmp(common[i].key, key->text) == 0)
+            rule = &common[i];
+    if (rule)
+        return rule;
+    enum { MAX_KNOWN = 128 };
+    const char *known[MAX_KNOWN + 1];
     int n = 0;
-    for (int i = 0; i < N_KEYS; i++) {
-        if (!(keys[i].kinds & kind_bit))
-            continue;
-        if (strcmp(key->text, keys[i].key) == 0)
-            return i;
-        known[n++] = keys[i].key;
-    }
+    for (int i = 0; common[i].key; i++)
+        known[n++] = common[i].key;
+    for (const KerasKey *const *list = ops->keras; list && *list; list++)
+        for (const KerasKey *k = *list; k->key && n < MAX_KNOWN; k++)
+            known[n++] = k->key;
+    for (const KeySpec *k = ops->keys; k && k->key && n < MAX_KNOWN; k++)
+        known[n++] = k->key;
     known[n] = NULL;
     const char *close = closest_word(key->text, known);
     if (close)
@@ -309,7 +281,7 @@ static int key_rule(const Reader *r, unsigned kind_bit, const Node *key)
 
 /* Checks every key of config and gathers those add_layer() reads into args,
  * a map that points at config's own nodes (so errors point into the file). */
-static void sort_keys(const Reader *r, int kind, const Node *config, Node *args,
+static void sort_keys(const Reader *r, const LayerOps *ops, const Node *config, Node *args,
                       Node *arg_keys[MAX_PASSED], Node *arg_values[MAX_PASSED])
 {
     *args = *config;
@@ -317,10 +289,11 @@ static void sort_keys(const Reader *r, int kind, const Node *config, Node *args,
     args->keys = arg_keys;
     args->items = arg_values;
     for (int i = 0; i < config->n; i++) {
-        int k = key_rule(r, BIT(kind), config->keys[i]);
+        const Node *key = config->keys[i];
         Node *v = config->items[i];
-        if (keys[k].rule != PASS) {
-            check_default(r, keys[k].key, keys[k].rule, v);
+        if (!is_argument(ops, key->text)) {
+            const KerasKey *rule = key_rule(r, ops, key);
+            check_default(r, rule->key, rule->rule, v);
         } else if (!is_null(v)) {   /* null: Keras's default, as if left out */
             arg_keys[args->n] = config->keys[i];
             arg_values[args->n++] = v;
@@ -338,12 +311,12 @@ static void read_layer(Reader *r, const Node *item)
     const Node *class_name = map_get(item, "class_name");
     if (!class_name)
         error_at(item, "a Keras layer needs 'class_name'");
-    int kind = class_kind(class_name);
+    const LayerOps *ops = class_ops(class_name);
     r->type = class_name->text;
     const Node *config = map_get(item, "config"), *v;
     if (config && config->kind != NODE_MAP)
         error_at(config, "the config of %s must be a map", r->type);
-    if (kind == INPUT_LAYER && r->m->n_layers > 0)
+    if (ops == &input_layer && r->m->n_layers > 0)
         error_at(item, "an InputLayer belongs before the first layer");
     const char *shape_key = map_get(config, "batch_shape") ? "batch_shape" : "batch_input_shape";
     if (r->m->n_layers == 0 && (v = map_get(config, shape_key)))
@@ -351,11 +324,11 @@ static void read_layer(Reader *r, const Node *item)
 
     Node args, *arg_keys[MAX_PASSED], *arg_values[MAX_PASSED];
     if (config)
-        sort_keys(r, kind, config, &args, arg_keys, arg_values);
-    if (kind == INPUT_LAYER)
+        sort_keys(r, ops, config, &args, arg_keys, arg_values);
+    if (ops == &input_layer)
         return;
-    add_layer(r->m, (LayerKind)kind, item, config ? &args : NULL, r->counts);
-    if (kind == LAYER_FLATTEN || kind == LAYER_GLOBALAVGPOOL2D)
+    add_layer(r->m, ops, item, config ? &args : NULL, r->counts);
+    if (ops->flags & LF_FLAT_OUTPUT)
         r->rank = 1;
 }
 
@@ -419,5 +392,4 @@ void keras_layers(Model *m, const Node *root)
         read_input_shape(&r, "build_input_shape", v);
     for (int i = 0; frozen && i < m->n_layers; i++)
         m->layers[i].trainable = false;   /* model.trainable = False freezes every layer */
-    check_layer_names(m);
 }

@@ -1,5 +1,5 @@
 /* main.c - nncc's command line and its pipeline, read top to bottom:
- * load the YAML, build the Model, infer shapes, plan memory, emit C.
+ * load the YAML, build the Model, infer shapes, check, plan memory, emit C.
  * The C is made in memory and written only when every stage succeeded, to a
  * temporary file renamed over the output, so an error never leaves a file. */
 #include "nncc.h"
@@ -161,7 +161,8 @@ int main(int argc, char **argv)
     static Model m;
     model_from_yaml(&m, yaml_load(o.model), o.model);
     infer_shapes(&m);
-    Plan *plan = plan_model(&m);   /* also for --check: planning reads inline weights */
+    check_model(&m);
+    Plan *plan = plan_model(&m);   /* also for --check: planning finds clashing C names */
     if (o.check) {
         summary_print(stdout, &m);
         plan_free(plan);

@@ -10,22 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const layer_type_names[LAYER_KIND_COUNT] = {
-    [LAYER_DENSE] = "Dense", [LAYER_FLATTEN] = "Flatten", [LAYER_DROPOUT] = "Dropout",
-    [LAYER_ACTIVATION] = "Activation", [LAYER_CONV2D] = "Conv2D",
-    [LAYER_MAXPOOL2D] = "MaxPooling2D", [LAYER_AVGPOOL2D] = "AveragePooling2D",
-    [LAYER_GLOBALAVGPOOL2D] = "GlobalAveragePooling2D", [LAYER_BATCHNORM] = "BatchNormalization",
-};
-
-/* Keras's default layer names: the type in snake case, then _1, _2, ... */
-static const char *const default_names[LAYER_KIND_COUNT] = {
-    [LAYER_DENSE] = "dense", [LAYER_FLATTEN] = "flatten", [LAYER_DROPOUT] = "dropout",
-    [LAYER_ACTIVATION] = "activation", [LAYER_CONV2D] = "conv2d",
-    [LAYER_MAXPOOL2D] = "max_pooling2d", [LAYER_AVGPOOL2D] = "average_pooling2d",
-    [LAYER_GLOBALAVGPOOL2D] = "global_average_pooling2d",
-    [LAYER_BATCHNORM] = "batch_normalization",
-};
-
 const char *const activation_names[ACT_COUNT] = {
     [ACT_LINEAR] = "linear", [ACT_RELU] = "relu", [ACT_SIGMOID] = "sigmoid",
     [ACT_TANH] = "tanh", [ACT_SOFTMAX] = "softmax", [ACT_ELU] = "elu", [ACT_SELU] = "selu",
@@ -73,30 +57,6 @@ Activation parse_activation(const Node *n)
     return (Activation)a;
 }
 
-/* A size given as an int or as a pair (Keras's kernel_size: 3 or [3, 5]). */
-static void int_or_pair(const Node *n, const char *what, long *a, long *b)
-{
-    if (n->kind == NODE_SCALAR) {
-        *a = *b = node_int(n, what, 1, MAX_DIM);
-        return;
-    }
-    if (n->kind != NODE_SEQ || n->n != 2)
-        error_at(n, "%s must be an integer or a list of two integers", what);
-    *a = node_int(n->items[0], what, 1, MAX_DIM);
-    *b = node_int(n->items[1], what, 1, MAX_DIM);
-}
-
-static bool parse_padding(const Node *n)
-{
-    const char *s = node_str(n, "padding");
-    if (strcasecmp(s, "valid") == 0)
-        return false;
-    if (strcasecmp(s, "same") == 0)
-        return true;
-    static const char *const choices[] = {"valid", "same", NULL};
-    unknown_word(n, "padding", choices);
-}
-
 void parse_shape(const Node *n, Shape *s)
 {
     if (n->kind != NODE_SEQ || n->n < 1 || n->n > 3)
@@ -106,110 +66,54 @@ void parse_shape(const Node *n, Shape *s)
         s->dim[i] = node_int(n->items[i], "input_shape", 1, MAX_DIM);
 }
 
-/* ---- layers ------------------------------------------------------------------ */
+/* ---- numbers ------------------------------------------------------------------ */
 
-static const char *const dense_keys[] = {"units", "activation", "use_bias", "name", "trainable",
-                                         "weights", "input_shape", "kernel_initializer",
-                                         "bias_initializer", NULL};
-static const char *const flatten_keys[] = {"name", "input_shape", NULL};
-static const char *const dropout_keys[] = {"rate", "name", "input_shape", NULL};
-static const char *const activation_keys[] = {"activation", "name", "input_shape", NULL};
-static const char *const conv_keys[] = {"filters", "kernel_size", "strides", "padding",
-                                        "activation", "use_bias", "name", "trainable",
-                                        "weights", "input_shape", "kernel_initializer",
-                                        "bias_initializer", NULL};
-static const char *const pool_keys[] = {"pool_size", "strides", "padding", "name",
-                                        "input_shape", NULL};
-static const char *const gap_keys[] = {"name", "input_shape", NULL};
-static const char *const bn_keys[] = {"momentum", "epsilon", "name", "trainable", "weights",
-                                      "input_shape", NULL};
-
-static const char *const *const layer_keys[LAYER_KIND_COUNT] = {
-    [LAYER_DENSE] = dense_keys, [LAYER_FLATTEN] = flatten_keys,
-    [LAYER_DROPOUT] = dropout_keys, [LAYER_ACTIVATION] = activation_keys,
-    [LAYER_CONV2D] = conv_keys, [LAYER_MAXPOOL2D] = pool_keys, [LAYER_AVGPOOL2D] = pool_keys,
-    [LAYER_GLOBALAVGPOOL2D] = gap_keys, [LAYER_BATCHNORM] = bn_keys,
-};
-
-/* Only Keras's defaults are implemented; saying so beats training with another. */
-static void check_initializer(const Node *args, const char *key, const char *expected)
+static int list_depth(const Node *n)
 {
-    const Node *n = map_get(args, key);
-    if (n && !same_word(node_str(n, key), expected))
-        error_at(n, "%s '%s' is not supported; nncc initialises with %s", key, n->text,
-                 expected);
-}
-
-/* args[key], which must be there; where: the node to blame when args is absent. */
-static const Node *need(const Node *args, const Node *where, const char *key, const char *what)
-{
-    const Node *v = args ? map_get(args, key) : NULL;
-    if (!v)
-        error_at(args ? args : where, "%s needs '%s'", what, key);
-    return v;
-}
-
-static void parse_layer_args(Layer *l, const Node *args, const Node *where)
-{
-    const char *type = layer_type_names[l->kind];
-    const Node *v;
-    switch (l->kind) {
-    case LAYER_DENSE:
-        l->units = node_int(need(args, where, "units", type), "units", 1, MAX_DIM);
-        break;
-    case LAYER_DROPOUT:
-        v = need(args, where, "rate", type);
-        l->rate = node_num(v, "rate");
-        if (!(l->rate >= 0 && l->rate < 1))
-            error_at(v, "rate must be at least 0 and less than 1, got %s", v->text);
-        break;
-    case LAYER_ACTIVATION:
-        need(args, where, "activation", type);
-        break;
-    case LAYER_CONV2D:
-        l->filters = node_int(need(args, where, "filters", type), "filters", 1, MAX_DIM);
-        int_or_pair(need(args, where, "kernel_size", type), "kernel_size", &l->kh, &l->kw);
-        break;
-    case LAYER_MAXPOOL2D:
-    case LAYER_AVGPOOL2D:
-        l->kh = l->kw = 2;
-        if (args && (v = map_get(args, "pool_size")))
-            int_or_pair(v, "pool_size", &l->kh, &l->kw);
-        l->sh = l->kh, l->sw = l->kw;
-        break;
-    case LAYER_BATCHNORM:
-        l->momentum = 0.99, l->epsilon = 1e-3;
-        if (args && (v = map_get(args, "momentum"))) {
-            l->momentum = node_num(v, "momentum");
-            if (!(l->momentum >= 0 && l->momentum <= 1))
-                error_at(v, "momentum must be between 0 and 1, got %s", v->text);
-        }
-        if (args && (v = map_get(args, "epsilon"))) {
-            l->epsilon = node_num(v, "epsilon");
-            if (!(l->epsilon > 0))
-                error_at(v, "epsilon must be positive, got %s", v->text);
-        }
-        break;
-    default:
-        break;
+    int d = 0;
+    while (n->kind == NODE_SEQ && n->n > 0) {
+        d++;
+        n = n->items[0];
     }
-    if (!args)
-        return;
-    if ((v = map_get(args, "activation")))
-        l->act = parse_activation(v);
-    if ((v = map_get(args, "use_bias")))
-        l->use_bias = node_bool(v, "use_bias");
-    if ((v = map_get(args, "strides")))
-        int_or_pair(v, "strides", &l->sh, &l->sw);
-    if ((v = map_get(args, "padding")))
-        l->same = parse_padding(v);
-    if ((v = map_get(args, "trainable")))
-        l->trainable = node_bool(v, "trainable");
-    if ((v = map_get(args, "weights")))
-        l->weights = v;
-    check_initializer(args, "kernel_initializer", "glorot_uniform");
-    check_initializer(args, "bias_initializer", "zeros");
+    return d;
 }
+
+static void read_numbers(const Node *n, const NumArray *a, int depth, const char *what, long *pos)
+{
+    if (depth == a->rank) {
+        if (n->kind == NODE_SEQ)
+            error_at(n, "%s: expected a number here, got a list", what);
+        a->values[(*pos)++] = (float)node_num(n, what);
+        return;
+    }
+    if (n->kind != NODE_SEQ || n->n != a->dim[depth])
+        error_at(n, "%s: expected a list of %ld here, got %s%d", what, a->dim[depth],
+                 n->kind == NODE_SEQ ? "a list of " : "", n->kind == NODE_SEQ ? n->n : 1);
+    for (int i = 0; i < n->n; i++)
+        read_numbers(n->items[i], a, depth + 1, what, pos);
+}
+
+void parse_numbers(const Node *n, const char *what, NumArray *a)
+{
+    memset(a, 0, sizeof *a);
+    a->where = n;
+    a->rank = list_depth(n);
+    if (a->rank > 4)
+        error_at(n, "%s: at most 4 nested lists", what);
+    a->count = 1;
+    const Node *first = n;
+    for (int d = 0; d < a->rank; d++, first = first->items[0]) {
+        a->dim[d] = first->n;
+        a->count *= first->n;   /* at most the YAML's node count: no overflow */
+    }
+    a->values = calloc((size_t)a->count, sizeof *a->values);
+    if (!a->values)
+        error_at(n, "out of memory");
+    long pos = 0;
+    read_numbers(n, a, 0, what, &pos);
+}
+
+/* ---- layers ------------------------------------------------------------------ */
 
 static void set_name(Layer *l, const Node *args, int type_count)
 {
@@ -221,14 +125,24 @@ static void set_name(Layer *l, const Node *args, int type_count)
                         "most %d characters, not a C keyword)", s, MAX_NAME);
         snprintf(l->name, sizeof l->name, "%s", s);
     } else if (type_count == 0) {
-        snprintf(l->name, sizeof l->name, "%s", default_names[l->kind]);
+        snprintf(l->name, sizeof l->name, "%s", l->ops->default_name);
     } else {
-        snprintf(l->name, sizeof l->name, "%s_%d", default_names[l->kind], type_count);
+        snprintf(l->name, sizeof l->name, "%s_%d", l->ops->default_name, type_count);
     }
 }
 
+_Noreturn static void unknown_layer(const Node *type_node)
+{
+    static const char *choices[MAX_LAYER_KINDS + 1];
+    int n = 0;
+    for (const LayerOps *const *r = layer_table; *r; r++)
+        choices[n++] = (*r)->keras_name;
+    choices[n] = NULL;
+    unknown_word(type_node, "layer", choices);
+}
+
 /* A layer is `Flatten`, `Flatten: {}` / `Flatten:` or `Dense: {units: 10, ...}`. */
-static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT])
+static void parse_layer(Model *m, const Node *item, int *counts)
 {
     const Node *type_node = item, *args = NULL;
     if (item->kind == NODE_MAP) {
@@ -245,15 +159,11 @@ static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT]
     } else if (item->kind != NODE_SCALAR) {
         error_at(item, "a layer must be a type name or a map like '- Dense: {units: 10}'");
     }
-    int kind = lookup(type_node->text, layer_type_names, LAYER_KIND_COUNT);
-    if (kind < 0) {
-        static const char *choices[LAYER_KIND_COUNT + 1];
-        for (int i = 0; i < LAYER_KIND_COUNT; i++)
-            choices[i] = layer_type_names[i];
-        unknown_word(type_node, "layer", choices);
-    }
+    const LayerOps *ops = layer_ops(type_node->text);
+    if (!ops)
+        unknown_layer(type_node);
     if (args)
-        map_check_keys(args, layer_type_names[kind], layer_keys[kind]);
+        map_check_keys(args, ops->keras_name, layer_native_keys(ops));
     const Node *shape = args ? map_get(args, "input_shape") : NULL;
     if (shape) {
         if (m->n_layers > 0)
@@ -262,33 +172,121 @@ static void parse_layer(Model *m, const Node *item, int counts[LAYER_KIND_COUNT]
             error_at(shape, "input_shape is given twice (also at the top of the file)");
         parse_shape(shape, &m->input);
     }
-    add_layer(m, (LayerKind)kind, item, args, counts);
+    add_layer(m, ops, item, args, counts);
+    if (args)
+        m->layers[m->n_layers - 1].input_names = map_get(args, "inputs");
 }
 
-void add_layer(Model *m, LayerKind kind, const Node *item, const Node *args,
-               int counts[LAYER_KIND_COUNT])
+void add_layer(Model *m, const LayerOps *ops, const Node *item, const Node *args, int *counts)
 {
     if (m->n_layers == MAX_LAYERS)
         error_at(item, "too many layers (at most %d)", MAX_LAYERS);
     Layer *l = &m->layers[m->n_layers];
     memset(l, 0, sizeof *l);
-    l->kind = kind;
+    l->ops = ops;
     l->where = item;
     l->trainable = true;
     l->use_bias = true;
     l->sh = l->sw = 1;
-    parse_layer_args(l, args, item);
-    set_name(l, args, counts[kind]++);
+    if (ops->defaults)
+        ops->defaults(l);
+    set_name(l, args, counts[layer_index(ops)]++);
+    layer_parse_args(l, args, item);
+    if (ops->finish)
+        ops->finish(l);
     m->n_layers++;
 }
 
-void check_layer_names(const Model *m)
+static void check_layer_names(const Model *m)
 {
-    for (int i = 0; i < m->n_layers; i++)
+    for (int i = 0; i < m->n_layers; i++) {
+        if (strcmp(m->layers[i].name, "input") == 0)
+            error_at(m->layers[i].where, "a layer may not be named 'input': the name stands "
+                                         "for the model's input in 'inputs:'");
         for (int j = 0; j < i; j++)
             if (strcmp(m->layers[i].name, m->layers[j].name) == 0)
                 error_at(m->layers[i].where, "duplicate layer name '%s' (line %d has it too)",
                          m->layers[i].name, m->layers[j].where->line);
+    }
+}
+
+/* A name in `inputs:` or `outputs:`: `input`, or a layer before `before`. */
+static int find_layer(const Model *m, const Node *name, int before)
+{
+    const char *s = node_str(name, "a layer name");
+    if (strcmp(s, "input") == 0)
+        return MODEL_INPUT;
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i].name, s) == 0) {
+            if (i >= before)
+                error_at(name, "layer '%s' comes later in the file; a layer reads only "
+                               "earlier ones (or 'input')", s);
+            return i;
+        }
+    const char *names[MAX_LAYERS + 2];
+    int n = 0;
+    for (int i = 0; i < before; i++)
+        names[n++] = m->layers[i].name;
+    names[n++] = "input";
+    names[n] = NULL;
+    const char *close = closest_word(s, names);
+    if (close)
+        error_at(name, "no layer named '%s' before this one; did you mean '%s'?", s, close);
+    error_at(name, "no layer named '%s' before this one", s);
+}
+
+static void connect_layer(Model *m, int i)
+{
+    Layer *l = &m->layers[i];
+    const Node *names = l->input_names;
+    if (!names) {
+        l->n_inputs = 1;
+        l->inputs[0] = i - 1;   /* the layer above, or for the first the input */
+    } else if (names->kind == NODE_SCALAR) {
+        l->n_inputs = 1;
+        l->inputs[0] = find_layer(m, names, i);
+    } else {
+        if (names->kind != NODE_SEQ || names->n == 0)
+            error_at(names, "inputs must be a layer name or a list of them, e.g. [a, b]");
+        if (names->n > MAX_INPUTS)
+            error_at(names, "a layer reads at most %d inputs", MAX_INPUTS);
+        l->n_inputs = names->n;
+        for (int k = 0; k < names->n; k++)
+            l->inputs[k] = find_layer(m, names->items[k], i);
+    }
+    bool merge = l->ops->flags & LF_MERGE;
+    if (merge && l->n_inputs < 2)
+        error_at(names ? names : l->where, "%s merges two or more inputs; give them as "
+                 "inputs: [a, b]", l->ops->keras_name);
+    if (!merge && l->n_inputs > 1)
+        error_at(names, "%s reads one input, not %d", l->ops->keras_name, l->n_inputs);
+}
+
+/* Every layer must lead to the output: nothing is computed for nothing. */
+static void check_used(const Model *m)
+{
+    bool used[MAX_LAYERS] = {false};
+    used[m->output] = true;
+    for (int i = m->output; i >= 0; i--)
+        for (int k = 0; used[i] && k < m->layers[i].n_inputs; k++)
+            if (m->layers[i].inputs[k] != MODEL_INPUT)
+                used[m->layers[i].inputs[k]] = true;
+    for (int i = 0; i < m->n_layers; i++)
+        if (!used[i])
+            error_at(m->layers[i].where, "layer '%s' does not lead to the model's output "
+                     "('%s'); remove it or read it", m->layers[i].name,
+                     m->layers[m->output].name);
+}
+
+void connect_layers(Model *m)
+{
+    check_layer_names(m);
+    for (int i = 0; i < m->n_layers; i++)
+        connect_layer(m, i);
+    m->output = m->output_name ? find_layer(m, m->output_name, m->n_layers) : m->n_layers - 1;
+    if (m->output == MODEL_INPUT)
+        error_at(m->output_name, "the output must be a layer, not the input");
+    check_used(m);
 }
 
 void parse_layers(Model *m, const Node *list)
@@ -297,10 +295,18 @@ void parse_layers(Model *m, const Node *list)
         error_at(list, "layers must be a list, e.g. '- Dense: {units: 10}'");
     if (list->n == 0)
         error_at(list, "the model has no layers");
-    int counts[LAYER_KIND_COUNT] = {0};
+    int counts[MAX_LAYER_KINDS] = {0};
     for (int i = 0; i < list->n; i++)
         parse_layer(m, list->items[i], counts);
-    check_layer_names(m);
+}
+
+/* args[key], which must be there; where: the node to blame when args is absent. */
+static const Node *need(const Node *args, const Node *where, const char *key, const char *what)
+{
+    const Node *v = args ? map_get(args, key) : NULL;
+    if (!v)
+        error_at(args ? args : where, "%s needs '%s'", what, key);
+    return v;
 }
 
 /* ---- compile -------------------------------------------------------------------- */
@@ -491,8 +497,9 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
     const Node *v;
     switch (s->format) {
     case NN_DATA_INLINE:
-        s->x = need(n, n, "x", "an inline source");
-        s->y = map_get(n, "y");
+        parse_numbers(need(n, n, "x", "an inline source"), "x", &s->x);
+        if ((v = map_get(n, "y")))
+            parse_numbers(v, "y", &s->y);
         break;
     case NN_DATA_IDX:
         s->images = node_str(need(n, n, "images", "an idx source"), "images");
@@ -569,9 +576,13 @@ static void parse_data(Model *m, const Node *n)
     if ((v = map_get(n, "class_names"))) {
         if (v->kind != NODE_SEQ)
             error_at(v, "class_names must be a list of names, one per output unit");
+        m->class_names = calloc((size_t)v->n + 1, sizeof *m->class_names);
+        if (!m->class_names)
+            error_at(v, "out of memory");
         for (int i = 0; i < v->n; i++)
-            node_str(v->items[i], "class_names");
-        m->class_names = v;
+            m->class_names[i] = node_str(v->items[i], "class_names");
+        m->n_class_names = v->n;
+        m->class_names_where = v;
     }
 }
 
@@ -739,8 +750,8 @@ static void default_name(Model *m, const Node *root)
 
 static void parse_native(Model *m, const Node *root)
 {
-    static const char *const keys[] = {"name", "input_shape", "layers", "model", "compile",
-                                       "data", "fit", "predict", NULL};
+    static const char *const keys[] = {"name", "input_shape", "layers", "model", "outputs",
+                                       "compile", "data", "fit", "predict", NULL};
     map_check_keys(root, "the model file", keys);
     const Node *v;
     if ((v = map_get(root, "name")))
@@ -760,6 +771,7 @@ static void parse_native(Model *m, const Node *root)
     } else {
         error_at(root, "the model has no 'layers:' (or 'model: FILE' naming a Keras export)");
     }
+    m->output_name = map_get(root, "outputs");
     if ((v = map_get(root, "compile")))
         parse_compile(m, v);
     if ((v = map_get(root, "data")))
@@ -767,9 +779,9 @@ static void parse_native(Model *m, const Node *root)
     if ((v = map_get(root, "fit")))
         parse_fit(m, v);
     if ((v = map_get(root, "predict"))) {
-        if (v->kind != NODE_SEQ)
+        if (v->kind != NODE_SEQ || v->n == 0)
             error_at(v, "predict must be a list of inputs, e.g. [[10.0]]");
-        m->predict = v;
+        parse_numbers(v, "predict", &m->predict);
     }
 }
 
@@ -790,4 +802,5 @@ void model_from_yaml(Model *m, const Node *root, const char *file)
         error_at(m->n_layers ? m->layers[0].where : root,
                  "the model has no input_shape: give it at the top (input_shape: [28, 28, 1]) "
                  "or on the first layer");
+    connect_layers(m);
 }

@@ -1,12 +1,14 @@
 /* nncc.h - the compiler's stages and the data that passes between them.
  *
- *   yaml.c   file  -> Node tree (every node keeps its line and column)
- *   model.c  Node  -> Model (Keras words, defaults and layer names)
- *   keras.c  a Keras to_yaml()/to_json() export -> the same Model
- *   shape.c  shapes, parameter counts and the checks that need them
- *   plan.c   Model -> Plan: the tensor table, the work buffers, the ops
- *   emit.c   Plan  -> C, from the templates built into nncc
- *   diag.c   FILE:LINE:COL: error: ..., "did you mean"
+ *   yaml.c    file  -> Node tree (every node keeps its line and column)
+ *   model.c   Node  -> Model: every value parsed and checked, layers connected
+ *   keras.c   a Keras to_yaml()/to_json() export -> the same Model
+ *   layers.c  the layer table; layer_*.c its rows, one per kind of layer
+ *   shape.c   shapes and parameter counts, by each row's rule
+ *   check.c   the checks that need shapes (weights, samples, data, output)
+ *   plan.c    Model -> Plan: the tensor table, the work buffers, the ops
+ *   emit.c    Plan  -> C, from the templates built into nncc
+ *   diag.c    FILE:LINE:COL: error: ..., "did you mean"
  *
  * Every stage reports a problem with the model through error_at(), which prints
  * the message and exits with status 1; nothing is written before all stages ran.
@@ -63,14 +65,7 @@ bool is_c_identifier(const char *s);
 /* Keras's two spellings of a name are one: GlorotUniform, glorot_uniform. */
 bool same_word(const char *a, const char *b);
 
-/* ---- model.c, keras.c: the IR --------------------------------------------------- */
-
-typedef enum {
-    LAYER_DENSE, LAYER_FLATTEN, LAYER_DROPOUT, LAYER_ACTIVATION,
-    LAYER_CONV2D, LAYER_MAXPOOL2D, LAYER_AVGPOOL2D, LAYER_GLOBALAVGPOOL2D,
-    LAYER_BATCHNORM,
-    LAYER_KIND_COUNT
-} LayerKind;
+/* ---- the IR: layers, the layer table, the model ---------------------------------- */
 
 typedef enum {
     ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX,
@@ -80,10 +75,32 @@ typedef enum {
 
 typedef struct { int rank; long dim[3]; } Shape;   /* without the batch */
 
+/* Numbers written in the model file as (nested) lists, already read: a
+ * rectangular array of count floats whose nesting gives rank and dim. */
 typedef struct {
-    LayerKind kind;
+    int rank;
+    long dim[4];
+    long count;
+    float *values;
+    const Node *where;            /* for errors only */
+} NumArray;
+
+typedef struct LayerOps LayerOps;
+
+#define MAX_INPUTS 8
+#define MAX_LAYER_TENSORS 4
+#define MODEL_INPUT (-1)          /* Layer.inputs: the model's input */
+
+typedef struct {
+    char key[24];                 /* "kernel", "bias", "gamma", ... */
+    NumArray values;
+} InlineWeight;
+
+/* One layer, with every value parsed and checked: later stages never read YAML. */
+typedef struct {
+    const LayerOps *ops;          /* its row in the layer table */
     char name[MAX_NAME + 1];
-    const Node *where;            /* the layer's YAML node, for errors and comments */
+    const Node *where;            /* the layer's place in the model file, for errors */
     bool trainable;
     Activation act;               /* Dense, Conv2D, Activation */
     long units;                   /* Dense */
@@ -91,12 +108,118 @@ typedef struct {
     long filters;                 /* Conv2D */
     long kh, kw, sh, sw;          /* Conv2D kernel, pools' pool_size; strides */
     bool same;                    /* padding: same */
+    bool strides_given;           /* pools: strides default to pool_size */
     double rate;                  /* Dropout */
     double momentum, epsilon;     /* BatchNormalization */
-    const Node *weights;          /* inline `weights:` or NULL */
-    Shape in, out;                /* shape.c */
+    int n_weights;                /* inline `weights:` */
+    InlineWeight weights[MAX_LAYER_TENSORS];
+
+    int n_inputs;                 /* the layers it reads, earlier in the file */
+    int inputs[MAX_INPUTS];       /* indices in Model.layers, or MODEL_INPUT */
+    const Node *input_names;      /* `inputs:` as written, resolved by the model stage */
+    Shape ins[MAX_INPUTS];        /* shape.c: the shapes of the inputs */
+    Shape in, out;                /* shape.c: in is the first input's shape */
     long params, trainable_params;
 } Layer;
+
+/* ---- layers.c: the layer table ---------------------------------------------------------
+ * Everything nncc knows about a kind of layer sits in its row: every stage
+ * reads rows instead of switching on the kind. A row lives in the file of its
+ * family (layer_core.c, layer_conv.c, ...), next to the functions it names, and
+ * is listed once in layers.def. docs/adding-a-layer.md tells how to add one. */
+
+/* How an argument is read; each type has one reader with its messages. */
+typedef enum {
+    ARG_SIZE,          /* an integer from 1 */
+    ARG_SIZE_PAIR,     /* 3 or [3, 5] into two fields */
+    ARG_FRACTION,      /* [0, 1) */
+    ARG_UNIT_RANGE,    /* [0, 1] */
+    ARG_POSITIVE,      /* > 0 */
+    ARG_BOOL,
+    ARG_ACTIVATION,
+    ARG_PADDING,       /* valid | same, into a bool */
+    ARG_INITIALIZER,   /* only `expect` (Keras's default) is implemented */
+} ArgType;
+
+typedef struct {
+    const char *key;
+    ArgType type;
+    size_t field, field2;         /* offsetof(Layer, ...); field2: a pair's second */
+    bool required;
+    const char *expect;           /* ARG_INITIALIZER: the one accepted */
+} KeySpec;
+
+/* What a key of a Keras config must hold when nncc has no argument for it. */
+typedef enum {
+    KERAS_IGNORE,        /* no effect on the numbers nncc computes */
+    KERAS_NONE,          /* must be null: regularizers, constraints, ... */
+    KERAS_FALSE, KERAS_TRUE,
+    KERAS_CHANNELS_LAST, /* data_format */
+    KERAS_ALL_ONES,      /* dilation_rate, groups */
+    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES,   /* initializers */
+    KERAS_LAST_AXIS,     /* BatchNormalization's axis */
+} KerasRule;
+
+typedef struct {
+    const char *key;
+    KerasRule rule;
+} KerasKey;
+
+/* A parameter tensor of a layer, before it has a place: "kernel" [3, 3, 1, 64]. */
+typedef struct {
+    const char *role;
+    int rank;
+    long shape[4];
+    int init;                     /* nn_init */
+    bool statistic;               /* updated by the forward pass, never trained */
+} TensorSpec;
+
+enum {
+    LF_FEATURE_MAP = 1 << 0,      /* `activations` draws its output */
+    LF_WHOLE_BATCH = 1 << 1,      /* needs a whole batch at once (batch statistics) */
+    LF_INFERENCE_IDENTITY = 1 << 2,  /* passes values through outside training */
+    LF_FLAT_OUTPUT = 1 << 3,      /* its output is a vector whatever its input */
+    LF_MERGE = 1 << 4,            /* reads two or more inputs */
+    LF_OWN_ACTIVATION = 1 << 5,   /* the layer is an activation: no op of its own */
+};
+
+struct LayerOps {
+    const char *keras_name;       /* "Conv2D": the native and the Keras class name */
+    const char *const *aliases;   /* Keras's other names for it, NULL-terminated, or NULL */
+    const char *default_name;     /* "conv2d", numbered _1, _2, ... as Keras does */
+    const KeySpec *keys;          /* its arguments, {0}-terminated */
+    const KerasKey *const *keras; /* rules for Keras config keys it has no argument for */
+    void (*defaults)(Layer *);    /* Keras's defaults, before the arguments (or NULL) */
+    void (*finish)(Layer *);      /* after the arguments: derived values (or NULL) */
+    void (*shape)(Layer *);       /* ins -> out and params; error_at() on what cannot be */
+    int (*tensors)(const Layer *, TensorSpec *out);   /* its parameters (or NULL) */
+    const char *aux;              /* the name of its own work buffer (or NULL) */
+    long (*aux_size)(const Layer *);   /* floats per sample */
+    const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
+    const char *inference_tmpl;   /* for --inference, if not tmpl */
+    /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
+     * y (its output), dy, dx, aux, P0..P3 (its tensors), G0..G3 (their gradients),
+     * xs and dxs (all inputs and their gradients, for merges). */
+    const char *forward_args, *backward_args, *inference_args;
+    unsigned flags;
+};
+
+#define MAX_LAYER_KINDS 64
+extern const LayerOps *const layer_table[];   /* NULL-terminated */
+const LayerOps *layer_ops(const char *name);  /* by Keras's name or an alias; NULL if unknown */
+/* Reads a layer's arguments (args may be NULL) into l, per its row's keys. */
+void layer_parse_args(Layer *l, const Node *args, const Node *where);
+/* The keys a native layer of this kind takes: its own and the common ones. */
+const char *const *layer_native_keys(const LayerOps *ops);
+const KerasKey *keras_rule(const LayerOps *ops, const char *key);
+
+/* Shared by rows of several families. */
+extern const KerasKey weighted_keras_keys[];   /* initializers, regularizers, ... */
+/* kernel (Glorot uniform) and, with use_bias, a zero bias over the last axis. */
+int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_shape);
+void same_shape(Layer *l);
+
+/* ---- model.c, keras.c: the model ----------------------------------------------------- */
 
 typedef struct {
     int kind;                     /* nn_opt_kind */
@@ -112,7 +235,7 @@ typedef struct {
     bool header;
     long target_h, target_w, channels;
     bool skip_bad_files;
-    const Node *x, *y;            /* inline lists */
+    NumArray x, y;                /* inline samples: each item of the top list is one */
 } SourceSpec;
 
 typedef struct {
@@ -132,6 +255,8 @@ typedef struct {
     Shape input;
     int n_layers;
     Layer layers[MAX_LAYERS];
+    int output;                   /* the layer whose output the model gives */
+    const Node *output_name;      /* `outputs:` as written, or NULL */
 
     OptimizerSpec optimizer;
     int loss;                     /* nn_loss_kind */
@@ -139,7 +264,9 @@ typedef struct {
 
     SourceSpec train, validation, test;
     const char *data_dir;         /* as written, or the model file's folder */
-    const Node *class_names;      /* list of names for numbered classes, or NULL */
+    int n_class_names;            /* names for numbered classes */
+    const char **class_names;
+    const Node *class_names_where;
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
@@ -150,7 +277,7 @@ typedef struct {
     int n_callbacks;
     CallbackSpec callbacks[MAX_CALLBACKS];
 
-    const Node *predict;          /* `predict:` list or NULL */
+    NumArray predict;             /* `predict:` rows, or count 0 */
 } Model;
 
 void model_from_yaml(Model *m, const Node *root, const char *file);
@@ -160,15 +287,18 @@ void keras_layers(Model *m, const Node *root);
 Activation parse_activation(const Node *n);
 void parse_shape(const Node *n, Shape *s);
 void parse_layers(Model *m, const Node *list);
-/* Appends a layer: Keras's defaults, then the native arguments in args (NULL: none),
- * then its name (args' `name`, else Keras's default, numbered by counts[kind]). */
-void add_layer(Model *m, LayerKind kind, const Node *item, const Node *args,
-               int counts[LAYER_KIND_COUNT]);
-void check_layer_names(const Model *m);   /* error_at() the second of two equal names */
+/* Reads (nested) lists of numbers into a; error_at() if they are ragged. */
+void parse_numbers(const Node *n, const char *what, NumArray *a);
+/* Appends a layer: Keras's defaults, then the arguments in args (NULL: none),
+ * then its name (args' `name`, else Keras's default, numbered by counts). */
+void add_layer(Model *m, const LayerOps *ops, const Node *item, const Node *args,
+               int *counts);
+/* Names to indices: `inputs:` (default: the layer before) and `outputs:`. */
+void connect_layers(Model *m);
 bool is_keras_export(const Node *root);
 
-extern const char *const layer_type_names[LAYER_KIND_COUNT];   /* "Dense", ... */
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */
+int layer_index(const LayerOps *ops);           /* its row's number, for counts */
 
 /* ---- shape.c ---------------------------------------------------------------------- */
 
@@ -176,26 +306,32 @@ extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */
  * impossible shape or a size too large to allocate. */
 void infer_shapes(Model *m);
 long shape_size(const Shape *s);
+const char *shape_str(const Shape *s);          /* "(26, 26, 64)" */
+/* For shape rules: sizes checked against overflow; windows as TensorFlow counts them. */
+long checked_mul(const Layer *l, long a, long b);
+void need_image(const Layer *l);
+long window_out(const Layer *l, long n, long k, long s, const char *axis);
+Shape vector_shape(long n);
 void summary_print(FILE *out, const Model *m);
+
+/* ---- check.c ------------------------------------------------------------------------ */
+
+/* Every check that needs shapes: inline weights, inline samples and predict
+ * rows against the sizes they must have, image folders against the input, the
+ * output against the loss. --check and -o run the same checks. */
+void check_model(Model *m);
 
 /* ---- plan.c and emit.c ----------------------------------------------------------------- */
 
 /* The plan: one flat parameter buffer holding every tensor, one work buffer
  * holding every activation and gradient (offsets per sample), and the ops that
- * the forward pass runs in order and the backward pass in reverse. A Keras
- * layer becomes one op, plus an activation op when it has one; Flatten becomes
- * none (NHWC is already flat). */
-typedef enum {
-    OP_DENSE, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_GAP2D, OP_BATCHNORM,
-    OP_DROPOUT, OP_ACT, OP_SOFTMAX
-} OpKind;
-
-typedef enum { TENSOR_KERNEL, TENSOR_BIAS, TENSOR_GAMMA, TENSOR_BETA, TENSOR_MEAN, TENSOR_VAR } TensorRole;
-
+ * the forward pass runs in order and the backward pass in reverse. A layer
+ * becomes one op from its row's templates, plus an activation op when it has
+ * one; a layer without templates (Flatten) becomes none (NHWC is already flat). */
 typedef struct {
     const Layer *layer;
-    TensorRole role;
     char name[MAX_NAME + 24];     /* "dense.kernel" */
+    const char *role;             /* "kernel" */
     int rank;
     long shape[4];
     long offset, size;
@@ -207,25 +343,30 @@ typedef struct {
 
 typedef struct {
     const Layer *layer;
-    char name[MAX_NAME + 8];      /* "dense_out" */
+    char name[MAX_NAME + 16];     /* "dense_out" */
     long offset, size;            /* per sample, in floats */
 } Buffer;
 
 #define NO_BUF (-1)
 typedef struct {
-    OpKind kind;
+    const LayerOps *ops;          /* NULL: an activation op */
     const Layer *layer;
+    const char *tmpl;             /* its templates' name */
     char fn[MAX_NAME + 16];       /* function prefix: "dense", "dense_relu" */
-    Activation act;               /* OP_ACT */
-    long size;                    /* OP_ACT, OP_SOFTMAX, OP_DROPOUT: floats per sample */
-    int in, out;                  /* value buffers; NO_BUF: the model's input x */
-    int din, dout;                /* gradient buffers; din NO_BUF: not needed */
-    int aux;                      /* dropout mask, batch statistics; or NO_BUF */
-    int tensor[4];                /* kernel, bias / gamma, beta, mean, var; -1 if none */
+    Activation act;               /* activation ops */
+    long size;                    /* floats per sample of its output */
+    int n_in;
+    int in[MAX_INPUTS];           /* value buffers read; NO_BUF: the model's input x */
+    int din[MAX_INPUTS];          /* their gradients; NO_BUF: not needed */
+    int add_to[MAX_INPUTS];       /* NO_BUF, or where din[i] is added once written:
+                                     a value read twice gets the sum of its gradients */
+    int out, dout;
+    int aux;                      /* the row's own work buffer, or NO_BUF */
+    int tensor[MAX_LAYER_TENSORS];   /* its parameters; -1 if none */
 } Op;
 
-#define MAX_TENSORS (4 * MAX_LAYERS)
-#define MAX_BUFS (6 * MAX_LAYERS)
+#define MAX_TENSORS (MAX_LAYER_TENSORS * MAX_LAYERS)
+#define MAX_BUFS (8 * MAX_LAYERS)
 #define MAX_OPS (2 * MAX_LAYERS)
 typedef struct Plan {
     Tensor tensors[MAX_TENSORS];
@@ -237,9 +378,11 @@ typedef struct Plan {
     Op ops[MAX_OPS];
     int n_ops;
     int layer_out[MAX_LAYERS];    /* the buffer holding each layer's output */
+    int layer_dout[MAX_LAYERS];   /* and the gradient flowing back into it */
     int output_act;               /* nn_output_act: what the loss fuses */
 } Plan;
 
+/* Plans memory and ops; error_at() if two names would clash in the C. */
 Plan *plan_model(const Model *m);
 /* Writes the trainer's C to out. header: also a .h for --no-main users. */
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main);

@@ -1,10 +1,12 @@
 /* plan.c - lays the model out in memory and turns layers into ops.
  *
  * Parameters: one flat buffer, tensors in layer order with Keras's names and
- * layouts (Dense kernel [in, out], Conv2D kernel [kh, kw, in, filters]).
+ * layouts, as each row's tensors() gives them (Dense kernel [in, out], Conv2D
+ * kernel [kh, kw, in, filters]).
  * Work: every value an op produces and the gradient flowing back into it, each
  * a buffer with a per-sample size; an activation whose derivative can be read
- * off its output (relu, sigmoid, tanh, ...) runs in place.
+ * off its output (relu, sigmoid, tanh, ...) runs in place. A value that
+ * several layers read gets the sum of their gradients (sum_gradients).
  * Fusion: a final softmax before a cross-entropy loss, or a final sigmoid
  * before binary cross-entropy, is left to the loss, which works from logits
  * as Keras does. */
@@ -39,137 +41,61 @@ static int add_buffer(Plan *p, const Layer *l, const char *what, long size)
     return p->n_bufs++;
 }
 
-/* ---- inline weights ---------------------------------------------------------- */
-
-static int list_depth(const Node *n)
-{
-    int d = 0;
-    while (n->kind == NODE_SEQ && n->n > 0) {
-        d++;
-        n = n->items[0];
-    }
-    return d;
-}
-
-static void read_values(const Node *n, const long *shape, int rank, const char *what,
-                        float *out, long *pos)
-{
-    if (rank == 0) {
-        out[(*pos)++] = (float)node_num(n, what);
-        return;
-    }
-    if (n->kind != NODE_SEQ || n->n != shape[0])
-        error_at(n, "%s: expected a list of %ld here, got %s%d", what, shape[0],
-                 n->kind == NODE_SEQ ? "a list of " : "", n->kind == NODE_SEQ ? n->n : 1);
-    for (int i = 0; i < n->n; i++)
-        read_values(n->items[i], shape + 1, rank - 1, what, out, pos);
-}
-
-/* weights: {kernel: [...], bias: [...]} in Keras's layout. A single-channel,
- * single-filter Conv2D kernel may be written as a plain [kh][kw] list, as the
- * course writes its hand-made filters. */
-static float *inline_values(const Tensor *t, const char *key)
-{
-    const Node *v = map_get(t->layer->weights, key);
-    if (!v)
-        return NULL;
-    char what[MAX_NAME + 40];
-    snprintf(what, sizeof what, "weights.%s of %s, shape (%ld%s%s", key, t->layer->name,
-             t->shape[0], t->rank > 1 ? ", ..." : "", ")");
-    long shape[4];
-    int rank = t->rank;
-    memcpy(shape, t->shape, sizeof shape);
-    if (t->role == TENSOR_KERNEL && t->rank == 4 && shape[2] == 1 && shape[3] == 1 &&
-        list_depth(v) == 2)
-        rank = 2;
-    float *values = calloc((size_t)t->size, sizeof *values);
-    if (!values)
-        error_at(v, "out of memory");
-    long pos = 0;
-    read_values(v, shape, rank, what, values, &pos);
-    return values;
-}
-
-static const char *const role_names[] = {
-    [TENSOR_KERNEL] = "kernel", [TENSOR_BIAS] = "bias", [TENSOR_GAMMA] = "gamma",
-    [TENSOR_BETA] = "beta", [TENSOR_MEAN] = "moving_mean", [TENSOR_VAR] = "moving_variance",
-};
-
-static void check_weight_keys(const Layer *l)
-{
-    if (!l->weights)
-        return;
-    static const char *const dense_keys[] = {"kernel", "bias", NULL};
-    static const char *const bn_keys[] = {"gamma", "beta", "moving_mean", "moving_variance", NULL};
-    if (l->weights->kind != NODE_MAP)
-        error_at(l->weights, "weights must be a map, e.g. {kernel: [...], bias: [...]}");
-    map_check_keys(l->weights, "weights", l->kind == LAYER_BATCHNORM ? bn_keys : dense_keys);
-    if (l->kind != LAYER_DENSE && l->kind != LAYER_CONV2D && l->kind != LAYER_BATCHNORM)
-        error_at(l->weights, "%s has no weights", layer_type_names[l->kind]);
-}
-
 /* ---- tensors --------------------------------------------------------------------- */
 
-static int add_tensor(Plan *p, const Layer *l, TensorRole role, int rank, const long *shape)
+/* The inline weights given for this tensor, as the check stage accepted them. */
+static float *inline_values(const Layer *l, const char *role, long size)
+{
+    for (int i = 0; i < l->n_weights; i++)
+        if (strcmp(l->weights[i].key, role) == 0) {
+            float *v = malloc((size_t)size * sizeof *v);
+            if (!v)
+                error_at(l->where, "out of memory");
+            memcpy(v, l->weights[i].values.values, (size_t)size * sizeof *v);
+            return v;
+        }
+    return NULL;
+}
+
+/* Keras's fans: the receptive field (all axes but the last two) times the
+ * input and the output axis. */
+static int add_tensor(Plan *p, const Layer *l, const TensorSpec *spec)
 {
     Tensor *t = &p->tensors[p->n_tensors];
     t->layer = l;
-    t->role = role;
-    snprintf(t->name, sizeof t->name, "%s.%s", l->name, role_names[role]);
-    t->rank = rank;
+    t->role = spec->role;
+    snprintf(t->name, sizeof t->name, "%s.%s", l->name, spec->role);
+    t->rank = spec->rank;
     t->size = 1;
-    for (int i = 0; i < rank; i++) {
-        t->shape[i] = shape[i];
-        t->size *= shape[i];
+    for (int i = 0; i < spec->rank; i++) {
+        t->shape[i] = spec->shape[i];
+        t->size *= spec->shape[i];
     }
     t->offset = p->n_params;
     p->n_params += t->size;
-    t->trainable = l->trainable && role != TENSOR_MEAN && role != TENSOR_VAR;
-    t->init = role == TENSOR_KERNEL ? NN_INIT_GLOROT_UNIFORM
-            : role == TENSOR_GAMMA || role == TENSOR_VAR ? NN_INIT_ONES : NN_INIT_ZEROS;
-    if (role == TENSOR_KERNEL) {
-        long receptive = rank == 4 ? shape[0] * shape[1] : 1;
-        t->fan_in = receptive * shape[rank - 2];
-        t->fan_out = receptive * shape[rank - 1];
+    t->trainable = l->trainable && !spec->statistic;
+    t->init = spec->init;
+    if (spec->init == NN_INIT_GLOROT_UNIFORM) {
+        long receptive = 1;
+        for (int i = 0; i + 2 < spec->rank; i++)
+            receptive *= spec->shape[i];
+        t->fan_in = receptive * spec->shape[spec->rank - 2];
+        t->fan_out = receptive * spec->shape[spec->rank - 1];
     }
-    if (l->weights && (t->values = inline_values(t, role_names[role])))
+    if ((t->values = inline_values(l, spec->role, t->size)))
         t->init = NN_INIT_VALUES;
     return p->n_tensors++;
 }
 
 static void layer_tensors(Plan *p, const Layer *l, Op *op)
 {
-    check_weight_keys(l);
-    for (int i = 0; i < 4; i++)
-        op->tensor[i] = -1;
-    long c = l->in.dim[l->in.rank - 1];
-    if (l->kind == LAYER_DENSE) {
-        long shape[2] = {l->in.dim[0], l->units};
-        op->tensor[0] = add_tensor(p, l, TENSOR_KERNEL, 2, shape);
-    } else if (l->kind == LAYER_CONV2D) {
-        long shape[4] = {l->kh, l->kw, c, l->filters};
-        op->tensor[0] = add_tensor(p, l, TENSOR_KERNEL, 4, shape);
-    } else if (l->kind == LAYER_BATCHNORM) {
-        for (int r = TENSOR_GAMMA; r <= TENSOR_VAR; r++)
-            op->tensor[r - TENSOR_GAMMA] = add_tensor(p, l, (TensorRole)r, 1, &c);
-        return;
-    }
-    long units = l->out.dim[l->out.rank - 1];
-    if (op->tensor[0] >= 0 && l->use_bias)
-        op->tensor[1] = add_tensor(p, l, TENSOR_BIAS, 1, &units);
-    if (l->weights && map_get(l->weights, "bias") && !l->use_bias)
-        error_at(map_get(l->weights, "bias"), "%s has use_bias: false but weights give a bias",
-                 l->name);
+    TensorSpec specs[MAX_LAYER_TENSORS];
+    int n = l->ops->tensors ? l->ops->tensors(l, specs) : 0;
+    for (int i = 0; i < n; i++)
+        op->tensor[i] = add_tensor(p, l, &specs[i]);
 }
 
 /* ---- ops -------------------------------------------------------------------------- */
-
-static const OpKind op_kinds[LAYER_KIND_COUNT] = {
-    [LAYER_DENSE] = OP_DENSE, [LAYER_DROPOUT] = OP_DROPOUT, [LAYER_ACTIVATION] = OP_ACT,
-    [LAYER_CONV2D] = OP_CONV2D, [LAYER_MAXPOOL2D] = OP_MAXPOOL2D,
-    [LAYER_AVGPOOL2D] = OP_AVGPOOL2D, [LAYER_GLOBALAVGPOOL2D] = OP_GAP2D,
-    [LAYER_BATCHNORM] = OP_BATCHNORM,
-};
 
 /* Activations whose derivative needs the input, not just the output. */
 static bool needs_input(Activation a)
@@ -177,30 +103,48 @@ static bool needs_input(Activation a)
     return a == ACT_SWISH || a == ACT_GELU;
 }
 
-static Op *new_op(Plan *p, OpKind kind, const Layer *l, int in, int din)
+static Op *new_op(Plan *p, const Layer *l, const char *tmpl)
 {
     Op *op = &p->ops[p->n_ops++];
     memset(op, 0, sizeof *op);
-    op->kind = kind;
+    op->ops = l->ops;
     op->layer = l;
-    op->in = in;
-    op->din = din;
+    op->tmpl = tmpl;
     op->aux = NO_BUF;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MAX_LAYER_TENSORS; i++)
         op->tensor[i] = -1;
     snprintf(op->fn, sizeof op->fn, "%s", l->name);
     return op;
 }
 
-/* The activation after a layer's linear part; in place when it may be. */
-static void add_activation(Plan *p, const Layer *l, Activation act, int *cur, int *dcur)
+static void read_inputs(const Plan *p, const Layer *l, Op *op)
+{
+    op->n_in = l->n_inputs;
+    for (int k = 0; k < l->n_inputs; k++) {
+        int from = l->inputs[k];
+        op->in[k] = from == MODEL_INPUT ? NO_BUF : p->layer_out[from];
+        op->din[k] = from == MODEL_INPUT ? NO_BUF : p->layer_dout[from];
+        op->add_to[k] = NO_BUF;
+    }
+}
+
+/* The activation after a layer's own op (or of an Activation layer); in place
+ * when it may be: never over the model's input, nor over a value that another
+ * layer reads too. */
+static void add_activation(Plan *p, const Layer *l, Activation act, int *cur, int *dcur,
+                           bool shared)
 {
     long size = shape_size(&l->out);
-    Op *op = new_op(p, act == ACT_SOFTMAX ? OP_SOFTMAX : OP_ACT, l, *cur, *dcur);
+    Op *op = new_op(p, l, act == ACT_SOFTMAX ? "softmax" : "activation");
+    op->ops = NULL;
     op->act = act;
     op->size = size;
+    op->n_in = 1;
+    op->in[0] = *cur;
+    op->din[0] = *dcur;
+    op->add_to[0] = NO_BUF;
     snprintf(op->fn, sizeof op->fn, "%s_%s", l->name, activation_names[act]);
-    if (needs_input(act) || *cur == NO_BUF) {  /* never overwrite the model's input */
+    if (needs_input(act) || *cur == NO_BUF || shared) {
         op->out = add_buffer(p, l, "act", size);
         op->dout = add_buffer(p, l, "dact", size);
     } else {
@@ -222,47 +166,135 @@ static int fused_output(const Model *m, Activation act)
     return NN_OUT_LINEAR;
 }
 
-static void plan_layer(Plan *p, const Model *m, int i, int *cur, int *dcur)
+/* The activation a layer runs: its own, unless the loss applies it. */
+static Activation layer_act(const Model *m, const Layer *l)
+{
+    return l == &m->layers[m->output] && fused_output(m, l->act) != NN_OUT_LINEAR ? ACT_LINEAR
+                                                                                  : l->act;
+}
+
+static bool makes_op(const Model *m, const Layer *l)
+{
+    return l->ops->tmpl || layer_act(m, l) != ACT_LINEAR;
+}
+
+/* How many ops read layer i's value buffer: a layer that makes no op
+ * (Flatten) passes its buffer on, and its readers count instead. */
+static int buffer_readers(const Model *m, int i)
+{
+    int n = 0;
+    for (int j = i + 1; j < m->n_layers; j++)
+        for (int k = 0; k < m->layers[j].n_inputs; k++)
+            if (m->layers[j].inputs[k] == i)
+                n += makes_op(m, &m->layers[j]) ? 1 : buffer_readers(m, j);
+    return n;
+}
+
+static void plan_layer(Plan *p, const Model *m, int i)
 {
     const Layer *l = &m->layers[i];
-    bool last = i == m->n_layers - 1;
-    if (l->kind == LAYER_FLATTEN) {
-        p->layer_out[i] = *cur;
-        return;
-    }
-    Activation act = l->act;
-    if (last && fused_output(m, act) != NN_OUT_LINEAR) {
-        p->output_act = fused_output(m, act);
-        act = ACT_LINEAR;
-    }
-    if (l->kind != LAYER_ACTIVATION) {
-        Op *op = new_op(p, op_kinds[l->kind], l, *cur, *dcur);
-        long size = shape_size(&l->out);
-        op->size = size;
+    int first = l->inputs[0];
+    int cur = first == MODEL_INPUT ? NO_BUF : p->layer_out[first];
+    int dcur = first == MODEL_INPUT ? NO_BUF : p->layer_dout[first];
+    bool shared = first != MODEL_INPUT && buffer_readers(m, first) > 1;
+    if (l->ops->tmpl) {
+        Op *op = new_op(p, l, l->ops->tmpl);
+        read_inputs(p, l, op);
+        op->size = shape_size(&l->out);
         layer_tensors(p, l, op);
-        op->out = add_buffer(p, l, "out", size);
-        op->dout = add_buffer(p, l, "dout", size);
-        if (l->kind == LAYER_DROPOUT)
-            op->aux = add_buffer(p, l, "mask", size);
-        if (l->kind == LAYER_BATCHNORM)  /* batch mean and 1/std per channel: 2C floats */
-            op->aux = add_buffer(p, l, "stats", 2 * l->out.dim[l->out.rank - 1]);
-        *cur = op->out;
-        *dcur = op->dout;
+        op->out = add_buffer(p, l, "out", op->size);
+        op->dout = add_buffer(p, l, "dout", op->size);
+        if (l->ops->aux)
+            op->aux = add_buffer(p, l, l->ops->aux, l->ops->aux_size(l));
+        cur = op->out;
+        dcur = op->dout;
+        shared = false;   /* the activation reads the op's own output */
     }
-    if (act != ACT_LINEAR)
-        add_activation(p, l, act, cur, dcur);
-    p->layer_out[i] = *cur;
+    if (layer_act(m, l) != ACT_LINEAR)
+        add_activation(p, l, layer_act(m, l), &cur, &dcur, shared);
+    p->layer_out[i] = cur;
+    p->layer_dout[i] = dcur;
+}
+
+/* Backward runs the ops in reverse: the last reader of a value writes its
+ * gradient, each earlier one writes its own buffer and adds it in. An op in
+ * place turns the gradient it was given into its input's, writing nothing new. */
+static void sum_gradients(Plan *p, const Model *m)
+{
+    bool written[MAX_BUFS] = {false};
+    if (p->layer_dout[m->output] != NO_BUF)
+        written[p->layer_dout[m->output]] = true;
+    for (int i = p->n_ops - 1; i >= 0; i--) {
+        Op *op = &p->ops[i];
+        bool in_place = op->out == op->in[0];
+        for (int k = 0; k < op->n_in && !in_place; k++) {
+            int d = op->din[k];
+            if (d == NO_BUF)
+                continue;
+            if (!written[d]) {
+                written[d] = true;
+                continue;
+            }
+            char what[16];
+            snprintf(what, sizeof what, "din%d", k);
+            op->add_to[k] = d;
+            op->din[k] = add_buffer(p, op->layer, what, p->bufs[d].size);
+        }
+    }
+}
+
+/* ---- names the C will hold ------------------------------------------------------------ */
+
+/* Every identifier the model adds to the C, so that two layers whose names
+ * differ (a, a_relu) cannot meet as a_relu_forward. Checked here, before
+ * anything is written, so that --check refuses what -o would. */
+enum { MAX_C_NAMES = 4 * MAX_OPS + MAX_TENSORS + MAX_BUFS, C_NAME = 2 * MAX_NAME + 32 };
+typedef struct {
+    int n;
+    char name[MAX_C_NAMES][C_NAME];
+    const Node *where[MAX_C_NAMES];
+} Names;
+
+static void claim(Names *ns, const Node *where, const char *a, const char *b)
+{
+    char name[C_NAME];
+    snprintf(name, sizeof name, "%s%s", a, b);
+    for (int i = 0; i < ns->n; i++)
+        if (strcmp(ns->name[i], name) == 0)
+            error_at(where, "the name '%s' in the generated C would clash with one from line "
+                            "%d; rename a layer", name, ns->where[i]->line);
+    ns->where[ns->n] = where;
+    snprintf(ns->name[ns->n++], C_NAME, "%s", name);
+}
+
+static void claim_names(const Plan *p)
+{
+    static Names ns;
+    ns.n = 0;
+    static const char *const suffixes[] = {"_forward", "_backward", "_IN", "_OUT"};
+    for (int i = 0; i < p->n_ops; i++)
+        for (int k = 0; k < 4; k++)
+            claim(&ns, p->ops[i].layer->where, p->ops[i].fn, suffixes[k]);
+    for (int i = 0; i < p->n_tensors; i++) {
+        char name[C_NAME];
+        snprintf(name, sizeof name, "%s_%s", p->tensors[i].layer->name, p->tensors[i].role);
+        claim(&ns, p->tensors[i].layer->where, name, "");
+    }
+    for (int i = 0; i < p->n_bufs; i++)
+        claim(&ns, p->bufs[i].layer->where, p->bufs[i].name, "");
 }
 
 Plan *plan_model(const Model *m)
 {
     Plan *p = plan_new();
-    int cur = NO_BUF, dcur = NO_BUF;
     for (int i = 0; i < m->n_layers; i++)
-        plan_layer(p, m, i, &cur, &dcur);
+        plan_layer(p, m, i);
     if (p->n_ops == 0)
         error_at(m->layers[0].where, "the model computes nothing: it needs a layer besides "
                                      "Flatten");
+    p->output_act = fused_output(m, m->layers[m->output].act);
+    sum_gradients(p, m);
+    claim_names(p);
     return p;
 }
 

@@ -1,0 +1,142 @@
+/* check.c - the checks that need shapes, run once every shape is known and
+ * before anything is planned or written, by --check and -o alike: the output
+ * against the loss, inline weights against their tensors, inline samples and
+ * predict rows against the input and output sizes, image folders against the
+ * input. After it, plan.c and emit.c find nothing left to refuse but names
+ * that would clash in the C (plan.c). */
+#include "nncc.h"
+#include "nnrt.h"
+
+#include <string.h>
+
+/* A loss compares a flat output with labels; a model without one (a fixed
+ * filter, say) may end in an image. */
+static void check_output(const Model *m)
+{
+    const Layer *last = &m->layers[m->output];
+    if (last->out.rank != 1 && m->loss != NN_LOSS_NONE)
+        error_at(last->where, "the model's output must be flat, got %s; add Flatten and Dense "
+                              "layers at the end", shape_str(&last->out));
+    if (m->loss == NN_LOSS_BINARY_CE && last->act == ACT_SOFTMAX && last->out.dim[0] == 1)
+        error_at(last->where, "softmax over a single unit is always 1; binary_crossentropy "
+                              "wants activation: sigmoid");
+}
+
+/* ---- inline weights -------------------------------------------------------------------- */
+
+static bool same_dims(const NumArray *a, int rank, const long *shape)
+{
+    if (a->rank != rank)
+        return false;
+    for (int d = 0; d < rank; d++)
+        if (a->dim[d] != shape[d])
+            return false;
+    return true;
+}
+
+static const char *dims_str(int rank, const long *dim)
+{
+    Shape s = {rank > 3 ? 3 : rank, {0}};
+    static char buf[80];
+    if (rank == 4) {   /* Shape holds three: a kernel's four are spelt here */
+        snprintf(buf, sizeof buf, "(%ld, %ld, %ld, %ld)", dim[0], dim[1], dim[2], dim[3]);
+        return buf;
+    }
+    for (int d = 0; d < s.rank; d++)
+        s.dim[d] = dim[d];
+    snprintf(buf, sizeof buf, "%s", shape_str(&s));
+    return buf;
+}
+
+/* Keras's layout exactly, or for a one-channel, one-filter kernel the plain
+ * [kh][kw] list the course writes its hand-made filters as. */
+static void check_weight(const Layer *l, const InlineWeight *w, const TensorSpec *t)
+{
+    const NumArray *a = &w->values;
+    bool plain_filter = t->rank == 4 && t->shape[2] == 1 && t->shape[3] == 1 &&
+                        same_dims(a, 2, t->shape);
+    if (same_dims(a, t->rank, t->shape) || plain_filter)
+        return;
+    char want[80];
+    snprintf(want, sizeof want, "%s", dims_str(t->rank, t->shape));
+    error_at(a->where, "weights.%s of %s must have shape %s, got %s", w->key, l->name, want,
+             dims_str(a->rank, a->dim));
+}
+
+static void check_weights(const Layer *l)
+{
+    TensorSpec t[MAX_LAYER_TENSORS];
+    int n = l->ops->tensors ? l->ops->tensors(l, t) : 0;
+    for (int i = 0; i < l->n_weights; i++) {
+        const InlineWeight *w = &l->weights[i];
+        const char *roles[MAX_LAYER_TENSORS + 1];
+        int k = 0;
+        while (k < n && strcmp(t[k].role, w->key) != 0) {
+            roles[k] = t[k].role;
+            k++;
+        }
+        if (k < n) {
+            check_weight(l, w, &t[k]);
+            continue;
+        }
+        roles[n] = NULL;
+        const char *close = closest_word(w->key, roles);
+        error_at(w->values.where, "%s has no tensor '%s' to give weights to%s%s%s", l->name,
+                 w->key, close ? "; did you mean '" : "", close ? close : "", close ? "'?" : "");
+    }
+}
+
+/* ---- inline samples -------------------------------------------------------------------- */
+
+/* A list of samples, each a number or a (nested) list of size numbers. */
+static long check_samples(const NumArray *a, long size, const char *what)
+{
+    if (a->rank == 0 || a->dim[0] == 0)
+        error_at(a->where, "%s must be a non-empty list of samples", what);
+    long each = a->count / a->dim[0];
+    if (each != size)
+        error_at(a->where, "each sample of %s must have %ld number%s, these have %ld", what,
+                 size, size == 1 ? "" : "s", each);
+    return a->dim[0];
+}
+
+static long label_size(const Model *m)
+{
+    return m->loss == NN_LOSS_SPARSE_CE ? 1 : shape_size(&m->layers[m->output].out);
+}
+
+/* image_dir without target_size: the model's input size, as nothing else fits. */
+static void check_source(const Model *m, SourceSpec *s)
+{
+    if (s->format == NN_DATA_INLINE) {
+        long nx = check_samples(&s->x, shape_size(&m->input), "x");
+        if (s->y.where && check_samples(&s->y, label_size(m), "y") != nx)
+            error_at(s->y.where, "y has %ld samples but x has %ld", s->y.dim[0], nx);
+    }
+    if (s->format != NN_DATA_IMAGE_DIR)
+        return;
+    if (m->input.rank != 3)
+        error_at(s->where, "image_dir data needs a model whose input_shape is [height, width, "
+                           "channels]");
+    if (!s->target_h) {
+        s->target_h = m->input.dim[0];
+        s->target_w = m->input.dim[1];
+    }
+    if (s->target_h != m->input.dim[0] || s->target_w != m->input.dim[1] ||
+        s->channels != m->input.dim[2])
+        error_at(s->where, "the images are %ldx%ldx%ld (target_size, color_mode) but the model's "
+                           "input_shape is (%ld, %ld, %ld)", s->target_h, s->target_w,
+                 s->channels, m->input.dim[0], m->input.dim[1], m->input.dim[2]);
+}
+
+void check_model(Model *m)
+{
+    check_output(m);
+    for (int i = 0; i < m->n_layers; i++)
+        check_weights(&m->layers[i]);
+    check_source(m, &m->train);
+    check_source(m, &m->validation);
+    check_source(m, &m->test);
+    if (m->predict.where)
+        check_samples(&m->predict, shape_size(&m->input), "predict");
+}

@@ -1,0 +1,119 @@
+/* layer_core.c - the layer table's rows for Dense, Flatten, Dropout and
+ * Activation: their arguments, shape rules and tensors. Their C is in
+ * templates/dense*.c.in, dropout*.c.in, activation*.c.in and softmax*.c.in. */
+#include "nncc.h"
+#include "nnrt.h"
+
+#include <stddef.h>
+
+#define F(field) offsetof(Layer, field)
+
+/* Keras config keys of layers with a kernel and a bias. */
+const KerasKey weighted_keras_keys[] = {
+    {"kernel_initializer", KERAS_GLOROT}, {"bias_initializer", KERAS_ZEROS},
+    {"kernel_regularizer", KERAS_NONE}, {"bias_regularizer", KERAS_NONE},
+    {"activity_regularizer", KERAS_NONE}, {"kernel_constraint", KERAS_NONE},
+    {"bias_constraint", KERAS_NONE}, {"lora_rank", KERAS_NONE}, {NULL, 0},
+};
+
+/* kernel, then bias if the layer has one: Keras's order and names. */
+int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_shape)
+{
+    t[0] = (TensorSpec){"kernel", rank, {0}, NN_INIT_GLOROT_UNIFORM, false};
+    for (int i = 0; i < rank; i++)
+        t[0].shape[i] = kernel_shape[i];
+    if (!l->use_bias)
+        return 1;
+    t[1] = (TensorSpec){"bias", 1, {l->out.dim[l->out.rank - 1]}, NN_INIT_ZEROS, false};
+    return 2;
+}
+
+/* ---- Dense ------------------------------------------------------------------------ */
+
+static void dense_shape(Layer *l)
+{
+    if (l->in.rank != 1)
+        error_at(l->where, "Dense expects a flat input, got %s; add a Flatten layer before it",
+                 shape_str(&l->in));
+    l->out = vector_shape(l->units);
+}
+
+static int dense_tensors(const Layer *l, TensorSpec *t)
+{
+    long shape[2] = {l->in.dim[0], l->units};
+    return kernel_and_bias(l, t, 2, shape);
+}
+
+static const KeySpec dense_keys[] = {
+    {"units", ARG_SIZE, F(units), 0, true, NULL},
+    {"activation", ARG_ACTIVATION, F(act), 0, false, NULL},
+    {"use_bias", ARG_BOOL, F(use_bias), 0, false, NULL},
+    {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
+    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    {0},
+};
+
+const LayerOps dense_layer = {
+    .keras_name = "Dense", .default_name = "dense",
+    .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
+    .shape = dense_shape, .tensors = dense_tensors,
+    .tmpl = "dense",
+    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1",
+};
+
+/* ---- Flatten: NHWC is already flat, so no op; its output is its input's buffer ---- */
+
+static void flatten_shape(Layer *l)
+{
+    l->out = vector_shape(shape_size(&l->in));
+}
+
+static const KerasKey flatten_keras_keys[] = {{"data_format", KERAS_CHANNELS_LAST}, {NULL, 0}};
+
+const LayerOps flatten_layer = {
+    .keras_name = "Flatten", .default_name = "flatten",
+    .keys = (const KeySpec[]){{0}}, .keras = (const KerasKey *const[]){flatten_keras_keys, NULL},
+    .shape = flatten_shape, .flags = LF_FLAT_OUTPUT,
+};
+
+/* ---- Dropout ---------------------------------------------------------------------- */
+
+void same_shape(Layer *l)
+{
+    l->out = l->in;
+}
+
+static long dropout_mask_size(const Layer *l)
+{
+    return shape_size(&l->out);
+}
+
+static const KeySpec dropout_keys[] = {
+    {"rate", ARG_FRACTION, F(rate), 0, true, NULL},
+    {0},
+};
+
+static const KerasKey dropout_keras_keys[] = {
+    {"seed", KERAS_IGNORE}, {"noise_shape", KERAS_NONE}, {NULL, 0},
+};
+
+const LayerOps dropout_layer = {
+    .keras_name = "Dropout", .default_name = "dropout",
+    .keys = dropout_keys, .keras = (const KerasKey *const[]){dropout_keras_keys, NULL},
+    .shape = same_shape, .aux = "mask", .aux_size = dropout_mask_size,
+    .tmpl = "dropout",
+    .forward_args = "pass n x aux y", .backward_args = "n aux dy dx",
+    .flags = LF_INFERENCE_IDENTITY,
+};
+
+/* ---- Activation: only the activation op that follows any layer ------------------- */
+
+static const KeySpec activation_keys[] = {
+    {"activation", ARG_ACTIVATION, F(act), 0, true, NULL},
+    {0},
+};
+
+const LayerOps activation_layer = {
+    .keras_name = "Activation", .default_name = "activation",
+    .keys = activation_keys, .shape = same_shape, .flags = LF_OWN_ACTIVATION,
+};
