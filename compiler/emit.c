@@ -131,12 +131,12 @@ static char *comment_text(const char *s)
 
 /* ---- holes --------------------------------------------------------------------------- */
 
-#define MAX_HOLES 48
-typedef struct {
+#define MAX_HOLES 64
+struct Holes {
     int n;
     const char *name[MAX_HOLES];
     char *value[MAX_HOLES];
-} Holes;
+};
 
 static void hole(Holes *h, const char *name, char *value)
 {
@@ -151,9 +151,14 @@ static void hole(Holes *h, const char *name, char *value)
     h->value[h->n++] = value;
 }
 
-static void hole_long(Holes *h, const char *name, long v)
+void hole_long(Holes *h, const char *name, long v)
 {
     hole(h, name, fmt("%ld", v));
+}
+
+void hole_float(Holes *h, const char *name, double v)
+{
+    hole(h, name, float_lit(v));
 }
 
 static void expand(FILE *out, const char *name, const Holes *h)
@@ -222,6 +227,8 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole_long(h, "SPATIAL", l->in.rank == 3 ? l->in.dim[0] * l->in.dim[1] : 1);
     hole_long(h, "RANK", l->in.rank);
     hole_long(h, "TRAINABLE", l->trainable);
+    if (op->ops && op->ops->holes)
+        op->ops->holes(h, l);
 }
 
 static char *buf_ref(const Plan *p, int b)

@@ -119,6 +119,8 @@ static double ranged(const Node *v, const char *key, ArgType type)
         error_at(v, "%s must be between 0 and 1, got %s", key, v->text);
     if (type == ARG_POSITIVE && !(x > 0))
         error_at(v, "%s must be positive, got %s", key, v->text);
+    if (type == ARG_NONNEGATIVE && !(x >= 0))
+        error_at(v, "%s must be at least 0, got %s", key, v->text);
     return x;
 }
 
@@ -135,6 +137,8 @@ static void read_arg(Layer *l, const KeySpec *k, const Node *v)
     case ARG_FRACTION:
     case ARG_UNIT_RANGE:
     case ARG_POSITIVE:
+    case ARG_NUMBER:
+    case ARG_NONNEGATIVE:
         *(double *)(base + k->field) = ranged(v, k->key, k->type);
         break;
     case ARG_BOOL:
@@ -151,6 +155,8 @@ static void read_arg(Layer *l, const KeySpec *k, const Node *v)
         if (!same_word(node_str(v, k->key), k->expect))
             error_at(v, "%s '%s' is not supported; nncc initialises with %s", k->key, v->text,
                      k->expect);
+        break;
+    case ARG_CUSTOM:
         break;
     }
 }
@@ -181,6 +187,8 @@ void layer_parse_args(Layer *l, const Node *args, const Node *where)
         else if (k->required)
             error_at(args ? args : where, "%s needs '%s'", l->ops->keras_name, k->key);
     }
+    if (l->ops->parse)
+        l->ops->parse(l, args);
     const Node *v;
     if (args && (v = map_get(args, "trainable")))
         l->trainable = node_bool(v, "trainable");

@@ -86,6 +86,7 @@ typedef struct {
 } NumArray;
 
 typedef struct LayerOps LayerOps;
+typedef struct Holes Holes;       /* a template's @NAME@s and their values (emit.c) */
 
 #define MAX_INPUTS 8
 #define MAX_LAYER_TENSORS 4
@@ -111,6 +112,14 @@ typedef struct {
     bool strides_given;           /* pools: strides default to pool_size */
     double rate;                  /* Dropout */
     double momentum, epsilon;     /* BatchNormalization */
+    double alpha;                 /* LeakyReLU, ELU, ...: the slope or scale below 0 */
+    double max_value, threshold;  /* ReLU; max_value < 0: none */
+    double scale, offset;         /* Rescaling */
+    long pad[4];                  /* ZeroPadding2D, Cropping2D: top, bottom, left, right */
+    long size_h, size_w;          /* UpSampling2D */
+    long depth_multiplier;        /* DepthwiseConv2D, SeparableConv2D */
+    Shape target;                 /* Reshape */
+    long axis;                    /* Concatenate: the axis without the batch, from 0 */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
 
@@ -138,7 +147,10 @@ typedef enum {
     ARG_BOOL,
     ARG_ACTIVATION,
     ARG_PADDING,       /* valid | same, into a bool */
+    ARG_NUMBER,        /* any finite number */
+    ARG_NONNEGATIVE,   /* >= 0 */
     ARG_INITIALIZER,   /* only `expect` (Keras's default) is implemented */
+    ARG_CUSTOM,        /* read by the row's parse() */
 } ArgType;
 
 typedef struct {
@@ -190,6 +202,8 @@ struct LayerOps {
     const KeySpec *keys;          /* its arguments, {0}-terminated */
     const KerasKey *const *keras; /* rules for Keras config keys it has no argument for */
     void (*defaults)(Layer *);    /* Keras's defaults, before the arguments (or NULL) */
+    /* After the generic arguments: the ARG_CUSTOM ones (args may be NULL). */
+    void (*parse)(Layer *, const Node *args);
     void (*finish)(Layer *);      /* after the arguments: derived values (or NULL) */
     void (*shape)(Layer *);       /* ins -> out and params; error_at() on what cannot be */
     int (*tensors)(const Layer *, TensorSpec *out);   /* its parameters (or NULL) */
@@ -201,6 +215,8 @@ struct LayerOps {
      * y (its output), dy, dx, aux, P0..P3 (its tensors), G0..G3 (their gradients),
      * xs and dxs (all inputs and their gradients, for merges). */
     const char *forward_args, *backward_args, *inference_args;
+    /* Its templates' own holes beyond the common ones (emit.c's op_holes). */
+    void (*holes)(Holes *, const Layer *);
     unsigned flags;
 };
 
@@ -394,6 +410,9 @@ void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weight
 /* Frees what emitting made, once its output is written. */
 void emit_release(void);
 void plan_free(Plan *p);
+/* For a row's holes(): @NAME@ in its templates becomes v, as C. */
+void hole_long(Holes *h, const char *name, long v);
+void hole_float(Holes *h, const char *name, double v);
 /* templates/NAME.c.in, built in by compiler/embed.c; NULL if there is none. */
 const char *template_text(const char *name);
 
