@@ -457,11 +457,14 @@ static char *layers_block(const Model *m, const Plan *p)
         const Layer *l = &m->layers[i];
         int buf = p->layer_out[i];
         bool feature_map = l->out.rank == 3 && (l->ops->flags & LF_FEATURE_MAP);
-        fprintf(b.f, "    {\"%s\", \"%s\", %d, {%ld, %ld, %ld}, %ld, %ld, %s, %ld, %d, %d},\n",
+        fprintf(b.f, "    {\"%s\", \"%s\", %d, {%ld, %ld, %ld}, %ld, %ld, %s, %ld, %d, %d",
                 l->name, l->ops->keras_name, l->out.rank, l->out.dim[0], l->out.dim[1],
                 l->out.dim[2], l->params, l->trainable_params,
                 buf == NO_BUF ? "0" : p->bufs[buf].name, shape_size(&l->out), feature_map,
                 l->where->line);
+        if (model_is_graph(m))   /* names: C identifiers, or "input" */
+            fprintf(b.f, ", \"%s\"", layer_input_names(m, l));
+        fprintf(b.f, "},\n");
     }
     return block_close(&b);
 }

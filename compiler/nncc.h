@@ -311,6 +311,10 @@ void add_layer(Model *m, const LayerOps *ops, const Node *item, const Node *args
                int *counts);
 /* Names to indices: `inputs:` (default: the layer before) and `outputs:`. */
 void connect_layers(Model *m);
+/* Whether some layer reads other than the layer above (summaries show inputs). */
+bool model_is_graph(const Model *m);
+/* "a b": the names of the layers l reads ("input": the model's), in a static buffer. */
+const char *layer_input_names(const Model *m, const Layer *l);
 bool is_keras_export(const Node *root);
 
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */

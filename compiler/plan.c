@@ -11,7 +11,7 @@
  * before binary cross-entropy, is left to the loss, which works from logits
  * as Keras does. */
 #include "nncc.h"
-#include "rt.h"
+#include "npz.h"
 
 #include <math.h>
 #include <stdint.h>

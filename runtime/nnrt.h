@@ -52,6 +52,8 @@ typedef struct {
     size_t out_offset, out_size;  /* its output in work (see above) */
     int is_feature_map;           /* conv/pool: drawn by `activations` */
     int line;                     /* in the model file */
+    const char *inputs;           /* a graph's: the layers it reads, "a b" ("input": the
+                                     model's input); NULL: the layer above */
 } nn_layer;
 
 /* What a pass needs besides buffers: training switches dropout on and lets
@@ -187,7 +189,10 @@ typedef struct {
     int rank;
     long shape[3];
     long params, trainable_params;
+    const char *inputs;            /* as nn_layer's; a graph gets Keras's "Connected to" */
 } nn_summary_row;
 void nn_print_summary(FILE *out, const char *model_name, const nn_summary_row *rows, int n);
+/* A graph's table starts with its input, as Keras's InputLayer row. */
+nn_summary_row nn_summary_input_row(int rank, const int *shape);
 
 #endif
