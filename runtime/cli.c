@@ -470,7 +470,7 @@ static int activations(const nn_model *m, const Args *a)
             char *path = nn_join_path(a->out_dir, name);
             /* Maps of at least 64 pixels across, as the course's plots show them. */
             int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
-            rc = nn_write_feature_grid(path, p.b.work + L->out_offset, L->shape[0], L->shape[1],
+            rc = nn_write_feature_grid(path, p.b.work + m->scratch_floats + L->out_offset, L->shape[0], L->shape[1],
                                        L->shape[2], scale);
             if (rc != 0) {
                 free(path);

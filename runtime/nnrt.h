@@ -10,10 +10,13 @@
  * Memory, as llm.c does it:
  *   params  one flat float buffer; tensor t lives at params + t.offset.
  *   grads   the same layout as params (only trainable tensors are written).
- *   work    activations, their gradients and dropout masks for a batch of n
- *           samples: a buffer planned at compile time with offset OFF and
- *           per-sample size SIZE lives at work + n*OFF, sample s at
- *           work + n*OFF + s*SIZE. The runtime allocates capacity*work_floats.
+ *   work    first scratch_floats that an op may use while it runs (a transposed
+ *           kernel), then activations, their gradients and dropout masks for
+ *           a batch of n samples: a buffer planned at compile time with
+ *           offset OFF and per-sample size SIZE lives at
+ *           work + scratch_floats + n*OFF, sample s at ... + s*SIZE. The
+ *           runtime allocates scratch_floats + capacity*work_floats, one
+ *           buffer per caller, so the generated functions are reentrant.
  *
  * A generated trainer's main is `return nnrt_main(&NAME_model, argc, argv);`.
  */
@@ -162,6 +165,7 @@ typedef struct {
     const nn_layer *layers;
     int n_layers;
     size_t work_floats;            /* per sample */
+    size_t scratch_floats;         /* at the start of work, whatever the batch */
     int whole_batches;             /* BatchNormalization: a batch may not pass in parts */
 
     nn_forward_fn forward;

@@ -139,7 +139,7 @@ static void check_layer(void)
                 failures++;
                 continue;
             }
-            float *work = nn_alloc((size_t)n * M->work_floats, sizeof(float));
+            float *work = nn_alloc(M->scratch_floats + (size_t)n * M->work_floats, sizeof(float));
             memcpy(params, init, M->n_params * sizeof *params);
             memset(grads, 0, M->n_params * sizeof *grads);
             nn_pass pass = {.training = 1, .seed = 1};
@@ -156,7 +156,7 @@ static void check_layer(void)
             M->backward(&pass, params, grads, work, x, dy, n);
             /* The probe's input gradient: what it handed the identity feed layer. */
             want = per_batch("dx", n, (size_t)n * in, name, sizeof name);
-            compare("input gradient", n, name, work + (size_t)n * feed_dout, want,
+            compare("input gradient", n, name, work + M->scratch_floats + (size_t)n * feed_dout, want,
                     (size_t)n * in);
             for (int t = 0; t < M->n_tensors; t++) {
                 const nn_tensor *ts = &M->tensors[t];
