@@ -247,6 +247,44 @@ static void test_functional_errors(void **state)
     }
 }
 
+/* WORK_PER_SAMPLE of the C that nncc writes for a stack of `blocks` residual
+ * blocks of 8 units: a = tanh(Dense(x)), b = Dense(a), x' = a + b. */
+static long residual_work(int blocks)
+{
+    char yaml[4096] = "name: stack\ninput_shape: [8]\nlayers:\n";
+    const char *x = "input";
+    char names[3][16];
+    for (int i = 0; i < blocks; i++) {
+        snprintf(yaml + strlen(yaml), sizeof yaml - strlen(yaml),
+                 "  - Dense: {name: a%d, units: 8, activation: tanh, inputs: %s}\n"
+                 "  - Dense: {name: b%d, units: 8}\n"
+                 "  - Add: {name: s%d, inputs: [a%d, b%d]}\n", i, x, i, i, i, i);
+        snprintf(names[i % 3], sizeof names[0], "s%d", i);
+        x = names[i % 3];
+    }
+    strcat(yaml, "compile: {optimizer: sgd, loss: mse}\n");
+    write_text(in_scratch("stack.yaml"), yaml);
+    RunResult r;
+    run_cmd(&r, "%s %s -o - | grep -o 'WORK_PER_SAMPLE = [0-9]*'", nncc_path(),
+            in_scratch("stack.yaml"));
+    assert_int_equal(r.status, 0);
+    return strtol(r.out + strlen("WORK_PER_SAMPLE = "), NULL, 10);
+}
+
+/* Work memory is planned by lifetime: the values a block computes stay for
+ * the backward pass (a with its tanh in place, b, the sum: 24 floats), but
+ * gradients live only from their first writer to their producer, so another
+ * block costs its values and no more room for gradients (a buffer each would
+ * add 32 floats of gradients per block: a's, b's, the sum's and the second
+ * reader's of a). */
+static void test_work_by_lifetime(void **state)
+{
+    (void)state;
+    long two = residual_work(2), four = residual_work(4), eight = residual_work(8);
+    assert_int_equal(four - two, 2 * 24);
+    assert_int_equal(eight - four, 4 * 24);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_functional_export),
         cmocka_unit_test(test_functional_errors),
         cmocka_unit_test(test_graph_summary),
+        cmocka_unit_test(test_work_by_lifetime),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
