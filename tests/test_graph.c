@@ -214,6 +214,43 @@ static void test_graph_summary(void **state)
     assert_string_equal(r.out, check);
 }
 
+/* The functional export trains end to end when a native file names it with
+ * `model:` and adds data: images whose class is whether their mean is above 0. */
+static void test_functional_export_trains(void **state)
+{
+    (void)state;
+    char cwd[1024], yaml[16384];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    int len = snprintf(yaml, sizeof yaml,
+                       "model: %s/tests/data/functional_residual.json\n"
+                       "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, "
+                       "metrics: [accuracy]}\n"
+                       "fit: {epochs: 40, batch_size: 8}\n"
+                       "data:\n  train:\n    format: inline\n    x:\n", cwd);
+    unsigned seed = 3;
+    char labels[256] = "";
+    for (int s = 0; s < 32; s++) {
+        float sum = 0;
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "      - [");
+        for (int i = 0; i < 64; i++) {
+            seed = seed * 1103515245u + 12345u;
+            float v = (float)((seed >> 8) % 201) / 100.0f - 1.0f + (s % 2 ? 0.3f : -0.3f);
+            sum += v;
+            len += snprintf(yaml + len, sizeof yaml - (size_t)len, "%s%.2f", i ? ", " : "", v);
+        }
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "]\n");
+        snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%d", s ? ", " : "",
+                 sum > 0);
+    }
+    snprintf(yaml + len, sizeof yaml - (size_t)len, "    y: [%s]\n", labels);
+    const char *trainer = build_model("functional", yaml);
+    RunResult r;
+    run_cmd(&r, "%s train", trainer);
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "Epoch 40/40");
+    assert_output_contains(&r, "accuracy: 1.0000");
+}
+
 /* What nncc refuses in a functional export, at the place it is written. */
 static void test_functional_errors(void **state)
 {
@@ -292,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_residual_network),
         cmocka_unit_test(test_every_merge),
         cmocka_unit_test(test_functional_export),
+        cmocka_unit_test(test_functional_export_trains),
         cmocka_unit_test(test_functional_errors),
         cmocka_unit_test(test_graph_summary),
         cmocka_unit_test(test_work_by_lifetime),
