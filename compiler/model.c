@@ -235,33 +235,37 @@ static int find_layer(const Model *m, const Node *name, int before)
     error_at(name, "no layer named '%s' before this one", s);
 }
 
-static void connect_layer(Model *m, int i)
+/* `inputs:` as written: a name, a list of names, or nothing (the layer above). */
+static void resolve_inputs(Model *m, int i)
 {
     Layer *l = &m->layers[i];
     const Node *names = l->input_names;
-    if (l->n_inputs) {
-        /* a Keras functional model's layer: its reader resolved inbound_nodes */
-    } else if (!names) {
+    if (!names || names->kind == NODE_SCALAR) {
         l->n_inputs = 1;
-        l->inputs[0] = i - 1;   /* the layer above, or for the first the input */
-    } else if (names->kind == NODE_SCALAR) {
-        l->n_inputs = 1;
-        l->inputs[0] = find_layer(m, names, i);
-    } else {
-        if (names->kind != NODE_SEQ || names->n == 0)
-            error_at(names, "inputs must be a layer name or a list of them, e.g. [a, b]");
-        if (names->n > MAX_INPUTS)
-            error_at(names, "a layer reads at most %d inputs", MAX_INPUTS);
-        l->n_inputs = names->n;
-        for (int k = 0; k < names->n; k++)
-            l->inputs[k] = find_layer(m, names->items[k], i);
+        l->inputs[0] = names ? find_layer(m, names, i) : i - 1;   /* -1: the input */
+        return;
     }
+    if (names->kind != NODE_SEQ || names->n == 0)
+        error_at(names, "inputs must be a layer name or a list of them, e.g. [a, b]");
+    if (names->n > MAX_INPUTS)
+        error_at(names, "a layer reads at most %d inputs", MAX_INPUTS);
+    l->n_inputs = names->n;
+    for (int k = 0; k < names->n; k++)
+        l->inputs[k] = find_layer(m, names->items[k], i);
+}
+
+static void connect_layer(Model *m, int i)
+{
+    Layer *l = &m->layers[i];
+    if (!l->n_inputs)   /* a functional export's reader has resolved inbound_nodes */
+        resolve_inputs(m, i);
+    const Node *where = l->input_names ? l->input_names : l->where;
     bool merge = l->ops->flags & LF_MERGE;
     if (merge && l->n_inputs < 2)
-        error_at(names ? names : l->where, "%s merges two or more inputs; give them as "
-                 "inputs: [a, b]", l->ops->keras_name);
+        error_at(where, "%s merges two or more inputs; give them as inputs: [a, b]",
+                 l->ops->keras_name);
     if (!merge && l->n_inputs > 1)
-        error_at(names, "%s reads one input, not %d", l->ops->keras_name, l->n_inputs);
+        error_at(where, "%s reads one input, not %d", l->ops->keras_name, l->n_inputs);
 }
 
 /* Every layer must lead to the output: nothing is computed for nothing. */
