@@ -48,8 +48,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* At most BATCH samples: fewer when one sample's activations are huge. */
-enum { BATCH = 4, CHECKS_PER_TENSOR = 24, REFINE = 4, NOISE_ULPS = 4 };
+/* At most BATCH samples and CHECKS_PER_TENSOR entries per tensor; fewer of
+ * both where a forward pass is big (see cost_plan), but never fewer than
+ * MIN_CHECKS entries. */
+enum { BATCH = 4, CHECKS_PER_TENSOR = 24, MIN_CHECKS = 8, REFINE = 4, NOISE_ULPS = 4 };
+/* Activation floats written by all the probes' forward passes together: about
+ * ten seconds of one core for a big convolutional network. */
+#define WORK_BUDGET 2.5e9
 
 #define STEP 1e-3
 #define RTOL 1e-2
@@ -82,6 +87,7 @@ typedef struct {
     float *params, *saved;
     nn_pass pass;
     double loss;           /* at the unperturbed parameters */
+    int checks;            /* entries to check per tensor */
 } Check;
 
 static double loss_at(Check *c)
@@ -155,9 +161,9 @@ static Verdict check_entry(Check *c, size_t at, double g, double scale, double *
 
 /* The j-th entry to try: every entry of a small tensor in order, else
  * distinct random ones (tried[] remembers them). */
-static size_t pick(const nn_tensor *t, int j, size_t *tried, nn_rng *rng)
+static size_t pick(const nn_tensor *t, int j, int tries, size_t *tried, nn_rng *rng)
 {
-    if (t->size <= 2 * CHECKS_PER_TENSOR)
+    if (t->size == (size_t)tries)
         return (size_t)j;
     for (;;) {
         size_t k = nn_rng_next(rng) % t->size;
@@ -169,18 +175,18 @@ static size_t pick(const nn_tensor *t, int j, size_t *tried, nn_rng *rng)
     }
 }
 
-/* Up to CHECKS_PER_TENSOR smooth entries, from at most twice as many tries. */
+/* Up to c->checks smooth entries, from at most twice as many tries. */
 static bool check_tensor(Check *c, const nn_tensor *t, const float *grads, nn_rng *rng)
 {
-    int tries = t->size < 2 * CHECKS_PER_TENSOR ? (int)t->size : 2 * CHECKS_PER_TENSOR;
-    int wanted = tries < CHECKS_PER_TENSOR ? tries : CHECKS_PER_TENSOR;
-    size_t tried[2 * CHECKS_PER_TENSOR];
+    int tries = t->size < 2 * (size_t)c->checks ? (int)t->size : 2 * c->checks;
+    int wanted = tries < c->checks ? tries : c->checks;
+    size_t tried[2 * CHECKS_PER_TENSOR];  /* c->checks <= CHECKS_PER_TENSOR */
     double scale = 0, worst = 0;
     for (size_t k = 0; k < t->size; k++)
         scale = fmax(scale, fabs(grads[t->offset + k]));
     int checked = 0, skipped = 0, failed = 0;
     for (int j = 0; j < tries && checked < wanted; j++) {
-        size_t k = t->offset + pick(t, j, tried, rng);
+        size_t k = t->offset + pick(t, j, tries, tried, rng);
         double error = 0;
         Verdict v = check_entry(c, k, grads[k], scale, &error);
         if (v == NON_SMOOTH) {
@@ -198,6 +204,22 @@ static bool check_tensor(Check *c, const nn_tensor *t, const float *grads, nn_rn
     return ok;
 }
 
+/* Samples in the batch and entries per tensor, so that the probes' forward
+ * passes (four per entry) write at most WORK_BUDGET floats: the most samples
+ * up to BATCH with which every tensor gets CHECKS_PER_TENSOR entries, else one
+ * sample and as many entries as fit (a big image model). */
+static int cost_plan(const nn_model *m, int *checks)
+{
+    int tensors = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        tensors += m->tensors[i].trainable;
+    double per_entry_sample = 4.0 * fmax(tensors, 1) * fmax((double)m->work_floats, 1);
+    double n = fmin(BATCH, floor(WORK_BUDGET / (per_entry_sample * CHECKS_PER_TENSOR)));
+    n = fmax(n, 1);
+    *checks = (int)fmin(CHECKS_PER_TENSOR, fmax(MIN_CHECKS, WORK_BUDGET / (per_entry_sample * n)));
+    return (int)n;
+}
+
 int nn_gradcheck(const nn_model *m, const nn_options *o)
 {
     if (m->loss == NN_LOSS_NONE)
@@ -205,7 +227,7 @@ int nn_gradcheck(const nn_model *m, const nn_options *o)
     uint64_t seed = o->has_seed ? o->seed : m->fit.seed;
     nn_rng rng = {seed ^ 0x5eedULL};
     Check c = {.m = m, .pass = {1, seed, 0}};
-    nn_batch_init(&c.b, m, BATCH);
+    nn_batch_init(&c.b, m, cost_plan(m, &c.checks));
     c.params = nn_alloc(m->n_params, sizeof *c.params);
     c.saved = nn_alloc(m->n_params, sizeof *c.saved);
     float *grads = nn_alloc(m->n_params, sizeof *grads);
