@@ -184,8 +184,21 @@ int nnrt_main(const nn_model *model, int argc, char **argv);
 
 /* ---- helpers the generated code calls --------------------------------------- */
 
-/* A reproducible uniform number in [0, 1) from (seed, stream, index). */
-float nn_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+/* splitmix64's finaliser: the runtime's random numbers all come from it. */
+static inline uint64_t nn_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A reproducible uniform number in [0, 1) from (seed, stream, index). Inline:
+ * dropout calls it once per element, in the generated code's inner loops. */
+static inline float nn_uniform(uint64_t seed, uint64_t stream, uint64_t index)
+{
+    uint64_t z = nn_mix64(seed ^ nn_mix64(stream * 0x9e3779b97f4a7c15ULL + index));
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
 
 /* Keras's summary table. The compiler prints it with the same function. */
 typedef struct {

@@ -17,17 +17,10 @@ char *nn_join_path(const char *dir, const char *path)
 }
 
 /* splitmix64: small, fast, and its whole state is one number to checkpoint. */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 uint64_t nn_rng_next(nn_rng *r)
 {
     r->state += 0x9e3779b97f4a7c15ULL;
-    return mix64(r->state);
+    return nn_mix64(r->state);
 }
 
 float nn_rng_uniform(nn_rng *r)
@@ -43,10 +36,4 @@ void nn_shuffle(int *idx, int n, nn_rng *r)
         idx[i] = idx[j];
         idx[j] = t;
     }
-}
-
-float nn_uniform(uint64_t seed, uint64_t stream, uint64_t index)
-{
-    uint64_t z = mix64(seed ^ mix64(stream * 0x9e3779b97f4a7c15ULL + index));
-    return (float)(z >> 40) * (1.0f / 16777216.0f);
 }
