@@ -39,6 +39,7 @@ and x.permute(0, 3, 1, 2) (NCHW), and its output goes back with permute(0, 2, 3,
 TensorFlow's 'same' padding puts the odd pixel after (bottom, right): F.pad pads
 explicitly, never torch's symmetric padding argument.
 """
+import functools
 import os
 import sys
 import zlib
@@ -123,12 +124,16 @@ def pair(v):
 class Layer:
     kind = None
     batch_coupled = False          # outputs depend on the other samples (batch statistics)
+    merge = False                  # forward takes the list of its inputs
 
     def __init__(self, **args):
         self.args = args
 
-    def yaml(self):
-        return yaml_layer(self.kind, dict(self.args, name="probe"))
+    def yaml(self, name, inputs=None):
+        args = dict(self.args, name=name)
+        if inputs is not None:
+            args["inputs"] = list(inputs)
+        return yaml_layer(self.kind, args)
 
     def weights(self, in_shape, rng):
         return {}
@@ -268,6 +273,125 @@ class BatchNormalization(Layer):
         return y, updates
 
 
+class Activation(Layer):
+    kind = "Activation"
+
+    def forward(self, x, w, training):
+        return self.activation(x)
+
+
+# ---- merge layers: forward(xs, ...) gets the list of their inputs --------------------------
+class Merge(Layer):
+    merge = True
+
+
+class Add(Merge):
+    kind = "Add"
+
+    def forward(self, xs, w, training):
+        return functools.reduce(torch.add, xs)
+
+
+class Subtract(Merge):
+    kind = "Subtract"
+
+    def forward(self, xs, w, training):
+        a, b = xs
+        return a - b
+
+
+class Multiply(Merge):
+    kind = "Multiply"
+
+    def forward(self, xs, w, training):
+        return functools.reduce(torch.mul, xs)
+
+
+class Average(Merge):
+    kind = "Average"
+
+    def forward(self, xs, w, training):
+        return functools.reduce(torch.add, xs) / len(xs)
+
+
+class Maximum(Merge):
+    """On a tie nncc gives the whole gradient to the first input that holds the
+    maximum (TensorFlow's rule: Keras chains maximum(a, b), whose gradient goes
+    to a when a >= b), while torch.maximum splits it between the tied inputs.
+    The fixtures' inputs are random floats from different branches: no ties."""
+    kind = "Maximum"
+
+    def forward(self, xs, w, training):
+        return functools.reduce(torch.maximum, xs)
+
+
+class Concatenate(Merge):
+    """Keras's axis counts the batch (axis 1 is a sample's first), as torch's does
+    on these NHWC tensors: the same number, negative or not."""
+    kind = "Concatenate"
+
+    def forward(self, xs, w, training):
+        return torch.cat(xs, dim=self.args.get("axis", -1))
+
+
+class Graph:
+    """The layers after feed: nodes (name, Layer) or (name, Layer, inputs), in order.
+    inputs names earlier nodes, `feed` or `input` (the model's input, which is x
+    as feed's output is, but no gradient of it is checked); without it a node reads
+    the node before it (feed for the first), as in a plain stack: a one-node Graph
+    named probe is a layer fixture. The last node is the model's output (Flatten
+    follows it where it is an image). A merge's forward gets the list of its inputs."""
+
+    def __init__(self, *nodes):
+        self.nodes = [(node[0], node[1], node[2] if len(node) > 2 else None) for node in nodes]
+        names = ["input", "feed"]
+        for node, layer, inputs in self.nodes:
+            assert node.isidentifier() and node not in names, node
+            assert all(i in names for i in inputs or []), (node, inputs)
+            assert (inputs is not None and len(inputs) >= 2) == layer.merge, node
+            names.append(node)
+
+    def batch_coupled(self):
+        return any(layer.batch_coupled for _, layer, _ in self.nodes)
+
+    def forward(self, x, h, w, training, rng=None, made=None):
+        """x: the model's input; h: feed's output; w: {node: {tensor: tensor}}.
+        Returns the last node's output and {"node.tensor": moved statistic}. With
+        rng, first draws each node's weights for its input's shape into made (float32)
+        and w."""
+        values = {"input": x, "feed": h}
+        prev, updates = "feed", {}
+        for node, layer, inputs in self.nodes:
+            xs = [values[i] for i in inputs or [prev]]
+            if rng is not None:
+                made[node] = {k: f32(v) for k, v in
+                              layer.weights(list(xs[0].shape[1:]), rng).items()}
+                w[node] = {k: t64(v) for k, v in made[node].items()}
+            out = layer.forward(xs if layer.merge else xs[0], w[node], training)
+            if isinstance(out, tuple):
+                out, moved = out
+                updates.update({"%s.%s" % (node, k): v for k, v in moved.items()})
+            values[node] = out
+            prev = node
+        return out, updates
+
+    def weights(self, x1, rng):
+        """Every node's weights, drawn in order from rng: {node: {tensor: float32 array}}."""
+        made = {}
+        with torch.no_grad():
+            self.forward(x1, x1, {}, True, rng, made)
+        return made
+
+    def yaml(self, x1, weights):
+        """The nodes' YAML lines, and Flatten where the output is an image (nncc wants
+        a flat output)."""
+        lines = [layer.yaml(node, inputs) for node, layer, inputs in self.nodes]
+        with torch.no_grad():
+            out, _ = self.forward(x1, x1, {n: {k: t64(v) for k, v in w.items()}
+                                           for n, w in weights.items()}, True)
+        return lines + ["Flatten"] * (out.dim() > 2)
+
+
 # ---- the table of layer fixtures: name, input shape, the layer ------------------------------
 LAYERS = [
     ("dense", [7], Dense(units=4)),
@@ -329,56 +453,56 @@ def save(name, arrays):
 
 
 def layer_fixture(name, in_shape, layer):
+    return graph_fixture(name, in_shape, Graph(("probe", layer)))
+
+
+def graph_fixture(name, in_shape, graph):
     rng = rng_for(name)
     feed_yaml, feed_kernel = identity_feed(in_shape)
-    yamls = [feed_yaml, layer.yaml()]
     x = f32(rng.uniform(-1, 1, [N] + in_shape))
-    probe_w = {k: f32(v) for k, v in layer.weights(in_shape, rng).items()}
+    weights = graph.weights(t64(x[:1]), rng)      # {node: {tensor: array}}
 
     def run(n):
         xt = t64(x[:n])
-        wt = {k: t64(v, grad=layer.trainable(k)) for k, v in probe_w.items()}
+        wt = {node: {k: t64(v, grad=layer.trainable(k)) for k, v in weights[node].items()}
+              for node, layer, _ in graph.nodes}
         fk = t64(feed_kernel, grad=True)
         h = feed_forward(xt, fk)
         h.retain_grad()
-        out = layer.forward(h, wt, True)
-        out, updates = out if isinstance(out, tuple) else (out, {})
+        out, updates = graph.forward(xt, h, wt, True)
         return h, fk, wt, out.reshape(n, -1), updates
 
-    h1, _, _, y1, _ = run(1)
+    _, _, _, y1, _ = run(1)
     dy = f32(rng.uniform(-1, 1, (N, y1.shape[1])))
     arrays = {"x": x, "dy": dy, "batch_sizes": np.array(BATCHES, dtype=np.int64),
               "feed.kernel": f32(feed_kernel)}
-    arrays.update({"probe." + k: v for k, v in probe_w.items()})
+    for node, w in weights.items():
+        arrays.update({node + "." + k: v for k, v in w.items()})
     per_n = {}
     for n in BATCHES:
         h, fk, wt, y, updates = run(n)
         (y * t64(dy[:n])).sum().backward()
+        # h feeds every branch that reads feed: autograd sums their gradients into h.grad.
         per_n[n] = (y.detach().numpy(), h.grad.numpy().reshape(n, -1))
         arrays["grad.feed.kernel@%d" % n] = f32(fk.grad.numpy())
-        for k, v in wt.items():
-            if v.requires_grad:
-                arrays["grad.probe.%s@%d" % (k, n)] = f32(v.grad.numpy())
+        for node, w in wt.items():
+            for k, v in w.items():
+                if v.requires_grad:
+                    arrays["grad.%s.%s@%d" % (node, k, n)] = f32(v.grad.numpy())
         for k, v in updates.items():
-            arrays["after.probe.%s@%d" % (k, n)] = f32(v.numpy())
+            arrays["after.%s@%d" % (k, n)] = f32(v.numpy())
     # Per-sample results are stored once, for 13 samples, unless the batch changes them.
     y13, dx13 = per_n[N]
     arrays["y"], arrays["dx"] = f32(y13), f32(dx13)
     for n in BATCHES[:-1]:
         y, dx = per_n[n]
-        if layer.batch_coupled:
+        if graph.batch_coupled():
             arrays["y@%d" % n], arrays["dx@%d" % n] = f32(y), f32(dx)
         else:
             assert np.allclose(y, y13[:n], rtol=0, atol=1e-12), name
-    # nncc wants a flat output: Flatten after a probe that ends in an image.
-    probe_out = layer.forward(h1, {k: t64(v) for k, v in probe_w.items()}, True)
-    probe_out = probe_out[0] if isinstance(probe_out, tuple) else probe_out
-    if probe_out.dim() > 2:
-        yamls.append("Flatten")
-    write_yaml(name, in_shape, yamls, "compile:\n  optimizer: sgd\n  loss: mse\n")
+    write_yaml(name, in_shape, [feed_yaml] + graph.yaml(t64(x[:1]), weights),
+               "compile:\n  optimizer: sgd\n  loss: mse\n")
     return save(name, arrays)
-
-
 # ---- losses: Keras's formulas (tf.keras 2.x, keras/backend.py), autograd for dout ----------
 # Keras's epsilon() is 1e-7, applied as a float32 tensor: the clip bounds are float32.
 EPS = float(np.float32(1e-7))
