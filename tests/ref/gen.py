@@ -27,10 +27,16 @@ an image (nncc wants a flat output). nncc computes no gradient for the model's
 input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
 which nncc leaves in feed's output-gradient buffer (feed_dout); the feed's kernel
 gradient, x^T dx, is checked too.
+A graph fixture (GRAPHS) is the same with a Graph after feed instead of the one
+probe: named nodes (name, Layer, inputs) whose inputs name earlier nodes, `feed`
+or `input` (a layer fixture is the one-node Graph "probe"). Where several nodes
+read feed, dx is the sum of their gradients (autograd's, nncc's summed buffer);
+every node's tensors are stored and checked by their Keras names, NODE.kernel.
 
-How to add a fixture: one line in LAYERS, LOSSES or OPTIMIZERS below, then
-`make fixtures`. A new layer kind needs a class like Dense below (its Keras
-arguments, its weights, its forward in torch); test_ref.c and driver.c need nothing.
+How to add a fixture: one line in LAYERS, GRAPHS, LOSSES or OPTIMIZERS below,
+then `make fixtures`. A new layer kind needs a class like Dense below (its Keras
+arguments, its weights, its forward in torch; a merge's forward takes the list of
+its inputs); test_ref.c and driver.c need nothing.
 
 Layouts: Keras's Dense kernel is [in, out]: torch's F.linear wants [out, in], so
 it gets kernel.T. Keras's Conv2D kernel is [kh, kw, in, filters] and its
@@ -178,7 +184,7 @@ class Conv2D(Layer):
             t, b = tf_same_pad(x.shape[2], kh, sh)
             l, r = tf_same_pad(x.shape[3], kw, sw)
             x = F.pad(x, (l, r, t, b))
-        k = w["kernel"].permute(3, 2, 0, 1)                 # [kh,kw,in,f] -> [f,in,kh,kw]
+        k = w["kernel"].permute(3, 2, 0, 1).contiguous()    # [kh,kw,in,f] -> [f,in,kh,kw]
         return self.activation(nchw_to_nhwc(F.conv2d(x, k, w.get("bias"), stride=(sh, sw))))
 
 
@@ -416,6 +422,64 @@ LAYERS = [
     ("batchnorm_vector", [6], BatchNormalization(momentum=0.9, epsilon=0.01)),
     ("dropout_rate0", [6], Dropout(rate=0.0)),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
+
+# ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
+# Every merge reads branches that both come from feed, so feed's output gradient
+# (dx) is a sum over the branches, and the branches' weights are trained through
+# the merge. Images are [H, W, C]; Concatenate's axis 1 is H, 2 is W, 3 or -1 is C.
+GRAPHS = [
+    ("merge_add", [6], Graph(("a", Dense(units=6, activation="tanh")),
+                             ("sum", Add(), ["feed", "a"]))),
+    ("merge_add3", [5], Graph(("a", Dense(units=5)),
+                              ("b", Dense(units=5, activation="sigmoid"), ["feed"]),
+                              ("sum", Add(), ["feed", "a", "b"]))),
+    ("merge_subtract", [6], Graph(("a", Dense(units=6, activation="tanh")),
+                                  ("diff", Subtract(), ["a", "feed"]))),
+    ("merge_multiply", [6], Graph(("a", Dense(units=4, activation="sigmoid")),
+                                  ("b", Dense(units=4), ["feed"]),
+                                  ("prod", Multiply(), ["a", "b"]))),
+    ("merge_multiply_same", [5], Graph(("a", Dense(units=4)),
+                                       ("square", Multiply(), ["a", "a"]))),
+    ("merge_average", [6], Graph(("a", Dense(units=6)),
+                                 ("mean", Average(), ["feed", "a"]))),
+    ("merge_maximum", [6], Graph(("a", Dense(units=5)),
+                                 ("b", Dense(units=5, activation="tanh"), ["feed"]),
+                                 ("max", Maximum(), ["a", "b"]))),
+    ("merge_maximum3", [5], Graph(("a", Dense(units=5)),
+                                  ("b", Dense(units=5), ["feed"]),
+                                  ("max", Maximum(), ["b", "feed", "a"]))),
+    ("merge_concat", [5], Graph(("a", Dense(units=3, activation="relu")),
+                                ("cat", Concatenate(), ["feed", "a"]))),
+    ("merge_concat3", [4], Graph(("a", Dense(units=3)),
+                                 ("b", Dense(units=2), ["feed"]),
+                                 ("cat", Concatenate(axis=1), ["a", "feed", "b"]))),
+    ("merge_add_image", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=3, padding="same")),
+                                         ("sum", Add(), ["a", "feed"]))),
+    ("merge_maximum_image", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=2,
+                                                          padding="same")),
+                                             ("max", Maximum(), ["feed", "a"]))),
+    ("merge_concat_channels", [3, 4, 2],
+     Graph(("a", Conv2D(filters=3, kernel_size=3, padding="same", activation="relu")),
+           ("cat", Concatenate(), ["feed", "a"]))),
+    ("merge_concat3_channels", [3, 3, 2],
+     Graph(("a", Conv2D(filters=1, kernel_size=3, padding="same")),
+           ("b", Conv2D(filters=2, kernel_size=1), ["feed"]),
+           ("cat", Concatenate(axis=3), ["a", "b", "feed"]))),
+    ("merge_concat_height", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=[2, 1])),
+                                             ("cat", Concatenate(axis=1), ["feed", "a"]))),
+    ("merge_concat_width", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=[1, 3])),
+                                            ("cat", Concatenate(axis=2), ["a", "feed"]))),
+    ("merge_concat_width_neg", [3, 3, 2], Graph(("a", Conv2D(filters=2, kernel_size=2)),
+                                                ("b", Conv2D(filters=2, kernel_size=[2, 3]),
+                                                 ["feed"]),
+                                                ("cat", Concatenate(axis=-2), ["a", "b"]))),
+    # A residual block, end to end: relu(feed + conv(relu(conv(feed)))).
+    ("graph_residual", [4, 4, 2],
+     Graph(("conv1", Conv2D(filters=2, kernel_size=3, padding="same", activation="relu")),
+           ("conv2", Conv2D(filters=2, kernel_size=3, padding="same")),
+           ("res", Add(), ["conv2", "feed"]),
+           ("out", Activation(activation="relu")))),
+]
 
 
 def identity_feed(shape):
@@ -689,6 +753,7 @@ def main():
     names = set()
     total = 0
     jobs = ([(n, layer_fixture, a) for n, *a in LAYERS] +
+            [(n, graph_fixture, a) for n, *a in GRAPHS] +
             [(n, loss_fixture, a) for n, *a in LOSSES] +
             [(n, optimizer_fixture, a) for n, *a in OPTIMIZERS])
     only = set(sys.argv[1:])
