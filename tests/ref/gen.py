@@ -288,36 +288,31 @@ class Activation(Layer):
 
 # ---- merge layers: forward(xs, ...) gets the list of their inputs --------------------------
 class Merge(Layer):
+    """A layer of several inputs; an elementwise one folds its op over them, left to right."""
     merge = True
+    op = None
+
+    def forward(self, xs, w, training):
+        return functools.reduce(self.op, xs)
 
 
 class Add(Merge):
-    kind = "Add"
-
-    def forward(self, xs, w, training):
-        return functools.reduce(torch.add, xs)
+    kind, op = "Add", torch.add
 
 
 class Subtract(Merge):
-    kind = "Subtract"
-
-    def forward(self, xs, w, training):
-        a, b = xs
-        return a - b
+    kind, op = "Subtract", torch.sub   # two inputs: a - b
 
 
 class Multiply(Merge):
-    kind = "Multiply"
-
-    def forward(self, xs, w, training):
-        return functools.reduce(torch.mul, xs)
+    kind, op = "Multiply", torch.mul
 
 
 class Average(Merge):
-    kind = "Average"
+    kind, op = "Average", torch.add
 
     def forward(self, xs, w, training):
-        return functools.reduce(torch.add, xs) / len(xs)
+        return super().forward(xs, w, training) / len(xs)
 
 
 class Maximum(Merge):
@@ -325,10 +320,7 @@ class Maximum(Merge):
     maximum (TensorFlow's rule: Keras chains maximum(a, b), whose gradient goes
     to a when a >= b), while torch.maximum splits it between the tied inputs.
     The fixtures' inputs are random floats from different branches: no ties."""
-    kind = "Maximum"
-
-    def forward(self, xs, w, training):
-        return functools.reduce(torch.maximum, xs)
+    kind, op = "Maximum", torch.maximum
 
 
 class Concatenate(Merge):
