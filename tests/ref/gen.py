@@ -27,10 +27,16 @@ an image (nncc wants a flat output). nncc computes no gradient for the model's
 input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
 which nncc leaves in feed's output-gradient buffer (feed_dout); the feed's kernel
 gradient, x^T dx, is checked too.
+A graph fixture (GRAPHS) is the same with a Graph after feed instead of the one
+probe: named nodes (name, Layer, inputs) whose inputs name earlier nodes, `feed`
+or `input` (a layer fixture is the one-node Graph "probe"). Where several nodes
+read feed, dx is the sum of their gradients (autograd's, nncc's summed buffer);
+every node's tensors are stored and checked by their Keras names, NODE.kernel.
 
-How to add a fixture: one line in LAYERS, LOSSES or OPTIMIZERS below, then
-`make fixtures`. A new layer kind needs a class like Dense below (its Keras
-arguments, its weights, its forward in torch); test_ref.c and driver.c need nothing.
+How to add a fixture: one line in LAYERS, GRAPHS, LOSSES or OPTIMIZERS below,
+then `make fixtures`. A new layer kind needs a class like Dense below (its Keras
+arguments, its weights, its forward in torch; a merge's forward takes the list of
+its inputs); test_ref.c and driver.c need nothing.
 
 Layouts: Keras's Dense kernel is [in, out]: torch's F.linear wants [out, in], so
 it gets kernel.T. Keras's Conv2D kernel is [kh, kw, in, filters] and its
@@ -39,6 +45,7 @@ and x.permute(0, 3, 1, 2) (NCHW), and its output goes back with permute(0, 2, 3,
 TensorFlow's 'same' padding puts the odd pixel after (bottom, right): F.pad pads
 explicitly, never torch's symmetric padding argument.
 """
+import functools
 import os
 import sys
 import zlib
@@ -123,12 +130,16 @@ def pair(v):
 class Layer:
     kind = None
     batch_coupled = False          # outputs depend on the other samples (batch statistics)
+    merge = False                  # forward takes the list of its inputs
 
     def __init__(self, **args):
         self.args = args
 
-    def yaml(self):
-        return yaml_layer(self.kind, dict(self.args, name="probe"))
+    def yaml(self, name, inputs=None):
+        args = dict(self.args, name=name)
+        if inputs is not None:
+            args["inputs"] = list(inputs)
+        return yaml_layer(self.kind, args)
 
     def weights(self, in_shape, rng):
         return {}
@@ -173,7 +184,7 @@ class Conv2D(Layer):
             t, b = tf_same_pad(x.shape[2], kh, sh)
             l, r = tf_same_pad(x.shape[3], kw, sw)
             x = F.pad(x, (l, r, t, b))
-        k = w["kernel"].permute(3, 2, 0, 1)                 # [kh,kw,in,f] -> [f,in,kh,kw]
+        k = w["kernel"].permute(3, 2, 0, 1).contiguous()    # [kh,kw,in,f] -> [f,in,kh,kw]
         return self.activation(nchw_to_nhwc(F.conv2d(x, k, w.get("bias"), stride=(sh, sw))))
 
 
@@ -268,6 +279,117 @@ class BatchNormalization(Layer):
         return y, updates
 
 
+class Activation(Layer):
+    kind = "Activation"
+
+    def forward(self, x, w, training):
+        return self.activation(x)
+
+
+# ---- merge layers: forward(xs, ...) gets the list of their inputs --------------------------
+class Merge(Layer):
+    """A layer of several inputs; an elementwise one folds its op over them, left to right."""
+    merge = True
+    op = None
+
+    def forward(self, xs, w, training):
+        return functools.reduce(self.op, xs)
+
+
+class Add(Merge):
+    kind, op = "Add", torch.add
+
+
+class Subtract(Merge):
+    kind, op = "Subtract", torch.sub   # two inputs: a - b
+
+
+class Multiply(Merge):
+    kind, op = "Multiply", torch.mul
+
+
+class Average(Merge):
+    kind, op = "Average", torch.add
+
+    def forward(self, xs, w, training):
+        return super().forward(xs, w, training) / len(xs)
+
+
+class Maximum(Merge):
+    """On a tie nncc gives the whole gradient to the first input that holds the
+    maximum (TensorFlow's rule: Keras chains maximum(a, b), whose gradient goes
+    to a when a >= b), while torch.maximum splits it between the tied inputs.
+    The fixtures' inputs are random floats from different branches: no ties."""
+    kind, op = "Maximum", torch.maximum
+
+
+class Concatenate(Merge):
+    """Keras's axis counts the batch (axis 1 is a sample's first), as torch's does
+    on these NHWC tensors: the same number, negative or not."""
+    kind = "Concatenate"
+
+    def forward(self, xs, w, training):
+        return torch.cat(xs, dim=self.args.get("axis", -1))
+
+
+class Graph:
+    """The layers after feed: nodes (name, Layer) or (name, Layer, inputs), in order.
+    inputs names earlier nodes, `feed` or `input` (the model's input, which is x
+    as feed's output is, but no gradient of it is checked); without it a node reads
+    the node before it (feed for the first), as in a plain stack: a one-node Graph
+    named probe is a layer fixture. The last node is the model's output (Flatten
+    follows it where it is an image). A merge's forward gets the list of its inputs."""
+
+    def __init__(self, *nodes):
+        self.nodes = [(node[0], node[1], node[2] if len(node) > 2 else None) for node in nodes]
+        names = ["input", "feed"]
+        for node, layer, inputs in self.nodes:
+            assert node.isidentifier() and node not in names, node
+            assert all(i in names for i in inputs or []), (node, inputs)
+            assert (inputs is not None and len(inputs) >= 2) == layer.merge, node
+            names.append(node)
+
+    def batch_coupled(self):
+        return any(layer.batch_coupled for _, layer, _ in self.nodes)
+
+    def forward(self, x, h, w, training, rng=None, made=None):
+        """x: the model's input; h: feed's output; w: {node: {tensor: tensor}}.
+        Returns the last node's output and {"node.tensor": moved statistic}. With
+        rng, first draws each node's weights for its input's shape into made (float32)
+        and w."""
+        values = {"input": x, "feed": h}
+        prev, updates = "feed", {}
+        for node, layer, inputs in self.nodes:
+            xs = [values[i] for i in inputs or [prev]]
+            if rng is not None:
+                made[node] = {k: f32(v) for k, v in
+                              layer.weights(list(xs[0].shape[1:]), rng).items()}
+                w[node] = {k: t64(v) for k, v in made[node].items()}
+            out = layer.forward(xs if layer.merge else xs[0], w[node], training)
+            if isinstance(out, tuple):
+                out, moved = out
+                updates.update({"%s.%s" % (node, k): v for k, v in moved.items()})
+            values[node] = out
+            prev = node
+        return out, updates
+
+    def weights(self, x1, rng):
+        """Every node's weights, drawn in order from rng: {node: {tensor: float32 array}}."""
+        made = {}
+        with torch.no_grad():
+            self.forward(x1, x1, {}, True, rng, made)
+        return made
+
+    def yaml(self, x1, weights):
+        """The nodes' YAML lines, and Flatten where the output is an image (nncc wants
+        a flat output)."""
+        lines = [layer.yaml(node, inputs) for node, layer, inputs in self.nodes]
+        with torch.no_grad():
+            out, _ = self.forward(x1, x1, {n: {k: t64(v) for k, v in w.items()}
+                                           for n, w in weights.items()}, True)
+        return lines + ["Flatten"] * (out.dim() > 2)
+
+
 # ---- the table of layer fixtures: name, input shape, the layer ------------------------------
 LAYERS = [
     ("dense", [7], Dense(units=4)),
@@ -292,6 +414,64 @@ LAYERS = [
     ("batchnorm_vector", [6], BatchNormalization(momentum=0.9, epsilon=0.01)),
     ("dropout_rate0", [6], Dropout(rate=0.0)),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
+
+# ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
+# Every merge reads branches that both come from feed, so feed's output gradient
+# (dx) is a sum over the branches, and the branches' weights are trained through
+# the merge. Images are [H, W, C]; Concatenate's axis 1 is H, 2 is W, 3 or -1 is C.
+GRAPHS = [
+    ("merge_add", [6], Graph(("a", Dense(units=6, activation="tanh")),
+                             ("sum", Add(), ["feed", "a"]))),
+    ("merge_add3", [5], Graph(("a", Dense(units=5)),
+                              ("b", Dense(units=5, activation="sigmoid"), ["feed"]),
+                              ("sum", Add(), ["feed", "a", "b"]))),
+    ("merge_subtract", [6], Graph(("a", Dense(units=6, activation="tanh")),
+                                  ("diff", Subtract(), ["a", "feed"]))),
+    ("merge_multiply", [6], Graph(("a", Dense(units=4, activation="sigmoid")),
+                                  ("b", Dense(units=4), ["feed"]),
+                                  ("prod", Multiply(), ["a", "b"]))),
+    ("merge_multiply_same", [5], Graph(("a", Dense(units=4)),
+                                       ("square", Multiply(), ["a", "a"]))),
+    ("merge_average", [6], Graph(("a", Dense(units=6)),
+                                 ("mean", Average(), ["feed", "a"]))),
+    ("merge_maximum", [6], Graph(("a", Dense(units=5)),
+                                 ("b", Dense(units=5, activation="tanh"), ["feed"]),
+                                 ("max", Maximum(), ["a", "b"]))),
+    ("merge_maximum3", [5], Graph(("a", Dense(units=5)),
+                                  ("b", Dense(units=5), ["feed"]),
+                                  ("max", Maximum(), ["b", "feed", "a"]))),
+    ("merge_concat", [5], Graph(("a", Dense(units=3, activation="relu")),
+                                ("cat", Concatenate(), ["feed", "a"]))),
+    ("merge_concat3", [4], Graph(("a", Dense(units=3)),
+                                 ("b", Dense(units=2), ["feed"]),
+                                 ("cat", Concatenate(axis=1), ["a", "feed", "b"]))),
+    ("merge_add_image", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=3, padding="same")),
+                                         ("sum", Add(), ["a", "feed"]))),
+    ("merge_maximum_image", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=2,
+                                                          padding="same")),
+                                             ("max", Maximum(), ["feed", "a"]))),
+    ("merge_concat_channels", [3, 4, 2],
+     Graph(("a", Conv2D(filters=3, kernel_size=3, padding="same", activation="relu")),
+           ("cat", Concatenate(), ["feed", "a"]))),
+    ("merge_concat3_channels", [3, 3, 2],
+     Graph(("a", Conv2D(filters=1, kernel_size=3, padding="same")),
+           ("b", Conv2D(filters=2, kernel_size=1), ["feed"]),
+           ("cat", Concatenate(axis=3), ["a", "b", "feed"]))),
+    ("merge_concat_height", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=[2, 1])),
+                                             ("cat", Concatenate(axis=1), ["feed", "a"]))),
+    ("merge_concat_width", [3, 4, 2], Graph(("a", Conv2D(filters=2, kernel_size=[1, 3])),
+                                            ("cat", Concatenate(axis=2), ["a", "feed"]))),
+    ("merge_concat_width_neg", [3, 3, 2], Graph(("a", Conv2D(filters=2, kernel_size=2)),
+                                                ("b", Conv2D(filters=2, kernel_size=[2, 3]),
+                                                 ["feed"]),
+                                                ("cat", Concatenate(axis=-2), ["a", "b"]))),
+    # A residual block, end to end: relu(feed + conv(relu(conv(feed)))).
+    ("graph_residual", [4, 4, 2],
+     Graph(("conv1", Conv2D(filters=2, kernel_size=3, padding="same", activation="relu")),
+           ("conv2", Conv2D(filters=2, kernel_size=3, padding="same")),
+           ("res", Add(), ["conv2", "feed"]),
+           ("out", Activation(activation="relu")))),
+]
 
 
 def identity_feed(shape):
@@ -329,56 +509,56 @@ def save(name, arrays):
 
 
 def layer_fixture(name, in_shape, layer):
+    return graph_fixture(name, in_shape, Graph(("probe", layer)))
+
+
+def graph_fixture(name, in_shape, graph):
     rng = rng_for(name)
     feed_yaml, feed_kernel = identity_feed(in_shape)
-    yamls = [feed_yaml, layer.yaml()]
     x = f32(rng.uniform(-1, 1, [N] + in_shape))
-    probe_w = {k: f32(v) for k, v in layer.weights(in_shape, rng).items()}
+    weights = graph.weights(t64(x[:1]), rng)      # {node: {tensor: array}}
 
     def run(n):
         xt = t64(x[:n])
-        wt = {k: t64(v, grad=layer.trainable(k)) for k, v in probe_w.items()}
+        wt = {node: {k: t64(v, grad=layer.trainable(k)) for k, v in weights[node].items()}
+              for node, layer, _ in graph.nodes}
         fk = t64(feed_kernel, grad=True)
         h = feed_forward(xt, fk)
         h.retain_grad()
-        out = layer.forward(h, wt, True)
-        out, updates = out if isinstance(out, tuple) else (out, {})
+        out, updates = graph.forward(xt, h, wt, True)
         return h, fk, wt, out.reshape(n, -1), updates
 
-    h1, _, _, y1, _ = run(1)
+    _, _, _, y1, _ = run(1)
     dy = f32(rng.uniform(-1, 1, (N, y1.shape[1])))
     arrays = {"x": x, "dy": dy, "batch_sizes": np.array(BATCHES, dtype=np.int64),
               "feed.kernel": f32(feed_kernel)}
-    arrays.update({"probe." + k: v for k, v in probe_w.items()})
+    for node, w in weights.items():
+        arrays.update({node + "." + k: v for k, v in w.items()})
     per_n = {}
     for n in BATCHES:
         h, fk, wt, y, updates = run(n)
         (y * t64(dy[:n])).sum().backward()
+        # h feeds every branch that reads feed: autograd sums their gradients into h.grad.
         per_n[n] = (y.detach().numpy(), h.grad.numpy().reshape(n, -1))
         arrays["grad.feed.kernel@%d" % n] = f32(fk.grad.numpy())
-        for k, v in wt.items():
-            if v.requires_grad:
-                arrays["grad.probe.%s@%d" % (k, n)] = f32(v.grad.numpy())
+        for node, w in wt.items():
+            for k, v in w.items():
+                if v.requires_grad:
+                    arrays["grad.%s.%s@%d" % (node, k, n)] = f32(v.grad.numpy())
         for k, v in updates.items():
-            arrays["after.probe.%s@%d" % (k, n)] = f32(v.numpy())
+            arrays["after.%s@%d" % (k, n)] = f32(v.numpy())
     # Per-sample results are stored once, for 13 samples, unless the batch changes them.
     y13, dx13 = per_n[N]
     arrays["y"], arrays["dx"] = f32(y13), f32(dx13)
     for n in BATCHES[:-1]:
         y, dx = per_n[n]
-        if layer.batch_coupled:
+        if graph.batch_coupled():
             arrays["y@%d" % n], arrays["dx@%d" % n] = f32(y), f32(dx)
         else:
             assert np.allclose(y, y13[:n], rtol=0, atol=1e-12), name
-    # nncc wants a flat output: Flatten after a probe that ends in an image.
-    probe_out = layer.forward(h1, {k: t64(v) for k, v in probe_w.items()}, True)
-    probe_out = probe_out[0] if isinstance(probe_out, tuple) else probe_out
-    if probe_out.dim() > 2:
-        yamls.append("Flatten")
-    write_yaml(name, in_shape, yamls, "compile:\n  optimizer: sgd\n  loss: mse\n")
+    write_yaml(name, in_shape, [feed_yaml] + graph.yaml(t64(x[:1]), weights),
+               "compile:\n  optimizer: sgd\n  loss: mse\n")
     return save(name, arrays)
-
-
 # ---- losses: Keras's formulas (tf.keras 2.x, keras/backend.py), autograd for dout ----------
 # Keras's epsilon() is 1e-7, applied as a float32 tensor: the clip bounds are float32.
 EPS = float(np.float32(1e-7))
@@ -565,6 +745,7 @@ def main():
     names = set()
     total = 0
     jobs = ([(n, layer_fixture, a) for n, *a in LAYERS] +
+            [(n, graph_fixture, a) for n, *a in GRAPHS] +
             [(n, loss_fixture, a) for n, *a in LOSSES] +
             [(n, optimizer_fixture, a) for n, *a in OPTIMIZERS])
     only = set(sys.argv[1:])
