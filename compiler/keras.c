@@ -328,8 +328,11 @@ static void read_layer(Reader *r, const Node *item)
     if (ops == &input_layer)
         return;
     add_layer(r->m, ops, item, config ? &args : NULL, r->counts);
+    const Layer *l = &r->m->layers[r->m->n_layers - 1];
     if (ops->flags & LF_FLAT_OUTPUT)
         r->rank = 1;
+    else if (l->target.rank)   /* a Reshape says its output's rank */
+        r->rank = l->target.rank;
 }
 
 /* ---- the model ------------------------------------------------------------------------------ */
