@@ -55,16 +55,24 @@ static void expect_pass(const RunResult *r, const char *fixture, const char *wha
 
 /* ---- reference: PyTorch's numbers ----------------------------------------------------- */
 
+/* Builds tests/act/SOURCE, with objects (or ""), into the scratch folder as
+ * out, against the runtime; it finds m.c there. */
+static void build_driver(const char *source, const char *objects, const char *out)
+{
+    RunResult r;
+    must_run(&r, source,
+             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime -I%s "
+             "-o %s/%s tests/act/%s %s %s/libnnrt.a -lstb -lz -lm",
+             trainer_flags(), scratch, scratch, out, source, objects, build_dir());
+}
+
 /* The trainer's C of fixture base (tests/act/NAME without .yaml), included by
  * driver.c and run on the fixture. */
 static void check_trainer(const char *base, const char *name)
 {
     RunResult r;
     must_run(&r, "nncc", "%s %s.yaml --no-main -o %s/m.c", nncc_path(), base, scratch);
-    must_run(&r, "building the driver",
-             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime -I%s "
-             "-o %s/drv tests/act/driver.c %s/libnnrt.a -lstb -lz -lm",
-             trainer_flags(), scratch, scratch, build_dir());
+    build_driver("driver.c", "", "drv");
     run_cmd(&r, "%s/drv %s.npz", scratch, base);
     expect_pass(&r, name, "trainer");
 }
@@ -79,10 +87,9 @@ static void check_inference(const char *base, const char *name)
     must_run(&r, "building the inference C",
              "cc -std=c99 -Wall -Wextra -Werror %s -c -o %s/inf.o %s/inf.c", trainer_flags(),
              scratch, scratch);
-    must_run(&r, "building the inference driver",
-             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime "
-             "-o %s/inf tests/act/infer.c %s/inf.o %s/libnnrt.a -lstb -lz -lm",
-             trainer_flags(), scratch, scratch, build_dir());
+    char objects[128];
+    snprintf(objects, sizeof objects, "%s/inf.o", scratch);
+    build_driver("infer.c", objects, "inf");
     run_cmd(&r, "%s/inf %s.npz", scratch, base);
     expect_pass(&r, name, "inference");
 }
