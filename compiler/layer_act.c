@@ -40,7 +40,7 @@ static const KeySpec leaky_relu_keys[] = {
     {0},
 };
 
-const LayerOps leaky_relu_layer = {
+const LayerOps leaky_relu_ops = {
     .keras_name = "LeakyReLU", .default_name = "leaky_re_lu", .keys = leaky_relu_keys,
     .defaults = leaky_relu_defaults, .parse = leaky_relu_parse, .shape = same_shape,
     .tmpl = "leaky_relu", .forward_args = "n x y", .backward_args = "n x dy dx",
@@ -70,7 +70,7 @@ static const KeySpec relu_keys[] = {
     {0},
 };
 
-const LayerOps relu_layer = {
+const LayerOps relu_ops = {
     .keras_name = "ReLU", .default_name = "re_lu", .keys = relu_keys,
     .defaults = relu_defaults, .shape = same_shape,
     .tmpl = "relu", .forward_args = "n x y", .backward_args = "n x dy dx",
@@ -89,7 +89,7 @@ static const KeySpec elu_keys[] = {
     {0},
 };
 
-const LayerOps elu_layer = {
+const LayerOps elu_ops = {
     .keras_name = "ELU", .default_name = "elu", .keys = elu_keys,
     .defaults = elu_defaults, .shape = same_shape,
     .tmpl = "elu", .forward_args = "n x y", .backward_args = "n x dy dx",
@@ -168,7 +168,7 @@ static const KerasKey prelu_keras_keys[] = {
     {"alpha_constraint", KERAS_NONE}, {NULL, 0},
 };
 
-const LayerOps prelu_layer = {
+const LayerOps prelu_ops = {
     .keras_name = "PReLU", .default_name = "p_re_lu", .keys = prelu_keys,
     .keras = (const KerasKey *const[]){prelu_keras_keys, NULL},
     .parse = prelu_parse, .shape = prelu_shape, .tensors = prelu_tensors,

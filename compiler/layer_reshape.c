@@ -23,7 +23,7 @@ static const KeySpec rescaling_keys[] = {
     {0},
 };
 
-const LayerOps rescaling_layer = {
+const LayerOps rescaling_ops = {
     .keras_name = "Rescaling", .default_name = "rescaling", .keys = rescaling_keys,
     .shape = same_shape, .tmpl = "rescaling",
     .forward_args = "n x y", .backward_args = "n dy dx", .holes = rescaling_holes,
@@ -83,7 +83,7 @@ static const KeySpec reshape_keys[] = {
     {0},
 };
 
-const LayerOps reshape_layer = {
+const LayerOps reshape_ops = {
     .keras_name = "Reshape", .default_name = "reshape", .keys = reshape_keys,
     .parse = reshape_parse, .shape = reshape_shape,
 };

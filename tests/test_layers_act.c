@@ -1,10 +1,9 @@
 /* test_layers_act.c - the activation layers with arguments (LeakyReLU, ReLU,
  * ELU, PReLU) and Rescaling and Reshape, through ./nncc as a user runs it.
+ * Their numbers against PyTorch are tests/ref's fixtures (test_ref); here:
  *
- *   reference   every fixture tests/act/NAME (a model and PyTorch's numbers,
- *               written by tests/act/gen.py): the trainer's forward and backward
- *               passes (tests/act/driver.c) and the --inference C, built as C99
- *               without OpenMP (tests/act/infer.c), agree with PyTorch to 1e-5
+ *   inference   the --inference C of those fixtures' models, built as C99
+ *               without OpenMP (tests/act/infer.c), agrees with PyTorch to 1e-5
  *   training    models using every one of them pass gradcheck and learn
  *   keras       to_json-style exports with them are read: Keras 2 and Keras 3
  *               spellings, the rank a Reshape leaves, the keys that must hold
@@ -18,7 +17,6 @@
 #include <cmocka.h>
 #include "testutil.h"
 
-#include <glob.h>
 #include <stdbool.h>
 
 /* Flags as the Makefile builds trainers, so that GCC's warnings at -O3 show;
@@ -45,69 +43,44 @@ static void must_run(RunResult *r, const char *what, const char *fmt, ...)
         fail_msg("%s failed (exit %d):\n%s", what, r->status, r->out);
 }
 
-/* The driver's verdict: "0 failures" last, its difference line shown. */
-static void expect_pass(const RunResult *r, const char *fixture, const char *what)
-{
-    if (r->status != 0 || !strstr(r->out, "\n0 failures\n"))
-        fail_msg("%s, %s:\n%s", fixture, what, r->out);
-    print_message("%-28s %.*s", fixture, (int)(strchr(r->out, '\n') - r->out + 1), r->out);
-}
+/* ---- inference: the C of --inference against PyTorch's numbers -------------------------- */
 
-/* ---- reference: PyTorch's numbers ----------------------------------------------------- */
+/* Reference fixtures (tests/ref, checked against the trainer by test_ref) that
+ * hold every template of these layers, PReLU's alpha shared along each kind of
+ * axis and over a sequence, and a Reshape read by a convolution. */
+static const char *const inference_fixtures[] = {
+    "activation_layers", "prelu_image", "prelu_shared_width", "prelu_one",
+    "reshape_prelu_sequence", "reshape_conv", "relu_threshold_above_max",
+};
 
-/* Builds tests/act/SOURCE, with objects (or ""), into the scratch folder as
- * out, against the runtime; it finds m.c there. */
-static void build_driver(const char *source, const char *objects, const char *out)
-{
-    RunResult r;
-    must_run(&r, source,
-             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime -I%s "
-             "-o %s/%s tests/act/%s %s %s/libnnrt.a -lstb -lz -lm",
-             trainer_flags(), scratch, scratch, out, source, objects, build_dir());
-}
-
-/* The trainer's C of fixture base (tests/act/NAME without .yaml), included by
- * driver.c and run on the fixture. */
-static void check_trainer(const char *base, const char *name)
+/* nncc --inference with the fixture's tensors, built as C99 with -Werror and no
+ * -fopenmp (an OpenMP pragma left in it would be an unknown pragma), run by
+ * tests/act/infer.c on the fixture's samples. */
+static void check_inference(const char *name)
 {
     RunResult r;
-    must_run(&r, "nncc", "%s %s.yaml --no-main -o %s/m.c", nncc_path(), base, scratch);
-    build_driver("driver.c", "", "drv");
-    run_cmd(&r, "%s/drv %s.npz", scratch, base);
-    expect_pass(&r, name, "trainer");
-}
-
-/* The --inference C of the fixture's model with its tensors: C99, -Werror,
- * no -fopenmp (an OpenMP pragma left in it would be an unknown pragma). */
-static void check_inference(const char *base, const char *name)
-{
-    RunResult r;
-    must_run(&r, "nncc --inference", "%s %s.yaml --inference --weights %s.npz -o %s/inf.c",
-             nncc_path(), base, base, scratch);
+    must_run(&r, "nncc --inference",
+             "%s tests/ref/%s.yaml --inference --weights tests/ref/%s.npz -o %s/inf.c",
+             nncc_path(), name, name, scratch);
     must_run(&r, "building the inference C",
              "cc -std=c99 -Wall -Wextra -Werror %s -c -o %s/inf.o %s/inf.c", trainer_flags(),
              scratch, scratch);
-    char objects[128];
-    snprintf(objects, sizeof objects, "%s/inf.o", scratch);
-    build_driver("infer.c", objects, "inf");
-    run_cmd(&r, "%s/inf %s.npz", scratch, base);
-    expect_pass(&r, name, "inference");
+    must_run(&r, "building the inference driver",
+             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime "
+             "-DPREDICT=%s_predict -o %s/inf tests/act/infer.c %s/inf.o %s/libnnrt.a "
+             "-lstb -lz -lm",
+             trainer_flags(), name, scratch, scratch, build_dir());
+    run_cmd(&r, "%s/inf tests/ref/%s.npz", scratch, name);
+    if (r.status != 0 || !strstr(r.out, "\n0 failures\n"))
+        fail_msg("%s, inference:\n%s", name, r.out);
+    print_message("%-26s %.*s", name, (int)strcspn(r.out, "\n") + 1, r.out);
 }
 
-static void test_reference(void **state)
+static void test_inference(void **state)
 {
     (void)state;
-    glob_t g;
-    assert_int_equal(glob("tests/act/*.yaml", 0, NULL, &g), 0);
-    assert_true(g.gl_pathc >= 20);   /* the fixtures are there, not silently gone */
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        char base[256];
-        snprintf(base, sizeof base, "%.*s", (int)(strlen(g.gl_pathv[i]) - 5), g.gl_pathv[i]);
-        const char *name = strrchr(base, '/') + 1;
-        check_trainer(base, name);
-        check_inference(base, name);
-    }
-    globfree(&g);
+    for (size_t i = 0; i < sizeof inference_fixtures / sizeof *inference_fixtures; i++)
+        check_inference(inference_fixtures[i]);
 }
 
 /* ---- training ---------------------------------------------------------------------------- */
@@ -123,9 +96,8 @@ static void test_reference(void **state)
     "    y: [[0.5, -0.5], [-0.3, 0.8], [0.2, 0.1], [-0.6, -0.2]]\n"                           \
     "fit: {epochs: 20, batch_size: 4}\n"
 
-/* Smooth everywhere: ELU (alpha 1 is smooth; 0.7 has a corner only in the slope). */
+/* No corners but ELU(0.7)'s change of slope at 0 (ELU's default, 1, is smooth). */
 static const char smooth_model[] =
-    "name: smooth\n"
     "input_shape: [16]\n"
     "layers:\n"
     "  - Reshape: {target_shape: [4, 4, 1]}\n"
@@ -139,7 +111,6 @@ static const char smooth_model[] =
 
 /* The piecewise linear ones, with their corners. */
 static const char kinked_model[] =
-    "name: kinked\n"
     "input_shape: [16]\n"
     "layers:\n"
     "  - Reshape: {target_shape: [4, 4, 1]}\n"
@@ -177,25 +148,22 @@ static bool checks_tensor(const char *out, const char *name, size_t len)
     return false;
 }
 
-/* Builds the trainer with make trainer; gradcheck passes, with the tensors
- * named, and 20 steps lower the loss. */
+/* Builds the trainer (testutil.h's build_model); gradcheck passes, with the
+ * tensors named, and 20 steps lower the loss. */
 static void check_training(const char *name, const char *yaml, const char *tensors)
 {
-    char path[256], history[256];
-    snprintf(path, sizeof path, "%s/%s.yaml", scratch, name);
-    snprintf(history, sizeof history, "%s/%s.csv", scratch, name);
-    write_text(path, yaml);
+    const char *trainer = build_model(name, yaml);
+    char history[256];
+    snprintf(history, sizeof history, "%s.csv", trainer);
     RunResult r;
-    must_run(&r, "make trainer", "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s",
-             path, scratch, san());
-    run_cmd(&r, "%s/%s gradcheck", scratch, name);
+    run_cmd(&r, "%s gradcheck", trainer);
     if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
         fail_msg("%s: gradcheck:\n%s", name, r.out);
     for (const char *t = tensors; *t; t += strcspn(t, " "), t += strspn(t, " "))
         if (!checks_tensor(r.out, t, strcspn(t, " ")))
             fail_msg("%s: gradcheck does not check %.*s:\n%s", name, (int)strcspn(t, " "), t,
                      r.out);
-    must_run(&r, "train", "%s/%s train --quiet --history %s", scratch, name, history);
+    must_run(&r, "train", "%s train --quiet --history %s", trainer, history);
     double loss[32];
     assert_int_equal(read_losses(history, loss, 32), 20);
     if (!(loss[19] < 0.8 * loss[0]))
@@ -330,7 +298,7 @@ static void test_keras_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_inference),
         cmocka_unit_test(test_training),
         cmocka_unit_test(test_keras),
         cmocka_unit_test(test_keras_refused),

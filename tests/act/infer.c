@@ -1,14 +1,15 @@
 /* infer.c - built by tests/test_layers_act.c with inf.c, the C that
- * `nncc --inference` made of a fixture's model and the tensors in its .npz:
- * m_predict on each sample of x must give that sample's y within 1e-5 (relative
- * to max(1, |y|)), as the trainer does. Prints the largest difference and
+ * `nncc --inference` made of a reference fixture's model (tests/ref/NAME.yaml)
+ * and the tensors in its .npz, and with -DPREDICT=NAME_predict: the function
+ * on each sample of x must give that sample's y within 1e-5 (relative to
+ * max(1, |y|)), as the trainer does. Prints the largest difference and
  * "N failures". */
 #include "rt.h"
 
 #include <math.h>
 #include <stdio.h>
 
-void m_predict(const float *input, float *output);
+void PREDICT(const float *input, float *output);
 
 int main(int argc, char **argv)
 {
@@ -26,7 +27,7 @@ int main(int argc, char **argv)
     int failures = 0;
     double worst = 0;
     for (size_t s = 0; s < samples; s++) {
-        m_predict(x->f + s * in, got);
+        PREDICT(x->f + s * in, got);
         for (size_t j = 0; j < out; j++) {
             const float want = y->f[s * out + j];
             double d = fabs((double)got[j] - want) / fmax(1.0, fabs(want));
