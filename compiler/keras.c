@@ -394,10 +394,13 @@ static void read_layer(Reader *r, const Node *item)
         return;
     }
     add_layer(r->m, ops, item, config ? &args : NULL, r->counts);
+    Layer *l = &r->m->layers[r->m->n_layers - 1];
     if (ops->flags & LF_FLAT_OUTPUT)
         r->rank = 1;
+    else if (l->target.rank)   /* a Reshape says its output's rank */
+        r->rank = l->target.rank;
     if (r->functional)
-        read_inbound(r, &r->m->layers[r->m->n_layers - 1], map_get(item, "inbound_nodes"));
+        read_inbound(r, l, map_get(item, "inbound_nodes"));
 }
 
 /* ---- the model ------------------------------------------------------------------------------ */

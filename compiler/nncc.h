@@ -116,6 +116,7 @@ typedef struct {
     double alpha;                 /* LeakyReLU, ELU, ...: the slope or scale below 0 */
     double max_value, threshold;  /* ReLU; max_value < 0: none */
     double scale, offset;         /* Rescaling */
+    unsigned shared_axes;         /* PReLU: bit k-1 set for Keras's axis k (the batch is 0) */
     long pad[4];                  /* ZeroPadding2D, Cropping2D: top, bottom, left, right */
     long size_h, size_w;          /* UpSampling2D */
     long depth_multiplier;        /* DepthwiseConv2D, SeparableConv2D */

@@ -291,7 +291,7 @@ Plan *plan_model(const Model *m, bool inference)
         plan_layer(p, m, i);
     if (p->n_ops == 0)
         error_at(m->layers[0].where, "the model computes nothing: it needs a layer besides "
-                                     "Flatten");
+                                     "Flatten and Reshape");
     p->output_act = fused_output(m, m->layers[m->output].act);
     sum_gradients(p, m);
     claim_names(p);

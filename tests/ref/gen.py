@@ -22,9 +22,8 @@ Each fixture is tests/ref/NAME.npz plus the model it is about, tests/ref/NAME.ya
   optimizer TENSOR (initial), opt.grad<s>.TENSOR and opt.after<s>.TENSOR for
             steps s = 1, 2, 3.
 A layer fixture's model is: an identity `feed` layer (Dense, or a 1x1 Conv2D for
-an image), the layer under test named `probe`, and Flatten where the probe ends in
-an image (nncc wants a flat output). nncc computes no gradient for the model's
-input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
+an image), the layer under test named `probe`, and Flatten where it ends in an
+image (nncc wants a flat output). nncc computes no gradient for the model's input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
 which nncc leaves in feed's output-gradient buffer (feed_dout); the feed's kernel
 gradient, x^T dx, is checked too.
 A graph fixture (GRAPHS) is the same with a Graph after feed instead of the one
@@ -390,6 +389,80 @@ class Graph:
         return lines + ["Flatten"] * (out.dim() > 2)
 
 
+# ---- activation layers with arguments, Rescaling, Reshape (tf.keras 2.x) -------------------
+class LeakyReLU(Layer):
+    """Keras 2's alpha or Keras 3's negative_slope, 0.3 by default."""
+    kind = "LeakyReLU"
+
+    def forward(self, x, w, training):
+        return F.leaky_relu(x, self.args.get("alpha", self.args.get("negative_slope", 0.3)))
+
+
+class ReLU(Layer):
+    """Keras's backend.relu, which the formula in its documentation rounds off at
+    the edges: x where x > threshold, else 0 (F.threshold: 0 at the threshold
+    itself), clipped to max_value, minus negative_slope * relu(threshold - x)
+    (so between max_value and a higher threshold: that slope, not max_value)."""
+    kind = "ReLU"
+
+    def forward(self, x, w, training):
+        thr = self.args.get("threshold", 0.0)
+        y = F.threshold(x, thr, 0.0)
+        if self.args.get("max_value") is not None:
+            y = torch.clamp(y, 0.0, self.args["max_value"])
+        return y - self.args.get("negative_slope", 0.0) * F.relu(thr - x)
+
+
+class ELU(Layer):
+    kind = "ELU"
+
+    def forward(self, x, w, training):
+        return F.elu(x, self.args.get("alpha", 1.0))
+
+
+class PReLU(Layer):
+    """Keras's alpha has the input's shape with 1 along shared_axes (the batch is
+    axis 0). torch's F.prelu takes one weight per channel, its axis 1: the
+    unshared axes go to the front, merged into that axis, the shared ones behind
+    it, so that alpha flattened (row-major, Keras's order) is torch's weight."""
+    kind = "PReLU"
+
+    def shared(self):
+        s = self.args.get("shared_axes") or []
+        return s if isinstance(s, list) else [s]
+
+    def weights(self, in_shape, rng):
+        # Keras starts alpha at zeros; values of both signs test more.
+        return {"alpha": rng.uniform(-0.8, 0.8, [1 if i + 1 in self.shared() else d
+                                                 for i, d in enumerate(in_shape)])}
+
+    def forward(self, x, w, training):
+        axes = list(range(1, x.dim()))
+        kept = [i for i in axes if i not in self.shared()]
+        order = [0] + kept + [i for i in axes if i in self.shared()]
+        moved = x.permute(order)
+        channels = int(np.prod([x.shape[i] for i in kept]))
+        y = F.prelu(moved.reshape(x.shape[0], channels, -1), w["alpha"].reshape(-1))
+        return y.reshape(moved.shape).permute(list(np.argsort(order)))
+
+
+class Rescaling(Layer):
+    kind = "Rescaling"
+
+    def forward(self, x, w, training):
+        return x * self.args["scale"] + self.args.get("offset", 0.0)
+
+
+class Reshape(Layer):
+    """Row-major, as Keras's: NHWC stays NHWC."""
+    kind = "Reshape"
+
+    def forward(self, x, w, training):
+        return x.reshape([x.shape[0]] + self.args["target_shape"])
+
+
+
+
 # ---- the table of layer fixtures: name, input shape, the layer ------------------------------
 LAYERS = [
     ("dense", [7], Dense(units=4)),
@@ -413,6 +486,25 @@ LAYERS = [
     ("batchnorm_image", [3, 3, 3], BatchNormalization()),
     ("batchnorm_vector", [6], BatchNormalization(momentum=0.9, epsilon=0.01)),
     ("dropout_rate0", [6], Dropout(rate=0.0)),
+    ("leaky_relu", [6], LeakyReLU()),
+    ("leaky_relu_image", [3, 4, 2], LeakyReLU(alpha=0.05)),
+    ("leaky_relu_keras3", [6], LeakyReLU(negative_slope=0.2)),
+    ("relu_layer", [7], ReLU()),
+    ("relu_max_value", [3, 4, 2], ReLU(max_value=0.5)),
+    ("relu_slope", [8], ReLU(negative_slope=0.25)),
+    ("relu_all", [9], ReLU(max_value=0.8, negative_slope=0.1, threshold=0.2)),
+    ("relu_threshold_above_max", [9], ReLU(max_value=0.2, negative_slope=0.3, threshold=0.5)),
+    ("elu_layer", [7], ELU()),
+    ("elu_alpha", [3, 4, 2], ELU(alpha=0.5)),
+    ("prelu_flat", [7], PReLU()),
+    ("prelu_image", [3, 4, 2], PReLU()),
+    ("prelu_channels", [3, 4, 3], PReLU(shared_axes=[1, 2])),
+    ("prelu_one", [3, 4, 2], PReLU(shared_axes=[1, 2, 3])),
+    ("prelu_shared_channels", [3, 4, 2], PReLU(shared_axes=3)),
+    ("prelu_shared_width", [3, 4, 2], PReLU(shared_axes=[2])),
+    ("rescaling", [3, 4, 2], Rescaling(scale=0.5, offset=-0.25)),
+    ("rescaling_flat", [6], Rescaling(scale=-3.0)),
+    ("reshape", [12], Reshape(target_shape=[-1, 3, 2])),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
 
 # ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
@@ -420,6 +512,16 @@ LAYERS = [
 # (dx) is a sum over the branches, and the branches' weights are trained through
 # the merge. Images are [H, W, C]; Concatenate's axis 1 is H, 2 is W, 3 or -1 is C.
 GRAPHS = [
+    ("reshape_conv", [12], Graph(("shape", Reshape(target_shape=[-1, 3, 2])),
+                                 ("probe", Conv2D(filters=2, kernel_size=2)))),
+    ("reshape_prelu_sequence", [2, 3, 2], Graph(("shape", Reshape(target_shape=[6, 2])),
+                                                ("probe", PReLU(shared_axes=[1])))),
+    ("activation_layers", [3, 4, 3], Graph(("scale", Rescaling(scale=0.5, offset=-0.1)),
+                                           ("probe", PReLU(shared_axes=[1, 2])),
+                                           ("leaky", LeakyReLU(alpha=0.1)),
+                                           ("relu", ReLU(max_value=0.6, negative_slope=0.05,
+                                                         threshold=0.1)),
+                                           ("elu", ELU(alpha=0.5)))),
     ("merge_add", [6], Graph(("a", Dense(units=6, activation="tanh")),
                              ("sum", Add(), ["feed", "a"]))),
     ("merge_add3", [5], Graph(("a", Dense(units=5)),
