@@ -161,6 +161,15 @@ void hole_float(Holes *h, const char *name, double v)
     hole(h, name, float_lit(v));
 }
 
+void hole_list(Holes *h, const char *name, const long *v, int n)
+{
+    Block b;
+    block_open(&b);
+    for (int i = 0; i < n; i++)
+        fprintf(b.f, "%s%ld", i ? ", " : "", v[i]);
+    hole(h, name, block_close(&b));
+}
+
 static void expand(FILE *out, const char *name, const Holes *h)
 {
     const char *t = template_text(name);

@@ -46,7 +46,7 @@ static const KerasKey conv2d_keras_keys[] = {
     {"dilation_rate", KERAS_ALL_ONES}, {"groups", KERAS_ALL_ONES}, {NULL, 0},
 };
 
-const LayerOps conv2d_layer = {
+const LayerOps conv2d_ops = {
     .keras_name = "Conv2D", .aliases = (const char *const[]){"Convolution2D", NULL},
     .default_name = "conv2d", .keys = conv2d_keys,
     .keras = (const KerasKey *const[]){weighted_keras_keys, conv2d_keras_keys,
@@ -86,7 +86,7 @@ static const KeySpec pool_keys[] = {
     {0},
 };
 
-const LayerOps maxpool2d_layer = {
+const LayerOps maxpool2d_ops = {
     .keras_name = "MaxPooling2D", .aliases = (const char *const[]){"MaxPool2D", NULL},
     .default_name = "max_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -95,7 +95,7 @@ const LayerOps maxpool2d_layer = {
     .forward_args = "n x y", .backward_args = "n x y dy dx", .flags = LF_FEATURE_MAP,
 };
 
-const LayerOps avgpool2d_layer = {
+const LayerOps avgpool2d_ops = {
     .keras_name = "AveragePooling2D", .aliases = (const char *const[]){"AvgPool2D", NULL},
     .default_name = "average_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -116,7 +116,7 @@ const KerasKey global_pool_keras_keys[] = {
     {"data_format", KERAS_CHANNELS_LAST}, {"keepdims", KERAS_FALSE}, {NULL, 0},
 };
 
-const LayerOps gap2d_layer = {
+const LayerOps gap2d_ops = {
     .keras_name = "GlobalAveragePooling2D",
     .aliases = (const char *const[]){"GlobalAvgPool2D", NULL},
     .default_name = "global_average_pooling2d", .keys = (const KeySpec[]){{0}},

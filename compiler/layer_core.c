@@ -53,7 +53,7 @@ static const KeySpec dense_keys[] = {
     {0},
 };
 
-const LayerOps dense_layer = {
+const LayerOps dense_ops = {
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
@@ -70,7 +70,7 @@ static void flatten_shape(Layer *l)
 
 static const KerasKey flatten_keras_keys[] = {{"data_format", KERAS_CHANNELS_LAST}, {NULL, 0}};
 
-const LayerOps flatten_layer = {
+const LayerOps flatten_ops = {
     .keras_name = "Flatten", .default_name = "flatten",
     .keys = (const KeySpec[]){{0}}, .keras = (const KerasKey *const[]){flatten_keras_keys, NULL},
     .shape = flatten_shape, .flags = LF_FLAT_OUTPUT,
@@ -97,7 +97,7 @@ static const KerasKey dropout_keras_keys[] = {
     {"seed", KERAS_IGNORE}, {"noise_shape", KERAS_NONE}, {NULL, 0},
 };
 
-const LayerOps dropout_layer = {
+const LayerOps dropout_ops = {
     .keras_name = "Dropout", .default_name = "dropout",
     .keys = dropout_keys, .keras = (const KerasKey *const[]){dropout_keras_keys, NULL},
     .shape = same_shape, .aux = "mask", .aux_size = dropout_mask_size,
@@ -113,7 +113,7 @@ static const KeySpec activation_keys[] = {
     {0},
 };
 
-const LayerOps activation_layer = {
+const LayerOps activation_ops = {
     .keras_name = "Activation", .default_name = "activation",
     .keys = activation_keys, .shape = same_shape, .flags = LF_OWN_ACTIVATION,
 };

@@ -110,7 +110,7 @@ static void cropping2d_holes(Holes *h, const Layer *l)
     hole_long(h, "LEFT", -l->pad[2]);
 }
 
-const LayerOps zeropad2d_layer = {
+const LayerOps zeropad2d_ops = {
     .keras_name = "ZeroPadding2D", .default_name = "zero_padding2d",
     .keys = (const KeySpec[]){{"padding", ARG_CUSTOM, 0, 0, false, NULL}, {0}},
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -119,7 +119,7 @@ const LayerOps zeropad2d_layer = {
     .forward_args = "n x y", .backward_args = "n dy dx", .flags = LF_FEATURE_MAP,
 };
 
-const LayerOps cropping2d_layer = {
+const LayerOps cropping2d_ops = {
     .keras_name = "Cropping2D", .default_name = "cropping2d",
     .keys = (const KeySpec[]){{"cropping", ARG_CUSTOM, 0, 0, false, NULL}, {0}},
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -165,7 +165,7 @@ static const KeySpec upsampling2d_keys[] = {
     {0},
 };
 
-const LayerOps upsampling2d_layer = {
+const LayerOps upsampling2d_ops = {
     .keras_name = "UpSampling2D", .default_name = "up_sampling2d", .keys = upsampling2d_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
     .defaults = upsampling2d_defaults, .parse = upsampling2d_parse,
@@ -175,7 +175,7 @@ const LayerOps upsampling2d_layer = {
 
 /* ---- GlobalMaxPooling2D ------------------------------------------------------------- */
 
-const LayerOps gmp2d_layer = {
+const LayerOps gmp2d_ops = {
     .keras_name = "GlobalMaxPooling2D",
     .aliases = (const char *const[]){"GlobalMaxPool2D", NULL},
     .default_name = "global_max_pooling2d", .keys = (const KeySpec[]){{0}},

@@ -239,7 +239,9 @@ static void connect_layer(Model *m, int i)
 {
     Layer *l = &m->layers[i];
     const Node *names = l->input_names;
-    if (!names) {
+    if (l->n_inputs) {
+        /* a Keras functional model's layer: its reader resolved inbound_nodes */
+    } else if (!names) {
         l->n_inputs = 1;
         l->inputs[0] = i - 1;   /* the layer above, or for the first the input */
     } else if (names->kind == NODE_SCALAR) {

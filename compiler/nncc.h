@@ -416,6 +416,7 @@ void plan_free(Plan *p);
 /* For a row's holes(): @NAME@ in its templates becomes v, as C. */
 void hole_long(Holes *h, const char *name, long v);
 void hole_float(Holes *h, const char *name, double v);
+void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
 /* templates/NAME.c.in, built in by compiler/embed.c; NULL if there is none. */
 const char *template_text(const char *name);
 

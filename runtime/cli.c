@@ -493,6 +493,20 @@ static int activations(const nn_model *m, const Args *a)
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 
+/* `summary`: the model's layers as the rows of Keras's table (summary.c). */
+static void print_summary(const nn_model *m)
+{
+    nn_summary_row *rows = nn_alloc((size_t)m->n_layers, sizeof *rows);
+    for (int i = 0; i < m->n_layers; i++) {
+        const nn_layer *l = &m->layers[i];
+        rows[i] = (nn_summary_row){l->name, l->type, l->rank,
+                                   {l->shape[0], l->shape[1], l->shape[2]},
+                                   l->params, l->trainable_params};
+    }
+    nn_print_summary(stdout, m->name, rows, m->n_layers);
+    free(rows);
+}
+
 static int run(const nn_model *m, const Args *a)
 {
     const char *c = a->command;
@@ -509,7 +523,7 @@ static int run(const nn_model *m, const Args *a)
         return predict(m, a);
     if (strcmp(c, "summary") == 0) {
         no_inputs(a);
-        nn_model_summary(stdout, m);
+        print_summary(m);
         return 0;
     }
     if (strcmp(c, "init") == 0) {

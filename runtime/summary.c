@@ -1,9 +1,8 @@
 /* summary.c - Keras's model.summary() table. nncc --check and a trainer's
- * `summary` command both print through nn_print_summary, so they agree. */
-#include "rt.h"
-
-#include <stdlib.h>
-#include <string.h>
+ * `summary` command both print through nn_print_summary (nnrt.h), so they
+ * agree; nncc links this file without the rest of libnnrt, so it needs libc
+ * only. */
+#include "nnrt.h"
 
 /* Keras's columns for a Sequential model: 65 characters cut at 45% and 85%. */
 enum { LINE = 65, COL_SHAPE = 29, COL_PARAMS = 55 };
@@ -68,17 +67,4 @@ void nn_print_summary(FILE *out, const char *model_name, const nn_summary_row *r
     fprintf(out, "Trainable params: %s\n", thousands(trainable, buf, sizeof buf));
     fprintf(out, "Non-trainable params: %s\n", thousands(total - trainable, buf, sizeof buf));
     rule(out, '_');
-}
-
-void nn_model_summary(FILE *out, const nn_model *m)
-{
-    nn_summary_row *rows = nn_alloc((size_t)m->n_layers, sizeof *rows);
-    for (int i = 0; i < m->n_layers; i++) {
-        const nn_layer *l = &m->layers[i];
-        rows[i] = (nn_summary_row){l->name, l->type, l->rank,
-                                   {l->shape[0], l->shape[1], l->shape[2]},
-                                   l->params, l->trainable_params};
-    }
-    nn_print_summary(out, m->name, rows, m->n_layers);
-    free(rows);
 }

@@ -170,8 +170,9 @@ static void test_real_unsupported(void **state)
     snprintf(expected, sizeof expected,
              "%s:1:246: error: layer 'Embedding' is not supported by nncc (supported: Dense, "
              "Flatten, Dropout, Activation, Conv2D, MaxPooling2D, AveragePooling2D, "
-             "GlobalAveragePooling2D, BatchNormalization, ZeroPadding2D, Cropping2D, "
-             "UpSampling2D, GlobalMaxPooling2D, InputLayer)", embedding);
+             "GlobalAveragePooling2D, BatchNormalization, Add, Subtract, Multiply, Average, "
+             "Maximum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D, "
+             "GlobalMaxPooling2D, InputLayer)", embedding);
     check_error(embedding, expected);
 
     /* 6's first document alone: line 4 is `- class_name: LSTM` */
