@@ -215,7 +215,6 @@ static void global_max_pooling(void **state)
 /* 8 images 5x4x1, two classes: a bright cell in the top or the bottom half.
  * Smooth activations (tanh), so that gradcheck sees no kinks besides the maxima. */
 static const char trained_model[] =
-    "name: spatial\n"
     "input_shape: [5, 4, 1]\n"
     "layers:\n"
     "  - Conv2D: {filters: 3, kernel_size: 3, activation: tanh}\n"          /* 3x2x3 */
@@ -261,16 +260,12 @@ static double history_loss(const char *csv, int epoch)
 static void model_trains(void **state)
 {
     (void)state;
-    write_text(in_scratch("spatial.yaml"), trained_model);
+    const char *trainer = build_model("spatial", trained_model);
     RunResult r;
-    run_cmd(&r, "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s",
-            in_scratch("spatial.yaml"), scratch, san());
-    if (r.status != 0)
-        fail_msg("make trainer failed:\n%s", r.out);
-    run_cmd(&r, "%s gradcheck", in_scratch("spatial"));
+    run_cmd(&r, "%s gradcheck", trainer);
     if (r.status != 0 || !strstr(r.out, "gradcheck passed"))
         fail_msg("gradcheck:\n%s", r.out);
-    run_cmd(&r, "%s train --quiet --history %s", in_scratch("spatial"), in_scratch("h.csv"));
+    run_cmd(&r, "%s train --quiet --history %s", trainer, in_scratch("h.csv"));
     if (r.status != 0)
         fail_msg("train:\n%s", r.out);
     double first = history_loss(in_scratch("h.csv"), 1), last = history_loss(in_scratch("h.csv"), 30);
