@@ -2,6 +2,7 @@
 #   make              ./nncc, build/libnnrt.a, and generated/NAME for every models/NAME.yaml
 #   make run          train and evaluate the default model (MODEL=models/NAME.yaml for another)
 #   make test         every test (SAN=1: with AddressSanitizer and UBSan)
+#   make fixtures     regenerate tests/ref/ (the PyTorch reference fixtures; needs torch)
 #   make trainer MODEL=path/to/my.yaml [OUT=dir]
 #   make bench        nncc against PyTorch on this machine
 #   make install PREFIX=/usr/local
@@ -53,7 +54,7 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBNNRT      := $(B)/libnnrt.a
 
-.PHONY: all deps test-deps run test trainer bench install clean
+.PHONY: all deps test-deps run test fixtures trainer bench install clean
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
@@ -129,6 +130,13 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COM
 
 test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
 	@NNCC=./$(NNCC) NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
+
+# The reference fixtures that tests/test_ref.c checks against: PyTorch and numpy,
+# Debian's, so /usr/bin/python3, not whatever python3 is first on PATH. They are
+# committed, so make test needs no Python.
+fixtures:
+	@tools/ensure-deps fixtures
+	/usr/bin/python3 tests/ref/gen.py
 
 # ---- benchmarks (not tests: they measure, they do not assert) ---------------------------
 bench: all

@@ -30,6 +30,12 @@ static int conv2d_tensors(const Layer *l, TensorSpec *t)
     return kernel_and_bias(l, t, 4, shape);
 }
 
+/* The kernel transposed, for dx. */
+static long conv2d_scratch(const Layer *l)
+{
+    return l->kh * l->kw * l->in.dim[2] * l->filters;
+}
+
 static const KeySpec conv2d_keys[] = {
     {"filters", ARG_SIZE, F(filters), 0, true, NULL},
     {"kernel_size", ARG_SIZE_PAIR, F(kh), F(kw), true, NULL},
@@ -52,7 +58,8 @@ const LayerOps conv2d_ops = {
     .keras = (const KerasKey *const[]){weighted_keras_keys, conv2d_keras_keys,
                                        channels_last_keras_keys, NULL},
     .shape = conv2d_shape, .tensors = conv2d_tensors, .tmpl = "conv2d",
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1",
+    .scratch_size = conv2d_scratch,
+    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
     .flags = LF_FEATURE_MAP,
 };
 

@@ -38,6 +38,12 @@ static void dense_shape(Layer *l)
     l->out = vector_shape(l->units);
 }
 
+/* The kernel transposed, for dx. */
+static long dense_scratch(const Layer *l)
+{
+    return l->in.dim[0] * l->units;
+}
+
 static int dense_tensors(const Layer *l, TensorSpec *t)
 {
     long shape[2] = {l->in.dim[0], l->units};
@@ -58,7 +64,8 @@ const LayerOps dense_ops = {
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
     .tmpl = "dense",
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1",
+    .scratch_size = dense_scratch,
+    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
 };
 
 /* ---- Flatten: NHWC is already flat, so no op; its output is its input's buffer ---- */

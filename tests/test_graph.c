@@ -188,6 +188,32 @@ static void test_functional_export(void **state)
     free(native);
 }
 
+/* A graph's summary has Keras's "Connected to" column, as tf.keras 2.x prints
+ * a functional model (98 columns; a merge's inputs one per line); nncc
+ * --check and the trainer's `summary` print the same table. */
+static void test_graph_summary(void **state)
+{
+    (void)state;
+    RunResult r;
+    run_cmd(&r, "%s tests/data/functional_residual.json --check", nncc_path());
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "\n Layer (type)                   Output Shape         Param #     "
+                               "Connected to\n");
+    assert_output_contains(&r, "\n input (InputLayer)             [(None, 8, 8, 1)]    0           "
+                               "[]\n");
+    char merge_row[256];   /* the second input under the first, in the last column */
+    snprintf(merge_row, sizeof merge_row, "\n add (Add)                      (None, 8, 8, 4)      "
+             "0           ['conv2d[0][0]',\n%65s'conv2d_1[0][0]']\n", "");
+    assert_output_contains(&r, merge_row);
+    static char check[sizeof r.out];
+    snprintf(check, sizeof check, "%s", r.out);
+    run_cmd(&r, "make --no-print-directory trainer MODEL=tests/data/functional_residual.json "
+                "OUT=%s SAN=%s >/dev/null && %s summary", scratch, san(),
+            in_scratch("functional_residual"));
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, check);
+}
+
 /* What nncc refuses in a functional export, at the place it is written. */
 static void test_functional_errors(void **state)
 {
@@ -229,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_every_merge),
         cmocka_unit_test(test_functional_export),
         cmocka_unit_test(test_functional_errors),
+        cmocka_unit_test(test_graph_summary),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
