@@ -2,212 +2,100 @@
  * GlobalMaxPooling2D (compiler/layer_spatial.c, templates/shift2d*, upsampling2d*,
  * gmp2d*).
  *
- *   reference  each case of tests/spatial_ref.h (PyTorch's numbers, written by
- *              tests/spatial_ref.py) as the layer named probe of a model
- *              feed (a 1x1 Conv2D whose kernel is the identity), probe, Flatten:
- *              its output, and its input gradient for the reference's dy, at
- *              batch sizes 1, 5 and 6, to 1e-5 relative; then the same model
- *              through nncc --inference, built as C99 without OpenMP, on each
- *              sample.
- *   training   a model with all four layers is built with make trainer,
- *              passes gradcheck, and its loss falls in a few epochs.
+ * Their numbers, forward and backward at batch sizes 1, 5, 6, 7 and 13, are
+ * checked against PyTorch by test_ref, on the fixtures tests/ref/{zeropad*,
+ * crop_*, upsample*, gmp*} (gen.py; gmp_ties: inputs 0, 1, 2, the gradient to
+ * the first maximum as TensorFlow gives it). Here:
+ *   inference  the same fixtures through nncc --inference, built as C99
+ *              without OpenMP: each sample's output against the reference.
+ *   training   a model with all four layers, built with make trainer, passes
+ *              gradcheck, and its loss falls in a few epochs.
  *   keras      a to_json() export in Keras 2.x's layout with the four layers
  *              (every config key as Keras writes it) is read and compiles;
  *              the keys that would change the numbers are refused at their place.
  * The error cases of the arguments are files in tests/cases (zeropad_*,
- * cropping_*, upsampling_*), run by test_compiler. */
+ * cropping_*, upsampling_*, global_max_pooling_*), run by test_compiler. */
 #include "testutil.h"
 
 #include <math.h>
 
 #include "rt.h"
 
-/* ---- against the reference ------------------------------------------------------ */
+/* ---- --inference against the reference ------------------------------------------- */
 
-/* Training side: includes the generated m.c and the reference; CASE names the case. */
-static const char train_driver[] =
-    "#include \"m.c\"\n"
-    "#pragma GCC diagnostic ignored \"-Wunused-const-variable\"\n"
-    "#include \"spatial_ref.h\"\n"
-    "#include <stdio.h>\n"
-    "#include <stdlib.h>\n"
-    "#define CAT2(a, b) a##b\n"
-    "#define CAT(a, b) CAT2(a, b)\n"
-    "#define REF(what) CAT(CASE, what)\n"
-    "\n"
-    "static double worst[2];\n"
-    "static int failures;\n"
-    "static void compare(int which, int n, const float *got, const float *want, long count)\n"
-    "{\n"
-    "    for (long i = 0; i < count; i++) {\n"
-    "        double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs(want[i]));\n"
-    "        worst[which] = fmax(worst[which], d);\n"
-    "        if (!(d <= 1e-5) && failures++ < 10)\n"
-    "            printf(\"FAIL %s[%ld] at batch %d: got %.9g, want %.9g\\n\",\n"
-    "                   which ? \"dx\" : \"y\", i, n, got[i], want[i]);\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "int main(void)\n"
-    "{\n"
-    "    float *params = calloc(m_model.n_params, sizeof(float));\n"
-    "    float *grads = calloc(m_model.n_params, sizeof(float));\n"
-    "    float *work = calloc((size_t)REF_N * m_model.work_floats, sizeof(float));\n"
-    "    for (int t = 0; t < m_model.n_tensors; t++)   /* the feed's identity kernel */\n"
-    "        memcpy(params + m_model.tensors[t].offset, m_model.tensors[t].values,\n"
-    "               m_model.tensors[t].size * sizeof(float));\n"
-    "    static const int batches[] = {1, 5, REF_N};\n"
-    "    for (int b = 0; b < 3; b++) {\n"
-    "        const int n = batches[b];\n"
-    "        nn_pass pass = {.training = 1, .seed = 1};\n"
-    "        compare(0, n, m_model.forward(&pass, params, work, REF(_x), n), REF(_y),\n"
-    "                (long)n * REF(_OUT));\n"
-    "        m_model.backward(&pass, params, grads, work, REF(_x), REF(_dy), n);\n"
-    "        compare(1, n, work + (size_t)n * feed_dout, REF(_dx), (long)n * REF(_IN));\n"
-    "    }\n"
-    "    printf(\"max relative difference: y %.3g dx %.3g\\n%d failures\\n\", worst[0], worst[1],\n"
-    "           failures);\n"
-    "    free(params), free(grads), free(work);\n"
-    "    return failures != 0;\n"
-    "}\n";
-
-/* Inference side: m_predict from nncc --inference, one sample at a time. */
+/* Reads X.bin (samples of IN floats), writes Y.bin (OUT floats each). */
 static const char inference_driver[] =
-    "#include <math.h>\n"
     "#include <stdio.h>\n"
-    "#pragma GCC diagnostic ignored \"-Wunused-const-variable\"\n"
-    "#include \"spatial_ref.h\"\n"
-    "#define CAT2(a, b) a##b\n"
-    "#define CAT(a, b) CAT2(a, b)\n"
-    "#define REF(what) CAT(CASE, what)\n"
-    "void m_predict(const float *input, float *output);\n"
+    "void PREDICT(const float *input, float *output);\n"
     "int main(void)\n"
     "{\n"
-    "    static float y[REF(_OUT)];\n"
-    "    double worst = 0;\n"
-    "    for (int s = 0; s < REF_N; s++) {\n"
-    "        m_predict(REF(_x) + s * REF(_IN), y);\n"
-    "        for (int i = 0; i < REF(_OUT); i++) {\n"
-    "            double want = REF(_y)[s * REF(_OUT) + i];\n"
-    "            worst = fmax(worst, fabs(y[i] - want) / fmax(1.0, fabs(want)));\n"
-    "        }\n"
-    "    }\n"
-    "    printf(\"inference: max relative difference %.3g\\n\", worst);\n"
-    "    return !(worst <= 1e-5);\n"
+    "    static float x[IN], y[OUT];\n"
+    "    FILE *in = fopen(\"X.bin\", \"rb\"), *out = fopen(\"Y.bin\", \"wb\");\n"
+    "    if (!in || !out)\n"
+    "        return 1;\n"
+    "    while (fread(x, sizeof x, 1, in) == 1)\n"
+    "        if (PREDICT(x, y), fwrite(y, sizeof y, 1, out) != 1)\n"
+    "            return 1;\n"
+    "    return fclose(in) != 0 || fclose(out) != 0;\n"
     "}\n";
 
-/* The feed's kernel, the identity over c channels, as the weights of --inference. */
-static void write_feed_weights(const char *path, int c)
+static void write_floats(const char *path, const float *v, size_t count)
 {
-    nn_array k = {.name = "feed.kernel", .dtype = NN_F32, .rank = 4, .shape = {1, 1, c, c}};
-    k.size = (size_t)c * (size_t)c;
-    k.f = calloc(k.size, sizeof *k.f);
-    assert_non_null(k.f);
-    for (int i = 0; i < c; i++)
-        k.f[i * c + i] = 1.0f;
-    assert_int_equal(nn_npz_write(path, &k, 1), 0);
-    free(k.f);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(v, sizeof *v, count, f), count);
+    assert_int_equal(fclose(f), 0);
 }
 
-/* The model of a case: input_shape "[H, W, C]", the probe's YAML. */
-static void write_case_model(const char *path, const char *shape, const char *probe)
+/* The fixture NAME of tests/ref (gen.py: the layer in PyTorch) through nncc
+ * --inference with the fixture's weights (feed's identity kernel), built as
+ * C99 without OpenMP: its output for each sample of x against y, to 1e-5. */
+static void inference_matches(const char *name)
 {
-    int c = atoi(strrchr(shape, ',') + 1);
-    char yaml[4096];
-    int at = snprintf(yaml, sizeof yaml,
-                      "name: m\ninput_shape: %s\nlayers:\n"
-                      "  - Conv2D: {filters: %d, kernel_size: 1, use_bias: false, name: feed,\n"
-                      "             weights: {kernel: [[[", shape, c);
-    for (int i = 0; i < c; i++) {
-        at += snprintf(yaml + at, sizeof yaml - (size_t)at, "%s[", i ? ", " : "");
-        for (int j = 0; j < c; j++)
-            at += snprintf(yaml + at, sizeof yaml - (size_t)at, "%s%d", j ? ", " : "", i == j);
-        at += snprintf(yaml + at, sizeof yaml - (size_t)at, "]");
-    }
-    snprintf(yaml + at, sizeof yaml - (size_t)at,
-             "]]]}}\n  - %s\n  - Flatten\ncompile: {optimizer: sgd, loss: mse}\n", probe);
-    write_text(path, yaml);
-}
-
-static const char *cc_flags(void)
-{
-    return strcmp(san(), "1") == 0
-               ? "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-               : "-O3 -march=native -ffp-contract=fast";
-}
-
-/* Builds and runs both drivers for a case; prints what they measured. */
-static void check_case(const char *name, const char *shape, const char *probe)
-{
-    char dir[64];
-    make_scratch(dir, sizeof dir);
-    char path[128], cwd[512];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    snprintf(path, sizeof path, "%s/m.yaml", dir);
-    write_case_model(path, shape, probe);
-    snprintf(path, sizeof path, "%s/drv.c", dir);
-    write_text(path, train_driver);
-    snprintf(path, sizeof path, "%s/inf.c", dir);
-    write_text(path, inference_driver);
-    snprintf(path, sizeof path, "%s/W.npz", dir);
-    write_feed_weights(path, atoi(strrchr(shape, ',') + 1));
-
+    char npz[128], yaml[128];
+    snprintf(npz, sizeof npz, "tests/ref/%s.npz", name);
+    snprintf(yaml, sizeof yaml, "tests/ref/%s.yaml", name);
+    nn_array *a;
+    int count;
+    assert_int_equal(nn_npz_read(npz, &a, &count), 0);
+    const nn_array *x = nn_npz_find(a, count, "x"), *y = nn_npz_find(a, count, "y");
+    assert_true(x && y && x->dtype == NN_F32 && y->dtype == NN_F32);
+    const int n = x->shape[0], in = (int)(x->size / (size_t)n), out = (int)(y->size / (size_t)n);
+    write_floats(in_scratch("X.bin"), x->f, x->size);
+    write_text(in_scratch("drv.c"), inference_driver);
     RunResult r;
     run_cmd(&r,
-            "cd %s && %s/%s m.yaml --no-main -o m.c && "
-            "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -I%s/runtime "
-            "-I%s/tests -DCASE=%s -o drv drv.c %s/%s/libnnrt.a -lstb -lz -lm && "
-            "OMP_NUM_THREADS=2 ./drv",
-            dir, cwd, nncc_path(), cc_flags(), cwd, cwd, name, cwd, build_dir());
-    if (r.status != 0 || !strstr(r.out, "\n0 failures"))
-        fail_msg("%s (%s):\n%s", name, probe, r.out);
-    print_message("%-18s %.*s\n", name, (int)strcspn(r.out, "\n"), r.out);
-    run_cmd(&r,
-            "cd %s && %s/%s m.yaml --inference --weights W.npz -o m_predict.c && "
-            "cc -std=c99 -Wall -Wextra -Werror %s -I%s/tests -DCASE=%s -o inf inf.c "
-            "m_predict.c -lm && ./inf",
-            dir, cwd, nncc_path(), strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "",
-            cwd, name);
+            "%s %s --inference --weights %s -o %s/p.c && cd %s && "
+            "cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%d -DOUT=%d "
+            "-o drv drv.c p.c -lm && ./drv",
+            nncc_path(), yaml, npz, scratch, scratch,
+            strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "", name, in, out);
     if (r.status != 0)
-        fail_msg("%s (%s), inference:\n%s", name, probe, r.out);
-    print_message("%-18s %s", name, r.out);
-    rm_tree(dir);
+        fail_msg("%s, inference:\n%s", name, r.out);
+    float *got = calloc(y->size, sizeof *got);
+    FILE *f = fopen(in_scratch("Y.bin"), "rb");
+    assert_true(f && fread(got, sizeof *got, y->size, f) == y->size);
+    fclose(f);
+    double worst = 0;
+    for (size_t i = 0; i < y->size; i++)
+        worst = fmax(worst, fabs((double)got[i] - y->f[i]) / fmax(1.0, fabs(y->f[i])));
+    print_message("%-14s --inference, %d samples: max relative difference %.3g\n", name, n,
+                  worst);
+    free(got);
+    nn_npz_free(a, count);
+    if (!(worst <= 1e-5))
+        fail_msg("%s: --inference differs from the reference by %g", name, worst);
 }
 
-#pragma GCC diagnostic ignored "-Wunused-const-variable"
-#include "spatial_ref.h"
-#define CHECK(name) check_case(#name, name##_SHAPE, name##_YAML)
-
-static void zero_padding(void **state)
+static void inference(void **state)
 {
     (void)state;
-    CHECK(zeropad_default);   /* 1 on every side */
-    CHECK(zeropad_edges);     /* [[1, 2], [0, 3]]: each side its own */
-    CHECK(zeropad_pair);      /* [2, 1]: rows, columns */
-}
-
-static void cropping(void **state)
-{
-    (void)state;
-    CHECK(crop_edges);        /* [[1, 2], [2, 0]] */
-    CHECK(crop_int);          /* 1 */
-    CHECK(crop_mixed);        /* [0, [1, 3]]: an axis of each form */
-    CHECK(crop_default);      /* 0: the identity */
-}
-
-static void up_sampling(void **state)
-{
-    (void)state;
-    CHECK(upsample_default);  /* 2x2 */
-    CHECK(upsample_rect);     /* 3x2 */
-    CHECK(upsample_one);      /* 1x4: a size of 1 */
-}
-
-static void global_max_pooling(void **state)
-{
-    (void)state;
-    CHECK(gmp);               /* distinct values */
-    CHECK(gmp_ties);          /* values 0, 1, 2: ties everywhere, to the first */
+    static const char *const fixtures[] = {
+        "zeropad", "zeropad_edges", "crop_edges", "crop_mixed",
+        "upsample", "upsample_rect", "gmp", "gmp_ties",
+    };
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++)
+        inference_matches(fixtures[i]);
 }
 
 /* ---- a model that trains ---------------------------------------------------------- */
@@ -379,10 +267,7 @@ static void keras_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(zero_padding),
-        cmocka_unit_test(cropping),
-        cmocka_unit_test(up_sampling),
-        cmocka_unit_test(global_max_pooling),
+        cmocka_unit_test(inference),
         cmocka_unit_test(model_trains),
         cmocka_unit_test(keras_export),
         cmocka_unit_test(keras_refusals),
