@@ -111,15 +111,15 @@ const LayerOps avgpool2d_ops = {
     .forward_args = "n x y", .backward_args = "n x y dy dx", .flags = LF_FEATURE_MAP,
 };
 
-/* ---- GlobalAveragePooling2D --------------------------------------------------------- */
+/* ---- GlobalAveragePooling2D (GlobalMaxPooling2D, in layer_spatial.c, shares these) ---- */
 
-static void global_pool_shape(Layer *l)
+void global_pool_shape(Layer *l)
 {
     need_image(l);
     l->out = vector_shape(l->in.dim[2]);
 }
 
-static const KerasKey global_pool_keras_keys[] = {
+const KerasKey global_pool_keras_keys[] = {
     {"data_format", KERAS_CHANNELS_LAST}, {"keepdims", KERAS_FALSE}, {NULL, 0},
 };
 

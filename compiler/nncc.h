@@ -237,6 +237,9 @@ extern const KerasKey weighted_keras_keys[];   /* initializers, regularizers, ..
 /* kernel (Glorot uniform) and, with use_bias, a zero bias over the last axis. */
 int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_shape);
 void same_shape(Layer *l);
+/* The global pools: one value per channel of an image; keepdims false only. */
+void global_pool_shape(Layer *l);
+extern const KerasKey global_pool_keras_keys[];
 
 /* ---- model.c, keras.c: the model ----------------------------------------------------- */
 

@@ -149,6 +149,9 @@ class Layer:
     def activation(self, y):
         return ACTIVATIONS[self.args.get("activation", "linear")](y)
 
+    def sample(self, rng, shape):
+        return rng.uniform(-1, 1, shape)
+
 
 class Dense(Layer):
     kind = "Dense"
@@ -230,6 +233,58 @@ class GlobalAveragePooling2D(Layer):
 
     def forward(self, x, w, training):
         return x.mean(dim=(1, 2))
+
+
+def edges(v):
+    """Keras's padding / cropping, n, [rows, columns] or [[top, bottom], [left, right]]
+    (an axis an int or a pair), as (top, bottom, left, right)."""
+    if isinstance(v, int):
+        return (v, v, v, v)
+    rows, cols = [(a, a) if isinstance(a, int) else tuple(a) for a in v]
+    return rows + cols
+
+
+class ZeroPadding2D(Layer):
+    kind = "ZeroPadding2D"
+
+    def forward(self, x, w, training):
+        t, b, l, r = edges(self.args.get("padding", 1))
+        return nchw_to_nhwc(F.pad(nhwc_to_nchw(x), (l, r, t, b)))
+
+
+class Cropping2D(Layer):
+    kind = "Cropping2D"
+
+    def forward(self, x, w, training):
+        t, b, l, r = edges(self.args.get("cropping", 0))
+        return x[:, t:x.shape[1] - b, l:x.shape[2] - r, :]
+
+
+class UpSampling2D(Layer):
+    kind = "UpSampling2D"
+
+    def forward(self, x, w, training):
+        sh, sw = pair(self.args.get("size", 2))
+        y = F.interpolate(nhwc_to_nchw(x), scale_factor=(sh, sw), mode="nearest")
+        return nchw_to_nhwc(y)
+
+
+class GlobalMaxPooling2D(Layer):
+    """TensorFlow gives a tie's gradient to the first maximum in row-major order;
+    torch's amax would split it. So the maximum is gathered at torch.argmax, which
+    returns the first maximal index: autograd then sends the gradient there."""
+    kind = "GlobalMaxPooling2D"
+
+    def forward(self, x, w, training):
+        flat = x.flatten(1, 2)
+        return flat.gather(1, flat.argmax(dim=1, keepdim=True)).squeeze(1)
+
+
+class Ties(GlobalMaxPooling2D):
+    """Inputs 0, 1 or 2 (feed passes them as they are): ties everywhere."""
+
+    def sample(self, rng, shape):
+        return rng.integers(0, 3, shape)
 
 
 class Dropout(Layer):
@@ -505,6 +560,14 @@ LAYERS = [
     ("rescaling", [3, 4, 2], Rescaling(scale=0.5, offset=-0.25)),
     ("rescaling_flat", [6], Rescaling(scale=-3.0)),
     ("reshape", [12], Reshape(target_shape=[-1, 3, 2])),
+    ("zeropad", [3, 4, 2], ZeroPadding2D()),
+    ("zeropad_edges", [3, 4, 2], ZeroPadding2D(padding=[[1, 2], [0, 3]])),
+    ("crop_edges", [6, 7, 2], Cropping2D(cropping=[[1, 2], [2, 0]])),
+    ("crop_mixed", [4, 6, 1], Cropping2D(cropping=[0, [1, 3]])),
+    ("upsample", [3, 4, 2], UpSampling2D()),
+    ("upsample_rect", [2, 3, 3], UpSampling2D(size=[3, 2])),
+    ("gmp", [3, 4, 5], GlobalMaxPooling2D()),
+    ("gmp_ties", [3, 3, 4], Ties()),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
 
 # ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
@@ -617,7 +680,7 @@ def layer_fixture(name, in_shape, layer):
 def graph_fixture(name, in_shape, graph):
     rng = rng_for(name)
     feed_yaml, feed_kernel = identity_feed(in_shape)
-    x = f32(rng.uniform(-1, 1, [N] + in_shape))
+    x = f32(graph.nodes[0][1].sample(rng, [N] + in_shape))   # the first layer draws them
     weights = graph.weights(t64(x[:1]), rng)      # {node: {tensor: array}}
 
     def run(n):
