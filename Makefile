@@ -2,6 +2,7 @@
 #   make              ./nncc, build/libnnrt.a, and generated/NAME for every models/NAME.yaml
 #   make run          train and evaluate the default model (MODEL=models/NAME.yaml for another)
 #   make test         every test (SAN=1: with AddressSanitizer and UBSan)
+#   make fixtures     regenerate tests/ref/ (the PyTorch reference fixtures; needs torch)
 #   make trainer MODEL=path/to/my.yaml [OUT=dir]
 #   make bench        nncc against PyTorch on this machine
 #   make install PREFIX=/usr/local
@@ -33,7 +34,9 @@ else
   RUNTIME_OPT := -O3 $(TRAINER_ARCH) -ffp-contract=fast
 endif
 
-ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fopenmp -MMD -MP
+# The compiler is built without OpenMP; the runtime, the tests and the trainers with it.
+BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+ALL_CFLAGS := $(BASE_CFLAGS) -fopenmp
 STB_CFLAGS := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
 RT_LIBS    := -lstb -lz -lm -fopenmp
 
@@ -41,6 +44,9 @@ COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
 COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o
 RUNTIME_SRC  := $(wildcard runtime/*.c)
 RUNTIME_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
+# What nncc takes from the runtime: .npy/.npz files (for --inference --weights),
+# the summary table, and the error reports both use. libc and zlib only.
+NNCC_RT_OBJ  := $(B)/runtime/npz.o $(B)/runtime/summary.o $(B)/runtime/report.o
 TEMPLATES    := $(sort $(wildcard templates/*.c.in))
 MODELS       := $(wildcard models/*.yaml)
 TRAINERS     := $(MODELS:models/%.yaml=generated/%)
@@ -48,7 +54,7 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBNNRT      := $(B)/libnnrt.a
 
-.PHONY: all deps test-deps run test trainer bench install clean
+.PHONY: all deps test-deps run test fixtures trainer bench install clean
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
@@ -60,12 +66,13 @@ test-deps: deps
 	@tools/ensure-deps test
 
 # ---- the compiler ------------------------------------------------------------------
-$(NNCC): $(COMPILER_OBJ) $(LIBNNRT)
-	$(CC) $(ALL_CFLAGS) -o $@ $(COMPILER_OBJ) $(LIBNNRT) -lyaml $(RT_LIBS)
+# Linked without libnnrt, OpenMP and stb: the three runtime objects above are all it needs.
+$(NNCC): $(COMPILER_OBJ) $(NNCC_RT_OBJ)
+	$(CC) $(BASE_CFLAGS) -o $@ $^ -lyaml -lz -lm
 
 $(B)/compiler/%.o: compiler/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) -Iruntime -c -o $@ $<
 
 # Templates are built into nncc, so an installed nncc needs no files beside it.
 $(B)/embed: compiler/embed.c
@@ -76,7 +83,7 @@ $(B)/compiler/templates.c: $(B)/embed $(TEMPLATES)
 	$(B)/embed $(TEMPLATES) > $@.tmp && mv $@.tmp $@
 
 $(B)/compiler/templates.o: $(B)/compiler/templates.c
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) -c -o $@ $<
 
 # ---- the runtime -------------------------------------------------------------------
 $(LIBNNRT): $(RUNTIME_OBJ)
@@ -88,6 +95,12 @@ $(LIBNNRT): $(RUNTIME_OBJ)
 $(B)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(RUNTIME_OPT) $(STB_CFLAGS) -c -o $@ $<
+
+# ...except those nncc links as well: built as the compiler is (they run no
+# step's loops), so that nncc holds no OpenMP and no code for this CPU only.
+$(NNCC_RT_OBJ): $(B)/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -c -o $@ $<
 
 # ---- trainers ----------------------------------------------------------------------
 # generated/NAME.c is kept in the repo; it is remade when the model or nncc changes.
@@ -117,6 +130,13 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COM
 
 test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
 	@NNCC=./$(NNCC) NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
+
+# The reference fixtures that tests/test_ref.c checks against: PyTorch and numpy,
+# Debian's, so /usr/bin/python3, not whatever python3 is first on PATH. They are
+# committed, so make test needs no Python.
+fixtures:
+	@tools/ensure-deps fixtures
+	/usr/bin/python3 tests/ref/gen.py
 
 # ---- benchmarks (not tests: they measure, they do not assert) ---------------------------
 bench: all

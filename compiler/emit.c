@@ -161,6 +161,15 @@ void hole_float(Holes *h, const char *name, double v)
     hole(h, name, float_lit(v));
 }
 
+void hole_list(Holes *h, const char *name, const long *v, int n)
+{
+    Block b;
+    block_open(&b);
+    for (int i = 0; i < n; i++)
+        fprintf(b.f, "%s%ld", i ? ", " : "", v[i]);
+    hole(h, name, block_close(&b));
+}
+
 static void expand(FILE *out, const char *name, const Holes *h)
 {
     const char *t = template_text(name);
@@ -278,6 +287,8 @@ static char *call_arg(const Plan *p, const Op *op, const char *word)
 {
     if (strcmp(word, "n") == 0 || strcmp(word, "pass") == 0)
         return fmt("%s", word);
+    if (strcmp(word, "scratch") == 0)
+        return fmt("SCRATCH");
     if (strcmp(word, "x") == 0)
         return buf_ref(p, op->in[0]);
     if (strcmp(word, "dx") == 0)
@@ -458,11 +469,15 @@ static char *layers_block(const Model *m, const Plan *p)
         const Layer *l = &m->layers[i];
         int buf = p->layer_out[i];
         bool feature_map = l->out.rank == 3 && (l->ops->flags & LF_FEATURE_MAP);
-        fprintf(b.f, "    {\"%s\", \"%s\", %d, {%ld, %ld, %ld}, %ld, %ld, %s, %ld, %d, %d},\n",
+        fprintf(b.f, "    {\"%s\", \"%s\", %d, {%ld, %ld, %ld}, %ld, %ld, %s, %ld, %d, %d",
                 l->name, l->ops->keras_name, l->out.rank, l->out.dim[0], l->out.dim[1],
                 l->out.dim[2], l->params, l->trainable_params,
                 buf == NO_BUF ? "0" : p->bufs[buf].name, shape_size(&l->out), feature_map,
                 l->where->line);
+        if (model_is_graph(m))   /* names: C identifiers, or "input" */
+            fprintf(b.f, ", \"%s\"},\n", layer_input_names(m, l));
+        else
+            fprintf(b.f, ", NULL},\n");
     }
     return block_close(&b);
 }
@@ -592,6 +607,7 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole(h, "BUFFER_OFFSETS", offsets_block(p, false));
     hole_long(h, "N_PARAMS", p->n_params);
     hole_long(h, "WORK", p->work_floats);
+    hole_long(h, "SCRATCH", p->scratch_floats);
     bool batch_statistics = false;
     for (int i = 0; i < p->n_ops; i++)
         batch_statistics |= p->ops[i].ops && (p->ops[i].ops->flags & LF_WHOLE_BATCH);

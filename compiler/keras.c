@@ -84,6 +84,8 @@ typedef struct {
     int counts[MAX_LAYER_KINDS];      /* for Keras's default names */
     int rank;                         /* of the next layer's input, no batch; 0: unknown */
     const char *type;                 /* the class name, for messages */
+    bool functional;                  /* layers name their inputs (inbound_nodes) */
+    const char *input_name;           /* a functional model's InputLayer */
 } Reader;
 
 /* ---- values ------------------------------------------------------------------------------ */
@@ -301,13 +303,75 @@ static void sort_keys(const Reader *r, const LayerOps *ops, const Node *config, 
     }
 }
 
+/* ---- a functional model's graph ---------------------------------------------------- */
+
+/* The layer a name stands for: the InputLayer, or an earlier layer. */
+static int inbound_layer(const Reader *r, const Node *name)
+{
+    const char *s = node_str(name, "a layer name");
+    if (r->input_name && strcmp(s, r->input_name) == 0)
+        return MODEL_INPUT;
+    for (int i = 0; i < r->m->n_layers - 1; i++)
+        if (strcmp(r->m->layers[i].name, s) == 0)
+            return i;
+    error_at(name, "no layer named '%s' before this one (Keras lists a functional model's "
+                   "layers in the order they run)", s);
+}
+
+static void add_inbound(const Reader *r, Layer *l, const Node *name)
+{
+    if (l->n_inputs == MAX_INPUTS)
+        error_at(name, "a layer reads at most %d inputs", MAX_INPUTS);
+    l->inputs[l->n_inputs++] = inbound_layer(r, name);
+}
+
+/* Keras 3 writes a call's arguments with tensors as {keras_history: [LAYER, 0, 0]}. */
+static void find_histories(const Reader *r, Layer *l, const Node *n)
+{
+    const Node *history = n->kind == NODE_MAP ? map_get(n, "keras_history") : NULL;
+    if (history && history->kind == NODE_SEQ && history->n >= 1) {
+        add_inbound(r, l, history->items[0]);
+        return;
+    }
+    for (int i = 0; n->kind != NODE_SCALAR && i < n->n; i++)
+        find_histories(r, l, n->items[i]);
+}
+
+/* inbound_nodes: one call of the layer. Keras 2 writes its inputs as
+ * [[LAYER, node, tensor, kwargs], ...]; Keras 3 as {args: [...], kwargs: {...}}. */
+static void read_inbound(const Reader *r, Layer *l, const Node *nodes)
+{
+    if (!nodes || nodes->kind != NODE_SEQ || nodes->n == 0)
+        error_at(nodes ? nodes : l->where, "%s: a layer of a functional model needs its "
+                 "inbound_nodes", r->type);
+    if (nodes->n > 1)
+        error_at(nodes->items[1], "%s '%s' is called %d times (a shared layer); nncc reads "
+                 "layers called once", r->type, l->name, nodes->n);
+    const Node *call = nodes->items[0];
+    if (call->kind == NODE_MAP) {
+        find_histories(r, l, call);
+    } else {
+        for (int i = 0; call->kind == NODE_SEQ && i < call->n; i++) {
+            const Node *tensor = call->items[i];
+            if (tensor->kind != NODE_SEQ || tensor->n < 1)
+                error_at(tensor, "an inbound node is [LAYER, node, tensor, kwargs]");
+            add_inbound(r, l, tensor->items[0]);
+        }
+    }
+    if (l->n_inputs == 0)
+        error_at(call, "%s '%s' has no inputs in its inbound_nodes", r->type, l->name);
+}
+
 static void read_layer(Reader *r, const Node *item)
 {
     static const char *const item_keys[] = {"class_name", "config", "module",
                                             "registered_name", "build_config", NULL};
+    static const char *const functional_keys[] = {"class_name", "config", "module",
+                                                  "registered_name", "build_config", "name",
+                                                  "inbound_nodes", NULL};
     if (item->kind != NODE_MAP)
         error_at(item, "a Keras layer is a map {class_name: ..., config: {...}}");
-    map_check_keys(item, "a Keras layer", item_keys);
+    map_check_keys(item, "a Keras layer", r->functional ? functional_keys : item_keys);
     const Node *class_name = map_get(item, "class_name");
     if (!class_name)
         error_at(item, "a Keras layer needs 'class_name'");
@@ -325,11 +389,15 @@ static void read_layer(Reader *r, const Node *item)
     Node args, *arg_keys[MAX_PASSED], *arg_values[MAX_PASSED];
     if (config)
         sort_keys(r, ops, config, &args, arg_keys, arg_values);
-    if (ops == &input_layer)
+    if (ops == &input_layer) {
+        r->input_name = (v = map_get(config, "name")) ? node_str(v, "name") : NULL;
         return;
+    }
     add_layer(r->m, ops, item, config ? &args : NULL, r->counts);
     if (ops->flags & LF_FLAT_OUTPUT)
         r->rank = 1;
+    if (r->functional)
+        read_inbound(r, &r->m->layers[r->m->n_layers - 1], map_get(item, "inbound_nodes"));
 }
 
 /* ---- the model ------------------------------------------------------------------------------ */
@@ -352,38 +420,75 @@ static void take_name(Model *m, const Node *root, const Node *name)
         snprintf(m->name, sizeof m->name, "sequential");
 }
 
+/* input_layers / output_layers: [[LAYER, 0, 0], ...], or one [LAYER, 0, 0]. The
+ * first entry's layer name; more than one is refused for now. */
+static const Node *only_endpoint(const Node *list, const char *key, const char *what)
+{
+    if (!list || list->kind != NODE_SEQ || list->n == 0)
+        error_at(list, "a functional model needs '%s'", key);
+    if (list->items[0]->kind == NODE_SCALAR)
+        return list->items[0];
+    if (list->n > 1)
+        error_at(list, "this model has %d %ss; nncc reads models with one %s for now",
+                 list->n, what, what);
+    const Node *entry = list->items[0];
+    if (entry->kind != NODE_SEQ || entry->n < 1)
+        error_at(entry, "%s holds [LAYER, node, tensor] entries", key);
+    return entry->items[0];
+}
+
+/* The layer list of a Sequential or a functional model's config, checked. */
+static const Node *model_layers(Reader *r, const Node *class_name, const Node *config,
+                                bool *frozen)
+{
+    static const char *const sequential_keys[] = {"name", "layers", "trainable", "dtype",
+                                                  "build_input_shape", NULL};
+    static const char *const functional_keys[] = {"name", "layers", "trainable",
+                                                  "input_layers", "output_layers", NULL};
+    const char *kind = node_str(class_name, "class_name");
+    r->functional = strcmp(kind, "Functional") == 0 || strcmp(kind, "Model") == 0;
+    if (!r->functional && strcmp(kind, "Sequential") != 0)
+        error_at(class_name, "nncc reads Sequential and functional Keras models; this one is "
+                             "'%s'", class_name->text);
+    if (config->kind != NODE_MAP) {   /* Keras up to 2.2.0: the list of layers */
+        if (r->functional)
+            error_at(config, "the config of a functional model must be a map");
+        return config;
+    }
+    map_check_keys(config, r->functional ? "the config of a functional model"
+                                         : "the config of a Sequential model",
+                   r->functional ? functional_keys : sequential_keys);
+    const Node *layers = map_get(config, "layers"), *v;
+    if (!layers)
+        error_at(config, "the config of a Keras model needs 'layers'");
+    if ((v = map_get(config, "trainable")))
+        *frozen = !node_bool(v, "trainable");
+    if (r->functional) {
+        only_endpoint(map_get(config, "input_layers"), "input_layers", "input");
+        r->m->output_name = only_endpoint(map_get(config, "output_layers"), "output_layers",
+                                          "output");
+    }
+    return layers;
+}
+
 void keras_layers(Model *m, const Node *root)
 {
     static const char *const top_keys[] = {"class_name", "config", "keras_version", "backend",
                                            "module", "registered_name", "build_config",
                                            "compile_config", NULL};
-    static const char *const sequential_keys[] = {"name", "layers", "trainable", "dtype",
-                                                  "build_input_shape", NULL};
     if (root->kind != NODE_MAP)
         error_at(root, "a Keras export is a map {class_name: Sequential, config: ...}");
     map_check_keys(root, "a Keras export", top_keys);
     const Node *class_name = map_get(root, "class_name"), *config = map_get(root, "config");
     if (!class_name || !config)
         error_at(root, "a Keras export needs 'class_name: Sequential' and 'config'");
-    if (strcmp(node_str(class_name, "class_name"), "Sequential") != 0)
-        error_at(class_name, "nncc reads Sequential Keras models; this one is '%s'",
-                 class_name->text);
-
-    const Node *layers = config, *v;
-    bool frozen = false;
-    if (config->kind == NODE_MAP) {   /* Keras 2.2.4 and later */
-        map_check_keys(config, "the config of a Sequential model", sequential_keys);
-        layers = map_get(config, "layers");
-        if (!layers)
-            error_at(config, "the config of a Sequential model needs 'layers'");
-        if ((v = map_get(config, "trainable")))
-            frozen = !node_bool(v, "trainable");
-    }
-    if (layers->kind != NODE_SEQ)
-        error_at(layers, "the layers of a Sequential model must be a list");
-    take_name(m, root, config->kind == NODE_MAP ? map_get(config, "name") : NULL);
 
     Reader r = {.m = m, .rank = m->input.rank};
+    bool frozen = false;
+    const Node *layers = model_layers(&r, class_name, config, &frozen), *v;
+    if (layers->kind != NODE_SEQ)
+        error_at(layers, "the layers of a Keras model must be a list");
+    take_name(m, root, config->kind == NODE_MAP ? map_get(config, "name") : NULL);
     for (int i = 0; i < layers->n; i++)
         read_layer(&r, layers->items[i]);
     if (m->n_layers == 0)

@@ -30,6 +30,12 @@ static int conv2d_tensors(const Layer *l, TensorSpec *t)
     return kernel_and_bias(l, t, 4, shape);
 }
 
+/* The kernel transposed, for dx. */
+static long conv2d_scratch(const Layer *l)
+{
+    return l->kh * l->kw * l->in.dim[2] * l->filters;
+}
+
 const KeySpec conv2d_keys[] = {
     {"filters", ARG_SIZE, F(filters), 0, true, NULL},
     {"kernel_size", ARG_SIZE_PAIR, F(kh), F(kw), true, NULL},
@@ -46,13 +52,14 @@ const KerasKey conv2d_keras_keys[] = {
     {"dilation_rate", KERAS_ALL_ONES}, {"groups", KERAS_ALL_ONES}, {NULL, 0},
 };
 
-const LayerOps conv2d_layer = {
+const LayerOps conv2d_ops = {
     .keras_name = "Conv2D", .aliases = (const char *const[]){"Convolution2D", NULL},
     .default_name = "conv2d", .keys = conv2d_keys,
     .keras = (const KerasKey *const[]){weighted_keras_keys, conv2d_keras_keys,
                                        channels_last_keras_keys, NULL},
     .shape = conv2d_shape, .tensors = conv2d_tensors, .tmpl = "conv2d",
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1",
+    .scratch_size = conv2d_scratch,
+    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
     .flags = LF_FEATURE_MAP,
 };
 
@@ -86,7 +93,7 @@ static const KeySpec pool_keys[] = {
     {0},
 };
 
-const LayerOps maxpool2d_layer = {
+const LayerOps maxpool2d_ops = {
     .keras_name = "MaxPooling2D", .aliases = (const char *const[]){"MaxPool2D", NULL},
     .default_name = "max_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -95,7 +102,7 @@ const LayerOps maxpool2d_layer = {
     .forward_args = "n x y", .backward_args = "n x y dy dx", .flags = LF_FEATURE_MAP,
 };
 
-const LayerOps avgpool2d_layer = {
+const LayerOps avgpool2d_ops = {
     .keras_name = "AveragePooling2D", .aliases = (const char *const[]){"AvgPool2D", NULL},
     .default_name = "average_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -116,7 +123,7 @@ static const KerasKey global_pool_keras_keys[] = {
     {"data_format", KERAS_CHANNELS_LAST}, {"keepdims", KERAS_FALSE}, {NULL, 0},
 };
 
-const LayerOps gap2d_layer = {
+const LayerOps gap2d_ops = {
     .keras_name = "GlobalAveragePooling2D",
     .aliases = (const char *const[]){"GlobalAvgPool2D", NULL},
     .default_name = "global_average_pooling2d", .keys = (const KeySpec[]){{0}},

@@ -50,7 +50,7 @@ static const KerasKey conv2d_transpose_keras_keys[] = {
     {"output_padding", KERAS_NONE}, {NULL, 0},
 };
 
-const LayerOps conv2d_transpose_layer = {
+const LayerOps conv2d_transpose_ops = {
     .keras_name = "Conv2DTranspose",
     .aliases = (const char *const[]){"Convolution2DTranspose", NULL},
     .default_name = "conv2d_transpose", .keys = conv2d_keys,
@@ -178,7 +178,7 @@ static const KerasKey separable_keras_keys[] = {
     {"kernel_regularizer", KERAS_IGNORE}, {"kernel_constraint", KERAS_IGNORE}, {NULL, 0},
 };
 
-const LayerOps depthwise_conv2d_layer = {
+const LayerOps depthwise_conv2d_ops = {
     .keras_name = "DepthwiseConv2D", .default_name = "depthwise_conv2d",
     .keys = depthwise_keys,
     .keras = (const KerasKey *const[]){depthwise_keras_keys, conv2d_keras_keys,
@@ -189,7 +189,7 @@ const LayerOps depthwise_conv2d_layer = {
     .holes = depthwise_holes, .flags = LF_FEATURE_MAP,
 };
 
-const LayerOps separable_conv2d_layer = {
+const LayerOps separable_conv2d_ops = {
     .keras_name = "SeparableConv2D",
     .aliases = (const char *const[]){"SeparableConvolution2D", NULL},
     .default_name = "separable_conv2d", .keys = separable_keys,

@@ -38,6 +38,12 @@ static void dense_shape(Layer *l)
     l->out = vector_shape(l->units);
 }
 
+/* The kernel transposed, for dx. */
+static long dense_scratch(const Layer *l)
+{
+    return l->in.dim[0] * l->units;
+}
+
 static int dense_tensors(const Layer *l, TensorSpec *t)
 {
     long shape[2] = {l->in.dim[0], l->units};
@@ -53,12 +59,13 @@ static const KeySpec dense_keys[] = {
     {0},
 };
 
-const LayerOps dense_layer = {
+const LayerOps dense_ops = {
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
     .tmpl = "dense",
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1",
+    .scratch_size = dense_scratch,
+    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
 };
 
 /* ---- Flatten: NHWC is already flat, so no op; its output is its input's buffer ---- */
@@ -70,7 +77,7 @@ static void flatten_shape(Layer *l)
 
 static const KerasKey flatten_keras_keys[] = {{"data_format", KERAS_CHANNELS_LAST}, {NULL, 0}};
 
-const LayerOps flatten_layer = {
+const LayerOps flatten_ops = {
     .keras_name = "Flatten", .default_name = "flatten",
     .keys = (const KeySpec[]){{0}}, .keras = (const KerasKey *const[]){flatten_keras_keys, NULL},
     .shape = flatten_shape, .flags = LF_FLAT_OUTPUT,
@@ -97,7 +104,7 @@ static const KerasKey dropout_keras_keys[] = {
     {"seed", KERAS_IGNORE}, {"noise_shape", KERAS_NONE}, {NULL, 0},
 };
 
-const LayerOps dropout_layer = {
+const LayerOps dropout_ops = {
     .keras_name = "Dropout", .default_name = "dropout",
     .keys = dropout_keys, .keras = (const KerasKey *const[]){dropout_keras_keys, NULL},
     .shape = same_shape, .aux = "mask", .aux_size = dropout_mask_size,
@@ -113,7 +120,7 @@ static const KeySpec activation_keys[] = {
     {0},
 };
 
-const LayerOps activation_layer = {
+const LayerOps activation_ops = {
     .keras_name = "Activation", .default_name = "activation",
     .keys = activation_keys, .shape = same_shape, .flags = LF_OWN_ACTIVATION,
 };

@@ -47,7 +47,7 @@ static const KerasKey batchnorm_keras_keys[] = {
     {"virtual_batch_size", KERAS_NONE}, {"adjustment", KERAS_NONE}, {NULL, 0},
 };
 
-const LayerOps batchnorm_layer = {
+const LayerOps batchnorm_ops = {
     .keras_name = "BatchNormalization", .default_name = "batch_normalization",
     .keys = batchnorm_keys, .keras = (const KerasKey *const[]){batchnorm_keras_keys, NULL},
     .defaults = batchnorm_defaults, .shape = same_shape, .tensors = batchnorm_tensors,

@@ -12,12 +12,12 @@
 #include <string.h>
 #include <strings.h>
 
-#define LAYER(x) extern const LayerOps x##_layer;
+#define LAYER(x) extern const LayerOps x##_ops;
 #include "layers.def"
 #undef LAYER
 
 const LayerOps *const layer_table[] = {
-#define LAYER(x) &x##_layer,
+#define LAYER(x) &x##_ops,
 #include "layers.def"
 #undef LAYER
     NULL,

@@ -239,7 +239,9 @@ static void connect_layer(Model *m, int i)
 {
     Layer *l = &m->layers[i];
     const Node *names = l->input_names;
-    if (!names) {
+    if (l->n_inputs) {
+        /* a Keras functional model's layer: its reader resolved inbound_nodes */
+    } else if (!names) {
         l->n_inputs = 1;
         l->inputs[0] = i - 1;   /* the layer above, or for the first the input */
     } else if (names->kind == NODE_SCALAR) {
@@ -276,6 +278,24 @@ static void check_used(const Model *m)
             error_at(m->layers[i].where, "layer '%s' does not lead to the model's output "
                      "('%s'); remove it or read it", m->layers[i].name,
                      m->layers[m->output].name);
+}
+
+bool model_is_graph(const Model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_inputs != 1 || m->layers[i].inputs[0] != i - 1)
+            return true;
+    return m->output != m->n_layers - 1;
+}
+
+const char *layer_input_names(const Model *m, const Layer *l)
+{
+    static char buf[MAX_INPUTS * (MAX_NAME + 1) + 1];
+    buf[0] = '\0';
+    for (int k = 0; k < l->n_inputs; k++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", k ? " " : "",
+                 l->inputs[k] == MODEL_INPUT ? "input" : m->layers[l->inputs[k]].name);
+    return buf;
 }
 
 void connect_layers(Model *m)

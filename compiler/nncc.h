@@ -209,10 +209,11 @@ struct LayerOps {
     int (*tensors)(const Layer *, TensorSpec *out);   /* its parameters (or NULL) */
     const char *aux;              /* the name of its own work buffer (or NULL) */
     long (*aux_size)(const Layer *);   /* floats per sample */
+    long (*scratch_size)(const Layer *);  /* floats its backward uses for dx, any batch */
     const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
     const char *inference_tmpl;   /* for --inference, if not tmpl */
     /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
-     * y (its output), dy, dx, aux, P0..P3 (its tensors), G0..G3 (their gradients),
+     * y (its output), dy, dx, aux, scratch, P0..P3 (its tensors), G0..G3 (their gradients),
      * xs and dxs (all inputs and their gradients, for merges). */
     const char *forward_args, *backward_args, *inference_args;
     /* Its templates' own holes beyond the common ones (emit.c's op_holes). */
@@ -314,6 +315,10 @@ void add_layer(Model *m, const LayerOps *ops, const Node *item, const Node *args
                int *counts);
 /* Names to indices: `inputs:` (default: the layer before) and `outputs:`. */
 void connect_layers(Model *m);
+/* Whether some layer reads other than the layer above (summaries show inputs). */
+bool model_is_graph(const Model *m);
+/* "a b": the names of the layers l reads ("input": the model's), in a static buffer. */
+const char *layer_input_names(const Model *m, const Layer *l);
 bool is_keras_export(const Node *root);
 
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */
@@ -394,6 +399,7 @@ typedef struct Plan {
     Buffer bufs[MAX_BUFS];
     int n_bufs;
     long work_floats;             /* per sample */
+    long scratch_floats;          /* the most that one op uses while it runs */
     Op ops[MAX_OPS];
     int n_ops;
     int layer_out[MAX_LAYERS];    /* the buffer holding each layer's output */
@@ -416,6 +422,7 @@ void plan_free(Plan *p);
 /* For a row's holes(): @NAME@ in its templates becomes v, as C. */
 void hole_long(Holes *h, const char *name, long v);
 void hole_float(Holes *h, const char *name, double v);
+void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
 /* @NAME@ becomes template tmpl's text, its holes filled from h as it stands. */
 void hole_template(Holes *h, const char *name, const char *tmpl);
 /* TensorFlow's same padding before the first of in cells (a window k, stride s,

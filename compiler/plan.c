@@ -11,7 +11,7 @@
  * before binary cross-entropy, is left to the loss, which works from logits
  * as Keras does. */
 #include "nncc.h"
-#include "rt.h"
+#include "npz.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -206,6 +206,9 @@ static void plan_layer(Plan *p, const Model *m, int i)
         op->dout = add_buffer(p, l, "dout", op->size);
         if (l->ops->aux)
             op->aux = add_buffer(p, l, l->ops->aux, l->ops->aux_size(l));
+        bool dx = op->din[0] != NO_BUF;
+        if (dx && l->ops->scratch_size && l->ops->scratch_size(l) > p->scratch_floats)
+            p->scratch_floats = l->ops->scratch_size(l);
         cur = op->out;
         dcur = op->dout;
         shared = false;   /* the activation reads the op's own output */

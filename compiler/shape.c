@@ -115,12 +115,21 @@ void infer_shapes(Model *m)
 
 void summary_print(FILE *out, const Model *m)
 {
-    nn_summary_row rows[MAX_LAYERS];
+    static nn_summary_row rows[MAX_LAYERS + 1];
+    static char inputs[MAX_LAYERS][MAX_INPUTS * (MAX_NAME + 1) + 1];
+    bool graph = model_is_graph(m);
+    int n = 0;
+    if (graph) {
+        int shape[3] = {(int)m->input.dim[0], (int)m->input.dim[1], (int)m->input.dim[2]};
+        rows[n++] = nn_summary_input_row(m->input.rank, shape);
+    }
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
-        rows[i] = (nn_summary_row){l->name, l->ops->keras_name, l->out.rank,
-                                   {l->out.dim[0], l->out.dim[1], l->out.dim[2]},
-                                   l->params, l->trainable_params};
+        snprintf(inputs[i], sizeof inputs[i], "%s", layer_input_names(m, l));
+        rows[n++] = (nn_summary_row){l->name, l->ops->keras_name, l->out.rank,
+                                     {l->out.dim[0], l->out.dim[1], l->out.dim[2]},
+                                     l->params, l->trainable_params,
+                                     graph ? inputs[i] : NULL};
     }
-    nn_print_summary(out, m->name, rows, m->n_layers);
+    nn_print_summary(out, m->name, rows, n);
 }

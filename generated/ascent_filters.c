@@ -3,8 +3,9 @@
  *
  * Every size is a constant; only n, the number of samples in a batch, is known
  * at run time. Buffers: params and grads hold the tensors at the offsets named
- * below; work holds, per sample, every activation and its gradient, buffer B of
- * a batch of n samples starting at work + n * B (see runtime/nnrt.h). */
+ * below; work holds first the scratch an op may use while it runs, then, per
+ * sample, every activation and its gradient, buffer B of a batch of n samples
+ * starting at W(B) (see runtime/nnrt.h). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
-#define W(b) (work + (size_t)n * (b))
+#define SCRATCH (work)
+#define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
@@ -267,10 +269,9 @@ static void filters_dbias_rows(const float *restrict dy, float *restrict dbias, 
  * is NULL to a bias at NULL + offset. */
 static void filters_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 3 * 1];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
                 for (int f = 0; f < 3; f++)
@@ -420,13 +421,15 @@ enum {
     PARAM_COUNT = 27
 };
 
-/* Per-sample offsets of the work buffers, in floats. */
+/* Per-sample offsets of the work buffers, in floats, after the scratch that
+ * the ops share: one runs at a time. */
 enum {
     filters_out = 0,
     filters_dout = 780300,
     pooled_out = 1560600,
     pooled_dout = 1755675,
-    WORK_PER_SAMPLE = 1950750
+    WORK_PER_SAMPLE = 1950750,
+    SCRATCH_FLOATS = 0
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -463,8 +466,8 @@ static const nn_tensor tensors[] = {
 };
 
 static const nn_layer layers[] = {
-    {"filters", "Conv2D", 3, {510, 510, 3}, 27, 0, filters_out, 780300, 1, 13},
-    {"pooled", "MaxPooling2D", 3, {255, 255, 3}, 0, 0, pooled_out, 195075, 1, 24},
+    {"filters", "Conv2D", 3, {510, 510, 3}, 27, 0, filters_out, 780300, 1, 13, NULL},
+    {"pooled", "MaxPooling2D", 3, {255, 255, 3}, 0, 0, pooled_out, 195075, 1, 24, NULL},
 };
 
 const nn_model ascent_filters_model = {
@@ -481,6 +484,7 @@ const nn_model ascent_filters_model = {
     .layers = layers,
     .n_layers = 2,
     .work_floats = WORK_PER_SAMPLE,
+    .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
     .forward = forward,
     .backward = backward,

@@ -3,8 +3,9 @@
  *
  * Every size is a constant; only n, the number of samples in a batch, is known
  * at run time. Buffers: params and grads hold the tensors at the offsets named
- * below; work holds, per sample, every activation and its gradient, buffer B of
- * a batch of n samples starting at work + n * B (see runtime/nnrt.h). */
+ * below; work holds first the scratch an op may use while it runs, then, per
+ * sample, every activation and its gradient, buffer B of a batch of n samples
+ * starting at W(B) (see runtime/nnrt.h). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
-#define W(b) (work + (size_t)n * (b))
+#define SCRATCH (work)
+#define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
@@ -267,10 +269,9 @@ static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * is NULL to a bias at NULL + offset. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 32 * 1];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
                 for (int f = 0; f < 32; f++)
@@ -633,10 +634,9 @@ static void conv2d_1_dbias_rows(const float *restrict dy, float *restrict dbias,
  * is NULL to a bias at NULL + offset. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 32 * 32];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 32; c++)
                 for (int f = 0; f < 32; f++)
@@ -888,16 +888,14 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (128 x 800 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)128 * 800];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -1049,16 +1047,14 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (10 x 128 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)10 * 128];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -1115,7 +1111,8 @@ enum {
     PARAM_COUNT = 113386
 };
 
-/* Per-sample offsets of the work buffers, in floats. */
+/* Per-sample offsets of the work buffers, in floats, after the scratch that
+ * the ops share: one runs at a time. */
 enum {
     conv2d_out = 0,
     conv2d_dout = 21632,
@@ -1129,7 +1126,8 @@ enum {
     dense_dout = 63552,
     dense_1_out = 63680,
     dense_1_dout = 63690,
-    WORK_PER_SAMPLE = 63700
+    WORK_PER_SAMPLE = 63700,
+    SCRATCH_FLOATS = 102400
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -1165,23 +1163,23 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 10 * sizeof *dout);
     /* dense_1: Dense, line 12 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias));
+    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     /* dense: relu, line 11 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 11 */
-    dense_backward(n, W(max_pooling2d_1_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_1_dout), G(dense_kernel), G(dense_bias));
+    dense_backward(n, W(max_pooling2d_1_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_1_dout), G(dense_kernel), G(dense_bias), SCRATCH);
     /* max_pooling2d_1: MaxPooling2D, line 9 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: relu, line 8 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 8 */
-    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias));
+    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
     /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
     /* conv2d: relu, line 6 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 6 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias));
+    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), SCRATCH);
 }
 
 static const char *const class_names[10] = {
@@ -1201,13 +1199,13 @@ static const nn_tensor tensors[] = {
 };
 
 static const nn_layer layers[] = {
-    {"conv2d", "Conv2D", 3, {26, 26, 32}, 320, 320, conv2d_out, 21632, 1, 6},
-    {"max_pooling2d", "MaxPooling2D", 3, {13, 13, 32}, 0, 0, max_pooling2d_out, 5408, 1, 7},
-    {"conv2d_1", "Conv2D", 3, {11, 11, 32}, 9248, 9248, conv2d_1_out, 3872, 1, 8},
-    {"max_pooling2d_1", "MaxPooling2D", 3, {5, 5, 32}, 0, 0, max_pooling2d_1_out, 800, 1, 9},
-    {"flatten", "Flatten", 1, {800, 0, 0}, 0, 0, max_pooling2d_1_out, 800, 0, 10},
-    {"dense", "Dense", 1, {128, 0, 0}, 102528, 102528, dense_out, 128, 0, 11},
-    {"dense_1", "Dense", 1, {10, 0, 0}, 1290, 1290, dense_1_out, 10, 0, 12},
+    {"conv2d", "Conv2D", 3, {26, 26, 32}, 320, 320, conv2d_out, 21632, 1, 6, NULL},
+    {"max_pooling2d", "MaxPooling2D", 3, {13, 13, 32}, 0, 0, max_pooling2d_out, 5408, 1, 7, NULL},
+    {"conv2d_1", "Conv2D", 3, {11, 11, 32}, 9248, 9248, conv2d_1_out, 3872, 1, 8, NULL},
+    {"max_pooling2d_1", "MaxPooling2D", 3, {5, 5, 32}, 0, 0, max_pooling2d_1_out, 800, 1, 9, NULL},
+    {"flatten", "Flatten", 1, {800, 0, 0}, 0, 0, max_pooling2d_1_out, 800, 0, 10, NULL},
+    {"dense", "Dense", 1, {128, 0, 0}, 102528, 102528, dense_out, 128, 0, 11, NULL},
+    {"dense_1", "Dense", 1, {10, 0, 0}, 1290, 1290, dense_1_out, 10, 0, 12, NULL},
 };
 
 const nn_model fashion_cnn_32_model = {
@@ -1224,6 +1222,7 @@ const nn_model fashion_cnn_32_model = {
     .layers = layers,
     .n_layers = 7,
     .work_floats = WORK_PER_SAMPLE,
+    .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
     .forward = forward,
     .backward = backward,

@@ -3,8 +3,9 @@
  *
  * Every size is a constant; only n, the number of samples in a batch, is known
  * at run time. Buffers: params and grads hold the tensors at the offsets named
- * below; work holds, per sample, every activation and its gradient, buffer B of
- * a batch of n samples starting at work + n * B (see runtime/nnrt.h). */
+ * below; work holds first the scratch an op may use while it runs, then, per
+ * sample, every activation and its gradient, buffer B of a batch of n samples
+ * starting at W(B) (see runtime/nnrt.h). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
-#define W(b) (work + (size_t)n * (b))
+#define SCRATCH (work)
+#define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
@@ -156,16 +158,14 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (512 x 784 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)512 * 784];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -317,16 +317,14 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (10 x 512 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)10 * 512];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -379,13 +377,15 @@ enum {
     PARAM_COUNT = 407050
 };
 
-/* Per-sample offsets of the work buffers, in floats. */
+/* Per-sample offsets of the work buffers, in floats, after the scratch that
+ * the ops share: one runs at a time. */
 enum {
     dense_out = 0,
     dense_dout = 512,
     dense_1_out = 1024,
     dense_1_dout = 1034,
-    WORK_PER_SAMPLE = 1044
+    WORK_PER_SAMPLE = 1044,
+    SCRATCH_FLOATS = 5120
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -409,11 +409,11 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 10 * sizeof *dout);
     /* dense_1: Dense, line 7 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias));
+    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     /* dense: relu, line 6 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 6 */
-    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias));
+    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), SCRATCH);
 }
 
 static const char *const class_names[10] = {
@@ -429,9 +429,9 @@ static const nn_tensor tensors[] = {
 };
 
 static const nn_layer layers[] = {
-    {"flatten", "Flatten", 1, {784, 0, 0}, 0, 0, 0, 784, 0, 5},
-    {"dense", "Dense", 1, {512, 0, 0}, 401920, 401920, dense_out, 512, 0, 6},
-    {"dense_1", "Dense", 1, {10, 0, 0}, 5130, 5130, dense_1_out, 10, 0, 7},
+    {"flatten", "Flatten", 1, {784, 0, 0}, 0, 0, 0, 784, 0, 5, NULL},
+    {"dense", "Dense", 1, {512, 0, 0}, 401920, 401920, dense_out, 512, 0, 6, NULL},
+    {"dense_1", "Dense", 1, {10, 0, 0}, 5130, 5130, dense_1_out, 10, 0, 7, NULL},
 };
 
 const nn_model fashion_mlp_callback_model = {
@@ -448,6 +448,7 @@ const nn_model fashion_mlp_callback_model = {
     .layers = layers,
     .n_layers = 3,
     .work_floats = WORK_PER_SAMPLE,
+    .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
     .forward = forward,
     .backward = backward,

@@ -3,8 +3,9 @@
  *
  * Every size is a constant; only n, the number of samples in a batch, is known
  * at run time. Buffers: params and grads hold the tensors at the offsets named
- * below; work holds, per sample, every activation and its gradient, buffer B of
- * a batch of n samples starting at work + n * B (see runtime/nnrt.h). */
+ * below; work holds first the scratch an op may use while it runs, then, per
+ * sample, every activation and its gradient, buffer B of a batch of n samples
+ * starting at W(B) (see runtime/nnrt.h). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
-#define W(b) (work + (size_t)n * (b))
+#define SCRATCH (work)
+#define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
@@ -156,16 +158,14 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (1 x 1 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)1 * 1];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -216,11 +216,13 @@ enum {
     PARAM_COUNT = 2
 };
 
-/* Per-sample offsets of the work buffers, in floats. */
+/* Per-sample offsets of the work buffers, in floats, after the scratch that
+ * the ops share: one runs at a time. */
 enum {
     dense_out = 0,
     dense_dout = 1,
-    WORK_PER_SAMPLE = 2
+    WORK_PER_SAMPLE = 2,
+    SCRATCH_FLOATS = 0
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -240,7 +242,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense: Dense, line 5 */
-    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias));
+    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), SCRATCH);
 }
 
 static const float train_x[6] = {
@@ -258,7 +260,7 @@ static const nn_tensor tensors[] = {
 };
 
 static const nn_layer layers[] = {
-    {"dense", "Dense", 1, {1, 0, 0}, 2, 2, dense_out, 1, 0, 5},
+    {"dense", "Dense", 1, {1, 0, 0}, 2, 2, dense_out, 1, 0, 5, NULL},
 };
 
 const nn_model hello_model = {
@@ -275,6 +277,7 @@ const nn_model hello_model = {
     .layers = layers,
     .n_layers = 1,
     .work_floats = WORK_PER_SAMPLE,
+    .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
     .forward = forward,
     .backward = backward,

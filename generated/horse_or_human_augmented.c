@@ -3,8 +3,9 @@
  *
  * Every size is a constant; only n, the number of samples in a batch, is known
  * at run time. Buffers: params and grads hold the tensors at the offsets named
- * below; work holds, per sample, every activation and its gradient, buffer B of
- * a batch of n samples starting at work + n * B (see runtime/nnrt.h). */
+ * below; work holds first the scratch an op may use while it runs, then, per
+ * sample, every activation and its gradient, buffer B of a batch of n samples
+ * starting at W(B) (see runtime/nnrt.h). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
-#define W(b) (work + (size_t)n * (b))
+#define SCRATCH (work)
+#define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
@@ -267,10 +269,9 @@ static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * is NULL to a bias at NULL + offset. */
 static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 16 * 3];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 3; c++)
                 for (int f = 0; f < 16; f++)
@@ -633,10 +634,9 @@ static void conv2d_1_dbias_rows(const float *restrict dy, float *restrict dbias,
  * is NULL to a bias at NULL + offset. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 32 * 16];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 16; c++)
                 for (int f = 0; f < 32; f++)
@@ -999,10 +999,9 @@ static void conv2d_2_dbias_rows(const float *restrict dy, float *restrict dbias,
  * is NULL to a bias at NULL + offset. */
 static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 64 * 32];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 32; c++)
                 for (int f = 0; f < 64; f++)
@@ -1365,10 +1364,9 @@ static void conv2d_3_dbias_rows(const float *restrict dy, float *restrict dbias,
  * is NULL to a bias at NULL + offset. */
 static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)3 * 3 * 64 * 64];
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 64; c++)
                 for (int f = 0; f < 64; f++)
@@ -1620,16 +1618,14 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (512 x 16384 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)512 * 16384];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -1781,16 +1777,14 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
     }
 }
 
-/* dx through kt, the kernel transposed once per call into a buffer of this
- * layer (backward is not reentrant; the runtime calls it from one thread), so
- * that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
+/* dx through kt, the kernel transposed once per call into the model's scratch
+ * (1 x 512 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
  * over the batch in sample order. dbias: dy summed over the batch. */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias)
+                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
     if (dx) {
-        static float kt[(size_t)1 * 512];
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
         #pragma omp parallel for schedule(static)
@@ -1851,7 +1845,8 @@ enum {
     PARAM_COUNT = 8450145
 };
 
-/* Per-sample offsets of the work buffers, in floats. */
+/* Per-sample offsets of the work buffers, in floats, after the scratch that
+ * the ops share: one runs at a time. */
 enum {
     conv2d_out = 0,
     conv2d_dout = 1420864,
@@ -1873,7 +1868,8 @@ enum {
     dense_dout = 6250912,
     dense_1_out = 6251424,
     dense_1_dout = 6251425,
-    WORK_PER_SAMPLE = 6251426
+    WORK_PER_SAMPLE = 6251426,
+    SCRATCH_FLOATS = 8388608
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -1921,35 +1917,35 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense_1: Dense, line 20 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias));
+    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     /* dense: relu, line 19 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 19 */
-    dense_backward(n, W(max_pooling2d_3_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_3_dout), G(dense_kernel), G(dense_bias));
+    dense_backward(n, W(max_pooling2d_3_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_3_dout), G(dense_kernel), G(dense_bias), SCRATCH);
     /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_backward(n, W(conv2d_3_out), W(max_pooling2d_3_out), W(max_pooling2d_3_dout), W(conv2d_3_dout));
     /* conv2d_3: relu, line 16 */
     conv2d_3_relu_backward(n, W(conv2d_3_out), W(conv2d_3_out), W(conv2d_3_dout), W(conv2d_3_dout));
     /* conv2d_3: Conv2D, line 16 */
-    conv2d_3_backward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias));
+    conv2d_3_backward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias), SCRATCH);
     /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_backward(n, W(conv2d_2_out), W(max_pooling2d_2_out), W(max_pooling2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: relu, line 14 */
     conv2d_2_relu_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: Conv2D, line 14 */
-    conv2d_2_backward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias));
+    conv2d_2_backward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: relu, line 12 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 12 */
-    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias));
+    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
     /* conv2d: relu, line 10 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias));
+    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), SCRATCH);
 }
 
 
@@ -1969,17 +1965,17 @@ static const nn_tensor tensors[] = {
 };
 
 static const nn_layer layers[] = {
-    {"conv2d", "Conv2D", 3, {298, 298, 16}, 448, 448, conv2d_out, 1420864, 1, 10},
-    {"max_pooling2d", "MaxPooling2D", 3, {149, 149, 16}, 0, 0, max_pooling2d_out, 355216, 1, 11},
-    {"conv2d_1", "Conv2D", 3, {147, 147, 32}, 4640, 4640, conv2d_1_out, 691488, 1, 12},
-    {"max_pooling2d_1", "MaxPooling2D", 3, {73, 73, 32}, 0, 0, max_pooling2d_1_out, 170528, 1, 13},
-    {"conv2d_2", "Conv2D", 3, {71, 71, 64}, 18496, 18496, conv2d_2_out, 322624, 1, 14},
-    {"max_pooling2d_2", "MaxPooling2D", 3, {35, 35, 64}, 0, 0, max_pooling2d_2_out, 78400, 1, 15},
-    {"conv2d_3", "Conv2D", 3, {33, 33, 64}, 36928, 36928, conv2d_3_out, 69696, 1, 16},
-    {"max_pooling2d_3", "MaxPooling2D", 3, {16, 16, 64}, 0, 0, max_pooling2d_3_out, 16384, 1, 17},
-    {"flatten", "Flatten", 1, {16384, 0, 0}, 0, 0, max_pooling2d_3_out, 16384, 0, 18},
-    {"dense", "Dense", 1, {512, 0, 0}, 8389120, 8389120, dense_out, 512, 0, 19},
-    {"dense_1", "Dense", 1, {1, 0, 0}, 513, 513, dense_1_out, 1, 0, 20},
+    {"conv2d", "Conv2D", 3, {298, 298, 16}, 448, 448, conv2d_out, 1420864, 1, 10, NULL},
+    {"max_pooling2d", "MaxPooling2D", 3, {149, 149, 16}, 0, 0, max_pooling2d_out, 355216, 1, 11, NULL},
+    {"conv2d_1", "Conv2D", 3, {147, 147, 32}, 4640, 4640, conv2d_1_out, 691488, 1, 12, NULL},
+    {"max_pooling2d_1", "MaxPooling2D", 3, {73, 73, 32}, 0, 0, max_pooling2d_1_out, 170528, 1, 13, NULL},
+    {"conv2d_2", "Conv2D", 3, {71, 71, 64}, 18496, 18496, conv2d_2_out, 322624, 1, 14, NULL},
+    {"max_pooling2d_2", "MaxPooling2D", 3, {35, 35, 64}, 0, 0, max_pooling2d_2_out, 78400, 1, 15, NULL},
+    {"conv2d_3", "Conv2D", 3, {33, 33, 64}, 36928, 36928, conv2d_3_out, 69696, 1, 16, NULL},
+    {"max_pooling2d_3", "MaxPooling2D", 3, {16, 16, 64}, 0, 0, max_pooling2d_3_out, 16384, 1, 17, NULL},
+    {"flatten", "Flatten", 1, {16384, 0, 0}, 0, 0, max_pooling2d_3_out, 16384, 0, 18, NULL},
+    {"dense", "Dense", 1, {512, 0, 0}, 8389120, 8389120, dense_out, 512, 0, 19, NULL},
+    {"dense_1", "Dense", 1, {1, 0, 0}, 513, 513, dense_1_out, 1, 0, 20, NULL},
 };
 
 const nn_model horse_or_human_augmented_model = {
@@ -1996,6 +1992,7 @@ const nn_model horse_or_human_augmented_model = {
     .layers = layers,
     .n_layers = 11,
     .work_floats = WORK_PER_SAMPLE,
+    .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
     .forward = forward,
     .backward = backward,

@@ -470,7 +470,7 @@ static int activations(const nn_model *m, const Args *a)
             char *path = nn_join_path(a->out_dir, name);
             /* Maps of at least 64 pixels across, as the course's plots show them. */
             int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
-            rc = nn_write_feature_grid(path, p.b.work + L->out_offset, L->shape[0], L->shape[1],
+            rc = nn_write_feature_grid(path, p.b.work + m->scratch_floats + L->out_offset, L->shape[0], L->shape[1],
                                        L->shape[2], scale);
             if (rc != 0) {
                 free(path);
@@ -493,6 +493,24 @@ static int activations(const nn_model *m, const Args *a)
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 
+/* `summary`: the model's layers as the rows of Keras's table (summary.c). */
+static void print_summary(const nn_model *m)
+{
+    nn_summary_row *rows = nn_alloc((size_t)m->n_layers + 1, sizeof *rows);
+    int n = 0;
+    for (int i = 0; i < m->n_layers && !n; i++)
+        if (m->layers[i].inputs)
+            rows[n++] = nn_summary_input_row(m->input_rank, m->input_shape);
+    for (int i = 0; i < m->n_layers; i++) {
+        const nn_layer *l = &m->layers[i];
+        rows[n++] = (nn_summary_row){l->name, l->type, l->rank,
+                                     {l->shape[0], l->shape[1], l->shape[2]},
+                                     l->params, l->trainable_params, l->inputs};
+    }
+    nn_print_summary(stdout, m->name, rows, n);
+    free(rows);
+}
+
 static int run(const nn_model *m, const Args *a)
 {
     const char *c = a->command;
@@ -509,7 +527,7 @@ static int run(const nn_model *m, const Args *a)
         return predict(m, a);
     if (strcmp(c, "summary") == 0) {
         no_inputs(a);
-        nn_model_summary(stdout, m);
+        print_summary(m);
         return 0;
     }
     if (strcmp(c, "init") == 0) {

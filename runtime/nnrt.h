@@ -10,10 +10,13 @@
  * Memory, as llm.c does it:
  *   params  one flat float buffer; tensor t lives at params + t.offset.
  *   grads   the same layout as params (only trainable tensors are written).
- *   work    activations, their gradients and dropout masks for a batch of n
- *           samples: a buffer planned at compile time with offset OFF and
- *           per-sample size SIZE lives at work + n*OFF, sample s at
- *           work + n*OFF + s*SIZE. The runtime allocates capacity*work_floats.
+ *   work    first scratch_floats that an op may use while it runs (a transposed
+ *           kernel), then activations, their gradients and dropout masks for
+ *           a batch of n samples: a buffer planned at compile time with
+ *           offset OFF and per-sample size SIZE lives at
+ *           work + scratch_floats + n*OFF, sample s at ... + s*SIZE. The
+ *           runtime allocates scratch_floats + capacity*work_floats, one
+ *           buffer per caller, so the generated functions are reentrant.
  *
  * A generated trainer's main is `return nnrt_main(&NAME_model, argc, argv);`.
  */
@@ -52,6 +55,8 @@ typedef struct {
     size_t out_offset, out_size;  /* its output in work (see above) */
     int is_feature_map;           /* conv/pool: drawn by `activations` */
     int line;                     /* in the model file */
+    const char *inputs;           /* a graph's: the layers it reads, "a b" ("input": the
+                                     model's input); NULL: the layer above */
 } nn_layer;
 
 /* What a pass needs besides buffers: training switches dropout on and lets
@@ -160,6 +165,7 @@ typedef struct {
     const nn_layer *layers;
     int n_layers;
     size_t work_floats;            /* per sample */
+    size_t scratch_floats;         /* at the start of work, whatever the batch */
     int whole_batches;             /* BatchNormalization: a batch may not pass in parts */
 
     nn_forward_fn forward;
@@ -187,7 +193,10 @@ typedef struct {
     int rank;
     long shape[3];
     long params, trainable_params;
+    const char *inputs;            /* as nn_layer's; a graph gets Keras's "Connected to" */
 } nn_summary_row;
 void nn_print_summary(FILE *out, const char *model_name, const nn_summary_row *rows, int n);
+/* A graph's table starts with its input, as Keras's InputLayer row. */
+nn_summary_row nn_summary_input_row(int rank, const int *shape);
 
 #endif

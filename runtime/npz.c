@@ -19,7 +19,8 @@
  * it is used as a size, offset or multiplier, so a hostile file gets an error
  * naming the file (and member), never a crash or an over-read.
  */
-#include "rt.h"
+#include "npz.h"
+#include "report.h"
 
 #include <errno.h>
 #include <limits.h>

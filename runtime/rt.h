@@ -9,14 +9,19 @@
  *   data_csv.c   CSV files
  *   data_image.c image files and class folders (stb_image), resizing
  *   augment.c    ImageDataGenerator's random transformations
- *   npz.c        .npy/.npz read and write (zlib for deflated members), atomic
+ *   npz.c        .npy/.npz read and write (zlib for deflated members), atomic;
+ *                its header is npz.h (nncc links npz.c too)
  *   image_out.c  PNG output: single maps and feature-map grids
  *   progress.c   Keras's Epoch i/N, progress bar and per-epoch line
- *   summary.c    Keras's summary table (shared with the compiler)
+ *   summary.c    Keras's summary table (declared in nnrt.h; nncc links it too)
  *   weights.c    initialisation, weight files and checkpoints
  *   callbacks.c  StopAtThreshold, EarlyStopping, ModelCheckpoint, CSVLogger decisions
  *   gradcheck.c  analytic against numerical gradients
- *   util.c       errors, random numbers, paths
+ *   util.c       random numbers, paths
+ *   report.c     errors, warnings, allocation; its header is report.h
+ *
+ * nncc links npz.c, summary.c and report.c and nothing else of the runtime:
+ * they use libc and zlib only, and include only nnrt.h and their own headers.
  *
  * Errors: a function that can fail prints one line `PLACE: error: ...` on stderr
  * through nn_error() and returns -1; callers pass the -1 up and the command
@@ -26,15 +31,14 @@
 #define NNRT_RT_H
 
 #include "nnrt.h"
+#include "npz.h"
+#include "report.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 /* ---- util.c ----------------------------------------------------------------- */
 
-int nn_error(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void nn_warning(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void *nn_alloc(size_t count, size_t size);       /* zeroed; aborts with a message if out of memory */
 /* dir/path unless path is absolute or dir is NULL/empty; the result is malloc'd. */
 char *nn_join_path(const char *dir, const char *path);
 
@@ -137,40 +141,6 @@ typedef struct {
 } nn_transform;
 void nn_transform_image(const nn_transform *t, float *img, int h, int w, int c);
 
-/* ---- npz.c --------------------------------------------------------------------------- */
-
-typedef enum { NN_F32, NN_I64 } nn_dtype;
-typedef struct {
-    char name[128];        /* without ".npy" */
-    nn_dtype dtype;
-    int rank;
-    int shape[NN_MAX_RANK];
-    size_t size;           /* elements */
-    float *f;              /* NN_F32 */
-    int64_t *i;            /* NN_I64 */
-} nn_array;
-
-/* Writes arrays as an uncompressed .npz (what numpy.savez writes): to a
- * temporary file beside path, then rename, so a crash leaves the old file whole.
- * NN_F32 is written as '<f4', NN_I64 as '<i8'; no ZIP64, so at most 4 GB. */
-int nn_npz_write(const char *path, const nn_array *arrays, int n);
-/* Reads every member, stored or deflated, in file order. The rule: float
- * dtypes (float32, float64) become NN_F32; integer and bool dtypes (int8..64,
- * uint8..64, bool) become NN_I64, uint64 keeping its bit pattern. A caller
- * that wants floats from integers (uint8 images in predict --npy) converts.
- * Big-endian, Fortran-order, object and other dtypes, and rank > NN_MAX_RANK
- * are errors. On error *arrays is NULL and *n is 0. */
-int nn_npz_read(const char *path, nn_array **arrays, int *n);
-const nn_array *nn_npz_find(const nn_array *arrays, int n, const char *name);
-void nn_npz_free(nn_array *arrays, int n);
-/* One .npy file, with nn_npz_read's conversions (a->name is left empty); and
- * its atomic writer. */
-int nn_npy_read(const char *path, nn_array *a);
-int nn_npy_write(const char *path, const nn_array *a);
-void nn_array_free(nn_array *a);
-/* Whether a holds float32 numbers of exactly this shape. */
-bool nn_array_is_f32(const nn_array *a, int rank, const int *shape);
-
 /* ---- image_out.c ---------------------------------------------------------------------- */
 
 /* One channel of an NHWC map as an 8-bit grey PNG, values clipped to [0, 255]. */
@@ -232,10 +202,6 @@ int nn_optim_state(const nn_optim *o, nn_array *out, int max);
 /* Restores what nn_optim_state saved; -1 if an array is missing or misshapen,
  * and then o is unchanged. */
 int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
-
-/* ---- summary.c ----------------------------------------------------------------------------------- */
-
-void nn_model_summary(FILE *out, const nn_model *m);
 
 /* ---- weights.c ------------------------------------------------------------------------------------- */
 

@@ -39,7 +39,7 @@ void nn_batch_init(nn_batch *b, const nn_model *m, int capacity)
     b->part = m->whole_batches || fits >= (size_t)capacity ? capacity : fits ? (int)fits : 1;
     b->x = nn_alloc((size_t)capacity * (size_t)m->input_size, sizeof *b->x);
     b->y = nn_alloc((size_t)capacity * (size_t)(m->output_size + 1), sizeof *b->y);
-    b->work = nn_alloc((size_t)b->part * m->work_floats, sizeof *b->work);
+    b->work = nn_alloc(m->scratch_floats + (size_t)b->part * m->work_floats, sizeof *b->work);
     b->dout = nn_alloc((size_t)capacity * (size_t)m->output_size, sizeof *b->dout);
     if (b->part < capacity)
         b->part_grads = nn_alloc(m->n_params, sizeof *b->part_grads);

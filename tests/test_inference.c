@@ -16,6 +16,10 @@
  * exit 1, `W.npz: error: ...` naming the tensor, and nothing written;
  * --inference without --weights (and the reverse) is a usage error, exit 2.
  * Trainers and the driver are built with the SAN of the environment.
+ *
+ * nncc itself reads the .npz through npz.c alone, not libnnrt: the libraries
+ * its binary needs (readelf -d) include neither OpenMP's libgomp nor stb.
+ * SAN=1 adds the sanitizers' libraries, which do not matter here.
  */
 #include "testutil.h"
 
@@ -309,6 +313,17 @@ static void test_usage_errors(void **state)
     assert_false(file_exists(in_scratch("u.c")));
 }
 
+static void test_nncc_needs_no_runtime_libs(void **state)
+{
+    (void)state;
+    RunResult r;
+    run_cmd(&r, "readelf -d %s | grep NEEDED", nncc_path());
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "libc.so");
+    if (strstr(r.out, "libgomp") || strstr(r.out, "libstb"))
+        fail_msg("%s needs the runtime's libraries:\n%s", nncc_path(), r.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_dropout),
         cmocka_unit_test(test_weight_errors),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_nncc_needs_no_runtime_libs),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

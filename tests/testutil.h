@@ -125,4 +125,31 @@ static inline const char *build_dir(void)
     return b && *b ? b : "build";
 }
 
+/* Builds the trainer of a model file into the scratch folder, once;
+ * returns its path. */
+static inline const char *build_file(const char *yaml_path, const char *name)
+{
+    const char *trainer = in_scratch(name);
+    if (file_exists(trainer))
+        return trainer;
+    RunResult r;
+    run_cmd(&r, "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s", yaml_path, scratch,
+            san());
+    if (r.status != 0)
+        fail_msg("make trainer for %s failed:\n%s", yaml_path, r.out);
+    assert_true(file_exists(trainer));
+    return trainer;
+}
+
+/* Writes scratch/NAME.yaml (with `name: NAME` first) and builds it. */
+static inline const char *build_model(const char *name, const char *yaml)
+{
+    char path[256];
+    static char text[65536];
+    snprintf(path, sizeof path, "%s/%s.yaml", scratch, name);
+    snprintf(text, sizeof text, "name: %s\n%s", name, yaml);
+    write_text(path, text);
+    return build_file(path, name);
+}
+
 #endif

@@ -1,0 +1,589 @@
+#!/usr/bin/python3
+"""gen.py - writes the reference fixtures that tests/test_ref.c checks nncc against,
+as llm.c checks its C against PyTorch.
+
+What it is for: every layer kind, activation, loss and optimizer that nncc has is
+computed here independently, with PyTorch (autograd in float64) or, where PyTorch's
+rule is not Keras's, with Keras's published formula in numpy/torch; the numbers go
+into small committed fixtures, so `make test` needs no Python. Run it with
+`make fixtures` (Debian's python3-torch and python3-numpy; /usr/bin/python3).
+Seeded from each fixture's name: the same torch and numpy give the same files.
+
+Each fixture is tests/ref/NAME.npz plus the model it is about, tests/ref/NAME.yaml
+(nncc's native format). tests/ref/driver.c treats a fixture by the arrays it holds:
+  layer     x [13, ...input], dy [13, outputs]; every tensor by its Keras name
+            (LAYER.kernel, ...: the initial weights, Keras layouts); y, dx (per
+            sample: batch size n uses the first n) or y@n, dx@n where the batch
+            changes them (BatchNormalization); grad.TENSOR@n for every trainable
+            tensor; after.TENSOR@n for a statistic a training forward moves.
+            batch_sizes [int]: the n to run.
+  loss      loss.out (the model's output: logits where the loss is fused), loss.y,
+            loss.value (the batch mean), loss.dout (d loss.value / d loss.out).
+  optimizer TENSOR (initial), opt.grad<s>.TENSOR and opt.after<s>.TENSOR for
+            steps s = 1, 2, 3.
+A layer fixture's model is: an identity `feed` layer (Dense, or a 1x1 Conv2D for
+an image), the layer under test named `probe`, and Flatten where the probe ends in
+an image (nncc wants a flat output). nncc computes no gradient for the model's
+input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
+which nncc leaves in feed's output-gradient buffer (feed_dout); the feed's kernel
+gradient, x^T dx, is checked too.
+
+How to add a fixture: one line in LAYERS, LOSSES or OPTIMIZERS below, then
+`make fixtures`. A new layer kind needs a class like Dense below (its Keras
+arguments, its weights, its forward in torch); test_ref.c and driver.c need nothing.
+
+Layouts: Keras's Dense kernel is [in, out]: torch's F.linear wants [out, in], so
+it gets kernel.T. Keras's Conv2D kernel is [kh, kw, in, filters] and its
+activations NHWC: torch gets kernel.permute(3, 2, 0, 1) ([filters, in, kh, kw])
+and x.permute(0, 3, 1, 2) (NCHW), and its output goes back with permute(0, 2, 3, 1).
+TensorFlow's 'same' padding puts the odd pixel after (bottom, right): F.pad pads
+explicitly, never torch's symmetric padding argument.
+"""
+import os
+import sys
+import zlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+HERE = os.path.dirname(os.path.abspath(__file__))
+N = 13                       # samples in a fixture
+BATCHES = [1, 5, 6, 7, 13]   # the batch sizes the driver runs: around nncc's 6-row tiles
+
+
+def rng_for(name):
+    return np.random.default_rng(zlib.crc32(name.encode()))
+
+
+def f32(a):
+    """What a fixture stores: float32, as nncc computes."""
+    return np.asarray(a, dtype=np.float32)
+
+
+def t64(a, grad=False):
+    """The float32 numbers, exactly, as a float64 tensor for the reference."""
+    return torch.tensor(np.asarray(a, dtype=np.float32).astype(np.float64), requires_grad=grad)
+
+
+def flow(v):
+    """A Python value as YAML flow text."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(flow(e) for e in v) + "]"
+    if isinstance(v, np.ndarray):
+        return flow(v.tolist())
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def yaml_layer(kind, args):
+    return "%s: {%s}" % (kind, ", ".join("%s: %s" % (k, flow(v)) for k, v in args.items()))
+
+
+# ---- activations, Keras's definitions (tf.keras 2.x) ----------------------------------
+ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda z: F.softmax(z, dim=-1),
+    "elu": F.elu,                                    # alpha 1
+    "selu": F.selu,                                  # the same constants as Keras
+    "softplus": F.softplus,                          # torch's linear tail starts at 20
+    "softsign": F.softsign,
+    "swish": F.silu,                                 # z * sigmoid(z)
+    "gelu": lambda z: F.gelu(z, approximate="none"),  # Keras 2.x: approximate=False
+}
+
+
+def nhwc_to_nchw(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def nchw_to_nhwc(x):
+    return x.permute(0, 2, 3, 1)
+
+
+def tf_same_pad(size, k, s):
+    """TensorFlow's 'same': output ceil(size / s), padding split with the extra after."""
+    out = (size + s - 1) // s
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def pair(v):
+    return list(v) if isinstance(v, (list, tuple)) else [v, v]
+
+
+# ---- layers: Keras arguments -> YAML, weights and a torch forward ------------------------
+class Layer:
+    kind = None
+    batch_coupled = False          # outputs depend on the other samples (batch statistics)
+
+    def __init__(self, **args):
+        self.args = args
+
+    def yaml(self):
+        return yaml_layer(self.kind, dict(self.args, name="probe"))
+
+    def weights(self, in_shape, rng):
+        return {}
+
+    def trainable(self, name):
+        return True
+
+    def activation(self, y):
+        return ACTIVATIONS[self.args.get("activation", "linear")](y)
+
+
+class Dense(Layer):
+    kind = "Dense"
+
+    def weights(self, in_shape, rng):
+        units, fan_in = self.args["units"], in_shape[-1]
+        w = {"kernel": rng.uniform(-1, 1, (fan_in, units)) * np.sqrt(3.0 / fan_in)}
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, units)
+        return w
+
+    def forward(self, x, w, training):
+        return self.activation(F.linear(x, w["kernel"].T, w.get("bias")))   # kernel [in, out]
+
+
+class Conv2D(Layer):
+    kind = "Conv2D"
+
+    def weights(self, in_shape, rng):
+        kh, kw = pair(self.args["kernel_size"])
+        c, f = in_shape[-1], self.args["filters"]
+        w = {"kernel": rng.uniform(-1, 1, (kh, kw, c, f)) * np.sqrt(3.0 / (kh * kw * c))}
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, f)
+        return w
+
+    def forward(self, x, w, training):
+        kh, kw = pair(self.args["kernel_size"])
+        sh, sw = pair(self.args.get("strides", 1))
+        x = nhwc_to_nchw(x)
+        if self.args.get("padding", "valid") == "same":
+            t, b = tf_same_pad(x.shape[2], kh, sh)
+            l, r = tf_same_pad(x.shape[3], kw, sw)
+            x = F.pad(x, (l, r, t, b))
+        k = w["kernel"].permute(3, 2, 0, 1)                 # [kh,kw,in,f] -> [f,in,kh,kw]
+        return self.activation(nchw_to_nhwc(F.conv2d(x, k, w.get("bias"), stride=(sh, sw))))
+
+
+class Pool2D(Layer):
+    def window(self):
+        k = pair(self.args.get("pool_size", 2))
+        s = pair(self.args.get("strides", self.args.get("pool_size", 2)))
+        return k, s
+
+    def pads(self, x, k, s):
+        if self.args.get("padding", "valid") != "same":
+            return (0, 0, 0, 0)
+        t, b = tf_same_pad(x.shape[2], k[0], s[0])
+        l, r = tf_same_pad(x.shape[3], k[1], s[1])
+        return (l, r, t, b)
+
+
+class MaxPooling2D(Pool2D):
+    kind = "MaxPooling2D"
+
+    def forward(self, x, w, training):
+        k, s = self.window()
+        x = nhwc_to_nchw(x)
+        x = F.pad(x, self.pads(x, k, s), value=-float("inf"))   # TF never picks padding
+        return nchw_to_nhwc(F.max_pool2d(x, k, s))
+
+
+class AveragePooling2D(Pool2D):
+    kind = "AveragePooling2D"
+
+    def forward(self, x, w, training):
+        # TF averages over the window's cells inside the image: sum of zero-padded x
+        # divided by the count of real cells.
+        k, s = self.window()
+        x = nhwc_to_nchw(x)
+        pads = self.pads(x, k, s)
+        total = F.avg_pool2d(F.pad(x, pads), k, s) * (k[0] * k[1])
+        cells = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), k, s) * (k[0] * k[1])
+        return nchw_to_nhwc(total / cells)
+
+
+class GlobalAveragePooling2D(Layer):
+    kind = "GlobalAveragePooling2D"
+
+    def forward(self, x, w, training):
+        return x.mean(dim=(1, 2))
+
+
+class Dropout(Layer):
+    kind = "Dropout"
+
+    def forward(self, x, w, training):
+        assert self.args["rate"] == 0, "only rate 0 is deterministic"
+        return x
+
+
+class BatchNormalization(Layer):
+    """Keras's BatchNormalization in training mode: normalised with the batch's mean
+    and biased variance; the moving statistics move by
+    moving = moving * momentum + batch * (1 - momentum) (torch's momentum is
+    1 - Keras's). Keras runs an image (4-D input) through TF's fused kernel,
+    which moves the variance by the unbiased batch variance; a vector (2-D
+    input) goes through tf.nn.moments, the biased one."""
+    kind = "BatchNormalization"
+    batch_coupled = True
+
+    def weights(self, in_shape, rng):
+        c = in_shape[-1]
+        return {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.uniform(-0.5, 0.5, c),
+                "moving_mean": rng.uniform(-0.5, 0.5, c),
+                "moving_variance": rng.uniform(0.5, 1.5, c)}
+
+    def trainable(self, name):
+        return name in ("gamma", "beta")
+
+    def forward(self, x, w, training):
+        mom = self.args.get("momentum", 0.99)
+        eps = self.args.get("epsilon", 1e-3)
+        axes = tuple(range(x.dim() - 1))
+        count = int(np.prod([x.shape[a] for a in axes]))
+        mean = x.mean(dim=axes)
+        var = ((x - mean) ** 2).mean(dim=axes)
+        if count > 1:   # torch's own batch norm, where it accepts the batch
+            c = x.shape[-1]
+            y = F.batch_norm(x.reshape(-1, c), None, None, w["gamma"], w["beta"],
+                             training=True, eps=eps).reshape(x.shape)
+        else:
+            y = (x - mean) / torch.sqrt(var + eps) * w["gamma"] + w["beta"]
+        batch_var = var * count / (count - 1) if x.dim() == 4 else var
+        updates = {"moving_mean": w["moving_mean"] * mom + mean.detach() * (1 - mom),
+                   "moving_variance": w["moving_variance"] * mom + batch_var.detach() * (1 - mom)}
+        return y, updates
+
+
+# ---- the table of layer fixtures: name, input shape, the layer ------------------------------
+LAYERS = [
+    ("dense", [7], Dense(units=4)),
+    ("dense_nobias", [7], Dense(units=4, use_bias=False)),
+    ("dense_17", [9], Dense(units=17)),
+    ("conv_valid", [6, 5, 3], Conv2D(filters=4, kernel_size=3)),
+    ("conv_valid_strided", [7, 6, 2], Conv2D(filters=3, kernel_size=[3, 2], strides=[2, 2])),
+    ("conv_same", [5, 5, 2], Conv2D(filters=3, kernel_size=3, padding="same")),
+    ("conv_same_odd", [6, 6, 2], Conv2D(filters=3, kernel_size=[3, 4], strides=[2, 1],
+                                        padding="same")),
+    ("conv_same_strided_nobias", [7, 5, 2], Conv2D(filters=2, kernel_size=2, strides=2,
+                                                   padding="same", use_bias=False)),
+    ("conv_relu", [5, 4, 2], Conv2D(filters=3, kernel_size=2, activation="relu")),
+    ("maxpool", [6, 6, 2], MaxPooling2D()),
+    ("maxpool_3s2", [7, 7, 2], MaxPooling2D(pool_size=3, strides=2)),
+    ("maxpool_same", [5, 5, 2], MaxPooling2D(pool_size=2, padding="same")),
+    ("avgpool", [6, 6, 2], AveragePooling2D()),
+    ("avgpool_same", [5, 5, 2], AveragePooling2D(pool_size=2, padding="same")),
+    ("avgpool_3s2_same", [6, 5, 2], AveragePooling2D(pool_size=3, strides=2, padding="same")),
+    ("gap", [4, 3, 3], GlobalAveragePooling2D()),
+    ("batchnorm_image", [3, 3, 3], BatchNormalization()),
+    ("batchnorm_vector", [6], BatchNormalization(momentum=0.9, epsilon=0.01)),
+    ("dropout_rate0", [6], Dropout(rate=0.0)),
+] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
+
+
+def identity_feed(shape):
+    """The first layer, whose output is x and whose output gradient is dx."""
+    c = shape[-1]
+    eye = np.eye(c, dtype=int)
+    if len(shape) == 1:
+        return (yaml_layer("Dense", {"units": c, "use_bias": False, "name": "feed"})[:-1] +
+                ", weights: {kernel: %s}}" % flow(eye)), eye.astype(np.float64)
+    kernel = eye.reshape(1, 1, c, c)
+    return (yaml_layer("Conv2D", {"filters": c, "kernel_size": 1, "use_bias": False,
+                                  "name": "feed"})[:-1] +
+            ", weights: {kernel: %s}}" % flow(kernel)), kernel.astype(np.float64)
+
+
+def feed_forward(x, kernel):
+    if x.dim() == 2:
+        return F.linear(x, kernel.T)
+    return nchw_to_nhwc(F.conv2d(nhwc_to_nchw(x), kernel.permute(3, 2, 0, 1)))
+
+
+def write_yaml(name, input_shape, layers, compile_text):
+    text = ("# Written by tests/ref/gen.py: the model of fixture %s.npz.\n"
+            "name: %s\ninput_shape: %s\nlayers:\n%s%s" %
+            (name, name, flow(input_shape), "".join("  - %s\n" % l for l in layers),
+             compile_text))
+    with open(os.path.join(HERE, name + ".yaml"), "w") as f:
+        f.write(text)
+
+
+def save(name, arrays):
+    path = os.path.join(HERE, name + ".npz")
+    np.savez_compressed(path, **arrays)
+    return os.path.getsize(path)
+
+
+def layer_fixture(name, in_shape, layer):
+    rng = rng_for(name)
+    feed_yaml, feed_kernel = identity_feed(in_shape)
+    yamls = [feed_yaml, layer.yaml()]
+    x = f32(rng.uniform(-1, 1, [N] + in_shape))
+    probe_w = {k: f32(v) for k, v in layer.weights(in_shape, rng).items()}
+
+    def run(n):
+        xt = t64(x[:n])
+        wt = {k: t64(v, grad=layer.trainable(k)) for k, v in probe_w.items()}
+        fk = t64(feed_kernel, grad=True)
+        h = feed_forward(xt, fk)
+        h.retain_grad()
+        out = layer.forward(h, wt, True)
+        out, updates = out if isinstance(out, tuple) else (out, {})
+        return h, fk, wt, out.reshape(n, -1), updates
+
+    h1, _, _, y1, _ = run(1)
+    dy = f32(rng.uniform(-1, 1, (N, y1.shape[1])))
+    arrays = {"x": x, "dy": dy, "batch_sizes": np.array(BATCHES, dtype=np.int64),
+              "feed.kernel": f32(feed_kernel)}
+    arrays.update({"probe." + k: v for k, v in probe_w.items()})
+    per_n = {}
+    for n in BATCHES:
+        h, fk, wt, y, updates = run(n)
+        (y * t64(dy[:n])).sum().backward()
+        per_n[n] = (y.detach().numpy(), h.grad.numpy().reshape(n, -1))
+        arrays["grad.feed.kernel@%d" % n] = f32(fk.grad.numpy())
+        for k, v in wt.items():
+            if v.requires_grad:
+                arrays["grad.probe.%s@%d" % (k, n)] = f32(v.grad.numpy())
+        for k, v in updates.items():
+            arrays["after.probe.%s@%d" % (k, n)] = f32(v.numpy())
+    # Per-sample results are stored once, for 13 samples, unless the batch changes them.
+    y13, dx13 = per_n[N]
+    arrays["y"], arrays["dx"] = f32(y13), f32(dx13)
+    for n in BATCHES[:-1]:
+        y, dx = per_n[n]
+        if layer.batch_coupled:
+            arrays["y@%d" % n], arrays["dx@%d" % n] = f32(y), f32(dx)
+        else:
+            assert np.allclose(y, y13[:n], rtol=0, atol=1e-12), name
+    # nncc wants a flat output: Flatten after a probe that ends in an image.
+    probe_out = layer.forward(h1, {k: t64(v) for k, v in probe_w.items()}, True)
+    probe_out = probe_out[0] if isinstance(probe_out, tuple) else probe_out
+    if probe_out.dim() > 2:
+        yamls.append("Flatten")
+    write_yaml(name, in_shape, yamls, "compile:\n  optimizer: sgd\n  loss: mse\n")
+    return save(name, arrays)
+
+
+# ---- losses: Keras's formulas (tf.keras 2.x, keras/backend.py), autograd for dout ----------
+# Keras's epsilon() is 1e-7, applied as a float32 tensor: the clip bounds are float32.
+EPS = float(np.float32(1e-7))
+ONE_MINUS_EPS = float(np.float32(1) - np.float32(1e-7))
+
+
+def keras_loss(loss, fused, out, y):
+    """Per-sample losses of Keras's loss on the model's output `out` (logits when
+    fused: Keras then takes the from_logits path, as it does for a final softmax or
+    sigmoid). Non-fused: Keras clips probabilities to [eps, 1 - eps] with
+    tf.clip_by_value, which passes no gradient where it clips (torch.clamp alike)."""
+    if loss == "mse":
+        return ((out - y) ** 2).mean(dim=-1)
+    if loss == "binary_crossentropy":
+        if fused:
+            return F.binary_cross_entropy_with_logits(out, y, reduction="none").mean(dim=-1)
+        p = out.clamp(EPS, ONE_MINUS_EPS)
+        return -(y * torch.log(p + EPS) + (1 - y) * torch.log(1 - p + EPS)).mean(dim=-1)
+    if loss == "sparse_categorical_crossentropy":
+        labels = y.long()
+        # non-fused: Keras takes log(clip(p)) as logits of a sparse softmax CE
+        z = out if fused else torch.log(out.clamp(EPS, ONE_MINUS_EPS))
+        return F.cross_entropy(z, labels, reduction="none")
+    if loss == "categorical_crossentropy":
+        if fused:
+            return -(y * F.log_softmax(out, dim=-1)).sum(dim=-1)
+        q = (out / out.sum(dim=-1, keepdim=True)).clamp(EPS, ONE_MINUS_EPS)
+        return -(y * torch.log(q)).sum(dim=-1)
+    raise ValueError(loss)
+
+
+# name, loss, the last layer's activation (softmax/sigmoid with a cross-entropy: fused),
+# units, which labels ("onehot", "soft", "index", "binary", "real")
+LOSSES = [
+    ("loss_mse", "mse", "linear", 4, "real"),
+    ("loss_bce_logits", "binary_crossentropy", "sigmoid", 3, "binary"),
+    ("loss_bce_probs", "binary_crossentropy", "linear", 3, "binary"),
+    ("loss_bce_soft_logits", "binary_crossentropy", "sigmoid", 1, "soft"),
+    ("loss_sparse_logits", "sparse_categorical_crossentropy", "softmax", 5, "index"),
+    ("loss_sparse_probs", "sparse_categorical_crossentropy", "linear", 5, "index"),
+    ("loss_cce_logits", "categorical_crossentropy", "softmax", 4, "onehot"),
+    ("loss_cce_soft_logits", "categorical_crossentropy", "softmax", 4, "soft"),
+    ("loss_cce_probs", "categorical_crossentropy", "linear", 4, "onehot"),
+]
+
+
+def loss_fixture(name, loss, act, k, labels):
+    rng = rng_for(name)
+    fused = act != "linear"
+    if fused or loss == "mse":
+        out = rng.uniform(-4, 4, (N, k))
+    elif loss == "binary_crossentropy":
+        out = rng.uniform(0, 1, (N, k))
+        out.flat[:6] = [0.0, 1.0, 1e-9, 1 - 1e-9, 1e-7, 0.5]   # clipped and edge values
+    else:
+        out = rng.uniform(0, 1, (N, k))                       # not normalised: Keras divides
+        out[:3] = np.exp(out[:3] * 8) / np.exp(out[:3] * 8).sum(-1, keepdims=True)
+        out[3, 0], out[4, 1], out[5] = 0.0, 1e-9, [1.0] + [0.0] * (k - 1)
+    if labels == "index":
+        y = rng.integers(0, k, N).astype(np.float64)
+        y[5] = 1   # a label whose probability is clipped from 0
+    elif labels == "onehot":
+        y = np.eye(k)[rng.integers(0, k, N)]
+        y[5] = np.eye(k)[1]
+    elif labels == "soft":
+        y = rng.uniform(0, 1, (N, k))
+        if k > 1:
+            y /= y.sum(-1, keepdims=True)
+    elif labels == "binary":
+        y = rng.integers(0, 2, (N, k)).astype(np.float64)
+    else:
+        y = rng.uniform(-1, 1, (N, k))
+    out, y = f32(out), f32(y)
+    ot = t64(out, grad=True)
+    value = keras_loss(loss, fused, ot, t64(y)).mean()   # Keras: mean over the batch
+    value.backward()
+    write_yaml(name, [k], [yaml_layer("Dense", {"units": k, "activation": act, "name": "out"})],
+               "compile:\n  optimizer: sgd\n  loss: %s\n" % loss)
+    return save(name, {"loss.out": out, "loss.y": y,
+                       "loss.value": np.array(value.item(), dtype=np.float64),
+                       "loss.dout": f32(ot.grad.numpy())})
+
+
+# ---- optimizers: three steps of Keras's update rules -------------------------------------
+# SGD (plain, momentum, nesterov) and RMSprop without momentum: torch.optim's rules
+# are Keras's: Keras's velocity v = mu v - lr g is torch's buffer b = mu b + g times
+# -lr, and Nesterov's p += mu v - lr g is torch's p -= lr (g + mu b); RMSprop divides
+# by sqrt(avg) + eps in both. Adam and RMSprop with momentum differ, so Keras's rule
+# is written out in numpy:
+#   Adam (ResourceApplyAdam, as Keras 2 calls it): lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
+#     m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr_t m / (sqrt(v) + eps);
+#     torch divides by sqrt(v / (1 - b2^t)) + eps instead: its eps is not scaled.
+#   RMSprop with momentum (ResourceApplyRMSProp): ms = rho ms + (1 - rho) g^2,
+#     mom = mu mom + lr g / sqrt(ms + eps), p -= mom; torch puts eps outside the root.
+KERAS_DEFAULTS = {"sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+                  "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                           "epsilon": 1e-7},
+                  "rmsprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
+                              "epsilon": 1e-7}}
+
+
+def keras_steps(opt, args, params, grads):
+    """params: {name: array} of the trainable tensors; grads: a list of such dicts.
+    Returns the params after each step."""
+    a = dict(KERAS_DEFAULTS[opt], **args)
+    p = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in params.items()}
+    names = list(p)
+    if opt == "sgd":
+        o = torch.optim.SGD([p[k] for k in names], lr=a["learning_rate"], momentum=a["momentum"],
+                            nesterov=a["nesterov"])
+    elif opt == "rmsprop" and a["momentum"] == 0:
+        o = torch.optim.RMSprop([p[k] for k in names], lr=a["learning_rate"], alpha=a["rho"],
+                                eps=a["epsilon"])
+    else:
+        o = None
+    state = {k: [np.zeros_like(v, dtype=np.float64), np.zeros_like(v, dtype=np.float64)]
+             for k, v in params.items()}
+    cur = {k: v.astype(np.float64) for k, v in params.items()}
+    after = []
+    for t, g in enumerate(grads, start=1):
+        if o:
+            for k in names:
+                p[k].grad = torch.tensor(g[k].astype(np.float64))
+            o.step()
+            after.append({k: p[k].detach().numpy().copy() for k in names})
+            continue
+        for k in names:
+            gk = g[k].astype(np.float64)
+            m, v = state[k]
+            if opt == "adam":
+                b1, b2 = a["beta_1"], a["beta_2"]
+                lr_t = a["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                m[:] = b1 * m + (1 - b1) * gk
+                v[:] = b2 * v + (1 - b2) * gk * gk
+                cur[k] = cur[k] - lr_t * m / (np.sqrt(v) + a["epsilon"])
+            else:   # rmsprop with momentum; v: the mean square, m: the momentum
+                v[:] = a["rho"] * v + (1 - a["rho"]) * gk * gk
+                m[:] = a["momentum"] * m + a["learning_rate"] * gk / np.sqrt(v + a["epsilon"])
+                cur[k] = cur[k] - m
+        after.append({k: cur[k].copy() for k in names})
+    return after
+
+
+# name, optimizer, arguments written in the model file (the rest are Keras's defaults)
+OPTIMIZERS = [
+    ("opt_sgd", "sgd", {}),
+    ("opt_sgd_momentum", "sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+    ("opt_sgd_nesterov", "sgd", {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True}),
+    ("opt_adam", "adam", {}),
+    ("opt_adam_args", "adam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.9,
+                               "epsilon": 0.01}),
+    ("opt_rmsprop", "rmsprop", {}),
+    ("opt_rmsprop_args", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 0.01}),
+    ("opt_rmsprop_momentum", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5,
+                                         "epsilon": 0.01}),
+]
+
+
+def optimizer_fixture(name, opt, args):
+    """A Dense(2) on 3 inputs and a BatchNormalization, whose moving statistics are
+    not trainable: the optimizer must leave them alone whatever their gradient says."""
+    rng = rng_for(name)
+    shapes = {"dense.kernel": (3, 2), "dense.bias": (2,), "bn.gamma": (2,), "bn.beta": (2,),
+              "bn.moving_mean": (2,), "bn.moving_variance": (2,)}
+    trainable = ["dense.kernel", "dense.bias", "bn.gamma", "bn.beta"]
+    params = {k: f32(rng.uniform(0.5, 1.5, s)) for k, s in shapes.items()}
+    # Gradients of a few sizes, some tiny, so that epsilon's place shows.
+    grads = [{k: f32(rng.uniform(-1, 1, s) * 10.0 ** rng.integers(-4, 1, s))
+              for k, s in shapes.items()} for _ in range(3)]
+    after = keras_steps(opt, args, {k: params[k] for k in trainable},
+                        [{k: g[k] for k in trainable} for g in grads])
+    arrays = dict(params)
+    for s, (g, p) in enumerate(zip(grads, after), start=1):
+        for k in shapes:
+            arrays["opt.grad%d.%s" % (s, k)] = g[k]
+            arrays["opt.after%d.%s" % (s, k)] = f32(p[k]) if k in p else params[k]
+    write_yaml(name, [3], ["Dense: {units: 2, name: dense}", "BatchNormalization: {name: bn}"],
+               "compile:\n  optimizer: %s\n  loss: mse\n" %
+               yaml_layer("", dict(name=opt, **args))[2:])
+    return save(name, arrays)
+
+
+def main():
+    names = set()
+    total = 0
+    jobs = ([(n, layer_fixture, a) for n, *a in LAYERS] +
+            [(n, loss_fixture, a) for n, *a in LOSSES] +
+            [(n, optimizer_fixture, a) for n, *a in OPTIMIZERS])
+    only = set(sys.argv[1:])
+    for name, make, args in jobs:
+        assert name.isidentifier() and name not in names, name
+        names.add(name)
+        if only and name not in only:
+            continue
+        torch.manual_seed(0)
+        size = make(name, *args)
+        total += size
+        print("%-28s %6d bytes" % (name + ".npz", size))
+    # Fixtures whose table line went away go too.
+    for f in sorted(os.listdir(HERE)):
+        base, ext = os.path.splitext(f)
+        if ext in (".npz", ".yaml") and base not in names:
+            os.remove(os.path.join(HERE, f))
+    print("%d fixtures, %d bytes" % (len(names), total))
+
+
+if __name__ == "__main__":
+    main()
