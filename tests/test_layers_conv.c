@@ -25,24 +25,6 @@
 
 /* ---- inference ------------------------------------------------------------------------------- */
 
-/* Predicts each sample of X.bin into Y.bin with the inference C's NAME_predict. */
-static const char predict_source[] =
-    "#include <stdio.h>\n"
-    "void PREDICT(const float *input, float *output);\n"
-    "int main(void)\n"
-    "{\n"
-    "    static float x[IN], y[OUT];\n"
-    "    FILE *in = fopen(\"X.bin\", \"rb\"), *out = fopen(\"Y.bin\", \"wb\");\n"
-    "    if (!in || !out)\n"
-    "        return 1;\n"
-    "    while (fread(x, sizeof x, 1, in) == 1) {\n"
-    "        PREDICT(x, y);\n"
-    "        if (fwrite(y, sizeof y, 1, out) != 1)\n"
-    "            return 1;\n"
-    "    }\n"
-    "    return fclose(in) != 0 || fclose(out) != 0;\n"
-    "}\n";
-
 static const nn_array *fixture_array(const nn_array *arrays, int n, const char *fixture,
                                      const char *name)
 {
@@ -74,14 +56,14 @@ static void check_inference(const char *npz)
     const nn_array *y = fixture_array(arrays, n_arrays, npz, "y");
     size_t samples = (size_t)x->shape[0];
     write_floats(in_scratch("X.bin"), x->f, x->size);
-    write_text(in_scratch("p.c"), predict_source);
+    write_text(in_scratch("p.c"), inference_driver_source);
     RunResult r;
     run_cmd(&r, "%s tests/ref/%s.yaml --inference --weights %s -o %s", nncc_path(), name, npz,
             in_scratch("m_predict.c"));
     if (r.status != 0)
         fail_msg("%s: nncc --inference failed:\n%s", name, r.out);
     run_cmd(&r, "cd %s && cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%zu "
-                "-DOUT=%zu -o p p.c m_predict.c -lm && ./p",
+                "-DOUT=%zu -o p p.c m_predict.c -lm && ./p X.bin Y.bin",
             scratch, strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "-O2", name,
             x->size / samples, y->size / samples);
     if (r.status != 0)
@@ -171,12 +153,10 @@ static void test_trains(void **state)
 {
     (void)state;
     write_train_model(in_scratch("cnv.yaml"));
+    char trainer[512];
+    snprintf(trainer, sizeof trainer, "%s", build_file(in_scratch("cnv.yaml"), "cnv"));
     RunResult r;
-    run_cmd(&r, "make --no-print-directory trainer MODEL=%s OUT=%s SAN=%s",
-            in_scratch("cnv.yaml"), scratch, san());
-    if (r.status != 0)
-        fail_msg("make trainer failed:\n%s", r.out);
-    run_cmd(&r, "%s gradcheck", in_scratch("cnv"));
+    run_cmd(&r, "%s gradcheck", trainer);
     if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
         fail_msg("gradcheck:\n%s", r.out);
     static const char *const tensors[] = {
@@ -190,7 +170,7 @@ static void test_trains(void **state)
         if (!strstr(r.out, line) && strncmp(r.out, line + 1, strlen(line + 1)) != 0)
             fail_msg("gradcheck does not list %s:\n%s", tensors[i], r.out);
     }
-    run_cmd(&r, "%s train --history %s --quiet", in_scratch("cnv"), in_scratch("h.csv"));
+    run_cmd(&r, "%s train --history %s --quiet", trainer, in_scratch("h.csv"));
     if (r.status != 0)
         fail_msg("train failed:\n%s", r.out);
     double first = 0, last = 0;
@@ -201,7 +181,7 @@ static void test_trains(void **state)
     /* No sum is split between threads: the weights come out the same bits. */
     run_cmd(&r, "%s train --threads 1 --epochs 3 --quiet --save %s && "
                 "%s train --threads 3 --epochs 3 --quiet --save %s && cmp %s %s",
-            in_scratch("cnv"), in_scratch("one.npz"), in_scratch("cnv"), in_scratch("three.npz"),
+            trainer, in_scratch("one.npz"), trainer, in_scratch("three.npz"),
             in_scratch("one.npz"), in_scratch("three.npz"));
     if (r.status != 0)
         fail_msg("1 and 3 threads:\n%s", r.out);

@@ -156,11 +156,13 @@ class Dense(Layer):
 
 class Conv2D(Layer):
     kind = "Conv2D"
+    kernel_axes = "hwcf"           # Keras's kernel layout: kh, kw, in (c), filters (f)
 
     def weights(self, in_shape, rng):
         kh, kw = pair(self.args["kernel_size"])
         c, f = in_shape[-1], self.args["filters"]
-        w = {"kernel": rng.uniform(-1, 1, (kh, kw, c, f)) * np.sqrt(3.0 / (kh * kw * c))}
+        shape = [dict(h=kh, w=kw, c=c, f=f)[a] for a in self.kernel_axes]
+        w = {"kernel": rng.uniform(-1, 1, shape) * np.sqrt(3.0 / (kh * kw * c))}
         if self.args.get("use_bias", True):
             w["bias"] = rng.uniform(-0.5, 0.5, f)
         return w
@@ -284,11 +286,10 @@ def with_bias(y, w):
     return y + w["bias"].view(1, -1, 1, 1) if "bias" in w else y
 
 
-class Conv2DTranspose(Layer):
+class Conv2DTranspose(Conv2D):
     """TensorFlow's conv2d_transpose: the transpose of conv2d from the output's size
-    to the input's. Keras's kernel [kh, kw, filters, in] is torch's conv_transpose2d
-    weight [in, filters, kh, kw] as it stands (permute 3, 2, 0, 1: in, filters, kh,
-    kw). Keras's output length (deconv_output_length, no output_padding): same,
+    to the input's. Keras's kernel [kh, kw, filters, in], permuted (3, 2, 0, 1), is
+    torch's conv_transpose2d weight [in, filters, kh, kw]. Keras's output length (deconv_output_length, no output_padding): same,
     n * s; valid, n * s + max(k - s, 0). TF crops torch's full output ((n - 1) * s
     + k) at the top/left by the 'same' padding of the convolution it transposes,
     from the output's length to n (tf_same_pad of the output), the rest at the
@@ -297,14 +298,7 @@ class Conv2DTranspose(Layer):
     here; and checked against the definition, the vector-Jacobian product of that
     conv2d, so that the cropping is not merely believed."""
     kind = "Conv2DTranspose"
-
-    def weights(self, in_shape, rng):
-        kh, kw = pair(self.args["kernel_size"])
-        c, f = in_shape[-1], self.args["filters"]
-        w = {"kernel": rng.uniform(-1, 1, (kh, kw, f, c)) * np.sqrt(3.0 / (kh * kw * c))}
-        if self.args.get("use_bias", True):
-            w["bias"] = rng.uniform(-0.5, 0.5, f)
-        return w
+    kernel_axes = "hwfc"
 
     def forward(self, x, w, training):
         same = self.args.get("padding", "valid") == "same"
