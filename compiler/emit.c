@@ -195,10 +195,20 @@ static void expand(FILE *out, const char *name, const Holes *h)
     }
 }
 
+/* A layer made of another's steps (SeparableConv2D runs DepthwiseConv2D's)
+ * includes their template as a hole, filled from the holes set so far. */
+void hole_template(Holes *h, const char *name, const char *tmpl)
+{
+    Block b;
+    block_open(&b);
+    expand(b.f, tmpl, h);
+    hole(h, name, block_close(&b));
+}
+
 /* ---- one op: its functions, and the calls that run them -------------------------- */
 
 /* TensorFlow's same padding: the smaller half before, the extra row after. */
-static long pad_before(long in, long out, long k, long s)
+long pad_before(long in, long out, long k, long s)
 {
     long total = (out - 1) * s + k - in;
     return total > 0 ? total / 2 : 0;

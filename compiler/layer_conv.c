@@ -9,7 +9,7 @@
 
 #define F(field) offsetof(Layer, field)
 
-static const KerasKey channels_last_keras_keys[] = {
+const KerasKey channels_last_keras_keys[] = {
     {"data_format", KERAS_CHANNELS_LAST}, {NULL, 0},
 };
 
@@ -36,7 +36,7 @@ static long conv2d_scratch(const Layer *l)
     return l->kh * l->kw * l->in.dim[2] * l->filters;
 }
 
-static const KeySpec conv2d_keys[] = {
+const KeySpec conv2d_keys[] = {
     {"filters", ARG_SIZE, F(filters), 0, true, NULL},
     {"kernel_size", ARG_SIZE_PAIR, F(kh), F(kw), true, NULL},
     {"activation", ARG_ACTIVATION, F(act), 0, false, NULL},
@@ -48,7 +48,7 @@ static const KeySpec conv2d_keys[] = {
     {0},
 };
 
-static const KerasKey conv2d_keras_keys[] = {
+const KerasKey conv2d_keras_keys[] = {
     {"dilation_rate", KERAS_ALL_ONES}, {"groups", KERAS_ALL_ONES}, {NULL, 0},
 };
 

@@ -18,10 +18,6 @@
 /* Larger pads or crops are refused before any arithmetic on sizes. */
 #define MAX_PAD 1000000L
 
-static const KerasKey channels_last_keras_keys[] = {
-    {"data_format", KERAS_CHANNELS_LAST}, {NULL, 0},
-};
-
 /* ---- ZeroPadding2D, Cropping2D ------------------------------------------------------- */
 
 /* One axis of Keras's padding or cropping: n (both sides) or [before, after]. */

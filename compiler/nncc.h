@@ -234,6 +234,9 @@ const KerasKey *keras_rule(const LayerOps *ops, const char *key);
 
 /* Shared by rows of several families. */
 extern const KerasKey weighted_keras_keys[];   /* initializers, regularizers, ... */
+extern const KerasKey channels_last_keras_keys[];   /* data_format */
+extern const KerasKey conv2d_keras_keys[];     /* dilation_rate, groups: 1 */
+extern const KeySpec conv2d_keys[];            /* Conv2D's arguments, Conv2DTranspose's too */
 /* kernel (Glorot uniform) and, with use_bias, a zero bias over the last axis. */
 int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_shape);
 void same_shape(Layer *l);
@@ -429,6 +432,11 @@ void plan_free(Plan *p);
 void hole_long(Holes *h, const char *name, long v);
 void hole_float(Holes *h, const char *name, double v);
 void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
+/* @NAME@ becomes template tmpl's text, its holes filled from h as it stands. */
+void hole_template(Holes *h, const char *name, const char *tmpl);
+/* TensorFlow's same padding before the first of in cells (a window k, stride s,
+ * out outputs): what op_holes gives as @PT@ and @PL@. */
+long pad_before(long in, long out, long k, long s);
 /* templates/NAME.c.in, built in by compiler/embed.c; NULL if there is none. */
 const char *template_text(const char *name);
 

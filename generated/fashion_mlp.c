@@ -160,7 +160,9 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
 
 /* dx through kt, the kernel transposed once per call into the model's scratch
  * (128 x 784 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch. */
+ * over the batch in sample order. dbias: dy summed over the batch; a bias is
+ * trained only with its kernel, and outside that branch GCC would follow the
+ * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
@@ -198,13 +200,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                     dense_tile(REST, dense_NBO, n, x + i0, 1, 784, dy + o, 128, NULL, 0,
                               dkernel + (size_t)i0 * 128 + o, 128);
             }
-    }
-    if (dbias) {
-        for (int o = 0; o < 128; o++)
-            dbias[o] = 0.0f;
-        for (int s = 0; s < n; s++)
+        if (dbias) {
             for (int o = 0; o < 128; o++)
-                dbias[o] += dy[(size_t)s * 128 + o];
+                dbias[o] = 0.0f;
+            for (int s = 0; s < n; s++)
+                for (int o = 0; o < 128; o++)
+                    dbias[o] += dy[(size_t)s * 128 + o];
+        }
     }
 }
 
@@ -319,7 +321,9 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
 
 /* dx through kt, the kernel transposed once per call into the model's scratch
  * (10 x 128 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch. */
+ * over the batch in sample order. dbias: dy summed over the batch; a bias is
+ * trained only with its kernel, and outside that branch GCC would follow the
+ * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
@@ -357,13 +361,13 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                     dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 128, dy + o, 10, NULL, 0,
                               dkernel + (size_t)i0 * 10 + o, 10);
             }
-    }
-    if (dbias) {
-        for (int o = 0; o < 10; o++)
-            dbias[o] = 0.0f;
-        for (int s = 0; s < n; s++)
+        if (dbias) {
             for (int o = 0; o < 10; o++)
-                dbias[o] += dy[(size_t)s * 10 + o];
+                dbias[o] = 0.0f;
+            for (int s = 0; s < n; s++)
+                for (int o = 0; o < 10; o++)
+                    dbias[o] += dy[(size_t)s * 10 + o];
+        }
     }
 }
 

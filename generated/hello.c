@@ -160,7 +160,9 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
 
 /* dx through kt, the kernel transposed once per call into the model's scratch
  * (1 x 1 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch. */
+ * over the batch in sample order. dbias: dy summed over the batch; a bias is
+ * trained only with its kernel, and outside that branch GCC would follow the
+ * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
@@ -198,13 +200,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                     dense_tile(REST, dense_NBO, n, x + i0, 1, 1, dy + o, 1, NULL, 0,
                               dkernel + (size_t)i0 * 1 + o, 1);
             }
-    }
-    if (dbias) {
-        for (int o = 0; o < 1; o++)
-            dbias[o] = 0.0f;
-        for (int s = 0; s < n; s++)
+        if (dbias) {
             for (int o = 0; o < 1; o++)
-                dbias[o] += dy[(size_t)s * 1 + o];
+                dbias[o] = 0.0f;
+            for (int s = 0; s < n; s++)
+                for (int o = 0; o < 1; o++)
+                    dbias[o] += dy[(size_t)s * 1 + o];
+        }
     }
 }
 

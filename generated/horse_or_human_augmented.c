@@ -1620,7 +1620,9 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
 
 /* dx through kt, the kernel transposed once per call into the model's scratch
  * (512 x 16384 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch. */
+ * over the batch in sample order. dbias: dy summed over the batch; a bias is
+ * trained only with its kernel, and outside that branch GCC would follow the
+ * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
 static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
@@ -1658,13 +1660,13 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                     dense_tile(REST, dense_NBO, n, x + i0, 1, 16384, dy + o, 512, NULL, 0,
                               dkernel + (size_t)i0 * 512 + o, 512);
             }
-    }
-    if (dbias) {
-        for (int o = 0; o < 512; o++)
-            dbias[o] = 0.0f;
-        for (int s = 0; s < n; s++)
+        if (dbias) {
             for (int o = 0; o < 512; o++)
-                dbias[o] += dy[(size_t)s * 512 + o];
+                dbias[o] = 0.0f;
+            for (int s = 0; s < n; s++)
+                for (int o = 0; o < 512; o++)
+                    dbias[o] += dy[(size_t)s * 512 + o];
+        }
     }
 }
 
@@ -1779,7 +1781,9 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
 
 /* dx through kt, the kernel transposed once per call into the model's scratch
  * (1 x 512 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch. */
+ * over the batch in sample order. dbias: dy summed over the batch; a bias is
+ * trained only with its kernel, and outside that branch GCC would follow the
+ * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
 static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
@@ -1817,13 +1821,13 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                     dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 512, dy + o, 1, NULL, 0,
                               dkernel + (size_t)i0 * 1 + o, 1);
             }
-    }
-    if (dbias) {
-        for (int o = 0; o < 1; o++)
-            dbias[o] = 0.0f;
-        for (int s = 0; s < n; s++)
+        if (dbias) {
             for (int o = 0; o < 1; o++)
-                dbias[o] += dy[(size_t)s * 1 + o];
+                dbias[o] = 0.0f;
+            for (int s = 0; s < n; s++)
+                for (int o = 0; o < 1; o++)
+                    dbias[o] += dy[(size_t)s * 1 + o];
+        }
     }
 }
 

@@ -63,25 +63,6 @@ static void write_inputs(int n, int size)
     free(x.f);
 }
 
-static const char driver[] =
-    "#include <stdio.h>\n"
-    "void PREDICT(const float *input, float *output);\n"
-    "int main(int argc, char **argv)\n"
-    "{\n"
-    "    static float x[IN], y[OUT];\n"
-    "    if (argc != 3)\n"
-    "        return 2;\n"
-    "    FILE *in = fopen(argv[1], \"rb\"), *out = fopen(argv[2], \"wb\");\n"
-    "    if (!in || !out)\n"
-    "        return 1;\n"
-    "    while (fread(x, sizeof x, 1, in) == 1) {\n"
-    "        PREDICT(x, y);\n"
-    "        if (fwrite(y, sizeof y, 1, out) != 1)\n"
-    "            return 1;\n"
-    "    }\n"
-    "    return fclose(in) != 0 || fclose(out) != 0;\n"
-    "}\n";
-
 /* The inference file includes nothing but the C library's math, stddef and
  * string headers, and never allocates or opens a file. */
 static void assert_self_contained(const char *c_file)
@@ -108,7 +89,7 @@ static void compare_with_trainer(const char *name, int n, int in_size, int out_s
         fail_msg("nncc --inference failed:\n%s", r.out);
     assert_self_contained(in_scratch(c_file));
 
-    write_text(in_scratch("driver.c"), driver);
+    write_text(in_scratch("driver.c"), inference_driver_source);
     const char *sanflags = strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "";
     run_cmd(&r, "cd %s && cc -std=c99 -Wall -Wextra -Werror %s -c %s && "
                 "cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%d -DOUT=%d "

@@ -152,4 +152,26 @@ static inline const char *build_model(const char *name, const char *yaml)
     return build_file(path, name);
 }
 
+/* A driver for nncc --inference's C, built with -DPREDICT=NAME_predict -DIN=
+ * -DOUT=: `driver X.bin Y.bin` predicts each sample of X.bin (IN raw floats
+ * each) into Y.bin. */
+static const char inference_driver_source[] __attribute__((unused)) =
+    "#include <stdio.h>\n"
+    "void PREDICT(const float *input, float *output);\n"
+    "int main(int argc, char **argv)\n"
+    "{\n"
+    "    static float x[IN], y[OUT];\n"
+    "    if (argc != 3)\n"
+    "        return 2;\n"
+    "    FILE *in = fopen(argv[1], \"rb\"), *out = fopen(argv[2], \"wb\");\n"
+    "    if (!in || !out)\n"
+    "        return 1;\n"
+    "    while (fread(x, sizeof x, 1, in) == 1) {\n"
+    "        PREDICT(x, y);\n"
+    "        if (fwrite(y, sizeof y, 1, out) != 1)\n"
+    "            return 1;\n"
+    "    }\n"
+    "    return fclose(in) != 0 || fclose(out) != 0;\n"
+    "}\n";
+
 #endif

@@ -169,11 +169,13 @@ class Dense(Layer):
 
 class Conv2D(Layer):
     kind = "Conv2D"
+    kernel_axes = "hwcf"           # Keras's kernel layout: kh, kw, in (c), filters (f)
 
     def weights(self, in_shape, rng):
         kh, kw = pair(self.args["kernel_size"])
         c, f = in_shape[-1], self.args["filters"]
-        w = {"kernel": rng.uniform(-1, 1, (kh, kw, c, f)) * np.sqrt(3.0 / (kh * kw * c))}
+        shape = [dict(h=kh, w=kw, c=c, f=f)[a] for a in self.kernel_axes]
+        w = {"kernel": rng.uniform(-1, 1, shape) * np.sqrt(3.0 / (kh * kw * c))}
         if self.args.get("use_bias", True):
             w["bias"] = rng.uniform(-0.5, 0.5, f)
         return w
@@ -516,6 +518,97 @@ class Reshape(Layer):
         return x.reshape([x.shape[0]] + self.args["target_shape"])
 
 
+def tf_conv2d(x, k, args, groups=1):
+    """conv2d on NCHW x with torch's weight k, TensorFlow's padding and strides."""
+    kh, kw = k.shape[2], k.shape[3]
+    sh, sw = pair(args.get("strides", 1))
+    if args.get("padding", "valid") == "same":
+        t, b = tf_same_pad(x.shape[2], kh, sh)
+        l, r = tf_same_pad(x.shape[3], kw, sw)
+        x = F.pad(x, (l, r, t, b))
+    return F.conv2d(x, k, stride=(sh, sw), groups=groups)
+
+
+def with_bias(y, w):
+    """NCHW y plus the bias over its channels, if the layer has one."""
+    return y + w["bias"].view(1, -1, 1, 1) if "bias" in w else y
+
+
+class Conv2DTranspose(Conv2D):
+    """TensorFlow's conv2d_transpose: the transpose of conv2d from the output's size
+    to the input's. Keras's kernel [kh, kw, filters, in], permuted (3, 2, 0, 1), is
+    torch's conv_transpose2d weight [in, filters, kh, kw]. Keras's output length (deconv_output_length, no output_padding): same,
+    n * s; valid, n * s + max(k - s, 0). TF crops torch's full output ((n - 1) * s
+    + k) at the top/left by the 'same' padding of the convolution it transposes,
+    from the output's length to n (tf_same_pad of the output), the rest at the
+    bottom/right; where the output is longer (valid, s > k) the rest is zeros.
+    torch's symmetric padding argument is not TF's, so the full output is cropped
+    here; and checked against the definition, the vector-Jacobian product of that
+    conv2d, so that the cropping is not merely believed."""
+    kind = "Conv2DTranspose"
+    kernel_axes = "hwfc"
+
+    def forward(self, x, w, training):
+        same = self.args.get("padding", "valid") == "same"
+        x = nhwc_to_nchw(x)
+        k = w["kernel"].permute(3, 2, 0, 1)
+        out, crop = [], []
+        for n, kk, s in zip(x.shape[2:], k.shape[2:], pair(self.args.get("strides", 1))):
+            out.append(n * s if same else n * s + max(kk - s, 0))
+            crop.append(tf_same_pad(out[-1], kk, s)[0] if same else 0)
+        full = F.conv_transpose2d(x, k, stride=pair(self.args.get("strides", 1)))
+        full = F.pad(full, (0, max(crop[1] + out[1] - full.shape[3], 0),
+                            0, max(crop[0] + out[0] - full.shape[2], 0)))
+        y = full[:, :, crop[0]:crop[0] + out[0], crop[1]:crop[1] + out[1]]
+        z = torch.zeros(y.shape, requires_grad=True)
+        conv = tf_conv2d(z, k.detach(), self.args)
+        (vjp,) = torch.autograd.grad((conv * x.detach()).sum(), z)
+        assert conv.shape == x.shape and torch.allclose(vjp, y.detach(), atol=1e-12)
+        return self.activation(nchw_to_nhwc(with_bias(y, w)))
+
+
+def depthwise(x, kernel, args):
+    """tf.nn.depthwise_conv2d on NCHW x: Keras's kernel [kh, kw, in, dm] as torch's
+    grouped weight [in * dm, 1, kh, kw]; group c's outputs are c * dm + m, as TF's."""
+    kh, kw, c, dm = kernel.shape
+    return tf_conv2d(x, kernel.permute(2, 3, 0, 1).reshape(c * dm, 1, kh, kw), args, groups=c)
+
+
+class DepthwiseConv2D(Layer):
+    kind = "DepthwiseConv2D"
+
+    def weights(self, in_shape, rng):
+        kh, kw = pair(self.args["kernel_size"])
+        c, dm = in_shape[-1], self.args.get("depth_multiplier", 1)
+        w = {"depthwise_kernel": rng.uniform(-1, 1, (kh, kw, c, dm)) * np.sqrt(3.0 / (kh * kw))}
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, c * dm)
+        return w
+
+    def forward(self, x, w, training):
+        y = depthwise(nhwc_to_nchw(x), w["depthwise_kernel"], self.args)
+        return self.activation(nchw_to_nhwc(with_bias(y, w)))
+
+
+class SeparableConv2D(DepthwiseConv2D):
+    """tf.nn.separable_conv2d: the depthwise step (strides, padding; no bias), then
+    a 1x1 conv2d with the pointwise kernel [1, 1, in * dm, filters] (torch's
+    [filters, in * dm, 1, 1]), then the bias."""
+    kind = "SeparableConv2D"
+
+    def weights(self, in_shape, rng):
+        w = super().weights(in_shape, rng)
+        w.pop("bias", None)
+        cd, f = in_shape[-1] * self.args.get("depth_multiplier", 1), self.args["filters"]
+        w["pointwise_kernel"] = rng.uniform(-1, 1, (1, 1, cd, f)) * np.sqrt(3.0 / cd)
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, f)
+        return w
+
+    def forward(self, x, w, training):
+        d = depthwise(nhwc_to_nchw(x), w["depthwise_kernel"], self.args)
+        y = F.conv2d(d, w["pointwise_kernel"].permute(3, 2, 0, 1))
+        return self.activation(nchw_to_nhwc(with_bias(y, w)))
 
 
 # ---- the table of layer fixtures: name, input shape, the layer ------------------------------
@@ -523,6 +616,7 @@ LAYERS = [
     ("dense", [7], Dense(units=4)),
     ("dense_nobias", [7], Dense(units=4, use_bias=False)),
     ("dense_17", [9], Dense(units=17)),
+    ("dense_wide", [3], Dense(units=16)),     # GCC once refused this one's backward
     ("conv_valid", [6, 5, 3], Conv2D(filters=4, kernel_size=3)),
     ("conv_valid_strided", [7, 6, 2], Conv2D(filters=3, kernel_size=[3, 2], strides=[2, 2])),
     ("conv_same", [5, 5, 2], Conv2D(filters=3, kernel_size=3, padding="same")),
@@ -568,6 +662,34 @@ LAYERS = [
     ("upsample_rect", [2, 3, 3], UpSampling2D(size=[3, 2])),
     ("gmp", [3, 4, 5], GlobalMaxPooling2D()),
     ("gmp_ties", [3, 3, 4], Ties()),
+    # total padding 1 (k - s), all of it at the bottom and right; 8 channels: vectors of 8
+    ("conv_transpose_same", [3, 4, 8], Conv2DTranspose(filters=4, kernel_size=3, strides=2,
+                                                       padding="same")),
+    # height: stride 3 beyond kernel 2, every third row the bias alone
+    ("conv_transpose_valid_s3", [3, 2, 2], Conv2DTranspose(filters=3, kernel_size=[2, 3],
+                                                           strides=[3, 1], activation="tanh")),
+    # height and width: total 3, 1 at the top/left and 2 after
+    ("conv_transpose_same_odd_nobias", [2, 3, 5],
+     Conv2DTranspose(filters=2, kernel_size=[5, 4], strides=[2, 1], padding="same",
+                     use_bias=False)),
+    # height: kernel 1, stride 2: every other row the bias alone
+    ("conv_transpose_same_k1", [2, 2, 4], Conv2DTranspose(filters=3, kernel_size=[1, 3],
+                                                          strides=2, padding="same")),
+    # height: total 2 (1 before); width: total 1 (after)
+    ("depthwise_same_strided", [5, 6, 3], DepthwiseConv2D(kernel_size=3, strides=2,
+                                                          padding="same")),
+    ("depthwise_valid_dm3", [4, 5, 2], DepthwiseConv2D(kernel_size=[2, 3], strides=[1, 2],
+                                                       depth_multiplier=3, activation="tanh")),
+    # height: total 3 (1 before, 2 after); 16 channels
+    ("depthwise_same_odd_nobias", [4, 4, 16],
+     DepthwiseConv2D(kernel_size=[4, 3], padding="same", depth_multiplier=2, use_bias=False)),
+    ("separable_same", [4, 5, 3], SeparableConv2D(filters=4, kernel_size=3, padding="same")),
+    # 16 filters: the backward's dot products in vectors of 16
+    ("separable_valid_dm2", [5, 6, 2], SeparableConv2D(filters=16, kernel_size=[3, 2],
+                                                       strides=2, depth_multiplier=2)),
+    ("separable_same_strided_nobias", [5, 5, 4],
+     SeparableConv2D(filters=3, kernel_size=[2, 4], strides=[2, 1], padding="same",
+                     use_bias=False, activation="tanh")),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
 
 # ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
