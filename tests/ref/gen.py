@@ -560,9 +560,10 @@ class Conv2DTranspose(Conv2D):
         full = F.pad(full, (0, max(crop[1] + out[1] - full.shape[3], 0),
                             0, max(crop[0] + out[0] - full.shape[2], 0)))
         y = full[:, :, crop[0]:crop[0] + out[0], crop[1]:crop[1] + out[1]]
-        z = torch.zeros(y.shape, requires_grad=True)
-        conv = tf_conv2d(z, k.detach(), self.args)
-        (vjp,) = torch.autograd.grad((conv * x.detach()).sum(), z)
+        with torch.enable_grad():   # also where the graph runs without autograd
+            z = torch.zeros(y.shape, requires_grad=True)
+            conv = tf_conv2d(z, k.detach(), self.args)
+            (vjp,) = torch.autograd.grad((conv * x.detach()).sum(), z)
         assert conv.shape == x.shape and torch.allclose(vjp, y.detach(), atol=1e-12)
         return self.activation(nchw_to_nhwc(with_bias(y, w)))
 
