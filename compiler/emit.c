@@ -287,8 +287,8 @@ static char *call_arg(const Plan *p, const Op *op, const char *word)
 {
     if (strcmp(word, "n") == 0 || strcmp(word, "pass") == 0)
         return fmt("%s", word);
-    if (strcmp(word, "scratch") == 0)
-        return fmt("SCRATCH");
+    if (strcmp(word, "scratch") == 0)   /* used for dx alone, and counted so (plan.c) */
+        return fmt("%s", op->din[0] != NO_BUF ? "SCRATCH" : "NULL");
     if (strcmp(word, "x") == 0)
         return buf_ref(p, op->in[0]);
     if (strcmp(word, "dx") == 0)

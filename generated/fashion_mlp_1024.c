@@ -417,7 +417,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     /* dense: relu, line 6 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 6 */
-    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), SCRATCH);
+    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), NULL);
 }
 
 static const char *const class_names[10] = {

@@ -244,7 +244,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense: Dense, line 5 */
-    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), SCRATCH);
+    dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), NULL);
 }
 
 static const float train_x[6] = {

@@ -1949,7 +1949,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     /* conv2d: relu, line 10 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), SCRATCH);
+    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
 }
 
 

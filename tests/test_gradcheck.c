@@ -16,7 +16,7 @@
     "data:\n  train: {format: inline, x: [[0, 0, 0]], y: [0]}\n"
 
 /* After the call that writes dense.bias's gradient, the planted line. */
-#define BIAS_CALL "G(dense_bias));\n"
+#define BIAS_CALL "    dense_backward("
 #define PLANT "    for (int i = 0; i < 8; i++) G(dense_bias)[i] *= 1.05f;\n"
 
 static char *read_text(const char *path)
@@ -35,14 +35,14 @@ static char *read_text(const char *path)
     return s;
 }
 
-/* scratch/planted.c with PLANT after the one BIAS_CALL, as scratch/wrong.c. */
+/* scratch/planted.c with PLANT after the line of the one BIAS_CALL, as scratch/wrong.c. */
 static void plant(void)
 {
     char *src = read_text(in_scratch("planted.c"));
     char *at = strstr(src, BIAS_CALL);
     assert_non_null(at);
     assert_null(strstr(at + 1, BIAS_CALL));
-    at += strlen(BIAS_CALL);
+    at = strchr(at, '\n') + 1;   /* after the call's line */
     FILE *f = fopen(in_scratch("wrong.c"), "wb");
     assert_non_null(f);
     fwrite(src, 1, (size_t)(at - src), f);

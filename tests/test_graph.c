@@ -208,7 +208,7 @@ static void test_graph_summary(void **state)
     static char check[sizeof r.out];
     snprintf(check, sizeof check, "%s", r.out);
     run_cmd(&r, "make --no-print-directory trainer MODEL=tests/data/functional_residual.json "
-                "OUT=%s SAN=%s >/dev/null && %s summary", scratch, san(),
+                "OUT=%s SAN=%s >/dev/null 2>&1 && %s summary", scratch, san(),
             in_scratch("functional_residual"));
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, check);
