@@ -422,10 +422,12 @@ static void take_name(Model *m, const Node *root, const Node *name)
 
 /* input_layers / output_layers: [[LAYER, 0, 0], ...], or one [LAYER, 0, 0]. The
  * first entry's layer name; more than one is refused for now. */
-static const Node *only_endpoint(const Node *list, const char *key, const char *what)
+static const Node *only_endpoint(const Node *config, const char *key, const char *what)
 {
+    const Node *list = map_get(config, key);
     if (!list || list->kind != NODE_SEQ || list->n == 0)
-        error_at(list, "a functional model needs '%s'", key);
+        error_at(list ? list : config, "a functional model needs '%s', a list of [LAYER, 0, 0]",
+                 key);
     if (list->items[0]->kind == NODE_SCALAR)
         return list->items[0];
     if (list->n > 1)
@@ -464,9 +466,8 @@ static const Node *model_layers(Reader *r, const Node *class_name, const Node *c
     if ((v = map_get(config, "trainable")))
         *frozen = !node_bool(v, "trainable");
     if (r->functional) {
-        only_endpoint(map_get(config, "input_layers"), "input_layers", "input");
-        r->m->output_name = only_endpoint(map_get(config, "output_layers"), "output_layers",
-                                          "output");
+        only_endpoint(config, "input_layers", "input");
+        r->m->output_name = only_endpoint(config, "output_layers", "output");
     }
     return layers;
 }

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     model_from_yaml(&m, yaml_load(o.model), o.model);
     infer_shapes(&m);
     check_model(&m);
-    Plan *plan = plan_model(&m);   /* also for --check: planning finds clashing C names */
+    Plan *plan = plan_model(&m, o.inference);   /* also for --check: planning finds clashing C names */
     if (o.check) {
         summary_print(stdout, &m);
         plan_free(plan);

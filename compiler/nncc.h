@@ -7,6 +7,7 @@
  *   shape.c   shapes and parameter counts, by each row's rule
  *   check.c   the checks that need shapes (weights, samples, data, output)
  *   plan.c    Model -> Plan: the tensor table, the work buffers, the ops
+ *   lifetime.c  the work buffers' offsets, by when each is in use
  *   emit.c    Plan  -> C, from the templates built into nncc
  *   diag.c    FILE:LINE:COL: error: ..., "did you mean"
  *
@@ -367,7 +368,7 @@ typedef struct {
 
 typedef struct {
     const Layer *layer;
-    char name[MAX_NAME + 16];     /* "dense_out" */
+    char name[MAX_NAME + 24];     /* "dense_out" */
     long offset, size;            /* per sample, in floats */
 } Buffer;
 
@@ -407,8 +408,12 @@ typedef struct Plan {
     int output_act;               /* nn_output_act: what the loss fuses */
 } Plan;
 
-/* Plans memory and ops; error_at() if two names would clash in the C. */
-Plan *plan_model(const Model *m);
+/* Plans ops and memory, for training or for --inference (forward passes
+ * only); error_at() if two names would clash in the C. */
+Plan *plan_model(const Model *m, bool inference);
+/* lifetime.c: the buffers' offsets, sharing floats between buffers not in use
+ * at the same time. */
+void plan_lifetimes(Plan *p, const Model *m, bool inference);
 /* Writes the trainer's C to out. header: also a .h for --no-main users. */
 void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main);
 void emit_header(FILE *out, const Model *m);

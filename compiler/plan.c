@@ -26,18 +26,15 @@ static Plan *plan_new(void)
     return p;
 }
 
+/* A work buffer; lifetime.c gives it its offset once every op is known. */
 static int add_buffer(Plan *p, const Layer *l, const char *what, long size)
 {
-    /* The C names each offset in an enum, and an enum constant is an int. */
-    if (size > INT32_MAX - p->work_floats)
-        error_at(l->where, "the model is too large: its activations take more than %d floats "
-                           "per sample", INT32_MAX);
+    if (p->n_bufs == MAX_BUFS)
+        error_at(l->where, "the model is too large: more than %d work buffers", MAX_BUFS);
     Buffer *b = &p->bufs[p->n_bufs];
     b->layer = l;
-    snprintf(b->name, sizeof b->name, "%s_%s", l->name, what);
-    b->offset = p->work_floats;
+    snprintf(b->name, sizeof b->name, "%s_%.16s", l->name, what);
     b->size = size;
-    p->work_floats += size;
     return p->n_bufs++;
 }
 
@@ -287,7 +284,7 @@ static void claim_names(const Plan *p)
         claim(&ns, p->bufs[i].layer->where, p->bufs[i].name, "");
 }
 
-Plan *plan_model(const Model *m)
+Plan *plan_model(const Model *m, bool inference)
 {
     Plan *p = plan_new();
     for (int i = 0; i < m->n_layers; i++)
@@ -298,6 +295,7 @@ Plan *plan_model(const Model *m)
     p->output_act = fused_output(m, m->layers[m->output].act);
     sum_gradients(p, m);
     claim_names(p);
+    plan_lifetimes(p, m, inference);
     return p;
 }
 

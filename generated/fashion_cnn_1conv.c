@@ -751,11 +751,11 @@ enum {
     conv2d_dout = 43264,
     max_pooling2d_out = 86528,
     max_pooling2d_dout = 97344,
-    dense_out = 108160,
-    dense_dout = 108288,
-    dense_1_out = 108416,
-    dense_1_dout = 108426,
-    WORK_PER_SAMPLE = 108436,
+    dense_out = 43264,
+    dense_dout = 43392,
+    dense_1_out = 43520,
+    dense_1_dout = 43530,
+    WORK_PER_SAMPLE = 108160,
     SCRATCH_FLOATS = 1384448
 };
 

@@ -543,11 +543,11 @@ enum {
 enum {
     dense_out = 0,
     dense_dout = 512,
-    dense_1_out = 1024,
-    dense_1_dout = 1280,
-    dense_2_out = 1536,
-    dense_2_dout = 1546,
-    WORK_PER_SAMPLE = 1556,
+    dense_1_out = 512,
+    dense_1_dout = 1024,
+    dense_2_out = 768,
+    dense_2_dout = 778,
+    WORK_PER_SAMPLE = 1280,
     SCRATCH_FLOATS = 131072
 };
 

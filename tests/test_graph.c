@@ -214,6 +214,43 @@ static void test_graph_summary(void **state)
     assert_string_equal(r.out, check);
 }
 
+/* The functional export trains end to end when a native file names it with
+ * `model:` and adds data: images whose class is whether their mean is above 0. */
+static void test_functional_export_trains(void **state)
+{
+    (void)state;
+    char cwd[1024], yaml[16384];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    int len = snprintf(yaml, sizeof yaml,
+                       "model: %s/tests/data/functional_residual.json\n"
+                       "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, "
+                       "metrics: [accuracy]}\n"
+                       "fit: {epochs: 40, batch_size: 8}\n"
+                       "data:\n  train:\n    format: inline\n    x:\n", cwd);
+    unsigned seed = 3;
+    char labels[256] = "";
+    for (int s = 0; s < 32; s++) {
+        float sum = 0;
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "      - [");
+        for (int i = 0; i < 64; i++) {
+            seed = seed * 1103515245u + 12345u;
+            float v = (float)((seed >> 8) % 201) / 100.0f - 1.0f + (s % 2 ? 0.3f : -0.3f);
+            sum += v;
+            len += snprintf(yaml + len, sizeof yaml - (size_t)len, "%s%.2f", i ? ", " : "", v);
+        }
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "]\n");
+        snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%d", s ? ", " : "",
+                 sum > 0);
+    }
+    snprintf(yaml + len, sizeof yaml - (size_t)len, "    y: [%s]\n", labels);
+    const char *trainer = build_model("functional", yaml);
+    RunResult r;
+    run_cmd(&r, "%s train", trainer);
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "Epoch 40/40");
+    assert_output_contains(&r, "accuracy: 1.0000");
+}
+
 /* What nncc refuses in a functional export, at the place it is written. */
 static void test_functional_errors(void **state)
 {
@@ -247,6 +284,44 @@ static void test_functional_errors(void **state)
     }
 }
 
+/* WORK_PER_SAMPLE of the C that nncc writes for a stack of `blocks` residual
+ * blocks of 8 units: a = tanh(Dense(x)), b = Dense(a), x' = a + b. */
+static long residual_work(int blocks)
+{
+    char yaml[4096] = "name: stack\ninput_shape: [8]\nlayers:\n";
+    const char *x = "input";
+    char names[3][16];
+    for (int i = 0; i < blocks; i++) {
+        snprintf(yaml + strlen(yaml), sizeof yaml - strlen(yaml),
+                 "  - Dense: {name: a%d, units: 8, activation: tanh, inputs: %s}\n"
+                 "  - Dense: {name: b%d, units: 8}\n"
+                 "  - Add: {name: s%d, inputs: [a%d, b%d]}\n", i, x, i, i, i, i);
+        snprintf(names[i % 3], sizeof names[0], "s%d", i);
+        x = names[i % 3];
+    }
+    strcat(yaml, "compile: {optimizer: sgd, loss: mse}\n");
+    write_text(in_scratch("stack.yaml"), yaml);
+    RunResult r;
+    run_cmd(&r, "%s %s -o - | grep -o 'WORK_PER_SAMPLE = [0-9]*'", nncc_path(),
+            in_scratch("stack.yaml"));
+    assert_int_equal(r.status, 0);
+    return strtol(r.out + strlen("WORK_PER_SAMPLE = "), NULL, 10);
+}
+
+/* Work memory is planned by lifetime: the values a block computes stay for
+ * the backward pass (a with its tanh in place, b, the sum: 24 floats), but
+ * gradients live only from their first writer to their producer, so another
+ * block costs its values and no more room for gradients (a buffer each would
+ * add 32 floats of gradients per block: a's, b's, the sum's and the second
+ * reader's of a). */
+static void test_work_by_lifetime(void **state)
+{
+    (void)state;
+    long two = residual_work(2), four = residual_work(4), eight = residual_work(8);
+    assert_int_equal(four - two, 2 * 24);
+    assert_int_equal(eight - four, 4 * 24);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,8 +329,10 @@ int main(void)
         cmocka_unit_test(test_residual_network),
         cmocka_unit_test(test_every_merge),
         cmocka_unit_test(test_functional_export),
+        cmocka_unit_test(test_functional_export_trains),
         cmocka_unit_test(test_functional_errors),
         cmocka_unit_test(test_graph_summary),
+        cmocka_unit_test(test_work_by_lifetime),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
