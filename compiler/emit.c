@@ -243,7 +243,8 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole_long(h, "SW", l->sw);
     hole_long(h, "PT", l->same && image ? pad_before(l->in.dim[0], l->out.dim[0], l->kh, l->sh) : 0);
     hole_long(h, "PL", l->same && image ? pad_before(l->in.dim[1], l->out.dim[1], l->kw, l->sw) : 0);
-    hole_long(h, "SPATIAL", l->in.rank == 3 ? l->in.dim[0] * l->in.dim[1] : 1);
+    /* positions per sample of each channel (the last axis): H*W, T, or 1 */
+    hole_long(h, "SPATIAL", shape_size(&l->in) / l->in.dim[l->in.rank - 1]);
     hole_long(h, "RANK", l->in.rank);
     hole_long(h, "TRAINABLE", l->trainable);
     if (op->ops && op->ops->holes)
@@ -348,20 +349,9 @@ static void emit_forward_call(FILE *out, const Plan *p, const Op *op, bool infer
     emit_call(out, p, op, "forward", args);
 }
 
-static bool has_grads(const Plan *p, const Op *op)
-{
-    for (int i = 0; i < MAX_LAYER_TENSORS; i++)
-        if (op->tensor[i] >= 0 && p->tensors[op->tensor[i]].trainable)
-            return true;
-    for (int k = 0; k < op->n_in; k++)
-        if (op->din[k] != NO_BUF)
-            return true;
-    return false;
-}
-
 static void emit_backward_call(FILE *out, const Plan *p, const Op *op)
 {
-    if (!has_grads(p, op)) {
+    if (!op_has_backward(p, op)) {
         fprintf(out, "    (void)%s_backward;  /* %s: nothing to learn, nothing flows back */\n",
                 op->fn, op->layer->name);
         return;

@@ -79,6 +79,8 @@ static void find_spans(const Plan *p, const Model *m, bool inference, Span *s)
     for (int i = n - 1; i >= 0; i--) {
         const Op *op = &p->ops[i];
         int t = 2 * n - 1 - i;
+        if (!op_has_backward(p, op))
+            continue;
         touch_call(s, op, op->ops ? op->ops->backward_args : "x y dy dx", t);
         for (int k = 0; k < op->n_in; k++)
             if (op->add_to[k] != NO_BUF) {

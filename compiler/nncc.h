@@ -415,6 +415,9 @@ typedef struct Plan {
 /* Plans ops and memory, for training or for --inference (forward passes
  * only); error_at() if two names would clash in the C. */
 Plan *plan_model(const Model *m, bool inference);
+/* Whether the op has work in the backward pass: a tensor to learn or a
+ * gradient to pass back. */
+bool op_has_backward(const Plan *p, const Op *op);
 /* lifetime.c: the buffers' offsets, sharing floats between buffers not in use
  * at the same time. */
 void plan_lifetimes(Plan *p, const Model *m, bool inference);

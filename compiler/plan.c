@@ -187,8 +187,22 @@ static int buffer_readers(const Model *m, int i)
     return n;
 }
 
-static void plan_layer(Plan *p, const Model *m, int i)
+/* Whether a gradient must flow back into each layer's output: only if it or
+ * a layer before it has something to learn. A frozen front (fine-tuning) or a
+ * Rescaling of the input then costs no backward work and no memory. */
+static void find_learners(const Model *m, bool *learns)
 {
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        learns[i] = l->trainable_params > 0;
+        for (int k = 0; k < l->n_inputs; k++)
+            learns[i] |= l->inputs[k] != MODEL_INPUT && learns[l->inputs[k]];
+    }
+}
+
+static void plan_layer(Plan *p, const Model *m, int i, bool learns)
+{
+    int first_op = p->n_ops;
     const Layer *l = &m->layers[i];
     int first = l->inputs[0];
     int cur = first == MODEL_INPUT ? NO_BUF : p->layer_out[first];
@@ -213,7 +227,21 @@ static void plan_layer(Plan *p, const Model *m, int i)
     if (layer_act(m, l) != ACT_LINEAR)
         add_activation(p, l, layer_act(m, l), &cur, &dcur, shared);
     p->layer_out[i] = cur;
-    p->layer_dout[i] = dcur;
+    p->layer_dout[i] = learns ? dcur : NO_BUF;
+    for (int k = first_op; !learns && k < p->n_ops; k++)
+        for (int j = 0; j < p->ops[k].n_in; j++)
+            p->ops[k].din[j] = NO_BUF;
+}
+
+bool op_has_backward(const Plan *p, const Op *op)
+{
+    for (int i = 0; i < MAX_LAYER_TENSORS; i++)
+        if (op->tensor[i] >= 0 && p->tensors[op->tensor[i]].trainable)
+            return true;
+    for (int k = 0; k < op->n_in; k++)
+        if (op->din[k] != NO_BUF)
+            return true;
+    return false;
 }
 
 /* Backward runs the ops in reverse: the last reader of a value writes its
@@ -287,8 +315,10 @@ static void claim_names(const Plan *p)
 Plan *plan_model(const Model *m, bool inference)
 {
     Plan *p = plan_new();
+    static bool learns[MAX_LAYERS];
+    find_learners(m, learns);
     for (int i = 0; i < m->n_layers; i++)
-        plan_layer(p, m, i);
+        plan_layer(p, m, i, learns[i]);
     if (p->n_ops == 0)
         error_at(m->layers[0].where, "the model computes nothing: it needs a layer besides "
                                      "Flatten and Reshape");
