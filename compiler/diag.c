@@ -166,6 +166,31 @@ Node *map_get(const Node *map, const char *key)
     return NULL;
 }
 
+/* "a, b, c": choices, as many as fit in buf. */
+static const char *listed(const char *const *choices, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (const char *const *c = choices; *c; c++) {
+        size_t used = strlen(buf);
+        if (used + strlen(*c) + 8 >= len) {
+            snprintf(buf + used, len - used, ", ...");
+            break;
+        }
+        snprintf(buf + used, len - used, "%s%s", c == choices ? "" : ", ", *c);
+    }
+    return buf;
+}
+
+_Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices)
+{
+    const char *close = closest_word(n->text, choices);
+    if (close)
+        error_at(n, "unknown %s '%s'; did you mean '%s'?", what, shown(n->text), close);
+    char list[1024];
+    error_at(n, "unknown %s '%s' (known: %s)", what, shown(n->text),
+             listed(choices, list, sizeof list));
+}
+
 void map_check_keys(const Node *map, const char *what, const char *const *allowed)
 {
     need_node(map, what);
@@ -182,7 +207,9 @@ void map_check_keys(const Node *map, const char *what, const char *const *allowe
         if (hint)
             error_at(map->keys[i], "unknown key '%s' in %s; did you mean '%s'?", shown(key), what,
                      hint);
-        error_at(map->keys[i], "unknown key '%s' in %s", shown(key), what);
+        char list[1024];
+        error_at(map->keys[i], "unknown key '%s' in %s (it takes: %s)", shown(key), what,
+                 listed(allowed, list, sizeof list));
     }
 }
 

@@ -41,6 +41,8 @@ static const KeySpec leaky_relu_keys[] = {
 };
 
 const LayerOps leaky_relu_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"alpha", NULL},
     .keras_name = "LeakyReLU", .default_name = "leaky_re_lu", .keys = leaky_relu_keys,
     .defaults = leaky_relu_defaults, .parse = leaky_relu_parse, .shape = same_shape,
     .tmpl = "leaky_relu", .forward_args = "n x y", .backward_args = "n x dy dx",
@@ -71,6 +73,8 @@ static const KeySpec relu_keys[] = {
 };
 
 const LayerOps relu_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"max_value", NULL},
     .keras_name = "ReLU", .default_name = "re_lu", .keys = relu_keys,
     .defaults = relu_defaults, .shape = same_shape,
     .tmpl = "relu", .forward_args = "n x y", .backward_args = "n x dy dx",
@@ -90,6 +94,8 @@ static const KeySpec elu_keys[] = {
 };
 
 const LayerOps elu_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"alpha", NULL},
     .keras_name = "ELU", .default_name = "elu", .keys = elu_keys,
     .defaults = elu_defaults, .shape = same_shape,
     .tmpl = "elu", .forward_args = "n x y", .backward_args = "n x dy dx",

@@ -53,6 +53,8 @@ const KerasKey conv2d_keras_keys[] = {
 };
 
 const LayerOps conv2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"filters", "kernel_size", "strides", "padding", NULL},
     .keras_name = "Conv2D", .aliases = (const char *const[]){"Convolution2D", NULL},
     .default_name = "conv2d", .keys = conv2d_keys,
     .keras = (const KerasKey *const[]){weighted_keras_keys, conv2d_keras_keys,
@@ -94,6 +96,8 @@ static const KeySpec pool_keys[] = {
 };
 
 const LayerOps maxpool2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"pool_size", "strides", "padding", NULL},
     .keras_name = "MaxPooling2D", .aliases = (const char *const[]){"MaxPool2D", NULL},
     .default_name = "max_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -103,6 +107,8 @@ const LayerOps maxpool2d_ops = {
 };
 
 const LayerOps avgpool2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"pool_size", "strides", "padding", NULL},
     .keras_name = "AveragePooling2D", .aliases = (const char *const[]){"AvgPool2D", NULL},
     .default_name = "average_pooling2d", .keys = pool_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},

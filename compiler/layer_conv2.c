@@ -51,6 +51,8 @@ static const KerasKey conv2d_transpose_keras_keys[] = {
 };
 
 const LayerOps conv2d_transpose_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"filters", "kernel_size", "strides", "padding", NULL},
     .keras_name = "Conv2DTranspose",
     .aliases = (const char *const[]){"Convolution2DTranspose", NULL},
     .default_name = "conv2d_transpose", .keys = conv2d_keys,
@@ -179,6 +181,8 @@ static const KerasKey separable_keras_keys[] = {
 };
 
 const LayerOps depthwise_conv2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"kernel_size", "strides", "padding", "depth_multiplier", NULL},
     .keras_name = "DepthwiseConv2D", .default_name = "depthwise_conv2d",
     .keys = depthwise_keys,
     .keras = (const KerasKey *const[]){depthwise_keras_keys, conv2d_keras_keys,
@@ -190,6 +194,8 @@ const LayerOps depthwise_conv2d_ops = {
 };
 
 const LayerOps separable_conv2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"filters", "kernel_size", "strides", "padding", NULL},
     .keras_name = "SeparableConv2D",
     .aliases = (const char *const[]){"SeparableConvolution2D", NULL},
     .default_name = "separable_conv2d", .keys = separable_keys,

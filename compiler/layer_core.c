@@ -60,6 +60,8 @@ static const KeySpec dense_keys[] = {
 };
 
 const LayerOps dense_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"units", "activation", NULL},
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
@@ -105,6 +107,8 @@ static const KerasKey dropout_keras_keys[] = {
 };
 
 const LayerOps dropout_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"rate", NULL},
     .keras_name = "Dropout", .default_name = "dropout",
     .keys = dropout_keys, .keras = (const KerasKey *const[]){dropout_keras_keys, NULL},
     .shape = same_shape, .aux = "mask", .aux_size = dropout_mask_size,
@@ -121,6 +125,8 @@ static const KeySpec activation_keys[] = {
 };
 
 const LayerOps activation_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"activation", NULL},
     .keras_name = "Activation", .default_name = "activation",
     .keys = activation_keys, .shape = same_shape, .flags = LF_OWN_ACTIVATION,
 };

@@ -117,6 +117,8 @@ static const KeySpec concatenate_keys[] = {
 };
 
 const LayerOps concatenate_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"axis", NULL},
     .keras_name = "Concatenate", .default_name = "concatenate", .keys = concatenate_keys,
     .defaults = concatenate_defaults, .parse = concatenate_parse, .shape = concatenate_shape,
     .tmpl = "concatenate", .forward_args = "n xs y", .backward_args = "n dy dxs",

@@ -24,6 +24,8 @@ static const KeySpec rescaling_keys[] = {
 };
 
 const LayerOps rescaling_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"scale", "offset", NULL},
     .keras_name = "Rescaling", .default_name = "rescaling", .keys = rescaling_keys,
     .shape = same_shape, .tmpl = "rescaling",
     .forward_args = "n x y", .backward_args = "n dy dx", .holes = rescaling_holes,
@@ -84,6 +86,8 @@ static const KeySpec reshape_keys[] = {
 };
 
 const LayerOps reshape_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"target_shape", NULL},
     .keras_name = "Reshape", .default_name = "reshape", .keys = reshape_keys,
     .parse = reshape_parse, .shape = reshape_shape,
 };

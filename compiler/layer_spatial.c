@@ -107,6 +107,8 @@ static void cropping2d_holes(Holes *h, const Layer *l)
 }
 
 const LayerOps zeropad2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"padding", NULL},
     .keras_name = "ZeroPadding2D", .default_name = "zero_padding2d",
     .keys = (const KeySpec[]){{"padding", ARG_CUSTOM, 0, 0, false, NULL}, {0}},
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -116,6 +118,8 @@ const LayerOps zeropad2d_ops = {
 };
 
 const LayerOps cropping2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"cropping", NULL},
     .keras_name = "Cropping2D", .default_name = "cropping2d",
     .keys = (const KeySpec[]){{"cropping", ARG_CUSTOM, 0, 0, false, NULL}, {0}},
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
@@ -162,6 +166,8 @@ static const KeySpec upsampling2d_keys[] = {
 };
 
 const LayerOps upsampling2d_ops = {
+    /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
+    .positional = (const char *const[]){"size", NULL},
     .keras_name = "UpSampling2D", .default_name = "up_sampling2d", .keys = upsampling2d_keys,
     .keras = (const KerasKey *const[]){channels_last_keras_keys, NULL},
     .defaults = upsampling2d_defaults, .parse = upsampling2d_parse,

@@ -78,14 +78,6 @@ const KerasKey *keras_rule(const LayerOps *ops, const char *key)
 
 /* ---- one reader per argument type ------------------------------------------------- */
 
-_Noreturn static void unknown_word(const Node *n, const char *what, const char *const *choices)
-{
-    const char *close = closest_word(n->text, choices);
-    if (close)
-        error_at(n, "unknown %s '%s'; did you mean '%s'?", what, n->text, close);
-    error_at(n, "unknown %s '%s'", what, n->text);
-}
-
 /* A size given as an int or as a pair (Keras's kernel_size: 3 or [3, 5]). */
 static void int_or_pair(const Node *n, const char *what, long *a, long *b)
 {

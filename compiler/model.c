@@ -30,14 +30,6 @@ static int lookup(const char *word, const char *const *names, int count)
     return -1;
 }
 
-_Noreturn static void unknown_word(const Node *n, const char *what, const char *const *choices)
-{
-    const char *close = closest_word(n->text, choices);
-    if (close)
-        error_at(n, "unknown %s '%s'; did you mean '%s'?", what, n->text, close);
-    error_at(n, "unknown %s '%s'", what, n->text);
-}
-
 Activation parse_activation(const Node *n)
 {
     if (n->kind == NODE_SCALAR && !n->quoted &&
@@ -141,7 +133,46 @@ _Noreturn static void unknown_layer(const Node *type_node)
     unknown_word(type_node, "layer", choices);
 }
 
-/* A layer is `Flatten`, `Flatten: {}` / `Flatten:` or `Dense: {units: 10, ...}`. */
+/* Keras's positional arguments, as a map of the row's keys: `Dense: 8` is
+ * {units: 8}, `Conv2D: [32, 3]` {filters: 32, kernel_size: 3}; a row with one
+ * positional argument takes a list whole (`Reshape: [7, 7, 64]`). The map's
+ * keys are made here and stay, like the YAML's, until nncc exits; errors
+ * point at the values. */
+static const Node *positional_args(const LayerOps *ops, const Node *v, int layer)
+{
+    enum { MAX_POSITIONAL = 4 };
+    static Node maps[MAX_LAYERS], keys[MAX_LAYERS][MAX_POSITIONAL];
+    static Node *key_ptrs[MAX_LAYERS][MAX_POSITIONAL], *values[MAX_LAYERS][MAX_POSITIONAL];
+    int wanted = 0;
+    while (ops->positional && ops->positional[wanted])
+        wanted++;
+    if (wanted == 0) {
+        char list[512] = "";
+        for (const char *const *k = layer_native_keys(ops); *k; k++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     list[0] ? ", " : "", *k);
+        error_at(v, "%s takes no positional arguments; give a map of its keys (%s)",
+                 ops->keras_name, list);
+    }
+    int given = v->kind == NODE_SEQ && wanted > 1 ? v->n : 1;
+    if (given > wanted)
+        error_at(v, "%s takes at most %d positional argument%s, got %d", ops->keras_name,
+                 wanted, wanted == 1 ? "" : "s", given);
+    Node *map = &maps[layer];
+    *map = (Node){.kind = NODE_MAP, .line = v->line, .col = v->col, .file = v->file,
+                  .n = given, .keys = key_ptrs[layer], .items = values[layer]};
+    for (int i = 0; i < given; i++) {
+        Node *value = given > 1 || (v->kind == NODE_SEQ && wanted > 1) ? v->items[i] : (Node *)v;
+        keys[layer][i] = (Node){.kind = NODE_SCALAR, .line = value->line, .col = value->col,
+                                .file = value->file, .text = (char *)ops->positional[i]};
+        key_ptrs[layer][i] = &keys[layer][i];
+        values[layer][i] = value;
+    }
+    return map;
+}
+
+/* A layer is `Flatten`, `Flatten: {}` / `Flatten:`, `Dense: {units: 10, ...}`,
+ * or with Keras's positional arguments `Dense: 10`, `Conv2D: [32, 3]`. */
 static void parse_layer(Model *m, const Node *item, int *counts)
 {
     const Node *type_node = item, *args = NULL;
@@ -153,15 +184,14 @@ static void parse_layer(Model *m, const Node *item, int *counts)
         args = item->items[0];
         if (args->kind == NODE_SCALAR && !args->quoted && !*args->text)
             args = NULL;
-        else if (args->kind != NODE_MAP)
-            error_at(args, "the arguments of %s must be a map, e.g. {units: 10}",
-                     type_node->text);
     } else if (item->kind != NODE_SCALAR) {
         error_at(item, "a layer must be a type name or a map like '- Dense: {units: 10}'");
     }
     const LayerOps *ops = layer_ops(type_node->text);
     if (!ops)
         unknown_layer(type_node);
+    if (args && args->kind != NODE_MAP)
+        args = positional_args(ops, args, m->n_layers < MAX_LAYERS ? m->n_layers : 0);
     if (args)
         map_check_keys(args, ops->keras_name, layer_native_keys(ops));
     const Node *shape = args ? map_get(args, "input_shape") : NULL;
@@ -431,11 +461,13 @@ static int parse_loss(const Node *n)
     unknown_word(n, "loss", choices);
 }
 
+static const char *const metric_names[] = {"accuracy", "acc", NULL};
+
 static void parse_metrics(Model *m, const Node *n)
 {
     if (n->kind != NODE_SEQ)
         error_at(n, "metrics must be a list, e.g. [accuracy]");
-    static const char *const known[] = {"accuracy", "acc", NULL};
+    const char *const *known = metric_names;
     for (int i = 0; i < n->n; i++) {
         const Node *item = n->items[i];
         if (lookup(node_str(item, "metric"), known, 2) < 0)
@@ -827,4 +859,23 @@ void model_from_yaml(Model *m, const Node *root, const char *file)
                  "the model has no input_shape: give it at the top (input_shape: [28, 28, 1]) "
                  "or on the first layer");
     connect_layers(m);
+}
+
+/* ---- what the model file knows, for lists and for tests ---------------------------------- */
+
+const char *const *model_words(ModelWords what)
+{
+    static const char *losses[N_LOSSES + 1];
+    for (int i = 0; i < N_LOSSES; i++)
+        losses[i] = loss_names[i].name;
+    static const char *activations[ACT_COUNT + 1];
+    for (int i = 0; i < ACT_COUNT; i++)
+        activations[i] = activation_names[i];
+    switch (what) {
+    case WORDS_OPTIMIZERS: return optimizer_names;
+    case WORDS_LOSSES: return losses;
+    case WORDS_METRICS: return metric_names;
+    case WORDS_CALLBACKS: return callback_names;
+    default: return activations;
+    }
 }

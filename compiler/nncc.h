@@ -52,6 +52,8 @@ _Noreturn void error_at(const Node *where, const char *fmt, ...)
 _Noreturn void error_file(const char *file, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void warn_at(const Node *where, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "unknown WHAT 'n'; did you mean ...?", or with every choice listed. */
+_Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices);
 /* The closest of choices (NULL-terminated) to word, or NULL if none is close. */
 const char *closest_word(const char *word, const char *const *choices);
 
@@ -202,6 +204,7 @@ struct LayerOps {
     const char *const *aliases;   /* Keras's other names for it, NULL-terminated, or NULL */
     const char *default_name;     /* "conv2d", numbered _1, _2, ... as Keras does */
     const KeySpec *keys;          /* its arguments, {0}-terminated */
+    const char *const *positional;   /* Keras's positional ones, in order: `Dense: 8` */
     const KerasKey *const *keras; /* rules for Keras config keys it has no argument for */
     void (*defaults)(Layer *);    /* Keras's defaults, before the arguments (or NULL) */
     /* After the generic arguments: the ARG_CUSTOM ones (args may be NULL). */
@@ -325,6 +328,9 @@ bool model_is_graph(const Model *m);
 /* "a b": the names of the layers l reads ("input": the model's), in a static buffer. */
 const char *layer_input_names(const Model *m, const Layer *l);
 bool is_keras_export(const Node *root);
+/* The words the model file takes for each (NULL-terminated). */
+typedef enum { WORDS_OPTIMIZERS, WORDS_LOSSES, WORDS_METRICS, WORDS_CALLBACKS, WORDS_ACTIVATIONS } ModelWords;
+const char *const *model_words(ModelWords what);
 
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */
 int layer_index(const LayerOps *ops);           /* its row's number, for counts */

@@ -1,5 +1,5 @@
 /* cli.c - a generated trainer's command line (see the usage text below and
- * CONTRACT.md): reads the arguments, sets up threads and the floating-point
+ * docs/commands.md): reads the arguments, sets up threads and the floating-point
  * mode, and hands over to train.c, gradcheck.c or the commands here.
  * Exit status: 0 done, 1 a problem with the model, data or files, 2 a usage
  * error, 130 interrupted. */

@@ -735,11 +735,49 @@ static void test_mutations(void **state)
     free(orig);
 }
 
+/* Keras's positional arguments mean the keys they stand for: the file with
+ * `Conv2D: [8, 3, 1, same]`, `Dense: [16, relu]`, ... gives the same C as the
+ * one with maps (both written to one path, so the C names the same file). */
+static void test_positional_arguments(void **state)
+{
+    (void)state;
+    static const char *const forms[2] = {
+        "name: pos\ninput_shape: [12, 12, 1]\nlayers:\n"
+        "  - Conv2D: [8, 3, 1, same]\n  - MaxPooling2D: 2\n  - Flatten\n"
+        "  - Dropout: 0.25\n  - Dense: [16, relu]\n  - Dense: 3\n  - Activation: softmax\n"
+        "  - Reshape: [3, 1]\n  - Flatten\n",
+        "name: pos\ninput_shape: [12, 12, 1]\nlayers:\n"
+        "  - Conv2D: {filters: 8, kernel_size: 3, strides: 1, padding: same}\n"
+        "  - MaxPooling2D: {pool_size: 2}\n  - Flatten\n"
+        "  - Dropout: {rate: 0.25}\n  - Dense: {units: 16, activation: relu}\n"
+        "  - Dense: {units: 3}\n  - Activation: {activation: softmax}\n"
+        "  - Reshape: {target_shape: [3, 1]}\n  - Flatten\n",
+    };
+    char *c[2];
+    for (int i = 0; i < 2; i++) {
+        write_text(in_scratch("pos.yaml"), forms[i]);
+        Run r;
+        nncc(&r, in_scratch("pos.yaml"), "-o", in_scratch("pos.c"), NULL);
+        assert_int_equal(r.status, 0);
+        FILE *f = fopen(in_scratch("pos.c"), "r");
+        assert_non_null(f);
+        c[i] = calloc(1, 1 << 20);
+        assert_non_null(c[i]);
+        assert_true(fread(c[i], 1, (1 << 20) - 1, f) > 1000);
+        fclose(f);
+    }
+    assert_non_null(strstr(c[0], "W(conv2d_out)"));
+    assert_string_equal(c[0], c[1]);
+    free(c[0]);
+    free(c[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_error_cases),
+        cmocka_unit_test(test_positional_arguments),
         cmocka_unit_test(test_summary_fashion_mlp),
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_output_compiles),
