@@ -309,13 +309,14 @@ static void describe_input_shape(const nn_model *m, char *buf, size_t len)
         snprintf(buf, len, "(%d, %d, %d)", s[0], s[1], s[2]);
 }
 
-/* The same numbers in the same order: total size, and for an image input
- * (rank 2 or 3) height and width too. A 28x28 image set serves both
- * input_shape [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]. */
+/* The same numbers in the same order: total size, and for images (rank 2
+ * or 3) height and width too. A 28x28 image set serves both input_shape
+ * [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]; rows
+ * of numbers (a CSV file's) fill any shape of their size, row-major. */
 static int check_shape(const nn_model *m, const nn_dataset *d, const char *place)
 {
     int ok = d->sample_size == m->input_size;
-    if (ok && m->input_rank >= 2)
+    if (ok && m->input_rank >= 2 && !(d->h == 1 && d->w == 1))
         ok = d->h == m->input_shape[0] && d->w == m->input_shape[1];
     if (ok)
         return 0;

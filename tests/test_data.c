@@ -668,6 +668,11 @@ static void test_load_source_csv_and_inline(void **state)
     assert_int_equal(nn_load_source(&m, &src, scratch, &d), -1);
     assert_contains(captured(), "iris.csv: error: the data's samples are 3 numbers but the model's "
                                 "input_shape is (4,)");
+    /* Rows of numbers fill a shape of their size, row-major: 3 numbers, input (1, 3). */
+    m = small_model(2, 1, 3, 0);
+    assert_int_equal(nn_load_source(&m, &src, scratch, &d), 0);
+    assert_true(d.floats[0] == 5.1f && d.floats[5] == 4.3f);
+    nn_dataset_free(&d);
 
     /* Inline: the course's xs and ys, label size 1 but output_size for mse. */
     const float xs[6] = {-1, 0, 1, 2, 3, 4}, ys[12] = {-3, -1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19};
