@@ -388,7 +388,7 @@ static char *backward_block(const Plan *p, const Model *m)
         fprintf(b.f, "    memcpy(%s, dout, (size_t)n * %ld * sizeof *dout);\n",
                 buf_ref(p, dout), shape_size(&m->layers[m->output].out));
     else
-        fprintf(b.f, "    (void)dout, (void)work;\n");
+        fprintf(b.f, "    (void)dout, (void)work, (void)n;   /* nothing flows back */\n");
     for (int i = p->n_ops - 1; i >= 0; i--)
         emit_backward_call(b.f, p, &p->ops[i]);
     return block_close(&b);

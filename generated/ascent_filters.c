@@ -449,7 +449,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
                      const float *x, const float *dout, int n)
 {
     (void)pass, (void)params, (void)grads, (void)x;
-    (void)dout, (void)work;
+    (void)dout, (void)work, (void)n;   /* nothing flows back */
     (void)pooled_backward;  /* pooled: nothing to learn, nothing flows back */
     (void)filters_backward;  /* filters: nothing to learn, nothing flows back */
 }
