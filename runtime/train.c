@@ -550,9 +550,9 @@ static int load_eval_file(const nn_model *m, const nn_options *o, nn_dataset *d)
         return -1;
     if (!d->labels) {
         nn_dataset_free(d);
-        return nn_error(o->data_dir, "no label column: its %d columns are the model's input, so "
+        return nn_error(o->data_dir, "no label column: its %d column%s the model's input, so "
                         "evaluate has nothing to score against (predict gives the model's "
-                        "answers)", m->input_size);
+                        "answers)", m->input_size, m->input_size == 1 ? " is" : "s are");
     }
     nn_dataset_truncate(d, o->limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
