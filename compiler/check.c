@@ -7,7 +7,9 @@
 #include "nncc.h"
 #include "nnrt.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A loss compares a flat output with labels; a model without one (a fixed
  * filter, say) may end in an image. */
@@ -139,4 +141,49 @@ void check_model(Model *m)
     check_source(m, &m->test);
     if (m->predict.where)
         check_samples(&m->predict, shape_size(&m->input), "predict");
+}
+
+/* ---- data files ------------------------------------------------------------------------- */
+
+/* dir/path, or path alone when it is absolute or dir is empty; the caller frees it. */
+static char *join(const char *dir, size_t dir_len, const char *path)
+{
+    if (path[0] == '/')
+        dir_len = 0;
+    size_t len = dir_len + 1 + strlen(path) + 1;
+    char *s = malloc(len);
+    if (!s)
+        error_at(NULL, "out of memory");
+    snprintf(s, len, "%.*s%s%s", (int)dir_len, dir, dir_len ? "/" : "", path);
+    return s;
+}
+
+/* A data path the trainer, run from here, finds in none of the first places
+ * it looks (the current directory, then the model file's folder) gets a
+ * warning: a typo or data not yet fetched, said before the trainer is built. */
+static void warn_if_missing(const Model *m, const SourceSpec *s, const char *key)
+{
+    const Node *v = map_get(s->where, key);
+    if (!v || v->kind != NODE_SCALAR)
+        return;
+    const char *dir = m->data_dir ? m->data_dir : "";
+    char *here = join(dir, strlen(dir), v->text);
+    const char *slash = strrchr(m->file, '/');
+    char *beside = join(m->file, slash ? (size_t)(slash - m->file) + (slash == m->file) : 0, here);
+    struct stat st;
+    bool same = strcmp(here, beside) == 0;
+    if (stat(here, &st) != 0 && stat(beside, &st) != 0)
+        warn_at(v, "data '%s' not found (tried %s%s%s): the trainer will need --data DIR, or "
+                "set data: dir:", v->text, here, same ? "" : ", ", same ? "" : beside);
+    free(here);
+    free(beside);
+}
+
+void warn_missing_data(const Model *m)
+{
+    const SourceSpec *sources[] = {&m->train, &m->validation, &m->test};
+    static const char *const keys[] = {"path", "images", "labels"};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 3 && sources[i]->where; k++)
+            warn_if_missing(m, sources[i], keys[k]);
 }

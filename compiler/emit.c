@@ -499,7 +499,8 @@ static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char
     if (s->path)
         fprintf(out, ", .path = %s", string_lit(s->path));
     if (s->format == NN_DATA_CSV)
-        fprintf(out, ", .label_column = %ld, .header = %d", s->label_column, s->header);
+        fprintf(out, ", .label_column = %ld, .label_name = %s, .header = %d", s->label_column,
+                string_lit(s->label_name), s->header);
     if (s->format == NN_DATA_IMAGE_DIR)
         fprintf(out, ", .target_h = %ld, .target_w = %ld, .channels = %ld, .skip_bad_files = %d",
                 s->target_h, s->target_w, s->channels, s->skip_bad_files);

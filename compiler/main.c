@@ -163,6 +163,7 @@ int main(int argc, char **argv)
     infer_shapes(&m);
     check_model(&m);
     Plan *plan = plan_model(&m, o.inference);   /* also for --check: planning finds clashing C names */
+    warn_missing_data(&m);                      /* after every error: a failing run says one line */
     if (o.check) {
         summary_print(stdout, &m);
         plan_free(plan);

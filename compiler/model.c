@@ -538,6 +538,26 @@ static void parse_image_source(SourceSpec *s, const Node *n)
         s->skip_bad_files = node_bool(v, "skip_bad_files");
 }
 
+/* label_column is an index, or a name from the header (as pandas' column names). */
+static void parse_csv_source(SourceSpec *s, const Node *n)
+{
+    const Node *v, *header = map_get(n, "header");
+    s->path = node_str(need(n, n, "path", "a csv source"), "path");
+    s->label_column = -1;
+    s->header = header ? node_bool(header, "header") : NN_HEADER_AUTO;
+    if (!(v = map_get(n, "label_column")))
+        return;
+    const char *text = node_str(v, "label_column");
+    if (!v->quoted && text[0] && strchr("+-.0123456789", text[0])) {   /* a number: it must be an index */
+        s->label_column = node_int(v, "label_column", -1, 1 << 20);
+        return;
+    }
+    s->label_name = text;
+    if (s->header == 0)
+        error_at(header, "label_column '%s' is a column name, which needs the header: "
+                 "set header: true (or leave it out)", text);
+}
+
 static void parse_source(SourceSpec *s, const Node *n, const char *what)
 {
     if (n->kind != NODE_MAP)
@@ -563,11 +583,7 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
         break;
     case NN_DATA_CSV:
         s->path = node_str(need(n, n, "path", "a csv source"), "path");
-        s->label_column = -1;
-        if ((v = map_get(n, "label_column")))
-            s->label_column = node_int(v, "label_column", -1, 1 << 20);
-        if ((v = map_get(n, "header")))
-            s->header = node_bool(v, "header");
+        parse_csv_source(s, n);
         break;
     default:
         parse_image_source(s, n);
@@ -752,21 +768,6 @@ static void set_defaults(Model *m, const char *file)
     optimizer_defaults(&m->optimizer, NN_OPT_RMSPROP);   /* Keras's compile() default */
 }
 
-/* The folder of the model file, where relative data paths start by default. */
-static const char *file_dir(const char *file)
-{
-    const char *slash = strrchr(file, '/');
-    if (!slash)
-        return ".";
-    size_t len = (size_t)(slash - file);
-    char *dir = malloc(len + 2);
-    if (!dir)
-        error_file(file, "out of memory");
-    memcpy(dir, file, len ? len : 1);
-    dir[len ? len : 1] = '\0';
-    return dir;
-}
-
 /* path as seen from the folder of file: a model file names its Keras export
  * relative to itself, wherever nncc is run from. The caller frees it. */
 static char *beside(const char *file, const char *path)
@@ -852,8 +853,6 @@ void model_from_yaml(Model *m, const Node *root, const char *file)
         parse_native(m, root);
     if (!m->name[0])
         default_name(m, root);
-    if (!m->data_dir)
-        m->data_dir = file_dir(file);
     if (!m->input.rank)
         error_at(m->n_layers ? m->layers[0].where : root,
                  "the model has no input_shape: give it at the top (input_shape: [28, 28, 1]) "

@@ -260,7 +260,8 @@ typedef struct {
     const Node *where;
     const char *images, *labels, *path;
     long label_column;            /* -1: last */
-    bool header;
+    const char *label_name;       /* label_column given as a header name, or NULL */
+    int header;                   /* 1, 0, or NN_HEADER_AUTO (not given) */
     long target_h, target_w, channels;
     bool skip_bad_files;
     NumArray x, y;                /* inline samples: each item of the top list is one */
@@ -291,7 +292,7 @@ typedef struct {
     bool metric_accuracy;
 
     SourceSpec train, validation, test;
-    const char *data_dir;         /* as written, or the model file's folder */
+    const char *data_dir;         /* data: dir: as written, or NULL */
     int n_class_names;            /* names for numbered classes */
     const char **class_names;
     const Node *class_names_where;
@@ -355,6 +356,9 @@ void summary_print(FILE *out, const Model *m);
  * rows against the sizes they must have, image folders against the input, the
  * output against the loss. --check and -o run the same checks. */
 void check_model(Model *m);
+/* A `warning:` for each data file or folder not found where the trainer,
+ * run from nncc's directory, looks first. */
+void warn_missing_data(const Model *m);
 
 /* ---- plan.c and emit.c ----------------------------------------------------------------- */
 

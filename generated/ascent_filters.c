@@ -494,7 +494,7 @@ const nn_model ascent_filters_model = {
         .train = {.format = NN_DATA_NONE},
         .validation = {.format = NN_DATA_NONE},
         .test = {.format = NN_DATA_NONE},
-        .dir = "models",
+        .dir = NULL,
         .model_file = "models/ascent_filters.yaml",
         .rescale = 1.0f,
         .validation_split = 0.0f,

@@ -290,7 +290,7 @@ const nn_model hello_model = {
         .train = {.format = NN_DATA_INLINE, .x = train_x, .y = train_y, .count = 6, .line = 11},
         .validation = {.format = NN_DATA_NONE},
         .test = {.format = NN_DATA_NONE},
-        .dir = "models",
+        .dir = NULL,
         .model_file = "models/hello.yaml",
         .rescale = 1.0f,
         .validation_split = 0.0f,

@@ -20,7 +20,7 @@ static const char usage[] =
     "  train    [--epochs N] [--batch-size N] [--learning-rate X] [--seed N] [--threads N]\n"
     "           [--data DIR] [--limit N] [--no-shuffle] [--save W.npz] [--resume W.npz]\n"
     "           [--history H.csv] [--quiet]\n"
-    "  evaluate --weights W.npz [--data DIR] [--limit N] [--show N]\n"
+    "  evaluate --weights W.npz [--data DIR or FILE.csv] [--limit N] [--show N]\n"
     "  predict  [--weights W.npz] [INPUT ...]    INPUT: numbers, image files or folders\n"
     "  predict  [--weights W.npz] --npy X.npy [--out Y.npy]\n"
     "  summary\n"
@@ -201,9 +201,10 @@ static void find_classes(Predictor *p, const char *data_dir)
 {
     const nn_source *train = &p->m->data.train;
     if (train->format == NN_DATA_IMAGE_DIR) {
-        char *dir = nn_join_path(data_dir ? data_dir : p->m->data.dir, train->path);
+        char *dir = nn_find_data(p->m, data_dir, NULL, train->path);
         struct stat st;
-        int n = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? nn_list_classes(dir, &p->classes) : 0;
+        int n = dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)
+                    ? nn_list_classes(dir, &p->classes) : 0;
         p->n_classes = n > 0 ? n : 0;
         free(dir);
     }

@@ -2,8 +2,8 @@
  * checking it against the model, batching, and Keras's validation_split.
  *
  * The loaders (data_idx.c, data_csv.c, data_image.c) each fill an nn_dataset;
- * nn_load_source picks one by the source's format, joins relative paths to the
- * data folder, and then checks what came against the model's input_shape, so
+ * nn_load_source picks one by the source's format, finds its files
+ * (nn_find_data), and then checks what came against the model's input_shape, so
  * that a mismatch is one clear line naming the file instead of a wrong answer
  * or a crash deep in a layer. nn_check_labels does the same for the labels.
  */
@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* nn_join_path with no folder is a strdup that cannot return NULL. */
 static char *copy_string(const char *s)
@@ -145,6 +147,109 @@ int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val)
     return 0;
 }
 
+/* ---- where the data is ------------------------------------------------------------ */
+
+/* The model file's folder as nncc was given it ("" for the current one). */
+static char *model_folder(const nn_model *m)
+{
+    const char *file = m->data.model_file ? m->data.model_file : "";
+    const char *slash = strrchr(file, '/');
+    size_t len = slash ? (size_t)(slash - file) + (slash == file) : 0;
+    char *dir = nn_alloc(len + 1, 1);
+    memcpy(dir, file, len);
+    return dir;
+}
+
+/* The parent of the folder the running trainer is in, where `make` ran nncc
+ * for generated/NAME (and make trainer OUT=DIR for a DIR one level down);
+ * NULL where /proc/self/exe does not say. */
+static char *trainer_parent(void)
+{
+    char buf[4096];
+    ssize_t len = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (len <= 0)
+        return NULL;
+    buf[len] = '\0';
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            return NULL;
+        slash[slash == buf] = '\0';    /* "/x" goes up to "/", not to "" */
+    }
+    return copy_string(buf);
+}
+
+/* Adds place unless the list has it: a model file given as "m.yaml" makes
+ * its folder the current directory, tried once. */
+static void add_place(char **places, int *n, char *place)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(places[i], place) == 0) {
+            free(place);
+            return;
+        }
+    places[(*n)++] = place;
+}
+
+#define MAX_PLACES 3
+
+/* Where nn_find_data looks for path, in order; returns how many places. */
+static int data_places(const nn_model *m, const char *option_dir, const char *path,
+                       char *places[MAX_PLACES])
+{
+    if (option_dir) {
+        places[0] = nn_join_path(option_dir, path);
+        return 1;
+    }
+    char *q = nn_join_path(m->data.dir, path);
+    int n = 0;
+    places[n++] = q;
+    if (q[0] == '/')
+        return n;
+    char *folder = model_folder(m);
+    add_place(places, &n, nn_join_path(folder, q));
+    char *top = folder[0] == '/' ? NULL : trainer_parent();
+    if (top) {
+        char *seen = nn_join_path(top, folder);
+        add_place(places, &n, nn_join_path(seen, q));
+        free(seen);
+        free(top);
+    }
+    free(folder);
+    return n;
+}
+
+static void not_found(const nn_model *m, const nn_source *src, const char *path,
+                      char *const *places, int n)
+{
+    char tried[3 * 4096 + 8] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", i ? ", " : "",
+                 places[i]);
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", m->data.model_file ? m->data.model_file : m->name,
+             src->line);
+    nn_error(where, "data '%s' not found; tried %s: give the trainer --data DIR (the folder "
+             "that holds it) or the model file data: dir:", path, tried);
+}
+
+char *nn_find_data(const nn_model *m, const char *option_dir, const nn_source *src,
+                   const char *path)
+{
+    char *places[MAX_PLACES];
+    int n = data_places(m, option_dir, path, places);
+    char *found = NULL;
+    struct stat st;
+    for (int i = 0; i < n && !found; i++)
+        if (stat(places[i], &st) == 0)
+            found = copy_string(places[i]);
+    if (!found && src)
+        not_found(m, src, path, places, n);
+    for (int i = 0; i < n; i++)
+        free(places[i]);
+    return found;
+}
+
 /* ---- loading a source and checking it against the model ----------------------- */
 
 /* Where inline data was written: MODEL.yaml:LINE. */
@@ -204,13 +309,14 @@ static void describe_input_shape(const nn_model *m, char *buf, size_t len)
         snprintf(buf, len, "(%d, %d, %d)", s[0], s[1], s[2]);
 }
 
-/* The same numbers in the same order: total size, and for an image input
- * (rank 2 or 3) height and width too. A 28x28 image set serves both
- * input_shape [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]. */
+/* The same numbers in the same order: total size, and for images (rank 2
+ * or 3) height and width too. A 28x28 image set serves both input_shape
+ * [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]; rows
+ * of numbers (a CSV file's) fill any shape of their size, row-major. */
 static int check_shape(const nn_model *m, const nn_dataset *d, const char *place)
 {
     int ok = d->sample_size == m->input_size;
-    if (ok && m->input_rank >= 2)
+    if (ok && m->input_rank >= 2 && !(d->h == 1 && d->w == 1))
         ok = d->h == m->input_shape[0] && d->w == m->input_shape[1];
     if (ok)
         return 0;
@@ -220,16 +326,29 @@ static int check_shape(const nn_model *m, const nn_dataset *d, const char *place
     return nn_error(place, "the data's samples are %s but the model's input_shape is %s", have, want);
 }
 
-static int load_idx_source(const nn_source *src, const char *dir, char **place, nn_dataset *d)
+static int load_idx_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                           char **place, nn_dataset *d)
 {
-    char *labels = nn_join_path(dir, src->labels);
-    *place = nn_join_path(dir, src->images);
-    int rc = nn_load_idx(*place, labels, d);
+    char *labels = nn_find_data(m, option_dir, src, src->labels);
+    *place = labels ? nn_find_data(m, option_dir, src, src->images) : NULL;
+    int rc = *place ? nn_load_idx(*place, labels, d) : -1;
     free(labels);
     return rc;
 }
 
-int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_dataset *d)
+static int load_file_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                            char **place, nn_dataset *d)
+{
+    *place = nn_find_data(m, option_dir, src, src->path);
+    if (!*place)
+        return -1;
+    if (src->format == NN_DATA_CSV)
+        return nn_load_csv(*place, src, 0, d);
+    return nn_load_image_dir(*place, src->target_h, src->target_w, src->channels,
+                             src->skip_bad_files, 0, d);
+}
+
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d)
 {
     memset(d, 0, sizeof *d);
     char *place = NULL;
@@ -238,18 +357,14 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_
     case NN_DATA_IDX:
         if (!src->images || !src->labels)
             return nn_error(m->data.model_file, "an idx data source needs images and labels");
-        rc = load_idx_source(src, dir, &place, d);
+        rc = load_idx_source(m, src, option_dir, &place, d);
         break;
     case NN_DATA_CSV:
     case NN_DATA_IMAGE_DIR:
         if (!src->path)
             return nn_error(m->data.model_file, "a %s data source needs a path",
                             src->format == NN_DATA_CSV ? "csv" : "image_dir");
-        place = nn_join_path(dir, src->path);
-        rc = src->format == NN_DATA_CSV
-                 ? nn_load_csv(place, src->label_column, src->header, d)
-                 : nn_load_image_dir(place, src->target_h, src->target_w, src->channels,
-                                     src->skip_bad_files, 0, d);
+        rc = load_file_source(m, src, option_dir, &place, d);
         break;
     case NN_DATA_INLINE:
         place = inline_place(m, src);
@@ -266,6 +381,28 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_
         nn_dataset_free(d);
     free(place);
     return rc;
+}
+
+/* The model's CSV source, whose label column and header a CSV file given on
+ * the command line shares; pandas-like defaults if the model reads no CSV. */
+static nn_source csv_format(const nn_model *m)
+{
+    const nn_source *sources[] = {&m->data.test, &m->data.validation, &m->data.train};
+    for (int i = 0; i < 3; i++)
+        if (sources[i]->format == NN_DATA_CSV)
+            return *sources[i];
+    return (nn_source){.format = NN_DATA_CSV, .label_column = -1, .header = NN_HEADER_AUTO};
+}
+
+int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d)
+{
+    nn_source fmt = csv_format(m);
+    if (nn_load_csv(path, &fmt, m->input_size, d) != 0)
+        return -1;
+    if (check_shape(m, d, path) == 0)
+        return 0;
+    nn_dataset_free(d);
+    return -1;
 }
 
 /* ---- labels ---------------------------------------------------------------------- */

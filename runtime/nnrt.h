@@ -95,12 +95,16 @@ typedef enum { NN_OUT_LINEAR, NN_OUT_SOFTMAX, NN_OUT_SIGMOID } nn_output_act;
 
 typedef enum { NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR } nn_data_format;
 
+#define NN_HEADER_AUTO (-1)
+
 typedef struct {
     nn_data_format format;
     const char *images, *labels;   /* idx */
     const char *path;              /* csv, image_dir */
     int label_column;              /* csv; -1: the last column */
-    int header;                    /* csv: the first row holds names */
+    const char *label_name;        /* csv: the label column's name in the header, or NULL */
+    int header;                    /* csv: 1 the first row holds names, 0 it does not,
+                                      NN_HEADER_AUTO it does if it holds no number */
     int target_h, target_w;        /* image_dir */
     int channels;                  /* image_dir: 1 grayscale, 3 rgb */
     int skip_bad_files;            /* image_dir */
@@ -116,8 +120,9 @@ typedef struct {
 
 typedef struct {
     nn_source train, validation, test;
-    const char *dir;               /* where relative paths start; --data overrides */
-    const char *model_file;        /* for messages */
+    const char *dir;               /* data: dir: as written, or NULL; --data overrides */
+    const char *model_file;        /* as nncc was given it: where relative data paths are
+                                      looked for after the current directory (data.c) */
     float rescale;
     float validation_split;
     const char *const *class_names;  /* data: class_names, for labels that are numbers */

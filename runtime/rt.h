@@ -92,11 +92,28 @@ int nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, fl
 /* Moves the last `fraction` of d into val (Keras's validation_split: the tail, before shuffling). */
 int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
 
-/* Loads a source of the model's data section into d. dir: where relative paths start. */
-int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_dataset *d);
+/* Where a data file or folder of the model is, malloc'd, or NULL. A relative
+ * path is joined to data: dir: (if the model gives one) and looked for in
+ * the current directory, then in the model file's folder as nncc was given
+ * it, then in that folder seen from the parent of the trainer's own folder
+ * (where `make` runs nncc for generated/NAME); with --data DIR (option_dir)
+ * only in DIR. When it is nowhere, src (the source that names it) gets an
+ * error listing every place tried; with src NULL nothing is printed. */
+char *nn_find_data(const nn_model *m, const char *option_dir, const nn_source *src,
+                   const char *path);
+/* Loads a source of the model's data section into d; option_dir: --data DIR, or NULL. */
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d);
+
+/* A CSV file named on the command line (evaluate --data FILE.csv), read with
+ * the label column and header of the model's CSV source, if it has one; its
+ * label column is optional (d->labels NULL without one). */
+int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d);
 
 int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d);
-int nn_load_csv(const char *path, int label_column, int header, nn_dataset *d);
+/* A numeric CSV file as fmt (a csv source) describes it: label_column or
+ * label_name, header. input_size > 0 makes the label column optional: a file
+ * with exactly input_size columns has none (d->labels NULL). */
+int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_dataset *d);
 /* One sub-folder per class, sorted by name; each image decoded, converted to
  * `channels` and resized to h x w, kept as bytes. Prints Keras's
  * "Found N images belonging to K classes." When the bytes would need more

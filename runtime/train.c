@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- batches ------------------------------------------------------------------- */
 
@@ -35,6 +36,7 @@ void nn_batch_init(nn_batch *b, const nn_model *m, int capacity)
 {
     size_t per_sample = m->work_floats * sizeof(float);
     size_t fits = per_sample ? work_budget() / per_sample : (size_t)capacity;
+    memset(b, 0, sizeof *b);   /* part_grads stays NULL when a batch passes whole */
     b->capacity = capacity;
     b->part = m->whole_batches || fits >= (size_t)capacity ? capacity : fits ? (int)fits : 1;
     b->x = nn_alloc((size_t)capacity * (size_t)m->input_size, sizeof *b->x);
@@ -81,13 +83,12 @@ static const char *output_layer(const nn_model *m)
     return m->n_layers ? m->layers[m->n_layers - 1].name : "output";
 }
 
-/* Loads the source (from --data or the model's folder), keeps its first
- * `limit` samples (0: all) and checks its labels. */
+/* Loads the source (from --data or where nn_find_data looks), keeps its
+ * first `limit` samples (0: all) and checks its labels. */
 static int load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
                      nn_dataset *d)
 {
-    const char *dir = o->data_dir ? o->data_dir : m->data.dir;
-    if (nn_load_source(m, src, dir, d) != 0)
+    if (nn_load_source(m, src, o->data_dir, d) != 0)
         return -1;
     nn_dataset_truncate(d, limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
@@ -542,18 +543,44 @@ static int show_predictions(const nn_model *m, float *params, nn_batch *b, const
     return 0;
 }
 
+/* evaluate --data FILE.csv: the file's samples in place of the model's test data. */
+static int load_eval_file(const nn_model *m, const nn_options *o, nn_dataset *d)
+{
+    if (nn_load_data_file(m, o->data_dir, d) != 0)
+        return -1;
+    if (!d->labels) {
+        nn_dataset_free(d);
+        return nn_error(o->data_dir, "no label column: its %d column%s the model's input, so "
+                        "evaluate has nothing to score against (predict gives the model's "
+                        "answers)", m->input_size, m->input_size == 1 ? " is" : "s are");
+    }
+    nn_dataset_truncate(d, o->limit);
+    if (nn_check_labels(m, d, output_layer(m)) != 0) {
+        nn_dataset_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int nn_evaluate(const nn_model *m, const nn_options *o)
 {
+    bool from_file = is_file(o->data_dir);
     const nn_source *src = m->data.test.format != NN_DATA_NONE ? &m->data.test
                          : m->data.validation.format != NN_DATA_NONE ? &m->data.validation
                          : NULL;
-    if (!src)
+    if (!src && !from_file)
         return nn_error(m->data.model_file, "the model has no test data: give data: test: in the "
-                                            "model file");
+                                            "model file, or evaluate --data FILE.csv");
     if (m->loss == NN_LOSS_NONE)
         return nn_error(m->data.model_file, "the model has no loss to evaluate");
     nn_dataset d = {0};
-    if (load_data(m, src, o, o->limit, &d) != 0)
+    if (from_file ? load_eval_file(m, o, &d) != 0 : load_data(m, src, o, o->limit, &d) != 0)
         return -1;
     float *params = nn_alloc(m->n_params, sizeof *params);
     nn_batch b;

@@ -262,6 +262,13 @@ static void test_idx_cut_gzip(void **state)
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
+/* nn_load_csv with the label column by index, labels required. */
+static int load_csv(const char *path, int label_column, int header, nn_dataset *d)
+{
+    nn_source fmt = {.format = NN_DATA_CSV, .label_column = label_column, .header = header};
+    return nn_load_csv(path, &fmt, 0, d);
+}
+
 static void test_csv_good(void **state)
 {
     (void)state;
@@ -270,7 +277,7 @@ static void test_csv_good(void **state)
 
     /* Header, CRLF, a blank line, the label first, no final newline. */
     write_text(scratch_path(path, "a.csv"), "y,a,b\r\n1,2,3\r\n\r\n 4 , 5.5,-6e1\r\n7,0x10,.25");
-    assert_int_equal(nn_load_csv(path, 0, 1, &d), 0);
+    assert_int_equal(load_csv(path, 0, 1, &d), 0);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.h, 1);
     assert_int_equal(d.w, 1);
@@ -286,7 +293,7 @@ static void test_csv_good(void **state)
 
     /* No header, -1: the last column; a final newline. */
     write_text(path, "1,2,3\n4,5,6\n");
-    assert_int_equal(nn_load_csv(path, -1, 0, &d), 0);
+    assert_int_equal(load_csv(path, -1, 0, &d), 0);
     const float x2[] = {1, 2, 4, 5}, y2[] = {3, 6};
     assert_int_equal(d.n, 2);
     assert_memory_equal(d.floats, x2, sizeof x2);
@@ -294,21 +301,22 @@ static void test_csv_good(void **state)
     nn_dataset_free(&d);
 
     /* A middle column. */
-    assert_int_equal(nn_load_csv(path, 1, 0, &d), 0);
+    assert_int_equal(load_csv(path, 1, 0, &d), 0);
     const float x3[] = {1, 3, 4, 6}, y3[] = {2, 5};
     assert_memory_equal(d.floats, x3, sizeof x3);
     assert_memory_equal(d.labels, y3, sizeof y3);
     nn_dataset_free(&d);
 }
 
-/* Writes text as a CSV and expects nn_load_csv to refuse it, printing `part`. */
-static void expect_bad_csv(const char *text, int label_column, int header, const char *part)
+/* Writes text as a CSV and expects nn_load_csv to refuse it as fmt
+ * describes it, printing `part` after the file's name. */
+static void expect_bad_csv_as(const char *text, const nn_source *fmt, const char *part)
 {
     char path[256], want[512];
     write_text(scratch_path(path, "bad.csv"), text);
     nn_dataset d;
     capture_stderr();
-    int rc = nn_load_csv(path, label_column, header, &d);
+    int rc = nn_load_csv(path, fmt, 0, &d);
     const char *msg = captured();
     assert_int_equal(rc, -1);
     assert_null(d.floats);
@@ -317,24 +325,80 @@ static void expect_bad_csv(const char *text, int label_column, int header, const
     assert_contains(msg, want);
 }
 
+static void expect_bad_csv(const char *text, int label_column, int header, const char *part)
+{
+    nn_source fmt = {.format = NN_DATA_CSV, .label_column = label_column, .header = header};
+    expect_bad_csv_as(text, &fmt, part);
+}
+
 static void test_csv_bad(void **state)
 {
     (void)state;
     expect_bad_csv("1,2,3\n4,5,6\n7,8\n", -1, 0, ":3: error: 2 fields, but line 1 has 3");
     expect_bad_csv("a,b,c\n1,2,3\n\n4,5,6,7\n", -1, 1, ":4: error: 4 fields, but line 1 has 3");
-    expect_bad_csv("1,2,3\r\n4,abc,6\r\n", -1, 0, ":2: error: field 2 'abc' is not a number");
-    expect_bad_csv("x,y\n1,2\n", -1, 0, ":1: error: field 1 'x' is not a number");
-    expect_bad_csv("1,2\n3,\n", -1, 0, ":2: error: field 2 '' is not a number");
-    expect_bad_csv("1,2\nnan,3\n", -1, 0, ":2: error: field 1 'nan' is not a number");
-    expect_bad_csv("1,2\n3,inf\n", -1, 0, ":2: error: field 2 'inf' is not a number");
-    expect_bad_csv("1,2\n3,1e300\n", -1, 0, ":2: error: field 2 '1e300' is not a number");
-    expect_bad_csv("1,2\n3,4x\n", -1, 0, ":2: error: field 2 '4x' is not a number");
+    expect_bad_csv("1,2,3\r\n4,abc,6\r\n", -1, 0, ":2: error: column 2 'abc' is not a number");
+    expect_bad_csv("x,y\n1,2\n", -1, 0, ":1: error: column 1 'x' is not a number (if the first "
+                   "row holds column names, set header: true)");
+    expect_bad_csv("1,2\n3,\n", -1, 0, ":2: error: column 2 '' is not a number");
+    expect_bad_csv("1,2\nnan,3\n", -1, 0, ":2: error: column 1 'nan' is not a number");
+    expect_bad_csv("1,2\n3,inf\n", -1, 0, ":2: error: column 2 'inf' is not a number");
+    expect_bad_csv("1,2\n3,1e300\n", -1, 0, ":2: error: column 2 '1e300' is not a number");
+    expect_bad_csv("1,2\n3,4x\n", -1, 0, ":2: error: column 2 '4x' is not a number");
     expect_bad_csv("1,2,3\n", 3, 0, ": error: label_column 3 is outside the 3 columns");
     expect_bad_csv("1,2,3\n", -2, 0, ": error: label_column -2 is outside");
     expect_bad_csv("", -1, 0, ": error: empty file");
     expect_bad_csv("\n \r\n\n", -1, 0, ": error: empty file");
     expect_bad_csv("a,b\n", -1, 1, ": error: no data rows");
     expect_bad_csv("1\n2\n", -1, 0, ": error: only one column");
+}
+
+/* Reads text as fmt says (labels optional for input_size > 0) and checks
+ * the features and labels against the numbers in the text. */
+static void expect_csv(const char *text, const nn_source *fmt, int input_size, int n,
+                       const float *x, int features, const float *y)
+{
+    char path[256];
+    write_text(scratch_path(path, "named.csv"), text);
+    nn_dataset d;
+    assert_int_equal(nn_load_csv(path, fmt, input_size, &d), 0);
+    assert_int_equal(d.n, n);
+    assert_int_equal(d.sample_size, features);
+    assert_memory_equal(d.floats, x, (size_t)(n * features) * sizeof *x);
+    if (y)
+        assert_memory_equal(d.labels, y, (size_t)n * sizeof *y);
+    else
+        assert_null(d.labels);
+    nn_dataset_free(&d);
+}
+
+/* pandas' way: a label column named in the header; a header found, never a
+ * row dropped for one; the label optional where the caller says so. */
+static void test_csv_header_and_names(void **state)
+{
+    (void)state;
+    nn_source by_name = {.format = NN_DATA_CSV, .label_name = "y", .header = NN_HEADER_AUTO};
+    nn_source last = {.format = NN_DATA_CSV, .label_column = -1, .header = NN_HEADER_AUTO};
+    const float x1[] = {1, 2, 4, 5}, y1[] = {3, 6};
+    expect_csv("a,b,y\n1,2,3\n4,5,6\n", &by_name, 0, 2, x1, 2, y1);
+    /* A first row of numbers is data: both rows are kept. */
+    expect_csv("1,2,3\n4,5,6\n", &last, 0, 2, x1, 2, y1);
+    /* The name in the middle, quoted and padded as pandas may write it. */
+    const float x2[] = {1, 3}, y2[] = {2};
+    expect_csv("\"a\", \"y\" ,b\n1,2,3\n", &by_name, 0, 1, x2, 2, y2);
+    /* As many columns as the input: no labels; one more: the last is the label. */
+    const float x3[] = {1, 2, 3, 4}, y3[] = {2, 4}, x4[] = {1, 3};
+    expect_csv("a,b\n1,2\n3,4\n", &last, 2, 2, x3, 2, NULL);
+    expect_csv("a,b\n1,2\n3,4\n", &last, 1, 2, x4, 1, y3);
+
+    nn_source header = {.format = NN_DATA_CSV, .label_column = -1, .header = 1};
+    expect_bad_csv_as("1,2\n3,4\n", &header, ":1: error: header: true, but this first row "
+                      "holds only numbers");
+    expect_bad_csv_as("a,2,3\n1,2,3\n", &last, ":1: error: column 1 'a' is not a number (if "
+                      "the first row holds column names, set header: true)");
+    expect_bad_csv_as("a,b\n1,2\n3,x\n", &last, ":3: error: column 2 'x' is not a number\n");
+    expect_bad_csv_as("1,2\n3,4\n", &by_name, ": error: label_column 'y' is a column name, but "
+                      "the file has no header: line 1 holds numbers");
+    expect_bad_csv_as("\na,b\n1,2\n", &by_name, ":2: error: no column named 'y' in the header 'a,b'");
 }
 
 /* ---- batches and splits ----------------------------------------------------------- */
@@ -604,6 +668,11 @@ static void test_load_source_csv_and_inline(void **state)
     assert_int_equal(nn_load_source(&m, &src, scratch, &d), -1);
     assert_contains(captured(), "iris.csv: error: the data's samples are 3 numbers but the model's "
                                 "input_shape is (4,)");
+    /* Rows of numbers fill a shape of their size, row-major: 3 numbers, input (1, 3). */
+    m = small_model(2, 1, 3, 0);
+    assert_int_equal(nn_load_source(&m, &src, scratch, &d), 0);
+    assert_true(d.floats[0] == 5.1f && d.floats[5] == 4.3f);
+    nn_dataset_free(&d);
 
     /* Inline: the course's xs and ys, label size 1 but output_size for mse. */
     const float xs[6] = {-1, 0, 1, 2, 3, 4}, ys[12] = {-3, -1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19};
@@ -673,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_idx_cut_gzip),
         cmocka_unit_test(test_csv_good),
         cmocka_unit_test(test_csv_bad),
+        cmocka_unit_test(test_csv_header_and_names),
         cmocka_unit_test(test_batch_rescale_bit_exact),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_check_labels),

@@ -749,6 +749,81 @@ static void test_categorical_class_indices(void **state)
     assert_output_contains(&r, "label 3 ");
 }
 
+/* ---- 7. where the data is found ------------------------------------------------------- */
+
+/* As a user lays it out: SCRATCH/place/sub/NAME.yaml compiled from
+ * SCRATCH/place as `nncc sub/NAME.yaml -o gen/NAME.c` (the C names the
+ * folder "sub", relative), the trainer built into gen/. Returns place. */
+static const char *build_below(const char *name, const char *yaml)
+{
+    static char root[1024], top[600];
+    assert_non_null(getcwd(root, sizeof root));
+    snprintf(top, sizeof top, "%s", in_scratch("place"));
+    char model[700];
+    RunResult r;
+    run_cmd(&r, "mkdir -p %s/sub %s/gen", top, top);
+    snprintf(model, sizeof model, "%s/sub/%s.yaml", top, name);
+    write_text(model, yaml);
+    const char *nncc = nncc_path(), *sep = nncc[0] == '/' ? "" : "/";
+    run_cmd(&r, "cd %s && %s%s%s sub/%s.yaml -o gen/%s.c && cc -std=c11 -O1 -fopenmp %s -I%s/runtime "
+                "-o gen/%s gen/%s.c %s/%s/libnnrt.a -lstb -lz -lm",
+            top, nncc[0] == '/' ? "" : root, sep, nncc, name, name,
+            strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "",
+            root, name, name, root, build_dir());
+    if (r.status != 0)
+        fail_msg("building %s below %s failed:\n%s", name, top, r.out);
+    return top;
+}
+
+/* y = 2x + 1, fixed, so that losses are worked out by hand. */
+static const char fix_yaml[] =
+    "name: fix\ninput_shape: [1]\nlayers:\n"
+    "  - Dense: {units: 1, weights: {kernel: [[2]], bias: [1]}}\n"
+    "compile: {optimizer: sgd, loss: mse}\n"
+    "data:\n  train: {format: csv, path: lin.csv, label_column: y}\n";
+
+static void test_data_found(void **state)
+{
+    (void)state;
+    const char *top = build_below("fix", fix_yaml);
+    char csv[700], w[700];
+    snprintf(csv, sizeof csv, "%s/sub/lin.csv", top);
+    snprintf(w, sizeof w, "%s/w.npz", top);
+    write_text(csv, "x,y\n1,3\n2,6\n3,10\n");
+    RunResult r;
+    /* From another folder: found beside the model, seen from the trainer's parent. */
+    run_cmd(&r, "cd / && %s/gen/fix train --epochs 1 --learning-rate 0.0001 --quiet", top);
+    if (r.status != 0)
+        fail_msg("train from / failed:\n%s", r.out);
+    /* evaluate --data FILE.csv: (2*1+1-3)^2, (2*2+1-6)^2, (2*3+1-10)^2 = 0, 1, 9; mean 10/3. */
+    run_cmd(&r, "cd / && %s/gen/fix init --seed 0 --save %s && %s/gen/fix evaluate --weights %s "
+                "--data %s", top, w, top, w, csv);
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "loss: 3.3333\n");
+    /* A file of inputs only: nothing to score. */
+    char inputs[700];
+    snprintf(inputs, sizeof inputs, "%s/inputs.csv", top);
+    write_text(inputs, "x\n1\n2\n");
+    run_cmd(&r, "%s/gen/fix evaluate --weights %s --data %s", top, w, inputs);
+    assert_int_equal(r.status, 1);
+    assert_output_contains(&r, "inputs.csv: error: no label column");
+    /* --data DIR wins: the file is looked for there only. */
+    run_cmd(&r, "cd / && %s/gen/fix train --epochs 1 --quiet --data %s/gen", top, top);
+    assert_int_equal(r.status, 1);
+    char want[2048];
+    snprintf(want, sizeof want, "sub/fix.yaml:7: error: data 'lin.csv' not found; tried "
+             "%s/gen/lin.csv: give the trainer --data DIR", top);
+    assert_output_contains(&r, want);
+    /* Nowhere: every place tried, in order, and the fix. */
+    assert_int_equal(unlink(csv), 0);
+    run_cmd(&r, "cd / && %s/gen/fix train --epochs 1 --quiet", top);
+    assert_int_equal(r.status, 1);
+    snprintf(want, sizeof want, "sub/fix.yaml:7: error: data 'lin.csv' not found; tried lin.csv, "
+             "sub/lin.csv, %s/sub/lin.csv: give the trainer --data DIR (the folder that holds "
+             "it) or the model file data: dir:\n", top);
+    assert_output_contains(&r, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_fashion),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_categorical_class_indices),
+        cmocka_unit_test(test_data_found),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
