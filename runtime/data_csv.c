@@ -2,7 +2,8 @@
  *
  * What pandas' read_csv of a plain numeric table gives a Keras user: fields
  * separated by commas, an optional first row of names (header), any column
- * the label (label_column; -1 the last), the rest the features in order.
+ * the label (label_column; -1 the last; none for predict), the rest the
+ * features in order.
  * CRLF or LF line ends, with or without a final newline; blank lines are
  * skipped. Every row must have as many fields as the first, and every field
  * must be a finite number that fits a float: a bad file is an error naming
@@ -176,10 +177,11 @@ static void fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
 {
     d->n = r->rows;
     d->h = d->w = 1;
-    d->c = d->sample_size = r->ncols - 1;
+    bool labelled = label_column != NN_CSV_NO_LABEL;
+    d->c = d->sample_size = r->ncols - labelled;
     d->floats = nn_alloc((size_t)d->n * (size_t)d->sample_size, sizeof(float));
-    d->label_size = 1;
-    d->labels = nn_alloc((size_t)d->n, sizeof(float));
+    d->label_size = labelled;
+    d->labels = labelled ? nn_alloc((size_t)d->n, sizeof(float)) : NULL;
     float *x = d->floats;
     for (int i = 0; i < r->rows; i++) {
         const float *row = r->cells + (size_t)i * (size_t)r->ncols;
@@ -210,10 +212,10 @@ int nn_load_csv(const char *path, int label_column, int header, nn_dataset *d)
     int col = label_column == -1 ? r.ncols - 1 : label_column;
     if (rc == 0 && !r.first_line)
         rc = nn_error(path, "empty file: no rows");
-    else if (rc == 0 && (label_column < -1 || col >= r.ncols))
+    else if (rc == 0 && label_column != NN_CSV_NO_LABEL && (label_column < -1 || col >= r.ncols))
         rc = nn_error(path, "label_column %d is outside the %d columns (0 to %d, or -1 for the last)",
                       label_column, r.ncols, r.ncols - 1);
-    else if (rc == 0 && r.ncols < 2)
+    else if (rc == 0 && r.ncols < 2 && label_column != NN_CSV_NO_LABEL)
         rc = nn_error(path, "only one column: no features besides the labels");
     else if (rc == 0 && r.rows == 0)
         rc = nn_error(path, "no data rows after the header");
