@@ -427,9 +427,9 @@ static void test_weight_files(void **state)
     assert_int_equal(r.status, 0);
     double want[2], got[2];
     assert_int_equal(sscanf(r.out, "%lf %lf", &want[0], &want[1]), 2);
-    run_cmd(&r, "%s predict --weights %s 1 -2 0.5 3 -1", t, w2);
+    run_cmd(&r, "%s predict --weights %s 1,-2,0.5,3,-1", t, w2);
     assert_int_equal(r.status, 0);
-    assert_int_equal(sscanf(r.out, "1 -2 0.5 3 -1: %lf %lf", &got[0], &got[1]), 2);
+    assert_int_equal(sscanf(r.out, "1,-2,0.5,3,-1: %lf %lf", &got[0], &got[1]), 2);
     for (int k = 0; k < 2; k++)
         if (!(fabs(got[k] - want[k]) <= 1e-4))
             fail_msg("output %d: predict %g, numpy %g", k, got[k], want[k]);
@@ -495,11 +495,15 @@ static void test_usage_and_foreign_weights(void **state)
     assert_int_equal(r.status, 1);
     assert_output_contains(&r, "'hidden.kernel'");
 
-    /* Same names, other shapes: dense.kernel is [1, 1] there, [5, 3] here. */
+    /* Same names, other shapes: dense.kernel is [1, 1] there, [5, 3] here;
+     * the one line names both. */
     const char *wts = build_model("wts", wts_yaml);
-    run_cmd(&r, "%s predict --weights %s 1 2 3 4 5", wts, hw);
+    run_cmd(&r, "%s predict --weights %s 1,2,3,4,5", wts, hw);
     assert_int_equal(r.status, 1);
-    assert_output_contains(&r, "'dense.kernel'");
+    char want[600];
+    snprintf(want, sizeof want, "%s: error: 'dense.kernel' is (1, 1) in this file; model 'wts' "
+                                "wants (5, 3)\n", hw);
+    assert_string_equal(r.out, want);
 
     /* A missing file is an error, not a crash. */
     run_cmd(&r, "%s predict --weights %s 10", hello, in_scratch("nothing.npz"));
@@ -617,15 +621,19 @@ static void test_fashion(void **state)
     }
     assert_true(right >= N / 2);
 
-    /* Without --out it prints the same probabilities, one line per sample. */
-    run_cmd(&r, "%s predict --weights %s --npy %s", t, w, xp);
+    /* Without --out it prints the same probabilities, one line per sample
+     * (with --all: the class, its probability, then the vector). */
+    run_cmd(&r, "%s predict --weights %s --npy %s --all", t, w, xp);
     assert_int_equal(r.status, 0);
     const char *line = r.out;
     for (int s = 0; s < N; s++) {
-        int idx, used;
-        assert_int_equal(sscanf(line, "%d:%n", &idx, &used), 1);
+        int idx;
+        assert_int_equal(sscanf(line, "%d:", &idx), 1);
         assert_int_equal(idx, s);
-        const char *p = line + used;
+        const char *p = strchr(line, '[');
+        assert_non_null(p);
+        p++;
+        int used;
         for (int k = 0; k < 10; k++) {
             double v;
             assert_int_equal(sscanf(p, "%lf%n", &v, &used), 1);
@@ -638,11 +646,11 @@ static void test_fashion(void **state)
     }
     /* A model whose input_shape is (28, 28) reads a grey image file: the
      * same probabilities as the first row of --npy. */
-    run_cmd(&r, "%s predict --weights %s %s", t, w, in_scratch("first.png"));
+    run_cmd(&r, "%s predict --weights %s --all %s", t, w, in_scratch("first.png"));
     assert_int_equal(r.status, 0);
-    const char *probs = strstr(r.out, ".png:");
+    const char *probs = strstr(r.out, "[");
     assert_non_null(probs);
-    probs += 5;
+    probs += 1;
     for (int k = 0; k < 10; k++) {
         double v;
         int used;
