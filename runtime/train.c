@@ -116,12 +116,13 @@ static void count_confusion(const nn_model *m, const float *out, const float *y,
                             nn_score *s)
 {
     int classes = nn_class_count(m), width = label_width(m);
-    float probs[m->output_size], prob;
+    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs), prob;
     for (int i = 0; i < n; i++) {
         nn_output_probs(m, out + (size_t)i * (size_t)m->output_size, probs, 1);
         int truth = class_of_label(y + (size_t)i * (size_t)width, width);
         s->confusion[truth * classes + nn_predicted_class(m, probs, &prob)]++;
     }
+    free(probs);
 }
 
 /* Batches of b->capacity samples (the steps a progress bar counts), each
@@ -571,7 +572,7 @@ static int show_predictions(const nn_model *m, float *params, nn_batch *b, const
         return -1;
     nn_pass pass = {0};
     const float *out = m->forward(&pass, params, b->work, b->x, count);
-    float probs[m->output_size], prob;
+    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs), prob;
     for (int s = 0; s < count; s++) {
         nn_output_probs(m, out + (size_t)s * (size_t)m->output_size, probs, 1);
         printf("test sample %d: predicted ", s);
@@ -584,6 +585,7 @@ static int show_predictions(const nn_model *m, float *params, nn_batch *b, const
         }
         printf("\n");
     }
+    free(probs);
     return 0;
 }
 
@@ -599,7 +601,7 @@ static void print_confusion(const nn_model *m, const nn_dataset *d, const nn_met
         first = w > first ? w : first;
     }
     printf("confusion matrix (rows: true class, columns: predicted class):\n%*s", first, "");
-    int width[k];
+    int *width = nn_alloc((size_t)k, sizeof *width);
     for (int j = 0; j < k; j++) {
         char count[24];
         width[j] = (int)strlen(class_name(m, d, meta, j, buf, sizeof buf));
@@ -615,6 +617,7 @@ static void print_confusion(const nn_model *m, const nn_dataset *d, const nn_met
             printf("  %*ld", width[j], counts[i * k + j]);
     }
     printf("\n");
+    free(width);
 }
 
 /* evaluate's data: the test set, else the validation data (given, or the

@@ -7,7 +7,9 @@
  *
  *   records     text, --all, --format csv and json agree with those numbers
  *   meta        init's file holds meta.class_names "no\0yes\0" (uint8) and
- *               meta.rescale 1, read back with the runtime's npz reader
+ *               meta.rescale 1, read back with the runtime's npz reader; a
+ *               meta array of another version is ignored, a meta.rescale
+ *               that is not the model's is an error
  *   tables      a CSV file with or without the label column; a row of the
  *               wrong length is one error line naming it and the count
  *   usage       unknown options and commands: one line, did-you-mean, the
@@ -105,6 +107,23 @@ static void test_records(void **state)
     assert_int_equal(rescale->size, 1);
     assert_true(rescale->f[0] == 1.0f);
     nn_npz_free(arrays, n);
+
+    char other[300];
+    snprintf(other, sizeof other, "%s", in_scratch("other.npz"));
+    run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = dict(numpy.load('%s')); "
+                "d['meta.vocabulary'] = numpy.zeros(3, 'u1'); numpy.savez('%s', **d)\"", w, other);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s predict --weights %s 2,1", t, other);
+    assert_string_equal(r.out, "2,1: yes 0.7311\n");
+    run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = dict(numpy.load('%s')); "
+                "d['meta.rescale'] = numpy.float32(0.5); numpy.savez('%s', **d)\"", w, other);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s predict --weights %s 2,1", t, other);
+    assert_int_equal(r.status, 1);
+    char want_error[600];
+    snprintf(want_error, sizeof want_error, "%s: error: the weights were trained on inputs "
+             "rescaled by 0.5 ('meta.rescale'), but model 'bin2' rescales by 1\n", other);
+    assert_string_equal(r.out, want_error);
 }
 
 static void test_tables(void **state)
