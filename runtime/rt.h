@@ -35,6 +35,7 @@
 #include "npz.h"
 #include "report.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -100,7 +101,7 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *dir, nn_
 
 int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d);
 /* label_column NN_CSV_NO_LABEL: every column is a feature, and no labels. */
-#define NN_CSV_NO_LABEL (-2)
+#define NN_CSV_NO_LABEL INT_MIN
 int nn_load_csv(const char *path, int label_column, int header, nn_dataset *d);
 /* One sub-folder per class, sorted by name; each image decoded, converted to
  * `channels` and resized to h x w, kept as bytes. Prints Keras's

@@ -75,8 +75,9 @@ void nn_meta_free(nn_meta *meta)
 void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n)
 {
     nn_meta_free(meta);
-    const char *const *names = n > 0 ? (const char *const *)folders : m->data.class_names;
-    n = n > 0 ? n : m->data.n_class_names;
+    bool from_folders = folders && n > 0;   /* an IDX set counts classes but names none */
+    const char *const *names = from_folders ? (const char *const *)folders : m->data.class_names;
+    n = from_folders ? n : m->data.n_class_names;
     meta->class_names = nn_alloc((size_t)(n > 0 ? n : 1), sizeof *meta->class_names);
     for (int k = 0; k < n; k++)
         meta->class_names[k] = nn_join_path(NULL, names[k]);

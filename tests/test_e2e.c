@@ -388,7 +388,8 @@ static void test_weight_files(void **state)
     nn_array *a;
     int n;
     assert_int_equal(nn_npz_read(w, &a, &n), 0);
-    assert_int_equal(n, 4);   /* init: the tensors, no training state */
+    assert_int_equal(n, 5);   /* init: the tensors and meta.rescale, no training state */
+    assert_non_null(find_array(a, n, "meta.rescale"));
     assert_glorot(find_array(a, n, "dense.kernel"), 5, 3);
     assert_glorot(find_array(a, n, "dense_1.kernel"), 3, 2);
     const nn_array *b = find_array(a, n, "dense.bias");
@@ -410,10 +411,11 @@ static void test_weight_files(void **state)
     }
     run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = numpy.load('%s'); "
                 "print(sorted(d.files), d['dense.kernel'].shape, d['dense_1.kernel'].shape, "
-                "d['dense.bias'].shape, d['dense.kernel'].dtype)\"", w);
+                "d['dense.bias'].shape, d['dense.kernel'].dtype, d['meta.rescale'].shape, "
+                "d['meta.rescale'].dtype, float(d['meta.rescale']))\"", w);
     assert_int_equal(r.status, 0);
-    assert_string_equal(r.out, "['dense.bias', 'dense.kernel', 'dense_1.bias', 'dense_1.kernel'] "
-                               "(5, 3) (3, 2) (3,) float32\n");
+    assert_string_equal(r.out, "['dense.bias', 'dense.kernel', 'dense_1.bias', 'dense_1.kernel', "
+                               "'meta.rescale'] (5, 3) (3, 2) (3,) float32 () float32 1.0\n");
 
     /* predict against numpy's forward pass with the same weights, with the
      * biases set to something other than zero first. */
