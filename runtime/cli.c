@@ -1,160 +1,368 @@
-/* cli.c - a generated trainer's command line (see the usage text below and
- * docs/commands.md): reads the arguments, sets up threads and the floating-point
- * mode, and hands over to train.c, gradcheck.c or the commands here.
- * Exit status: 0 done, 1 a problem with the model, data or files, 2 a usage
- * error, 130 interrupted. */
+/* cli.c - a generated trainer's command line (docs/commands.md): reads the
+ * arguments against the tables of commands and options below, sets up
+ * threads and the floating-point mode, and hands over to train.c,
+ * predict.c, gradcheck.c or summary.c.
+ *
+ * A usage error is one line naming the option or command, with a "did you
+ * mean" where one is close, then `try 'NAME --help'`; exit status 2. An
+ * option a command does not use is such an error too: a user who gives it
+ * expects it to do something. Exit status otherwise: 0 done, 1 a problem with
+ * the model, data or files, 130 interrupted. */
 #include "rt.h"
 
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
-static const char usage[] =
-    "usage: %s COMMAND [OPTIONS]\n"
-    "  train    [--epochs N] [--batch-size N] [--learning-rate X] [--seed N] [--threads N]\n"
-    "           [--data DIR] [--limit N] [--no-shuffle] [--save W.npz] [--resume W.npz]\n"
-    "           [--history H.csv] [--quiet]\n"
-    "  evaluate --weights W.npz [--data DIR or FILE.csv] [--limit N] [--show N]\n"
-    "  predict  [--weights W.npz] [INPUT ...]    INPUT: numbers, image files or folders\n"
-    "  predict  [--weights W.npz] --npy X.npy [--out Y.npy]\n"
-    "  summary\n"
-    "  init     --seed N --save W.npz\n"
-    "  activations [--weights W.npz] --input IMAGE --out DIR\n"
-    "  (without --weights: the initial weights, for models whose weights are in the model file)\n"
-    "  gradcheck [--seed N]\n";
+/* ---- the tables ---------------------------------------------------------------------- */
+
+enum { TRAIN, EVALUATE, PREDICT, SUMMARY, INIT, ACTIVATIONS, GRADCHECK, N_COMMANDS };
+#define ON(c) (1u << (c))
+
+static const struct {
+    const char *name, *args, *what;
+} commands[N_COMMANDS] = {
+    [TRAIN] = {"train", "", "train the model, as Keras's fit() ('fit' is another name for it)"},
+    [EVALUATE] = {"evaluate", "--weights W.npz",
+                  "the loss and metrics on data: test (else the validation data)"},
+    [PREDICT] = {"predict", "[INPUT ...]",
+                 "the class (or outputs) of each INPUT: image files, folders of them, .csv "
+                 "files, rows of numbers as 1.5,2.0; none: --npy or the model file's predict:"},
+    [SUMMARY] = {"summary", "", "the layers, output shapes and parameter counts, as Keras's"},
+    [INIT] = {"init", "--save W.npz", "write the initial weights, without training"},
+    [ACTIVATIONS] = {"activations", "--input IMAGE --out DIR",
+                     "the feature maps of one image, as PNG grids"},
+    [GRADCHECK] = {"gradcheck", "", "check the backward pass against numerical gradients"},
+};
+
+typedef enum {
+    OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
+    OPT_NO_SHUFFLE, OPT_SAVE, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
+    OPT_CONFUSION, OPT_NPY, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, N_OPTIONS
+} OptionId;
+
+static const struct {
+    const char *name, *value;  /* value NULL: a switch */
+    unsigned commands;         /* the commands that take it */
+    const char *what, *dflt;   /* dflt NULL: the model's, from option_default() */
+} options[N_OPTIONS] = {
+    [OPT_EPOCHS] = {"--epochs", "N", ON(TRAIN),
+                    "epochs to reach, 1 to 1000000; with --resume counted from the start", NULL},
+    [OPT_BATCH_SIZE] = {"--batch-size", "N", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT),
+                        "samples per batch, 1 to 1048576", NULL},
+    [OPT_LEARNING_RATE] = {"--learning-rate", "X", ON(TRAIN),
+                           "a positive number, in place of the optimizer's", NULL},
+    [OPT_SEED] = {"--seed", "N", ON(TRAIN) | ON(INIT) | ON(GRADCHECK) | ON(PREDICT) | ON(ACTIVATIONS),
+                  "0 to 2^63-1: initial weights, shuffling, dropout, augmentation", NULL},
+    [OPT_THREADS] = {"--threads", "N",
+                     ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS) | ON(GRADCHECK),
+                     "OpenMP threads, 1 to 1024", "OMP_NUM_THREADS, else every core"},
+    [OPT_DATA] = {"--data", "DIR", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(INIT),
+                  "the folder relative data paths start from (predict, init: where the class "
+                  "folders are); evaluate: also a .csv file to score", NULL},
+    [OPT_LIMIT] = {"--limit", "N", ON(TRAIN) | ON(EVALUATE),
+                   "use only the first N samples (train: before validation_split)", "all"},
+    [OPT_NO_SHUFFLE] = {"--no-shuffle", NULL, ON(TRAIN), "do not shuffle the training set", NULL},
+    [OPT_SAVE] = {"--save", "W.npz", ON(TRAIN) | ON(INIT),
+                  "write the weights (train: a checkpoint after every epoch)", "none"},
+    [OPT_RESUME] = {"--resume", "W.npz", ON(TRAIN), "continue from a checkpoint", "none"},
+    [OPT_HISTORY] = {"--history", "H.csv", ON(TRAIN), "write a line per epoch", "none"},
+    [OPT_QUIET] = {"--quiet", NULL, ON(TRAIN) | ON(EVALUATE), "print no progress", "progress shown"},
+    [OPT_WEIGHTS] = {"--weights", "W.npz", ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS),
+                     "the weights to use (required by evaluate)", "the initial weights"},
+    [OPT_SHOW] = {"--show", "N", ON(EVALUATE), "also show the first N samples", "0"},
+    [OPT_CONFUSION] = {"--confusion", NULL, ON(EVALUATE),
+                       "print the confusion matrix (rows: true class)", "off"},
+    [OPT_NPY] = {"--npy", "X.npy", ON(PREDICT), "the inputs as one array [N, ...]", "none"},
+    [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS),
+                 "predict --npy: the outputs' .npy file; activations: the folder", "none"},
+    [OPT_INPUT] = {"--input", "IMAGE", ON(ACTIVATIONS), "the image", "none"},
+    [OPT_ALL] = {"--all", NULL, ON(PREDICT), "text format: print the whole output vector too",
+                 "off"},
+    [OPT_FORMAT] = {"--format", "F", ON(PREDICT),
+                    "text, csv (a header, then a line per input) or json (an object per line)",
+                    "text"},
+};
+
+static const char *program;
+
+/* The model's default for options that have one; dflt's text for the rest. */
+static const char *option_default(const nn_model *m, OptionId id, char *buf, size_t len)
+{
+    switch (id) {
+    case OPT_EPOCHS:
+        snprintf(buf, len, "%d (fit: epochs)", m->fit.epochs);
+        return buf;
+    case OPT_BATCH_SIZE:
+        snprintf(buf, len, "%d (fit: batch_size)", m->fit.batch_size);
+        return buf;
+    case OPT_LEARNING_RATE:
+        snprintf(buf, len, "%g (the optimizer's)", (double)m->optimizer.learning_rate);
+        return buf;
+    case OPT_SEED:
+        snprintf(buf, len, "%llu (fit: seed)", (unsigned long long)m->fit.seed);
+        return buf;
+    case OPT_DATA:
+        snprintf(buf, len, "%s", m->data.dir && *m->data.dir ? m->data.dir : ".");
+        return buf;
+    case OPT_NO_SHUFFLE:
+        return m->fit.shuffle ? "shuffled (fit: shuffle)" : "not shuffled (fit: shuffle: false)";
+    default:
+        return options[id].dflt;
+    }
+}
+
+/* ---- usage errors and help ---------------------------------------------------------- */
+
+/* The one line, then where help is; exit 2. command: -1 for none. */
+_Noreturn static void usage_error(int command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+_Noreturn static void usage_error(int command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", program);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry '%s%s%s --help'\n", program, command >= 0 ? " " : "",
+            command >= 0 ? commands[command].name : "");
+    exit(2);
+}
+
+static void print_option(const nn_model *m, OptionId id, bool with_commands)
+{
+    char value[40], dflt[160];
+    snprintf(value, sizeof value, "%s%s%s", options[id].name, options[id].value ? " " : "",
+             options[id].value ? options[id].value : "");
+    printf("  %-22s %s; default: %s", value, options[id].what,
+           option_default(m, id, dflt, sizeof dflt));
+    for (int c = 0, n = 0; with_commands && c < N_COMMANDS; c++)
+        if (options[id].commands & ON(c))
+            printf("%s%s", n++ ? ", " : " [", commands[c].name);
+    printf(with_commands ? "]\n" : "\n");
+}
+
+static void print_help(const nn_model *m, int command)
+{
+    if (command >= 0) {
+        const char *args = commands[command].args;
+        printf("usage: %s %s%s%s [OPTIONS]\n%s\n\noptions:\n", program, commands[command].name,
+               *args ? " " : "", args, commands[command].what);
+    } else {
+        printf("usage: %s COMMAND [OPTIONS]   (%s COMMAND --help: the command's options)\n\n"
+               "commands:\n", program, program);
+        for (int c = 0; c < N_COMMANDS; c++)
+            printf("  %-12s %s\n", commands[c].name, commands[c].what);
+        printf("  %-12s this text; %s --version: the version\n\noptions [the commands that "
+               "take them]:\n", "--help", program);
+    }
+    for (int id = 0; id < N_OPTIONS; id++)
+        if (command < 0 || (options[id].commands & ON(command)))
+            print_option(m, id, command < 0);
+}
+
+/* ---- parsing ------------------------------------------------------------------------- */
 
 typedef struct {
     nn_options o;
-    const char *command, *npy, *npy_out, *input, *out_dir;
+    int command;
     char **inputs;
     int n_inputs;
 } Args;
 
-static const char *program;
-
-_Noreturn static void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", program);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    fprintf(stderr, usage, program);
-    exit(2);
-}
-
-static long parse_long(const char *opt, const char *s, long min, long max)
+static long parse_long(int command, const char *opt, const char *s, long min, long max)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s wants a whole number from %ld to %ld, got '%%s'", opt, min, max);
-        usage_error(msg, s);
-    }
+    if (errno || *end || end == s || v < min || v > max)
+        usage_error(command, "%s wants a whole number from %ld to %ld, got '%s'", opt, min, max, s);
     return v;
 }
 
-static float parse_positive(const char *opt, const char *s)
+static float parse_positive(int command, const char *opt, const char *s)
 {
     char *end;
     float v = strtof(s, &end);
-    if (*end || end == s || !(v > 0) || !isfinite(v)) {
-        char msg[120];
-        snprintf(msg, sizeof msg, "%s wants a positive number, got '%%s'", opt);
-        usage_error(msg, s);
-    }
+    if (*end || end == s || !(v > 0) || !isfinite(v))
+        usage_error(command, "%s wants a positive number, got '%s'", opt, s);
     return v;
 }
 
-static const char *value_of(int argc, char **argv, int *i)
+static nn_format parse_format(int command, const char *s)
 {
-    if (*i + 1 >= argc)
-        usage_error("%s needs a value", argv[*i]);
-    return argv[++*i];
+    static const char *const names[] = {"text", "csv", "json", NULL};
+    for (int f = 0; names[f]; f++)
+        if (strcmp(s, names[f]) == 0)
+            return (nn_format)f;
+    const char *close = nn_closest_word(s, names);
+    usage_error(command, "--format is text, csv or json, not '%s'%s%s%s", s,
+                close ? "; did you mean '" : "", close ? close : "", close ? "'?" : "");
 }
 
-/* Options with a value, and where each goes. */
-static bool string_option(Args *a, const char *opt, const char *v)
+static void set_option(Args *a, OptionId id, const char *v)
 {
-    struct { const char *name; const char **dst; } table[] = {
-        {"--data", &a->o.data_dir}, {"--save", &a->o.save}, {"--resume", &a->o.resume},
-        {"--history", &a->o.history}, {"--weights", &a->o.weights}, {"--npy", &a->npy},
-        {"--out", &a->out_dir}, {"--input", &a->input},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(opt, table[i].name) == 0) {
-            *table[i].dst = v;
-            return true;
+    nn_options *o = &a->o;
+    const char *opt = options[id].name;
+    int c = a->command;
+    switch (id) {
+    case OPT_EPOCHS: o->epochs = (int)parse_long(c, opt, v, 1, 1000000); break;
+    case OPT_BATCH_SIZE: o->batch_size = (int)parse_long(c, opt, v, 1, 1 << 20); break;
+    case OPT_LEARNING_RATE: o->learning_rate = parse_positive(c, opt, v); break;
+    case OPT_SEED:
+        o->seed = (uint64_t)parse_long(c, opt, v, 0, 0x7fffffffffffffffL);
+        o->has_seed = 1;
+        break;
+    case OPT_THREADS: o->threads = (int)parse_long(c, opt, v, 1, 1024); break;
+    case OPT_DATA: o->data_dir = v; break;
+    case OPT_LIMIT: o->limit = (int)parse_long(c, opt, v, 1, 1 << 30); break;
+    case OPT_NO_SHUFFLE: o->shuffle = 0; break;
+    case OPT_SAVE: o->save = v; break;
+    case OPT_RESUME: o->resume = v; break;
+    case OPT_HISTORY: o->history = v; break;
+    case OPT_QUIET: o->quiet = 1; break;
+    case OPT_WEIGHTS: o->weights = v; break;
+    case OPT_SHOW: o->show = (int)parse_long(c, opt, v, 1, 1 << 20); break;
+    case OPT_CONFUSION: o->confusion = 1; break;
+    case OPT_NPY: o->npy = v; break;
+    case OPT_OUT: o->out = v; break;
+    case OPT_INPUT: o->input = v; break;
+    case OPT_ALL: o->all = 1; break;
+    case OPT_FORMAT: o->format = parse_format(c, v); break;
+    case N_OPTIONS: break;
+    }
+}
+
+/* The commands that take an option, as "train" or "evaluate, predict". */
+static const char *takers(OptionId id, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < N_COMMANDS; c++)
+        if (options[id].commands & ON(c))
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                                     commands[c].name);
+    return buf;
+}
+
+/* --NAME or --NAME=VALUE, known and taken by the command. */
+static OptionId find_option(int command, const char *arg, size_t len)
+{
+    const char *names[N_OPTIONS + 1] = {0}, *mine[N_OPTIONS + 1] = {0};
+    for (int id = 0, n = 0; id < N_OPTIONS; id++) {
+        names[id] = options[id].name;
+        if (strlen(names[id]) == len && strncmp(arg, names[id], len) == 0) {
+            char buf[160];
+            if (!(options[id].commands & ON(command)))
+                usage_error(command, "%s does not take %s (an option of %s)",
+                            commands[command].name, names[id], takers(id, buf, sizeof buf));
+            return (OptionId)id;
         }
-    return false;
+        if (options[id].commands & ON(command))
+            mine[n++] = names[id];
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), arg);
+    const char *close = nn_closest_word(name, mine);
+    close = close ? close : nn_closest_word(name, names);
+    usage_error(command, "unknown option '%s'%s%s%s", name, close ? "; did you mean '" : "",
+                close ? close : "", close ? "'?" : "");
 }
 
-static bool number_option(Args *a, const char *opt, const char *v)
+static int find_command(const nn_model *m, const char *name)
 {
-    if (strcmp(opt, "--epochs") == 0)
-        a->o.epochs = (int)parse_long(opt, v, 1, 1000000);
-    else if (strcmp(opt, "--batch-size") == 0)
-        a->o.batch_size = (int)parse_long(opt, v, 1, 1 << 20);
-    else if (strcmp(opt, "--threads") == 0)
-        a->o.threads = (int)parse_long(opt, v, 1, 1024);
-    else if (strcmp(opt, "--limit") == 0)
-        a->o.limit = (int)parse_long(opt, v, 1, 1 << 30);
-    else if (strcmp(opt, "--show") == 0)
-        a->o.show = (int)parse_long(opt, v, 1, 1 << 20);
-    else if (strcmp(opt, "--seed") == 0)
-        a->o.seed = (uint64_t)parse_long(opt, v, 0, 0x7fffffffffffffffL), a->o.has_seed = 1;
-    else if (strcmp(opt, "--learning-rate") == 0)
-        a->o.learning_rate = parse_positive(opt, v);
-    else
+    if (strcmp(name, "fit") == 0)
+        return TRAIN;
+    const char *names[N_COMMANDS + 2] = {"fit"};
+    for (int c = 0; c < N_COMMANDS; c++) {
+        if (strcmp(name, commands[c].name) == 0)
+            return c;
+        names[c + 1] = commands[c].name;
+    }
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        print_help(m, -1);
+        exit(0);
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("%s (nncc runtime %s)\n", m->name, NNRT_VERSION);
+        exit(0);
+    }
+    const char *close = nn_closest_word(name, names);
+    usage_error(-1, "unknown command '%s'%s%s%s", name, close ? "; did you mean '" : "",
+                close ? close : "", close ? "'?" : "");
+}
+
+/* An argument that is an option (not a negative number, which is an input). */
+static bool is_option(const char *arg)
+{
+    if (arg[0] != '-' || !arg[1])
         return false;
-    return true;
+    char *end;
+    strtod(arg, &end);
+    return end == arg || (*end != '\0' && *end != ',');
+}
+
+static void parse_option(Args *a, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+        return;
+    const char *eq = strchr(arg, '=');
+    OptionId id = find_option(a->command, arg, eq ? (size_t)(eq - arg) : strlen(arg));
+    const char *v = eq ? eq + 1 : NULL;
+    if (!options[id].value && v)
+        usage_error(a->command, "%s takes no value", options[id].name);
+    if (options[id].value && !v) {
+        if (*i + 1 >= argc)
+            usage_error(a->command, "%s needs a value (%s)", options[id].name, options[id].value);
+        v = argv[++*i];
+    }
+    set_option(a, id, v);
 }
 
 static Args parse_args(const nn_model *m, int argc, char **argv)
 {
     Args a = {0};
+    a.o.program = program;
     a.o.epochs = m->fit.epochs;
     a.o.batch_size = m->fit.batch_size;
     a.o.shuffle = m->fit.shuffle;
     if (argc < 2)
-        usage_error("%s", "no command");
-    a.command = argv[1];
+        usage_error(-1, "no command (train, evaluate, predict, summary, ...)");
+    a.command = find_command(m, argv[1]);
     a.inputs = nn_alloc((size_t)argc, sizeof *a.inputs);
     for (int i = 2; i < argc; i++) {
-        const char *opt = argv[i];
-        if (strcmp(opt, "--no-shuffle") == 0)
-            a.o.shuffle = 0;
-        else if (strcmp(opt, "--quiet") == 0)
-            a.o.quiet = 1;
-        else if (strncmp(opt, "--", 2) == 0 && opt[2]) {
-            const char *v = value_of(argc, argv, &i);
-            if (!string_option(&a, opt, v) && !number_option(&a, opt, v))
-                usage_error("unknown option '%s'", opt);
-        } else {
-            a.inputs[a.n_inputs++] = argv[i];
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(m, a.command);
+            free(a.inputs);
+            exit(0);
         }
+        if (is_option(argv[i]))
+            parse_option(&a, argc, argv, &i);
+        else
+            a.inputs[a.n_inputs++] = argv[i];
     }
-    if (strcmp(a.command, "predict") == 0 && a.npy)
-        a.npy_out = a.out_dir, a.out_dir = NULL;
     return a;
 }
 
-static void need(const char *value, const char *option)
+static void need(const Args *a, const char *value, const char *option)
 {
     if (!value)
-        usage_error("this command needs %s", option);
+        usage_error(a->command, "%s needs %s", commands[a->command].name, option);
 }
 
+/* Only predict takes inputs. */
 static void no_inputs(const Args *a)
 {
-    if (a->n_inputs)
-        usage_error("unexpected argument '%s'", a->inputs[0]);
+    if (a->n_inputs && a->command != PREDICT)
+        usage_error(a->command, "%s takes no argument '%s'", commands[a->command].name,
+                    a->inputs[0]);
 }
 
 /* TensorFlow runs with denormals flushed to zero; so do we, on every thread:
@@ -165,331 +373,6 @@ static void flush_denormals(void)
     #pragma omp parallel
     _mm_setcsr(_mm_getcsr() | 0x8040);
 #endif
-}
-
-/* ---- weights ------------------------------------------------------------------- */
-
-/* --weights, or else the initial weights: what a model whose weights are all
- * given in the model file (a hand-made filter) needs, and a warning otherwise. */
-static int weights_for(const nn_model *m, const Args *a, float *params)
-{
-    if (a->o.weights)
-        return nn_load_weights(m, a->o.weights, params, NULL, NULL);
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].init != NN_INIT_VALUES) {
-            nn_warning(program, "no --weights: using the untrained initial weights");
-            break;
-        }
-    nn_init_params(m, params, a->o.has_seed ? a->o.seed : m->fit.seed);
-    return 0;
-}
-
-/* ---- predict ------------------------------------------------------------------- */
-
-typedef struct {
-    const nn_model *m;
-    float *params;
-    nn_batch b;
-    char **classes;
-    int n_classes;
-} Predictor;
-
-/* Class names for what predict prints: the training folders' names, or the
- * model file's class_names. Where the training folder is not (a trained
- * model on another machine), classes show as numbers, without an error. */
-static void find_classes(Predictor *p, const char *data_dir)
-{
-    const nn_source *train = &p->m->data.train;
-    if (train->format == NN_DATA_IMAGE_DIR) {
-        char *dir = nn_find_data(p->m, data_dir, NULL, train->path);
-        struct stat st;
-        int n = dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)
-                    ? nn_list_classes(dir, &p->classes) : 0;
-        p->n_classes = n > 0 ? n : 0;
-        free(dir);
-    }
-}
-
-static const char *class_label(const Predictor *p, int k, char *buf, size_t len)
-{
-    if (k < p->n_classes)
-        return p->classes[k];
-    if (k < p->m->data.n_class_names)
-        return p->m->data.class_names[k];
-    snprintf(buf, len, "%d", k);
-    return buf;
-}
-
-/* One line: the probabilities, then the class for a classifier. */
-static void print_probs(const Predictor *p, const char *label, const float *probs)
-{
-    const nn_model *m = p->m;
-    printf("%s:", label);
-    for (int k = 0; k < m->output_size; k++)
-        printf(" %.4f", probs[k]);
-    char buf[32];
-    if (m->output_act == NN_OUT_SIGMOID && m->output_size == 1) {
-        printf(" %s", class_label(p, probs[0] > 0.5f, buf, sizeof buf));
-    } else if (m->output_act == NN_OUT_SOFTMAX || m->loss == NN_LOSS_SPARSE_CE ||
-               m->loss == NN_LOSS_CATEGORICAL_CE) {
-        int best = nn_argmax(probs, m->output_size);
-        printf(" -> %d", best);
-        if (best < p->n_classes || best < m->data.n_class_names)
-            printf(" %s", class_label(p, best, buf, sizeof buf));
-    }
-    printf("\n");
-}
-
-static void print_prediction(const Predictor *p, const char *label, const float *out)
-{
-    float *probs = nn_alloc((size_t)p->m->output_size, sizeof *probs);
-    nn_output_probs(p->m, out, probs, 1);
-    print_probs(p, label, probs);
-    free(probs);
-}
-
-static const float *run_one(Predictor *p)
-{
-    nn_pass pass = {0};
-    return p->m->forward(&pass, p->params, p->b.work, p->b.x, 1);
-}
-
-/* An image file as the model's input, rescaled: input_shape (H, W, C), or
- * (H, W) for one grey channel as the course's Fashion-MNIST models have it. */
-static int load_input_image(const nn_model *m, const char *path, float *x)
-{
-    if (m->input_rank < 2)
-        return nn_error(path, "the model's input is not an image (input_shape has 1 dimension)");
-    int channels = m->input_rank == 3 ? m->input_shape[2] : 1;
-    uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
-    int rc = nn_load_image_file(path, m->input_shape[0], m->input_shape[1], channels, bytes);
-    for (int i = 0; rc == 0 && i < m->input_size; i++)
-        x[i] = bytes[i] * m->data.rescale;
-    free(bytes);
-    return rc;
-}
-
-static int predict_image(Predictor *p, const char *path)
-{
-    int rc = load_input_image(p->m, path, p->b.x);
-    if (rc == 0)
-        print_prediction(p, path, run_one(p));
-    return rc;
-}
-
-static int predict_folder(Predictor *p, const char *dir)
-{
-    char **paths;
-    int n = nn_list_images(dir, &paths);
-    if (n < 0)
-        return -1;
-    int rc = n ? 0 : nn_error(dir, "no image files in this folder");
-    for (int i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = predict_image(p, paths[i]);
-        free(paths[i]);
-    }
-    free(paths);
-    return rc;
-}
-
-static bool is_number(const char *s)
-{
-    char *end;
-    strtof(s, &end);
-    return end != s && *end == '\0';
-}
-
-/* Numbers on the command line, input_size of them per sample. */
-static int predict_numbers(Predictor *p, char **args, int n)
-{
-    int k = p->m->input_size;
-    if (n % k)
-        return nn_error(p->m->name, "%d numbers do not make whole inputs of %d numbers each", n, k);
-    for (int s = 0; s < n; s += k) {
-        char label[256] = "";
-        for (int i = 0; i < k; i++) {
-            p->b.x[i] = strtof(args[s + i], NULL);
-            snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s", i ? " " : "",
-                     args[s + i]);
-        }
-        print_prediction(p, label, run_one(p));
-    }
-    return 0;
-}
-
-static int predict_inputs(Predictor *p, char **inputs, int n)
-{
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0;) {
-        int run = 0;
-        while (i + run < n && is_number(inputs[i + run]))
-            run++;
-        if (run) {
-            rc = predict_numbers(p, inputs + i, run);
-            i += run;
-            continue;
-        }
-        struct stat st;
-        if (stat(inputs[i], &st) != 0)
-            rc = nn_error(inputs[i], "no such file, and not a number");
-        else
-            rc = S_ISDIR(st.st_mode) ? predict_folder(p, inputs[i]) : predict_image(p, inputs[i]);
-        i++;
-    }
-    return rc;
-}
-
-/* The model file's `predict:` list. */
-static int predict_listed(Predictor *p)
-{
-    const nn_model *m = p->m;
-    for (int s = 0; s < m->n_predict; s++) {
-        memcpy(p->b.x, m->predict_inputs + (size_t)s * (size_t)m->input_size,
-               (size_t)m->input_size * sizeof *p->b.x);
-        char label[64];
-        snprintf(label, sizeof label, "%g%s", p->b.x[0], m->input_size > 1 ? " ..." : "");
-        print_prediction(p, label, run_one(p));
-    }
-    return 0;
-}
-
-static int npy_to_floats(const nn_array *a, const nn_model *m, const char *path, float **x, int *n)
-{
-    if (a->rank < 1 || a->size == 0 || a->size % (size_t)m->input_size)
-        return nn_error(path, "expected an array of inputs of %d numbers each (shape [N, ...])",
-                        m->input_size);
-    if (a->size / (size_t)m->input_size > INT32_MAX)
-        return nn_error(path, "more than %d inputs in one file", INT32_MAX);
-    *n = (int)(a->size / (size_t)m->input_size);
-    *x = nn_alloc(a->size, sizeof **x);
-    for (size_t i = 0; i < a->size; i++)
-        (*x)[i] = a->dtype == NN_F32 ? a->f[i] : (float)a->i[i];
-    return 0;
-}
-
-static int predict_npy(Predictor *p, const char *in, const char *out)
-{
-    const nn_model *m = p->m;
-    nn_array a;
-    if (nn_npy_read(in, &a) != 0)
-        return -1;
-    float *x = NULL;
-    int n = 0;
-    int rc = npy_to_floats(&a, m, in, &x, &n);
-    nn_array_free(&a);
-    if (rc)
-        return -1;
-    nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, m->output_size}};
-    y.size = (size_t)n * (size_t)m->output_size;
-    y.f = nn_alloc(y.size, sizeof *y.f);
-    nn_pass pass = {0};
-    for (int start = 0; start < n; start += p->b.part) {
-        int k = n - start < p->b.part ? n - start : p->b.part;
-        memcpy(p->b.x, x + (size_t)start * (size_t)m->input_size,
-               (size_t)k * (size_t)m->input_size * sizeof *x);
-        const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
-        nn_output_probs(m, o, y.f + (size_t)start * (size_t)m->output_size, k);
-    }
-    if (out) {
-        rc = nn_npy_write(out, &y);
-    } else {
-        for (int s = 0; s < n; s++) {
-            char label[32];
-            snprintf(label, sizeof label, "%d", s);
-            print_probs(p, label, y.f + (size_t)s * (size_t)m->output_size);
-        }
-    }
-    free(x);
-    free(y.f);
-    return rc;
-}
-
-static int predict(const nn_model *m, const Args *a)
-{
-    Predictor p = {.m = m};
-    p.params = nn_alloc(m->n_params, sizeof *p.params);
-    nn_batch_init(&p.b, m, a->o.batch_size);
-    int rc = weights_for(m, a, p.params);
-    if (rc == 0 && m->layers[m->n_layers - 1].rank == 3)
-        rc = nn_error(m->name, "the model's output is an image: draw it with `activations`");
-    if (rc == 0) {
-        find_classes(&p, a->o.data_dir);
-        if (a->npy)
-            rc = predict_npy(&p, a->npy, a->npy_out);
-        else if (a->n_inputs)
-            rc = predict_inputs(&p, a->inputs, a->n_inputs);
-        else if (m->n_predict)
-            rc = predict_listed(&p);
-        else
-            rc = nn_error(m->name, "nothing to predict: give inputs, --npy, or predict: in the "
-                                   "model file");
-    }
-    for (int k = 0; k < p.n_classes; k++)
-        free(p.classes[k]);
-    free(p.classes);
-    nn_batch_free(&p.b);
-    free(p.params);
-    return rc;
-}
-
-/* ---- init, activations ---------------------------------------------------------------- */
-
-static int init_weights(const nn_model *m, const Args *a)
-{
-    float *params = nn_alloc(m->n_params, sizeof *params);
-    nn_init_params(m, params, a->o.has_seed ? a->o.seed : m->fit.seed);
-    int rc = nn_save_weights(m, a->o.save, params, NULL, NULL);
-    free(params);
-    return rc;
-}
-
-/* Feature maps of every convolution and pooling layer for one image, as PNG
- * grids, and index.txt saying which file is which layer. */
-static int activations(const nn_model *m, const Args *a)
-{
-    if (mkdir(a->out_dir, 0777) != 0 && errno != EEXIST)
-        return nn_error(a->out_dir, "cannot make the folder: %s", strerror(errno));
-    Predictor p = {.m = m};
-    p.params = nn_alloc(m->n_params, sizeof *p.params);
-    nn_batch_init(&p.b, m, 1);
-    int rc = weights_for(m, a, p.params);
-    if (rc == 0)
-        rc = load_input_image(m, a->input, p.b.x);
-    char *index = nn_join_path(a->out_dir, "index.txt");
-    FILE *f = rc == 0 ? fopen(index, "w") : NULL;
-    if (rc == 0 && !f)
-        rc = nn_error(index, "cannot write");
-    if (rc == 0) {
-        run_one(&p);
-        for (int l = 0; l < m->n_layers && rc == 0; l++) {
-            const nn_layer *L = &m->layers[l];
-            if (!L->is_feature_map)
-                continue;
-            char name[300];
-            snprintf(name, sizeof name, "%02d_%s.png", l, L->name);
-            char *path = nn_join_path(a->out_dir, name);
-            /* Maps of at least 64 pixels across, as the course's plots show them. */
-            int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
-            rc = nn_write_feature_grid(path, p.b.work + m->scratch_floats + L->out_offset, L->shape[0], L->shape[1],
-                                       L->shape[2], scale);
-            if (rc != 0) {
-                free(path);
-                break;
-            }
-            fprintf(f, "%s\t%s (%s)\t%dx%dx%d\n", name, L->name, L->type, L->shape[0],
-                    L->shape[1], L->shape[2]);
-            printf("%s: %s (%s) %dx%dx%d\n", path, L->name, L->type, L->shape[0], L->shape[1],
-                   L->shape[2]);
-            free(path);
-        }
-    }
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = nn_error(index, "cannot write");
-    free(index);
-    nn_batch_free(&p.b);
-    free(p.params);
-    return rc;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -514,47 +397,30 @@ static void print_summary(const nn_model *m)
 
 static int run(const nn_model *m, const Args *a)
 {
-    const char *c = a->command;
-    if (strcmp(c, "train") == 0) {
-        no_inputs(a);
+    no_inputs(a);
+    switch (a->command) {
+    case TRAIN:
         return nn_train(m, &a->o);
-    }
-    if (strcmp(c, "evaluate") == 0) {
-        need(a->o.weights, "--weights W.npz");
-        no_inputs(a);
+    case EVALUATE:
+        need(a, a->o.weights, "--weights W.npz");
         return nn_evaluate(m, &a->o);
-    }
-    if (strcmp(c, "predict") == 0)
-        return predict(m, a);
-    if (strcmp(c, "summary") == 0) {
-        no_inputs(a);
+    case PREDICT:
+        if (a->o.out && !a->o.npy)
+            usage_error(a->command, "predict --out goes with --npy X.npy");
+        return nn_predict(m, &a->o, a->inputs, a->n_inputs);
+    case SUMMARY:
         print_summary(m);
         return 0;
-    }
-    if (strcmp(c, "init") == 0) {
-        need(a->o.save, "--save W.npz");
-        no_inputs(a);
-        return init_weights(m, a);
-    }
-    if (strcmp(c, "activations") == 0) {
-        need(a->input, "--input IMAGE");
-        need(a->out_dir, "--out DIR");
-        no_inputs(a);
-        return activations(m, a);
-    }
-    if (strcmp(c, "gradcheck") == 0) {
-        no_inputs(a);
+    case INIT:
+        need(a, a->o.save, "--save W.npz");
+        return nn_init_weights(m, &a->o);
+    case ACTIVATIONS:
+        need(a, a->o.input, "--input IMAGE");
+        need(a, a->o.out, "--out DIR");
+        return nn_activations(m, &a->o);
+    default:
         return nn_gradcheck(m, &a->o);
     }
-    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0) {
-        printf(usage, program);
-        return 0;
-    }
-    if (strcmp(c, "--version") == 0) {
-        printf("%s (nncc runtime %s)\n", m->name, NNRT_VERSION);
-        return 0;
-    }
-    usage_error("unknown command '%s'", c);
 }
 
 int nnrt_main(const nn_model *m, int argc, char **argv)

@@ -297,18 +297,6 @@ static void describe_samples(const nn_dataset *d, char *buf, size_t len)
         snprintf(buf, len, "%dx%dx%d", d->h, d->w, d->c);
 }
 
-/* As Python prints the tuple: (784,), (28, 28), (32, 32, 3). */
-static void describe_input_shape(const nn_model *m, char *buf, size_t len)
-{
-    const int *s = m->input_shape;
-    if (m->input_rank == 1)
-        snprintf(buf, len, "(%d,)", s[0]);
-    else if (m->input_rank == 2)
-        snprintf(buf, len, "(%d, %d)", s[0], s[1]);
-    else
-        snprintf(buf, len, "(%d, %d, %d)", s[0], s[1], s[2]);
-}
-
 /* The same numbers in the same order: total size, and for images (rank 2
  * or 3) height and width too. A 28x28 image set serves both input_shape
  * [28, 28] (Flatten's input, as the course writes it) and [28, 28, 1]; rows
@@ -322,7 +310,7 @@ static int check_shape(const nn_model *m, const nn_dataset *d, const char *place
         return 0;
     char have[64], want[64];
     describe_samples(d, have, sizeof have);
-    describe_input_shape(m, want, sizeof want);
+    nn_shape_text(m->input_rank, m->input_shape, want, sizeof want);
     return nn_error(place, "the data's samples are %s but the model's input_shape is %s", have, want);
 }
 

@@ -144,6 +144,12 @@ int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *ou
     return 0;
 }
 
+int nn_image_file_size(const char *path, int *h, int *w)
+{
+    int comp;
+    return stbi_info(path, w, h, &comp) ? 0 : -1;
+}
+
 /* ---- a folder of class folders -------------------------------------------- */
 
 typedef struct {

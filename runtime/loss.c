@@ -292,3 +292,30 @@ void nn_output_probs(const nn_model *m, const float *out, float *probs, int n)
         break;
     }
 }
+
+nn_output_kind nn_output_kind_of(const nn_model *m)
+{
+    if (m->output_size == 1 && (m->output_act == NN_OUT_SIGMOID || m->loss == NN_LOSS_BINARY_CE))
+        return NN_OUTPUT_BINARY;
+    if (m->output_act == NN_OUT_SOFTMAX || m->loss == NN_LOSS_SPARSE_CE ||
+        m->loss == NN_LOSS_CATEGORICAL_CE)
+        return NN_OUTPUT_CLASSES;
+    return NN_OUTPUT_NUMBERS;
+}
+
+int nn_class_count(const nn_model *m)
+{
+    return nn_output_kind_of(m) == NN_OUTPUT_BINARY ? 2 : m->output_size;
+}
+
+int nn_predicted_class(const nn_model *m, const float *probs, float *prob)
+{
+    if (m->output_size == 1) {
+        int k = probs[0] > 0.5f;
+        *prob = k ? probs[0] : 1.0f - probs[0];
+        return k;
+    }
+    int k = nn_argmax(probs, m->output_size);
+    *prob = probs[k];
+    return k;
+}

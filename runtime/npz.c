@@ -76,8 +76,10 @@ void nn_array_free(nn_array *a)
 {
     free(a->f);
     free(a->i);
+    free(a->u8);
     a->f = NULL;
     a->i = NULL;
+    a->u8 = NULL;
 }
 
 void nn_npz_free(nn_array *arrays, int n)
@@ -660,6 +662,12 @@ typedef struct {
     size_t data_len;
 } NpyImage;
 
+static const void *array_data(const nn_array *a)
+{
+    return a->dtype == NN_F32 ? (const void *)a->f : a->dtype == NN_I64 ? (const void *)a->i
+                                                                         : (const void *)a->u8;
+}
+
 static int check_array(const nn_array *a, const char *path)
 {
     if (strnlen(a->name, sizeof a->name) == sizeof a->name)
@@ -674,12 +682,12 @@ static int check_array(const nn_array *a, const char *path)
             return nn_error(path, "array '%s': shape is too large", a->name);
         count *= (size_t)a->shape[d];
     }
-    if (a->dtype != NN_F32 && a->dtype != NN_I64)
+    if (a->dtype != NN_F32 && a->dtype != NN_I64 && a->dtype != NN_U8)
         return nn_error(path, "array '%s': unknown dtype %d", a->name, (int)a->dtype);
     if (count != a->size)
         return nn_error(path, "array '%s': size %zu does not match its shape (%zu elements)",
                         a->name, a->size, count);
-    if ((a->dtype == NN_F32 ? (void *)a->f : (void *)a->i) == NULL && count > 0)
+    if (array_data(a) == NULL && count > 0)
         return nn_error(path, "array '%s' has no data", a->name);
     return 0;
 }
@@ -692,7 +700,7 @@ static void npy_image(const nn_array *a, NpyImage *img)
         used += (size_t)snprintf(dims + used, sizeof dims - used, "%d%s", a->shape[d],
                                  a->rank == 1 ? "," : d + 1 < a->rank ? ", " : "");
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
-                     a->dtype == NN_F32 ? "<f4" : "<i8", dims);
+                     a->dtype == NN_F32 ? "<f4" : a->dtype == NN_I64 ? "<i8" : "|u1", dims);
     size_t total = (10 + (size_t)n + 1 + 63) / 64 * 64;    /* magic, version, length, dict, '\n' */
     memcpy(img->bytes, "\x93NUMPY\x01\x00", 8);
     put16(img->bytes + 8, (uint32_t)(total - 10));
@@ -700,8 +708,8 @@ static void npy_image(const nn_array *a, NpyImage *img)
     memset(img->bytes + 10 + n, ' ', total - 10 - (size_t)n - 1);
     img->bytes[total - 1] = '\n';
     img->len = total;
-    img->data = a->dtype == NN_F32 ? (const void *)a->f : (const void *)a->i;
-    img->data_len = a->size * (a->dtype == NN_F32 ? sizeof(float) : sizeof(int64_t));
+    img->data = array_data(a);
+    img->data_len = a->size * (a->dtype == NN_F32 ? sizeof(float) : a->dtype == NN_I64 ? sizeof(int64_t) : 1);
 }
 
 static void emit_npy(FILE *f, const void *ctx)

@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { NN_F32, NN_I64 } nn_dtype;
+/* NN_U8 is written, never read: readers get integers as NN_I64. */
+typedef enum { NN_F32, NN_I64, NN_U8 } nn_dtype;
 typedef struct {
     char name[128];        /* without ".npy" */
     nn_dtype dtype;
@@ -22,11 +23,12 @@ typedef struct {
     size_t size;           /* elements */
     float *f;              /* NN_F32 */
     int64_t *i;            /* NN_I64 */
+    uint8_t *u8;           /* NN_U8 */
 } nn_array;
 
 /* Writes arrays as an uncompressed .npz (what numpy.savez writes): to a
  * temporary file beside path, then rename, so a crash leaves the old file whole.
- * NN_F32 is written as '<f4', NN_I64 as '<i8'; no ZIP64, so at most 4 GB. */
+ * NN_F32 is written as '<f4', NN_I64 as '<i8', NN_U8 as '|u1'; no ZIP64, so at most 4 GB. */
 int nn_npz_write(const char *path, const nn_array *arrays, int n);
 /* Reads every member, stored or deflated, in file order. The rule: float
  * dtypes (float32, float64) become NN_F32; integer and bool dtypes (int8..64,

@@ -34,7 +34,7 @@ void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool qu
     p->tty = isatty(fileno(stdout));
     p->last_draw = -HUGE_VAL;
     p->width = 0;
-    if (!quiet) {
+    if (!quiet && epochs > 0) {
         printf("Epoch %d/%d\n", epoch, epochs);
         fflush(stdout);
     }

@@ -14,4 +14,9 @@ int nn_error(const char *place, const char *fmt, ...) __attribute__((format(prin
 void nn_warning(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *nn_alloc(size_t count, size_t size);       /* zeroed; aborts with a message if out of memory */
 
+/* The choice (a NULL-terminated list) nearest to word, within a third of its
+ * length in slips (a wrong, missing, extra or swapped letter; case ignored),
+ * or NULL: what "did you mean" suggests, in nncc and in a trainer alike. */
+const char *nn_closest_word(const char *word, const char *const *choices);
+
 #endif

@@ -1,6 +1,7 @@
 /* rt.h - the runtime's modules as they see each other (not part of the seam).
  *
- *   cli.c        the trainer's command line: train, evaluate, predict, ...
+ *   cli.c        the trainer's command line: options, help, dispatch to the commands
+ *   predict.c    predict, activations and init: the model run without training
  *   train.c      the training loop, evaluation, callbacks, history
  *   optim.c      SGD, Adam, RMSprop as loops over the flat buffers
  *   loss.c       losses and accuracy, from logits where the loss is fused
@@ -34,6 +35,7 @@
 #include "npz.h"
 #include "report.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,6 +43,8 @@
 
 /* dir/path unless path is absolute or dir is NULL/empty; the result is malloc'd. */
 char *nn_join_path(const char *dir, const char *path);
+/* A shape as Python prints the tuple: (784, 128), (10,), (). */
+void nn_shape_text(int rank, const int *shape, char *buf, size_t len);
 
 /* splitmix64-based generator: a pure function of its state, saved in checkpoints. */
 typedef struct { uint64_t state; } nn_rng;
@@ -130,6 +134,8 @@ nn_image_stream *nn_image_stream_split(nn_image_stream *s, int n_keep, int n_tai
 void nn_image_stream_free(nn_image_stream *s);
 /* One image file, converted and resized to h x w x channels bytes in out. */
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
+/* An image file's height and width as stored; -1 (silently) if unreadable. */
+int nn_image_file_size(const char *path, int *h, int *w);
 /* The class folders of dir, sorted as Keras sorts them; the image files under
  * dir, in Keras's walk order. Each returns the count (the strings and the
  * array are malloc'd) or -1. */
@@ -178,6 +184,7 @@ typedef struct {
 } nn_progress;
 
 double nn_now(void);
+/* epochs 0: no "Epoch i/N" line (evaluate's bar). */
 void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool quiet);
 /* metrics: "loss", value, "accuracy", value, ... (n pairs) */
 void nn_progress_step(nn_progress *p, int step, const char *const *names, const double *values, int n);
@@ -195,6 +202,16 @@ void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
 /* The index of the first largest of x[0..k): the class accuracy, evaluate and
  * predict all name, so that they agree on ties. */
 int nn_argmax(const float *x, int k);
+/* What the output is: a single sigmoid unit choosing between two classes, a
+ * distribution over output_size classes (softmax, or a categorical loss), or
+ * numbers (regression, multi-label). */
+typedef enum { NN_OUTPUT_NUMBERS, NN_OUTPUT_BINARY, NN_OUTPUT_CLASSES } nn_output_kind;
+nn_output_kind nn_output_kind_of(const nn_model *m);
+/* The classes a name is wanted for: 2 for a binary output, else output_size. */
+int nn_class_count(const nn_model *m);
+/* The class a probability vector (nn_output_probs) picks, and its probability:
+ * for a binary output, class 1 when p > 0.5, with probability p or 1 - p. */
+int nn_predicted_class(const nn_model *m, const float *probs, float *prob);
 
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 
@@ -233,14 +250,29 @@ typedef struct {
     uint64_t seed;
 } nn_train_state;
 
-/* Writes every tensor as LAYER.kind, then (when o and st are given) the
- * optimizer's and the loop's state, atomically. */
+/* What a weight file says besides the weights (its "meta." arrays): the
+ * class names, one per class, or none. rescale and target size are the
+ * model's own, so they are written from it and only checked on reading. */
+typedef struct {
+    char **class_names;
+    int n_classes;
+} nn_meta;
+void nn_meta_free(nn_meta *meta);
+/* meta's names become copies of the data's: the class folders' (folders[0..n),
+ * n > 0), else the model file's data: class_names. */
+void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n);
+
+/* Writes every tensor as LAYER.kind, the meta arrays (meta may be NULL: no
+ * class names), then (when o and st are given) the optimizer's and the
+ * loop's state, atomically. */
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
-                    const nn_optim *o, const nn_train_state *st);
-/* Reads the tensors into params (every one must be there, with its shape);
- * with o and st also the training state, which must then be there too. */
-int nn_load_weights(const nn_model *m, const char *path, float *params, nn_optim *o,
-                    nn_train_state *st);
+                    const nn_meta *meta, const nn_optim *o, const nn_train_state *st);
+/* Reads the tensors into params (every one must be there, with its shape),
+ * checks the meta arrays against the model and, when meta is not NULL, reads
+ * the class names into it (none if the file has none); with o and st also
+ * the training state, which must then be there too. */
+int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta *meta,
+                    nn_optim *o, nn_train_state *st);
 
 /* ---- callbacks.c ------------------------------------------------------------------------------------ */
 
@@ -268,18 +300,34 @@ int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *l
 
 /* ---- train.c ------------------------------------------------------------------------------------------ */
 
+typedef enum { NN_FORMAT_TEXT, NN_FORMAT_CSV, NN_FORMAT_JSON } nn_format;
+
+/* The command line, as cli.c parsed it. */
 typedef struct {
-    int epochs, batch_size, threads, limit, shuffle, quiet, show;
+    const char *program;   /* the trainer's name, for messages */
+    int epochs, batch_size, threads, limit, shuffle, quiet, show, confusion;
     float learning_rate;   /* 0: the model's */
     uint64_t seed;
     int has_seed;
     const char *data_dir, *save, *resume, *history, *weights;
+    const char *npy, *out, *input;   /* predict --npy, predict/activations --out, --input */
+    int all;                         /* predict --all */
+    nn_format format;                /* predict --format */
 } nn_options;
 
 int nn_train(const nn_model *m, const nn_options *o);
 int nn_evaluate(const nn_model *m, const nn_options *o);
 /* Analytic gradients against central differences on a random batch; 0 if all agree. */
 int nn_gradcheck(const nn_model *m, const nn_options *o);
+
+/* ---- predict.c ---------------------------------------------------------------------------------------- */
+
+/* predict's inputs: numbers rows, image files, folders, CSV files (or none:
+ * --npy, or the model file's predict: list). */
+int nn_predict(const nn_model *m, const nn_options *o, char **inputs, int n_inputs);
+int nn_activations(const nn_model *m, const nn_options *o);
+/* The initial weights into o->save, with the meta arrays. */
+int nn_init_weights(const nn_model *m, const nn_options *o);
 
 /* A batch's worth of buffers for the model's passes. The work buffer holds
  * `part` samples: a batch whose activations would take more than

@@ -102,28 +102,65 @@ static int load_data(const nn_model *m, const nn_source *src, const nn_options *
 
 typedef struct {
     double loss, accuracy;
+    long *confusion;       /* evaluate --confusion: counts[true * classes + predicted], or NULL */
 } nn_score;
 
+/* A class index as stored, or the hot one of a one-hot row. */
+static int class_of_label(const float *y, int size)
+{
+    return size == 1 ? (int)y[0] : nn_argmax(y, size);
+}
+
+/* Counts each of n samples' (true, predicted) pair into s->confusion. */
+static void count_confusion(const nn_model *m, const float *out, const float *y, int n,
+                            nn_score *s)
+{
+    int classes = nn_class_count(m), width = label_width(m);
+    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs), prob;
+    for (int i = 0; i < n; i++) {
+        nn_output_probs(m, out + (size_t)i * (size_t)m->output_size, probs, 1);
+        int truth = class_of_label(y + (size_t)i * (size_t)width, width);
+        s->confusion[truth * classes + nn_predicted_class(m, probs, &prob)]++;
+    }
+    free(probs);
+}
+
+/* Batches of b->capacity samples (the steps a progress bar counts), each
+ * passing in parts of b->part. p: the bar, or NULL. */
 static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
-                 nn_score *result)
+                 nn_progress *p, nn_score *result)
 {
     nn_pass pass = {0};
-    int *idx = nn_alloc((size_t)b->part, sizeof *idx);
+    int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
+    int width = label_width(m), step = 0;
     double loss = 0;
     long correct = 0;
     int rc = 0;
-    for (int start = 0; start < d->n && rc == 0; start += b->part) {
-        int n = d->n - start < b->part ? d->n - start : b->part;
+    for (int start = 0; start < d->n && rc == 0; start += b->capacity) {
+        int n = d->n - start < b->capacity ? d->n - start : b->capacity;
         for (int s = 0; s < n; s++)
             idx[s] = start + s;
         if ((rc = batch_fill(b, m, d, idx, n)) != 0)
             break;
-        const float *out = m->forward(&pass, params, b->work, b->x, n);
-        loss += nn_loss(m, out, b->y, n, NULL) * n;
-        correct += nn_correct(m, out, b->y, n);
+        for (int first = 0; first < n; first += b->part) {
+            int k = n - first < b->part ? n - first : b->part;
+            const float *y = b->y + (size_t)first * (size_t)width;
+            const float *out = m->forward(&pass, params, b->work,
+                                          b->x + (size_t)first * (size_t)m->input_size, k);
+            loss += nn_loss(m, out, y, k, NULL) * k;
+            correct += nn_correct(m, out, y, k);
+            if (result->confusion)
+                count_confusion(m, out, y, k, result);
+        }
+        if (p) {
+            const char *names[] = {"loss", "accuracy"};
+            double values[] = {loss / (start + n), (double)correct / (start + n)};
+            nn_progress_step(p, ++step, names, values, m->metric_accuracy ? 2 : 1);
+        }
     }
     free(idx);
-    *result = (nn_score){loss / d->n, (double)correct / d->n};
+    result->loss = loss / d->n;
+    result->accuracy = (double)correct / d->n;
     return rc;
 }
 
@@ -146,6 +183,7 @@ typedef struct {
     nn_optim opt;
     nn_batch batch;
     nn_train_state st;
+    nn_meta meta;          /* the class names every saved file holds */
     nn_rng rng;
     int *order;
     int cursor;            /* next sample in order, for steps_per_epoch */
@@ -162,6 +200,7 @@ static int load_train_data(Trainer *t)
                                             "in the model file");
     if (load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
         return -1;
+    nn_meta_set_classes(&t->meta, m, t->train.class_names, t->train.n_classes);
     if (m->data.validation.format != NN_DATA_NONE) {
         if (load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
             return -1;
@@ -186,7 +225,7 @@ static int start_state(Trainer *t)
     uint64_t seed = t->o->has_seed ? t->o->seed : m->fit.seed;
     t->st = (nn_train_state){0, seed, seed};
     if (t->o->resume) {
-        if (nn_load_weights(m, t->o->resume, t->params, &t->opt, &t->st) != 0)
+        if (nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st) != 0)
             return -1;
         t->opt.cfg.learning_rate = cfg.learning_rate;
     } else {
@@ -322,8 +361,8 @@ static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
     }
     free(idx);
     if (t->has_val) {
-        nn_score v;
-        if (score(t->m, t->params, &t->batch, &t->val, &v) != 0)
+        nn_score v = {0};
+        if (score(t->m, t->params, &t->batch, &t->val, NULL, &v) != 0)
             return -1;
         logs->val_loss = v.loss, logs->val_accuracy = v.accuracy;
     }
@@ -388,7 +427,7 @@ static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
             continue;
         }
         if ((act & NN_CB_SAVE) && c->kind == NN_CB_MODEL_CHECKPOINT &&
-            nn_save_weights(t->m, c->filepath, t->params, NULL, NULL) != 0)
+            nn_save_weights(t->m, c->filepath, t->params, &t->meta, NULL, NULL) != 0)
             return -1;
         if ((act & NN_CB_SAVE) && c->kind == NN_CB_EARLY_STOPPING) {
             if (!t->best)
@@ -414,13 +453,14 @@ static int save_checkpoint(Trainer *t, int epochs_done)
         return 0;
     t->st.epoch = epochs_done;
     t->st.rng = t->rng.state;
-    return nn_save_weights(t->m, t->o->save, t->params, &t->opt, &t->st);
+    return nn_save_weights(t->m, t->o->save, t->params, &t->meta, &t->opt, &t->st);
 }
 
 static void trainer_free(Trainer *t)
 {
     nn_dataset_free(&t->train);
     nn_dataset_free(&t->val);
+    nn_meta_free(&t->meta);
     free(t->params);
     free(t->grads);
     free(t->best);
@@ -494,32 +534,32 @@ int nn_train(const nn_model *m, const nn_options *o)
 
 /* ---- evaluate ------------------------------------------------------------------------- */
 
-static const char *class_name(const nn_model *m, const nn_dataset *d, int k)
+/* A class's name: the data's folders', the weight file's, the model file's,
+ * or else its index. */
+static const char *class_name(const nn_model *m, const nn_dataset *d, const nn_meta *meta, int k,
+                              char *buf, size_t len)
 {
     if (d->class_names && k < d->n_classes)
         return d->class_names[k];
-    if (m->data.class_names && k < m->data.n_class_names)
+    if (k < meta->n_classes)
+        return meta->class_names[k];
+    if (k < m->data.n_class_names)
         return m->data.class_names[k];
-    return "";
+    snprintf(buf, len, "%d", k);
+    return buf;
 }
 
-static int predicted_class(const nn_model *m, const float *probs)
+/* "9 Ankle boot" where the class has a name, "9" where it has none. */
+static void print_class(const nn_model *m, const nn_dataset *d, const nn_meta *meta, int k)
 {
-    return m->output_size == 1 ? probs[0] > 0.5f : nn_argmax(probs, m->output_size);
+    char buf[16];
+    const char *name = class_name(m, d, meta, k, buf, sizeof buf);
+    printf(name == buf ? "%d" : "%d %s", k, name);
 }
 
-/* A class index as stored, or the hot one of a one-hot row; -1 without labels. */
-static int true_class(const nn_dataset *d, int s)
-{
-    if (!d->labels)
-        return -1;
-    const float *y = d->labels + (size_t)s * (size_t)d->label_size;
-    return d->label_size == 1 ? (int)y[0] : nn_argmax(y, d->label_size);
-}
-
-/* The first `count` test samples: what the model says and what is true. */
+/* The first `count` samples: what the model says and what is true. */
 static int show_predictions(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
-                            int count)
+                            const nn_meta *meta, int count)
 {
     count = count < d->n ? count : d->n;
     count = count < b->part ? count : b->part;
@@ -532,12 +572,18 @@ static int show_predictions(const nn_model *m, float *params, nn_batch *b, const
         return -1;
     nn_pass pass = {0};
     const float *out = m->forward(&pass, params, b->work, b->x, count);
-    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs);
+    float *probs = nn_alloc((size_t)m->output_size, sizeof *probs), prob;
     for (int s = 0; s < count; s++) {
         nn_output_probs(m, out + (size_t)s * (size_t)m->output_size, probs, 1);
-        int k = predicted_class(m, probs), truth = true_class(d, s);
-        printf("test sample %d: predicted %d %s (%.4f), true %d %s\n", s, k, class_name(m, d, k),
-               m->output_size == 1 ? probs[0] : probs[k], truth, truth >= 0 ? class_name(m, d, truth) : "");
+        printf("test sample %d: predicted ", s);
+        print_class(m, d, meta, nn_predicted_class(m, probs, &prob));
+        printf(" (%.4f)", prob);
+        if (d->labels) {
+            printf(", true ");
+            print_class(m, d, meta, class_of_label(d->labels + (size_t)s * (size_t)d->label_size,
+                                                   d->label_size));
+        }
+        printf("\n");
     }
     free(probs);
     return 0;
@@ -568,37 +614,117 @@ static bool is_file(const char *path)
     return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int nn_evaluate(const nn_model *m, const nn_options *o)
+/* Rows the true classes, columns the predicted ones, as sklearn's
+ * confusion_matrix; each column as wide as its name or its largest count. */
+static void print_confusion(const nn_model *m, const nn_dataset *d, const nn_meta *meta,
+                            const long *counts)
 {
-    bool from_file = is_file(o->data_dir);
-    const nn_source *src = m->data.test.format != NN_DATA_NONE ? &m->data.test
-                         : m->data.validation.format != NN_DATA_NONE ? &m->data.validation
-                         : NULL;
-    if (!src && !from_file)
-        return nn_error(m->data.model_file, "the model has no test data: give data: test: in the "
-                                            "model file, or evaluate --data FILE.csv");
-    if (m->loss == NN_LOSS_NONE)
-        return nn_error(m->data.model_file, "the model has no loss to evaluate");
-    nn_dataset d = {0};
-    if (from_file ? load_eval_file(m, o, &d) != 0 : load_data(m, src, o, o->limit, &d) != 0)
-        return -1;
-    float *params = nn_alloc(m->n_params, sizeof *params);
+    int k = nn_class_count(m), first = 0;
+    char buf[16];
+    for (int i = 0; i < k; i++) {
+        int w = (int)strlen(class_name(m, d, meta, i, buf, sizeof buf));
+        first = w > first ? w : first;
+    }
+    printf("confusion matrix (rows: true class, columns: predicted class):\n%*s", first, "");
+    int *width = nn_alloc((size_t)k, sizeof *width);
+    for (int j = 0; j < k; j++) {
+        char count[24];
+        width[j] = (int)strlen(class_name(m, d, meta, j, buf, sizeof buf));
+        for (int i = 0; i < k; i++) {
+            int w = snprintf(count, sizeof count, "%ld", counts[i * k + j]);
+            width[j] = w > width[j] ? w : width[j];
+        }
+        printf("  %*s", width[j], class_name(m, d, meta, j, buf, sizeof buf));
+    }
+    for (int i = 0; i < k; i++) {
+        printf("\n%-*s", first, class_name(m, d, meta, i, buf, sizeof buf));
+        for (int j = 0; j < k; j++)
+            printf("  %*ld", width[j], counts[i * k + j]);
+    }
+    printf("\n");
+    free(width);
+}
+
+/* evaluate's data: --data FILE.csv, else the test set, else the validation data (given, or the
+ * validation_split of the training set, as train splits it without
+ * --limit), said in one line. */
+static int evaluation_data(const nn_model *m, const nn_options *o, nn_dataset *d)
+{
+    const nn_data *data = &m->data;
+    if (is_file(o->data_dir))
+        return load_eval_file(m, o, d);
+    if (data->test.format != NN_DATA_NONE)
+        return load_data(m, &data->test, o, o->limit, d);
+    if (data->validation.format != NN_DATA_NONE) {
+        printf("no test data: evaluating on the validation data (data: validation)\n");
+        return load_data(m, &data->validation, o, o->limit, d);
+    }
+    if (data->validation_split > 0 && data->train.format != NN_DATA_NONE) {
+        nn_dataset train;
+        if (load_data(m, &data->train, o, 0, &train) != 0)
+            return -1;
+        int rc = nn_dataset_split(&train, data->validation_split, d);
+        nn_dataset_free(&train);
+        if (rc == 0) {
+            nn_dataset_truncate(d, o->limit);
+            printf("no test data: evaluating on the validation data (the last %g of the "
+                   "training data, validation_split)\n", (double)data->validation_split);
+        }
+        return rc;
+    }
+    return nn_error(m->data.model_file, "the model has no test or validation data: give data: "
+                                        "test: in the model file, or evaluate --data FILE.csv");
+}
+
+/* Keras's evaluate(): a bar over the batches ending in the loss and metrics;
+ * with --quiet only `loss: ... - accuracy: ...`. */
+static int evaluate_with(const nn_model *m, const nn_options *o, const nn_dataset *d,
+                         float *params, const nn_meta *meta)
+{
     nn_batch b;
     nn_batch_init(&b, m, o->batch_size);
-    int rc = nn_load_weights(m, o->weights, params, NULL, NULL);
-    nn_score s;
-    if (rc == 0)
-        rc = score(m, params, &b, &d, &s);
+    int k = nn_class_count(m);
+    nn_score s = {0};
+    if (o->confusion)
+        s.confusion = nn_alloc((size_t)k * (size_t)k, sizeof *s.confusion);
+    nn_progress p;
+    nn_progress_begin(&p, 0, 0, (d->n + b.capacity - 1) / b.capacity, o->quiet);
+    int rc = score(m, params, &b, d, &p, &s);
     if (rc == 0) {
-        printf("loss: %.4f", s.loss);
-        if (m->metric_accuracy)
-            printf(" - accuracy: %.4f", s.accuracy);
-        printf("\n");
+        const char *names[] = {"loss", "accuracy"};
+        double values[] = {s.loss, s.accuracy};
+        int n = m->metric_accuracy ? 2 : 1;
+        nn_progress_end(&p, names, values, n);
+        if (o->quiet)
+            printf(m->metric_accuracy ? "loss: %.4f - accuracy: %.4f\n" : "loss: %.4f\n",
+                   s.loss, s.accuracy);
         if (o->show > 0)
-            rc = show_predictions(m, params, &b, &d, o->show);
+            rc = show_predictions(m, params, &b, d, meta, o->show);
     }
+    if (rc == 0 && s.confusion)
+        print_confusion(m, d, meta, s.confusion);
+    free(s.confusion);
     nn_batch_free(&b);
-    free(params);
+    return rc;
+}
+
+int nn_evaluate(const nn_model *m, const nn_options *o)
+{
+    if (m->loss == NN_LOSS_NONE)
+        return nn_error(m->data.model_file, "the model has no loss to evaluate");
+    if (o->confusion && nn_output_kind_of(m) == NN_OUTPUT_NUMBERS)
+        return nn_error(m->name, "--confusion needs a classifier: the model's output is numbers, "
+                                 "not classes");
+    float *params = nn_alloc(m->n_params, sizeof *params);
+    nn_meta meta = {0};
+    nn_dataset d = {0};
+    int rc = nn_load_weights(m, o->weights, params, &meta, NULL, NULL);
+    if (rc == 0)
+        rc = evaluation_data(m, o, &d);
+    if (rc == 0)
+        rc = evaluate_with(m, o, &d, params, &meta);
     nn_dataset_free(&d);
+    nn_meta_free(&meta);
+    free(params);
     return rc;
 }

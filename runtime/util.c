@@ -16,6 +16,15 @@ char *nn_join_path(const char *dir, const char *path)
     return s;
 }
 
+void nn_shape_text(int rank, const int *shape, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "(");
+    for (int d = 0; d < rank && used < len; d++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%d", d ? ", " : "", shape[d]);
+    if (used < len)
+        snprintf(buf + used, len - used, rank == 1 ? ",)" : ")");
+}
+
 /* splitmix64: small, fast, and its whole state is one number to checkpoint. */
 uint64_t nn_rng_next(nn_rng *r)
 {

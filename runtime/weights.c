@@ -2,7 +2,9 @@
  *
  * A weight file is an .npz: one float32 array per tensor ("dense.kernel"),
  * and for a checkpoint the optimizer's arrays ("optimizer.*") and the loop's
- * ("state.epoch", "state.rng", "state.seed"), so --resume continues exactly. */
+ * ("state.epoch", "state.rng", "state.seed"), so --resume continues exactly.
+ * Every file also holds "meta." arrays, what predict needs besides the
+ * weights to read an input and name its class (docs/weight-files.md). */
 #include "rt.h"
 
 #include <limits.h>
@@ -60,14 +62,142 @@ static nn_array int_array(const char *name, int64_t *value)
     return a;
 }
 
-int nn_save_weights(const nn_model *m, const char *path, const float *params,
-                    const nn_optim *o, const nn_train_state *st)
+/* ---- meta ------------------------------------------------------------------------ */
+
+void nn_meta_free(nn_meta *meta)
 {
-    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3;
+    for (int k = 0; k < meta->n_classes; k++)
+        free(meta->class_names[k]);
+    free(meta->class_names);
+    memset(meta, 0, sizeof *meta);
+}
+
+void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n)
+{
+    nn_meta_free(meta);
+    bool from_folders = folders && n > 0;   /* an IDX set counts classes but names none */
+    const char *const *names = from_folders ? (const char *const *)folders : m->data.class_names;
+    n = from_folders ? n : m->data.n_class_names;
+    meta->class_names = nn_alloc((size_t)(n > 0 ? n : 1), sizeof *meta->class_names);
+    for (int k = 0; k < n; k++)
+        meta->class_names[k] = nn_join_path(NULL, names[k]);
+    meta->n_classes = n;
+}
+
+/* The names, each ended by a NUL byte: "horses\0humans\0". */
+static uint8_t *pack_names(const nn_meta *meta, size_t *len)
+{
+    *len = 0;
+    for (int k = 0; k < meta->n_classes; k++)
+        *len += strlen(meta->class_names[k]) + 1;
+    uint8_t *bytes = nn_alloc(*len, 1), *p = bytes;
+    for (int k = 0; k < meta->n_classes; k++) {
+        size_t l = strlen(meta->class_names[k]) + 1;
+        memcpy(p, meta->class_names[k], l);
+        p += l;
+    }
+    return bytes;
+}
+
+/* The meta arrays; returns how many (at most 3). Class names go in only when
+ * there is one per class: others could not name what predict prints. */
+typedef struct {
+    float rescale;
+    int64_t target_size[2];
+    uint8_t *names;
+} meta_storage;
+
+static int meta_arrays(const nn_model *m, const nn_meta *meta, meta_storage *ms, nn_array *out)
+{
+    int n = 0;
+    ms->rescale = m->data.rescale;
+    out[n] = (nn_array){.name = "meta.rescale", .dtype = NN_F32, .size = 1, .f = &ms->rescale};
+    n++;
+    if (m->input_rank >= 2) {
+        ms->target_size[0] = m->input_shape[0];
+        ms->target_size[1] = m->input_shape[1];
+        out[n] = (nn_array){.name = "meta.target_size", .dtype = NN_I64, .rank = 1, .shape = {2},
+                            .size = 2, .i = ms->target_size};
+        n++;
+    }
+    if (meta && meta->n_classes > 0 && meta->n_classes == nn_class_count(m)) {
+        size_t len;
+        ms->names = pack_names(meta, &len);
+        out[n] = (nn_array){.name = "meta.class_names", .dtype = NN_U8, .rank = 1,
+                            .shape = {(int)len}, .size = len, .u8 = ms->names};
+        n++;
+    }
+    return n;
+}
+
+/* "'meta.NAME' in PATH is not ...": the ones we use must be what we wrote. */
+static int decode_names(const char *path, const nn_model *m, const nn_array *a, nn_meta *meta)
+{
+    int want = nn_class_count(m), n = 0;
+    bool ok = a->dtype == NN_I64 && a->rank == 1;
+    for (size_t k = 0; ok && k < a->size; k++) {
+        ok = a->i[k] >= 0 && a->i[k] <= 255;
+        n += a->i[k] == 0;
+    }
+    if (!ok || (a->size && a->i[a->size - 1] != 0))
+        return nn_error(path, "'meta.class_names' is not a uint8 array of names each ended by a "
+                              "NUL byte");
+    if (n != want)
+        return nn_error(path, "'meta.class_names' holds %d names, but model '%s' has %d classes",
+                        n, m->name, want);
+    if (!meta)
+        return 0;
+    nn_meta_free(meta);
+    meta->class_names = nn_alloc((size_t)n, sizeof *meta->class_names);
+    size_t start = 0;
+    for (int k = 0; k < n; k++) {
+        size_t end = start;
+        while (a->i[end] != 0)
+            end++;
+        meta->class_names[k] = nn_alloc(end - start + 1, 1);
+        for (size_t j = start; j < end; j++)
+            meta->class_names[k][j - start] = (char)a->i[j];
+        start = end + 1;
+    }
+    meta->n_classes = n;
+    return 0;
+}
+
+/* Checks the meta arrays this version uses against the model; arrays other
+ * versions add are ignored. A file without them (older, or from numpy) is fine. */
+static int load_meta(const char *path, const nn_model *m, const nn_array *arrays, int n,
+                     nn_meta *meta)
+{
+    const nn_array *r = nn_npz_find(arrays, n, "meta.rescale");
+    if (r && (r->dtype != NN_F32 || r->size != 1))
+        return nn_error(path, "'meta.rescale' is not one float");
+    if (r && r->f[0] != m->data.rescale)
+        return nn_error(path, "the weights were trained on inputs rescaled by %g ('meta.rescale'), "
+                              "but model '%s' rescales by %g", r->f[0], m->name, m->data.rescale);
+    const nn_array *t = nn_npz_find(arrays, n, "meta.target_size");
+    if (t && (t->dtype != NN_I64 || t->size != 2))
+        return nn_error(path, "'meta.target_size' is not two integers");
+    if (t && (m->input_rank < 2 || t->i[0] != m->input_shape[0] || t->i[1] != m->input_shape[1]))
+        return nn_error(path, "the weights were trained on %lldx%lld images ('meta.target_size'), "
+                              "but model '%s' takes %s", (long long)t->i[0], (long long)t->i[1],
+                        m->name, m->input_rank < 2 ? "no images" : "other sizes");
+    const nn_array *c = nn_npz_find(arrays, n, "meta.class_names");
+    return c ? decode_names(path, m, c, meta) : 0;
+}
+
+/* ---- weight files -------------------------------------------------------------- */
+
+int nn_save_weights(const nn_model *m, const char *path, const float *params,
+                    const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
+{
+    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + 3;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)
         arrays[n++] = tensor_array(&m->tensors[i], (float *)params + m->tensors[i].offset);
+    meta_storage ms = {0};
+    n += meta_arrays(m, meta, &ms, arrays + n);
+    int first_optim = n;
     int64_t epoch = 0, rng = 0, seed = 0;
     if (o && st) {
         n_optim = nn_optim_state(o, arrays + n, max - n);
@@ -84,8 +214,9 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
         arrays[n++] = int_array("state.seed", &seed);
     }
     int rc = nn_npz_write(path, arrays, n);
-    for (int i = m->n_tensors; i < m->n_tensors + n_optim; i++)
+    for (int i = first_optim; i < first_optim + n_optim; i++)
         nn_array_free(&arrays[i]);
+    free(ms.names);
     free(arrays);
     return rc;
 }
@@ -120,8 +251,21 @@ static int load_state(const char *path, const nn_array *arrays, int n, nn_optim 
     return 0;
 }
 
-int nn_load_weights(const nn_model *m, const char *path, float *params, nn_optim *o,
-                    nn_train_state *st)
+/* "'dense.kernel' is (784, 64) in w.npz; model 'mnist' wants (784, 128)". */
+static int shape_error(const char *path, const nn_model *m, const nn_tensor *t, const nn_array *a)
+{
+    char have[80], want[80];
+    nn_shape_text(a->rank, a->shape, have, sizeof have);
+    nn_shape_text(t->rank, t->shape, want, sizeof want);
+    if (a->dtype != NN_F32)
+        return nn_error(path, "'%s' holds integers; model '%s' wants float32 %s", t->name, m->name,
+                        want);
+    return nn_error(path, "'%s' is %s in this file; model '%s' wants %s", t->name, have, m->name,
+                    want);
+}
+
+int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta *meta,
+                    nn_optim *o, nn_train_state *st)
 {
     nn_array *arrays;
     int n;
@@ -135,11 +279,12 @@ int nn_load_weights(const nn_model *m, const char *path, float *params, nn_optim
             rc = nn_error(path, "no array '%s': these weights are not for model '%s'", t->name,
                           m->name);
         else if (!nn_array_is_f32(a, t->rank, t->shape))
-            rc = nn_error(path, "'%s' has the wrong shape or type for model '%s'", t->name,
-                          m->name);
+            rc = shape_error(path, m, t, a);
         else
             memcpy(params + t->offset, a->f, t->size * sizeof *params);
     }
+    if (rc == 0)
+        rc = load_meta(path, m, arrays, n, meta);
     if (rc == 0 && o && st)
         rc = load_state(path, arrays, n, o, st);
     nn_npz_free(arrays, n);

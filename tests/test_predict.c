@@ -2,10 +2,14 @@
  * it: a trainer for a tiny image model is built with `make trainer` from a
  * class-folder tree written here, trained, and asked about new files.
  *
- *   sigmoid   `PATH: 0.xxxx CLASS`, one line per file, CLASS the second
- *             class folder exactly when the number is above 0.5
+ *   sigmoid   `PATH: CLASS P`, one line per file, CLASS the second class
+ *             folder exactly when the unit's output p is above 0.5, and P
+ *             the probability of CLASS: p, or 1 - p for the first class;
+ *             --all adds ` [p]`
  *   folder    `predict DIR` walks it as os.walk does, names sorted
- *   softmax   `PATH: p0 p1 -> K NAME`
+ *   softmax   `PATH: NAME P [p0 p1]` with --all
+ *   names     from the weight file when the class folders are gone; class
+ *             indices when the file has no meta.class_names either
  *   errors    a file that is not an image: exit 1, naming it
  *
  * Every printed probability is checked against numpy's forward pass of the
@@ -204,22 +208,24 @@ static void assert_close(double printed, double want, const char *line)
         fail_msg("'%s': numpy gives %.6f", line, want);
 }
 
-/* One sigmoid line: exactly `PATH: %.4f CLASS`, the number numpy's within
- * rounding, CLASS dogs above 0.5 and cats otherwise. Returns the class. */
+/* One sigmoid line of predict --all: exactly `PATH: CLASS %.4f [%.4f]`, the
+ * unit's output numpy's within rounding, CLASS dogs above 0.5 and cats
+ * otherwise, and the first number the probability of CLASS. Returns the class. */
 static const char *check_sigmoid_line(const char *line, const char *path, double want)
 {
-    char rebuilt[512];
-    const char *cls = want > 0.5 ? "dogs" : "cats";
-    double p;
+    char rebuilt[512], cls[16];
+    double prob, p;
     int prefix = snprintf(rebuilt, sizeof rebuilt, "%s: ", path);
-    if (strncmp(line, rebuilt, (size_t)prefix) != 0 || sscanf(line + prefix, "%lf", &p) != 1)
-        fail_msg("'%s' does not start with '%s'", line, rebuilt);
+    if (strncmp(line, rebuilt, (size_t)prefix) != 0 ||
+        sscanf(line + prefix, "%15s %lf [%lf]", cls, &prob, &p) != 3)
+        fail_msg("'%s' is not '%sCLASS P [p]'", line, rebuilt);
     assert_close(p, want, line);
-    if (fabs(want - 0.5) < 1e-4)         /* too close to call from the digits */
-        cls = strstr(line, " dogs") ? "dogs" : "cats";
-    snprintf(rebuilt, sizeof rebuilt, "%s: %.4f %s", path, p, cls);
+    if (fabs(want - 0.5) >= 1e-4)        /* else too close to call from the digits */
+        assert_string_equal(cls, want > 0.5 ? "dogs" : "cats");
+    assert_close(prob, strcmp(cls, "dogs") == 0 ? want : 1 - want, line);
+    snprintf(rebuilt, sizeof rebuilt, "%s: %s %.4f [%.4f]", path, cls, prob, p);
     assert_string_equal(line, rebuilt);
-    return cls;
+    return strcmp(cls, "dogs") == 0 ? "dogs" : "cats";
 }
 
 /* Runs predict on the files (or folder) and checks one line per expected
@@ -228,7 +234,8 @@ static int check_sigmoid_predict(const char *trainer, const char *w, const char 
                                  const char *const *files, int n)
 {
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s", trainer, in_scratch(w), args);
+    run_cmd(&r, "%s predict --all --weights %s %s 2>%s", trainer, in_scratch(w), args,
+            in_scratch("stderr.txt"));
     if (r.status != 0)
         fail_msg("predict failed:\n%s", r.out);
     double want[8];
@@ -263,6 +270,16 @@ static void test_sigmoid_files_and_folders(void **state)
     /* A folder: os.walk's order, names sorted by strcmp, sub-folders after. */
     const char *walked[] = {"new/B.png", "new/a.png", "new/z.png", "new/sub/m.png"};
     check_sigmoid_predict(t, "w1.npz", in_scratch("new"), walked, 4);
+    /* m.png is 12 x 16: resized, and said so, once, on stderr. */
+    RunResult note;
+    run_cmd(&note, "cat %s", in_scratch("stderr.txt"));
+    char want_note[600];
+    snprintf(want_note, sizeof want_note, "%s: note: resized from 12x16 to 8x8, the model's "
+                                          "input (said once per run)\n", in_scratch("new/sub/m.png"));
+    assert_string_equal(note.out, want_note);
+    run_cmd(&note, "%s predict --weights %s %s %s 2>&1 >/dev/null", t, in_scratch("w1.npz"),
+            in_scratch("new/sub/m.png"), in_scratch("new/sub/m.png"));
+    assert_string_equal(note.out, want_note);
 
     /* Trained on: the red files are cats and the blue ones dogs, so both
      * branches of the class rule show. */
@@ -271,13 +288,15 @@ static void test_sigmoid_files_and_folders(void **state)
     snprintf(args, sizeof args, "%s %s %s", in_scratch("a.png"), in_scratch("b.png"), in_scratch("new"));
     int dogs = check_sigmoid_predict(t, "w30.npz", args, mixed, 6);
     assert_int_equal(dogs, 3);
-    RunResult r;
+    /* Without --all: the same lines without the vector. */
+    RunResult r, all;
     run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w30.npz"), in_scratch("a.png"), in_scratch("b.png"));
-    char want[600];
-    snprintf(want, sizeof want, "%s: ", in_scratch("a.png"));
-    assert_output_contains(&r, want);
-    assert_non_null(strstr(r.out, " cats\n"));
-    assert_non_null(strstr(r.out, " dogs\n"));
+    run_cmd(&all, "%s predict --all --weights %s %s %s", t, in_scratch("w30.npz"), in_scratch("a.png"), in_scratch("b.png"));
+    for (char *open = strchr(all.out, '['); open; open = strchr(open, '[')) {
+        char *close = strchr(open, ']');
+        memmove(open - 1, close + 1, strlen(close + 1) + 1);
+    }
+    assert_string_equal(r.out, all.out);
 }
 
 static void test_not_an_image(void **state)
@@ -298,7 +317,8 @@ static void test_not_an_image(void **state)
     assert_output_contains(&r, want);
 }
 
-/* Without the training folder there are no class names: the class index
+/* Without the training folder the class names come from the weight file;
+ * from a file without meta.class_names (one numpy wrote), the class index
  * shows, and nothing is said to be an error. */
 static void test_without_the_class_folders(void **state)
 {
@@ -306,17 +326,24 @@ static void test_without_the_class_folders(void **state)
     make_files();
     const char *t = build("pets", 1, "sigmoid", "binary_crossentropy");
     train(t, "w.npz", "--epochs 30");
+    RunResult with, r;
+    run_cmd(&with, "%s predict --weights %s %s %s", t, in_scratch("w.npz"), in_scratch("a.png"), in_scratch("b.png"));
     assert_int_equal(rename(in_scratch("train"), in_scratch("elsewhere")), 0);
-    RunResult r;
     run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("w.npz"), in_scratch("a.png"), in_scratch("b.png"));
     assert_int_equal(r.status, 0);
-    if (strstr(r.out, "error"))
-        fail_msg("an error where there is none:\n%s", r.out);
-    double p, q;
+    assert_string_equal(r.out, with.out);
     char want[800];
-    assert_int_equal(sscanf(r.out, "%*s %lf", &p), 1);
-    assert_int_equal(sscanf(strchr(r.out, '\n') + 1, "%*s %lf", &q), 1);
-    snprintf(want, sizeof want, "%s: %.4f 0\n%s: %.4f 1\n", in_scratch("a.png"), p, in_scratch("b.png"), q);
+    double p, q;
+    assert_int_equal(sscanf(r.out, "%*s cats %lf", &p), 1);
+    assert_int_equal(sscanf(strchr(r.out, '\n') + 1, "%*s dogs %lf", &q), 1);
+
+    run_cmd(&r, "/usr/bin/python3 -c \"import numpy; d = dict(numpy.load('%s')); "
+                "del d['meta.class_names']; numpy.savez('%s', **d)\"", in_scratch("w.npz"),
+            in_scratch("bare.npz"));
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s predict --weights %s %s %s", t, in_scratch("bare.npz"), in_scratch("a.png"), in_scratch("b.png"));
+    assert_int_equal(r.status, 0);
+    snprintf(want, sizeof want, "%s: 0 %.4f\n%s: 1 %.4f\n", in_scratch("a.png"), p, in_scratch("b.png"), q);
     assert_string_equal(r.out, want);
 }
 
@@ -328,7 +355,7 @@ static void test_softmax(void **state)
     train(t, "w.npz", "");
     const char *files[] = {"a.png", "b.png", "new/sub/m.png"};
     RunResult r;
-    run_cmd(&r, "%s predict --weights %s %s %s %s", t, in_scratch("w.npz"), in_scratch(files[0]), in_scratch(files[1]),
+    run_cmd(&r, "%s predict --all --weights %s %s %s %s 2>/dev/null", t, in_scratch("w.npz"), in_scratch(files[0]), in_scratch(files[1]),
             in_scratch(files[2]));
     if (r.status != 0)
         fail_msg("predict failed:\n%s", r.out);
@@ -341,15 +368,16 @@ static void test_softmax(void **state)
         assert_true(next_line(&text, line, sizeof line));
         char prefix[300];
         int len = snprintf(prefix, sizeof prefix, "%s: ", in_scratch(files[i]));
-        double p0, p1;
-        int k;
+        double p0, p1, prob;
+        char name[16];
         assert_int_equal(strncmp(line, prefix, (size_t)len), 0);
-        assert_int_equal(sscanf(line + len, "%lf %lf -> %d", &p0, &p1, &k), 3);
+        assert_int_equal(sscanf(line + len, "%15s %lf [%lf %lf]", name, &prob, &p0, &p1), 4);
         assert_close(p0, want[2 * i], line);
         assert_close(p1, want[2 * i + 1], line);
-        assert_int_equal(k, want[2 * i + 1] > want[2 * i]);
+        int k = want[2 * i + 1] > want[2 * i];
+        assert_close(prob, want[2 * i + k], line);
         char rebuilt[512];
-        snprintf(rebuilt, sizeof rebuilt, "%s%.4f %.4f -> %d %s", prefix, p0, p1, k, names[k]);
+        snprintf(rebuilt, sizeof rebuilt, "%s%s %.4f [%.4f %.4f]", prefix, names[k], prob, p0, p1);
         assert_string_equal(line, rebuilt);
     }
     assert_string_equal(text, "");

@@ -1,0 +1,502 @@
+/* predict.c - the commands that run a model without training it (predict,
+ * activations) and init, which writes the initial weights.
+ *
+ * predict prints one record per input. Inputs are image files, folders of
+ * them, CSV files with the training CSV's columns, rows of numbers written on
+ * the command line ("1.5,2.0"), an .npy array, or the model file's predict:
+ * list. A classifier's record is its class and that class's probability
+ * (for a single sigmoid unit, 1 - p when it says class 0), named from the
+ * training set's class folders, else the weight file's meta.class_names, else
+ * the model file's class_names; --all adds the output vector, and --format
+ * csv|json writes records for scripts (docs/commands.md). */
+#include "rt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <errno.h>
+
+typedef struct {
+    const nn_model *m;
+    const nn_options *o;
+    float *params;
+    nn_batch b;
+    nn_meta names;         /* the class names, or none */
+    float *probs;          /* one input's outputs, as probabilities where the loss fuses */
+    bool header_done;      /* --format csv: the header is out */
+    bool resize_said;      /* the one notice of a resized image */
+} Predictor;
+
+/* ---- weights and class names ---------------------------------------------------- */
+
+/* --weights, or else the initial weights: what a model whose weights are all
+ * given in the model file (a hand-made filter) needs, and a warning otherwise. */
+static int weights_for(const nn_model *m, const nn_options *o, float *params, nn_meta *meta)
+{
+    if (o->weights)
+        return nn_load_weights(m, o->weights, params, meta, NULL, NULL);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].init != NN_INIT_VALUES) {
+            nn_warning(o->program, "no --weights: using the untrained initial weights");
+            break;
+        }
+    nn_init_params(m, params, o->has_seed ? o->seed : m->fit.seed);
+    return 0;
+}
+
+/* The training set's class folders, where --data or the model says they
+ * are; none (0) where they are not, as on another machine. */
+static int folder_classes(const nn_model *m, const char *data_dir, char ***names)
+{
+    *names = NULL;
+    if (m->data.train.format != NN_DATA_IMAGE_DIR)
+        return 0;
+    char *dir = nn_find_data(m, data_dir, NULL, m->data.train.path);
+    struct stat st;
+    int n = dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? nn_list_classes(dir, names) : 0;
+    free(dir);
+    return n > 0 ? n : 0;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int k = 0; k < n; k++)
+        free(names[k]);
+    free(names);
+}
+
+/* The data's names (folders or data: class_names) into meta, unless the
+ * folders are missing and meta already holds the weight file's. */
+static void choose_names(const nn_model *m, const char *data_dir, nn_meta *meta)
+{
+    char **folders;
+    int n = folder_classes(m, data_dir, &folders);
+    if (n > 0 || meta->n_classes == 0)
+        nn_meta_set_classes(meta, m, folders, n);
+    free_names(folders, n);
+}
+
+static int predictor_init(Predictor *p, const nn_model *m, const nn_options *o, int capacity)
+{
+    *p = (Predictor){.m = m, .o = o};
+    p->params = nn_alloc(m->n_params, sizeof *p->params);
+    p->probs = nn_alloc((size_t)m->output_size, sizeof *p->probs);
+    nn_batch_init(&p->b, m, capacity);
+    if (weights_for(m, o, p->params, &p->names) != 0)
+        return -1;
+    choose_names(m, o->data_dir, &p->names);
+    return 0;
+}
+
+static void predictor_free(Predictor *p)
+{
+    nn_meta_free(&p->names);
+    nn_batch_free(&p->b);
+    free(p->params);
+    free(p->probs);
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+static const char *class_label(const Predictor *p, int k, char *buf, size_t len)
+{
+    if (k < p->names.n_classes)
+        return p->names.class_names[k];
+    snprintf(buf, len, "%d", k);
+    return buf;
+}
+
+/* `a.png: dogs 0.8000`, with --all `a.png: dogs 0.8000 [0.2000 0.8000]`;
+ * numbers (a regression) as `1.5,2: 3.1416`. */
+static void print_text(const Predictor *p, const char *input, int k, const char *name, float prob)
+{
+    printf("%s:", input);
+    if (k >= 0)
+        printf(" %s %.4f", name, prob);
+    if (k >= 0 && !p->o->all) {
+        printf("\n");
+        return;
+    }
+    for (int j = 0; j < p->m->output_size; j++)
+        printf(k >= 0 && j == 0 ? " [%.4f" : " %.4f", p->probs[j]);
+    printf(k >= 0 ? "]\n" : "\n");
+}
+
+/* RFC 4180: quoted when it holds a comma, a quote or a line end. */
+static void csv_string(const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++)
+        fputs(*s == '"' ? "\"\"" : (char[]){*s, 0}, stdout);
+    putchar('"');
+}
+
+static void print_csv(Predictor *p, const char *input, int k, const char *name, float prob)
+{
+    int units = p->m->output_size;
+    if (!p->header_done) {
+        printf(k >= 0 ? "input,class,index,probability" : "input");
+        for (int j = 0; j < units; j++)
+            printf(",output_%d", j);
+        printf("\n");
+        p->header_done = true;
+    }
+    csv_string(input);
+    if (k >= 0) {
+        putchar(',');
+        csv_string(name);
+        printf(",%d,%.9g", k, prob);
+    }
+    for (int j = 0; j < units; j++)
+        printf(",%.9g", p->probs[j]);
+    printf("\n");
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+/* JSON has no NaN or infinity: null stands for them. */
+static void json_number(float v)
+{
+    printf(isfinite(v) ? "%.9g" : "null", v);
+}
+
+/* One JSON object per line (JSON Lines). */
+static void print_json(const Predictor *p, const char *input, int k, const char *name, float prob)
+{
+    printf("{\"input\": ");
+    json_string(input);
+    if (k >= 0) {
+        printf(", \"class\": ");
+        json_string(name);
+        printf(", \"index\": %d, \"probability\": ", k);
+        json_number(prob);
+    }
+    printf(", \"outputs\": [");
+    for (int j = 0; j < p->m->output_size; j++) {
+        printf(j ? ", " : "");
+        json_number(p->probs[j]);
+    }
+    printf("]}\n");
+}
+
+/* The record of one input whose outputs are in p->probs. */
+static void print_record(Predictor *p, const char *input)
+{
+    int k = -1;
+    float prob = 0;
+    char buf[16];
+    if (nn_output_kind_of(p->m) != NN_OUTPUT_NUMBERS)
+        k = nn_predicted_class(p->m, p->probs, &prob);
+    const char *name = k >= 0 ? class_label(p, k, buf, sizeof buf) : "";
+    if (p->o->format == NN_FORMAT_CSV)
+        print_csv(p, input, k, name, prob);
+    else if (p->o->format == NN_FORMAT_JSON)
+        print_json(p, input, k, name, prob);
+    else
+        print_text(p, input, k, name, prob);
+}
+
+/* Runs the one input in p->b.x and prints its record. */
+static void predict_one(Predictor *p, const char *input)
+{
+    nn_pass pass = {0};
+    const float *out = p->m->forward(&pass, p->params, p->b.work, p->b.x, 1);
+    nn_output_probs(p->m, out, p->probs, 1);
+    print_record(p, input);
+}
+
+/* ---- images --------------------------------------------------------------------------- */
+
+/* An image file as the model's input, rescaled: input_shape (H, W, C), or
+ * (H, W) for one grey channel as the course's Fashion-MNIST models have it.
+ * An image of another size is resized, as Keras's load_img(target_size)
+ * does; the first one of a run says so. */
+static int load_input_image(Predictor *p, const char *path, float *x)
+{
+    const nn_model *m = p->m;
+    if (m->input_rank < 2)
+        return nn_error(path, "the model's input is not an image (input_shape has 1 "
+                              "dimension): give rows of numbers (1.5,2.0) or a .csv file");
+    int h = m->input_shape[0], w = m->input_shape[1], sh, sw;
+    if (!p->resize_said && nn_image_file_size(path, &sh, &sw) == 0 && (sh != h || sw != w)) {
+        fprintf(stderr, "%s: note: resized from %dx%d to %dx%d, the model's input (said once "
+                        "per run)\n", path, sh, sw, h, w);
+        p->resize_said = true;
+    }
+    int channels = m->input_rank == 3 ? m->input_shape[2] : 1;
+    uint8_t *bytes = nn_alloc((size_t)m->input_size, 1);
+    int rc = nn_load_image_file(path, h, w, channels, bytes);
+    for (int i = 0; rc == 0 && i < m->input_size; i++)
+        x[i] = bytes[i] * m->data.rescale;
+    free(bytes);
+    return rc;
+}
+
+static int predict_image(Predictor *p, const char *path)
+{
+    int rc = load_input_image(p, path, p->b.x);
+    if (rc == 0)
+        predict_one(p, path);
+    return rc;
+}
+
+static int predict_folder(Predictor *p, const char *dir)
+{
+    char **paths;
+    int n = nn_list_images(dir, &paths);
+    if (n < 0)
+        return -1;
+    int rc = n ? 0 : nn_error(dir, "no image files in this folder");
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = predict_image(p, paths[i]);
+    free_names(paths, n);
+    return rc;
+}
+
+/* ---- numbers ---------------------------------------------------------------------------- */
+
+/* n inputs in x, in batches: each printed as a record labelled PREFIX[i]
+ * (i alone without a prefix), or, with out, all written to an .npy file. */
+static int predict_matrix(Predictor *p, const float *x, int n, const char *prefix,
+                          const char *out)
+{
+    const nn_model *m = p->m;
+    size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
+    nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, (int)units}, .size = (size_t)n * units};
+    y.f = nn_alloc(y.size, sizeof *y.f);
+    nn_pass pass = {0};
+    for (int start = 0; start < n; start += p->b.part) {
+        int k = n - start < p->b.part ? n - start : p->b.part;
+        memcpy(p->b.x, x + (size_t)start * in, (size_t)k * in * sizeof *x);
+        const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
+        nn_output_probs(m, o, y.f + (size_t)start * units, k);
+    }
+    int rc = 0;
+    if (out) {
+        rc = nn_npy_write(out, &y);
+    } else {
+        for (int s = 0; s < n; s++) {
+            char label[4200];
+            if (prefix)
+                snprintf(label, sizeof label, "%s[%d]", prefix, s);
+            else
+                snprintf(label, sizeof label, "%d", s);
+            memcpy(p->probs, y.f + (size_t)s * units, units * sizeof *p->probs);
+            print_record(p, label);
+        }
+    }
+    free(y.f);
+    return rc;
+}
+
+/* A CSV file read as evaluate --data reads one (the model's CSV settings: its
+ * label column by index or name, its header), the label optional: predict
+ * ignores it where it is there. */
+static int predict_csv(Predictor *p, const char *path)
+{
+    nn_dataset d;
+    if (nn_load_data_file(p->m, path, &d) != 0)
+        return -1;
+    int rc = predict_matrix(p, d.floats, d.n, path, NULL);
+    nn_dataset_free(&d);
+    return rc;
+}
+
+/* "1.5,2.0": its numbers into x (at most want), their count into *count;
+ * false when a field is not a number. */
+static bool parse_row(const char *s, float *x, int want, int *count)
+{
+    *count = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        float v = strtof(s, &end);
+        while (*end == ' ')
+            end++;
+        if (end == s || errno || !isfinite(v) || (*end != ',' && *end != '\0'))
+            return false;
+        if (*count < want)
+            x[*count] = v;
+        ++*count;
+        if (*end == '\0')
+            return true;
+        s = end + 1;
+    }
+}
+
+static int predict_row(Predictor *p, const char *arg, int count)
+{
+    int k = p->m->input_size;
+    if (count != k)
+        return nn_error(arg, "%d number%s, but model '%s' takes %d per input: write each input "
+                             "as one argument, its numbers separated by commas", count,
+                        count == 1 ? "" : "s", p->m->name, k);
+    predict_one(p, arg);
+    return 0;
+}
+
+static bool is_csv(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 4 && strcasecmp(path + n - 4, ".csv") == 0;
+}
+
+static int predict_arg(Predictor *p, const char *arg)
+{
+    int count;
+    if (parse_row(arg, p->b.x, p->m->input_size, &count))
+        return predict_row(p, arg, count);
+    struct stat st;
+    if (stat(arg, &st) != 0)
+        return nn_error(arg, "no such file, and not a row of numbers");
+    if (S_ISDIR(st.st_mode))
+        return predict_folder(p, arg);
+    return is_csv(arg) ? predict_csv(p, arg) : predict_image(p, arg);
+}
+
+/* The model file's `predict:` list, each labelled by its numbers. */
+static int predict_listed(Predictor *p)
+{
+    const nn_model *m = p->m;
+    for (int s = 0; s < m->n_predict; s++) {
+        memcpy(p->b.x, m->predict_inputs + (size_t)s * (size_t)m->input_size,
+               (size_t)m->input_size * sizeof *p->b.x);
+        char label[96] = "";
+        for (int i = 0; i < m->input_size && strlen(label) < 64; i++)
+            snprintf(label + strlen(label), sizeof label - strlen(label), "%s%g", i ? "," : "",
+                     p->b.x[i]);
+        if (strlen(label) >= 64)
+            strcat(label, ",...");
+        predict_one(p, label);
+    }
+    return 0;
+}
+
+static int npy_to_floats(const nn_array *a, const nn_model *m, const char *path, float **x, int *n)
+{
+    if (a->rank < 1 || a->size == 0 || a->size % (size_t)m->input_size)
+        return nn_error(path, "expected an array of inputs of %d numbers each (shape [N, ...])",
+                        m->input_size);
+    if (a->size / (size_t)m->input_size > INT32_MAX)
+        return nn_error(path, "more than %d inputs in one file", INT32_MAX);
+    *n = (int)(a->size / (size_t)m->input_size);
+    *x = nn_alloc(a->size, sizeof **x);
+    for (size_t i = 0; i < a->size; i++)
+        (*x)[i] = a->dtype == NN_F32 ? a->f[i] : (float)a->i[i];
+    return 0;
+}
+
+static int predict_npy(Predictor *p, const char *in, const char *out)
+{
+    nn_array a;
+    if (nn_npy_read(in, &a) != 0)
+        return -1;
+    float *x = NULL;
+    int n = 0;
+    int rc = npy_to_floats(&a, p->m, in, &x, &n);
+    nn_array_free(&a);
+    if (rc == 0)
+        rc = predict_matrix(p, x, n, NULL, out);
+    free(x);
+    return rc;
+}
+
+int nn_predict(const nn_model *m, const nn_options *o, char **inputs, int n_inputs)
+{
+    if (m->layers[m->n_layers - 1].rank == 3)
+        return nn_error(m->name, "the model's output is an image: draw it with `activations`");
+    Predictor p;
+    int rc = predictor_init(&p, m, o, o->batch_size);
+    if (rc == 0) {
+        if (o->npy)
+            rc = predict_npy(&p, o->npy, o->out);
+        else if (n_inputs)
+            for (int i = 0; i < n_inputs && rc == 0; i++)
+                rc = predict_arg(&p, inputs[i]);
+        else if (m->n_predict)
+            rc = predict_listed(&p);
+        else
+            rc = nn_error(m->name, "nothing to predict: give inputs, --npy, or predict: in the "
+                                   "model file");
+    }
+    predictor_free(&p);
+    return rc;
+}
+
+/* ---- init, activations ---------------------------------------------------------------- */
+
+int nn_init_weights(const nn_model *m, const nn_options *o)
+{
+    float *params = nn_alloc(m->n_params, sizeof *params);
+    nn_init_params(m, params, o->has_seed ? o->seed : m->fit.seed);
+    nn_meta meta = {0};
+    choose_names(m, o->data_dir, &meta);
+    int rc = nn_save_weights(m, o->save, params, &meta, NULL, NULL);
+    nn_meta_free(&meta);
+    free(params);
+    return rc;
+}
+
+/* Feature maps of every convolution and pooling layer for one image, as PNG
+ * grids, and index.txt saying which file is which layer. */
+int nn_activations(const nn_model *m, const nn_options *o)
+{
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+        return nn_error(o->out, "cannot make the folder: %s", strerror(errno));
+    Predictor p;
+    int rc = predictor_init(&p, m, o, 1);
+    if (rc == 0)
+        rc = load_input_image(&p, o->input, p.b.x);
+    char *index = nn_join_path(o->out, "index.txt");
+    FILE *f = rc == 0 ? fopen(index, "w") : NULL;
+    if (rc == 0 && !f)
+        rc = nn_error(index, "cannot write");
+    if (rc == 0) {
+        nn_pass pass = {0};
+        m->forward(&pass, p.params, p.b.work, p.b.x, 1);
+        for (int l = 0; l < m->n_layers && rc == 0; l++) {
+            const nn_layer *L = &m->layers[l];
+            if (!L->is_feature_map)
+                continue;
+            char name[300];
+            snprintf(name, sizeof name, "%02d_%s.png", l, L->name);
+            char *path = nn_join_path(o->out, name);
+            /* Maps of at least 64 pixels across, as the course's plots show them. */
+            int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
+            rc = nn_write_feature_grid(path, p.b.work + m->scratch_floats + L->out_offset,
+                                       L->shape[0], L->shape[1], L->shape[2], scale);
+            if (rc == 0) {
+                fprintf(f, "%s\t%s (%s)\t%dx%dx%d\n", name, L->name, L->type, L->shape[0],
+                        L->shape[1], L->shape[2]);
+                printf("%s: %s (%s) %dx%dx%d\n", path, L->name, L->type, L->shape[0],
+                       L->shape[1], L->shape[2]);
+            }
+            free(path);
+        }
+    }
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = nn_error(index, "cannot write");
+    free(index);
+    predictor_free(&p);
+    return rc;
+}
