@@ -387,10 +387,13 @@ int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d)
     nn_source fmt = csv_format(m);
     if (nn_load_csv(path, &fmt, m->input_size, d) != 0)
         return -1;
-    if (check_shape(m, d, path) == 0)
+    if (d->sample_size == m->input_size)
         return 0;
+    int columns = d->sample_size + (d->labels != NULL);
     nn_dataset_free(d);
-    return -1;
+    return nn_error(path, "%d columns, but model '%s' takes %d number%s per input (and a label "
+                          "column, which may be left out)", columns, m->name, m->input_size,
+                    m->input_size == 1 ? "" : "s");
 }
 
 /* ---- labels ---------------------------------------------------------------------- */

@@ -148,7 +148,7 @@ static void test_tables(void **state)
     run_cmd(&r, "%s predict --weights %s %s", t, w, in_scratch("wide.csv"));
     assert_int_equal(r.status, 1);
     snprintf(want, sizeof want, "%s: error: 4 columns, but model 'bin2' takes 2 numbers per "
-                                "input (and the label column, which predict ignores)\n",
+                                "input (and a label column, which may be left out)\n",
              in_scratch("wide.csv"));
     assert_string_equal(r.out, want);
 
