@@ -404,7 +404,8 @@ static void test_map_access(void **state)
              "%s:3:3: error: unknown key 'unit' in Dense; did you mean 'units'?\n",
              path_of("typo.yaml"));
     expect_child(check_keys_in_child, path_of("typo.yaml"), 1, expected);
-    snprintf(expected, sizeof expected, "%s:1:19: error: unknown key 'zzz' in Dense\n",
+    snprintf(expected, sizeof expected,
+             "%s:1:19: error: unknown key 'zzz' in Dense (it takes: units, activation, use_bias)\n",
              path_of("zzz.yaml"));
     expect_child(check_keys_in_child, write_model("zzz.yaml", "Dense: {units: 3, zzz: 1}\n"), 1,
                  expected);
