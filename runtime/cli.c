@@ -19,7 +19,7 @@ static const char usage[] =
     "usage: %s COMMAND [OPTIONS]\n"
     "  train    [--epochs N] [--batch-size N] [--learning-rate X] [--seed N] [--threads N]\n"
     "           [--data DIR] [--limit N] [--no-shuffle] [--save W.npz] [--resume W.npz]\n"
-    "           [--history H.csv] [--quiet]\n"
+    "           [--save-every N] [--history H.csv] [--quiet]\n"
     "  evaluate --weights W.npz [--data DIR] [--limit N] [--show N]\n"
     "  predict  [--weights W.npz] [INPUT ...]    INPUT: numbers, image files or folders\n"
     "  predict  [--weights W.npz] --npy X.npy [--out Y.npy]\n"
@@ -105,6 +105,8 @@ static bool number_option(Args *a, const char *opt, const char *v)
         a->o.threads = (int)parse_long(opt, v, 1, 1024);
     else if (strcmp(opt, "--limit") == 0)
         a->o.limit = (int)parse_long(opt, v, 1, 1 << 30);
+    else if (strcmp(opt, "--save-every") == 0)
+        a->o.save_every = (int)parse_long(opt, v, 1, 1 << 30);
     else if (strcmp(opt, "--show") == 0)
         a->o.show = (int)parse_long(opt, v, 1, 1 << 20);
     else if (strcmp(opt, "--seed") == 0)
@@ -516,6 +518,8 @@ static int run(const nn_model *m, const Args *a)
     const char *c = a->command;
     if (strcmp(c, "train") == 0) {
         no_inputs(a);
+        if (a->o.save_every)
+            need(a->o.save, "--save W.npz with --save-every");
         return nn_train(m, &a->o);
     }
     if (strcmp(c, "evaluate") == 0) {

@@ -154,6 +154,8 @@ int nn_write_feature_grid(const char *path, const float *act, int h, int w, int 
 
 typedef struct {
     int epoch, epochs, steps;
+    int first;             /* the step this run started after (a resumed epoch's) */
+    int done;              /* the last step reported: what the last line shows */
     double start;
     bool tty, quiet;
     double last_draw;      /* when the bar was last drawn (redrawn at most every 0.05 s) */
@@ -162,8 +164,14 @@ typedef struct {
 
 double nn_now(void);
 void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool quiet);
+/* The epoch continues after `steps` steps an earlier run did (--resume): the
+ * bar starts there, and times and the ETA count only the steps run now. */
+void nn_progress_skip(nn_progress *p, int steps);
 /* metrics: "loss", value, "accuracy", value, ... (n pairs) */
 void nn_progress_step(nn_progress *p, int step, const char *const *names, const double *values, int n);
+/* The epoch's last line: the bar at the last step reported (fewer than
+ * `steps` when the epoch was interrupted or its data ran out), the seconds
+ * this run spent on it and their time per step. */
 void nn_progress_end(nn_progress *p, const char *const *names, const double *values, int n);
 
 /* ---- loss.c ---------------------------------------------------------------------------------- */
@@ -209,11 +217,19 @@ int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
  * and moving variance, inline values where the model gives them. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed);
 
-/* What a checkpoint holds besides the tensors. */
+/* What a checkpoint holds besides the tensors: where the loop is, so that a
+ * resumed run continues with the same bits, at an epoch's end or within one. */
 typedef struct {
     int64_t epoch;         /* epochs done */
-    uint64_t rng;          /* the shuffling generator's state */
+    uint64_t rng;          /* the shuffling generator's state as epoch `epoch` (0-based),
+                              the next or the unfinished one, starts: it redraws its order */
     uint64_t seed;
+    /* The unfinished epoch's progress; all 0 at an epoch's end. */
+    int64_t step;          /* its batches done */
+    int64_t sample;        /* its samples done: where in its shuffled order it is */
+    int64_t correct;       /* of those, predicted right (for accuracy) */
+    double loss_sum;       /* the sum of its batches' mean losses times their sizes */
+    double seconds;        /* the time spent on it */
 } nn_train_state;
 
 /* Writes every tensor as LAYER.kind, then (when o and st are given) the
@@ -253,6 +269,7 @@ int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *l
 
 typedef struct {
     int epochs, batch_size, threads, limit, shuffle, quiet, show;
+    int save_every;        /* --save-every: also a checkpoint every N steps (0: at epoch ends only) */
     float learning_rate;   /* 0: the model's */
     uint64_t seed;
     int has_seed;
