@@ -4,6 +4,9 @@
  *     50/1875 [>.............................] - ETA: 10s - loss: 0.6543 - accuracy: 0.7731
  *   1875/1875 [==============================] - 2s 1ms/step - loss: 0.4960 - accuracy: 0.8254
  *
+ * An epoch interrupted (Ctrl-C) or out of data ends with the bar where it
+ * got ("523/1875 [=====>....] - 3s 6ms/step"), timed over the steps run.
+ *
  * On a terminal the bar is redrawn in place ('\r') at most every 0.05 s, as
  * Keras's Progbar does; into a file or a pipe only the epoch's last line is
  * written, so logs stay one line per epoch. The formats (bar, ETA, times,
