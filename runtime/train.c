@@ -322,8 +322,9 @@ static int epoch_step(Trainer *t, int batch)
     return 0;
 }
 
-/* Keras's DataHandler: an epoch whose data ends before its steps_per_epoch
- * ends there, and training stops after it; the data is not reused. */
+/* Keras 2's DataHandler with a Sequence (ImageDataGenerator's iterators): an
+ * epoch whose data ends before its steps_per_epoch ends there, and training
+ * stops after it; the data is not reused. */
 static void warn_ran_out(Trainer *t, int steps)
 {
     int batch = t->o->batch_size, done = (int)t->st.step;
