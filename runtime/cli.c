@@ -43,7 +43,7 @@ static const struct {
 
 typedef enum {
     OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
-    OPT_NO_SHUFFLE, OPT_SAVE, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
+    OPT_NO_SHUFFLE, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
     OPT_CONFUSION, OPT_NPY, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, N_OPTIONS
 } OptionId;
 
@@ -71,6 +71,9 @@ static const struct {
     [OPT_NO_SHUFFLE] = {"--no-shuffle", NULL, ON(TRAIN), "do not shuffle the training set", NULL},
     [OPT_SAVE] = {"--save", "W.npz", ON(TRAIN) | ON(INIT),
                   "write the weights (train: a checkpoint after every epoch)", "none"},
+    [OPT_SAVE_EVERY] = {"--save-every", "N", ON(TRAIN),
+                        "also write the --save checkpoint every N steps (Keras's save_freq)",
+                        "at epoch ends only"},
     [OPT_RESUME] = {"--resume", "W.npz", ON(TRAIN), "continue from a checkpoint", "none"},
     [OPT_HISTORY] = {"--history", "H.csv", ON(TRAIN), "write a line per epoch", "none"},
     [OPT_QUIET] = {"--quiet", NULL, ON(TRAIN) | ON(EVALUATE), "print no progress", "progress shown"},
@@ -224,6 +227,7 @@ static void set_option(Args *a, OptionId id, const char *v)
     case OPT_LIMIT: o->limit = (int)parse_long(c, opt, v, 1, 1 << 30); break;
     case OPT_NO_SHUFFLE: o->shuffle = 0; break;
     case OPT_SAVE: o->save = v; break;
+    case OPT_SAVE_EVERY: o->save_every = (int)parse_long(c, opt, v, 1, 1 << 30); break;
     case OPT_RESUME: o->resume = v; break;
     case OPT_HISTORY: o->history = v; break;
     case OPT_QUIET: o->quiet = 1; break;
@@ -400,6 +404,8 @@ static int run(const nn_model *m, const Args *a)
     no_inputs(a);
     switch (a->command) {
     case TRAIN:
+        if (a->o.save_every)
+            need(a, a->o.save, "--save W.npz with --save-every");
         return nn_train(m, &a->o);
     case EVALUATE:
         need(a, a->o.weights, "--weights W.npz");

@@ -4,6 +4,9 @@
  *     50/1875 [>.............................] - ETA: 10s - loss: 0.6543 - accuracy: 0.7731
  *   1875/1875 [==============================] - 2s 1ms/step - loss: 0.4960 - accuracy: 0.8254
  *
+ * An epoch interrupted (Ctrl-C) or out of data ends with the bar where it
+ * got ("523/1875 [=====>....] - 3s 6ms/step"), timed over the steps run.
+ *
  * On a terminal the bar is redrawn in place ('\r') at most every 0.05 s, as
  * Keras's Progbar does; into a file or a pipe only the epoch's last line is
  * written, so logs stay one line per epoch. The formats (bar, ETA, times,
@@ -32,6 +35,7 @@ void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool qu
     p->steps = steps;
     p->quiet = quiet;
     p->tty = isatty(fileno(stdout));
+    p->first = p->done = 0;
     p->last_draw = -HUGE_VAL;
     p->width = 0;
     if (!quiet && epochs > 0) {
@@ -39,6 +43,17 @@ void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool qu
         fflush(stdout);
     }
     p->start = nn_now();
+}
+
+void nn_progress_skip(nn_progress *p, int steps)
+{
+    p->first = p->done = steps;
+}
+
+/* Seconds per step of this run's steps so far. */
+static double per_step(const nn_progress *p, double elapsed)
+{
+    return p->done > p->first ? elapsed / (p->done - p->first) : 0;
 }
 
 static int decimal_digits(int x)
@@ -102,16 +117,16 @@ static void finish_line(nn_progress *p, int width)
 
 void nn_progress_step(nn_progress *p, int step, const char *const *names, const double *values, int n)
 {
+    p->done = step;
     if (p->quiet || !p->tty)
         return;
     double now = nn_now();
     if (step < p->steps && now - p->last_draw < REDRAW_INTERVAL)
         return;
     p->last_draw = now;
-    double per_step = step > 0 ? (now - p->start) / step : 0;
     putchar('\r');
     int w = print_bar(step, p->steps);
-    w += print_eta(per_step * (p->steps - step));
+    w += print_eta(per_step(p, now - p->start) * (p->steps - step));
     w += print_metrics(names, values, n);
     finish_line(p, w);
     fflush(stdout);
@@ -124,9 +139,9 @@ void nn_progress_end(nn_progress *p, const char *const *names, const double *val
     double elapsed = nn_now() - p->start;
     if (p->tty)
         putchar('\r');
-    int w = print_bar(p->steps, p->steps);
+    int w = print_bar(p->done, p->steps);
     w += printf(" - %.0fs", elapsed);
-    w += print_time_per_step(p->steps > 0 ? elapsed / p->steps : 0);
+    w += print_time_per_step(per_step(p, elapsed));
     w += print_metrics(names, values, n);
     if (p->tty)
         finish_line(p, w);

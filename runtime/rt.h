@@ -177,6 +177,8 @@ int nn_write_feature_grid(const char *path, const float *act, int h, int w, int 
 
 typedef struct {
     int epoch, epochs, steps;
+    int first;             /* the step this run started after (a resumed epoch's) */
+    int done;              /* the last step reported: what the last line shows */
     double start;
     bool tty, quiet;
     double last_draw;      /* when the bar was last drawn (redrawn at most every 0.05 s) */
@@ -186,8 +188,14 @@ typedef struct {
 double nn_now(void);
 /* epochs 0: no "Epoch i/N" line (evaluate's bar). */
 void nn_progress_begin(nn_progress *p, int epoch, int epochs, int steps, bool quiet);
+/* The epoch continues after `steps` steps an earlier run did (--resume): the
+ * bar starts there, and times and the ETA count only the steps run now. */
+void nn_progress_skip(nn_progress *p, int steps);
 /* metrics: "loss", value, "accuracy", value, ... (n pairs) */
 void nn_progress_step(nn_progress *p, int step, const char *const *names, const double *values, int n);
+/* The epoch's last line: the bar at the last step reported (fewer than
+ * `steps` when the epoch was interrupted or its data ran out), the seconds
+ * this run spent on it and their time per step. */
 void nn_progress_end(nn_progress *p, const char *const *names, const double *values, int n);
 
 /* ---- loss.c ---------------------------------------------------------------------------------- */
@@ -243,11 +251,19 @@ int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
  * and moving variance, inline values where the model gives them. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed);
 
-/* What a checkpoint holds besides the tensors. */
+/* What a checkpoint holds besides the tensors: where the loop is, so that a
+ * resumed run continues with the same bits, at an epoch's end or within one. */
 typedef struct {
     int64_t epoch;         /* epochs done */
-    uint64_t rng;          /* the shuffling generator's state */
+    uint64_t rng;          /* the shuffling generator's state as epoch `epoch` (0-based),
+                              the next or the unfinished one, starts: it redraws its order */
     uint64_t seed;
+    /* The unfinished epoch's progress; all 0 at an epoch's end. */
+    int64_t step;          /* its batches done */
+    int64_t sample;        /* its samples done: where in its shuffled order it is */
+    int64_t correct;       /* of those, predicted right (for accuracy) */
+    double loss_sum;       /* the sum of its batches' mean losses times their sizes */
+    double seconds;        /* the time spent on it */
 } nn_train_state;
 
 /* What a weight file says besides the weights (its "meta." arrays): the
@@ -306,6 +322,7 @@ typedef enum { NN_FORMAT_TEXT, NN_FORMAT_CSV, NN_FORMAT_JSON } nn_format;
 typedef struct {
     const char *program;   /* the trainer's name, for messages */
     int epochs, batch_size, threads, limit, shuffle, quiet, show, confusion;
+    int save_every;        /* --save-every: also a checkpoint every N steps (0: at epoch ends only) */
     float learning_rate;   /* 0: the model's */
     uint64_t seed;
     int has_seed;

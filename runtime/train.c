@@ -5,7 +5,10 @@
  * Reproducibility: shuffling draws from one generator whose state goes into
  * checkpoints; dropout masks and augmentation are functions of (seed, step);
  * the generated kernels never split a sum between threads. So the same seed
- * and thread count give the same bits, and a resumed run continues exactly. */
+ * and thread count give the same bits, and a resumed run continues exactly,
+ * from an epoch's end or from within one (Ctrl-C, --save-every): the
+ * checkpoint holds the step, the generator as the epoch began (which redraws
+ * its order) and the epoch's sums so far. */
 #include "rt.h"
 
 #include <errno.h>
@@ -182,12 +185,13 @@ typedef struct {
     float *params, *grads, *best;
     nn_optim opt;
     nn_batch batch;
-    nn_train_state st;
+    nn_train_state st;     /* where the loop is: what a checkpoint saves */
     nn_meta meta;          /* the class names every saved file holds */
     nn_rng rng;
-    int *order;
-    int cursor;            /* next sample in order, for steps_per_epoch */
-    uint64_t step;         /* optimizer steps done */
+    int *order;            /* the epoch's order of the training samples */
+    uint64_t step;         /* optimizer steps done, for dropout and augmentation */
+    double epoch_start;    /* when the epoch began, less the time an earlier run spent on it */
+    bool ran_out;          /* an epoch's data ended before its steps_per_epoch */
     nn_cb_state cb[NN_MAX_CALLBACKS];
     FILE *history;
 } Trainer;
@@ -223,7 +227,7 @@ static int start_state(Trainer *t)
     t->params = nn_alloc(m->n_params, sizeof *t->params);
     t->grads = nn_alloc(m->n_params, sizeof *t->grads);
     uint64_t seed = t->o->has_seed ? t->o->seed : m->fit.seed;
-    t->st = (nn_train_state){0, seed, seed};
+    t->st = (nn_train_state){.rng = seed, .seed = seed};
     if (t->o->resume) {
         if (nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st) != 0)
             return -1;
@@ -231,39 +235,35 @@ static int start_state(Trainer *t)
     } else {
         nn_init_params(m, t->params, seed);
     }
-    t->rng.state = t->st.rng;
+    if (t->st.sample > t->train.n)
+        return nn_error(t->o->resume, "the checkpoint stopped at sample %lld of an epoch of "
+                                      "%d: it was written for other training data (--data, "
+                                      "--limit?)", (long long)t->st.sample, t->train.n);
+    t->step = (uint64_t)t->opt.iterations;
     t->order = nn_alloc((size_t)t->train.n, sizeof *t->order);
-    for (int i = 0; i < t->train.n; i++)
-        t->order[i] = i;
     return 0;
 }
 
-/* The next batch's sample indices. An epoch starts a new shuffled pass; with
- * steps_per_epoch batches stay whole and wrap into another pass, as Keras's
- * generators do, otherwise the pass's end ends the last (smaller) batch. */
-static int next_indices(Trainer *t, int *idx, int want)
+/* The epoch's order: a fresh permutation of 0..n-1, as Keras draws each
+ * epoch, from the generator as the epoch begins (st.rng); so an epoch
+ * resumed in its middle draws the order it had. */
+static void begin_pass(Trainer *t)
 {
-    bool wrap = t->m->fit.steps_per_epoch > 0;
-    int n = 0;
-    while (n < want) {
-        if (t->cursor == t->train.n) {
-            if (n > 0 && !wrap)
-                break;
-            if (t->o->shuffle) {
-                /* A fresh permutation of 0..n-1, as Keras draws each epoch: it
-                 * depends only on the generator's state, which a checkpoint
-                 * holds, so a resumed run shuffles as the whole run did. */
-                for (int i = 0; i < t->train.n; i++)
-                    t->order[i] = i;
-                nn_shuffle(t->order, t->train.n, &t->rng);
-            }
-            t->cursor = 0;
-        }
-        idx[n++] = t->order[t->cursor++];
-    }
-    return n;
+    t->rng.state = t->st.rng;
+    for (int i = 0; i < t->train.n; i++)
+        t->order[i] = i;
+    if (t->o->shuffle)
+        nn_shuffle(t->order, t->train.n, &t->rng);
 }
 
+/* The epoch is over: the next one begins with the generator as it is now. */
+static void end_epoch(Trainer *t)
+{
+    nn_train_state *st = &t->st;
+    *st = (nn_train_state){.epoch = st->epoch + 1, .rng = t->rng.state, .seed = st->seed};
+}
+
+/* Keras's: steps_per_epoch, or one pass over the data. */
 static int steps_per_epoch(const Trainer *t, int batch)
 {
     if (t->m->fit.steps_per_epoch)
@@ -329,45 +329,87 @@ static int metric_list(const Trainer *t, const nn_logs *l, bool with_val, const 
     return k;
 }
 
-/* One epoch; fills logs. -1 on a NaN loss or an interrupt (after a save). */
-static int run_epoch(Trainer *t, int epoch, nn_logs *logs)
+static int save_checkpoint(Trainer *t)
 {
+    return t->o->save ? nn_save_weights(t->m, t->o->save, t->params, &t->meta, &t->opt, &t->st)
+                      : 0;
+}
+
+/* The epoch's mean loss and accuracy so far, as Keras's metrics average them. */
+static nn_logs epoch_logs(const nn_train_state *st)
+{
+    double seen = (double)st->sample;
+    return (nn_logs){st->loss_sum / seen, (double)st->correct / seen, NAN, NAN};
+}
+
+/* One step of the epoch: the next batch of its order (smaller at its end). */
+static int epoch_step(Trainer *t, int batch)
+{
+    nn_train_state *st = &t->st;
+    int n = t->train.n - (int)st->sample < batch ? t->train.n - (int)st->sample : batch;
+    long correct = 0;
+    double loss;
+    if (train_step(t, t->order + st->sample, n, &correct, &loss) != 0)
+        return -1;
+    if (!isfinite(loss))
+        return nn_error(t->m->name, "the loss became %s at epoch %lld, step %lld; try a "
+                                    "smaller learning rate", isnan(loss) ? "NaN" : "infinite",
+                        (long long)st->epoch + 1, (long long)st->step + 1);
+    st->step++;
+    st->sample += n;
+    st->correct += correct;
+    st->loss_sum += loss * n;
+    st->seconds = nn_now() - t->epoch_start;
+    return 0;
+}
+
+/* Keras 2's DataHandler with a Sequence (ImageDataGenerator's iterators): an
+ * epoch whose data ends before its steps_per_epoch ends there, and training
+ * stops after it; the data is not reused. */
+static void warn_ran_out(Trainer *t, int steps)
+{
+    int batch = t->o->batch_size, done = (int)t->st.step;
+    nn_warning(t->m->name, "your input ran out of data; interrupting training: %d samples "
+                           "make %d batches of %d, fewer than steps_per_epoch (%d). Give more "
+                           "data%s, or steps_per_epoch at most %d",
+               t->train.n, done, batch, steps, t->o->limit ? " (a larger --limit)" : "", done);
+    t->ran_out = true;
+}
+
+/* Epoch st.epoch, from where st says it stands (its start, or where a
+ * checkpoint left it) to its end; fills logs. 1 when interrupted first, -1
+ * on a NaN loss or an error. */
+static int run_epoch(Trainer *t, nn_logs *logs)
+{
+    nn_train_state *st = &t->st;
     int batch = t->o->batch_size, steps = steps_per_epoch(t, batch);
     nn_progress p;
-    nn_progress_begin(&p, epoch + 1, t->o->epochs, steps, t->o->quiet);
-    int *idx = nn_alloc((size_t)batch, sizeof *idx);
-    t->cursor = t->train.n;  /* a new pass; resuming at an epoch's start repeats it exactly */
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
+    nn_progress_begin(&p, (int)st->epoch + 1, t->o->epochs, steps, t->o->quiet);
+    nn_progress_skip(&p, (int)st->step);
+    t->epoch_start = nn_now() - st->seconds;
+    begin_pass(t);
     const char *names[4];
     double values[4];
-    for (int s = 0; s < steps && !interrupted; s++) {
-        int n = next_indices(t, idx, batch);
-        double loss;
-        if (train_step(t, idx, n, &correct, &loss) != 0) {
-            free(idx);
+    while (st->step < steps && st->sample < t->train.n && !interrupted) {
+        if (epoch_step(t, batch) != 0)
             return -1;
-        }
-        if (!isfinite(loss)) {
-            free(idx);
-            return nn_error(t->m->name, "the loss became %s at epoch %d, step %d; try a "
-                                        "smaller learning rate", isnan(loss) ? "NaN" : "infinite",
-                            epoch + 1, s + 1);
-        }
-        loss_sum += loss * n;
-        seen += n;
-        *logs = (nn_logs){loss_sum / seen, (double)correct / seen, NAN, NAN};
-        nn_progress_step(&p, s + 1, names, values, metric_list(t, logs, false, names, values));
+        *logs = epoch_logs(st);
+        nn_progress_step(&p, (int)st->step, names, values, metric_list(t, logs, false, names, values));
+        if (t->o->save_every && t->step % (uint64_t)t->o->save_every == 0 && save_checkpoint(t) != 0)
+            return -1;
     }
-    free(idx);
-    if (t->has_val) {
+    *logs = epoch_logs(st);
+    bool finished = st->step >= steps || st->sample == t->train.n;
+    if (finished && t->has_val) {
         nn_score v = {0};
         if (score(t->m, t->params, &t->batch, &t->val, NULL, &v) != 0)
             return -1;
         logs->val_loss = v.loss, logs->val_accuracy = v.accuracy;
     }
-    nn_progress_end(&p, names, values, metric_list(t, logs, t->has_val, names, values));
-    return 0;
+    nn_progress_end(&p, names, values, metric_list(t, logs, finished && t->has_val, names, values));
+    if (finished && st->step < steps)
+        warn_ran_out(t, steps);
+    return finished ? 0 : 1;
 }
 
 /* Flushed every epoch, so a long run's history is on disk as it goes and a
@@ -447,15 +489,6 @@ static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
     return stop;
 }
 
-static int save_checkpoint(Trainer *t, int epochs_done)
-{
-    if (!t->o->save)
-        return 0;
-    t->st.epoch = epochs_done;
-    t->st.rng = t->rng.state;
-    return nn_save_weights(t->m, t->o->save, t->params, &t->meta, &t->opt, &t->st);
-}
-
 static void trainer_free(Trainer *t)
 {
     nn_dataset_free(&t->train);
@@ -483,31 +516,35 @@ static int open_history(Trainer *t)
     return 0;
 }
 
+/* Ctrl-C: the checkpoint holds the weights after the last step done and
+ * where in its epoch that step was, so that --resume goes on from there. */
+static int stop_interrupted(Trainer *t)
+{
+    if (save_checkpoint(t) != 0)
+        return -1;
+    fprintf(stderr, "interrupted after step %lld of epoch %lld%s%s\n", (long long)t->st.step,
+            (long long)t->st.epoch + 1, t->o->save ? "; weights saved to " : "",
+            t->o->save ? t->o->save : "");
+    return 130;
+}
+
 static int fit(Trainer *t)
 {
     for (int i = 0; i < t->m->fit.n_callbacks; i++)
         nn_callback_begin(&t->m->fit.callbacks[i], &t->cb[i]);
-    /* The steps done so far decide dropout masks and augmentation on resume. */
-    t->step = (uint64_t)t->st.epoch * (uint64_t)steps_per_epoch(t, t->o->batch_size);
-    for (int epoch = (int)t->st.epoch; epoch < t->o->epochs; epoch++) {
-        double start = nn_now();
+    while (t->st.epoch < t->o->epochs) {
         nn_logs logs;
-        if (run_epoch(t, epoch, &logs) != 0)
-            return -1;
-        if (interrupted) {
-            /* The epoch is unfinished: a resume starts it again from these weights. */
-            if (save_checkpoint(t, epoch) != 0)
-                return -1;
-            fprintf(stderr, "\ninterrupted%s%s\n", t->o->save ? "; weights saved to " : "",
-                    t->o->save ? t->o->save : "");
-            return 130;
-        }
-        if (write_history(t, epoch, &logs, nn_now() - start) != 0)
+        int rc = interrupted ? 1 : run_epoch(t, &logs);
+        if (rc != 0)
+            return rc < 0 ? -1 : stop_interrupted(t);
+        int epoch = (int)t->st.epoch;
+        if (write_history(t, epoch, &logs, nn_now() - t->epoch_start) != 0)
             return -1;
         int stop = run_callbacks(t, epoch, &logs);
-        if (stop < 0 || save_checkpoint(t, epoch + 1) != 0)
+        end_epoch(t);
+        if (stop < 0 || save_checkpoint(t) != 0)
             return -1;
-        if (stop)
+        if (stop || t->ran_out)
             break;
     }
     return 0;

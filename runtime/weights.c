@@ -2,9 +2,10 @@
  *
  * A weight file is an .npz: one float32 array per tensor ("dense.kernel"),
  * and for a checkpoint the optimizer's arrays ("optimizer.*") and the loop's
- * ("state.epoch", "state.rng", "state.seed"), so --resume continues exactly.
- * Every file also holds "meta." arrays, what predict needs besides the
- * weights to read an input and name its class (docs/weight-files.md). */
+ * ("state.*": the epoch, the step within it, the shuffling generator, the
+ * unfinished epoch's sums), so --resume continues exactly. Every file also
+ * holds "meta." arrays, what predict needs besides the weights to read an
+ * input and name its class (docs/weight-files.md). */
 #include "rt.h"
 
 #include <limits.h>
@@ -187,10 +188,46 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
 
 /* ---- weight files -------------------------------------------------------------- */
 
+/* The loop's state, one int64 array each. A value that is not an int64 is
+ * stored as its 64 bits (the generator's state, the seed, the float64 sums)
+ * so that it comes back exactly. The first STATE_REQUIRED are in every
+ * checkpoint; the others (the unfinished epoch's) were added later, and a
+ * checkpoint without them was written at an epoch's end, where they are 0. */
+enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
+       STATE_LOSS_SUM, STATE_SECONDS, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
+static const char *const state_names[STATE_COUNT] = {
+    "state.epoch", "state.rng", "state.seed", "state.step", "state.sample", "state.correct",
+    "state.loss_sum", "state.seconds",
+};
+
+static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
+{
+    v[STATE_EPOCH] = st->epoch;
+    memcpy(&v[STATE_RNG], &st->rng, sizeof v[0]);
+    memcpy(&v[STATE_SEED], &st->seed, sizeof v[0]);
+    v[STATE_STEP] = st->step;
+    v[STATE_SAMPLE] = st->sample;
+    v[STATE_CORRECT] = st->correct;
+    memcpy(&v[STATE_LOSS_SUM], &st->loss_sum, sizeof v[0]);
+    memcpy(&v[STATE_SECONDS], &st->seconds, sizeof v[0]);
+}
+
+static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
+{
+    st->epoch = v[STATE_EPOCH];
+    memcpy(&st->rng, &v[STATE_RNG], sizeof v[0]);
+    memcpy(&st->seed, &v[STATE_SEED], sizeof v[0]);
+    st->step = v[STATE_STEP];
+    st->sample = v[STATE_SAMPLE];
+    st->correct = v[STATE_CORRECT];
+    memcpy(&st->loss_sum, &v[STATE_LOSS_SUM], sizeof v[0]);
+    memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
+}
+
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
-    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + 3;
+    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + STATE_COUNT;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -198,7 +235,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     meta_storage ms = {0};
     n += meta_arrays(m, meta, &ms, arrays + n);
     int first_optim = n;
-    int64_t epoch = 0, rng = 0, seed = 0;
+    int64_t state[STATE_COUNT];
     if (o && st) {
         n_optim = nn_optim_state(o, arrays + n, max - n);
         if (n_optim < 0) {
@@ -206,12 +243,9 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
             return nn_error(path, "cannot gather the optimizer's state");
         }
         n += n_optim;
-        epoch = st->epoch;
-        memcpy(&rng, &st->rng, sizeof rng);
-        memcpy(&seed, &st->seed, sizeof seed);
-        arrays[n++] = int_array("state.epoch", &epoch);
-        arrays[n++] = int_array("state.rng", &rng);
-        arrays[n++] = int_array("state.seed", &seed);
+        state_to_ints(st, state);
+        for (int k = 0; k < STATE_COUNT; k++)
+            arrays[n++] = int_array(state_names[k], &state[k]);
     }
     int rc = nn_npz_write(path, arrays, n);
     for (int i = first_optim; i < first_optim + n_optim; i++)
@@ -221,33 +255,48 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     return rc;
 }
 
-static int load_int(const char *path, const nn_array *arrays, int n, const char *name,
-                    int64_t *out)
+/* state_names[k] into *out: -1 if a required one is missing or misshapen. */
+static int load_int(const char *path, const nn_array *arrays, int n, int k, int64_t *out)
 {
-    const nn_array *a = nn_npz_find(arrays, n, name);
+    const nn_array *a = nn_npz_find(arrays, n, state_names[k]);
+    if (!a && k >= STATE_REQUIRED) {
+        *out = 0;
+        return 0;
+    }
     if (!a || a->dtype != NN_I64 || a->size != 1)
         return nn_error(path, "'%s' is missing: the file is not a checkpoint written by "
-                              "train --save", name);
+                              "train --save", state_names[k]);
     *out = a->i[0];
+    return 0;
+}
+
+/* The counts must fit the loop's ints: a hostile file must not wrap them. */
+static int check_counts(const char *path, const int64_t v[STATE_COUNT])
+{
+    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE, STATE_CORRECT};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        int64_t x = v[counts[i]];
+        if (x < 0 || x > INT_MAX)
+            return nn_error(path, "'%s' is %lld, not a count", state_names[counts[i]],
+                            (long long)x);
+    }
+    if (v[STATE_CORRECT] > v[STATE_SAMPLE])
+        return nn_error(path, "'state.correct' is more than 'state.sample'");
     return 0;
 }
 
 static int load_state(const char *path, const nn_array *arrays, int n, nn_optim *o,
                       nn_train_state *st)
 {
-    int64_t epoch = 0, rng = 0, seed = 0;
-    if (load_int(path, arrays, n, "state.epoch", &epoch) ||
-        load_int(path, arrays, n, "state.rng", &rng) ||
-        load_int(path, arrays, n, "state.seed", &seed))
+    int64_t v[STATE_COUNT];
+    for (int k = 0; k < STATE_COUNT; k++)
+        if (load_int(path, arrays, n, k, &v[k]) != 0)
+            return -1;
+    if (check_counts(path, v) != 0)
         return -1;
-    /* The loop counts epochs in int; a hostile file must not wrap it. */
-    if (epoch < 0 || epoch > INT_MAX)
-        return nn_error(path, "'state.epoch' is %lld, not an epoch count", (long long)epoch);
     if (nn_optim_load(o, arrays, n) != 0)
         return nn_error(path, "the optimizer's state does not fit this model and optimizer");
-    st->epoch = epoch;
-    memcpy(&st->rng, &rng, sizeof rng);
-    memcpy(&st->seed, &seed, sizeof seed);
+    state_from_ints(v, st);
     return 0;
 }
 

@@ -8,6 +8,9 @@
  *   weights      Keras's names, layouts and glorot limits, readable by numpy;
  *                predict agrees with numpy's forward pass
  *   errors       NaN loss, usage errors, foreign weights, bad labels, Ctrl-C
+ *   mid-epoch    Ctrl-C, or kill -9 after a --save-every checkpoint, then
+ *                --resume: the same bits as a run never stopped; a
+ *                checkpoint of an older trainer; Keras's input-ran-out stop
  *   fashion      a real data set, evaluate and predict --npy
  *   history      --history and validation_split
  *   categorical  class-index labels train exactly as their one-hot rows
@@ -557,6 +560,229 @@ static void test_sigint(void **state)
     assert_int_equal(r.status, 0);
 }
 
+/* ---- 5b. interrupted within an epoch: the same bits as a run never stopped ----------------- */
+
+/* 1000 rows of three numbers and a class, as a CSV: 800 train, 200 held
+ * out; batches of 2, so an epoch has 400 steps to be interrupted in. */
+static const char *mid_epoch_model(void)
+{
+    const char *csv = in_scratch("mid.csv");
+    if (!file_exists(csv)) {
+        FILE *f = fopen(csv, "w");
+        assert_non_null(f);
+        for (int i = 0; i < 1000; i++) {
+            double a = sin(i * 0.7), b = cos(i * 1.3), c = sin(i * 0.11 + 1);
+            fprintf(f, "%.4f,%.4f,%.4f,%d\n", a, b, c, (a + b > 0) + (c > 0.3));
+        }
+        assert_int_equal(fclose(f), 0);
+    }
+    return build_model("mid",
+                       "input_shape: [3]\n"
+                       "layers:\n"
+                       "  - Dense: {units: 16, activation: relu}\n"
+                       "  - Dropout: {rate: 0.25}\n"
+                       "  - Dense: {units: 3, activation: softmax}\n"
+                       "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, "
+                       "metrics: [accuracy]}\n"
+                       "data:\n  train: {format: csv, path: mid.csv}\n  validation_split: 0.2\n"
+                       "fit: {batch_size: 2, epochs: 3, seed: 5}\n");
+}
+
+static int64_t npz_int(const char *path, const char *name)
+{
+    nn_array *a;
+    int n;
+    assert_int_equal(nn_npz_read(path, &a, &n), 0);
+    int64_t v = find_array(a, n, name)->i[0];
+    nn_npz_free(a, n);
+    return v;
+}
+
+/* Runs `t train ARGS` in the background until the checkpoint `ckpt` first
+ * appears (so training runs and Ctrl-C is handled), then sends it `sig`.
+ * The watchdog ends, after 60 s, a trainer that never stopped. Its output
+ * goes to `out`; returns its exit status. */
+static int train_until_saved(const char *t, const char *args, const char *ckpt, const char *sig,
+                             const char *out)
+{
+    RunResult r;
+    run_cmd(&r, "%s train %s >%s 2>&1 & pid=$!; "
+                "(i=0; while kill -0 $pid; do i=$((i+1)); [ $i -gt 6000 ] && kill -KILL $pid; "
+                "sleep 0.01; done) >/dev/null 2>&1 & "
+                "while [ ! -f %s ] && kill -0 $pid 2>/dev/null; do sleep 0.001; done; "
+                "kill -%s $pid; wait $pid; echo rc=$?",
+            t, args, out, ckpt, sig);
+    int rc = -1;
+    const char *at = strstr(r.out, "rc=");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "rc=%d", &rc), 1);
+    return rc;
+}
+
+/* The loss and accuracy columns of a --history file (not the seconds). */
+static void history_metrics(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    size_t used = 0;
+    buf[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        char *last = strrchr(line, ',');
+        assert_non_null(last);
+        *last = '\0';
+        used += (size_t)snprintf(buf + used, len - used, "%s\n", line);
+        assert_true(used < len);
+    }
+    fclose(f);
+}
+
+/* Resumes `part` up to the epoch it stopped in, and trains the same epochs in
+ * one go: the two checkpoints must be equal bit for bit, weights, Adam's
+ * state and the loop's. */
+static void assert_resume_continues(const char *t, const char *part, const char *whole,
+                                    bool with_history)
+{
+    int64_t epochs = npz_int(part, "state.epoch") + 1;
+    RunResult r;
+    run_cmd(&r, "%s train --epochs %lld --resume %s --save %s --threads 2 --quiet%s%s", t,
+            (long long)epochs, part, part, with_history ? " --history " : "",
+            with_history ? in_scratch("mid_part.csv") : "");
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --epochs %lld --save %s --threads 2 --quiet%s%s", t, (long long)epochs,
+            whole, with_history ? " --history " : "", with_history ? in_scratch("mid_whole.csv") : "");
+    assert_int_equal(r.status, 0);
+    assert_same_npz(whole, part);
+    assert_int_equal(npz_int(part, "optimizer.iterations"), epochs * 400);
+    if (with_history) {
+        static char a[65536], b[65536];
+        history_metrics(in_scratch("mid_part.csv"), a, sizeof a);
+        history_metrics(in_scratch("mid_whole.csv"), b, sizeof b);
+        assert_string_equal(a, b);
+    }
+}
+
+static void test_sigint_mid_epoch(void **state)
+{
+    (void)state;
+    const char *t = mid_epoch_model();
+    const char *part = in_scratch("mid_int.npz"), *out = in_scratch("mid_int.out");
+    char args[512];
+    snprintf(args, sizeof args, "--epochs 100000 --threads 2 --save-every 3 --save %s --history %s",
+             part, in_scratch("mid_part.csv"));
+    assert_int_equal(train_until_saved(t, args, part, "INT", out), 130);
+
+    /* Where it stopped, as the checkpoint and the last lines say it. */
+    int64_t epoch = npz_int(part, "state.epoch"), step = npz_int(part, "state.step");
+    print_message("interrupted after step %lld of epoch %lld\n", (long long)step,
+                  (long long)epoch + 1);
+    assert_in_range(step, 0, 399);
+    assert_int_equal(npz_int(part, "state.sample"), step * 2);
+    RunResult r;
+    run_cmd(&r, "tail -n 2 %s", out);
+    char want[128];
+    snprintf(want, sizeof want, "interrupted after step %lld of epoch %lld; weights saved to %s\n",
+             (long long)step, (long long)epoch + 1, part);
+    assert_output_contains(&r, want);
+    if (step > 0) {
+        /* The bar as far as it got, without validation (the epoch did not end). */
+        snprintf(want, sizeof want, "%3lld/400 [", (long long)step);
+        assert_output_contains(&r, want);
+        assert_null(strstr(r.out, "val_loss"));
+    }
+    assert_resume_continues(t, part, in_scratch("mid_whole.npz"), true);
+}
+
+static void test_kill_after_save(void **state)
+{
+    (void)state;
+    const char *t = mid_epoch_model();
+    const char *part = in_scratch("mid_kill.npz");
+    char args[512];
+    snprintf(args, sizeof args, "--epochs 100000 --threads 2 --save-every 7 --save %s --quiet", part);
+    assert_int_equal(train_until_saved(t, args, part, "KILL", in_scratch("mid_kill.out")),
+                     128 + 9);
+    print_message("killed; the checkpoint is at step %lld of epoch %lld\n",
+                  (long long)npz_int(part, "state.step"),
+                  (long long)npz_int(part, "state.epoch") + 1);
+    /* --save-every counts steps from the start: the save was at a multiple of 7
+     * (or at an epoch's end). */
+    int64_t it = npz_int(part, "optimizer.iterations");
+    assert_true(it % 7 == 0 || it % 400 == 0);
+    assert_resume_continues(t, part, in_scratch("mid_kill_whole.npz"), false);
+}
+
+/* A checkpoint of an older trainer has no state.step, .sample, ... : it was
+ * written at an epoch's end, and resumes as it did. */
+static void test_resume_old_checkpoint(void **state)
+{
+    (void)state;
+    const char *t = build_model("det", det_yaml);
+    const char *old = in_scratch("old.npz"), *whole = in_scratch("old_whole.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --epochs 1 --seed 5 --threads 2 --quiet --save %s", t, old);
+    assert_int_equal(r.status, 0);
+    nn_array *a;
+    int n, kept = 0;
+    assert_int_equal(nn_npz_read(old, &a, &n), 0);
+    for (int i = 0; i < n; i++) {
+        bool added = strncmp(a[i].name, "state.", 6) == 0 && strcmp(a[i].name, "state.epoch") &&
+                     strcmp(a[i].name, "state.rng") && strcmp(a[i].name, "state.seed");
+        if (added)
+            nn_array_free(&a[i]);
+        else
+            a[kept++] = a[i];
+    }
+    assert_int_equal(kept, n - 5);
+    assert_int_equal(nn_npz_write(old, a, kept), 0);
+    nn_npz_free(a, kept);
+    run_cmd(&r, "%s train --epochs 3 --resume %s --save %s --threads 2 --quiet", t, old, old);
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --epochs 3 --seed 5 --threads 2 --quiet --save %s", t, whole);
+    assert_int_equal(r.status, 0);
+    assert_same_npz(whole, old);
+
+    run_cmd(&r, "%s train --save-every 2", t);
+    assert_int_equal(r.status, 2);
+    assert_output_contains(&r, "--save W.npz with --save-every");
+}
+
+/* Keras's DataHandler: steps_per_epoch beyond the data ends the epoch where
+ * the data ends, warns once, and stops training; the data is not reused. */
+static void test_input_ran_out(void **state)
+{
+    (void)state;
+    /* det_yaml's 12 samples make 3 batches of 4 (Keras: ceil(12 / 4)). */
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, "%s", det_yaml);
+    snprintf(strstr(yaml, "fit: "), sizeof yaml - (size_t)(strstr(yaml, "fit: ") - yaml),
+             "fit: {batch_size: 4, epochs: 3, steps_per_epoch: 5}\n");
+    const char *t = build_model("ranout", yaml);
+    const char *w = in_scratch("ranout.npz");
+    RunResult r;
+    run_cmd(&r, "%s train --seed 5 --save %s", t, w);
+    assert_int_equal(r.status, 0);
+    /* 30 * 3/5 = 18 cells of the bar, the last one its head. */
+    assert_output_contains(&r, "3/5 [=================>............] - ");
+    assert_output_contains(&r, "your input ran out of data; interrupting training: 12 samples "
+                               "make 3 batches of 4, fewer than steps_per_epoch (5)");
+    assert_null(strstr(strstr(r.out, "ran out") + 1, "ran out"));
+    assert_null(strstr(r.out, "Epoch 2/3"));
+    assert_int_equal(npz_int(w, "state.epoch"), 1);
+    assert_int_equal(npz_int(w, "optimizer.iterations"), 3);
+
+    /* --limit 10: batches of 4, 4 and 2, as a whole pass without
+     * steps_per_epoch gives them: the same bits. */
+    run_cmd(&r, "%s train --seed 5 --limit 10 --threads 2 --quiet --save %s", t, w);
+    assert_output_contains(&r, "10 samples make 3 batches of 4");
+    assert_output_contains(&r, "a larger --limit");
+    const char *whole = build_model("det", det_yaml);
+    run_cmd(&r, "%s train --epochs 1 --seed 5 --limit 10 --threads 2 --quiet --save %s", whole,
+            in_scratch("ranout_pass.npz"));
+    assert_int_equal(r.status, 0);
+    assert_same_npz(in_scratch("ranout_pass.npz"), w);
+}
+
 /* ---- 6. Fashion-MNIST -------------------------------------------------------------------- */
 
 #define FASHION "/usr/share/datasets/fashion-mnist"
@@ -851,6 +1077,10 @@ int main(void)
         cmocka_unit_test(test_usage_and_foreign_weights),
         cmocka_unit_test(test_label_out_of_range),
         cmocka_unit_test(test_sigint),
+        cmocka_unit_test(test_sigint_mid_epoch),
+        cmocka_unit_test(test_kill_after_save),
+        cmocka_unit_test(test_resume_old_checkpoint),
+        cmocka_unit_test(test_input_ran_out),
         cmocka_unit_test(test_fashion),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_categorical_class_indices),
