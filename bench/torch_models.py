@@ -57,7 +57,7 @@ MODELS = {
     "fashion_mlp": (lambda: fashion_mlp(128), 32, None, "fashion", "adam"),
     "fashion_mlp_1024": (lambda: fashion_mlp(1024), 32, None, "fashion", "adam"),
     "fashion_cnn": (fashion_cnn, 32, None, "fashion", "adam"),
-    "horse_or_human": (horse_or_human, 128, 8, "images", "rmsprop"),
+    "horse_or_human": (horse_or_human, 128, 6, "images", "rmsprop"),
 }
 
 

@@ -2017,7 +2017,7 @@ const nn_model horse_or_human_augmented_model = {
     },
     .fit = {
         .epochs = 15, .batch_size = 128, .shuffle = 1, .seed = 0ULL,
-        .steps_per_epoch = 8, .n_callbacks = 0,
+        .steps_per_epoch = 6, .n_callbacks = 0,
     },
     .predict_inputs = NULL,
     .n_predict = 0,
