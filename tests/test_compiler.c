@@ -804,6 +804,7 @@ static void test_positional_arguments(void **state)
         Run r;
         nncc(&r, in_scratch("pos.yaml"), "-o", in_scratch("pos.c"), NULL);
         assert_int_equal(r.status, 0);
+        run_free(&r);
         FILE *f = fopen(in_scratch("pos.c"), "r");
         assert_non_null(f);
         c[i] = calloc(1, 1 << 20);
