@@ -3,7 +3,8 @@
  * Their numbers against PyTorch are tests/ref's fixtures (test_ref); here:
  *
  *   inference   the --inference C of those fixtures' models, built as C99
- *               without OpenMP (tests/act/infer.c), agrees with PyTorch to 1e-5
+ *               without OpenMP (check_fixture_inference, testutil.h), agrees
+ *               with PyTorch to 1e-5
  *   training    models using every one of them pass gradcheck and learn
  *   keras       to_json-style exports with them are read: Keras 2 and Keras 3
  *               spellings, the rank a Reshape leaves, the keys that must hold
@@ -18,15 +19,6 @@
 #include "testutil.h"
 
 #include <stdbool.h>
-
-/* Flags as the Makefile builds trainers, so that GCC's warnings at -O3 show;
- * under SAN=1 with the sanitizers. */
-static const char *trainer_flags(void)
-{
-    return strcmp(san(), "1") == 0
-               ? "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-               : "-O3 -march=native -ffp-contract=fast";
-}
 
 /* Runs a command that must succeed; its output in r. */
 static void must_run(RunResult *r, const char *what, const char *fmt, ...)
@@ -53,34 +45,12 @@ static const char *const inference_fixtures[] = {
     "reshape_prelu_sequence", "reshape_conv", "relu_threshold_above_max",
 };
 
-/* nncc --inference with the fixture's tensors, built as C99 with -Werror and no
- * -fopenmp (an OpenMP pragma left in it would be an unknown pragma), run by
- * tests/act/infer.c on the fixture's samples. */
-static void check_inference(const char *name)
-{
-    RunResult r;
-    must_run(&r, "nncc --inference",
-             "%s tests/ref/%s.yaml --inference --weights tests/ref/%s.npz -o %s/inf.c",
-             nncc_path(), name, name, scratch);
-    must_run(&r, "building the inference C",
-             "cc -std=c99 -Wall -Wextra -Werror %s -c -o %s/inf.o %s/inf.c", trainer_flags(),
-             scratch, scratch);
-    must_run(&r, "building the inference driver",
-             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime "
-             "-DPREDICT=%s_predict -o %s/inf tests/act/infer.c %s/inf.o %s/libnnrt.a "
-             "-lstb -lz -lm",
-             trainer_flags(), name, scratch, scratch, build_dir());
-    run_cmd(&r, "%s/inf tests/ref/%s.npz", scratch, name);
-    if (r.status != 0 || !strstr(r.out, "\n0 failures\n"))
-        fail_msg("%s, inference:\n%s", name, r.out);
-    print_message("%-26s %.*s", name, (int)strcspn(r.out, "\n") + 1, r.out);
-}
-
 static void test_inference(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof inference_fixtures / sizeof *inference_fixtures; i++)
-        check_inference(inference_fixtures[i]);
+        print_message("%-26s --inference: max relative difference %.3g\n", inference_fixtures[i],
+                      check_fixture_inference(inference_fixtures[i]));
 }
 
 /* ---- training ---------------------------------------------------------------------------- */

@@ -25,62 +25,6 @@
 
 /* ---- inference ------------------------------------------------------------------------------- */
 
-static const nn_array *fixture_array(const nn_array *arrays, int n, const char *fixture,
-                                     const char *name)
-{
-    const nn_array *a = nn_npz_find(arrays, n, name);
-    if (!a || a->dtype != NN_F32 || a->rank < 1)
-        fail_msg("%s has no float array %s", fixture, name);
-    return a;
-}
-
-static void write_floats(const char *path, const float *v, size_t count)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(v, sizeof *v, count, f), count);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* tests/ref/NAME.yaml with NAME.npz's weights, through --inference, on the
- * fixture's samples x: the outputs must be its y. */
-static void check_inference(const char *npz)
-{
-    char name[96];
-    const char *base = strrchr(npz, '/') + 1;
-    snprintf(name, sizeof name, "%.*s", (int)(strlen(base) - 4), base);
-    nn_array *arrays;
-    int n_arrays;
-    assert_int_equal(nn_npz_read(npz, &arrays, &n_arrays), 0);
-    const nn_array *x = fixture_array(arrays, n_arrays, npz, "x");
-    const nn_array *y = fixture_array(arrays, n_arrays, npz, "y");
-    size_t samples = (size_t)x->shape[0];
-    write_floats(in_scratch("X.bin"), x->f, x->size);
-    write_text(in_scratch("p.c"), inference_driver_source);
-    RunResult r;
-    run_cmd(&r, "%s tests/ref/%s.yaml --inference --weights %s -o %s", nncc_path(), name, npz,
-            in_scratch("m_predict.c"));
-    if (r.status != 0)
-        fail_msg("%s: nncc --inference failed:\n%s", name, r.out);
-    run_cmd(&r, "cd %s && cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%zu "
-                "-DOUT=%zu -o p p.c m_predict.c -lm && ./p X.bin Y.bin",
-            scratch, strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "-O2", name,
-            x->size / samples, y->size / samples);
-    if (r.status != 0)
-        fail_msg("%s: the inference C failed:\n%s", name, r.out);
-    float *got = calloc(y->size + 1, sizeof *got);
-    assert_non_null(got);
-    FILE *f = fopen(in_scratch("Y.bin"), "rb");
-    assert_non_null(f);
-    assert_int_equal(fread(got, sizeof *got, y->size + 1, f), y->size);
-    fclose(f);
-    for (size_t k = 0; k < y->size; k++)
-        if (!(fabsf(got[k] - y->f[k]) <= 1e-5f * fmaxf(1.0f, fabsf(y->f[k]))))
-            fail_msg("%s: inference output %zu is %.9g, want %.9g", name, k, got[k], y->f[k]);
-    free(got);
-    nn_npz_free(arrays, n_arrays);
-}
-
 static void test_inference(void **state)
 {
     (void)state;
@@ -90,8 +34,12 @@ static void test_inference(void **state)
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
         glob_t g;
         assert_int_equal(glob(patterns[i], 0, NULL, &g), 0);
-        for (size_t k = 0; k < g.gl_pathc; k++)
-            check_inference(g.gl_pathv[k]);
+        for (size_t k = 0; k < g.gl_pathc; k++) {
+            char name[128];   /* tests/ref/NAME.npz */
+            const char *base = strrchr(g.gl_pathv[k], '/') + 1;
+            snprintf(name, sizeof name, "%.*s", (int)(strlen(base) - 4), base);
+            check_fixture_inference(name);
+        }
         globfree(&g);
     }
 }

@@ -23,70 +23,6 @@
 
 /* ---- --inference against the reference ------------------------------------------- */
 
-/* Reads X.bin (samples of IN floats), writes Y.bin (OUT floats each). */
-static const char inference_driver[] =
-    "#include <stdio.h>\n"
-    "void PREDICT(const float *input, float *output);\n"
-    "int main(void)\n"
-    "{\n"
-    "    static float x[IN], y[OUT];\n"
-    "    FILE *in = fopen(\"X.bin\", \"rb\"), *out = fopen(\"Y.bin\", \"wb\");\n"
-    "    if (!in || !out)\n"
-    "        return 1;\n"
-    "    while (fread(x, sizeof x, 1, in) == 1)\n"
-    "        if (PREDICT(x, y), fwrite(y, sizeof y, 1, out) != 1)\n"
-    "            return 1;\n"
-    "    return fclose(in) != 0 || fclose(out) != 0;\n"
-    "}\n";
-
-static void write_floats(const char *path, const float *v, size_t count)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(v, sizeof *v, count, f), count);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* The fixture NAME of tests/ref (gen.py: the layer in PyTorch) through nncc
- * --inference with the fixture's weights (feed's identity kernel), built as
- * C99 without OpenMP: its output for each sample of x against y, to 1e-5. */
-static void inference_matches(const char *name)
-{
-    char npz[128], yaml[128];
-    snprintf(npz, sizeof npz, "tests/ref/%s.npz", name);
-    snprintf(yaml, sizeof yaml, "tests/ref/%s.yaml", name);
-    nn_array *a;
-    int count;
-    assert_int_equal(nn_npz_read(npz, &a, &count), 0);
-    const nn_array *x = nn_npz_find(a, count, "x"), *y = nn_npz_find(a, count, "y");
-    assert_true(x && y && x->dtype == NN_F32 && y->dtype == NN_F32);
-    const int n = x->shape[0], in = (int)(x->size / (size_t)n), out = (int)(y->size / (size_t)n);
-    write_floats(in_scratch("X.bin"), x->f, x->size);
-    write_text(in_scratch("drv.c"), inference_driver);
-    RunResult r;
-    run_cmd(&r,
-            "%s %s --inference --weights %s -o %s/p.c && cd %s && "
-            "cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%d -DOUT=%d "
-            "-o drv drv.c p.c -lm && ./drv",
-            nncc_path(), yaml, npz, scratch, scratch,
-            strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "", name, in, out);
-    if (r.status != 0)
-        fail_msg("%s, inference:\n%s", name, r.out);
-    float *got = calloc(y->size, sizeof *got);
-    FILE *f = fopen(in_scratch("Y.bin"), "rb");
-    assert_true(f && fread(got, sizeof *got, y->size, f) == y->size);
-    fclose(f);
-    double worst = 0;
-    for (size_t i = 0; i < y->size; i++)
-        worst = fmax(worst, fabs((double)got[i] - y->f[i]) / fmax(1.0, fabs(y->f[i])));
-    print_message("%-14s --inference, %d samples: max relative difference %.3g\n", name, n,
-                  worst);
-    free(got);
-    nn_npz_free(a, count);
-    if (!(worst <= 1e-5))
-        fail_msg("%s: --inference differs from the reference by %g", name, worst);
-}
-
 static void inference(void **state)
 {
     (void)state;
@@ -95,7 +31,8 @@ static void inference(void **state)
         "upsample", "upsample_rect", "gmp", "gmp_ties",
     };
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++)
-        inference_matches(fixtures[i]);
+        print_message("%-14s --inference: max relative difference %.3g\n", fixtures[i],
+                      check_fixture_inference(fixtures[i]));
 }
 
 /* ---- a model that trains ---------------------------------------------------------- */
