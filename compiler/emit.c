@@ -81,7 +81,7 @@ static char *fmt(const char *f, ...)
 
 /* The shortest float literal that reads back to the same float, into buf;
  * float_array writes millions of them, so this one keeps nothing. */
-static void float_text(char buf[48], double v)
+void float_text(char buf[48], double v)
 {
     float f = (float)v;
     for (int digits = 6; digits <= 9; digits++) {

@@ -68,6 +68,35 @@ bool is_c_identifier(const char *s);
 /* Keras's two spellings of a name are one: GlorotUniform, glorot_uniform. */
 bool same_word(const char *a, const char *b);
 
+/* ---- expr.c: arithmetic in the model file ------------------------------------------ */
+
+typedef enum { EX_NUM, EX_VAR, EX_NEG, EX_ADD, EX_SUB, EX_MUL, EX_DIV, EX_POW, EX_CALL } ExprOp;
+/* FN_SIGN and FN_LE (1 if a <= b) only appear in derivatives. */
+typedef enum {
+    FN_EXP, FN_LOG, FN_SQRT, FN_ABS, FN_TANH, FN_MIN, FN_MAX, FN_POW, FN_SIGN, FN_LE, FN_COUNT
+} ExprFn;
+
+typedef struct Expr Expr;
+struct Expr {
+    ExprOp op;
+    double num;                   /* EX_NUM */
+    int var;                      /* EX_VAR: an index into the caller's names */
+    int fn;                       /* EX_CALL: an ExprFn */
+    Expr *a, *b;                  /* operands, arguments */
+};
+
+/* The scalar's text as Python arithmetic of the NULL-terminated vars: numbers,
+ * + - * / ** (Python's precedence), parentheses, exp log sqrt abs tanh min max
+ * pow (also as math.exp, tf.math.exp, np.exp). error_at() at the column of
+ * the first thing wrong. */
+Expr *expr_parse(const Node *scalar, const char *what, const char *const *vars);
+double expr_eval(const Expr *e, const double *vars);
+/* As a C float expression, fully parenthesised; c_vars[i] is variable i's C. */
+void expr_emit(FILE *out, const Expr *e, const char *const *c_vars);
+/* d e / d var, with constants folded so that it reads as written by hand. */
+Expr *expr_derivative(const Expr *e, int var);
+void expr_free(Expr *e);
+
 /* ---- the IR: layers, the layer table, the model ---------------------------------- */
 
 typedef enum {
@@ -441,6 +470,8 @@ void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weight
 /* Frees what emitting made, once its output is written. */
 void emit_release(void);
 void plan_free(Plan *p);
+/* The shortest float literal ("0.1f", "100.0f") that reads back to (float)v. */
+void float_text(char buf[48], double v);
 /* For a row's holes(): @NAME@ in its templates becomes v, as C. */
 void hole_long(Holes *h, const char *name, long v);
 void hole_float(Holes *h, const char *name, double v);
