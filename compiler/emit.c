@@ -156,6 +156,11 @@ void hole_long(Holes *h, const char *name, long v)
     hole(h, name, fmt("%ld", v));
 }
 
+void hole_text(Holes *h, const char *name, const char *c)
+{
+    hole(h, name, fmt("%s", c));
+}
+
 void hole_float(Holes *h, const char *name, double v)
 {
     hole(h, name, float_lit(v));

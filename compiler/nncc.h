@@ -152,6 +152,7 @@ typedef struct {
     long size_h, size_w;          /* UpSampling2D */
     long depth_multiplier;        /* DepthwiseConv2D, SeparableConv2D */
     Shape target;                 /* Reshape */
+    Expr *expr;                   /* Lambda: y as a function of x */
     long axis;                    /* Concatenate: the axis without the batch, from 0 */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
@@ -475,6 +476,8 @@ void float_text(char buf[48], double v);
 /* For a row's holes(): @NAME@ in its templates becomes v, as C. */
 void hole_long(Holes *h, const char *name, long v);
 void hole_float(Holes *h, const char *name, double v);
+/* c: C made by nncc itself (expr_emit's), never text from the model file. */
+void hole_text(Holes *h, const char *name, const char *c);
 void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
 /* @NAME@ becomes template tmpl's text, its holes filled from h as it stands. */
 void hole_template(Holes *h, const char *name, const char *tmpl);

@@ -510,6 +510,17 @@ class Rescaling(Layer):
         return x * self.args["scale"] + self.args.get("offset", 0.0)
 
 
+class Lambda(Layer):
+    """Keras's Lambda as nncc takes it, an expression of x: evaluated here by
+    torch on the same text (numbers, + - * / ** and tanh/exp, Python's
+    precedence), so the gradient is torch's autograd, not nncc's derivative."""
+    kind = "Lambda"
+
+    def forward(self, x, w, training):
+        return eval(self.args["expression"], {"__builtins__": {}},
+                    {"x": x, "tanh": torch.tanh, "exp": torch.exp})
+
+
 class Reshape(Layer):
     """Row-major, as Keras's: NHWC stays NHWC."""
     kind = "Reshape"
@@ -655,6 +666,9 @@ LAYERS = [
     ("rescaling", [3, 4, 2], Rescaling(scale=0.5, offset=-0.25)),
     ("rescaling_flat", [6], Rescaling(scale=-3.0)),
     ("reshape", [12], Reshape(target_shape=[-1, 3, 2])),
+    ("lambda_scale", [6], Lambda(expression="x * 100")),
+    ("lambda_poly", [3, 4, 2], Lambda(expression="(x + 1) ** 2 / 3 - tanh(x)")),
+    ("lambda_precedence", [7], Lambda(expression="-x ** 2 + 2 ** -x * exp(x / 4) - 3")),
     ("zeropad", [3, 4, 2], ZeroPadding2D()),
     ("zeropad_edges", [3, 4, 2], ZeroPadding2D(padding=[[1, 2], [0, 3]])),
     ("crop_edges", [6, 7, 2], Cropping2D(cropping=[[1, 2], [2, 0]])),
