@@ -543,9 +543,38 @@ static const char *const callback_enums[] = {
     [NN_CB_STOP_AT_THRESHOLD] = "NN_CB_STOP_AT_THRESHOLD",
     [NN_CB_EARLY_STOPPING] = "NN_CB_EARLY_STOPPING",
     [NN_CB_MODEL_CHECKPOINT] = "NN_CB_MODEL_CHECKPOINT", [NN_CB_CSV_LOGGER] = "NN_CB_CSV_LOGGER",
+    [NN_CB_LEARNING_RATE_SCHEDULER] = "NN_CB_LEARNING_RATE_SCHEDULER",
+    [NN_CB_REDUCE_LR_ON_PLATEAU] = "NN_CB_REDUCE_LR_ON_PLATEAU",
 };
 
-static char *fit_block(const Model *m)
+/* LearningRateScheduler's expression as a function, into the arrays' block
+ * (it must come before the descriptor that points at it). */
+static void emit_lr_function(FILE *arrays, const Expr *schedule)
+{
+    static const char *const c_vars[] = {"(float)epoch", "lr", NULL};
+    fprintf(arrays, "/* LearningRateScheduler: the rate of each epoch (from 0), given the rate "
+                    "before it. */\nstatic float lr_schedule(int epoch, float lr)\n{\n"
+                    "    (void)epoch, (void)lr;\n    return ");
+    expr_emit(arrays, schedule, c_vars);
+    fprintf(arrays, ";\n}\n\n");
+}
+
+/* The fields only the learning-rate callbacks have, after the common ones. */
+static void lr_callback_fields(FILE *out, FILE *arrays, const CallbackSpec *c)
+{
+    static const char *const modes[] = {[NN_MODE_AUTO] = "NN_MODE_AUTO",
+                                        [NN_MODE_MIN] = "NN_MODE_MIN", [NN_MODE_MAX] = "NN_MODE_MAX"};
+    if (c->kind == NN_CB_LEARNING_RATE_SCHEDULER) {
+        emit_lr_function(arrays, c->schedule);
+        fprintf(out, "\n             .schedule = lr_schedule, .verbose = %ld},", c->verbose);
+    } else {
+        fprintf(out, "\n             .factor = %.17g, .min_lr = %.17g, .cooldown = %ld, "
+                     ".mode = %s, .verbose = %ld},", c->factor, c->min_lr, c->cooldown,
+                modes[c->mode], c->verbose);
+    }
+}
+
+static char *fit_block(const Model *m, FILE *arrays)
 {
     Block b;
     block_open(&b);
@@ -558,12 +587,15 @@ static char *fit_block(const Model *m)
     fprintf(b.f, "\n        .callbacks = {");
     for (int i = 0; i < m->n_callbacks; i++) {
         const CallbackSpec *c = &m->callbacks[i];
+        bool lr = c->kind == NN_CB_LEARNING_RATE_SCHEDULER || c->kind == NN_CB_REDUCE_LR_ON_PLATEAU;
         fprintf(b.f, "\n            {.kind = %s, .monitor = %s, .threshold = %s, .patience = %ld, "
                      ".min_delta = %s, .restore_best_weights = %d, .filepath = %s, "
-                     ".save_best_only = %d},",
+                     ".save_best_only = %d%s",
                 callback_enums[c->kind], string_lit(c->monitor), float_lit(c->threshold),
                 c->patience, float_lit(c->min_delta), c->restore_best_weights,
-                string_lit(c->filepath), c->save_best_only);
+                string_lit(c->filepath), c->save_best_only, lr ? "," : "},");
+        if (lr)
+            lr_callback_fields(b.f, arrays, c);
     }
     fprintf(b.f, "},");
     return block_close(&b);
@@ -580,6 +612,39 @@ static const char *const output_enums[] = {
     [NN_OUT_LINEAR] = "NN_OUT_LINEAR", [NN_OUT_SOFTMAX] = "NN_OUT_SOFTMAX",
     [NN_OUT_SIGMOID] = "NN_OUT_SIGMOID",
 };
+
+static const char *const schedule_enums[] = {
+    [NN_LR_EXPONENTIAL_DECAY] = "NN_LR_EXPONENTIAL_DECAY",
+    [NN_LR_PIECEWISE_CONSTANT_DECAY] = "NN_LR_PIECEWISE_CONSTANT_DECAY",
+    [NN_LR_INVERSE_TIME_DECAY] = "NN_LR_INVERSE_TIME_DECAY",
+    [NN_LR_COSINE_DECAY] = "NN_LR_COSINE_DECAY",
+};
+
+/* After .optimizer on its line: nothing for a constant rate. */
+static char *schedule_init(const ScheduleSpec *s)
+{
+    if (s->kind == NN_LR_CONSTANT)
+        return fmt("%s", "");
+    Block b;
+    block_open(&b);
+    fprintf(b.f, "\n    .lr_schedule = {.kind = %s, .initial_learning_rate = %s, "
+                 ".decay_steps = %s,\n                    .decay_rate = %s, .alpha = %s, "
+                 ".staircase = %d, .n_boundaries = %d",
+            schedule_enums[s->kind], float_lit(s->initial_learning_rate),
+            float_lit(s->decay_steps), float_lit(s->decay_rate), float_lit(s->alpha),
+            s->staircase, s->n_boundaries);
+    if (s->n_boundaries) {
+        fprintf(b.f, ",\n                    .boundaries = {");
+        for (int i = 0; i < s->n_boundaries; i++)
+            fprintf(b.f, "%s%lld", i ? ", " : "", s->boundaries[i]);
+        fprintf(b.f, "},\n                    .values = {");
+        for (int i = 0; i <= s->n_boundaries; i++)
+            fprintf(b.f, "%s%s", i ? ", " : "", float_lit(s->values[i]));
+        fprintf(b.f, "}");
+    }
+    fprintf(b.f, "},");
+    return block_close(&b);
+}
 
 static char *optimizer_init(const OptimizerSpec *o)
 {
@@ -622,10 +687,11 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "N_TENSORS", p->n_tensors);
     hole_long(h, "N_LAYERS", m->n_layers);
     hole(h, "OPTIMIZER", optimizer_init(&m->optimizer));
+    hole(h, "LR_SCHEDULE", schedule_init(&m->optimizer.schedule));
     hole(h, "LOSS", fmt("%s", m->loss < 0 ? "NN_LOSS_NONE" : loss_enums[m->loss]));
     hole_long(h, "ACCURACY", m->metric_accuracy);
     hole(h, "DATA", data_block(m, arrays));
-    hole(h, "FIT", fit_block(m));
+    hole(h, "FIT", fit_block(m, arrays));
     long n_predict = m->predict.where ? m->predict.dim[0] : 0;
     if (n_predict)
         float_array(arrays, "predict_inputs", m->predict.values, m->predict.count);

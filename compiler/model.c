@@ -413,7 +413,7 @@ static void parse_optimizer(OptimizerSpec *o, const Node *n)
     if ((v = map_get(n, "learning_rate")) && map_get(n, "lr"))
         error_at(map_get(n, "lr"), "give learning_rate or its old name lr, not both");
     if (v || (v = map_get(n, "lr")))
-        o->learning_rate = positive(v, "learning_rate");
+        o->learning_rate = parse_learning_rate(&o->schedule, v);
     if ((v = map_get(n, "momentum")))
         o->momentum = fraction(v, "momentum");
     if ((v = map_get(n, "nesterov")))
@@ -661,9 +661,11 @@ static void parse_data(Model *m, const Node *n)
 /* ---- fit ---------------------------------------------------------------------------- */
 
 static const char *const callback_names[] = {"StopAtThreshold", "EarlyStopping",
-                                             "ModelCheckpoint", "CSVLogger", NULL};
+                                             "ModelCheckpoint", "CSVLogger",
+                                             "LearningRateScheduler", "ReduceLROnPlateau", NULL};
 static const int callback_kinds[] = {NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING,
-                                     NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER};
+                                     NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER,
+                                     NN_CB_LEARNING_RATE_SCHEDULER, NN_CB_REDUCE_LR_ON_PLATEAU};
 
 static const char *parse_monitor(const Node *n)
 {
@@ -684,7 +686,7 @@ static void parse_callback(Model *m, const Node *item)
         if (args->kind != NODE_MAP)
             error_at(args, "the arguments of a callback must be a map");
     }
-    int i = lookup(node_str(type, "callback"), callback_names, 4);
+    int i = lookup(node_str(type, "callback"), callback_names, 6);
     if (i < 0)
         unknown_word(type, "callback", callback_names);
     if (m->n_callbacks == MAX_CALLBACKS)
@@ -694,7 +696,11 @@ static void parse_callback(Model *m, const Node *item)
                                              "restore_best_weights", NULL};
     static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only", NULL};
     static const char *const csv_keys[] = {"filename", NULL};
-    static const char *const *const keys[] = {stop_keys, early_keys, checkpoint_keys, csv_keys};
+    static const char *const scheduler_keys[] = {"schedule", "verbose", NULL};
+    static const char *const plateau_keys[] = {"monitor", "factor", "patience", "verbose", "mode",
+                                               "min_delta", "cooldown", "min_lr", NULL};
+    static const char *const *const keys[] = {stop_keys, early_keys, checkpoint_keys, csv_keys,
+                                              scheduler_keys, plateau_keys};
     CallbackSpec *c = &m->callbacks[m->n_callbacks++];
     memset(c, 0, sizeof *c);
     c->kind = callback_kinds[i];
@@ -709,6 +715,12 @@ static void parse_callback(Model *m, const Node *item)
                                "filepath");
     if (c->kind == NN_CB_CSV_LOGGER)
         c->filepath = node_str(need(args, item, "filename", "CSVLogger"), "filename");
+    bool changes_lr = c->kind == NN_CB_LEARNING_RATE_SCHEDULER ||
+                      c->kind == NN_CB_REDUCE_LR_ON_PLATEAU;
+    if (changes_lr) {
+        lr_callback_defaults(c);
+        parse_lr_callback(m, c, args, item);
+    }
     if (!args)
         return;
     if ((v = map_get(args, "monitor")))

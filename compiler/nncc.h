@@ -279,10 +279,23 @@ extern const KerasKey global_pool_keras_keys[];
 
 /* ---- model.c, keras.c: the model ----------------------------------------------------- */
 
+/* compile.optimizer.learning_rate as a Keras schedule object (schedule.c). */
+#define MAX_BOUNDARIES 16
+typedef struct {
+    int kind;                     /* nn_lr_kind: NN_LR_CONSTANT (0) when a number */
+    const char *class_name;       /* as Keras names it, for messages */
+    double initial_learning_rate, decay_steps, decay_rate, alpha;
+    bool staircase;
+    int n_boundaries;             /* PiecewiseConstantDecay */
+    long long boundaries[MAX_BOUNDARIES];
+    double values[MAX_BOUNDARIES + 1];
+} ScheduleSpec;
+
 typedef struct {
     int kind;                     /* nn_opt_kind */
     double learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     bool nesterov;
+    ScheduleSpec schedule;
 } OptimizerSpec;
 
 typedef struct {
@@ -303,6 +316,10 @@ typedef struct {
     double threshold, min_delta;
     long patience;
     bool restore_best_weights, save_best_only;
+    Expr *schedule;               /* LearningRateScheduler: of epoch and lr */
+    long verbose, cooldown;       /* LearningRateScheduler, ReduceLROnPlateau */
+    double factor, min_lr;
+    int mode;                     /* nn_monitor_mode */
 } CallbackSpec;
 
 #define MAX_LAYERS 256
@@ -340,6 +357,16 @@ typedef struct {
 } Model;
 
 void model_from_yaml(Model *m, const Node *root, const char *file);
+/* schedule.c: compile.optimizer.learning_rate, a number or a Keras schedule
+ * object ({class_name: ExponentialDecay, config: {...}}); returns the rate
+ * of the first step. */
+double parse_learning_rate(ScheduleSpec *s, const Node *n);
+/* LearningRateScheduler's and ReduceLROnPlateau's own arguments and
+ * defaults (Keras's), once the common ones are read; args may be NULL. */
+void lr_callback_defaults(CallbackSpec *c);
+void parse_lr_callback(const Model *m, CallbackSpec *c, const Node *args, const Node *item);
+/* The variables of a LearningRateScheduler's expression, in order. */
+extern const char *const lr_schedule_vars[];
 /* A Keras export's layer list (Sequential config) into m->layers and m->input. */
 void keras_layers(Model *m, const Node *root);
 /* Shared by the native and the Keras readers. */

@@ -1,6 +1,8 @@
 /* callbacks.c - what Keras's callbacks decide at the end of an epoch, as pure
  * functions of the logs, so the loop acts on the decision and tests can
- * script a history. CSVLogger only asks to write, so it needs no state. */
+ * script a history. CSVLogger only asks to write, so it needs no state.
+ * ReduceLROnPlateau decides the next learning rate, its state in the
+ * checkpoint (nn_train_state.plateau). */
 #include "rt.h"
 
 #include <math.h>
@@ -95,6 +97,50 @@ int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *l
         return model_checkpoint(c, s, v, epoch);
     case NN_CB_CSV_LOGGER:
         return NN_CB_SAVE;
+    case NN_CB_LEARNING_RATE_SCHEDULER:
+    case NN_CB_REDUCE_LR_ON_PLATEAU:   /* they change the rate: nn_reduce_lr_on_plateau */
+        return NN_CB_CONTINUE;
     }
     return NN_CB_CONTINUE;
+}
+
+/* ---- ReduceLROnPlateau (Keras 2.x's callbacks.py) -------------------------------------- */
+
+/* mode auto: max for a monitor with 'acc' in its name, else min. */
+static bool plateau_maximises(const nn_callback *c)
+{
+    return c->mode == NN_MODE_MAX || (c->mode == NN_MODE_AUTO && higher_is_better(c->monitor));
+}
+
+void nn_plateau_begin(const nn_callback *c, nn_plateau *p)
+{
+    *p = (nn_plateau){.best = plateau_maximises(c) ? -INFINITY : INFINITY};
+}
+
+/* Keras's on_epoch_end: out of cooldown one epoch at a time; an improvement
+ * by more than min_delta resets the wait; otherwise, outside a cooldown, wait
+ * on, and at patience multiply the rate by factor (not below min_lr, and
+ * only while it is above min_lr as a float32), then cool down. The product
+ * is a double, as numpy 1.x makes a float32 scalar times a Python float, and
+ * the optimizer stores it as a float32. */
+float nn_reduce_lr_on_plateau(const nn_callback *c, nn_plateau *p, double current, float lr)
+{
+    if (isnan(current))
+        return lr;
+    if (p->cooldown > 0) {
+        p->cooldown--;
+        p->wait = 0;
+    }
+    bool better = plateau_maximises(c) ? current > p->best + c->min_delta
+                                       : current < p->best - c->min_delta;
+    if (better) {
+        p->best = current;
+        p->wait = 0;
+        return lr;
+    }
+    if (p->cooldown > 0 || ++p->wait < c->patience || !(lr > (float)c->min_lr))
+        return lr;
+    p->cooldown = c->cooldown;
+    p->wait = 0;
+    return (float)fmax((double)lr * c->factor, c->min_lr);
 }

@@ -83,6 +83,23 @@ typedef struct {
     int nesterov;
 } nn_optimizer;
 
+/* compile.optimizer.learning_rate as a Keras schedule object: the rate of each
+ * optimizer step, a function of the steps done before it (schedule.c). */
+typedef enum {
+    NN_LR_CONSTANT, NN_LR_EXPONENTIAL_DECAY, NN_LR_PIECEWISE_CONSTANT_DECAY,
+    NN_LR_INVERSE_TIME_DECAY, NN_LR_COSINE_DECAY, NN_LR_KINDS
+} nn_lr_kind;
+
+#define NN_MAX_BOUNDARIES 16
+typedef struct {
+    nn_lr_kind kind;
+    float initial_learning_rate, decay_steps, decay_rate, alpha;
+    int staircase;
+    int n_boundaries;                             /* PiecewiseConstantDecay */
+    int64_t boundaries[NN_MAX_BOUNDARIES];
+    float values[NN_MAX_BOUNDARIES + 1];
+} nn_lr_schedule;
+
 typedef enum {
     NN_LOSS_NONE = -1,             /* a Keras export without compile: can predict, not train */
     NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE
@@ -131,8 +148,11 @@ typedef struct {
 } nn_data;
 
 typedef enum {
-    NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING, NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER
+    NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING, NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER,
+    NN_CB_LEARNING_RATE_SCHEDULER, NN_CB_REDUCE_LR_ON_PLATEAU
 } nn_callback_kind;
+
+typedef enum { NN_MODE_AUTO, NN_MODE_MIN, NN_MODE_MAX } nn_monitor_mode;
 
 typedef struct {
     nn_callback_kind kind;
@@ -143,6 +163,13 @@ typedef struct {
     int restore_best_weights;
     const char *filepath;          /* ModelCheckpoint, CSVLogger */
     int save_best_only;
+    /* LearningRateScheduler: the new rate at the start of each epoch (0-based),
+     * from the model file's expression, generated as C. */
+    float (*schedule)(int epoch, float lr);
+    int verbose;                   /* LearningRateScheduler, ReduceLROnPlateau */
+    double factor, min_lr;         /* ReduceLROnPlateau (patience, min_delta above) */
+    int cooldown;
+    nn_monitor_mode mode;
 } nn_callback;
 
 #define NN_MAX_CALLBACKS 8
@@ -177,6 +204,7 @@ typedef struct {
     nn_backward_fn backward;
 
     nn_optimizer optimizer;
+    nn_lr_schedule lr_schedule;    /* NN_LR_CONSTANT: optimizer.learning_rate throughout */
     nn_loss_kind loss;
     int metric_accuracy;
     nn_data data;

@@ -16,7 +16,9 @@
  *   progress.c   Keras's Epoch i/N, progress bar and per-epoch line
  *   summary.c    Keras's summary table (declared in nnrt.h; nncc links it too)
  *   weights.c    initialisation, weight files and checkpoints
- *   callbacks.c  StopAtThreshold, EarlyStopping, ModelCheckpoint, CSVLogger decisions
+ *   callbacks.c  StopAtThreshold, EarlyStopping, ModelCheckpoint, CSVLogger decisions,
+ *                ReduceLROnPlateau's rate
+ *   schedule.c   Keras's learning-rate schedule objects
  *   gradcheck.c  analytic against numerical gradients
  *   util.c       random numbers, paths
  *   report.c     errors, warnings, allocation; its header is report.h
@@ -251,6 +253,12 @@ int nn_optim_load(nn_optim *o, const nn_array *arrays, int n);
  * and moving variance, inline values where the model gives them. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed);
 
+/* ReduceLROnPlateau's memory between epochs, as Keras keeps it. */
+typedef struct {
+    double best;           /* +inf or -inf at first */
+    int64_t wait, cooldown;   /* epochs without improvement; cooldown_counter */
+} nn_plateau;
+
 /* What a checkpoint holds besides the tensors: where the loop is, so that a
  * resumed run continues with the same bits, at an epoch's end or within one. */
 typedef struct {
@@ -264,6 +272,10 @@ typedef struct {
     int64_t correct;       /* of those, predicted right (for accuracy) */
     double loss_sum;       /* the sum of its batches' mean losses times their sizes */
     double seconds;        /* the time spent on it */
+    /* Kept across epochs: the learning-rate callbacks'. */
+    float lr;              /* the rate a LearningRateScheduler or ReduceLROnPlateau set last;
+                              0: none has (the optimizer's own) */
+    nn_plateau plateau;
 } nn_train_state;
 
 /* What a weight file says besides the weights (its "meta." arrays): the
@@ -313,6 +325,19 @@ void nn_callback_begin(const nn_callback *c, nn_cb_state *s);
  * NN_CB_SAVE: write the checkpoint (ModelCheckpoint) or keep these weights as
  * the best (EarlyStopping with restore_best_weights). */
 int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *logs, int epoch);
+
+/* LearningRateScheduler and ReduceLROnPlateau change the optimizer's rate: */
+void nn_plateau_begin(const nn_callback *c, nn_plateau *p);
+/* Keras's ReduceLROnPlateau.on_epoch_end with the monitored value (NAN: not
+ * in the logs, nothing changes): the rate for the next epoch. */
+float nn_reduce_lr_on_plateau(const nn_callback *c, nn_plateau *p, double current, float lr);
+
+/* ---- schedule.c ------------------------------------------------------------------------------------ */
+
+/* The rate of the optimizer step that follows `step` steps (Keras's
+ * optimizer.iterations), by Keras's formula for the schedule, in float32 as
+ * TensorFlow computes it. */
+float nn_lr_at(const nn_lr_schedule *s, int64_t step);
 
 /* ---- train.c ------------------------------------------------------------------------------------------ */
 

@@ -194,6 +194,8 @@ typedef struct {
     bool ran_out;          /* an epoch's data ended before its steps_per_epoch */
     nn_cb_state cb[NN_MAX_CALLBACKS];
     FILE *history;
+    float base_lr;         /* the model's rate, or --learning-rate's */
+    const nn_callback *scheduler, *plateau;   /* LearningRateScheduler, ReduceLROnPlateau */
 } Trainer;
 
 static int load_train_data(Trainer *t)
@@ -217,21 +219,34 @@ static int load_train_data(Trainer *t)
     return 0;
 }
 
+static const nn_callback *find_callback(const nn_model *m, nn_callback_kind kind)
+{
+    for (int i = 0; i < m->fit.n_callbacks; i++)
+        if (m->fit.callbacks[i].kind == kind)
+            return &m->fit.callbacks[i];
+    return NULL;
+}
+
 static int start_state(Trainer *t)
 {
     const nn_model *m = t->m;
     nn_optimizer cfg = m->optimizer;
     if (t->o->learning_rate > 0)
         cfg.learning_rate = t->o->learning_rate;
+    t->base_lr = cfg.learning_rate;
+    t->scheduler = find_callback(m, NN_CB_LEARNING_RATE_SCHEDULER);
+    t->plateau = find_callback(m, NN_CB_REDUCE_LR_ON_PLATEAU);
     nn_optim_init(&t->opt, m, &cfg);
     t->params = nn_alloc(m->n_params, sizeof *t->params);
     t->grads = nn_alloc(m->n_params, sizeof *t->grads);
     uint64_t seed = t->o->has_seed ? t->o->seed : m->fit.seed;
     t->st = (nn_train_state){.rng = seed, .seed = seed};
+    if (t->plateau)
+        nn_plateau_begin(t->plateau, &t->st.plateau);
     if (t->o->resume) {
         if (nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st) != 0)
             return -1;
-        t->opt.cfg.learning_rate = cfg.learning_rate;
+        t->opt.cfg.learning_rate = cfg.learning_rate;   /* begin_epoch_lr: st.lr's, if set */
     } else {
         nn_init_params(m, t->params, seed);
     }
@@ -260,7 +275,30 @@ static void begin_pass(Trainer *t)
 static void end_epoch(Trainer *t)
 {
     nn_train_state *st = &t->st;
-    *st = (nn_train_state){.epoch = st->epoch + 1, .rng = t->rng.state, .seed = st->seed};
+    *st = (nn_train_state){.epoch = st->epoch + 1, .rng = t->rng.state, .seed = st->seed,
+                           .lr = st->lr, .plateau = st->plateau};
+    if (t->scheduler || t->plateau)
+        st->lr = t->opt.cfg.learning_rate;
+}
+
+/* The rate of epoch st.epoch, begun or resumed: where the epochs before it
+ * left it, then the LearningRateScheduler's (Keras's on_epoch_begin); so a
+ * resumed epoch recomputes the rate it had. */
+static int begin_epoch_lr(Trainer *t)
+{
+    float lr = t->st.lr > 0 ? t->st.lr : t->base_lr;
+    int epoch = (int)t->st.epoch;
+    if (t->scheduler) {
+        lr = t->scheduler->schedule(epoch, lr);
+        if (!isfinite(lr))
+            return nn_error(t->m->name, "the LearningRateScheduler's schedule gave %g at epoch %d",
+                            lr, epoch);
+        if (t->scheduler->verbose && !t->o->quiet)
+            printf("\nEpoch %d: LearningRateScheduler setting learning rate to %.9g.\n",
+                   epoch + 1, lr);
+    }
+    t->opt.cfg.learning_rate = lr;
+    return 0;
 }
 
 /* Keras's: steps_per_epoch, or one pass over the data. */
@@ -308,6 +346,9 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
         if (first > 0)
             add_into(t->grads, b->part_grads, m->n_params);
     }
+    /* a schedule object: Keras's rate for the optimizer's iterations so far */
+    if (m->lr_schedule.kind != NN_LR_CONSTANT)
+        t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
     nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
     *mean_loss = loss / n;
@@ -412,32 +453,52 @@ static int run_epoch(Trainer *t, nn_logs *logs)
     return finished ? 0 : 1;
 }
 
+/* A learning rate as Python prints a float32: the fewest digits that read
+ * back to it (1e-08, not 9.99999994e-09). */
+static const char *lr_text(char buf[32], float lr)
+{
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, 32, "%.*g", digits, lr);
+        if (strtof(buf, NULL) == lr)
+            break;
+    }
+    return buf;
+}
+
 /* Flushed every epoch, so a long run's history is on disk as it goes and a
  * full disk stops the run at the epoch it happened. */
 static int write_history(Trainer *t, int epoch, const nn_logs *l, double seconds)
 {
     if (!t->history)
         return 0;
-    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f\n", epoch + 1, l->loss,
-            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds);
+    char lr[32];
+    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%s\n", epoch + 1, l->loss,
+            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds,
+            lr_text(lr, t->opt.cfg.learning_rate));
     if (fflush(t->history) != 0 || ferror(t->history))
         return nn_error(t->o->history, "cannot write the history: %s", strerror(errno));
     return 0;
 }
 
-/* Keras's CSVLogger: epoch, then the logs in alphabetical order. */
-static int csv_log(const nn_callback *c, int epoch, const nn_logs *l, bool acc, bool val)
+/* Keras's CSVLogger: epoch, then the logs in alphabetical order; lr is in
+ * them when a LearningRateScheduler or ReduceLROnPlateau put it there (NAN:
+ * none did). */
+static int csv_log(const nn_callback *c, int epoch, const nn_logs *l, bool acc, bool val,
+                   double lr)
 {
     FILE *f = fopen(c->filepath, epoch == 0 ? "w" : "a");
     if (!f)
         return nn_error(c->filepath, "cannot write the CSVLogger file");
     if (epoch == 0)
-        fprintf(f, "epoch%s,loss%s%s\n", acc ? ",accuracy" : "", val && acc ? ",val_accuracy" : "",
-                val ? ",val_loss" : "");
+        fprintf(f, "epoch%s,loss%s%s%s\n", acc ? ",accuracy" : "", isnan(lr) ? "" : ",lr",
+                val && acc ? ",val_accuracy" : "", val ? ",val_loss" : "");
     fprintf(f, "%d", epoch);
     if (acc)
         fprintf(f, ",%.6g", l->accuracy);
     fprintf(f, ",%.6g", l->loss);
+    char text[32];
+    if (!isnan(lr))
+        fprintf(f, ",%s", lr_text(text, (float)lr));
     if (val && acc)
         fprintf(f, ",%.6g", l->val_accuracy);
     if (val)
@@ -455,19 +516,35 @@ static void announce_stop(const nn_callback *c, const nn_logs *l, int epoch)
         printf("Epoch %d: early stopping\n", epoch + 1);
 }
 
+static void reduce_lr(Trainer *t, const nn_callback *c, const nn_logs *l, int epoch)
+{
+    double current = nn_logs_get(l, c->monitor);
+    if (isnan(current))
+        nn_warning(t->m->name, "ReduceLROnPlateau watches '%s', which this run does not "
+                               "measure (validation data?)", c->monitor);
+    float lr = t->opt.cfg.learning_rate;
+    t->opt.cfg.learning_rate = nn_reduce_lr_on_plateau(c, &t->st.plateau, current, lr);
+    if (t->opt.cfg.learning_rate != lr && c->verbose && !t->o->quiet)
+        printf("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %.9g.\n", epoch + 1,
+               t->opt.cfg.learning_rate);
+}
+
 /* Runs every callback; returns 1 to stop, -1 on error. */
 static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
 {
     const nn_fit *fit = &t->m->fit;
     int stop = 0;
+    double epoch_lr = t->scheduler || t->plateau ? t->opt.cfg.learning_rate : NAN;
     for (int i = 0; i < fit->n_callbacks; i++) {
         const nn_callback *c = &fit->callbacks[i];
         int act = nn_callback_epoch_end(c, &t->cb[i], l, epoch);
         if (c->kind == NN_CB_CSV_LOGGER) {
-            if (csv_log(c, epoch, l, t->m->metric_accuracy, t->has_val) != 0)
+            if (csv_log(c, epoch, l, t->m->metric_accuracy, t->has_val, epoch_lr) != 0)
                 return -1;
             continue;
         }
+        if (c->kind == NN_CB_REDUCE_LR_ON_PLATEAU)
+            reduce_lr(t, c, l, epoch);
         if ((act & NN_CB_SAVE) && c->kind == NN_CB_MODEL_CHECKPOINT &&
             nn_save_weights(t->m, c->filepath, t->params, &t->meta, NULL, NULL) != 0)
             return -1;
@@ -512,7 +589,7 @@ static int open_history(Trainer *t)
     if (!t->history)
         return nn_error(t->o->history, "cannot write the history");
     if (!t->o->resume)
-        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,lr\n");
     return 0;
 }
 
@@ -534,6 +611,8 @@ static int fit(Trainer *t)
         nn_callback_begin(&t->m->fit.callbacks[i], &t->cb[i]);
     while (t->st.epoch < t->o->epochs) {
         nn_logs logs;
+        if (begin_epoch_lr(t) != 0)
+            return -1;
         int rc = interrupted ? 1 : run_epoch(t, &logs);
         if (rc != 0)
             return rc < 0 ? -1 : stop_interrupted(t);

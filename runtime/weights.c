@@ -191,13 +191,16 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
 /* The loop's state, one int64 array each. A value that is not an int64 is
  * stored as its 64 bits (the generator's state, the seed, the float64 sums)
  * so that it comes back exactly. The first STATE_REQUIRED are in every
- * checkpoint; the others (the unfinished epoch's) were added later, and a
+ * checkpoint; the others (the unfinished epoch's, the learning-rate callbacks') were
+ * added later, and a
  * checkpoint without them was written at an epoch's end, where they are 0. */
 enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
-       STATE_LOSS_SUM, STATE_SECONDS, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
+       STATE_LOSS_SUM, STATE_SECONDS, STATE_LR, STATE_PLATEAU_BEST, STATE_PLATEAU_WAIT,
+       STATE_PLATEAU_COOLDOWN, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
 static const char *const state_names[STATE_COUNT] = {
     "state.epoch", "state.rng", "state.seed", "state.step", "state.sample", "state.correct",
-    "state.loss_sum", "state.seconds",
+    "state.loss_sum", "state.seconds", "state.lr", "state.plateau.best", "state.plateau.wait",
+    "state.plateau.cooldown",
 };
 
 static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
@@ -210,6 +213,11 @@ static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
     v[STATE_CORRECT] = st->correct;
     memcpy(&v[STATE_LOSS_SUM], &st->loss_sum, sizeof v[0]);
     memcpy(&v[STATE_SECONDS], &st->seconds, sizeof v[0]);
+    double lr = st->lr;
+    memcpy(&v[STATE_LR], &lr, sizeof v[0]);
+    memcpy(&v[STATE_PLATEAU_BEST], &st->plateau.best, sizeof v[0]);
+    v[STATE_PLATEAU_WAIT] = st->plateau.wait;
+    v[STATE_PLATEAU_COOLDOWN] = st->plateau.cooldown;
 }
 
 static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
@@ -222,6 +230,12 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
     st->correct = v[STATE_CORRECT];
     memcpy(&st->loss_sum, &v[STATE_LOSS_SUM], sizeof v[0]);
     memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
+    double lr;
+    memcpy(&lr, &v[STATE_LR], sizeof v[0]);
+    st->lr = isfinite(lr) && lr > 0 ? (float)lr : 0;   /* 0: the model's rate */
+    memcpy(&st->plateau.best, &v[STATE_PLATEAU_BEST], sizeof v[0]);
+    st->plateau.wait = v[STATE_PLATEAU_WAIT];
+    st->plateau.cooldown = v[STATE_PLATEAU_COOLDOWN];
 }
 
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
@@ -273,7 +287,8 @@ static int load_int(const char *path, const nn_array *arrays, int n, int k, int6
 /* The counts must fit the loop's ints: a hostile file must not wrap them. */
 static int check_counts(const char *path, const int64_t v[STATE_COUNT])
 {
-    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE, STATE_CORRECT};
+    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
+                                 STATE_PLATEAU_WAIT, STATE_PLATEAU_COOLDOWN};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         int64_t x = v[counts[i]];
         if (x < 0 || x > INT_MAX)

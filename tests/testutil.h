@@ -155,6 +155,30 @@ static inline const char *build_model(const char *name, const char *yaml)
     return build_file(path, name);
 }
 
+/* Every member of two .npz files: same names in the same order, same types,
+ * shapes and bits. */
+static inline void assert_same_npz(const char *p, const char *q)
+{
+    nn_array *a, *b;
+    int na, nb;
+    assert_int_equal(nn_npz_read(p, &a, &na), 0);
+    assert_int_equal(nn_npz_read(q, &b, &nb), 0);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) {
+        assert_string_equal(a[i].name, b[i].name);
+        assert_int_equal(a[i].dtype, b[i].dtype);
+        assert_int_equal(a[i].rank, b[i].rank);
+        assert_memory_equal(a[i].shape, b[i].shape, sizeof a[i].shape);
+        assert_int_equal(a[i].size, b[i].size);
+        if (a[i].dtype == NN_F32 && memcmp(a[i].f, b[i].f, a[i].size * sizeof(float)) != 0)
+            fail_msg("%s differs between %s and %s", a[i].name, p, q);
+        if (a[i].dtype == NN_I64 && memcmp(a[i].i, b[i].i, a[i].size * sizeof(int64_t)) != 0)
+            fail_msg("%s differs between %s and %s", a[i].name, p, q);
+    }
+    nn_npz_free(a, na);
+    nn_npz_free(b, nb);
+}
+
 /* A driver for nncc --inference's C, built with -DPREDICT=NAME_predict -DIN=
  * -DOUT=: `driver X.bin Y.bin` predicts each sample of X.bin (IN raw floats
  * each) into Y.bin. */
