@@ -472,9 +472,9 @@ static int write_history(Trainer *t, int epoch, const nn_logs *l, double seconds
     if (!t->history)
         return 0;
     char lr[32];
-    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%s\n", epoch + 1, l->loss,
-            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds,
-            lr_text(lr, t->opt.cfg.learning_rate));
+    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%s,%.3f\n", epoch + 1, l->loss,
+            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy,
+            lr_text(lr, t->opt.cfg.learning_rate), seconds);
     if (fflush(t->history) != 0 || ferror(t->history))
         return nn_error(t->o->history, "cannot write the history: %s", strerror(errno));
     return 0;
@@ -589,7 +589,7 @@ static int open_history(Trainer *t)
     if (!t->history)
         return nn_error(t->o->history, "cannot write the history");
     if (!t->o->resume)
-        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,lr\n");
+        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     return 0;
 }
 

@@ -709,7 +709,7 @@ static void test_resume_old_checkpoint(void **state)
         else
             a[kept++] = a[i];
     }
-    assert_int_equal(kept, n - 5);
+    assert_int_equal(kept, n - 9);   /* step to seconds, lr and the plateau's three */
     assert_int_equal(nn_npz_write(old, a, kept), 0);
     nn_npz_free(a, kept);
     run_cmd(&r, "%s train --epochs 3 --resume %s --save %s --threads 2 --quiet", t, old, old);
@@ -910,13 +910,14 @@ static void test_history(void **state)
     assert_non_null(f);
     char line[512];
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,lr\n");
+    assert_string_equal(line, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     for (int e = 0; e < 3; e++) {
         assert_non_null(fgets(line, sizeof line, f));
         int epoch;
-        double loss, acc, vl, va, secs;
-        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &epoch, &loss, &acc, &vl, &va,
-                                &secs), 6);
+        double loss, acc, vl, va, lr, secs;
+        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &loss, &acc, &vl, &va,
+                                &lr, &secs), 7);
+        assert_true((float)lr == 0.001f);   /* adam's rate, unchanged */
         assert_int_equal(epoch, e + 1);
         assert_true(fabs(loss - printed[e]) <= 5.1e-5);
         assert_true(acc >= 0 && acc <= 1 && va >= 0 && va <= 1);

@@ -150,17 +150,19 @@ static void test_reduce_lr_maximising(void **state)
     "          y: [[1], [2], [0], [1], [-1], [0.5]]}\n"                                     \
     "  validation: {format: inline, x: [[1, 1], [0, -1]], y: [[1], [0]]}\n"
 
-/* The lr column (the last) of each line of a history file, after its header. */
+/* The lr column (before seconds, the last) of each line of a history file. */
 static int history_rates(const char *path, double *rates, int max)
 {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[512];
     assert_non_null(fgets(line, sizeof line, f));
-    assert_non_null(strstr(line, ",lr\n"));
+    assert_non_null(strstr(line, ",lr,seconds\n"));
     int n = 0;
-    while (n < max && fgets(line, sizeof line, f))
+    while (n < max && fgets(line, sizeof line, f)) {
+        *strrchr(line, ',') = '\0';
         rates[n++] = strtod(strrchr(line, ',') + 1, NULL);
+    }
     fclose(f);
     return n;
 }
