@@ -233,6 +233,9 @@ static int start_state(Trainer *t)
     nn_optimizer cfg = m->optimizer;
     if (t->o->learning_rate > 0)
         cfg.learning_rate = t->o->learning_rate;
+    if (t->o->learning_rate > 0 && m->lr_schedule.kind != NN_LR_CONSTANT)
+        return nn_error(m->data.model_file, "the model's learning rate is a schedule; "
+                                            "--learning-rate cannot replace it");
     t->base_lr = cfg.learning_rate;
     t->scheduler = find_callback(m, NN_CB_LEARNING_RATE_SCHEDULER);
     t->plateau = find_callback(m, NN_CB_REDUCE_LR_ON_PLATEAU);

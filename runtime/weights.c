@@ -191,9 +191,9 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
 /* The loop's state, one int64 array each. A value that is not an int64 is
  * stored as its 64 bits (the generator's state, the seed, the float64 sums)
  * so that it comes back exactly. The first STATE_REQUIRED are in every
- * checkpoint; the others (the unfinished epoch's, the learning-rate callbacks') were
- * added later, and a
- * checkpoint without them was written at an epoch's end, where they are 0. */
+ * checkpoint; the others (the unfinished epoch's, the learning-rate
+ * callbacks') were added later, and a checkpoint without them was written at
+ * an epoch's end, where they are 0, or by a model without those callbacks. */
 enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
        STATE_LOSS_SUM, STATE_SECONDS, STATE_LR, STATE_PLATEAU_BEST, STATE_PLATEAU_WAIT,
        STATE_PLATEAU_COOLDOWN, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
