@@ -154,6 +154,21 @@ static void refuse_second(const Model *m, const CallbackSpec *c, const Node *ite
                  m->optimizer.schedule.class_name);
 }
 
+/* The rates the scheduler gives over the model's epochs, from the optimizer's
+ * rate (as a ReduceLROnPlateau beside it would leave it, when there is none):
+ * a rate that is not a positive number is a mistake better caught now. */
+static void check_schedule(const Model *m, const CallbackSpec *c, const Node *where)
+{
+    double lr = m->optimizer.learning_rate;
+    for (long epoch = 0; epoch < m->epochs; epoch++) {
+        double vars[2] = {(double)epoch, lr};
+        lr = (float)expr_eval(c->schedule, vars);
+        if (!(lr > 0) || !isfinite(lr))
+            error_at(where, "the schedule gives a learning rate of %g at epoch %ld (from 0); it "
+                            "must be a positive number", lr, epoch);
+    }
+}
+
 static int parse_mode(const Node *n)
 {
     static const char *const modes[] = {"auto", "min", "max", NULL};
@@ -174,6 +189,7 @@ void parse_lr_callback(const Model *m, CallbackSpec *c, const Node *args, const 
             error_at(args ? args : item, "LearningRateScheduler needs 'schedule', an expression "
                                          "of epoch and lr such as \"1e-8 * 10 ** (epoch / 20)\"");
         c->schedule = expr_parse(v, "schedule", lr_schedule_vars);
+        check_schedule(m, c, v);
     } else {
         refuse_second(m, c, item, "ReduceLROnPlateau");
     }
