@@ -65,23 +65,6 @@ static const char trained_model[] =
     "    y: [0, 0, 0, 0, 1, 1, 1, 1]\n"
     "fit: {epochs: 30, batch_size: 4, seed: 3}\n";
 
-/* The loss after epoch `epoch` in a history CSV (epoch,loss,...), or -1. */
-static double history_loss(const char *csv, int epoch)
-{
-    FILE *f = fopen(csv, "r");
-    assert_non_null(f);
-    char line[512];
-    double loss = -1;
-    while (fgets(line, sizeof line, f)) {
-        int e;
-        double l;
-        if (sscanf(line, "%d,%lf", &e, &l) == 2 && e == epoch)
-            loss = l;
-    }
-    fclose(f);
-    return loss;
-}
-
 static void model_trains(void **state)
 {
     (void)state;

@@ -155,6 +155,23 @@ static inline const char *build_model(const char *name, const char *yaml)
     return build_file(path, name);
 }
 
+/* The loss after epoch `epoch` in a history CSV (epoch,loss,...), or -1. */
+static inline double history_loss(const char *csv, int epoch)
+{
+    FILE *f = fopen(csv, "r");
+    assert_non_null(f);
+    char line[512];
+    double loss = -1;
+    while (fgets(line, sizeof line, f)) {
+        int e;
+        double l;
+        if (sscanf(line, "%d,%lf", &e, &l) == 2 && e == epoch)
+            loss = l;
+    }
+    fclose(f);
+    return loss;
+}
+
 /* Every member of two .npz files: same names in the same order, same types,
  * shapes and bits. */
 static inline void assert_same_npz(const char *p, const char *q)
