@@ -564,8 +564,10 @@ static char *fit_block(const Model *m)
     return block_close(&b);
 }
 
-static const char *const optimizer_enums[] = {
+static const char *const optimizer_enums[NN_OPT_COUNT] = {
     [NN_OPT_SGD] = "NN_OPT_SGD", [NN_OPT_ADAM] = "NN_OPT_ADAM", [NN_OPT_RMSPROP] = "NN_OPT_RMSPROP",
+    [NN_OPT_NADAM] = "NN_OPT_NADAM", [NN_OPT_ADAMAX] = "NN_OPT_ADAMAX",
+    [NN_OPT_ADAGRAD] = "NN_OPT_ADAGRAD", [NN_OPT_ADAMW] = "NN_OPT_ADAMW",
 };
 static const char *const loss_enums[] = {
     [NN_LOSS_MSE] = "NN_LOSS_MSE", [NN_LOSS_BINARY_CE] = "NN_LOSS_BINARY_CE",
@@ -576,13 +578,23 @@ static const char *const output_enums[] = {
     [NN_OUT_SIGMOID] = "NN_OUT_SIGMOID",
 };
 
+/* The fields that only some optimizers use are written where they are not 0. */
 static char *optimizer_init(const OptimizerSpec *o)
 {
-    return fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
-               ".epsilon = %s, .rho = %s, .nesterov = %d",
-               optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
-               float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
-               float_lit(o->rho), o->nesterov);
+    const struct { const char *field; double value; } extra[] = {
+        {"initial_accumulator_value", o->kind == NN_OPT_ADAGRAD ? o->initial_accumulator_value : 0},
+        {"weight_decay", o->weight_decay}, {"clipnorm", o->clipnorm},
+        {"clipvalue", o->clipvalue}, {"global_clipnorm", o->global_clipnorm},
+    };
+    char *s = fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
+                  ".epsilon = %s, .rho = %s, .nesterov = %d",
+                  optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
+                  float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
+                  float_lit(o->rho), o->nesterov);
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (extra[i].value != 0)
+            s = fmt("%s, .%s = %s", s, extra[i].field, float_lit(extra[i].value));
+    return s;
 }
 
 /* ---- the file --------------------------------------------------------------------------- */

@@ -76,11 +76,17 @@ typedef void (*nn_backward_fn)(const nn_pass *pass, const float *params, float *
 
 /* ---- what the YAML said about compile, data and fit --------------------- */
 
-typedef enum { NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP } nn_opt_kind;
+typedef enum {
+    NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP, NN_OPT_NADAM, NN_OPT_ADAMAX, NN_OPT_ADAGRAD,
+    NN_OPT_ADAMW, NN_OPT_COUNT
+} nn_opt_kind;
 typedef struct {
     nn_opt_kind kind;
     float learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     int nesterov;
+    float initial_accumulator_value;   /* Adagrad */
+    float weight_decay;                /* decoupled: w -= lr * weight_decay * w; 0: none */
+    float clipnorm, clipvalue, global_clipnorm;   /* 0: not given; at most one applies */
 } nn_optimizer;
 
 typedef enum {

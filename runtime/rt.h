@@ -3,7 +3,7 @@
  *   cli.c        the trainer's command line: options, help, dispatch to the commands
  *   predict.c    predict, activations and init: the model run without training
  *   train.c      the training loop, evaluation, callbacks, history
- *   optim.c      SGD, Adam, RMSprop as loops over the flat buffers
+ *   optim.c      Keras's optimizers, clipping, weight decay as loops over the flat buffers
  *   loss.c       losses and accuracy, from logits where the loss is fused
  *   data.c       data sets in memory, batching, shuffling, splitting
  *   data_idx.c   IDX files (gzip or raw)
@@ -223,13 +223,20 @@ int nn_predicted_class(const nn_model *m, const float *probs, float *prob);
 
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 
+#define NN_OPT_BUFFERS 2
 typedef struct {
-    nn_optimizer cfg;
+    nn_optimizer cfg;      /* cfg.learning_rate is read at every step: a schedule sets it */
     const nn_model *model;
-    /* Laid out as params; NULL when unused. m: SGD's velocity, Adam's first
-     * moment, RMSprop's momentum; v: Adam's second moment, RMSprop's average. */
-    float *m, *v;
+    /* Laid out as params; NULL when unused. Which buffer is what, and its
+     * checkpoint name, is the optimizer's row in optim.c (SGD: m the velocity;
+     * Adam: m, v the moments; RMSprop: m the momentum, v the mean square ...). */
+    float *state[NN_OPT_BUFFERS];
+    float *clipped;        /* the clipped gradients, laid out as params, when clipping */
     int64_t iterations;
+    /* Nadam's product of momentum factors over the first product_steps steps;
+     * recomputed from iterations after a resume. */
+    double product;
+    int64_t product_steps;
 } nn_optim;
 
 void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
@@ -237,8 +244,9 @@ void nn_optim_free(nn_optim *o);
 /* One update of every trainable tensor from grads. */
 void nn_optim_step(nn_optim *o, float *params, const float *grads);
 /* The state as arrays for a checkpoint: "optimizer.iterations" (NN_I64, one
- * element), then "optimizer.<tensor>.m" / ".v" for each buffer in use, shaped
- * like the tensor. At most 1 + 2*n_tensors arrays; returns how many were
+ * element), then "optimizer.<tensor>.<buffer>" (m, v, u, accumulator: the row's
+ * names) for each buffer in use, shaped like the tensor. At most
+ * 1 + NN_OPT_BUFFERS*n_tensors arrays; returns how many were
  * filled (free them with nn_array_free), or -1. */
 int nn_optim_state(const nn_optim *o, nn_array *out, int max);
 /* Restores what nn_optim_state saved; -1 if an array is missing or misshapen,

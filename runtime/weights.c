@@ -227,7 +227,7 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
-    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + STATE_COUNT;
+    int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 3 + STATE_COUNT;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)

@@ -141,7 +141,7 @@ static void test_state_names_and_errors(void **state)
     arrays[2].f[0] = 42.0f;
     arrays[2].shape[0] = 4;                                  /* misshapen: refused */
     assert_int_equal(nn_optim_load(&o, arrays, 3), -1);
-    assert_true(o.v[0] == 0.0f);                             /* and nothing copied */
+    assert_true(o.state[1][0] == 0.0f);                             /* and nothing copied */
     arrays[2].shape[0] = 3;
     assert_int_equal(nn_optim_load(&o, arrays, 2), -1);      /* w.v missing */
     arrays[0].i[0] = -1;
@@ -149,7 +149,7 @@ static void test_state_names_and_errors(void **state)
     arrays[0].i[0] = 9;
     assert_int_equal(nn_optim_load(&o, arrays, 3), 0);
     assert_int_equal(o.iterations, 9);
-    assert_true(o.v[0] == 42.0f);
+    assert_true(o.state[1][0] == 42.0f);
     for (int i = 0; i < 3; i++)
         nn_array_free(&arrays[i]);
     nn_optim_free(&o);
