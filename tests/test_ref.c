@@ -129,7 +129,7 @@ static void check_fixture(void **state)
     static RunResult r;
     run_cmd(&r, "%s/drv %s", dir, fx->npz);
     const char *known = known_failure(fx->name, reason, sizeof reason);
-    static const char *const summary[] = {"result:", NULL};
+    static const char *const summary[] = {"result:", "move share:", NULL};
     static const char *const failing[] = {"  FAIL", "FAIL", "result:", NULL};
     if (known) {
         rm_tree(dir);
