@@ -77,46 +77,6 @@ typedef struct {
     update_fn *update;
 } OptimizerRow;
 
-static const OptimizerRow *row_of(const nn_optim *o);
-
-static bool buffer_used(const BufferSpec *b, const nn_optimizer *c)
-{
-    return b->name && (b->use == ALWAYS || c->momentum > 0);
-}
-
-static bool clips(const nn_optimizer *c)
-{
-    return c->clipnorm > 0 || c->global_clipnorm > 0 || c->clipvalue > 0;
-}
-
-void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg)
-{
-    memset(o, 0, sizeof *o);
-    o->cfg = *cfg;
-    o->model = m;
-    o->product = 1.0;
-    const OptimizerRow *row = row_of(o);
-    for (int b = 0; b < NN_OPT_BUFFERS; b++) {
-        if (!buffer_used(&row->buffers[b], cfg))
-            continue;
-        o->state[b] = nn_alloc(m->n_params, sizeof(float));
-        for (size_t i = 0; row->buffers[b].starts_at_accumulator && i < m->n_params; i++)
-            o->state[b][i] = cfg->initial_accumulator_value;
-    }
-    if (clips(cfg))
-        o->clipped = nn_alloc(m->n_params, sizeof(float));
-}
-
-void nn_optim_free(nn_optim *o)
-{
-    for (int b = 0; b < NN_OPT_BUFFERS; b++) {
-        free(o->state[b]);
-        o->state[b] = NULL;
-    }
-    free(o->clipped);
-    o->clipped = NULL;
-}
-
 /* ---- the update rules, one tensor at a time ------------------------------- */
 
 static void sgd_update(const nn_optimizer *c, const Step *s, float *restrict w,
@@ -291,6 +251,46 @@ static const OptimizerRow rows[NN_OPT_COUNT] = {
 static const OptimizerRow *row_of(const nn_optim *o)
 {
     return &rows[o->cfg.kind];
+}
+
+/* ---- the state --------------------------------------------------------------------- */
+
+static bool buffer_used(const BufferSpec *b, const nn_optimizer *c)
+{
+    return b->name && (b->use == ALWAYS || c->momentum > 0);
+}
+
+static bool clips(const nn_optimizer *c)
+{
+    return c->clipnorm > 0 || c->global_clipnorm > 0 || c->clipvalue > 0;
+}
+
+void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg)
+{
+    memset(o, 0, sizeof *o);
+    o->cfg = *cfg;
+    o->model = m;
+    o->product = 1.0;
+    const OptimizerRow *row = row_of(o);
+    for (int b = 0; b < NN_OPT_BUFFERS; b++) {
+        if (!buffer_used(&row->buffers[b], cfg))
+            continue;
+        o->state[b] = nn_alloc(m->n_params, sizeof(float));
+        for (size_t i = 0; row->buffers[b].starts_at_accumulator && i < m->n_params; i++)
+            o->state[b][i] = cfg->initial_accumulator_value;
+    }
+    if (clips(cfg))
+        o->clipped = nn_alloc(m->n_params, sizeof(float));
+}
+
+void nn_optim_free(nn_optim *o)
+{
+    for (int b = 0; b < NN_OPT_BUFFERS; b++) {
+        free(o->state[b]);
+        o->state[b] = NULL;
+    }
+    free(o->clipped);
+    o->clipped = NULL;
 }
 
 /* ---- clipping and weight decay ---------------------------------------------------- */
