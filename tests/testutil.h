@@ -19,6 +19,9 @@
 
 #include "npz.h"
 
+/* What a trainer links besides libnnrt.a (the Makefile's RT_LIBS, less OpenMP). */
+#define TRAINER_LIBS "-lstb -lyaml -lz -lm"
+
 /* Output and exit status of `sh -c cmd` (stdout and stderr together). */
 typedef struct {
     int status;
