@@ -196,6 +196,7 @@ static int read_csv_records(const char *path, const char *text, size_t len, nn_r
 typedef struct {
     const char *path;
     long line0;            /* the line of the parser's first line: JSON lines parse one at a time */
+    bool one_line;         /* JSON lines: every mark is on line0 */
     yaml_parser_t parser;
     yaml_event_t event;
     strings names;
@@ -204,9 +205,14 @@ typedef struct {
     longs lines;
 } json_reader;
 
+static long mark_line(const json_reader *j, yaml_mark_t mark)
+{
+    return j->one_line ? j->line0 : j->line0 + (long)mark.line;
+}
+
 static long event_line(const json_reader *j)
 {
-    return j->line0 + (long)j->event.start_mark.line;
+    return mark_line(j, j->event.start_mark);
 }
 
 static int next_event(json_reader *j)
@@ -214,7 +220,7 @@ static int next_event(json_reader *j)
     yaml_event_delete(&j->event);
     if (!yaml_parser_parse(&j->parser, &j->event)) {
         memset(&j->event, 0, sizeof j->event);
-        return line_error(j->path, j->line0 + (long)j->parser.problem_mark.line,
+        return line_error(j->path, mark_line(j, j->parser.problem_mark),
                           "not valid JSON: %s", j->parser.problem ? j->parser.problem : "?");
     }
     return 0;
@@ -307,6 +313,7 @@ static int read_json_records(const char *path, const char *text, size_t len, nn_
         rc = json_document(&j, text, len);
     } else {                                 /* JSON lines: one object a line */
         long line = 1;
+        j.one_line = true;
         for (const char *s = text, *end = text + len; rc == 0 && s < end; line++) {
             const char *nl = memchr(s, '\n', (size_t)(end - s));
             const char *e = nl ? nl : end;
