@@ -619,8 +619,10 @@ static void parse_compile(Model *m, const Node *n)
 
 /* ---- data ------------------------------------------------------------------------ */
 
-static const char *const format_names[] = {"inline", "idx", "csv", "image_dir", NULL};
-static const int format_kinds[] = {NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR};
+static const char *const format_names[] = {"inline", "idx", "csv", "image_dir", "series", "text",
+                                           NULL};
+static const int format_kinds[] = {NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR,
+                                   NN_DATA_SERIES, NN_DATA_TEXT};
 
 static const char *const *source_keys(int format)
 {
@@ -629,11 +631,106 @@ static const char *const *source_keys(int format)
     static const char *const csv_keys[] = {"format", "path", "label_column", "header", NULL};
     static const char *const image_keys[] = {"format", "path", "target_size", "color_mode",
                                              "class_mode", "skip_bad_files", NULL};
+    static const char *const series_keys[] = {"format", "path", "column", "window_size", "shift",
+                                              "horizon", "split_time", NULL};
+    static const char *const text_keys[] = {"format", "path", "text", "label", "num_words",
+                                            "oov_token", "max_length", "padding", "truncating",
+                                            NULL};
     switch (format) {
     case NN_DATA_INLINE: return inline_keys;
     case NN_DATA_IDX: return idx_keys;
     case NN_DATA_CSV: return csv_keys;
+    case NN_DATA_SERIES: return series_keys;
+    case NN_DATA_TEXT: return text_keys;
     default: return image_keys;
+    }
+}
+
+/* A column given by its number (unquoted) or by its name in the header. */
+static bool column_by_number(const Node *v)
+{
+    const char *text = node_str(v, "column");
+    return !v->quoted && text[0] && strchr("+-.0123456789", text[0]);
+}
+
+/* The course's windowed_dataset(series, window_size, batch_size, shuffle_buffer). */
+static void parse_series_source(SourceSpec *s, const Node *n)
+{
+    const Node *v;
+    s->path = node_str(need(n, n, "path", "a series source"), "path");
+    s->column_index = -1;
+    if ((v = map_get(n, "column"))) {
+        if (column_by_number(v))
+            s->column_index = node_int(v, "column", -1, 1 << 20);
+        else
+            s->column = node_str(v, "column");
+    }
+    s->window_size = node_int(need(n, n, "window_size", "a series source"), "window_size", 1,
+                              1 << 20);
+    s->shift = (v = map_get(n, "shift")) ? node_int(v, "shift", 1, 1 << 20) : 1;
+    s->horizon = (v = map_get(n, "horizon")) ? node_int(v, "horizon", 1, 1 << 20) : 1;
+    s->split_time = (v = map_get(n, "split_time")) ? node_int(v, "split_time", 1, 1L << 30) : -1;
+}
+
+/* 'pre' or 'post', Keras's words for pad_sequences' padding and truncating. */
+static bool is_post(const Node *v, const char *what)
+{
+    static const char *const sides[] = {"pre", "post", NULL};
+    int side = lookup(node_str(v, what), sides, 2);
+    if (side < 0)
+        unknown_word(v, what, sides);
+    return side == 1;
+}
+
+static void parse_text_source(SourceSpec *s, const Node *n)
+{
+    const Node *v;
+    s->path = node_str(need(n, n, "path", "a text source"), "path");
+    s->text_field = node_str(need(n, n, "text", "a text source"), "text");
+    s->label_field = (v = map_get(n, "label")) ? node_str(v, "label") : "label";
+}
+
+static const char *const tokenizer_keys[] = {"num_words", "oov_token", "max_length", "padding",
+                                             "truncating", NULL};
+
+/* Tokenizer(num_words, oov_token) and pad_sequences(maxlen, padding, truncating). */
+static void parse_tokenizer(TextSpec *t, const Node *n)
+{
+    const Node *v;
+    t->where = n;
+    if ((v = map_get(n, "num_words")))
+        t->num_words = node_int(v, "num_words", 2, 1 << 24);
+    if ((v = map_get(n, "oov_token")))
+        t->oov_token = node_str(v, "oov_token");
+    if ((v = map_get(n, "max_length")))
+        t->max_length = node_int(v, "max_length", 1, 1 << 20);
+    if ((v = map_get(n, "padding")))
+        t->pad_post = is_post(v, "padding");
+    if ((v = map_get(n, "truncating")))
+        t->truncate_post = is_post(v, "truncating");
+}
+
+/* One tokenizer, fit on the training texts, reads every split, as in a Keras
+ * script: its settings go on the first text source (train, else validation,
+ * else test) and nowhere else. */
+static void parse_text_data(Model *m, const Node *data)
+{
+    static const char *const splits[] = {"train", "validation", "test"};
+    const SourceSpec *sources[] = {&m->train, &m->validation, &m->test};
+    int owner = -1;
+    for (int i = 0; i < 3; i++) {
+        if (sources[i]->format != NN_DATA_TEXT)
+            continue;
+        const Node *n = map_get(data, splits[i]);
+        if (owner < 0) {
+            owner = i;
+            parse_tokenizer(&m->text, n);
+            continue;
+        }
+        for (const char *const *k = tokenizer_keys; *k; k++)
+            if (map_get(n, *k))
+                error_at(map_get(n, *k), "%s belongs on the %s source: one tokenizer, fit on the "
+                         "training texts, reads every split", *k, splits[owner]);
     }
 }
 
@@ -690,7 +787,7 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
         error_at(n, "%s must be a map with a format, e.g. {format: idx, images: ..., labels: ...}",
                  what);
     const Node *f = need(n, n, "format", what);
-    int i = lookup(node_str(f, "format"), format_names, 4);
+    int i = lookup(node_str(f, "format"), format_names, 6);
     if (i < 0)
         unknown_word(f, "data format", format_names);
     s->format = format_kinds[i];
@@ -710,6 +807,12 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
     case NN_DATA_CSV:
         s->path = node_str(need(n, n, "path", "a csv source"), "path");
         parse_csv_source(s, n);
+        break;
+    case NN_DATA_SERIES:
+        parse_series_source(s, n);
+        break;
+    case NN_DATA_TEXT:
+        parse_text_source(s, n);
         break;
     default:
         parse_image_source(s, n);
@@ -763,6 +866,7 @@ static void parse_data(Model *m, const Node *n)
         parse_source(&m->validation, v, "validation");
     if ((v = map_get(n, "test")))
         parse_source(&m->test, v, "test");
+    parse_text_data(m, n);
     if ((v = map_get(n, "dir")))
         m->data_dir = node_str(v, "dir");
     if ((v = map_get(n, "rescale")))

@@ -269,7 +269,20 @@ typedef struct {
     long target_h, target_w, channels;
     bool skip_bad_files;
     NumArray x, y;                /* inline samples: each item of the top list is one */
+    const char *column;           /* series: the column by name, or NULL: column_index */
+    long column_index;            /* series: -1 the last */
+    long window_size, shift, horizon, split_time;   /* series; split_time -1: none */
+    const char *text_field, *label_field;           /* text */
 } SourceSpec;
+
+/* The Tokenizer and pad_sequences settings that every text source shares. */
+typedef struct {
+    const Node *where;            /* the first text source that set one, or NULL */
+    long num_words;               /* 0: all */
+    const char *oov_token;
+    long max_length;              /* 0: not given, the model's input length */
+    bool pad_post, truncate_post;
+} TextSpec;
 
 typedef struct {
     int kind;                     /* nn_callback_kind */
@@ -303,6 +316,7 @@ typedef struct {
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+    TextSpec text;
 
     long epochs, batch_size, steps_per_epoch;
     bool shuffle;
