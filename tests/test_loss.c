@@ -222,7 +222,6 @@ static void test_bad_label_is_nan(void **state)
     assert_true(isnan(nn_loss(&m, z, bad, 1, d)));
     assert_true(d[0] == 0 && d[1] == 0 && d[2] == 0);
     assert_true(isnan(nn_loss(&m, z, negative, 1, NULL)));
-    assert_int_equal(nn_correct(&m, z, bad, 1), 0);
 }
 
 static void test_unfused_activation_refused(void **state)
@@ -233,42 +232,7 @@ static void test_unfused_activation_refused(void **state)
     assert_true(isnan(nn_loss(&m, z, y, 1, NULL)));
 }
 
-/* ---- accuracy and probabilities ---------------------------------------------------------- */
-
-static void test_correct(void **state)
-{
-    (void)state;
-    /* Sparse: on a tie the first maximum wins. */
-    nn_model m = model_of(NN_LOSS_SPARSE_CE, NN_OUT_SOFTMAX, 3);
-    const float z[] = {1, 1, 0, 0, 2, 1, 5, 0, 0};
-    const float labels[] = {0, 1, 1};
-    assert_int_equal(nn_correct(&m, z, labels, 3), 2);
-    const float tie_second[] = {1};
-    assert_int_equal(nn_correct(&m, z, tie_second, 1), 0);
-
-    /* Categorical: argmax against argmax of the label. */
-    m = model_of(NN_LOSS_CATEGORICAL_CE, NN_OUT_SOFTMAX, 3);
-    const float y[] = {1, 0, 0, 0, 0, 1, 0.6f, 0.4f, 0};
-    assert_int_equal(nn_correct(&m, z, y, 3), 2);
-
-    /* Binary from logits: sigmoid(z) > 0.5, and sigmoid(0) = 0.5 is class 0. */
-    m = model_of(NN_LOSS_BINARY_CE, NN_OUT_SIGMOID, 1);
-    const float zb[] = {0, 0.1f, -0.1f, 3};
-    const float yb[] = {0, 1, 1, 1};
-    assert_int_equal(nn_correct(&m, zb, yb, 4), 3);
-
-    /* One linear output: Keras's binary accuracy, threshold 0.5. */
-    m = model_of(NN_LOSS_MSE, NN_OUT_LINEAR, 1);
-    const float p[] = {0.7f, 0.5f, 0.2f};
-    const float t[] = {1, 1, 0};
-    assert_int_equal(nn_correct(&m, p, t, 3), 2);
-
-    /* Several MSE outputs: categorical accuracy. */
-    m = model_of(NN_LOSS_MSE, NN_OUT_LINEAR, 2);
-    const float p2[] = {0.1f, 0.9f, 0.8f, 0.3f};
-    const float t2[] = {0, 1, 0, 1};
-    assert_int_equal(nn_correct(&m, p2, t2, 2), 1);
-}
+/* ---- probabilities ------------------------------------------------------------------------ */
 
 static void test_output_probs(void **state)
 {
@@ -309,7 +273,6 @@ int main(void)
         cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_bad_label_is_nan),
         cmocka_unit_test(test_unfused_activation_refused),
-        cmocka_unit_test(test_correct),
         cmocka_unit_test(test_output_probs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
