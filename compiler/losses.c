@@ -363,8 +363,9 @@ static void check_metric(const Model *m, const MetricSpec *s)
     if (r->labels == LABELS_CLASS_INDEX && !class_index)
         error_at(s->where, "metric '%s' compares the output with a class index, but %s's labels "
                            "are a number per output unit; use %s (or accuracy)", s->name, loss,
-                 s->kind == NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY
-                     ? "top_k_categorical_accuracy" : "categorical_accuracy");
+                 s->kind == NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY ? "top_k_categorical_accuracy"
+                 : m->loss == NN_LOSS_BINARY_CE                        ? "binary_accuracy"
+                                                                       : "categorical_accuracy");
     if (r->labels == LABELS_PER_UNIT && class_index)
         error_at(s->where, "metric '%s' compares the output with a number per output unit, but "
                            "%s's labels are class indices; use sparse_categorical_accuracy, "

@@ -289,7 +289,12 @@ static int predict_matrix(Predictor *p, const float *x, int n, const char *prefi
         int k = n - start < p->b.part ? n - start : p->b.part;
         memcpy(p->b.x, x + (size_t)start * in, (size_t)k * in * sizeof *x);
         const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
-        nn_output_probs(m, o, y.f + (size_t)start * units, k);
+        /* The .npy holds Keras's predict(): logits with from_logits; a record
+         * shows probabilities. */
+        if (out)
+            nn_keras_output(m, o, y.f + (size_t)start * units, k);
+        else
+            nn_output_probs(m, o, y.f + (size_t)start * units, k);
     }
     int rc = 0;
     if (out) {
