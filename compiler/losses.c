@@ -125,6 +125,11 @@ static void loss_arg(Model *m, const LossRow *r, const Node *key, const Node *v)
             error_at(v, "delta must be positive, got %s", v->text);
     } else if (strcmp(k, "reduction") == 0) {
         check_reduction(v);
+    } else if (strcmp(k, "ignore_class") == 0 && r->kind == NN_LOSS_SPARSE_CE) {
+        /* Keras 2.10's config writes it, null unless set. */
+        if (!(v->kind == NODE_SCALAR && !v->quoted &&
+              (strcmp(v->text, "null") == 0 || strcmp(v->text, "None") == 0 || !*v->text)))
+            error_at(v, "ignore_class is not supported: every label must be a class");
     } else if (strcmp(k, "axis") == 0) {
         if (node_int(v, "axis", -1000, 1000) != -1)
             error_at(v, "axis must be -1 (the last axis): nncc's losses reduce over it");
