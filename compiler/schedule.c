@@ -169,16 +169,6 @@ static void check_schedule(const Model *m, const CallbackSpec *c, const Node *wh
     }
 }
 
-static int parse_mode(const Node *n)
-{
-    static const char *const modes[] = {"auto", "min", "max", NULL};
-    static const int kinds[] = {NN_MODE_AUTO, NN_MODE_MIN, NN_MODE_MAX};
-    for (int i = 0; modes[i]; i++)
-        if (strcmp(node_str(n, "mode"), modes[i]) == 0)
-            return kinds[i];
-    unknown_word(n, "mode", modes);
-}
-
 void parse_lr_callback(const Model *m, CallbackSpec *c, const Node *args, const Node *item)
 {
     const Node *v;
@@ -210,6 +200,4 @@ void parse_lr_callback(const Model *m, CallbackSpec *c, const Node *args, const 
         if (c->min_lr < 0)
             error_at(v, "min_lr must not be negative, got %s", v->text);
     }
-    if ((v = map_get(args, "mode")))
-        c->mode = parse_mode(v);
 }

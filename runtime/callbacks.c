@@ -8,23 +8,20 @@
 #include <math.h>
 #include <string.h>
 
-double nn_logs_get(const nn_logs *l, const char *name)
+void nn_logs_add(nn_logs *l, const char *name, double value)
 {
-    if (strcmp(name, "loss") == 0)
-        return l->loss;
-    if (strcmp(name, "accuracy") == 0)
-        return l->accuracy;
-    if (strcmp(name, "val_loss") == 0)
-        return l->val_loss;
-    if (strcmp(name, "val_accuracy") == 0)
-        return l->val_accuracy;
-    return NAN;
+    if (l->n == NN_MAX_LOGS)
+        return;
+    l->names[l->n] = name;
+    l->values[l->n++] = value;
 }
 
-/* Keras's mode 'auto': accuracies should grow, losses shrink. */
-static bool higher_is_better(const char *monitor)
+double nn_logs_get(const nn_logs *l, const char *name)
 {
-    return strstr(monitor, "acc") != NULL;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return l->values[i];
+    return NAN;
 }
 
 static bool improved(const nn_callback *c, const nn_cb_state *s, double v)
@@ -33,7 +30,7 @@ static bool improved(const nn_callback *c, const nn_cb_state *s, double v)
         return false;
     if (isnan(s->best))
         return true;
-    return higher_is_better(c->monitor) ? v - c->min_delta > s->best
+    return c->maximize ? v - c->min_delta > s->best
                                         : v + c->min_delta < s->best;
 }
 
@@ -54,7 +51,7 @@ static int stop_at_threshold(const nn_callback *c, double v)
     if (isnan(v))
         return NN_CB_CONTINUE;
     float f = (float)v;
-    bool passed = higher_is_better(c->monitor) ? f > c->threshold : f < c->threshold;
+    bool passed = c->maximize ? f > c->threshold : f < c->threshold;
     return passed ? NN_CB_STOP : NN_CB_CONTINUE;
 }
 
@@ -106,15 +103,9 @@ int nn_callback_epoch_end(const nn_callback *c, nn_cb_state *s, const nn_logs *l
 
 /* ---- ReduceLROnPlateau (Keras 2.x's callbacks.py) -------------------------------------- */
 
-/* mode auto: max for a monitor with 'acc' in its name, else min. */
-static bool plateau_maximises(const nn_callback *c)
-{
-    return c->mode == NN_MODE_MAX || (c->mode == NN_MODE_AUTO && higher_is_better(c->monitor));
-}
-
 void nn_plateau_begin(const nn_callback *c, nn_plateau *p)
 {
-    *p = (nn_plateau){.best = plateau_maximises(c) ? -INFINITY : INFINITY};
+    *p = (nn_plateau){.best = c->maximize ? -INFINITY : INFINITY};
 }
 
 /* Keras's on_epoch_end: out of cooldown one epoch at a time; an improvement
@@ -131,7 +122,7 @@ float nn_reduce_lr_on_plateau(const nn_callback *c, nn_plateau *p, double curren
         p->cooldown--;
         p->wait = 0;
     }
-    bool better = plateau_maximises(c) ? current > p->best + c->min_delta
+    bool better = c->maximize ? current > p->best + c->min_delta
                                        : current < p->best - c->min_delta;
     if (better) {
         p->best = current;

@@ -119,13 +119,14 @@ static void test_reduce_lr_on_plateau(void **state)
     }
 }
 
-/* mode auto with an accuracy maximises; factor 0.1 of a float32 0.001 is
- * the double 0.001f * 0.1 stored as a float32, as Keras 2.x's numpy does. */
+/* A monitor that should grow (mode max, or auto for an accuracy: nncc sets
+ * maximize); factor 0.1 of a float32 0.001 is the double 0.001f * 0.1 stored
+ * as a float32, as Keras 2.x's numpy does. */
 static void test_reduce_lr_maximising(void **state)
 {
     (void)state;
     nn_callback c = {.kind = NN_CB_REDUCE_LR_ON_PLATEAU, .monitor = "val_accuracy",
-                     .factor = 0.1, .patience = 1, .min_delta = 1e-4f};
+                     .factor = 0.1, .patience = 1, .min_delta = 1e-4f, .maximize = 1};
     nn_plateau p;
     nn_plateau_begin(&c, &p);
     assert_true(p.best == -INFINITY);
