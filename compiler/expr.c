@@ -276,7 +276,7 @@ static Expr *parse_name(Parser *ps)
                  ps->vars[i]);
     snprintf(known + strlen(known), sizeof known - strlen(known),
              " and exp, log, sqrt, abs, tanh, min, max, pow");
-    char detail[128];
+    char detail[sizeof known + 64];
     snprintf(detail, sizeof detail, " '%.*s'; it may use %s", (int)(len > 40 ? 40 : len), s, known);
     fail_at(ps, s, "unknown name", detail);
 }
@@ -497,7 +497,8 @@ static Expr *call_derivative(const Expr *e, int var)
         /* the gradient goes to the argument chosen (the first on a tie) */
         Expr *first = e->fn == FN_MIN ? call(FN_LE, copy(a), copy(b)) : call(FN_LE, copy(b), copy(a));
         Expr *da = expr_derivative(a, var), *db = expr_derivative(b, var);
-        return add(mul(copy(first), da), mul(sub(num(1), first), db));
+        Expr *to_first = mul(copy(first), da);   /* in sequence: mul may free what it folds */
+        return add(to_first, mul(sub(num(1), first), db));
     }
     case FN_POW:
         return power_derivative(a, b, var);
