@@ -123,7 +123,7 @@ float nn_reduce_lr_on_plateau(const nn_callback *c, nn_plateau *p, double curren
         p->wait = 0;
     }
     bool better = c->maximize ? current > p->best + c->min_delta
-                                       : current < p->best - c->min_delta;
+                              : current < p->best - c->min_delta;
     if (better) {
         p->best = current;
         p->wait = 0;

@@ -316,6 +316,18 @@ static void end_epoch(Trainer *t)
         st->lr = t->opt.cfg.learning_rate;
 }
 
+/* A learning rate as Python prints a float32: the fewest digits that read
+ * back to it (1e-08, not 9.99999994e-09). */
+static const char *lr_text(char buf[32], float lr)
+{
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, 32, "%.*g", digits, lr);
+        if (strtof(buf, NULL) == lr)
+            break;
+    }
+    return buf;
+}
+
 /* The rate of epoch st.epoch, begun or resumed: where the epochs before it
  * left it, then the LearningRateScheduler's (Keras's on_epoch_begin); so a
  * resumed epoch recomputes the rate it had. */
@@ -328,9 +340,10 @@ static int begin_epoch_lr(Trainer *t)
         if (!isfinite(lr))
             return nn_error(t->m->name, "the LearningRateScheduler's schedule gave %g at epoch %d",
                             lr, epoch);
+        char text[32];
         if (t->scheduler->verbose && !t->o->quiet)
-            printf("\nEpoch %d: LearningRateScheduler setting learning rate to %.9g.\n",
-                   epoch + 1, lr);
+            printf("\nEpoch %d: LearningRateScheduler setting learning rate to %s.\n",
+                   epoch + 1, lr_text(text, lr));
     }
     t->opt.cfg.learning_rate = lr;
     return 0;
@@ -477,18 +490,6 @@ static int run_epoch(Trainer *t, nn_logs *logs)
     return finished ? 0 : 1;
 }
 
-/* A learning rate as Python prints a float32: the fewest digits that read
- * back to it (1e-08, not 9.99999994e-09). */
-static const char *lr_text(char buf[32], float lr)
-{
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(buf, 32, "%.*g", digits, lr);
-        if (strtof(buf, NULL) == lr)
-            break;
-    }
-    return buf;
-}
-
 /* The history's columns after the epoch: loss, the metrics, val_loss, the
  * validation metrics (NaN without validation data), the learning rate the
  * epoch trained with (its last step's), the epoch's seconds. */
@@ -579,9 +580,10 @@ static void reduce_lr(Trainer *t, const nn_callback *c, const nn_logs *l, int ep
                                "measure (validation data?)", c->monitor);
     float lr = t->opt.cfg.learning_rate;
     t->opt.cfg.learning_rate = nn_reduce_lr_on_plateau(c, &t->st.plateau, current, lr);
+    char text[32];
     if (t->opt.cfg.learning_rate != lr && c->verbose && !t->o->quiet)
-        printf("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %.9g.\n", epoch + 1,
-               t->opt.cfg.learning_rate);
+        printf("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %s.\n", epoch + 1,
+               lr_text(text, t->opt.cfg.learning_rate));
 }
 
 /* Runs every callback; returns 1 to stop, -1 on error. */
