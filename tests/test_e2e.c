@@ -1005,7 +1005,7 @@ static const char *build_below(const char *name, const char *yaml)
     write_text(model, yaml);
     const char *nncc = nncc_path(), *sep = nncc[0] == '/' ? "" : "/";
     run_cmd(&r, "cd %s && %s%s%s sub/%s.yaml -o gen/%s.c && cc -std=c11 -O1 -fopenmp %s -I%s/runtime "
-                "-o gen/%s gen/%s.c %s/%s/libnnrt.a -lstb -lz -lm",
+                "-o gen/%s gen/%s.c %s/%s/libnnrt.a " NN_RT_LIBS,
             top, nncc[0] == '/' ? "" : root, sep, nncc, name, name,
             strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "",
             root, name, name, root, build_dir());

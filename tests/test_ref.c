@@ -88,7 +88,7 @@ static void build_driver(const Fixture *fx, const char *dir)
     run_cmd(&r,
             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime "
             "-DREF_C='\"%s/m.c\"' -DREF_MODEL=%s_model -DREF_LAYER=%d -o %s/drv "
-            REF_DIR "/driver.c %s/libnnrt.a -lstb -lz -lm",
+            REF_DIR "/driver.c %s/libnnrt.a " NN_RT_LIBS,
             sanitize ? "-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer "
                        "-fno-sanitize-recover=undefined"
                      : "-O3 -march=native -ffp-contract=fast",

@@ -1,0 +1,50 @@
+/* h5.h - Keras's HDF5 files (h5.c), and weight files of either kind.
+ * Like npz.h, its own header because nncc links h5.o as well as libnnrt:
+ * nncc reads a Keras .h5's model_config and, for --inference --weights,
+ * its weights. h5.c needs libc, npz.c, report.c and libhdf5; built without
+ * libhdf5 (make HDF5=0) every .h5 file gets one error saying what to install.
+ *
+ * Keras 2's layout (keras/saving/legacy/hdf5_format.py, docs/weight-files.md):
+ * a group (the file's root for save_weights, /model_weights for save) with
+ * attributes layer_names (or, when too long for one attribute, layer_names0,
+ * layer_names1, ...), backend and keras_version; a group per layer whose
+ * attribute weight_names lists its datasets, e.g. "dense/kernel:0" at
+ * /model_weights/dense/dense/kernel:0. */
+#ifndef NNRT_H5_H
+#define NNRT_H5_H
+
+#include "npz.h"
+
+#include <stdbool.h>
+
+/* The arrays of a weight file: an .npz, or a Keras .h5 (told apart by their
+ * first bytes, whatever the name), whose datasets are named as the tensors
+ * are ("dense/kernel:0" in layer dense: "dense.kernel"). where[i]: the HDF5
+ * dataset array i came from, for messages, or NULL (an .npz). */
+typedef struct {
+    nn_array *arrays;
+    char **where;
+    int n;
+    bool keras;            /* an .h5: weights only, no meta, optimizer or state */
+} nn_weight_file;
+
+int nn_weight_file_read(const char *path, nn_weight_file *w);
+void nn_weight_file_free(nn_weight_file *w);
+/* Whether path starts with HDF5's signature (silently false if unreadable). */
+bool nn_is_hdf5(const char *path);
+/* -1, with an error, when path is named .h5/.hdf5 and readable but not HDF5. */
+int nn_h5_check_signature(const char *path);
+/* Whether a file about to be written is to be HDF5: named .h5 or .hdf5, as Keras decides. */
+bool nn_h5_name(const char *path);
+
+/* A string attribute of the file's root (fixed-length or variable), as a
+ * malloc'd NUL-terminated text: Keras's model_config. */
+int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t *len);
+
+/* Writes arrays (float32, named "LAYER.kernel", "LAYER.forward_lstm.kernel")
+ * as Keras's save_weights does, in layer_names' order, each array in the
+ * group of the layer its name starts with; atomically, as nn_npz_write. */
+int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_layers,
+                        const nn_array *arrays, int n);
+
+#endif
