@@ -9,6 +9,7 @@
  * expects it to do something. Exit status otherwise: 0 done, 1 a problem with
  * the model, data or files, 130 interrupted. */
 #include "rt.h"
+#include "h5.h"
 
 #include <errno.h>
 #include <math.h>
@@ -414,6 +415,8 @@ static int run(const nn_model *m, const Args *a)
             need(a, a->o.save, "--save W.npz with --save-every");
         if (a->o.skip_missing)
             need(a, a->o.weights, "--weights W with --skip-missing");
+        if (a->o.save && nn_h5_check_writable(a->o.save) != 0)
+            return -1;
         if (a->o.weights && a->o.resume)
             usage_error(a->command, "--weights starts from weights with a fresh optimizer at "
                                     "epoch 0; --resume continues a checkpoint: give one of them");
@@ -430,6 +433,8 @@ static int run(const nn_model *m, const Args *a)
         return 0;
     case INIT:
         need(a, a->o.save, "--save W.npz");
+        if (nn_h5_check_writable(a->o.save) != 0)
+            return -1;
         return nn_init_weights(m, &a->o);
     case ACTIVATIONS:
         need(a, a->o.input, "--input IMAGE");

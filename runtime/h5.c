@@ -60,9 +60,14 @@ void nn_weight_file_free(nn_weight_file *w)
 
 #ifndef NN_HAVE_HDF5
 
+bool nn_h5_supported(void)
+{
+    return false;
+}
+
 static int no_hdf5(const char *path)
 {
-    return nn_error(path, "an HDF5 file, but this nncc was built without HDF5; install "
+    return nn_error(path, "a Keras HDF5 file, but this nncc was built without HDF5; install "
                           "libhdf5-dev and rebuild (make)");
 }
 
@@ -70,6 +75,11 @@ static int read_h5_weights(const char *path, nn_weight_file *w)
 {
     (void)w;
     return no_hdf5(path);
+}
+
+int nn_h5_check_writable(const char *path)
+{
+    return nn_h5_name(path) ? no_hdf5(path) : 0;
 }
 
 int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t *len)
@@ -89,6 +99,17 @@ int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_
 #else
 
 #include <hdf5.h>
+
+bool nn_h5_supported(void)
+{
+    return true;
+}
+
+int nn_h5_check_writable(const char *path)
+{
+    (void)path;
+    return 0;
+}
 
 /* What Keras writes as keras_version: the release whose layout this follows
  * (its load_weights only asks whether it is "1", the Keras 1 layout). */

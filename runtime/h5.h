@@ -36,6 +36,11 @@ bool nn_is_hdf5(const char *path);
 int nn_h5_check_signature(const char *path);
 /* Whether a file about to be written is to be HDF5: named .h5 or .hdf5, as Keras decides. */
 bool nn_h5_name(const char *path);
+/* Whether this build reads and writes HDF5 (make HDF5=0: not). */
+bool nn_h5_supported(void);
+/* -1, with the error, when path would be HDF5 and this build cannot write it:
+ * checked before training rather than at its first checkpoint. */
+int nn_h5_check_writable(const char *path);
 
 /* A string attribute of the file's root (fixed-length or variable), as a
  * malloc'd NUL-terminated text: Keras's model_config. */

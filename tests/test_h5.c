@@ -24,6 +24,13 @@ static const char train_data[] =
     "    y: [0, 1, 1, 0]\n"
     "fit: {epochs: 3, batch_size: 2}\n";
 
+/* Built with make HDF5=0, only test_without_hdf5 runs. */
+static void need_hdf5(void)
+{
+    if (!nn_h5_supported())
+        skip();
+}
+
 static const nn_array *find(const nn_array *a, int n, const char *name)
 {
     const nn_array *x = nn_npz_find(a, n, name);
@@ -68,6 +75,7 @@ static void check_fixture(const char *fixture, const char *tensor, const char *d
 static void test_read_keras_layouts(void **state)
 {
     (void)state;
+    need_hdf5();
     /* model.save: under /model_weights; dense_1's variables in a name scope. */
     check_fixture("seq", "dense_1.kernel", "/model_weights/dense_1/head/dense_1/kernel:0");
     check_fixture("seq", "batch_normalization.moving_variance",
@@ -83,6 +91,7 @@ static void test_read_keras_layouts(void **state)
 static void test_model_config(void **state)
 {
     (void)state;
+    need_hdf5();
     RunResult r;
     run_cmd(&r, "%s tests/h5/seq.h5 --check", nncc_path());
     assert_int_equal(r.status, 0);
@@ -108,6 +117,7 @@ static void test_model_config(void **state)
 static void test_inference(void **state)
 {
     (void)state;
+    need_hdf5();
     nn_array *e;
     int n;
     assert_int_equal(nn_npz_read("tests/h5/expect.npz", &e, &n), 0);
@@ -165,6 +175,7 @@ static bool read_back_with_h5py(const char *path, const char *out)
 static void test_train_from_h5(void **state)
 {
     (void)state;
+    need_hdf5();
     char cwd[512], yaml[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
     snprintf(yaml, sizeof yaml, "model: %s/tests/h5/seq.h5\n%s", cwd, train_data);
@@ -204,6 +215,7 @@ static void test_train_from_h5(void **state)
 static void test_frozen_layers(void **state)
 {
     (void)state;
+    need_hdf5();
     char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "input_shape: [3]\n"
@@ -241,6 +253,7 @@ static void test_frozen_layers(void **state)
 static void test_skip_missing(void **state)
 {
     (void)state;
+    need_hdf5();
     char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "input_shape: [3]\n"
@@ -279,6 +292,7 @@ static void expect_error(const char *trainer, const char *args, int status, cons
 static void test_bad_files(void **state)
 {
     (void)state;
+    need_hdf5();
     char cwd[512], yaml[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
     snprintf(yaml, sizeof yaml, "model: %s/tests/h5/seq.h5\n%s", cwd, train_data);
@@ -310,6 +324,23 @@ static void test_bad_files(void **state)
     expect_error(nncc_path(), args, 1, "not an HDF5 file");
 }
 
+/* Without libhdf5 everything else works, and an .h5 file says what to install. */
+static void test_without_hdf5(void **state)
+{
+    (void)state;
+    if (nn_h5_supported())
+        skip();
+    RunResult r;
+    run_cmd(&r, "%s tests/h5/seq.h5 --check", nncc_path());
+    assert_int_equal(r.status, 1);
+    assert_output_contains(&r, "tests/h5/seq.h5: error: a Keras HDF5 file, but this nncc was "
+                               "built without HDF5; install libhdf5-dev and rebuild");
+    nn_weight_file w;
+    assert_int_equal(nn_weight_file_read("tests/h5/weights.h5", &w), -1);
+    assert_int_equal(nn_h5_check_writable("w.h5"), -1);
+    assert_int_equal(nn_h5_check_writable("w.npz"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_frozen_layers),
         cmocka_unit_test(test_skip_missing),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_without_hdf5),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
