@@ -84,6 +84,48 @@ static void test_read_keras_layouts(void **state)
     check_fixture("weights", "dense.kernel", "/dense/dense/kernel:0");
     /* Split layer_names0/1 and weight_names0/1; an InputLayer without weights. */
     check_fixture("func", "hidden.bias", "/model_weights/hidden/hidden/bias:0");
+    /* A Bidirectional(LSTM)'s and an LSTM's variables, inside their cells. */
+    check_fixture("nested", "bidirectional.backward_lstm.recurrent_kernel",
+                  "/bidirectional/bidirectional/backward_lstm/lstm_cell/recurrent_kernel:0");
+    check_fixture("nested", "lstm.bias", "/lstm/lstm/lstm_cell/bias:0");
+}
+
+/* A name list past Keras's 64512 bytes is split as save_attributes_to_hdf5_group
+ * splits it (numpy.array_split into equal parts): 800 names of 100 bytes make
+ * 80000 bytes, so two attributes layer_names0 and layer_names1 of 400 names. */
+static void test_split_names_written(void **state)
+{
+    (void)state;
+    need_hdf5();
+    enum { N = 800, LEN = 100 };
+    static char names[N][LEN + 1];
+    const char *list[N];
+    float one = 1.0f;
+    nn_array a = {.dtype = NN_F32, .rank = 1, .shape = {1}, .size = 1, .f = &one};
+    for (int i = 0; i < N; i++) {
+        memset(names[i], 'a', LEN);
+        snprintf(names[i] + LEN - 4, 5, "%04d", i);
+        list[i] = names[i];
+    }
+    snprintf(a.name, sizeof a.name, "%s.kernel", names[N - 1]);
+    assert_int_equal(nn_h5_write_weights(in_scratch("split.h5"), list, N, &a, 1), 0);
+    nn_weight_file w;
+    assert_int_equal(nn_weight_file_read(in_scratch("split.h5"), &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.arrays[0].name, a.name);
+    nn_weight_file_free(&w);
+    RunResult r;
+    run_cmd(&r, "/usr/bin/python3 -c 'import h5py' 2>/dev/null");
+    if (r.status != 0) {
+        print_message("skipped: /usr/bin/python3 has no h5py to look at the split list\n");
+        return;
+    }
+    run_cmd(&r, "/usr/bin/python3 -c \"import h5py; a = h5py.File('%s').attrs; "
+                "print(sorted(a.keys()), len(a['layer_names0']), len(a['layer_names1']))\"",
+            in_scratch("split.h5"));
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "['backend', 'keras_version', 'layer_names0', 'layer_names1'] "
+                               "400 400");
 }
 
 /* ---- model_config -------------------------------------------------------------------- */
@@ -345,6 +387,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_keras_layouts),
+        cmocka_unit_test(test_split_names_written),
         cmocka_unit_test(test_model_config),
         cmocka_unit_test(test_inference),
         cmocka_unit_test(test_train_from_h5),

@@ -152,9 +152,12 @@ def functional_weights(rng):
 
 
 def nncc_name(layer, wname):
-    """What test_h5.c expects each dataset to be called (see runtime/h5.c)."""
+    """What test_h5.c expects each dataset to be called: LAYER.ROLE, and for
+    the two directions of a Bidirectional LAYER.forward_lstm.ROLE (the
+    contract's names; docs/weight-files.md)."""
     parts = wname.split(":")[0].split("/")
-    return layer + "." + parts[-1]
+    direction = [p for p in parts if p.startswith(("forward_", "backward_"))]
+    return ".".join([layer] + direction + [parts[-1]])
 
 
 def write_expected(path, layers):
@@ -212,6 +215,21 @@ def main():
         f.attrs["model_config"] = json.dumps(functional_config())
         save_weights(f.create_group("model_weights"), func, limit=16)
     write_expected(os.path.join(HERE, "func.npz"), func)
+
+    # Variables of a Bidirectional(LSTM) and an LSTM as tf.keras 2.x names
+    # them (inside the wrapped layers' cells), read without a model.
+    nrng = np.random.RandomState(7)
+
+    def lstm(prefix, units, inputs):
+        return [(prefix + "/lstm_cell/kernel:0", f32(nrng, inputs, 4 * units)),
+                (prefix + "/lstm_cell/recurrent_kernel:0", f32(nrng, units, 4 * units)),
+                (prefix + "/lstm_cell/bias:0", f32(nrng, 4 * units))]
+    nested = [("bidirectional", lstm("bidirectional/forward_lstm", 2, 3)
+               + lstm("bidirectional/backward_lstm", 2, 3)),
+              ("lstm", lstm("lstm", 2, 4))]
+    with h5py.File(os.path.join(HERE, "nested.h5"), "w") as f:
+        save_weights(f, nested)
+    write_expected(os.path.join(HERE, "nested.npz"), nested)
 
     x = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=np.float32)
     np.savez(os.path.join(HERE, "expect.npz"), x=x,
