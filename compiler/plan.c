@@ -359,6 +359,13 @@ void plan_load_weights(Plan *p, const Model *m, const char *path)
     nn_weight_file w;
     if (nn_weight_file_read(path, &w) != 0)
         exit(1);   /* the reader said what is wrong, naming the file */
+    const char **names = calloc((size_t)p->n_tensors + 1, sizeof *names);
+    if (!names)
+        error_file(path, "out of memory");
+    for (int i = 0; i < p->n_tensors; i++)
+        names[i] = p->tensors[i].name;
+    nn_weight_file_by_position(&w, path, names, p->n_tensors);
+    free(names);
     for (int i = 0; i < p->n_tensors; i++) {
         Tensor *t = &p->tensors[i];
         const nn_array *a = nn_npz_find(w.arrays, w.n, t->name);

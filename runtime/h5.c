@@ -575,6 +575,47 @@ int nn_h5_check_signature(const char *path)
     return nn_error(path, "not an HDF5 file (named .h5, but it does not start as one)");
 }
 
+/* The length of the layer part of "dense.kernel". */
+static size_t layer_len(const char *name)
+{
+    return strcspn(name, ".");
+}
+
+static bool same_layer(const char *a, const char *b)
+{
+    return layer_len(a) == layer_len(b) && strncmp(a, b, layer_len(a)) == 0;
+}
+
+/* Whether names[i-1] and names[i] (or arrays') start different layers. */
+static bool layer_starts(const char *prev, const char *name, int i)
+{
+    return i == 0 || !same_layer(prev, name);
+}
+
+bool nn_weight_file_by_position(nn_weight_file *w, const char *path, const char *const *names,
+                                int n)
+{
+    if (!w->keras || w->n != n)
+        return false;
+    int differ = -1;
+    for (int i = 0; i < n && differ < 0; i++)
+        if (!nn_npz_find(w->arrays, w->n, names[i]))
+            differ = i;
+    if (differ < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (layer_starts(i ? names[i - 1] : NULL, names[i], i) !=
+            layer_starts(i ? w->arrays[i - 1].name : NULL, w->arrays[i].name, i))
+            return false;
+    nn_warning(path, "its layers are named otherwise than the model's ('%.*s' where the model "
+                     "has '%.*s'): read by position, as Keras's load_weights does",
+               (int)layer_len(w->arrays[differ].name), w->arrays[differ].name,
+               (int)layer_len(names[differ]), names[differ]);
+    for (int i = 0; i < n; i++)
+        snprintf(w->arrays[i].name, sizeof w->arrays[i].name, "%s", names[i]);
+    return true;
+}
+
 int nn_weight_file_read(const char *path, nn_weight_file *w)
 {
     memset(w, 0, sizeof *w);

@@ -29,6 +29,15 @@ typedef struct {
 } nn_weight_file;
 
 int nn_weight_file_read(const char *path, nn_weight_file *w);
+/* Keras's load_weights matches a file's layers to the model's by position
+ * (load_weights_from_hdf5_group): the layers with weights in order, and each
+ * one's weights in order. When some of the model's tensors names[0..n), in
+ * the model's order, are not in an .h5 by name (a file whose layers Keras
+ * numbered dense_3, dense_4), but the file has as many arrays, split into
+ * layers alike, they are renamed to the model's, with a warning; returns
+ * whether it did. Shapes are left for the caller to check. */
+bool nn_weight_file_by_position(nn_weight_file *w, const char *path, const char *const *names,
+                                int n);
 void nn_weight_file_free(nn_weight_file *w);
 /* Whether path starts with HDF5's signature (silently false if unreadable). */
 bool nn_is_hdf5(const char *path);

@@ -339,9 +339,14 @@ static int shape_error(const char *path, const nn_model *m, const nn_tensor *t, 
 
 /* Every tensor of the model from w. skip_missing: one not there keeps what
  * params holds (its initial value), and a warning names them all. */
-static int load_tensors(const nn_model *m, const char *path, const nn_weight_file *w,
+static int load_tensors(const nn_model *m, const char *path, nn_weight_file *w,
                         float *params, bool skip_missing)
 {
+    const char **names = nn_alloc((size_t)m->n_tensors + 1, sizeof *names);
+    for (int i = 0; i < m->n_tensors; i++)
+        names[i] = m->tensors[i].name;
+    nn_weight_file_by_position(w, path, names, m->n_tensors);
+    free(names);
     char missing[1024] = "";
     size_t used = 0;
     int n_missing = 0;

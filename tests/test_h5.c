@@ -170,6 +170,16 @@ static void test_inference(void **state)
                                         x, find(e, n, "weights")));
     worst = fmax(worst, check_inference("tests/h5/func.h5", "model", "tests/h5/func.h5", x,
                                         find(e, n, "func")));
+    /* weights.h5's arrays under layers Keras numbered dense_3, ...: by position. */
+    worst = fmax(worst, check_inference("tests/h5/seq.h5", "sequential", "tests/h5/renamed.h5",
+                                        x, find(e, n, "weights")));
+    RunResult r;
+    run_cmd(&r, "%s tests/h5/seq.h5 --inference --weights tests/h5/renamed.h5 -o %s",
+            nncc_path(), in_scratch("renamed.c"));
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "tests/h5/renamed.h5: warning: its layers are named otherwise "
+                               "than the model's ('dense_3' where the model has 'dense'): read "
+                               "by position, as Keras's load_weights does");
     print_message("largest difference from numpy: %.3g\n", worst);
     nn_npz_free(e, n);
 }
@@ -244,6 +254,10 @@ static void test_train_from_h5(void **state)
             assert_true(same_bits(&back[i], find(got.arrays, got.n, back[i].name)));
         nn_npz_free(back, n);
     }
+    /* Layers Keras numbered otherwise are taken by position, as Keras does. */
+    run_cmd(&r, "%s train --weights tests/h5/renamed.h5 --epochs 1 --quiet", trainer);
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "read by position, as Keras's load_weights does");
     /* What it wrote is a start again. */
     run_cmd(&r, "%s train --weights %s --epochs 1 --quiet", trainer, in_scratch("out.h5"));
     assert_int_equal(r.status, 0);

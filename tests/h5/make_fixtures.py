@@ -205,6 +205,15 @@ def main():
         save_weights(f, seq2)
     write_expected(os.path.join(HERE, "weights.npz"), seq2)
 
+    # The same weights from a session where Keras numbered the layers on
+    # (dense_3, ...): load_weights matches layers by position, not by name.
+    renames = {"dense": "dense_3", "batch_normalization": "batch_normalization_1",
+               "dense_1": "dense_4"}
+    renamed = [(renames[l], [(w.replace(l + "/", renames[l] + "/"), v) for w, v in ws])
+               for l, ws in seq2]
+    with h5py.File(os.path.join(HERE, "renamed.h5"), "w") as f:
+        save_weights(f, renamed)
+
     # A functional model whose name lists are split (a limit of 16 bytes
     # splits layer_names and each weight_names into 2 parts), and
     # whose model_config is a str (h5py: a variable-length string).
