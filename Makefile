@@ -64,7 +64,7 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBNNRT      := $(B)/libnnrt.a
 
-.PHONY: all deps test-deps run test fixtures trainer bench install clean
+.PHONY: all deps test-deps run test fixtures trainer bench install clean FORCE
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
@@ -111,6 +111,14 @@ $(B)/runtime/%.o: runtime/%.c
 $(NNCC_RT_OBJ): $(B)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(if $(filter $(B)/runtime/h5.o,$@),$(HDF5_CFLAGS)) -c -o $@ $<
+
+# h5.o is rebuilt when HDF5 changes (make HDF5=0, then make): the stamp file
+# is rewritten only when its value differs.
+$(B)/hdf5.config: FORCE
+	@mkdir -p $(B)
+	@echo 'HDF5=$(HDF5)' | cmp -s - $@ || echo 'HDF5=$(HDF5)' > $@
+$(B)/runtime/h5.o: $(B)/hdf5.config
+FORCE:
 
 # ---- trainers ----------------------------------------------------------------------
 # generated/NAME.c is kept in the repo; it is remade when the model or nncc changes.

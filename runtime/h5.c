@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,10 +272,16 @@ static int read_dataset(const char *path, hid_t d, const char *where, nn_array *
         a->dtype = NN_F32;
         a->rank = rank;
         a->size = 1;
-        for (int k = 0; k < rank; k++) {
+        for (int k = 0; k < rank && rc == 0; k++) {
+            /* A model's tensor is below 2^31 floats: a hostile size must not wrap. */
+            if (dims[k] > (hsize_t)INT_MAX ||
+                (a->size && (size_t)dims[k] > (size_t)INT_MAX / a->size))
+                rc = nn_error(path, "dataset %s is too large for a weight", where);
             a->shape[k] = (int)dims[k];
             a->size *= (size_t)dims[k];
         }
+    }
+    if (rc == 0) {
         a->f = nn_alloc(a->size ? a->size : 1, sizeof *a->f);
         if (a->size && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->f) < 0)
             rc = nn_error(path, "cannot read dataset %s", where);
