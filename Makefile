@@ -47,7 +47,7 @@ ifeq ($(HDF5),1)
   HDF5_CFLAGS = -DNN_HAVE_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
   HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 endif
-RT_LIBS     = -lstb -lz -lm -fopenmp $(HDF5_LIBS)
+RT_LIBS     = -lstb -lyaml -lz -lm -fopenmp $(HDF5_LIBS)
 
 COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
 COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o

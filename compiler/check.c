@@ -107,6 +107,31 @@ static long label_size(const Model *m)
     return m->loss == NN_LOSS_SPARSE_CE ? 1 : shape_size(&m->layers[m->output].out);
 }
 
+/* A window is the model's input; the values after it, its output. */
+static void check_series(const Model *m, const SourceSpec *s)
+{
+    long input = shape_size(&m->input), labels = label_size(m);
+    if (s->window_size != input)
+        error_at(map_get(s->where, "window_size"), "window_size %ld, but the model's input takes "
+                 "%ld number%s", s->window_size, input, input == 1 ? "" : "s");
+    if (m->loss >= 0 && s->horizon != labels)
+        error_at(s->where, "each window's label is the next %ld value%s (horizon), but the model "
+                 "gives %ld", s->horizon, s->horizon == 1 ? "" : "s", labels);
+}
+
+/* The rows pad_sequences makes are the model's input: max_length defaults to its length. */
+static void check_text(Model *m)
+{
+    long input = shape_size(&m->input);
+    if (!m->text.where)
+        return;
+    if (!m->text.max_length)
+        m->text.max_length = input;
+    if (m->text.max_length != input)
+        error_at(map_get(m->text.where, "max_length"), "max_length %ld, but the model's input "
+                 "takes %ld token ids", m->text.max_length, input);
+}
+
 /* image_dir without target_size: the model's input size, as nothing else fits. */
 static void check_source(const Model *m, SourceSpec *s)
 {
@@ -115,6 +140,8 @@ static void check_source(const Model *m, SourceSpec *s)
         if (s->y.where && check_samples(&s->y, label_size(m), "y") != nx)
             error_at(s->y.where, "y has %ld samples but x has %ld", s->y.dim[0], nx);
     }
+    if (s->format == NN_DATA_SERIES)
+        check_series(m, s);
     if (s->format != NN_DATA_IMAGE_DIR)
         return;
     if (m->input.rank != 3)
@@ -139,6 +166,7 @@ void check_model(Model *m)
     check_source(m, &m->train);
     check_source(m, &m->validation);
     check_source(m, &m->test);
+    check_text(m);
     if (m->predict.where)
         check_samples(&m->predict, shape_size(&m->input), "predict");
 }

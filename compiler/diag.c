@@ -125,7 +125,7 @@ Node *map_get(const Node *map, const char *key)
 }
 
 /* "a, b, c": choices, as many as fit in buf. */
-static const char *listed(const char *const *choices, char *buf, size_t len)
+const char *listed(const char *const *choices, char *buf, size_t len)
 {
     buf[0] = '\0';
     for (const char *const *c = choices; *c; c++) {

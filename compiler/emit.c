@@ -477,7 +477,8 @@ static char *layers_block(const Model *m, const Plan *p)
 static const char *const format_enums[] = {
     [NN_DATA_NONE] = "NN_DATA_NONE", [NN_DATA_INLINE] = "NN_DATA_INLINE",
     [NN_DATA_IDX] = "NN_DATA_IDX", [NN_DATA_CSV] = "NN_DATA_CSV",
-    [NN_DATA_IMAGE_DIR] = "NN_DATA_IMAGE_DIR",
+    [NN_DATA_IMAGE_DIR] = "NN_DATA_IMAGE_DIR", [NN_DATA_SERIES] = "NN_DATA_SERIES",
+    [NN_DATA_TEXT] = "NN_DATA_TEXT",
 };
 
 static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char *name)
@@ -504,6 +505,14 @@ static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char
     if (s->format == NN_DATA_IMAGE_DIR)
         fprintf(out, ", .target_h = %ld, .target_w = %ld, .channels = %ld, .skip_bad_files = %d",
                 s->target_h, s->target_w, s->channels, s->skip_bad_files);
+    if (s->format == NN_DATA_SERIES)
+        fprintf(out, ",\n                  .column = %s, .column_index = %ld, .window_size = %ld, "
+                     ".shift = %ld, .horizon = %ld, .split_time = %ld",
+                string_lit(s->column), s->column_index, s->window_size, s->shift, s->horizon,
+                s->split_time);
+    if (s->format == NN_DATA_TEXT)
+        fprintf(out, ", .text_field = %s, .label_field = %s", string_lit(s->text_field),
+                string_lit(s->label_field));
     fprintf(out, ", .line = %d},\n", s->where->line);
 }
 
@@ -525,6 +534,11 @@ static char *data_block(const Model *m, FILE *arrays)
         fprintf(arrays, "\n};\n");
         fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->n_class_names);
     }
+    if (m->text.where)
+        fprintf(b.f, "        .text = {.num_words = %ld, .oov_token = %s, .max_length = %ld, "
+                     ".pad_post = %d, .truncate_post = %d},\n", m->text.num_words,
+                string_lit(m->text.oov_token), m->text.max_length, m->text.pad_post,
+                m->text.truncate_post);
     fprintf(b.f, "        .augment = {.horizontal_flip = %d, .vertical_flip = %d, .rotation_range = %s,\n"
                  "                    .width_shift_range = %s, .height_shift_range = %s,\n"
                  "                    .zoom_range = %s, .shear_range = %s},",
@@ -564,8 +578,10 @@ static char *fit_block(const Model *m)
     return block_close(&b);
 }
 
-static const char *const optimizer_enums[] = {
+static const char *const optimizer_enums[NN_OPT_COUNT] = {
     [NN_OPT_SGD] = "NN_OPT_SGD", [NN_OPT_ADAM] = "NN_OPT_ADAM", [NN_OPT_RMSPROP] = "NN_OPT_RMSPROP",
+    [NN_OPT_NADAM] = "NN_OPT_NADAM", [NN_OPT_ADAMAX] = "NN_OPT_ADAMAX",
+    [NN_OPT_ADAGRAD] = "NN_OPT_ADAGRAD", [NN_OPT_ADAMW] = "NN_OPT_ADAMW",
 };
 static const char *const loss_enums[] = {
     [NN_LOSS_MSE] = "NN_LOSS_MSE", [NN_LOSS_BINARY_CE] = "NN_LOSS_BINARY_CE",
@@ -576,13 +592,23 @@ static const char *const output_enums[] = {
     [NN_OUT_SIGMOID] = "NN_OUT_SIGMOID",
 };
 
+/* The fields that only some optimizers use are written where they are not 0. */
 static char *optimizer_init(const OptimizerSpec *o)
 {
-    return fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
-               ".epsilon = %s, .rho = %s, .nesterov = %d",
-               optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
-               float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
-               float_lit(o->rho), o->nesterov);
+    const struct { const char *field; double value; } extra[] = {
+        {"initial_accumulator_value", o->kind == NN_OPT_ADAGRAD ? o->initial_accumulator_value : 0},
+        {"weight_decay", o->weight_decay}, {"clipnorm", o->clipnorm},
+        {"clipvalue", o->clipvalue}, {"global_clipnorm", o->global_clipnorm},
+    };
+    char *s = fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
+                  ".epsilon = %s, .rho = %s, .nesterov = %d",
+                  optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
+                  float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
+                  float_lit(o->rho), o->nesterov);
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (extra[i].value != 0)
+            s = fmt("%s, .%s = %s", s, extra[i].field, float_lit(extra[i].value));
+    return s;
 }
 
 /* ---- the file --------------------------------------------------------------------------- */

@@ -56,6 +56,8 @@ void warn_at(const Node *where, const char *fmt, ...) __attribute__((format(prin
 _Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices);
 /* The closest of choices (NULL-terminated) to word, or NULL if none is close. */
 const char *closest_word(const char *word, const char *const *choices);
+/* "a, b, c": the choices (NULL-terminated), as many as fit in buf; returns buf. */
+const char *listed(const char *const *choices, char *buf, size_t len);
 
 /* Typed access that reports the node's position on a mismatch. */
 Node *map_get(const Node *map, const char *key);            /* NULL if absent */
@@ -253,6 +255,8 @@ typedef struct {
     int kind;                     /* nn_opt_kind */
     double learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     bool nesterov;
+    double initial_accumulator_value, weight_decay;
+    double clipnorm, clipvalue, global_clipnorm;   /* 0: not given */
 } OptimizerSpec;
 
 typedef struct {
@@ -265,7 +269,20 @@ typedef struct {
     long target_h, target_w, channels;
     bool skip_bad_files;
     NumArray x, y;                /* inline samples: each item of the top list is one */
+    const char *column;           /* series: the column by name, or NULL: column_index */
+    long column_index;            /* series: -1 the last */
+    long window_size, shift, horizon, split_time;   /* series; split_time -1: none */
+    const char *text_field, *label_field;           /* text */
 } SourceSpec;
+
+/* The Tokenizer and pad_sequences settings that every text source shares. */
+typedef struct {
+    const Node *where;            /* the first text source that set one, or NULL */
+    long num_words;               /* 0: all */
+    const char *oov_token;
+    long max_length;              /* 0: not given, the model's input length */
+    bool pad_post, truncate_post;
+} TextSpec;
 
 typedef struct {
     int kind;                     /* nn_callback_kind */
@@ -299,6 +316,7 @@ typedef struct {
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+    TextSpec text;
 
     long epochs, batch_size, steps_per_epoch;
     bool shuffle;
@@ -330,7 +348,10 @@ bool model_is_graph(const Model *m);
 const char *layer_input_names(const Model *m, const Layer *l);
 bool is_keras_export(const Node *root);
 /* The words the model file takes for each (NULL-terminated). */
-typedef enum { WORDS_OPTIMIZERS, WORDS_LOSSES, WORDS_METRICS, WORDS_CALLBACKS, WORDS_ACTIVATIONS } ModelWords;
+typedef enum {
+    WORDS_OPTIMIZERS, WORDS_LOSSES, WORDS_METRICS, WORDS_CALLBACKS, WORDS_ACTIVATIONS,
+    WORDS_OPTIMIZER_ARGS
+} ModelWords;
 const char *const *model_words(ModelWords what);
 
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */

@@ -38,6 +38,7 @@ void nn_dataset_free(nn_dataset *d)
     free(d->files);
     free(d->origin);
     nn_image_stream_free(d->stream);
+    nn_vocab_free(d->vocab);
     memset(d, 0, sizeof *d);
 }
 
@@ -324,19 +325,34 @@ static int load_idx_source(const nn_model *m, const nn_source *src, const char *
     return rc;
 }
 
+/* The training source reads the series before split_time; any other source
+ * (validation, test, or a copy of the training source standing for the
+ * validation part it leaves) the windows whose labels lie after it. */
+static nn_series_part series_part(const nn_model *m, const nn_source *src)
+{
+    if (src->split_time < 0)
+        return NN_SERIES_ALL;
+    return src == &m->data.train ? NN_SERIES_BEFORE_SPLIT : NN_SERIES_AFTER_SPLIT;
+}
+
 static int load_file_source(const nn_model *m, const nn_source *src, const char *option_dir,
-                            char **place, nn_dataset *d)
+                            const nn_dataset *like, char **place, nn_dataset *d)
 {
     *place = nn_find_data(m, option_dir, src, src->path);
     if (!*place)
         return -1;
     if (src->format == NN_DATA_CSV)
         return nn_load_csv(*place, src, 0, d);
+    if (src->format == NN_DATA_SERIES)
+        return nn_load_series(src, *place, series_part(m, src), d);
+    if (src->format == NN_DATA_TEXT)
+        return nn_load_text(m, src, *place, like, d);
     return nn_load_image_dir(*place, src->target_h, src->target_w, src->channels,
                              src->skip_bad_files, 0, d);
 }
 
-int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d)
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                   const nn_dataset *like, nn_dataset *d)
 {
     memset(d, 0, sizeof *d);
     char *place = NULL;
@@ -349,10 +365,11 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *option_d
         break;
     case NN_DATA_CSV:
     case NN_DATA_IMAGE_DIR:
+    case NN_DATA_SERIES:
+    case NN_DATA_TEXT:
         if (!src->path)
-            return nn_error(m->data.model_file, "a %s data source needs a path",
-                            src->format == NN_DATA_CSV ? "csv" : "image_dir");
-        rc = load_file_source(m, src, option_dir, &place, d);
+            return nn_error(m->data.model_file, "this data source needs a path");
+        rc = load_file_source(m, src, option_dir, like, &place, d);
         break;
     case NN_DATA_INLINE:
         place = inline_place(m, src);

@@ -76,11 +76,17 @@ typedef void (*nn_backward_fn)(const nn_pass *pass, const float *params, float *
 
 /* ---- what the YAML said about compile, data and fit --------------------- */
 
-typedef enum { NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP } nn_opt_kind;
+typedef enum {
+    NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP, NN_OPT_NADAM, NN_OPT_ADAMAX, NN_OPT_ADAGRAD,
+    NN_OPT_ADAMW, NN_OPT_COUNT
+} nn_opt_kind;
 typedef struct {
     nn_opt_kind kind;
     float learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     int nesterov;
+    float initial_accumulator_value;   /* Adagrad */
+    float weight_decay;                /* decoupled: w -= lr * weight_decay * w; 0: none */
+    float clipnorm, clipvalue, global_clipnorm;   /* 0: not given; at most one applies */
 } nn_optimizer;
 
 typedef enum {
@@ -93,7 +99,10 @@ typedef enum {
  * Keras does); otherwise the output is final and output_act is NN_OUT_LINEAR. */
 typedef enum { NN_OUT_LINEAR, NN_OUT_SOFTMAX, NN_OUT_SIGMOID } nn_output_act;
 
-typedef enum { NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR } nn_data_format;
+typedef enum {
+    NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR, NN_DATA_SERIES,
+    NN_DATA_TEXT
+} nn_data_format;
 
 #define NN_HEADER_AUTO (-1)
 
@@ -110,6 +119,13 @@ typedef struct {
     int skip_bad_files;            /* image_dir */
     const float *x, *y;            /* inline */
     int count;                     /* inline: number of samples */
+    const char *column;            /* series: the values' column by name, or NULL: by index */
+    int column_index;              /* series: -1 the last */
+    int window_size, shift, horizon;   /* series: window_size inputs, the next horizon
+                                          values the label, a window every shift values */
+    int split_time;                /* series: the train part ends here, the validation
+                                      part's labels start here; -1 no split */
+    const char *text_field, *label_field;   /* text */
     int line;                      /* where the YAML gave it, for errors */
 } nn_source;
 
@@ -117,6 +133,14 @@ typedef struct {
     int horizontal_flip, vertical_flip;
     float rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
 } nn_augment;
+
+/* Keras's Tokenizer and pad_sequences settings, for every text source. */
+typedef struct {
+    int num_words;                 /* ids below it are kept; 0: every word */
+    const char *oov_token;         /* id 1 for unknown words, or NULL: they are dropped */
+    int max_length;                /* the rows' length: the model's input length */
+    int pad_post, truncate_post;   /* 'post' rather than Keras's default 'pre' */
+} nn_text_settings;
 
 typedef struct {
     nn_source train, validation, test;
@@ -128,6 +152,7 @@ typedef struct {
     const char *const *class_names;  /* data: class_names, for labels that are numbers */
     int n_class_names;
     nn_augment augment;
+    nn_text_settings text;
 } nn_data;
 
 typedef enum {

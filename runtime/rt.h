@@ -3,7 +3,7 @@
  *   cli.c        the trainer's command line: options, help, dispatch to the commands
  *   predict.c    predict, activations and init: the model run without training
  *   train.c      the training loop, evaluation, callbacks, history
- *   optim.c      SGD, Adam, RMSprop as loops over the flat buffers
+ *   optim.c      Keras's optimizers, clipping, weight decay as loops over the flat buffers
  *   loss.c       losses and accuracy, from logits where the loss is fused
  *   data.c       data sets in memory, batching, shuffling, splitting
  *   data_idx.c   IDX files (gzip or raw)
@@ -69,6 +69,7 @@ typedef struct {
     char **files;          /* image_dir: a path per sample, for messages */
     char *origin;          /* what it was read from, for messages */
     struct nn_image_stream *stream; /* image_dir too large to keep decoded, or NULL */
+    struct nn_vocab *vocab;        /* text: the vocabulary fit on this set, or NULL */
 } nn_dataset;
 
 /* An image folder whose decoded bytes would exceed the image memory limit
@@ -105,13 +106,60 @@ int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
  * error listing every place tried; with src NULL nothing is printed. */
 char *nn_find_data(const nn_model *m, const char *option_dir, const nn_source *src,
                    const char *path);
-/* Loads a source of the model's data section into d; option_dir: --data DIR, or NULL. */
-int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d);
+/* Loads a source of the model's data section into d; option_dir: --data DIR, or
+ * NULL; like: the training set (or what the weight file says of it) whose
+ * vocabulary and class names a text source uses, or NULL for the training set. */
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                   const nn_dataset *like, nn_dataset *d);
 
 /* A CSV file named on the command line (evaluate --data FILE.csv), read with
  * the label column and header of the model's CSV source, if it has one; its
  * label column is optional (d->labels NULL without one). */
 int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d);
+
+/* ---- records.c, tokenizer.c, data_text.c, data_series.c: text and series --------- */
+
+/* A file's records as strings by field: a CSV table with a header, a JSON
+ * list of flat objects, or JSON lines (records.c says which rules). */
+typedef struct {
+    int n_fields, n;
+    char **names;          /* n_fields */
+    char **cells;          /* n * n_fields: record i's field k at i * n_fields + k */
+    long *lines;           /* where each record starts in the file */
+} nn_records;
+int nn_read_records(const char *path, nn_records *r);
+void nn_records_free(nn_records *r);
+/* The field's index; an error listing the fields (what: what it is for) if none. */
+int nn_records_field(const nn_records *r, const char *path, const char *name, const char *what);
+/* The whole file, NUL-terminated, or NULL after an error naming it. */
+char *nn_read_text(const char *path, size_t *len);
+
+/* Keras's Tokenizer vocabulary: words[id - 1] has id (0 pads), with a hash table. */
+typedef struct nn_vocab {
+    int n;
+    char **words;
+    int *slots;            /* id of the word in each slot, 0 empty */
+    size_t n_slots;
+} nn_vocab;
+/* fit_on_texts over texts[0], texts[stride], ...: ids by count; ids of num_words
+ * and above are left out. */
+nn_vocab *nn_vocab_fit(char *const *texts, size_t stride, int n, const nn_text_settings *s);
+nn_vocab *nn_vocab_from_words(char *const *words, int n);
+int nn_vocab_id(const nn_vocab *v, const char *word);   /* 0 if unknown */
+void nn_vocab_free(nn_vocab *v);
+/* texts_to_sequences and pad_sequences of one text: s->max_length ids. */
+void nn_text_ids(const nn_vocab *v, const nn_text_settings *s, const char *text, float *ids);
+
+/* A text source: the rows' ids and labels. like: the training set, whose
+ * vocabulary and class names this set uses; NULL: fit them on these texts
+ * (its first fit_rows only: validation_split's tail stays unseen). */
+int nn_load_text(const nn_model *m, const nn_source *src, const char *path,
+                 const nn_dataset *like, nn_dataset *d);
+/* A series source's windows; part: which of split_time's sides. */
+typedef enum { NN_SERIES_ALL, NN_SERIES_BEFORE_SPLIT, NN_SERIES_AFTER_SPLIT } nn_series_part;
+int nn_load_series(const nn_source *src, const char *path, nn_series_part part, nn_dataset *d);
+/* A series' values, as the source reads them from path. */
+int nn_read_series(const nn_source *src, const char *path, float **values, int *n);
 
 int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d);
 /* A numeric CSV file as fmt (a csv source) describes it: label_column or
@@ -223,13 +271,20 @@ int nn_predicted_class(const nn_model *m, const float *probs, float *prob);
 
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 
+#define NN_OPT_BUFFERS 2
 typedef struct {
-    nn_optimizer cfg;
+    nn_optimizer cfg;      /* cfg.learning_rate is read at every step: a schedule sets it */
     const nn_model *model;
-    /* Laid out as params; NULL when unused. m: SGD's velocity, Adam's first
-     * moment, RMSprop's momentum; v: Adam's second moment, RMSprop's average. */
-    float *m, *v;
+    /* Laid out as params; NULL when unused. Which buffer is what, and its
+     * checkpoint name, is the optimizer's row in optim.c (SGD: m the velocity;
+     * Adam: m, v the moments; RMSprop: m the momentum, v the mean square ...). */
+    float *state[NN_OPT_BUFFERS];
+    float *clipped;        /* the clipped gradients, laid out as params, when clipping */
     int64_t iterations;
+    /* Nadam's product of momentum factors over the first product_steps steps;
+     * recomputed from iterations after a resume. */
+    double product;
+    int64_t product_steps;
 } nn_optim;
 
 void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
@@ -237,8 +292,9 @@ void nn_optim_free(nn_optim *o);
 /* One update of every trainable tensor from grads. */
 void nn_optim_step(nn_optim *o, float *params, const float *grads);
 /* The state as arrays for a checkpoint: "optimizer.iterations" (NN_I64, one
- * element), then "optimizer.<tensor>.m" / ".v" for each buffer in use, shaped
- * like the tensor. At most 1 + 2*n_tensors arrays; returns how many were
+ * element), then "optimizer.<tensor>.<buffer>" (m, v, u, accumulator: the row's
+ * names) for each buffer in use, shaped like the tensor. At most
+ * 1 + NN_OPT_BUFFERS*n_tensors arrays; returns how many were
  * filled (free them with nn_array_free), or -1. */
 int nn_optim_state(const nn_optim *o, nn_array *out, int max);
 /* Restores what nn_optim_state saved; -1 if an array is missing or misshapen,
@@ -272,8 +328,12 @@ typedef struct {
 typedef struct {
     char **class_names;
     int n_classes;
+    char **vocabulary;     /* a text model's words by id - 1 (meta.vocabulary), or none */
+    int n_words;
 } nn_meta;
 void nn_meta_free(nn_meta *meta);
+/* meta's vocabulary becomes a copy of v's words (none if v is NULL). */
+void nn_meta_set_vocabulary(nn_meta *meta, const struct nn_vocab *v);
 /* meta's names become copies of the data's: the class folders' (folders[0..n),
  * n > 0), else the model file's data: class_names. */
 void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n);
@@ -333,6 +393,7 @@ typedef struct {
     int has_seed;
     const char *data_dir, *save, *resume, *history, *weights;
     const char *npy, *out, *input;   /* predict --npy, predict/activations --out, --input */
+    const char *series;              /* predict --series */
     int all;                         /* predict --all */
     int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */

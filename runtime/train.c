@@ -87,11 +87,12 @@ static const char *output_layer(const nn_model *m)
 }
 
 /* Loads the source (from --data or where nn_find_data looks), keeps its
- * first `limit` samples (0: all) and checks its labels. */
+ * first `limit` samples (0: all) and checks its labels. like: the training
+ * set whose vocabulary a text source uses, or NULL (nn_load_source). */
 static int load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
-                     nn_dataset *d)
+                     const nn_dataset *like, nn_dataset *d)
 {
-    if (nn_load_source(m, src, o->data_dir, d) != 0)
+    if (nn_load_source(m, src, o->data_dir, like, d) != 0)
         return -1;
     nn_dataset_truncate(d, limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
@@ -196,17 +197,35 @@ typedef struct {
     FILE *history;
 } Trainer;
 
+/* A training series split at split_time leaves the windows after it as the
+ * validation data (the course's x_valid), unless the model gives its own. */
+static bool has_series_tail(const nn_model *m)
+{
+    return m->data.train.format == NN_DATA_SERIES && m->data.train.split_time >= 0;
+}
+
+static int load_series_tail(const nn_model *m, const nn_options *o, nn_dataset *d)
+{
+    nn_source tail = m->data.train;    /* not the training source itself: the part after the split */
+    return load_data(m, &tail, o, 0, NULL, d);
+}
+
 static int load_train_data(Trainer *t)
 {
     const nn_model *m = t->m;
     if (m->data.train.format == NN_DATA_NONE)
         return nn_error(m->data.model_file, "the model has no training data: give data: train: "
                                             "in the model file");
-    if (load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
+    if (load_data(m, &m->data.train, t->o, t->o->limit, NULL, &t->train) != 0)
         return -1;
     nn_meta_set_classes(&t->meta, m, t->train.class_names, t->train.n_classes);
+    nn_meta_set_vocabulary(&t->meta, t->train.vocab);
     if (m->data.validation.format != NN_DATA_NONE) {
-        if (load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
+        if (load_data(m, &m->data.validation, t->o, 0, &t->train, &t->val) != 0)
+            return -1;
+        t->has_val = true;
+    } else if (has_series_tail(m)) {
+        if (load_series_tail(m, t->o, &t->val) != 0)
             return -1;
         t->has_val = true;
     } else if (m->data.validation_split > 0) {
@@ -689,20 +708,25 @@ static void print_confusion(const nn_model *m, const nn_dataset *d, const nn_met
 /* evaluate's data: --data FILE.csv, else the test set, else the validation data (given, or the
  * validation_split of the training set, as train splits it without
  * --limit), said in one line. */
-static int evaluation_data(const nn_model *m, const nn_options *o, nn_dataset *d)
+static int evaluation_data(const nn_model *m, const nn_options *o, const nn_dataset *like,
+                           nn_dataset *d)
 {
     const nn_data *data = &m->data;
     if (is_file(o->data_dir))
         return load_eval_file(m, o, d);
     if (data->test.format != NN_DATA_NONE)
-        return load_data(m, &data->test, o, o->limit, d);
+        return load_data(m, &data->test, o, o->limit, like, d);
     if (data->validation.format != NN_DATA_NONE) {
         printf("no test data: evaluating on the validation data (data: validation)\n");
-        return load_data(m, &data->validation, o, o->limit, d);
+        return load_data(m, &data->validation, o, o->limit, like, d);
+    }
+    if (has_series_tail(m)) {
+        printf("no test data: evaluating on the validation data (the series from split_time)\n");
+        return load_series_tail(m, o, d);
     }
     if (data->validation_split > 0 && data->train.format != NN_DATA_NONE) {
         nn_dataset train;
-        if (load_data(m, &data->train, o, 0, &train) != 0)
+        if (load_data(m, &data->train, o, 0, like, &train) != 0)
             return -1;
         int rc = nn_dataset_split(&train, data->validation_split, d);
         nn_dataset_free(&train);
@@ -760,8 +784,13 @@ int nn_evaluate(const nn_model *m, const nn_options *o)
     nn_meta meta = {0};
     nn_dataset d = {0};
     int rc = nn_load_weights(m, o->weights, params, &meta, NULL, NULL);
+    nn_dataset trained = {0};          /* what the weight file says of the training set */
+    if (rc == 0 && meta.n_words > 0)
+        trained.vocab = nn_vocab_from_words(meta.vocabulary, meta.n_words);
+    trained.class_names = meta.class_names, trained.n_classes = meta.n_classes;
     if (rc == 0)
-        rc = evaluation_data(m, o, &d);
+        rc = evaluation_data(m, o, &trained, &d);
+    nn_vocab_free(trained.vocab);
     if (rc == 0)
         rc = evaluate_with(m, o, &d, params, &meta);
     nn_dataset_free(&d);

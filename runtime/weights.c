@@ -68,17 +68,32 @@ static nn_array int_array(const char *name, int64_t *value)
 
 /* ---- meta ------------------------------------------------------------------------ */
 
+static void free_strings(char **s, int n)
+{
+    for (int k = 0; k < n; k++)
+        free(s[k]);
+    free(s);
+}
+
 void nn_meta_free(nn_meta *meta)
 {
-    for (int k = 0; k < meta->n_classes; k++)
-        free(meta->class_names[k]);
-    free(meta->class_names);
+    free_strings(meta->class_names, meta->n_classes);
+    free_strings(meta->vocabulary, meta->n_words);
     memset(meta, 0, sizeof *meta);
+}
+
+void nn_meta_set_vocabulary(nn_meta *meta, const nn_vocab *v)
+{
+    free_strings(meta->vocabulary, meta->n_words);
+    meta->n_words = v ? v->n : 0;
+    meta->vocabulary = nn_alloc((size_t)meta->n_words + 1, sizeof *meta->vocabulary);
+    for (int k = 0; k < meta->n_words; k++)
+        meta->vocabulary[k] = nn_join_path(NULL, v->words[k]);
 }
 
 void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n)
 {
-    nn_meta_free(meta);
+    free_strings(meta->class_names, meta->n_classes);
     bool from_folders = folders && n > 0;   /* an IDX set counts classes but names none */
     const char *const *names = from_folders ? (const char *const *)folders : m->data.class_names;
     n = from_folders ? n : m->data.n_class_names;
@@ -88,27 +103,36 @@ void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders,
     meta->n_classes = n;
 }
 
-/* The names, each ended by a NUL byte: "horses\0humans\0". */
-static uint8_t *pack_names(const nn_meta *meta, size_t *len)
+/* Strings, each ended by a NUL byte: "horses\0humans\0". */
+static uint8_t *pack_strings(char *const *s, int n, size_t *len)
 {
     *len = 0;
-    for (int k = 0; k < meta->n_classes; k++)
-        *len += strlen(meta->class_names[k]) + 1;
-    uint8_t *bytes = nn_alloc(*len, 1), *p = bytes;
-    for (int k = 0; k < meta->n_classes; k++) {
-        size_t l = strlen(meta->class_names[k]) + 1;
-        memcpy(p, meta->class_names[k], l);
+    for (int k = 0; k < n; k++)
+        *len += strlen(s[k]) + 1;
+    uint8_t *bytes = nn_alloc(*len + 1, 1), *p = bytes;
+    for (int k = 0; k < n; k++) {
+        size_t l = strlen(s[k]) + 1;
+        memcpy(p, s[k], l);
         p += l;
     }
     return bytes;
 }
 
-/* The meta arrays; returns how many (at most 3). Class names go in only when
+static nn_array strings_array(const char *name, char *const *s, int n, uint8_t **storage)
+{
+    size_t len;
+    *storage = pack_strings(s, n, &len);
+    nn_array a = {.dtype = NN_U8, .rank = 1, .shape = {(int)len}, .size = len, .u8 = *storage};
+    snprintf(a.name, sizeof a.name, "%s", name);
+    return a;
+}
+
+/* The meta arrays; returns how many (at most 4). Class names go in only when
  * there is one per class: others could not name what predict prints. */
 typedef struct {
     float rescale;
     int64_t target_size[2];
-    uint8_t *names;
+    uint8_t *names, *vocabulary;
 } meta_storage;
 
 static int meta_arrays(const nn_model *m, const nn_meta *meta, meta_storage *ms, nn_array *out)
@@ -124,46 +148,71 @@ static int meta_arrays(const nn_model *m, const nn_meta *meta, meta_storage *ms,
                             .size = 2, .i = ms->target_size};
         n++;
     }
-    if (meta && meta->n_classes > 0 && meta->n_classes == nn_class_count(m)) {
-        size_t len;
-        ms->names = pack_names(meta, &len);
-        out[n] = (nn_array){.name = "meta.class_names", .dtype = NN_U8, .rank = 1,
-                            .shape = {(int)len}, .size = len, .u8 = ms->names};
-        n++;
-    }
+    if (meta && meta->n_classes > 0 && meta->n_classes == nn_class_count(m))
+        out[n++] = strings_array("meta.class_names", meta->class_names, meta->n_classes,
+                                 &ms->names);
+    if (meta && meta->n_words > 0)
+        out[n++] = strings_array("meta.vocabulary", meta->vocabulary, meta->n_words,
+                                 &ms->vocabulary);
     return n;
 }
 
-/* "'meta.NAME' in PATH is not ...": the ones we use must be what we wrote. */
-static int decode_names(const char *path, const nn_model *m, const nn_array *a, nn_meta *meta)
+/* A uint8 array of NUL-ended strings into a list; "'meta.NAME' in PATH is
+ * not ..." if it is not what we write. */
+static int unpack_strings(const char *path, const nn_array *a, char ***list, int *count)
 {
-    int want = nn_class_count(m), n = 0;
+    int n = 0;
     bool ok = a->dtype == NN_I64 && a->rank == 1;
     for (size_t k = 0; ok && k < a->size; k++) {
         ok = a->i[k] >= 0 && a->i[k] <= 255;
         n += a->i[k] == 0;
     }
     if (!ok || (a->size && a->i[a->size - 1] != 0))
-        return nn_error(path, "'meta.class_names' is not a uint8 array of names each ended by a "
-                              "NUL byte");
-    if (n != want)
-        return nn_error(path, "'meta.class_names' holds %d names, but model '%s' has %d classes",
-                        n, m->name, want);
-    if (!meta)
-        return 0;
-    nn_meta_free(meta);
-    meta->class_names = nn_alloc((size_t)n, sizeof *meta->class_names);
+        return nn_error(path, "'%s' is not a uint8 array of strings each ended by a NUL byte",
+                        a->name);
+    char **s = nn_alloc((size_t)n + 1, sizeof *s);
     size_t start = 0;
     for (int k = 0; k < n; k++) {
         size_t end = start;
         while (a->i[end] != 0)
             end++;
-        meta->class_names[k] = nn_alloc(end - start + 1, 1);
+        s[k] = nn_alloc(end - start + 1, 1);
         for (size_t j = start; j < end; j++)
-            meta->class_names[k][j - start] = (char)a->i[j];
+            s[k][j - start] = (char)a->i[j];
         start = end + 1;
     }
-    meta->n_classes = n;
+    *list = s, *count = n;
+    return 0;
+}
+
+static int decode_names(const char *path, const nn_model *m, const nn_array *a, nn_meta *meta)
+{
+    char **names;
+    int n, want = nn_class_count(m);
+    if (unpack_strings(path, a, &names, &n) < 0)
+        return -1;
+    if (n != want || !meta) {
+        free_strings(names, n);
+        return n != want ? nn_error(path, "'meta.class_names' holds %d names, but model '%s' has "
+                                          "%d classes", n, m->name, want) : 0;
+    }
+    free_strings(meta->class_names, meta->n_classes);
+    meta->class_names = names, meta->n_classes = n;
+    return 0;
+}
+
+static int decode_vocabulary(const char *path, const nn_array *a, nn_meta *meta)
+{
+    char **words;
+    int n;
+    if (unpack_strings(path, a, &words, &n) < 0)
+        return -1;
+    if (!meta) {
+        free_strings(words, n);
+        return 0;
+    }
+    free_strings(meta->vocabulary, meta->n_words);
+    meta->vocabulary = words, meta->n_words = n;
     return 0;
 }
 
@@ -186,7 +235,10 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
                               "but model '%s' takes %s", (long long)t->i[0], (long long)t->i[1],
                         m->name, m->input_rank < 2 ? "no images" : "other sizes");
     const nn_array *c = nn_npz_find(arrays, n, "meta.class_names");
-    return c ? decode_names(path, m, c, meta) : 0;
+    if (c && decode_names(path, m, c, meta) < 0)
+        return -1;
+    const nn_array *v = nn_npz_find(arrays, n, "meta.vocabulary");
+    return v ? decode_vocabulary(path, v, meta) : 0;
 }
 
 /* ---- weight files -------------------------------------------------------------- */
@@ -247,7 +299,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
 {
     if (nn_h5_name(path))
         return save_h5(m, path, params);
-    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + STATE_COUNT;
+    int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -271,6 +323,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     for (int i = first_optim; i < first_optim + n_optim; i++)
         nn_array_free(&arrays[i]);
     free(ms.names);
+    free(ms.vocabulary);
     free(arrays);
     return rc;
 }

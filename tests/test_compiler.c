@@ -525,6 +525,39 @@ static void test_output_compiles(void **state)
     expect_compiles(in_scratch("pool_first.c"));
 }
 
+/* Keras's class names name the optimizers too (any case), and what an
+ * optimizer was given reaches the trainer: AdamW's Keras default weight_decay
+ * 0.004 (keras/optimizers/adamw.py) and the clipping. */
+static void test_optimizer_spellings(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"SGD", "Adam", "RMSprop", "Nadam", "Adamax", "Adagrad",
+                                        "AdamW"};
+    static const char model[] = "name: opt\ninput_shape: [2]\nlayers:\n  - Dense: {units: 1}\n"
+                                "compile: {optimizer: %s, loss: mse}\n";
+    char text[512], expect[64];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(text, sizeof text, model, names[i]);
+        write_text(in_scratch("opt.yaml"), text);
+        emit(in_scratch("opt.yaml"), in_scratch("opt.c"));
+        char *c = slurp(in_scratch("opt.c"), NULL);
+        snprintf(expect, sizeof expect, "NN_OPT_%s", names[i]);
+        for (char *p = expect; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        if (!strstr(c, expect))
+            fail_msg("optimizer %s: no %s in the trainer", names[i], expect);
+        free(c);
+    }
+    snprintf(text, sizeof text, model, "{name: AdamW, learning_rate: 0.01, clipnorm: 1.5}");
+    write_text(in_scratch("opt.yaml"), text);
+    emit(in_scratch("opt.yaml"), in_scratch("opt.c"));
+    char *c = slurp(in_scratch("opt.c"), NULL);
+    assert_non_null(strstr(c, ".kind = NN_OPT_ADAMW, .learning_rate = 0.01f"));
+    assert_non_null(strstr(c, ".weight_decay = 0.004f, .clipnorm = 1.5f"));
+    free(c);
+    expect_compiles(in_scratch("opt.c"));
+}
+
 /* Keras reads a shift range from 1 on as pixels: 4 must be accepted. */
 static void test_pixel_shift_ranges(void **state)
 {
@@ -828,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_output_compiles),
         cmocka_unit_test(test_pixel_shift_ranges),
+        cmocka_unit_test(test_optimizer_spellings),
         cmocka_unit_test(test_same_input_same_bytes),
         cmocka_unit_test(test_hostile_strings),
         cmocka_unit_test(test_generated_up_to_date),

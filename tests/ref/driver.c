@@ -198,6 +198,28 @@ static void check_loss(void)
 
 /* ---- an optimizer: steps from given gradients ----------------------------------------- */
 
+/* The error as a share of the step's move, |got - want| / |want - before|,
+ * the largest over the elements that moved (frozen tensors do not), and the
+ * largest |got - want| over the largest |want - before| of each array: how
+ * much of an update is wrong, which the absolute tolerance does not show
+ * for small steps. before is the reference's, so errors do not carry over. */
+static double worst_share, worst_array_share;
+
+static void note_move_share(const float *got, const float *want, const float *before,
+                            size_t count)
+{
+    double max_diff = 0, max_move = 0;
+    for (size_t i = 0; i < count; i++) {
+        double diff = fabs((double)got[i] - want[i]), move = fabs((double)want[i] - before[i]);
+        max_diff = fmax(max_diff, diff);
+        max_move = fmax(max_move, move);
+        if (move > 0)
+            worst_share = fmax(worst_share, diff / move);
+    }
+    if (max_move > 0)
+        worst_array_share = fmax(worst_array_share, max_diff / max_move);
+}
+
 static void check_optimizer(void)
 {
     float *params = nn_alloc(M->n_params, sizeof(float));
@@ -227,9 +249,19 @@ static void check_optimizer(void)
             for (int t = 0; t < M->n_tensors; t++) {
                 const nn_tensor *ts = &M->tensors[t];
                 snprintf(name, sizeof name, "opt.after%d.%s", s, ts->name);
-                compare(ts->name, s, name, params + ts->offset, need(name, ts->size), ts->size);
+                const float *want = need(name, ts->size);
+                compare(ts->name, s, name, params + ts->offset, want, ts->size);
+                if (s == 1)
+                    snprintf(name, sizeof name, "%s", ts->name);
+                else
+                    snprintf(name, sizeof name, "opt.after%d.%s", s - 1, ts->name);
+                const float *before = need(name, ts->size);
+                if (want && before)
+                    note_move_share(params + ts->offset, want, before, ts->size);
             }
         }
+        printf("move share: max |diff| / |move| %.3g per element, %.3g per array\n",
+               worst_share, worst_array_share);
     }
     nn_optim_free(&o);
     free(params), free(grads);

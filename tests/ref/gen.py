@@ -934,24 +934,91 @@ def loss_fixture(name, loss, act, k, labels):
 # SGD (plain, momentum, nesterov) and RMSprop without momentum: torch.optim's rules
 # are Keras's: Keras's velocity v = mu v - lr g is torch's buffer b = mu b + g times
 # -lr, and Nesterov's p += mu v - lr g is torch's p -= lr (g + mu b); RMSprop divides
-# by sqrt(avg) + eps in both. Adam and RMSprop with momentum differ, so Keras's rule
-# is written out in numpy:
+# by sqrt(avg) + eps in both. The others differ from torch.optim, so Keras's rule
+# is written out in numpy (keras_rule below):
 #   Adam (ResourceApplyAdam, as Keras 2 calls it): lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
 #     m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr_t m / (sqrt(v) + eps);
 #     torch divides by sqrt(v / (1 - b2^t)) + eps instead: its eps is not scaled.
 #   RMSprop with momentum (ResourceApplyRMSProp): ms = rho ms + (1 - rho) g^2,
 #     mom = mu mom + lr g / sqrt(ms + eps), p -= mom; torch puts eps outside the root.
+#   Nadam (keras/optimizers/nadam.py, Keras 2.11+): u_t = b1 (1 - 0.5 * 0.96^t),
+#     m_hat = u_{t+1} m / (1 - u_1...u_{t+1}) + (1 - u_t) g / (1 - u_1...u_t),
+#     v_hat = v / (1 - b2^t), p -= lr m_hat / (sqrt(v_hat) + eps); torch's NAdam
+#     has the older 0.96^(0.004 t) schedule.
+#   Adamax (keras/optimizers/adamax.py): u = max(b2 u, |g|),
+#     p -= lr m / ((1 - b1^t) (u + eps)); torch adds eps to |g| inside the max.
+#   Adagrad (keras/optimizers/adagrad.py): acc (from initial_accumulator_value 0.1)
+#     += g^2, p -= lr g / sqrt(acc + eps); torch adds eps outside the root.
+#   AdamW (keras/optimizers/adamw.py): Keras's Adam after the weight decay below.
+# Every optimizer, as Keras 2.11+'s Optimizer.apply_gradients does
+# (keras/optimizers/optimizer.py): first the clipping (_clip_gradients: clipnorm
+# per tensor, else global_clipnorm over all, else clipvalue; TensorFlow's
+# clip_by_norm is g * c / max(norm, c)), then the weight decay
+# (_apply_weight_decay: p -= p * weight_decay * lr), then the update.
+KERAS_COMMON = {"weight_decay": 0.0, "clipnorm": 0.0, "clipvalue": 0.0, "global_clipnorm": 0.0}
+ADAM_DEFAULTS = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 KERAS_DEFAULTS = {"sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-                  "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                           "epsilon": 1e-7},
+                  "adam": ADAM_DEFAULTS,
                   "rmsprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
-                              "epsilon": 1e-7}}
+                              "epsilon": 1e-7},
+                  "nadam": ADAM_DEFAULTS,
+                  "adamax": ADAM_DEFAULTS,
+                  "adagrad": {"learning_rate": 0.001, "initial_accumulator_value": 0.1,
+                              "epsilon": 1e-7},
+                  "adamw": dict(ADAM_DEFAULTS, weight_decay=0.004)}
+
+
+def keras_clip(a, g):
+    """Keras's _clip_gradients on {name: gradient} (float64)."""
+    def by_norm(v, norm, c):
+        return v * c / max(norm, c)
+    if a["clipnorm"] > 0:
+        return {k: by_norm(v, np.sqrt(np.sum(v * v)), a["clipnorm"]) for k, v in g.items()}
+    if a["global_clipnorm"] > 0:
+        norm = np.sqrt(sum(np.sum(v * v) for v in g.values()))
+        return {k: by_norm(v, norm, a["global_clipnorm"]) for k, v in g.items()}
+    if a["clipvalue"] > 0:
+        return {k: np.clip(v, -a["clipvalue"], a["clipvalue"]) for k, v in g.items()}
+    return g
+
+
+def nadam_u(b1, t):
+    return b1 * (1 - 0.5 * 0.96 ** t)
+
+
+def keras_rule(opt, a, t, p, g, m, v):
+    """One step of Keras's update of one tensor p at step t (from 1); m, v: its two
+    state arrays, updated in place (Adagrad's accumulator is v). Returns the new p."""
+    lr, b1, b2, eps = a["learning_rate"], a.get("beta_1"), a.get("beta_2"), a.get("epsilon")
+    if opt in ("adam", "adamw", "nadam", "adamax"):
+        m[:] = b1 * m + (1 - b1) * g
+    if opt in ("adam", "adamw"):
+        v[:] = b2 * v + (1 - b2) * g * g
+        return p - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+    if opt == "nadam":
+        v[:] = b2 * v + (1 - b2) * g * g
+        prod_t = np.prod([nadam_u(b1, i) for i in range(1, t + 1)])
+        prod_next = prod_t * nadam_u(b1, t + 1)
+        m_hat = (nadam_u(b1, t + 1) * m / (1 - prod_next) +
+                 (1 - nadam_u(b1, t)) * g / (1 - prod_t))
+        return p - lr * m_hat / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    if opt == "adamax":
+        v[:] = np.maximum(b2 * v, np.abs(g))
+        return p - lr * m / ((1 - b1 ** t) * (v + eps))
+    if opt == "adagrad":
+        v[:] = v + g * g
+        return p - lr * g / np.sqrt(v + eps)
+    # rmsprop with momentum; v: the mean square, m: the momentum
+    v[:] = a["rho"] * v + (1 - a["rho"]) * g * g
+    m[:] = a["momentum"] * m + lr * g / np.sqrt(v + eps)
+    return p - m
 
 
 def keras_steps(opt, args, params, grads):
     """params: {name: array} of the trainable tensors; grads: a list of such dicts.
     Returns the params after each step."""
-    a = dict(KERAS_DEFAULTS[opt], **args)
+    a = dict(KERAS_COMMON, **KERAS_DEFAULTS[opt])
+    a.update(args)
     p = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in params.items()}
     names = list(p)
     if opt == "sgd":
@@ -962,30 +1029,24 @@ def keras_steps(opt, args, params, grads):
                                 eps=a["epsilon"])
     else:
         o = None
-    state = {k: [np.zeros_like(v, dtype=np.float64), np.zeros_like(v, dtype=np.float64)]
+    start = a.get("initial_accumulator_value", 0.0)
+    state = {k: [np.zeros_like(v, dtype=np.float64), np.full(v.shape, start, dtype=np.float64)]
              for k, v in params.items()}
     cur = {k: v.astype(np.float64) for k, v in params.items()}
     after = []
     for t, g in enumerate(grads, start=1):
+        g = keras_clip(a, {k: g[k].astype(np.float64) for k in names})
+        decay = a["weight_decay"] * a["learning_rate"]
         if o:
-            for k in names:
-                p[k].grad = torch.tensor(g[k].astype(np.float64))
+            with torch.no_grad():
+                for k in names:
+                    p[k] -= p[k] * decay
+                    p[k].grad = torch.tensor(g[k])
             o.step()
             after.append({k: p[k].detach().numpy().copy() for k in names})
             continue
         for k in names:
-            gk = g[k].astype(np.float64)
-            m, v = state[k]
-            if opt == "adam":
-                b1, b2 = a["beta_1"], a["beta_2"]
-                lr_t = a["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                m[:] = b1 * m + (1 - b1) * gk
-                v[:] = b2 * v + (1 - b2) * gk * gk
-                cur[k] = cur[k] - lr_t * m / (np.sqrt(v) + a["epsilon"])
-            else:   # rmsprop with momentum; v: the mean square, m: the momentum
-                v[:] = a["rho"] * v + (1 - a["rho"]) * gk * gk
-                m[:] = a["momentum"] * m + a["learning_rate"] * gk / np.sqrt(v + a["epsilon"])
-                cur[k] = cur[k] - m
+            cur[k] = keras_rule(opt, a, t, cur[k] - cur[k] * decay, g[k], *state[k])
         after.append({k: cur[k].copy() for k in names})
     return after
 
@@ -1002,6 +1063,28 @@ OPTIMIZERS = [
     ("opt_rmsprop_args", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 0.01}),
     ("opt_rmsprop_momentum", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5,
                                          "epsilon": 0.01}),
+    ("opt_nadam", "nadam", {}),
+    ("opt_nadam_args", "nadam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.9,
+                                 "epsilon": 0.01}),
+    ("opt_adamax", "adamax", {}),
+    ("opt_adamax_args", "adamax", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.9,
+                                   "epsilon": 0.01}),
+    ("opt_adagrad", "adagrad", {}),
+    ("opt_adagrad_args", "adagrad", {"learning_rate": 0.1, "initial_accumulator_value": 0.5,
+                                     "epsilon": 0.01}),
+    ("opt_adamw", "adamw", {}),
+    ("opt_adamw_args", "adamw", {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8,
+                                 "beta_2": 0.9, "epsilon": 0.01}),
+    ("opt_sgd_weight_decay", "sgd", {"learning_rate": 0.1, "weight_decay": 0.05}),
+    ("opt_sgd_clipnorm", "sgd", {"learning_rate": 0.1, "clipnorm": 0.3}),
+    ("opt_sgd_global_clipnorm", "sgd", {"learning_rate": 0.1, "momentum": 0.9,
+                                        "global_clipnorm": 0.5}),
+    ("opt_sgd_clipvalue", "sgd", {"learning_rate": 0.1, "clipvalue": 0.2}),
+    ("opt_adam_clipnorm", "adam", {"learning_rate": 0.01, "clipnorm": 0.3}),
+    ("opt_adam_global_clipnorm", "adam", {"learning_rate": 0.01, "global_clipnorm": 0.5}),
+    ("opt_adam_clipvalue", "adam", {"learning_rate": 0.01, "clipvalue": 0.2}),
+    ("opt_adagrad_clipnorm_decay", "adagrad", {"learning_rate": 0.1, "clipnorm": 0.3,
+                                               "weight_decay": 0.05}),
 ]
 
 
