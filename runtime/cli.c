@@ -74,7 +74,7 @@ static const struct {
     [OPT_NO_SHUFFLE] = {"--no-shuffle", NULL, ON(TRAIN), "do not shuffle the training set", NULL},
     [OPT_SAVE] = {"--save", "W.npz", ON(TRAIN) | ON(INIT),
                   "write the weights (train: a checkpoint after every epoch); W.h5: Keras's "
-                  "HDF5 layout, weights only", "none"},
+                  "HDF5 layout, without the optimizer's state", "none"},
     [OPT_SAVE_EVERY] = {"--save-every", "N", ON(TRAIN),
                         "also write the --save checkpoint every N steps (Keras's save_freq)",
                         "at epoch ends only"},

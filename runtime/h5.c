@@ -10,6 +10,10 @@
  * its ":0", what precedes the layer's own name (a name scope) and the cells
  * of recurrent layers ("lstm_cell"), is the tensor's, '/' read as '.'.
  *
+ * What nncc keeps beside the weights (the .npz's "meta." arrays: class
+ * names, rescale, ...) goes in a root group nncc_meta, which Keras's
+ * load_weights never looks at (it reads the groups layer_names lists).
+ *
  * The HDF5 library prints its own error stack by default; it is switched off
  * (H5Eset_auto2) and every failure becomes one message naming the file and
  * the group, attribute or dataset. */
@@ -91,9 +95,9 @@ int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t
 }
 
 int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_layers,
-                        const nn_array *arrays, int n)
+                        const nn_array *arrays, int n, const nn_array *meta, int n_meta)
 {
-    (void)layer_names, (void)n_layers, (void)arrays, (void)n;
+    (void)layer_names, (void)n_layers, (void)arrays, (void)n, (void)meta, (void)n_meta;
     return no_hdf5(path);
 }
 
@@ -254,22 +258,23 @@ static void file_add(nn_weight_file *w, const nn_array *a, const char *where)
     w->n++;
 }
 
-/* One dataset, as float32, into a (named by the caller). */
-static int read_dataset(const char *path, hid_t d, const char *where, nn_array *a)
+/* One dataset into a (named by the caller): floats as float32; integers as
+ * int64 (as npz.c reads them) only where ints is true (the meta arrays). */
+static int read_dataset(const char *path, hid_t d, const char *where, bool ints, nn_array *a)
 {
     hid_t type = H5Dget_type(d), space = H5Dget_space(d);
     int rank = H5Sget_simple_extent_ndims(space), rc = 0;
     hsize_t dims[NN_MAX_RANK];
     if (type < 0 || space < 0 || rank < 0)
         rc = nn_error(path, "cannot read dataset %s", where);
-    else if (H5Tget_class(type) != H5T_FLOAT)
+    else if (H5Tget_class(type) != H5T_FLOAT && !(ints && H5Tget_class(type) == H5T_INTEGER))
         rc = nn_error(path, "dataset %s does not hold floating-point numbers", where);
     else if (rank > NN_MAX_RANK)
         rc = nn_error(path, "dataset %s has %d dimensions; at most %d are read", where, rank,
                       NN_MAX_RANK);
     if (rc == 0) {
         H5Sget_simple_extent_dims(space, dims, NULL);
-        a->dtype = NN_F32;
+        a->dtype = H5Tget_class(type) == H5T_FLOAT ? NN_F32 : NN_I64;
         a->rank = rank;
         a->size = 1;
         for (int k = 0; k < rank && rc == 0; k++) {
@@ -282,8 +287,11 @@ static int read_dataset(const char *path, hid_t d, const char *where, nn_array *
         }
     }
     if (rc == 0) {
-        a->f = nn_alloc(a->size ? a->size : 1, sizeof *a->f);
-        if (a->size && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->f) < 0)
+        bool f = a->dtype == NN_F32;
+        void *buf = nn_alloc(a->size ? a->size : 1, f ? sizeof *a->f : sizeof *a->i);
+        *(f ? (void **)&a->f : (void **)&a->i) = buf;
+        if (a->size && H5Dread(d, f ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                               H5P_DEFAULT, buf) < 0)
             rc = nn_error(path, "cannot read dataset %s", where);
     }
     H5Sclose(space);
@@ -311,7 +319,7 @@ static int read_layer(const char *path, hid_t g, const char *group_path, const c
                           group_path);
             break;
         }
-        rc = read_dataset(path, d, where, &a);
+        rc = read_dataset(path, d, where, false, &a);
         H5Dclose(d);
         if (rc == 0)
             file_add(w, &a, where);
@@ -350,6 +358,44 @@ static int read_weights_group(const char *path, hid_t f, nn_weight_file *w)
     return rc;
 }
 
+/* What nncc keeps beside the weights (class names, rescale, ...: the .npz's
+ * "meta." arrays), in a root group Keras's load_weights does not look at. */
+#define META_GROUP "nncc_meta"
+
+/* Every dataset of the meta group, under its own name. */
+static int read_meta_group(const char *path, hid_t f, nn_weight_file *w)
+{
+    hid_t g = H5Gopen2(f, META_GROUP, H5P_DEFAULT);
+    H5G_info_t info;
+    if (g < 0 || H5Gget_info(g, &info) < 0) {
+        if (g >= 0)
+            H5Gclose(g);
+        return nn_error(path, "cannot read group /" META_GROUP);
+    }
+    int rc = 0;
+    for (hsize_t i = 0; i < info.nlinks && rc == 0; i++) {
+        nn_array a = {0};
+        char where[200];
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, a.name, sizeof a.name,
+                               H5P_DEFAULT) < 0) {
+            rc = nn_error(path, "cannot read group /" META_GROUP);
+            break;
+        }
+        snprintf(where, sizeof where, "/" META_GROUP "/%s", a.name);
+        hid_t d = H5Dopen2(g, a.name, H5P_DEFAULT);
+        rc = d < 0 ? nn_error(path, "%s is not a dataset", where)
+                   : read_dataset(path, d, where, true, &a);
+        if (d >= 0)
+            H5Dclose(d);
+        if (rc == 0)
+            file_add(w, &a, where);
+        else
+            nn_array_free(&a);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
 static hid_t open_hdf5(const char *path)
 {
     quiet_hdf5();
@@ -365,6 +411,9 @@ static int read_h5_weights(const char *path, nn_weight_file *w)
     if (f < 0)
         return -1;
     int rc = read_weights_group(path, f, w);
+    w->n_weights = w->n;
+    if (rc == 0 && H5Lexists(f, META_GROUP, H5P_DEFAULT) > 0)
+        rc = read_meta_group(path, f, w);
     H5Fclose(f);
     return rc;
 }
@@ -477,6 +526,16 @@ static void keras_name(const char *tensor, char *out, size_t cap)
             *p = '/';
 }
 
+/* An array's file and memory types, and its data. */
+static hid_t file_type(const nn_array *a, hid_t *mem, const void **data)
+{
+    switch (a->dtype) {
+    case NN_I64: *mem = H5T_NATIVE_INT64, *data = a->i; return H5T_STD_I64LE;
+    case NN_U8: *mem = H5T_NATIVE_UINT8, *data = a->u8; return H5T_STD_U8LE;
+    default: *mem = H5T_NATIVE_FLOAT, *data = a->f; return H5T_IEEE_F32LE;
+    }
+}
+
 static int write_dataset(hid_t g, const char *name, const nn_array *a)
 {
     hsize_t dims[NN_MAX_RANK];
@@ -485,8 +544,11 @@ static int write_dataset(hid_t g, const char *name, const nn_array *a)
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);   /* "dense/kernel:0" makes group dense */
     hid_t space = a->rank ? H5Screate_simple(a->rank, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t d = H5Dcreate2(g, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->f) < 0;
+    hid_t mem;
+    const void *data;
+    hid_t type = file_type(a, &mem, &data);
+    hid_t d = H5Dcreate2(g, name, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = d < 0 || H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0;
     if (d >= 0)
         H5Dclose(d);
     H5Sclose(space);
@@ -519,8 +581,19 @@ static int write_layer(hid_t f, const char *layer, const nn_array *arrays, int n
     return rc;
 }
 
+static int write_meta(hid_t f, const nn_array *meta, int n_meta)
+{
+    hid_t g = H5Gcreate2(f, META_GROUP, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = g < 0 ? -1 : 0;
+    for (int i = 0; i < n_meta && rc == 0; i++)
+        rc = write_dataset(g, meta[i].name, &meta[i]);
+    if (g >= 0)
+        H5Gclose(g);
+    return rc;
+}
+
 static int write_file(hid_t f, const char *const *layer_names, int n_layers,
-                      const nn_array *arrays, int n)
+                      const nn_array *arrays, int n, const nn_array *meta, int n_meta)
 {
     if (write_name_list(f, "layer_names", layer_names, n_layers) != 0 ||
         write_string(f, "backend", "tensorflow") != 0 ||
@@ -530,7 +603,9 @@ static int write_file(hid_t f, const char *const *layer_names, int n_layers,
         if (write_layer(f, layer_names[i], arrays, n) != 0)
             return -1;
     /* Keras 2.11+ also writes the model's own weights here; ours has none. */
-    return write_layer(f, "top_level_model_weights", arrays, 0);
+    if (write_layer(f, "top_level_model_weights", arrays, 0) != 0)
+        return -1;
+    return n_meta ? write_meta(f, meta, n_meta) : 0;
 }
 
 /* The temporary file's bytes on disk before the rename, as nn_npz_write does. */
@@ -545,7 +620,7 @@ static int sync_file(const char *path)
 }
 
 int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_layers,
-                        const nn_array *arrays, int n)
+                        const nn_array *arrays, int n, const nn_array *meta, int n_meta)
 {
     size_t cap = strlen(path) + 32;
     char *tmp = nn_alloc(cap, 1);
@@ -556,7 +631,7 @@ int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_
     if (f < 0) {
         rc = nn_error(path, "cannot create %s: %s", tmp, strerror(errno));
     } else {
-        int wrote = write_file(f, layer_names, n_layers, arrays, n);
+        int wrote = write_file(f, layer_names, n_layers, arrays, n, meta, n_meta);
         if (H5Fclose(f) < 0 || wrote != 0 || sync_file(tmp) != 0)
             rc = nn_error(path, "cannot write %s as HDF5", tmp);
         if (rc == 0 && rename(tmp, path) != 0)
@@ -602,7 +677,7 @@ static bool layer_starts(const char *prev, const char *name, int i)
 bool nn_weight_file_by_position(nn_weight_file *w, const char *path, const char *const *names,
                                 int n)
 {
-    if (!w->keras || w->n != n)
+    if (!w->keras || w->n_weights != n)
         return false;
     int differ = -1;
     for (int i = 0; i < n && differ < 0; i++)

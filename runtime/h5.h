@@ -25,7 +25,8 @@ typedef struct {
     nn_array *arrays;
     char **where;
     int n;
-    bool keras;            /* an .h5: weights only, no meta, optimizer or state */
+    int n_weights;         /* an .h5: arrays[0..n_weights) are its layers', the rest its meta */
+    bool keras;            /* an .h5: no optimizer or loop state */
 } nn_weight_file;
 
 int nn_weight_file_read(const char *path, nn_weight_file *w);
@@ -57,8 +58,10 @@ int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t
 
 /* Writes arrays (float32, named "LAYER.kernel", "LAYER.forward_lstm.kernel")
  * as Keras's save_weights does, in layer_names' order, each array in the
- * group of the layer its name starts with; atomically, as nn_npz_write. */
+ * group of the layer its name starts with, and the meta arrays ("meta.*",
+ * any dtype) in a root group nncc_meta, which Keras does not read (and
+ * nn_weight_file_read does, as they are); atomically, as nn_npz_write. */
 int nn_h5_write_weights(const char *path, const char *const *layer_names, int n_layers,
-                        const nn_array *arrays, int n);
+                        const nn_array *arrays, int n, const nn_array *meta, int n_meta);
 
 #endif

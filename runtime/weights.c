@@ -6,8 +6,8 @@
  * unfinished epoch's sums), so --resume continues exactly. Every file also
  * holds "meta." arrays, what predict needs besides the weights to read an
  * input and name its class (docs/weight-files.md). A file named .h5 or
- * .hdf5 is written as Keras's save_weights writes it, with the weights
- * alone; one whose first bytes are HDF5's is read so (h5.c). */
+ * .hdf5 is written as Keras's save_weights writes it, with the weights and
+ * the meta arrays; one whose first bytes are HDF5's is read so (h5.c). */
 #include "rt.h"
 #include "h5.h"
 
@@ -279,16 +279,21 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
     memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
 }
 
-/* Keras's save_weights layout: the tensors, in the groups of the layers. */
-static int save_h5(const nn_model *m, const char *path, const float *params)
+/* Keras's save_weights layout: the tensors, in the groups of the layers;
+ * the meta arrays beside them. */
+static int save_h5(const nn_model *m, const char *path, const float *params, const nn_meta *meta)
 {
-    nn_array *arrays = nn_alloc((size_t)m->n_tensors + 1, sizeof *arrays);
+    nn_array *arrays = nn_alloc((size_t)m->n_tensors + 1, sizeof *arrays), metas[4];
     const char **layers = nn_alloc((size_t)m->n_layers + 1, sizeof *layers);
     for (int i = 0; i < m->n_tensors; i++)
         arrays[i] = tensor_array(&m->tensors[i], (float *)params + m->tensors[i].offset);
     for (int i = 0; i < m->n_layers; i++)
         layers[i] = m->layers[i].name;
-    int rc = nn_h5_write_weights(path, layers, m->n_layers, arrays, m->n_tensors);
+    meta_storage ms = {0};
+    int n_meta = meta_arrays(m, meta, &ms, metas);
+    int rc = nn_h5_write_weights(path, layers, m->n_layers, arrays, m->n_tensors, metas, n_meta);
+    free(ms.names);
+    free(ms.vocabulary);
     free(layers);
     free(arrays);
     return rc;
@@ -298,7 +303,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
     if (nn_h5_name(path))
-        return save_h5(m, path, params);
+        return save_h5(m, path, params, meta);
     int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;

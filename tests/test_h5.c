@@ -18,6 +18,7 @@
 static const char train_data[] =
     "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
     "data:\n"
+    "  class_names: [cat, dog]\n"
     "  train:\n"
     "    format: inline\n"
     "    x: [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-1.0, 1.0, 0.5], [0.2, 0.3, -0.4]]\n"
@@ -108,7 +109,7 @@ static void test_split_names_written(void **state)
         list[i] = names[i];
     }
     snprintf(a.name, sizeof a.name, "%s.kernel", names[N - 1]);
-    assert_int_equal(nn_h5_write_weights(in_scratch("split.h5"), list, N, &a, 1), 0);
+    assert_int_equal(nn_h5_write_weights(in_scratch("split.h5"), list, N, &a, 1, NULL, 0), 0);
     nn_weight_file w;
     assert_int_equal(nn_weight_file_read(in_scratch("split.h5"), &w), 0);
     assert_int_equal(w.n, 1);
@@ -241,7 +242,9 @@ static void test_train_from_h5(void **state)
     nn_weight_file got, start;
     assert_int_equal(nn_weight_file_read(in_scratch("out.h5"), &got), 0);
     assert_int_equal(nn_weight_file_read("tests/h5/weights.h5", &start), 0);
-    assert_int_equal(got.n, 8);
+    assert_int_equal(got.n_weights, 8);
+    assert_int_equal(got.n, 10);   /* and meta.rescale, meta.class_names */
+    assert_true(find(got.arrays, got.n, "meta.rescale")->f[0] == 1.0f);
     for (int i = 0; i < start.n; i++)   /* every tensor trained from its start, none kept */
         if (same_bits(find(got.arrays, got.n, start.arrays[i].name), &start.arrays[i]))
             fail_msg("'%s' did not move", start.arrays[i].name);
@@ -249,11 +252,16 @@ static void test_train_from_h5(void **state)
         nn_array *back;
         int n;
         assert_int_equal(nn_npz_read(in_scratch("back.npz"), &back, &n), 0);
-        assert_int_equal(n, got.n);
+        assert_int_equal(n, got.n_weights);
         for (int i = 0; i < n; i++)
             assert_true(same_bits(&back[i], find(got.arrays, got.n, back[i].name)));
         nn_npz_free(back, n);
     }
+    /* The class names went into the .h5 too (nncc_meta), for predict. */
+    run_cmd(&r, "%s predict --weights %s 0.5,-1.0,2.0", trainer, in_scratch("out.h5"));
+    assert_int_equal(r.status, 0);
+    if (!strstr(r.out, ": cat 0.") && !strstr(r.out, ": dog 0."))
+        fail_msg("predict did not name the class from out.h5:\n%s", r.out);
     /* Layers Keras numbered otherwise are taken by position, as Keras does. */
     run_cmd(&r, "%s train --weights tests/h5/renamed.h5 --epochs 1 --quiet", trainer);
     assert_int_equal(r.status, 0);
