@@ -105,7 +105,9 @@ static void test_split_names_written(void **state)
     nn_array a = {.dtype = NN_F32, .rank = 1, .shape = {1}, .size = 1, .f = &one};
     for (int i = 0; i < N; i++) {
         memset(names[i], 'a', LEN);
-        snprintf(names[i] + LEN - 4, 5, "%04d", i);
+        char number[16];
+        snprintf(number, sizeof number, "%04d", i);
+        memcpy(names[i] + LEN - 4, number, 4);
         list[i] = names[i];
     }
     snprintf(a.name, sizeof a.name, "%s.kernel", names[N - 1]);
