@@ -289,7 +289,8 @@ static void test_frozen_layers(void **state)
              "  - Dense: {units: 4, activation: relu, trainable: false}\n"
              "  - BatchNormalization: {trainable: false}\n"
              "  - Dense: {units: 2, activation: softmax}\n%s", train_data);
-    const char *trainer = build_model("frozen", yaml);
+    char trainer[512];   /* in_scratch's buffers take turns */
+    snprintf(trainer, sizeof trainer, "%s", build_model("frozen", yaml));
     RunResult r;
     run_cmd(&r, "%s train --weights tests/h5/weights.h5 --save %s --quiet", trainer,
             in_scratch("frozen.npz"));
@@ -312,6 +313,15 @@ static void test_frozen_layers(void **state)
     }
     /* A fresh optimizer: three epochs of two steps. */
     assert_int_equal(find(got, n_got, "optimizer.iterations")->i[0], 6);
+    nn_npz_free(got, n_got);
+    /* A checkpoint as --weights is weights only: epoch 1 again, a fresh optimizer. */
+    run_cmd(&r, "%s train --weights %s --epochs 1 --save %s", trainer, in_scratch("frozen.npz"),
+            in_scratch("again.npz"));
+    assert_int_equal(r.status, 0);
+    assert_output_contains(&r, "Epoch 1/1");
+    assert_int_equal(nn_npz_read(in_scratch("again.npz"), &got, &n_got), 0);
+    assert_int_equal(find(got, n_got, "optimizer.iterations")->i[0], 2);
+    assert_int_equal(find(got, n_got, "state.epoch")->i[0], 1);
     nn_npz_free(got, n_got);
     nn_npz_free(start, n_start);
 }
