@@ -22,6 +22,15 @@ static void check_output(const Model *m)
     if (m->loss == NN_LOSS_BINARY_CE && last->act == ACT_SOFTMAX && last->out.dim[0] == 1)
         error_at(last->where, "softmax over a single unit is always 1; binary_crossentropy "
                               "wants activation: sigmoid");
+    /* Keras would apply the activation twice (it warns); nncc refuses. */
+    if (m->from_logits && (last->act == ACT_SOFTMAX || last->act == ACT_SIGMOID))
+        error_at(m->loss_where, "from_logits: true says the output is logits, but the output "
+                                "layer '%s' applies %s; drop the activation or from_logits",
+                 last->name, activation_names[last->act]);
+    if (m->class_weight && last->out.rank > 1)
+        error_at(m->class_weight_where, "class_weight is not supported for an output of shape "
+                                        "%s (Keras's rule: 3+ dimensional targets)",
+                 shape_str(&last->out));
 }
 
 /* ---- inline weights -------------------------------------------------------------------- */
@@ -104,7 +113,7 @@ static long check_samples(const NumArray *a, long size, const char *what)
 
 static long label_size(const Model *m)
 {
-    return m->loss == NN_LOSS_SPARSE_CE ? 1 : shape_size(&m->layers[m->output].out);
+    return loss_takes_class_index(m->loss) ? 1 : shape_size(&m->layers[m->output].out);
 }
 
 /* A window is the model's input; the values after it, its output. */

@@ -139,6 +139,13 @@ const char *listed(const char *const *choices, char *buf, size_t len)
     return buf;
 }
 
+_Noreturn void unsupported_word(const Node *n, const char *what, const char *const *choices)
+{
+    char list[2048];
+    error_at(n, "unknown %s '%s'; supported: %s", what, shown(n->text),
+             listed(choices, list, sizeof list));
+}
+
 _Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices)
 {
     const char *close = closest_word(n->text, choices);

@@ -554,7 +554,7 @@ static const char *const callback_enums[] = {
     [NN_CB_MODEL_CHECKPOINT] = "NN_CB_MODEL_CHECKPOINT", [NN_CB_CSV_LOGGER] = "NN_CB_CSV_LOGGER",
 };
 
-static char *fit_block(const Model *m)
+static char *fit_block(const Model *m, FILE *arrays)
 {
     Block b;
     block_open(&b);
@@ -562,6 +562,17 @@ static char *fit_block(const Model *m)
             m->epochs, m->batch_size, m->shuffle, m->seed);
     fprintf(b.f, "        .steps_per_epoch = %ld, .n_callbacks = %d,", m->steps_per_epoch,
             m->n_callbacks);
+    if (m->n_class_weights) {
+        float *weights = calloc((size_t)m->n_class_weights, sizeof *weights);
+        if (!weights)
+            error_file(m->file, "out of memory");
+        for (int i = 0; i < m->n_class_weights; i++)
+            weights[i] = (float)m->class_weight[i];
+        float_array(arrays, "class_weight", weights, m->n_class_weights);
+        free(weights);
+        fprintf(b.f, "\n        .class_weight = class_weight, .n_class_weights = %d,",
+                m->n_class_weights);
+    }
     if (m->n_callbacks == 0)
         return block_close(&b);
     fprintf(b.f, "\n        .callbacks = {");
@@ -569,10 +580,10 @@ static char *fit_block(const Model *m)
         const CallbackSpec *c = &m->callbacks[i];
         fprintf(b.f, "\n            {.kind = %s, .monitor = %s, .threshold = %s, .patience = %ld, "
                      ".min_delta = %s, .restore_best_weights = %d, .filepath = %s, "
-                     ".save_best_only = %d},",
+                     ".save_best_only = %d, .maximize = %d},",
                 callback_enums[c->kind], string_lit(c->monitor), float_lit(c->threshold),
                 c->patience, float_lit(c->min_delta), c->restore_best_weights,
-                string_lit(c->filepath), c->save_best_only);
+                string_lit(c->filepath), c->save_best_only, c->maximize);
     }
     fprintf(b.f, "},");
     return block_close(&b);
@@ -586,7 +597,42 @@ static const char *const optimizer_enums[NN_OPT_COUNT] = {
 static const char *const loss_enums[] = {
     [NN_LOSS_MSE] = "NN_LOSS_MSE", [NN_LOSS_BINARY_CE] = "NN_LOSS_BINARY_CE",
     [NN_LOSS_SPARSE_CE] = "NN_LOSS_SPARSE_CE", [NN_LOSS_CATEGORICAL_CE] = "NN_LOSS_CATEGORICAL_CE",
+    [NN_LOSS_MAE] = "NN_LOSS_MAE", [NN_LOSS_HUBER] = "NN_LOSS_HUBER",
+    [NN_LOSS_LOG_COSH] = "NN_LOSS_LOG_COSH", [NN_LOSS_KL_DIVERGENCE] = "NN_LOSS_KL_DIVERGENCE",
 };
+static const char *const metric_enums[] = {
+    [NN_METRIC_ACCURACY] = "NN_METRIC_ACCURACY",
+    [NN_METRIC_BINARY_ACCURACY] = "NN_METRIC_BINARY_ACCURACY",
+    [NN_METRIC_CATEGORICAL_ACCURACY] = "NN_METRIC_CATEGORICAL_ACCURACY",
+    [NN_METRIC_SPARSE_CATEGORICAL_ACCURACY] = "NN_METRIC_SPARSE_CATEGORICAL_ACCURACY",
+    [NN_METRIC_TOP_K_CATEGORICAL_ACCURACY] = "NN_METRIC_TOP_K_CATEGORICAL_ACCURACY",
+    [NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY] = "NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY",
+    [NN_METRIC_MAE] = "NN_METRIC_MAE", [NN_METRIC_MSE] = "NN_METRIC_MSE",
+    [NN_METRIC_RMSE] = "NN_METRIC_RMSE", [NN_METRIC_PRECISION] = "NN_METRIC_PRECISION",
+    [NN_METRIC_RECALL] = "NN_METRIC_RECALL", [NN_METRIC_AUC] = "NN_METRIC_AUC",
+};
+
+static char *loss_args_init(const Model *m)
+{
+    return fmt(".delta = %s, .label_smoothing = %s, .from_logits = %d",
+               float_lit(m->huber_delta), float_lit(m->label_smoothing), m->from_logits);
+}
+
+/* The metrics' table, into arrays; its name, or NULL without metrics. */
+static char *metrics_table(const Model *m, FILE *arrays)
+{
+    if (!m->n_metrics)
+        return fmt("NULL");
+    fprintf(arrays, "static const nn_metric metrics[%d] = {\n", m->n_metrics);
+    for (int i = 0; i < m->n_metrics; i++) {
+        const MetricSpec *s = &m->metrics[i];
+        fprintf(arrays, "    {.kind = %s, .name = %s, .val_name = %s, .k = %ld, .threshold = %s, "
+                        ".num_thresholds = %ld},\n", metric_enums[s->kind], string_lit(s->name),
+                string_lit(s->val_name), s->k, float_lit(s->threshold), s->num_thresholds);
+    }
+    fprintf(arrays, "};\n");
+    return fmt("metrics");
+}
 static const char *const output_enums[] = {
     [NN_OUT_LINEAR] = "NN_OUT_LINEAR", [NN_OUT_SOFTMAX] = "NN_OUT_SOFTMAX",
     [NN_OUT_SIGMOID] = "NN_OUT_SIGMOID",
@@ -644,9 +690,12 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "N_LAYERS", m->n_layers);
     hole(h, "OPTIMIZER", optimizer_init(&m->optimizer));
     hole(h, "LOSS", fmt("%s", m->loss < 0 ? "NN_LOSS_NONE" : loss_enums[m->loss]));
-    hole_long(h, "ACCURACY", m->metric_accuracy);
+    hole(h, "LOSS_ARGS", loss_args_init(m));
+    hole(h, "METRICS", metrics_table(m, arrays));
+    hole_long(h, "N_METRICS", m->n_metrics);
+    hole_long(h, "OUTPUT_UNITS", m->layers[m->output].out.dim[m->layers[m->output].out.rank - 1]);
     hole(h, "DATA", data_block(m, arrays));
-    hole(h, "FIT", fit_block(m));
+    hole(h, "FIT", fit_block(m, arrays));
     long n_predict = m->predict.where ? m->predict.dim[0] : 0;
     if (n_predict)
         float_array(arrays, "predict_inputs", m->predict.values, m->predict.count);

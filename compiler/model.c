@@ -563,45 +563,6 @@ static void parse_optimizer(OptimizerSpec *o, const Node *n)
         read_optimizer_args(o, n, name);
 }
 
-static const struct { const char *name; int loss; } loss_names[] = {
-    {"mean_squared_error", NN_LOSS_MSE}, {"mse", NN_LOSS_MSE},
-    {"MeanSquaredError", NN_LOSS_MSE},
-    {"binary_crossentropy", NN_LOSS_BINARY_CE}, {"BinaryCrossentropy", NN_LOSS_BINARY_CE},
-    {"sparse_categorical_crossentropy", NN_LOSS_SPARSE_CE},
-    {"SparseCategoricalCrossentropy", NN_LOSS_SPARSE_CE},
-    {"categorical_crossentropy", NN_LOSS_CATEGORICAL_CE},
-    {"CategoricalCrossentropy", NN_LOSS_CATEGORICAL_CE},
-};
-#define N_LOSSES (int)(sizeof loss_names / sizeof loss_names[0])
-
-static int parse_loss(const Node *n)
-{
-    const char *s = node_str(n, "loss");
-    const char *choices[N_LOSSES + 1];
-    for (int i = 0; i < N_LOSSES; i++) {
-        if (strcmp(s, loss_names[i].name) == 0)
-            return loss_names[i].loss;
-        choices[i] = loss_names[i].name;
-    }
-    choices[N_LOSSES] = NULL;
-    unknown_word(n, "loss", choices);
-}
-
-static const char *const metric_names[] = {"accuracy", "acc", NULL};
-
-static void parse_metrics(Model *m, const Node *n)
-{
-    if (n->kind != NODE_SEQ)
-        error_at(n, "metrics must be a list, e.g. [accuracy]");
-    const char *const *known = metric_names;
-    for (int i = 0; i < n->n; i++) {
-        const Node *item = n->items[i];
-        if (lookup(node_str(item, "metric"), known, 2) < 0)
-            unknown_word(item, "metric", known);
-        m->metric_accuracy = true;
-    }
-}
-
 static void parse_compile(Model *m, const Node *n)
 {
     static const char *const keys[] = {"optimizer", "loss", "metrics", NULL};
@@ -612,7 +573,7 @@ static void parse_compile(Model *m, const Node *n)
     if ((v = map_get(n, "optimizer")))
         parse_optimizer(&m->optimizer, v);
     if ((v = map_get(n, "loss")))
-        m->loss = parse_loss(v);
+        parse_loss(m, v);
     if ((v = map_get(n, "metrics")))
         parse_metrics(m, v);
 }
@@ -895,14 +856,15 @@ static const char *const callback_names[] = {"StopAtThreshold", "EarlyStopping",
 static const int callback_kinds[] = {NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING,
                                      NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER};
 
-static const char *parse_monitor(const Node *n)
+/* Keras's mode: auto (the monitor's own direction), min or max. */
+static void parse_mode(CallbackSpec *c, const Node *n)
 {
-    static const char *const names[] = {"loss", "accuracy", "val_loss", "val_accuracy",
-                                        "acc", "val_acc", NULL};
-    int i = lookup(node_str(n, "monitor"), names, 6);
-    if (i < 0)
-        unknown_word(n, "monitor", names);
-    return names[i == 4 ? 1 : i == 5 ? 3 : i];
+    static const char *const modes[] = {"auto", "min", "max", NULL};
+    int mode = lookup(node_str(n, "mode"), modes, 3);
+    if (mode < 0)
+        unknown_word(n, "mode", modes);
+    if (mode > 0)
+        c->maximize = mode == 2;
 }
 
 static void parse_callback(Model *m, const Node *item)
@@ -921,16 +883,24 @@ static void parse_callback(Model *m, const Node *item)
         error_at(item, "too many callbacks (at most %d)", MAX_CALLBACKS);
     static const char *const stop_keys[] = {"monitor", "threshold", NULL};
     static const char *const early_keys[] = {"monitor", "patience", "min_delta",
-                                             "restore_best_weights", NULL};
-    static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only", NULL};
+                                             "restore_best_weights", "mode", NULL};
+    static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only",
+                                                  "mode", NULL};
     static const char *const csv_keys[] = {"filename", NULL};
     static const char *const *const keys[] = {stop_keys, early_keys, checkpoint_keys, csv_keys};
     CallbackSpec *c = &m->callbacks[m->n_callbacks++];
     memset(c, 0, sizeof *c);
     c->kind = callback_kinds[i];
-    c->monitor = c->kind == NN_CB_STOP_AT_THRESHOLD ? "accuracy" : "val_loss";
     if (args)
         map_check_keys(args, callback_names[i], keys[i]);
+    if (c->kind != NN_CB_CSV_LOGGER) {
+        /* The default monitor, where none is given, is checked as one written at the callback. */
+        Node implicit = {.kind = NODE_SCALAR, .line = type->line, .col = type->col,
+                         .file = type->file,
+                         .text = c->kind == NN_CB_STOP_AT_THRESHOLD ? "accuracy" : "val_loss"};
+        v = args ? map_get(args, "monitor") : NULL;
+        c->monitor = parse_monitor(m, v ? v : &implicit, &c->maximize);
+    }
     if (c->kind == NN_CB_STOP_AT_THRESHOLD)
         c->threshold = node_num(need(args, item, "threshold", "StopAtThreshold"),
                                 "threshold");
@@ -941,8 +911,8 @@ static void parse_callback(Model *m, const Node *item)
         c->filepath = node_str(need(args, item, "filename", "CSVLogger"), "filename");
     if (!args)
         return;
-    if ((v = map_get(args, "monitor")))
-        c->monitor = parse_monitor(v);
+    if ((v = map_get(args, "mode")))
+        parse_mode(c, v);
     if ((v = map_get(args, "patience")))
         c->patience = node_int(v, "patience", 0, 1 << 30);
     if ((v = map_get(args, "min_delta")))
@@ -956,7 +926,8 @@ static void parse_callback(Model *m, const Node *item)
 static void parse_fit(Model *m, const Node *n)
 {
     static const char *const keys[] = {"epochs", "batch_size", "shuffle", "seed",
-                                       "steps_per_epoch", "callbacks", "validation_split", NULL};
+                                       "steps_per_epoch", "callbacks", "validation_split",
+                                       "class_weight", NULL};
     if (n->kind != NODE_MAP)
         error_at(n, "fit must be a map with epochs, batch_size, ...");
     map_check_keys(n, "fit", keys);
@@ -976,6 +947,8 @@ static void parse_fit(Model *m, const Node *n)
             error_at(v, "validation_split is given in data as well; keep one");
         m->validation_split = fraction(v, "validation_split");
     }
+    if ((v = map_get(n, "class_weight")))
+        parse_class_weight(m, v);
     if ((v = map_get(n, "callbacks"))) {
         if (v->kind != NODE_SEQ)
             error_at(v, "callbacks must be a list");
@@ -1094,17 +1067,14 @@ void model_from_yaml(Model *m, const Node *root, const char *file)
 
 const char *const *model_words(ModelWords what)
 {
-    static const char *losses[N_LOSSES + 1];
-    for (int i = 0; i < N_LOSSES; i++)
-        losses[i] = loss_names[i].name;
     static const char *activations[ACT_COUNT + 1];
     for (int i = 0; i < ACT_COUNT; i++)
         activations[i] = activation_names[i];
     switch (what) {
     case WORDS_OPTIMIZERS: return optimizer_names();
     case WORDS_OPTIMIZER_ARGS: return optimizer_keys() + 1;   /* lr and the rest */
-    case WORDS_LOSSES: return losses;
-    case WORDS_METRICS: return metric_names;
+    case WORDS_LOSSES: return loss_words();
+    case WORDS_METRICS: return metric_words();
     case WORDS_CALLBACKS: return callback_names;
     default: return activations;
     }

@@ -616,6 +616,7 @@ const nn_model sunspots_dnn_model = {
     .input_shape = {30, 0, 0},
     .input_size = 30,
     .output_size = 1,
+    .output_units = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,
     .n_tensors = 6,
@@ -629,7 +630,9 @@ const nn_model sunspots_dnn_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_SGD, .learning_rate = 1e-06f, .momentum = 0.9f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_MSE,
-    .metric_accuracy = 0,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = NULL,
+    .n_metrics = 0,
     .data = {
         .train = {.format = NN_DATA_SERIES, .path = "sunspots.csv",
                   .column = "sunspots", .column_index = -1, .window_size = 30, .shift = 1, .horizon = 1, .split_time = 3000, .line = 19},

@@ -91,8 +91,35 @@ typedef struct {
 
 typedef enum {
     NN_LOSS_NONE = -1,             /* a Keras export without compile: can predict, not train */
-    NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE
+    NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE,
+    NN_LOSS_MAE, NN_LOSS_HUBER, NN_LOSS_LOG_COSH, NN_LOSS_KL_DIVERGENCE
 } nn_loss_kind;
+
+/* A loss's arguments, Keras's defaults where a loss does not take one. */
+typedef struct {
+    float delta;                   /* huber: 1 */
+    float label_smoothing;         /* binary and categorical cross-entropy: 0 */
+    int from_logits;               /* the cross-entropies: the output is logits */
+} nn_loss_args;
+
+/* A metric as compile: metrics: gave it. name is Keras's log name ("mae",
+ * "auc"), val_name the validation one ("val_mae"). */
+typedef enum {
+    NN_METRIC_ACCURACY,            /* Keras picks binary, sparse or categorical by the shapes */
+    NN_METRIC_BINARY_ACCURACY, NN_METRIC_CATEGORICAL_ACCURACY,
+    NN_METRIC_SPARSE_CATEGORICAL_ACCURACY, NN_METRIC_TOP_K_CATEGORICAL_ACCURACY,
+    NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY, NN_METRIC_MAE, NN_METRIC_MSE, NN_METRIC_RMSE,
+    NN_METRIC_PRECISION, NN_METRIC_RECALL, NN_METRIC_AUC
+} nn_metric_kind;
+
+#define NN_MAX_METRICS 8
+typedef struct {
+    nn_metric_kind kind;
+    const char *name, *val_name;
+    int k;                         /* top-k: 5 */
+    float threshold;               /* binary_accuracy, precision, recall: 0.5 */
+    int num_thresholds;            /* auc: 200 */
+} nn_metric;
 
 /* What the model's last step is. With a fused loss the generated forward stops
  * at the logits and the runtime applies softmax/sigmoid (loss from logits, as
@@ -161,7 +188,8 @@ typedef enum {
 
 typedef struct {
     nn_callback_kind kind;
-    const char *monitor;           /* "loss", "accuracy", "val_loss", "val_accuracy" */
+    const char *monitor;           /* "loss", "val_loss", a metric's name or val_name */
+    int maximize;                  /* the monitored value should grow (mode, or Keras's auto) */
     float threshold;               /* StopAtThreshold */
     int patience;                  /* EarlyStopping */
     float min_delta;
@@ -175,6 +203,8 @@ typedef struct {
     int epochs, batch_size, shuffle;
     uint64_t seed;
     int steps_per_epoch;           /* 0: the whole data set */
+    const float *class_weight;     /* a weight per class index, or NULL */
+    int n_class_weights;
     int n_callbacks;
     nn_callback callbacks[NN_MAX_CALLBACKS];
 } nn_fit;
@@ -187,6 +217,8 @@ typedef struct {
     int input_rank;
     int input_shape[3];            /* H, W, C or (n) */
     int input_size, output_size;
+    int output_units;              /* the output's last axis, over which a loss sums or
+                                      averages (Keras's axis=-1); 0: output_size */
     nn_output_act output_act;
 
     const nn_tensor *tensors;
@@ -203,7 +235,9 @@ typedef struct {
 
     nn_optimizer optimizer;
     nn_loss_kind loss;
-    int metric_accuracy;
+    nn_loss_args loss_args;
+    const nn_metric *metrics;
+    int n_metrics;
     nn_data data;
     nn_fit fit;
     const float *predict_inputs;   /* `predict:` in the YAML, n_predict * input_size */

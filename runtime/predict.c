@@ -279,8 +279,9 @@ static int predict_folder(Predictor *p, const char *dir)
 
 /* ---- numbers ---------------------------------------------------------------------------- */
 
-/* The outputs (as probabilities where the loss fuses) of n inputs in x, in batches. */
-static float *forward_all(Predictor *p, const float *x, int n)
+/* The outputs of n inputs in x, in batches: as Keras's predict() gives them
+ * (raw), or as probabilities where the loss fuses the activation. */
+static float *forward_all(Predictor *p, const float *x, int n, bool raw)
 {
     const nn_model *m = p->m;
     size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
@@ -290,7 +291,12 @@ static float *forward_all(Predictor *p, const float *x, int n)
         int k = n - start < p->b.part ? n - start : p->b.part;
         memcpy(p->b.x, x + (size_t)start * in, (size_t)k * in * sizeof *x);
         const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
-        nn_output_probs(m, o, y + (size_t)start * units, k);
+        /* The .npy holds Keras's predict(): logits with from_logits; a record
+         * shows probabilities. */
+        if (raw)
+            nn_keras_output(m, o, y + (size_t)start * units, k);
+        else
+            nn_output_probs(m, o, y + (size_t)start * units, k);
     }
     return y;
 }
@@ -315,7 +321,7 @@ static int predict_matrix(Predictor *p, const float *x, int n, const char *prefi
 {
     int units = p->m->output_size, rc = 0;
     nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, units}, .size = (size_t)n * units};
-    y.f = forward_all(p, x, n);
+    y.f = forward_all(p, x, n, out != NULL);
     if (out)
         rc = nn_npy_write(out, &y);
     else
@@ -355,7 +361,7 @@ static int predict_series(Predictor *p, const char *path)
     float *x = nn_alloc((size_t)windows * (size_t)w, sizeof *x);
     for (int s = 0; s < windows; s++)
         memcpy(x + (size_t)s * (size_t)w, v + s, (size_t)w * sizeof *v);
-    float *y = forward_all(p, x, windows);
+    float *y = forward_all(p, x, windows, false);
     double error = 0;
     long checked = 0;
     for (int s = 0; s < windows; s++) {

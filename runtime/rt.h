@@ -4,7 +4,8 @@
  *   predict.c    predict, activations and init: the model run without training
  *   train.c      the training loop, evaluation, callbacks, history
  *   optim.c      Keras's optimizers, clipping, weight decay as loops over the flat buffers
- *   loss.c       losses and accuracy, from logits where the loss is fused
+ *   loss.c       losses (a table), from logits where the loss is fused
+ *   metrics.c    Keras's metrics (a table): accuracies, mae, precision, AUC, ...
  *   data.c       data sets in memory, batching, shuffling, splitting
  *   data_idx.c   IDX files (gzip or raw)
  *   data_csv.c   CSV files
@@ -248,11 +249,30 @@ void nn_progress_end(nn_progress *p, const char *const *names, const double *val
 
 /* ---- loss.c ---------------------------------------------------------------------------------- */
 
+/* The labels a loss wants, per position of the output: a class index, a
+ * one-hot row or a class index (made one-hot per batch), 0 or 1 per unit, or
+ * any number per unit. */
+typedef enum {
+    NN_LABELS_NONE, NN_LABELS_CLASS, NN_LABELS_ONE_HOT, NN_LABELS_BINARY, NN_LABELS_PER_UNIT
+} nn_label_form;
+nn_label_form nn_loss_labels(const nn_model *m);
+/* Keras's name of the model's loss, for messages. */
+const char *nn_loss_name(const nn_model *m);
+/* Numbers per sample in a batch's labels. */
+int nn_label_width(const nn_model *m);
+
 /* Mean loss over n samples of out (logits where m->output_act fuses), and, if
  * dout is not NULL, its gradient with respect to out (already divided by n). */
 double nn_loss(const nn_model *m, const float *out, const float *y, int n, float *dout);
-/* Number of correct predictions among n, by Keras's accuracy for the loss. */
-int nn_correct(const nn_model *m, const float *out, const float *y, int n);
+/* The same with each sample's loss times weights[s] (Keras's sample weights,
+ * from class_weight), still divided by the number of samples. */
+double nn_loss_weighted(const nn_model *m, const float *out, const float *y, const float *weights,
+                        int n, float *dout);
+/* The fit: class_weight of each of n samples by its label; -1 (an error
+ * naming the class) for a class without a weight. */
+int nn_class_weights(const nn_model *m, const float *y, int n, float *weights);
+/* The model's output as Keras's metrics see it: the fused activation applied. */
+void nn_keras_output(const nn_model *m, const float *out, float *pred, int n);
 /* Turns the model's raw output into what predict shows (softmax/sigmoid applied). */
 void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
 /* The index of the first largest of x[0..k): the class accuracy, evaluate and
@@ -268,6 +288,19 @@ int nn_class_count(const nn_model *m);
 /* The class a probability vector (nn_output_probs) picks, and its probability:
  * for a binary output, class 1 when p > 0.5, with probability p or 1 - p. */
 int nn_predicted_class(const nn_model *m, const float *probs, float *prob);
+
+/* ---- metrics.c --------------------------------------------------------------------------------- */
+
+/* Each metric adds a batch to its sums (a few doubles; AUC's per threshold
+ * bucket) and computes its value from them, so an epoch's value is Keras's
+ * over every sample seen, and the sums go into checkpoints. */
+size_t nn_metrics_size(const nn_model *m);
+/* Adds n samples (out as the forward pass gave it, labels as the loss wants
+ * them) to sums; -1 on an error (precision, recall or AUC of a value outside
+ * [0, 1], which Keras refuses too). */
+int nn_metrics_update(const nn_model *m, const float *out, const float *y, int n, double *sums);
+/* values[i] = metric i's value from the sums. */
+void nn_metrics_results(const nn_model *m, const double *sums, double *values);
 
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 
@@ -317,7 +350,8 @@ typedef struct {
     /* The unfinished epoch's progress; all 0 at an epoch's end. */
     int64_t step;          /* its batches done */
     int64_t sample;        /* its samples done: where in its shuffled order it is */
-    int64_t correct;       /* of those, predicted right (for accuracy) */
+    double *metric_sums;   /* its metrics' sums (nn_metrics_size), or NULL without metrics */
+    size_t n_metric_sums;
     double loss_sum;       /* the sum of its batches' mean losses times their sizes */
     double seconds;        /* the time spent on it */
 } nn_train_state;
@@ -357,11 +391,17 @@ int nn_load_start_weights(const nn_model *m, const char *path, float *params, bo
 
 /* ---- callbacks.c ------------------------------------------------------------------------------------ */
 
-/* One epoch's logs, as Keras passes them to callbacks. NAN: not measured. */
+/* One epoch's logs, as Keras passes them to callbacks: loss, the metrics,
+ * val_loss, the validation metrics, in that order (Keras's History's). */
+#define NN_MAX_LOGS (2 * (NN_MAX_METRICS + 1) + 4)
 typedef struct {
-    double loss, accuracy, val_loss, val_accuracy;
+    int n;
+    const char *names[NN_MAX_LOGS];
+    double values[NN_MAX_LOGS];
 } nn_logs;
 
+void nn_logs_add(nn_logs *l, const char *name, double value);
+/* NAN for a name the logs do not have. */
 double nn_logs_get(const nn_logs *l, const char *name);
 
 typedef enum { NN_CB_CONTINUE = 0, NN_CB_STOP = 1, NN_CB_SAVE = 2, NN_CB_RESTORE_BEST = 4 } nn_cb_action;

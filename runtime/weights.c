@@ -248,12 +248,14 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
  * so that it comes back exactly. The first STATE_REQUIRED are in every
  * checkpoint; the others (the unfinished epoch's) were added later, and a
  * checkpoint without them was written at an epoch's end, where they are 0. */
-enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
+enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE,
        STATE_LOSS_SUM, STATE_SECONDS, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
 static const char *const state_names[STATE_COUNT] = {
-    "state.epoch", "state.rng", "state.seed", "state.step", "state.sample", "state.correct",
+    "state.epoch", "state.rng", "state.seed", "state.step", "state.sample",
     "state.loss_sum", "state.seconds",
 };
+/* The metrics' sums of the unfinished epoch, their 64 bits each. */
+#define STATE_METRICS "state.metrics"
 
 static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
 {
@@ -262,7 +264,6 @@ static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
     memcpy(&v[STATE_SEED], &st->seed, sizeof v[0]);
     v[STATE_STEP] = st->step;
     v[STATE_SAMPLE] = st->sample;
-    v[STATE_CORRECT] = st->correct;
     memcpy(&v[STATE_LOSS_SUM], &st->loss_sum, sizeof v[0]);
     memcpy(&v[STATE_SECONDS], &st->seconds, sizeof v[0]);
 }
@@ -274,7 +275,6 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
     memcpy(&st->seed, &v[STATE_SEED], sizeof v[0]);
     st->step = v[STATE_STEP];
     st->sample = v[STATE_SAMPLE];
-    st->correct = v[STATE_CORRECT];
     memcpy(&st->loss_sum, &v[STATE_LOSS_SUM], sizeof v[0]);
     memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
 }
@@ -299,12 +299,26 @@ static int save_h5(const nn_model *m, const char *path, const float *params, con
     return rc;
 }
 
+/* The sums as an int64 array of their bits, in bits (n_metric_sums of them). */
+static nn_array metric_sums_array(const nn_train_state *st, int64_t *bits)
+{
+    nn_array a = {0};
+    snprintf(a.name, sizeof a.name, "%s", STATE_METRICS);
+    a.dtype = NN_I64;
+    a.rank = 1;
+    a.shape[0] = (int)st->n_metric_sums;
+    a.size = st->n_metric_sums;
+    memcpy(bits, st->metric_sums, st->n_metric_sums * sizeof *bits);
+    a.i = bits;
+    return a;
+}
+
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
     if (nn_h5_name(path))
         return save_h5(m, path, params, meta);
-    int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT;
+    int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT + 1;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -312,7 +326,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     meta_storage ms = {0};
     n += meta_arrays(m, meta, &ms, arrays + n);
     int first_optim = n;
-    int64_t state[STATE_COUNT];
+    int64_t state[STATE_COUNT], *sums_bits = NULL;
     if (o && st) {
         n_optim = nn_optim_state(o, arrays + n, max - n);
         if (n_optim < 0) {
@@ -323,14 +337,37 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
         state_to_ints(st, state);
         for (int k = 0; k < STATE_COUNT; k++)
             arrays[n++] = int_array(state_names[k], &state[k]);
+        if (st->n_metric_sums > 0) {
+            sums_bits = nn_alloc(st->n_metric_sums, sizeof *sums_bits);
+            arrays[n++] = metric_sums_array(st, sums_bits);
+        }
     }
     int rc = nn_npz_write(path, arrays, n);
     for (int i = first_optim; i < first_optim + n_optim; i++)
         nn_array_free(&arrays[i]);
     free(ms.names);
     free(ms.vocabulary);
+    free(sums_bits);
     free(arrays);
     return rc;
+}
+
+/* Within an epoch the sums must be there, one per metric slot of this model;
+ * at an epoch's end they are all 0 whatever the file says. */
+static int load_metric_sums(const char *path, const nn_array *arrays, int n, bool mid_epoch,
+                            nn_train_state *st)
+{
+    const nn_array *a = nn_npz_find(arrays, n, STATE_METRICS);
+    if (st->n_metric_sums)
+        memset(st->metric_sums, 0, st->n_metric_sums * sizeof *st->metric_sums);
+    if (!mid_epoch || st->n_metric_sums == 0)
+        return 0;
+    if (!a || a->dtype != NN_I64 || a->size != st->n_metric_sums)
+        return nn_error(path, "'%s' %s: the checkpoint stopped within an epoch of a model with "
+                        "other metrics (resume it with the metrics it was written with)",
+                        STATE_METRICS, a ? "does not fit this model's metrics" : "is missing");
+    memcpy(st->metric_sums, a->i, st->n_metric_sums * sizeof *st->metric_sums);
+    return 0;
 }
 
 /* state_names[k] into *out: -1 if a required one is missing or misshapen. */
@@ -351,15 +388,13 @@ static int load_int(const char *path, const nn_array *arrays, int n, int k, int6
 /* The counts must fit the loop's ints: a hostile file must not wrap them. */
 static int check_counts(const char *path, const int64_t v[STATE_COUNT])
 {
-    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE, STATE_CORRECT};
+    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         int64_t x = v[counts[i]];
         if (x < 0 || x > INT_MAX)
             return nn_error(path, "'%s' is %lld, not a count", state_names[counts[i]],
                             (long long)x);
     }
-    if (v[STATE_CORRECT] > v[STATE_SAMPLE])
-        return nn_error(path, "'state.correct' is more than 'state.sample'");
     return 0;
 }
 
@@ -374,6 +409,8 @@ static int load_state(const char *path, const nn_array *arrays, int n, nn_optim 
         return -1;
     if (nn_optim_load(o, arrays, n) != 0)
         return nn_error(path, "the optimizer's state does not fit this model and optimizer");
+    if (load_metric_sums(path, arrays, n, v[STATE_SAMPLE] > 0, st) != 0)
+        return -1;
     state_from_ints(v, st);
     return 0;
 }

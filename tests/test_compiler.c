@@ -574,6 +574,53 @@ static void test_pixel_shift_ranges(void **state)
     run_free(&r);
 }
 
+/* Keras's log names and mode auto, as the descriptor carries them: a function
+ * logs as written (mae), a class as its default name (AUC: auc), and auto
+ * makes an accuracy, auc, precision or recall grow and an error shrink. */
+static void test_metric_names_and_modes(void **state)
+{
+    (void)state;
+    write_text(in_scratch("modes.yaml"),
+               "name: modes\ninput_shape: [3]\nlayers:\n  - Dense: {units: 1, activation: sigmoid}\n"
+               "compile:\n  loss: {class_name: BinaryCrossentropy, config: {label_smoothing: 0.1}}\n"
+               "  metrics: [mae, AUC, {class_name: Precision, config: {thresholds: 0.7}}]\n"
+               "fit:\n  callbacks:\n"
+               "    - EarlyStopping: {monitor: val_auc}\n"
+               "    - ModelCheckpoint: {filepath: w.npz, monitor: val_mae}\n"
+               "    - EarlyStopping: {monitor: precision, mode: min}\n"
+               "    - StopAtThreshold: {monitor: acc_not_logged_here_so_val_loss, threshold: 1}\n");
+    Run r;
+    nncc(&r, in_scratch("modes.yaml"), "-o", in_scratch("modes.c"), NULL);
+    assert_int_equal(r.status, 1);   /* the last monitor is not in the logs */
+    assert_non_null(strstr(r.err, "the model logs loss, mae, auc, precision, val_loss, val_mae, "
+                                  "val_auc, val_precision"));
+    run_free(&r);
+    sh("sed -i '$d' %s", in_scratch("modes.yaml"));
+    nncc(&r, in_scratch("modes.yaml"), "-o", in_scratch("modes.c"), NULL);
+    if (r.status != 0)
+        fail_msg("nncc exited %d: %s", r.status, r.err);
+    run_free(&r);
+    char *c = slurp(in_scratch("modes.c"), NULL);
+    assert_non_null(c);
+    static const char *const want[] = {
+        ".name = \"mae\", .val_name = \"val_mae\"", ".name = \"auc\", .val_name = \"val_auc\"",
+        ".kind = NN_METRIC_PRECISION, .name = \"precision\"", ".threshold = 0.7f",
+        ".label_smoothing = 0.1f", ".monitor = \"val_auc\"", ".monitor = \"val_mae\"",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(c, want[i]))
+            fail_msg("the generated C has no %s", want[i]);
+    /* In callback order: val_auc grows, val_mae shrinks, precision with mode min shrinks. */
+    const char *a = strstr(c, ".monitor = \"val_auc\""), *b = strstr(c, ".monitor = \"val_mae\"");
+    const char *p = strstr(c, ".monitor = \"precision\"");
+    assert_non_null(p);
+    assert_non_null(strstr(a, ".maximize = 1}"));
+    assert_true(strstr(a, ".maximize = 1}") < b);
+    assert_true(strstr(b, ".maximize = 0}") < p);
+    assert_non_null(strstr(p, ".maximize = 0}"));
+    free(c);
+}
+
 static void test_same_input_same_bytes(void **state)
 {
     (void)state;
@@ -856,6 +903,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_error_cases),
+        cmocka_unit_test(test_metric_names_and_modes),
         cmocka_unit_test(test_positional_arguments),
         cmocka_unit_test(test_summary_fashion_mlp),
         cmocka_unit_test(test_param_counts),

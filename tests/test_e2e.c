@@ -595,8 +595,8 @@ static const char *mid_epoch_model(void)
                        "  - Dense: {units: 16, activation: relu}\n"
                        "  - Dropout: {rate: 0.25}\n"
                        "  - Dense: {units: 3, activation: softmax}\n"
-                       "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, "
-                       "metrics: [accuracy]}\n"
+                       "compile: {optimizer: adam, loss: categorical_crossentropy, "
+                       "metrics: [accuracy, auc, {name: top_k_categorical_accuracy, k: 2}]}\n"
                        "data:\n  train: {format: csv, path: mid.csv}\n  validation_split: 0.2\n"
                        "fit: {batch_size: 2, epochs: 3, seed: 5}\n");
 }
@@ -963,6 +963,49 @@ static void test_history(void **state)
     fclose(f);
 }
 
+/* class_weight multiplies each sample's loss, and Keras divides by the batch
+ * size, not by the weights' sum: with every class weighing 2, SGD's steps
+ * are those of twice the learning rate, to the bit (doubling is exact), and
+ * the loss is twice as large. */
+static void test_class_weight_scales_the_loss(void **state)
+{
+    (void)state;
+    const char *model =
+        "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: relu}\n"
+        "  - Dense: {units: 2, activation: softmax}\n"
+        "compile: {optimizer: {name: sgd, learning_rate: %s}, "
+        "loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+        "data:\n  train: {format: inline, x: " X4 ", y: [0, 1, 1, 0]}\n"
+        "fit: {batch_size: 3, epochs: 2, seed: 3%s}\n";
+    char plain[1024], weighted[1024];
+    snprintf(plain, sizeof plain, model, "0.02", "");
+    snprintf(weighted, sizeof weighted, model, "0.01", ", class_weight: {0: 2.0, 1: 2.0}");
+    const char *a = build_model("cw_plain", plain), *b = build_model("cw_weighted", weighted);
+    RunResult r;
+    run_cmd(&r, "%s train --save %s --history %s --quiet", a, in_scratch("cw_a.npz"),
+            in_scratch("cw_a.csv"));
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --save %s --history %s --quiet", b, in_scratch("cw_b.npz"),
+            in_scratch("cw_b.csv"));
+    assert_int_equal(r.status, 0);
+    assert_same_npz(in_scratch("cw_a.npz"), in_scratch("cw_b.npz"));
+    FILE *fa = fopen(in_scratch("cw_a.csv"), "r"), *fb = fopen(in_scratch("cw_b.csv"), "r");
+    char la[256], lb[256];
+    assert_non_null(fgets(la, sizeof la, fa));
+    assert_non_null(fgets(lb, sizeof lb, fb));
+    for (int e = 0; e < 2; e++) {
+        double loss_a, loss_b, acc_a, acc_b;
+        assert_non_null(fgets(la, sizeof la, fa));
+        assert_non_null(fgets(lb, sizeof lb, fb));
+        assert_int_equal(sscanf(la, "%*d,%lf,%lf", &loss_a, &acc_a), 2);
+        assert_int_equal(sscanf(lb, "%*d,%lf,%lf", &loss_b, &acc_b), 2);
+        assert_true(fabs(loss_b - 2 * loss_a) <= 1e-5 * loss_b);
+        assert_true(acc_a == acc_b);   /* metrics are not weighted */
+    }
+    fclose(fa);
+    fclose(fb);
+}
+
 /* ---- 8. categorical cross-entropy with class indices ------------------------------------------ */
 
 static void test_categorical_class_indices(void **state)
@@ -1096,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_input_ran_out),
         cmocka_unit_test(test_fashion),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_class_weight_scales_the_loss),
         cmocka_unit_test(test_categorical_class_indices),
         cmocka_unit_test(test_data_found),
     };

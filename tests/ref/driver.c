@@ -6,7 +6,8 @@
  *   cc ... -DREF_C='"m.c"' -DREF_MODEL=NAME_model -DREF_LAYER=0|1 driver.c libnnrt.a
  * and runs `drv NAME.npz [ARRAY]`. It treats the fixture by the arrays it holds
  * (gen.py's note lists them): a layer fixture (x, dy, ...) runs forward and
- * backward at each of batch_sizes; a loss fixture (loss.*) calls nn_loss; an
+ * backward at each of batch_sizes; a loss fixture (loss.*) calls nn_loss (with the
+ * samples weighed by the model's fit: class_weight, if it has one); an
  * optimizer fixture (opt.*) takes nn_optim_step three times. Nothing here knows
  * a layer, a loss or an optimizer: a new fixture needs no change.
  *
@@ -174,6 +175,19 @@ static void check_layer(void)
 
 /* ---- a loss: nn_loss on given outputs and labels ------------------------------------ */
 
+/* The model's fit: class_weight, as training weighs the samples, or NULL. */
+static float *class_weights(const float *y, int n)
+{
+    if (!M->fit.class_weight)
+        return NULL;
+    float *w = nn_alloc((size_t)n, sizeof *w);
+    if (nn_class_weights(M, y, n, w) != 0) {
+        printf("FAIL: the labels have classes without a class_weight\n");
+        failures++;
+    }
+    return w;
+}
+
 static void check_loss(void)
 {
     const nn_array *oa = find("loss.out"), *ya = find("loss.y"), *va = find("loss.value");
@@ -189,11 +203,12 @@ static void check_loss(void)
         failures++;
         return;
     }
-    float *dout = nn_alloc(count, sizeof(float));
-    float value = (float)nn_loss(M, oa->f, ya->f, n, dout);
+    float *dout = nn_alloc(count, sizeof(float)), *weights = class_weights(ya->f, n);
+    float value = (float)nn_loss_weighted(M, oa->f, ya->f, weights, n, dout);
     compare("loss", n, "loss.value", &value, va->f, 1);
     compare("loss gradient", n, "loss.dout", dout, need("loss.dout", count), count);
     free(dout);
+    free(weights);
 }
 
 /* ---- an optimizer: steps from given gradients ----------------------------------------- */

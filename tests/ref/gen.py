@@ -81,6 +81,8 @@ def flow(v):
         return "[" + ", ".join(flow(e) for e in v) + "]"
     if isinstance(v, np.ndarray):
         return flow(v.tolist())
+    if isinstance(v, dict):
+        return "{" + ", ".join("%s: %s" % (k, flow(e)) for k, e in v.items()) + "}"
     if isinstance(v, float):
         return repr(v)
     return str(v)
@@ -853,13 +855,30 @@ EPS = float(np.float32(1e-7))
 ONE_MINUS_EPS = float(np.float32(1) - np.float32(1e-7))
 
 
-def keras_loss(loss, fused, out, y):
+def keras_loss(loss, fused, out, y, args):
     """Per-sample losses of Keras's loss on the model's output `out` (logits when
     fused: Keras then takes the from_logits path, as it does for a final softmax or
-    sigmoid). Non-fused: Keras clips probabilities to [eps, 1 - eps] with
-    tf.clip_by_value, which passes no gradient where it clips (torch.clamp alike)."""
+    sigmoid, or as from_logits asks). Non-fused: Keras clips probabilities to
+    [eps, 1 - eps] with tf.clip_by_value, which passes no gradient where it clips
+    (torch.clamp alike). label_smoothing: Keras's y (1 - s) + s / 2 (binary) or
+    + s / K (categorical), keras/losses.py."""
+    s = args.get("label_smoothing", 0.0)
+    if loss == "binary_crossentropy":
+        y = y * (1 - s) + 0.5 * s
+    if loss == "categorical_crossentropy":
+        y = y * (1 - s) + s / y.shape[-1]
     if loss == "mse":
         return ((out - y) ** 2).mean(dim=-1)
+    if loss == "mean_absolute_error":          # torch's l1 is Keras's mae
+        return F.l1_loss(out, y, reduction="none").mean(dim=-1)
+    if loss == "huber":                         # torch's huber is Keras's, delta alike
+        return F.huber_loss(out, y, reduction="none", delta=args.get("delta", 1.0)).mean(dim=-1)
+    if loss == "log_cosh":                      # none in torch: Keras's formula
+        e = out - y
+        return (e + F.softplus(-2 * e) - np.log(2.0)).mean(dim=-1)
+    if loss == "kl_divergence":                 # torch's kl_div clips nothing: Keras's formula
+        t, p = y.clamp(EPS, 1), out.clamp(EPS, 1)
+        return (t * torch.log(t / p)).sum(dim=-1)
     if loss == "binary_crossentropy":
         if fused:
             return F.binary_cross_entropy_with_logits(out, y, reduction="none").mean(dim=-1)
@@ -879,7 +898,11 @@ def keras_loss(loss, fused, out, y):
 
 
 # name, loss, the last layer's activation (softmax/sigmoid with a cross-entropy: fused),
-# units, which labels ("onehot", "soft", "index", "binary", "real")
+# units, which labels ("onehot", "soft", "index", "binary", "real"), and optionally the
+# loss's arguments in the model file, with "class_weight" for fit: class_weight
+# (Keras's data_adapter: a sample's weight is its class's, by argmax for one-hot
+# labels; the loss is sum(weight * loss) / samples, SUM_OVER_BATCH_SIZE).
+CLASS_WEIGHT5 = {0: 1.0, 1: 3.0, 2: 0.5, 3: 2.0, 4: 1.5}
 LOSSES = [
     ("loss_mse", "mse", "linear", 4, "real"),
     ("loss_bce_logits", "binary_crossentropy", "sigmoid", 3, "binary"),
@@ -890,13 +913,46 @@ LOSSES = [
     ("loss_cce_logits", "categorical_crossentropy", "softmax", 4, "onehot"),
     ("loss_cce_soft_logits", "categorical_crossentropy", "softmax", 4, "soft"),
     ("loss_cce_probs", "categorical_crossentropy", "linear", 4, "onehot"),
+    ("loss_mae", "mean_absolute_error", "linear", 4, "real"),
+    ("loss_huber", "huber", "linear", 4, "real"),
+    ("loss_huber_delta", "huber", "linear", 4, "real", {"delta": 0.5}),
+    ("loss_log_cosh", "log_cosh", "linear", 4, "real"),
+    ("loss_kld", "kl_divergence", "linear", 4, "soft"),
+    ("loss_bce_smooth_logits", "binary_crossentropy", "sigmoid", 3, "binary",
+     {"label_smoothing": 0.1}),
+    ("loss_bce_smooth_probs", "binary_crossentropy", "linear", 3, "binary",
+     {"label_smoothing": 0.2}),
+    ("loss_bce_from_logits", "binary_crossentropy", "linear", 3, "binary", {"from_logits": True}),
+    ("loss_cce_smooth_logits", "categorical_crossentropy", "softmax", 4, "onehot",
+     {"label_smoothing": 0.1}),
+    ("loss_cce_smooth_probs", "categorical_crossentropy", "linear", 4, "onehot",
+     {"label_smoothing": 0.1}),
+    ("loss_cce_from_logits", "categorical_crossentropy", "linear", 4, "onehot",
+     {"from_logits": True, "label_smoothing": 0.05}),
+    ("loss_sparse_from_logits", "sparse_categorical_crossentropy", "linear", 5, "index",
+     {"from_logits": True}),
+    ("loss_sparse_class_weight", "sparse_categorical_crossentropy", "softmax", 5, "index",
+     {"class_weight": CLASS_WEIGHT5}),
+    ("loss_bce_class_weight", "binary_crossentropy", "sigmoid", 1, "binary",
+     {"class_weight": {0: 1.0, 1: 3.0}}),
+    ("loss_cce_class_weight", "categorical_crossentropy", "softmax", 4, "onehot",
+     {"class_weight": {0: 0.5, 1: 2.0, 2: 1.0, 3: 4.0}}),
+    ("loss_mse_class_weight", "mse", "linear", 1, "binary", {"class_weight": {0: 2.0, 1: 0.5}}),
 ]
 
 
-def loss_fixture(name, loss, act, k, labels):
+def sample_weights(class_weight, y, labels):
+    """Keras's _make_class_weight_map_fn: argmax of a one-hot row, else the label."""
+    classes = y.argmax(-1) if labels == "onehot" else y.reshape(len(y), -1)[:, 0].astype(int)
+    return np.array([class_weight[int(c)] for c in classes])
+
+
+def loss_fixture(name, loss, act, k, labels, args=None):
+    args = dict(args or {})
+    class_weight = args.pop("class_weight", None)
     rng = rng_for(name)
-    fused = act != "linear"
-    if fused or loss == "mse":
+    fused = act != "linear" or args.get("from_logits", False)
+    if fused or loss in ("mse", "mean_absolute_error", "huber", "log_cosh"):
         out = rng.uniform(-4, 4, (N, k))
     elif loss == "binary_crossentropy":
         out = rng.uniform(0, 1, (N, k))
@@ -921,10 +977,15 @@ def loss_fixture(name, loss, act, k, labels):
         y = rng.uniform(-1, 1, (N, k))
     out, y = f32(out), f32(y)
     ot = t64(out, grad=True)
-    value = keras_loss(loss, fused, ot, t64(y)).mean()   # Keras: mean over the batch
+    losses = keras_loss(loss, fused, ot, t64(y), args)
+    if class_weight:
+        losses = losses * t64(sample_weights(class_weight, y, labels))
+    value = losses.mean()   # Keras: the sum over the batch divided by its size
     value.backward()
+    loss_text = yaml_layer("", dict(name=loss, **args))[2:] if args else loss
+    fit_text = "fit:\n  class_weight: %s\n" % flow(class_weight) if class_weight else ""
     write_yaml(name, [k], [yaml_layer("Dense", {"units": k, "activation": act, "name": "out"})],
-               "compile:\n  optimizer: sgd\n  loss: %s\n" % loss)
+               "compile:\n  optimizer: sgd\n  loss: %s\n%s" % (loss_text, fit_text))
     return save(name, {"loss.out": out, "loss.y": y,
                        "loss.value": np.array(value.item(), dtype=np.float64),
                        "loss.dout": f32(ot.grad.numpy())})
