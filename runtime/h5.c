@@ -8,7 +8,9 @@
  * a file's layers to the model's by position; we match them by name, as the
  * .npz files do, which the names Keras writes allow: a dataset's name, less
  * its ":0", what precedes the layer's own name (a name scope) and the cells
- * of recurrent layers ("lstm_cell"), is the tensor's, '/' read as '.'.
+ * of recurrent layers ("lstm_cell"), is the tensor's, '/' read as '.'. When
+ * the names differ but the layers line up, by position, as Keras does
+ * (nn_weight_file_by_position).
  *
  * What nncc keeps beside the weights (the .npz's "meta." arrays: class
  * names, rescale, ...) goes in a root group nncc_meta, which Keras's
