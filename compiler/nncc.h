@@ -92,7 +92,7 @@ typedef struct LayerOps LayerOps;
 typedef struct Holes Holes;       /* a template's @NAME@s and their values (emit.c) */
 
 #define MAX_INPUTS 8
-#define MAX_LAYER_TENSORS 4
+#define MAX_LAYER_TENSORS 6         /* Bidirectional(LSTM): two kernels, recurrent kernels, biases */
 #define MODEL_INPUT (-1)          /* Layer.inputs: the model's input */
 
 typedef struct {
@@ -124,6 +124,13 @@ typedef struct {
     long depth_multiplier;        /* DepthwiseConv2D, SeparableConv2D */
     Shape target;                 /* Reshape */
     long axis;                    /* Concatenate: the axis without the batch, from 0 */
+    /* SimpleRNN, LSTM, GRU (and Bidirectional's inner layer): activations of their
+     * own, not an op after the layer */
+    Activation cell_act, recurrent_act;
+    bool return_sequences, go_backwards, unit_forget_bias, reset_after;
+    const LayerOps *inner;        /* Bidirectional: the row of the layer it wraps */
+    char inner_name[MAX_NAME + 1];   /* and that layer's name (lstm, gru_1, ...) */
+    int merge_mode;               /* Bidirectional: concat, sum, ave, mul */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
 
@@ -172,7 +179,7 @@ typedef enum {
     KERAS_FALSE, KERAS_TRUE,
     KERAS_CHANNELS_LAST, /* data_format */
     KERAS_ALL_ONES,      /* dilation_rate, groups */
-    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES,   /* initializers */
+    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES, KERAS_ORTHOGONAL,   /* initializers */
     KERAS_LAST_AXIS,     /* BatchNormalization's axis */
 } KerasRule;
 
@@ -197,6 +204,8 @@ enum {
     LF_FLAT_OUTPUT = 1 << 3,      /* its output is a vector whatever its input */
     LF_MERGE = 1 << 4,            /* reads two or more inputs */
     LF_OWN_ACTIVATION = 1 << 5,   /* the layer is an activation: no op of its own */
+    LF_SCRATCH_ALWAYS = 1 << 6,   /* its backward uses scratch even with no dx to give
+                                     (the RNNs' recurrent kernel, transposed) */
 };
 
 struct LayerOps {
@@ -369,8 +378,9 @@ void warn_missing_data(const Model *m);
  * one; a layer without templates (Flatten) becomes none (NHWC is already flat). */
 typedef struct {
     const Layer *layer;
-    char name[MAX_NAME + 24];     /* "dense.kernel" */
-    const char *role;             /* "kernel" */
+    char name[2 * MAX_NAME + 40]; /* "dense.kernel", "bidirectional.forward_lstm.bias" */
+    const char *role;             /* "kernel", "forward_lstm.kernel" */
+    char ident[2 * MAX_NAME + 40];   /* name as a C identifier: "dense_kernel" */
     int rank;
     long shape[4];
     long offset, size;
@@ -447,6 +457,13 @@ void hole_float(Holes *h, const char *name, double v);
 void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
 /* @NAME@ becomes template tmpl's text, its holes filled from h as it stands. */
 void hole_template(Holes *h, const char *name, const char *tmpl);
+/* @NAME@ becomes template tmpl's text for a part of the layer: its functions
+ * named FN_part, and the holes keys[i] (NULL-terminated) set to values[i] for it
+ * alone (an RNN's products are Dense's, of other sizes). */
+void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
+               const char *const *keys, const long *values);
+/* @NAME@ becomes a C identifier or word made by the compiler (never from YAML). */
+void hole_word(Holes *h, const char *name, const char *word);
 /* TensorFlow's same padding before the first of in cells (a window k, stride s,
  * out outputs): what op_holes gives as @PT@ and @PL@. */
 long pad_before(long in, long out, long k, long s);
