@@ -44,9 +44,8 @@ static void rnn_parse(Layer *l, const Node *args)
     for (int i = 0; i < 2; i++) {
         const Node *v = args ? map_get(args, dropouts[i]) : NULL;
         if (v && node_num(v, dropouts[i]) != 0)
-            error_at(v, "%s: %s %s is not supported; nncc's recurrent layers take 0 only (add "
-                        "a Dropout layer after it instead)", l->ops->keras_name, dropouts[i],
-                     v->text);
+            error_at(v, "%s: %s %s is not supported; nncc's recurrent layers take 0 only",
+                     l->ops->keras_name, dropouts[i], v->text);
     }
     need_output_derivative(l, args, "activation", l->cell_act);
     need_output_derivative(l, args, "recurrent_activation", l->recurrent_act);
