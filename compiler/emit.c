@@ -206,7 +206,8 @@ void hole_template(Holes *h, const char *name, const char *tmpl)
 }
 
 void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
-               const char *const *keys, const long *values)
+               const char *const *keys, const long *values,
+               void (*holes)(Holes *, const Layer *), const Layer *l)
 {
     Holes sub = *h;
     const char *fn = "";
@@ -214,8 +215,10 @@ void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
         if (strcmp(h->name[i], "FN") == 0)
             fn = h->value[i];
     hole(&sub, "FN", fmt("%s_%s", fn, part));
-    for (int i = 0; keys[i]; i++)
+    for (int i = 0; keys && keys[i]; i++)
         hole_long(&sub, keys[i], values[i]);
+    if (holes)
+        holes(&sub, l);
     Block b;
     block_open(&b);
     expand(b.f, tmpl, &sub);

@@ -177,10 +177,10 @@ static void rnn_holes_of(Holes *h, const Layer *l, long gates)
     hole_word(h, "REC_ACT", activation_names[l->recurrent_act]);
     static const char *const sizes[] = {"IN", "OUT", NULL};
     const long x_sizes[] = {f, gates * u}, h_sizes[] = {u, gates * u};
-    hole_part(h, "X_PRODUCT", "dense", "x", sizes, x_sizes);
-    hole_part(h, "H_PRODUCT", "dense", "h", sizes, h_sizes);
-    hole_part(h, "X_PRODUCT_BACKWARD", "dense_backward", "x", sizes, x_sizes);
-    hole_part(h, "H_PRODUCT_BACKWARD", "dense_backward", "h", sizes, h_sizes);
+    hole_part(h, "X_PRODUCT", "dense", "x", sizes, x_sizes, NULL, NULL);
+    hole_part(h, "H_PRODUCT", "dense", "h", sizes, h_sizes, NULL, NULL);
+    hole_part(h, "X_PRODUCT_BACKWARD", "dense_backward", "x", sizes, x_sizes, NULL, NULL);
+    hole_part(h, "H_PRODUCT_BACKWARD", "dense_backward", "h", sizes, h_sizes, NULL, NULL);
     hole_template(h, "RNN_COMMON", "rnn_common");
     hole_template(h, "RNN_INPUT_BACKWARD", "rnn_input_backward");
 }
@@ -212,4 +212,160 @@ const LayerOps lstm_ops = {
 const LayerOps gru_ops = {
     .positional = (const char *const[]){"units", "activation", NULL},
     .keras_name = "GRU", .default_name = "gru", RNN_ROW(gru),
+};
+
+/* ---- Bidirectional: one recurrent layer run forwards and backwards ----------------------
+ * The wrapped layer's arguments are read by its own row into the Bidirectional's
+ * Layer; its shape, tensors, work memory and templates are its row's, twice:
+ * forward_NAME and backward_NAME (Keras's names), the second going backwards. */
+
+enum { MERGE_CONCAT, MERGE_SUM, MERGE_AVE, MERGE_MUL, N_MERGES };
+static const char *const merge_modes[N_MERGES + 1] = {"concat", "sum", "ave", "mul", NULL};
+
+static bool is_recurrent(const LayerOps *ops)
+{
+    return ops == &simple_rnn_ops || ops == &lstm_ops || ops == &gru_ops;
+}
+
+/* layer: {LSTM: {units: 8, ...}}: the wrapped row reads its arguments into l. */
+static void read_inner(Layer *l, const Node *v)
+{
+    if (v->kind == NODE_MAP && map_get(v, "class_name"))
+        error_at(v, "Bidirectional: a Keras export's wrapped layer ({class_name, config}) is "
+                    "not supported yet; write it as layer: {LSTM: {units: ...}}");
+    if (v->kind != NODE_MAP || v->n != 1)
+        error_at(v, "Bidirectional: layer must be one recurrent layer, e.g. "
+                    "layer: {LSTM: {units: 32}}");
+    const LayerOps *inner = layer_ops(v->keys[0]->text);
+    if (!inner || !is_recurrent(inner)) {
+        static const char *const rnns[] = {"SimpleRNN", "LSTM", "GRU", NULL};
+        unknown_word(v->keys[0], "layer for Bidirectional", rnns);
+    }
+    const Node *args = v->items[0];
+    if (args->kind == NODE_SCALAR && !args->quoted && !*args->text)
+        args = NULL;
+    if (args && args->kind != NODE_MAP)
+        error_at(args, "%s: its arguments must be a map, e.g. {units: 32}", inner->keras_name);
+    static const char *const inner_keys[] = {
+        "units", "activation", "recurrent_activation", "use_bias", "return_sequences",
+        "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer",
+        "recurrent_initializer", "bias_initializer", "unit_forget_bias", "reset_after", "name",
+        NULL,
+    };
+    if (args)
+        map_check_keys(args, inner->keras_name, inner_keys);
+    const LayerOps *outer = l->ops;
+    l->ops = l->inner = inner;
+    inner->defaults(l);
+    layer_parse_args(l, args, v);
+    l->ops = outer;
+    const Node *name = args ? map_get(args, "name") : NULL;
+    if (name && !is_c_identifier(node_str(name, "name")))
+        error_at(name, "layer name '%s' is not a C identifier", name->text);
+    snprintf(l->inner_name, sizeof l->inner_name, "%s", name ? name->text : inner->default_name);
+    if (!l->use_bias)
+        error_at(args ? map_get(args, "use_bias") : v,
+                 "Bidirectional: a wrapped layer without a bias is not supported");
+}
+
+static void bidirectional_parse(Layer *l, const Node *args)
+{
+    read_inner(l, map_get(args, "layer"));
+    const Node *v = map_get(args, "merge_mode");
+    if (!v)
+        return;
+    const char *s = node_str(v, "merge_mode");
+    for (l->merge_mode = 0; l->merge_mode < N_MERGES; l->merge_mode++)
+        if (strcmp(s, merge_modes[l->merge_mode]) == 0)
+            return;
+    unknown_word(v, "merge_mode", merge_modes);
+}
+
+/* The wrapped layer as its own row sees it; backwards: the backward_ one. */
+static Layer inner_layer(const Layer *l, bool backwards)
+{
+    Layer inner = *l;
+    inner.ops = l->inner;
+    inner.go_backwards = l->go_backwards != backwards;
+    rnn_shape(&inner);
+    return inner;
+}
+
+static void bidirectional_shape(Layer *l)
+{
+    rnn_shape(l);   /* the wrapped layer's output; concat doubles its last axis */
+    if (l->merge_mode == MERGE_CONCAT)
+        l->out.dim[l->out.rank - 1] = checked_mul(l, l->out.dim[l->out.rank - 1], 2);
+}
+
+/* Keras's order: the forward layer's tensors, then the backward one's. */
+static void bidirectional_finish(Layer *l)
+{
+    TensorSpec t[MAX_LAYER_TENSORS];
+    int n = l->inner->tensors(l, t);
+    for (int i = 0; i < 2 * n; i++)
+        snprintf(l->roles[i], sizeof l->roles[i], "%s_%s.%s", i < n ? "forward" : "backward",
+                 l->inner_name, t[i % n].role);
+}
+
+static int bidirectional_tensors(const Layer *l, TensorSpec *t)
+{
+    Layer inner = inner_layer(l, false);
+    int n = l->inner->tensors(&inner, t);
+    for (int i = 0; i < n; i++) {
+        t[n + i] = t[i];
+        t[i].role = l->roles[i];
+        t[n + i].role = l->roles[n + i];
+    }
+    return 2 * n;
+}
+
+/* Each direction's own work memory and output, their output gradients, and the
+ * backward layer's dx before it is added to the forward one's. */
+static long bidirectional_aux(const Layer *l)
+{
+    Layer inner = inner_layer(l, false);
+    return 2 * l->inner->aux_size(&inner) + 4 * shape_size(&inner.out) + shape_size(&l->in);
+}
+
+static long bidirectional_scratch(const Layer *l)
+{
+    Layer inner = inner_layer(l, false);
+    return l->inner->scratch_size(&inner);
+}
+
+static void bidirectional_holes(Holes *h, const Layer *l)
+{
+    Layer fw = inner_layer(l, false), bw = inner_layer(l, true);
+    char backward[64];
+    snprintf(backward, sizeof backward, "%s_backward", l->inner->tmpl);
+    hole_part(h, "FORWARD_LAYER", l->inner->tmpl, "fw", NULL, NULL, l->inner->holes, &fw);
+    hole_part(h, "BACKWARD_LAYER", l->inner->tmpl, "bw", NULL, NULL, l->inner->holes, &bw);
+    hole_part(h, "FORWARD_LAYER_BACKWARD", backward, "fw", NULL, NULL, l->inner->holes, &fw);
+    hole_part(h, "BACKWARD_LAYER_BACKWARD", backward, "bw", NULL, NULL, l->inner->holes, &bw);
+    hole_word(h, "INNER", l->inner->keras_name);
+    hole_word(h, "MERGE", merge_modes[l->merge_mode]);
+    hole_long(h, "MERGE_MODE", l->merge_mode);
+    hole_long(h, "INNER_AUX", l->inner->aux_size(&fw));
+    hole_long(h, "INNER_OUT", shape_size(&fw.out));
+    hole_long(h, "STEPS", l->in.dim[0]);
+    hole_long(h, "UNITS", l->units);
+    hole_long(h, "RETURN_SEQUENCES", l->return_sequences);
+}
+
+static const KeySpec bidirectional_keys[] = {
+    {"layer", ARG_CUSTOM, 0, 0, true, NULL},
+    {"merge_mode", ARG_CUSTOM, 0, 0, false, NULL},
+    {0},
+};
+
+const LayerOps bidirectional_ops = {
+    .keras_name = "Bidirectional", .default_name = "bidirectional",
+    .keys = bidirectional_keys, .parse = bidirectional_parse, .finish = bidirectional_finish,
+    .shape = bidirectional_shape, .tensors = bidirectional_tensors,
+    .aux = "state", .aux_size = bidirectional_aux, .scratch_size = bidirectional_scratch,
+    .tmpl = "bidirectional", .holes = bidirectional_holes,
+    .forward_args = "n x P0 P1 P2 P3 P4 P5 aux y",
+    .backward_args = "n x P0 P1 P3 P4 dy dx G0 G1 G2 G3 G4 G5 aux scratch",
+    .flags = LF_SCRATCH_ALWAYS,
 };

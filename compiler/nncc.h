@@ -131,6 +131,7 @@ typedef struct {
     const LayerOps *inner;        /* Bidirectional: the row of the layer it wraps */
     char inner_name[MAX_NAME + 1];   /* and that layer's name (lstm, gru_1, ...) */
     int merge_mode;               /* Bidirectional: concat, sum, ave, mul */
+    char roles[MAX_LAYER_TENSORS][MAX_NAME + 40];   /* Bidirectional: forward_lstm.kernel, ... */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
 
@@ -459,9 +460,11 @@ void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3"
 void hole_template(Holes *h, const char *name, const char *tmpl);
 /* @NAME@ becomes template tmpl's text for a part of the layer: its functions
  * named FN_part, and the holes keys[i] (NULL-terminated) set to values[i] for it
- * alone (an RNN's products are Dense's, of other sizes). */
+ * alone (an RNN's products are Dense's, of other sizes); with holes, also those
+ * that holes(h, l) sets (Bidirectional's two layers are its inner row's, for l). */
 void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
-               const char *const *keys, const long *values);
+               const char *const *keys, const long *values,
+               void (*holes)(Holes *, const Layer *), const Layer *l);
 /* @NAME@ becomes a C identifier or word made by the compiler (never from YAML). */
 void hole_word(Holes *h, const char *name, const char *word);
 /* TensorFlow's same padding before the first of in cells (a window k, stride s,
