@@ -1,10 +1,10 @@
-/* test_layers_rnn.c - SimpleRNN, LSTM and GRU (compiler/layer_rnn.c,
- * templates/lstm*, gru*, simple_rnn*, rnn_*).
+/* test_layers_rnn.c - SimpleRNN, LSTM, GRU and Bidirectional (compiler/layer_rnn.c,
+ * templates/lstm*, gru*, simple_rnn*, rnn_*, bidirectional*).
  *
  * Their numbers, forward and backward through time at batch sizes 1, 5, 6, 7 and
  * 13, are checked against PyTorch's own RNN kernels by test_ref, on the fixtures
- * tests/ref/{lstm_*, gru_*, simple_rnn_*} (gen.py says how Keras's gate order and
- * biases map onto torch's). Here:
+ * tests/ref/{lstm_*, gru_*, simple_rnn_*, bidirectional_*} (gen.py says how Keras's
+ * gate order and biases map onto torch's). Here:
  *   inference  the same fixtures through nncc --inference, built as C99
  *              without OpenMP: each sample's output against the reference.
  *   training   an LSTM forecaster of a sine (each sample 8 values, its label the
@@ -34,6 +34,8 @@ static void inference(void **state)
         "lstm_last", "lstm_sequences", "lstm_backwards_nobias", "lstm_stacked",
         "gru_last", "gru_sequences", "gru_stacked_nobias",
         "simple_rnn_last", "simple_rnn_sequences", "simple_rnn_backwards",
+        "bidirectional_lstm_concat", "bidirectional_gru_sum", "bidirectional_rnn_ave",
+        "bidirectional_lstm_mul",
     };
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++)
         print_message("%-22s --inference: max relative difference %.3g\n", fixtures[i],

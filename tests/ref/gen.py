@@ -601,6 +601,44 @@ class GRU(Recurrent):
                 "bias_ih_l0": keras_to_torch_gru(b[0]), "bias_hh_l0": keras_to_torch_gru(b[1])}
 
 
+class Bidirectional(Layer):
+    """Keras's Bidirectional: the wrapped layer (`layer`, a Recurrent) forwards and a
+    copy with go_backwards flipped, weights forward_NAME.* and backward_NAME.*; the
+    backward one's output steps reversed (return_sequences), then merged."""
+    kind = "Bidirectional"
+
+    def yaml(self, name, inputs=None):
+        inner = self.args["layer"]
+        text = "Bidirectional: {layer: {%s: {%s}}, merge_mode: %s, name: %s}" % (
+            inner.kind, ", ".join("%s: %s" % (k, flow(v)) for k, v in inner.args.items()),
+            self.args.get("merge_mode", "concat"), name)
+        assert inputs is None
+        return text
+
+    def directions(self):
+        inner = self.args["layer"]
+        backward = type(inner)(**dict(inner.args,
+                                      go_backwards=not inner.args.get("go_backwards", False)))
+        name = inner.kind.lower() if inner.kind != "SimpleRNN" else "simple_rnn"
+        return [("forward_" + name, inner), ("backward_" + name, backward)]
+
+    def weights(self, in_shape, rng):
+        return {"%s.%s" % (d, k): v for d, layer in self.directions()
+                for k, v in layer.weights(in_shape, rng).items()}
+
+    def forward(self, x, w, training):
+        (fname, fw), (bname, bw) = self.directions()
+        f = fw.forward(x, {k[len(fname) + 1:]: v for k, v in w.items()
+                           if k.startswith(fname + ".")}, training)
+        b = bw.forward(x, {k[len(bname) + 1:]: v for k, v in w.items()
+                           if k.startswith(bname + ".")}, training)
+        if self.args["layer"].args.get("return_sequences", False):
+            b = torch.flip(b, [1])
+        mode = self.args.get("merge_mode", "concat")
+        return {"concat": lambda: torch.cat([f, b], dim=-1), "sum": lambda: f + b,
+                "ave": lambda: (f + b) / 2, "mul": lambda: f * b}[mode]()
+
+
 def tf_conv2d(x, k, args, groups=1):
     """conv2d on NCHW x with torch's weight k, TensorFlow's padding and strides."""
     kh, kw = k.shape[2], k.shape[3]
@@ -863,6 +901,19 @@ GRAPHS = [
                                                                 activation="relu")))),
     ("simple_rnn_backwards", [6 * 2], Graph(("seq", Reshape(target_shape=[6, 2])),
                                             ("probe", SimpleRNN(units=3, go_backwards=True)))),
+    ("bidirectional_lstm_concat", [6 * 3],
+     Graph(("seq", Reshape(target_shape=[6, 3])),
+           ("probe", Bidirectional(layer=LSTM(units=4, return_sequences=True))))),
+    ("bidirectional_gru_sum", [5 * 4],
+     Graph(("seq", Reshape(target_shape=[5, 4])),
+           ("probe", Bidirectional(layer=GRU(units=3), merge_mode="sum")))),
+    ("bidirectional_rnn_ave", [4 * 2],
+     Graph(("seq", Reshape(target_shape=[4, 2])),
+           ("probe", Bidirectional(layer=SimpleRNN(units=3, return_sequences=True),
+                                   merge_mode="ave")))),
+    ("bidirectional_lstm_mul", [7 * 2],
+     Graph(("seq", Reshape(target_shape=[7, 2])),
+           ("probe", Bidirectional(layer=LSTM(units=2), merge_mode="mul")))),
     # A residual block, end to end: relu(feed + conv(relu(conv(feed)))).
     ("graph_residual", [4, 4, 2],
      Graph(("conv1", Conv2D(filters=2, kernel_size=3, padding="same", activation="relu")),
