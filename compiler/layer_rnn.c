@@ -237,10 +237,12 @@ static void read_inner(Layer *l, const Node *v)
         error_at(v, "Bidirectional: layer must be one recurrent layer, e.g. "
                     "layer: {LSTM: {units: 32}}");
     const LayerOps *inner = layer_ops(v->keys[0]->text);
-    if (!inner || !is_recurrent(inner)) {
-        static const char *const rnns[] = {"SimpleRNN", "LSTM", "GRU", NULL};
-        unknown_word(v->keys[0], "layer for Bidirectional", rnns);
-    }
+    static const char *const rnns[] = {"SimpleRNN", "LSTM", "GRU", NULL};
+    if (!inner)
+        unknown_word(v->keys[0], "recurrent layer", rnns);
+    if (!is_recurrent(inner))
+        error_at(v->keys[0], "Bidirectional wraps a recurrent layer (SimpleRNN, LSTM, GRU), "
+                             "not %s", inner->keras_name);
     const Node *args = v->items[0];
     if (args->kind == NODE_SCALAR && !args->quoted && !*args->text)
         args = NULL;

@@ -103,6 +103,7 @@ ACTIVATIONS = {
     "softsign": F.softsign,
     "swish": F.silu,                                 # z * sigmoid(z)
     "gelu": lambda z: F.gelu(z, approximate="none"),  # Keras 2.x: approximate=False
+    "hard_sigmoid": lambda z: torch.clamp(0.2 * z + 0.5, 0.0, 1.0),  # tf.keras 2.x's
 }
 
 
