@@ -230,9 +230,6 @@ static bool is_recurrent(const LayerOps *ops)
 /* layer: {LSTM: {units: 8, ...}}: the wrapped row reads its arguments into l. */
 static void read_inner(Layer *l, const Node *v)
 {
-    if (v->kind == NODE_MAP && map_get(v, "class_name"))
-        error_at(v, "Bidirectional: a Keras export's wrapped layer ({class_name, config}) is "
-                    "not supported yet; write it as layer: {LSTM: {units: ...}}");
     if (v->kind != NODE_MAP || v->n != 1)
         error_at(v, "Bidirectional: layer must be one recurrent layer, e.g. "
                     "layer: {LSTM: {units: 32}}");
@@ -252,7 +249,7 @@ static void read_inner(Layer *l, const Node *v)
         "units", "activation", "recurrent_activation", "use_bias", "return_sequences",
         "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer",
         "recurrent_initializer", "bias_initializer", "unit_forget_bias", "reset_after", "name",
-        NULL,
+        "trainable", NULL,
     };
     if (args)
         map_check_keys(args, inner->keras_name, inner_keys);
@@ -356,7 +353,7 @@ static void bidirectional_holes(Holes *h, const Layer *l)
 }
 
 static const KeySpec bidirectional_keys[] = {
-    {"layer", ARG_CUSTOM, 0, 0, true, NULL},
+    {"layer", ARG_LAYER, 0, 0, true, NULL},
     {"merge_mode", ARG_CUSTOM, 0, 0, false, NULL},
     {0},
 };

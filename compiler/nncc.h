@@ -163,6 +163,8 @@ typedef enum {
     ARG_NONNEGATIVE,   /* >= 0 */
     ARG_INITIALIZER,   /* only `expect` (Keras's default) is implemented */
     ARG_CUSTOM,        /* read by the row's parse() */
+    ARG_LAYER,         /* a wrapped layer, {LSTM: {...}} (a Keras export's {class_name,
+                          config} is made so by keras.c), read by the row's parse() */
 } ArgType;
 
 typedef struct {

@@ -12,11 +12,13 @@
  *              squared error, evaluated on the training windows, falls from the
  *              initial weights' to below a tenth of it and below 0.02 (predicting
  *              the mean would give about 0.5, the sine's variance).
+ *   stack      gradcheck through Bidirectional(LSTM) -> GRU -> Bidirectional(SimpleRNN).
  *   init       the recurrent kernel is orthogonal (R R^T = I, Keras's Orthogonal
  *              for a [U, 4U] kernel) and the LSTM bias is 1 on the f gate only
  *              (unit_forget_bias), read back from `init --save`.
- *   keras      a to_json() export of tf.keras 2.x with LSTM and GRU layers is read
- *              and compiles; a config that would train differently is refused.
+ *   keras      a to_json() export of tf.keras 2.x with LSTM and Bidirectional(GRU)
+ *              layers is read and compiles, with Keras's weight names; a config
+ *              that would train differently is refused.
  * The error cases of the arguments are files in tests/cases (rnn_*), run by
  * test_compiler. */
 #include "testutil.h"
@@ -105,6 +107,26 @@ static void lstm_trains(void **state)
     assert_true(before > 0 && after < 0.1 * before && after < 0.02);
 }
 
+/* Stacked and wrapped: gradcheck through a Bidirectional LSTM's sequences into a
+ * GRU that goes backwards, then a SimpleRNN's ave-merged pair. */
+static void stack_gradcheck(void **state)
+{
+    (void)state;
+    const char *trainer = build_model("rnn_stack",
+        "input_shape: [6, 3]\n"
+        "layers:\n"
+        "  - Bidirectional: {layer: {LSTM: {units: 4, return_sequences: true}}}\n"
+        "  - GRU: {units: 3, return_sequences: true, go_backwards: true}\n"
+        "  - Bidirectional: {layer: {SimpleRNN: {units: 2}}, merge_mode: ave}\n"
+        "  - Dense: {units: 2, activation: softmax}\n"
+        "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n");
+    RunResult r;
+    run_cmd(&r, "%s gradcheck", trainer);
+    if (r.status != 0 || !strstr(r.out, "gradcheck passed"))
+        fail_msg("gradcheck:\n%s", r.out);
+    assert_output_contains(&r, "bidirectional_1.backward_simple_rnn.recurrent_kernel");
+}
+
 /* ---- initial weights ------------------------------------------------------------------ */
 
 static void lstm_initial_weights(void **state)
@@ -161,7 +183,10 @@ static const char keras_json[] =
     " {\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 12, 3],"
     " \"dtype\": \"float32\", \"sparse\": false, \"ragged\": false, \"name\": \"input_1\"}},\n"
     RNN_CONFIG("LSTM", "lstm", "16", "true", " \"unit_forget_bias\": true,") ",\n"
-    RNN_CONFIG("GRU", "gru", "5", "false", " \"reset_after\": true,") ",\n"
+    " {\"class_name\": \"Bidirectional\", \"config\": {\"name\": \"bidirectional\","
+    " \"trainable\": true, \"dtype\": \"float32\", \"layer\":"
+    RNN_CONFIG("GRU", "gru", "5", "false", " \"reset_after\": true,")
+    ", \"merge_mode\": \"concat\"}},\n"
     " {\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"trainable\": true,"
     " \"dtype\": \"float32\", \"units\": 1, \"activation\": \"sigmoid\", \"use_bias\": true,"
     " \"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}},"
@@ -180,15 +205,18 @@ static void keras_export(void **state)
         fail_msg("%s", r.out);
     assert_output_contains(&r, "lstm (LSTM)");
     assert_output_contains(&r, "(None, 12, 16)");
-    assert_output_contains(&r, "gru (GRU)");
-    /* Keras's counts: LSTM 4 * (16 * (3 + 16) + 16); GRU 3 * 5 * (16 + 5) + 2 * 15; Dense 6 */
+    assert_output_contains(&r, "bidirectional (Bidirectional)");
+    /* Keras's counts: LSTM 4 * (16 * (3 + 16) + 16); each GRU 3 * 5 * (16 + 5) + 2 * 15;
+     * Dense 10 + 1 */
     assert_output_contains(&r, "1280");
-    assert_output_contains(&r, "345");
-    assert_output_contains(&r, "Total params: 1,631");
+    assert_output_contains(&r, "690");
+    assert_output_contains(&r, "Total params: 1,981");
     run_cmd(&r, "%s %s -o %s", nncc_path(), in_scratch("export.json"), in_scratch("export.c"));
     if (r.status != 0)
         fail_msg("%s", r.out);
     assert_true(file_exists(in_scratch("export.c")));
+    run_cmd(&r, "grep -c 'bidirectional.backward_gru.recurrent_kernel' %s", in_scratch("export.c"));
+    assert_int_equal(r.status, 0);
 }
 
 /* One layer after an InputLayer of [6, 2], its config as given: nncc's error. */
@@ -215,6 +243,9 @@ static void keras_refusals(void **state)
                        "5:53: error: LSTM: stateful 'true' is not supported");
     expect_keras_error("{class_name: GRU, config: {units: 4, recurrent_dropout: 0.2}}",
                        "5:61: error: GRU: recurrent_dropout 0.2 is not supported");
+    expect_keras_error("{class_name: Bidirectional, config: {layer: {class_name: LSTM, "
+                       "config: {units: 3, unroll: true, stateful: true}}}}",
+                       "5:111: error: LSTM: stateful 'true' is not supported");
     expect_keras_error("{class_name: LSTM, config: {units: 4, recurrent_initializer: "
                        "{class_name: Identity}}}",
                        "5:66: error: LSTM: recurrent_initializer 'Identity' is not supported");
@@ -225,6 +256,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(inference),
         cmocka_unit_test(lstm_trains),
+        cmocka_unit_test(stack_gradcheck),
         cmocka_unit_test(lstm_initial_weights),
         cmocka_unit_test(keras_export),
         cmocka_unit_test(keras_refusals),
