@@ -215,6 +215,7 @@ void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
         if (strcmp(h->name[i], "FN") == 0)
             fn = h->value[i];
     hole(&sub, "FN", fmt("%s_%s", fn, part));
+    hole(&sub, "LAYER", fmt("%s_%s", fn, part));   /* its headings name the part: lstm_x */
     for (int i = 0; keys && keys[i]; i++)
         hole_long(&sub, keys[i], values[i]);
     if (holes)
