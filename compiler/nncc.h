@@ -235,7 +235,7 @@ struct LayerOps {
     const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
     const char *inference_tmpl;   /* for --inference, if not tmpl */
     /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
-     * y (its output), dy, dx, aux, scratch, P0..P3 (its tensors), G0..G3 (their gradients),
+     * y (its output), dy, dx, aux, scratch, P0..P5 (its tensors), G0..G5 (their gradients),
      * xs and dxs (all inputs and their gradients, for merges). */
     const char *forward_args, *backward_args, *inference_args;
     /* Its templates' own holes beyond the common ones (emit.c's op_holes). */
