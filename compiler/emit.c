@@ -210,6 +210,32 @@ void hole_template(Holes *h, const char *name, const char *tmpl)
     hole(h, name, block_close(&b));
 }
 
+void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
+               const char *const *keys, const long *values,
+               void (*holes)(Holes *, const Layer *), const Layer *l)
+{
+    Holes sub = *h;
+    const char *fn = "";
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->name[i], "FN") == 0)
+            fn = h->value[i];
+    hole(&sub, "FN", fmt("%s_%s", fn, part));
+    hole(&sub, "LAYER", fmt("%s_%s", fn, part));   /* its headings name the part: lstm_x */
+    for (int i = 0; keys && keys[i]; i++)
+        hole_long(&sub, keys[i], values[i]);
+    if (holes)
+        holes(&sub, l);
+    Block b;
+    block_open(&b);
+    expand(b.f, tmpl, &sub);
+    hole(h, name, block_close(&b));
+}
+
+void hole_word(Holes *h, const char *name, const char *word)
+{
+    hole(h, name, fmt("%s", word));
+}
+
 /* ---- one op: its functions, and the calls that run them -------------------------- */
 
 /* TensorFlow's same padding: the smaller half before, the extra row after. */
@@ -272,7 +298,7 @@ static char *tensor_ref(const Plan *p, int t, bool grad)
     if (t < 0 || (grad && !p->tensors[t].trainable))
         return fmt("NULL");
     const Tensor *ts = &p->tensors[t];
-    return fmt("%s(%s_%s)", grad ? "G" : "P", ts->layer->name, ts->role);
+    return fmt("%s(%s)", grad ? "G" : "P", ts->ident);
 }
 
 /* A merge's inputs, or their gradients, as one array argument. */
@@ -294,7 +320,8 @@ static char *call_arg(const Plan *p, const Op *op, const char *word)
     if (strcmp(word, "n") == 0 || strcmp(word, "pass") == 0)
         return fmt("%s", word);
     if (strcmp(word, "scratch") == 0)   /* used for dx alone, and counted so (plan.c) */
-        return fmt("%s", op->din[0] != NO_BUF ? "SCRATCH" : "NULL");
+        return fmt("%s", op->din[0] != NO_BUF || (op->ops->flags & LF_SCRATCH_ALWAYS)
+                             ? "SCRATCH" : "NULL");
     if (strcmp(word, "x") == 0)
         return buf_ref(p, op->in[0]);
     if (strcmp(word, "dx") == 0)
@@ -409,7 +436,7 @@ static char *offsets_block(const Plan *p, bool tensors)
     for (int i = 0; i < n; i++) {
         if (tensors) {
             const Tensor *t = &p->tensors[i];
-            fprintf(b.f, "    %s_%s = %ld,\n", t->layer->name, t->role, t->offset);
+            fprintf(b.f, "    %s = %ld,\n", t->ident, t->offset);
         } else {
             fprintf(b.f, "    %s = %ld,\n", p->bufs[i].name, p->bufs[i].offset);
         }
@@ -420,6 +447,7 @@ static char *offsets_block(const Plan *p, bool tensors)
 static const char *const init_names[] = {
     [NN_INIT_ZEROS] = "NN_INIT_ZEROS", [NN_INIT_ONES] = "NN_INIT_ONES",
     [NN_INIT_GLOROT_UNIFORM] = "NN_INIT_GLOROT_UNIFORM", [NN_INIT_VALUES] = "NN_INIT_VALUES",
+    [NN_INIT_ORTHOGONAL] = "NN_INIT_ORTHOGONAL", [NN_INIT_FORGET_BIAS] = "NN_INIT_FORGET_BIAS",
 };
 
 static void float_array(FILE *out, const char *name, const float *v, long count)
@@ -441,14 +469,13 @@ static char *tensors_block(const Plan *p, FILE *arrays)
         const Tensor *t = &p->tensors[i];
         char *values = fmt("NULL");
         if (t->values) {
-            values = fmt("%s_%s_values", t->layer->name, t->role);
+            values = fmt("%s_values", t->ident);
             float_array(arrays, values, t->values, t->size);
         }
         fprintf(b.f, "    {\"%s\", %d, {", t->name, t->rank);
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
-        fprintf(b.f, "}, %s_%s, %ld, %d, %s, %ld, %ld, %s},\n", t->layer->name,
-                t->role, t->size, t->trainable, init_names[t->init], t->fan_in,
+        fprintf(b.f, "}, %s, %ld, %d, %s, %ld, %ld, %s},\n", t->ident, t->size, t->trainable, init_names[t->init], t->fan_in,
                 t->fan_out, values);
     }
     if (p->n_tensors == 0)
@@ -833,8 +860,7 @@ static char *weights_block(const Plan *p)
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
         fprintf(b.f, "%s) */\n", t->rank == 1 ? "," : "");
-        float_array(b.f, fmt("%s_%s", t->layer->name, t->role), t->values,
-                    t->size);
+        float_array(b.f, t->ident, t->values, t->size);
     }
     return block_close(&b);
 }

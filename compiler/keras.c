@@ -199,8 +199,10 @@ static void check_default(const Reader *r, const char *key, KerasRule rule, cons
         break;
     case KERAS_GLOROT:
     case KERAS_ZEROS:
-    case KERAS_ONES: {
-        const char *want = rule == KERAS_GLOROT ? "GlorotUniform" : rule == KERAS_ZEROS ? "Zeros" : "Ones";
+    case KERAS_ONES:
+    case KERAS_ORTHOGONAL: {
+        const char *want = rule == KERAS_GLOROT ? "GlorotUniform" : rule == KERAS_ZEROS ? "Zeros"
+                         : rule == KERAS_ONES ? "Ones" : "Orthogonal";
         if (!initializer_is(v, want))
             not_default(r, key, v, want);
         break;
@@ -281,6 +283,42 @@ static const KerasKey *key_rule(const Reader *r, const LayerOps *ops, const Node
              r->type, key->text);
 }
 
+static bool is_wrapped_layer(const LayerOps *ops, const char *key)
+{
+    for (const KeySpec *k = ops->keys; k->key; k++)
+        if (k->type == ARG_LAYER && strcmp(k->key, key) == 0)
+            return true;
+    return false;
+}
+
+static void sort_keys(const Reader *r, const LayerOps *ops, const Node *config, Node *args,
+                      Node *arg_keys[MAX_PASSED], Node *arg_values[MAX_PASSED]);
+
+/* A wrapped layer (Bidirectional's `layer`), {class_name: LSTM, config: {...}}, as
+ * the native file writes it, {LSTM: {...}}: its config's keys checked by the
+ * wrapped row's rules. One at a time: the row reads it before the next. */
+static Node *native_wrapped(const Reader *r, Node *v)
+{
+    static Node native, args, *class_key[1], *config_value[1];
+    static Node *arg_keys[MAX_PASSED], *arg_values[MAX_PASSED];
+    const Node *class_name = v->kind == NODE_MAP ? map_get(v, "class_name") : NULL;
+    if (!class_name)
+        return v;
+    const Node *config = map_get(v, "config");
+    if (!config || config->kind != NODE_MAP)
+        error_at(v, "%s: the wrapped layer needs a config map", r->type);
+    Reader inner = *r;
+    inner.type = class_name->text;
+    sort_keys(&inner, class_ops(class_name), config, &args, arg_keys, arg_values);
+    native = *v;
+    native.n = 1;
+    class_key[0] = (Node *)class_name;
+    config_value[0] = &args;
+    native.keys = class_key;
+    native.items = config_value;
+    return &native;
+}
+
 /* Checks every key of config and gathers those add_layer() reads into args,
  * a map that points at config's own nodes (so errors point into the file). */
 static void sort_keys(const Reader *r, const LayerOps *ops, const Node *config, Node *args,
@@ -298,7 +336,7 @@ static void sort_keys(const Reader *r, const LayerOps *ops, const Node *config, 
             check_default(r, rule->key, rule->rule, v);
         } else if (!is_null(v)) {   /* null: Keras's default, as if left out */
             arg_keys[args->n] = config->keys[i];
-            arg_values[args->n++] = v;
+            arg_values[args->n++] = is_wrapped_layer(ops, key->text) ? native_wrapped(r, v) : v;
         }
     }
 }

@@ -149,6 +149,7 @@ static void read_arg(Layer *l, const KeySpec *k, const Node *v)
                      k->expect);
         break;
     case ARG_CUSTOM:
+    case ARG_LAYER:
         break;
     }
 }

@@ -14,7 +14,7 @@ const char *const activation_names[ACT_COUNT] = {
     [ACT_LINEAR] = "linear", [ACT_RELU] = "relu", [ACT_SIGMOID] = "sigmoid",
     [ACT_TANH] = "tanh", [ACT_SOFTMAX] = "softmax", [ACT_ELU] = "elu", [ACT_SELU] = "selu",
     [ACT_SOFTPLUS] = "softplus", [ACT_SOFTSIGN] = "softsign", [ACT_SWISH] = "swish",
-    [ACT_GELU] = "gelu",
+    [ACT_GELU] = "gelu", [ACT_HARD_SIGMOID] = "hard_sigmoid",
 };
 
 /* Sizes beyond this are refused before any arithmetic can overflow. */

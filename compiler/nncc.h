@@ -106,7 +106,7 @@ void expr_free(Expr *e);
 
 typedef enum {
     ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX,
-    ACT_ELU, ACT_SELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_SWISH, ACT_GELU,
+    ACT_ELU, ACT_SELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_SWISH, ACT_GELU, ACT_HARD_SIGMOID,
     ACT_COUNT
 } Activation;
 
@@ -126,7 +126,7 @@ typedef struct LayerOps LayerOps;
 typedef struct Holes Holes;       /* a template's @NAME@s and their values (emit.c) */
 
 #define MAX_INPUTS 8
-#define MAX_LAYER_TENSORS 4
+#define MAX_LAYER_TENSORS 6         /* Bidirectional(LSTM): two kernels, recurrent kernels, biases */
 #define MODEL_INPUT (-1)          /* Layer.inputs: the model's input */
 
 typedef struct {
@@ -159,6 +159,14 @@ typedef struct {
     Shape target;                 /* Reshape */
     Expr *expr;                   /* Lambda: y as a function of x */
     long axis;                    /* Concatenate: the axis without the batch, from 0 */
+    /* SimpleRNN, LSTM, GRU (and Bidirectional's inner layer): activations of their
+     * own, not an op after the layer */
+    Activation cell_act, recurrent_act;
+    bool return_sequences, go_backwards, unit_forget_bias, reset_after;
+    const LayerOps *inner;        /* Bidirectional: the row of the layer it wraps */
+    char inner_name[MAX_NAME + 1];   /* and that layer's name (lstm, gru_1, ...) */
+    int merge_mode;               /* Bidirectional: concat, sum, ave, mul */
+    char roles[MAX_LAYER_TENSORS][MAX_NAME + 40];   /* Bidirectional: forward_lstm.kernel, ... */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
 
@@ -190,6 +198,8 @@ typedef enum {
     ARG_NONNEGATIVE,   /* >= 0 */
     ARG_INITIALIZER,   /* only `expect` (Keras's default) is implemented */
     ARG_CUSTOM,        /* read by the row's parse() */
+    ARG_LAYER,         /* a wrapped layer, {LSTM: {...}} (a Keras export's {class_name,
+                          config} is made so by keras.c), read by the row's parse() */
 } ArgType;
 
 typedef struct {
@@ -207,7 +217,7 @@ typedef enum {
     KERAS_FALSE, KERAS_TRUE,
     KERAS_CHANNELS_LAST, /* data_format */
     KERAS_ALL_ONES,      /* dilation_rate, groups */
-    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES,   /* initializers */
+    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES, KERAS_ORTHOGONAL,   /* initializers */
     KERAS_LAST_AXIS,     /* BatchNormalization's axis */
 } KerasRule;
 
@@ -232,6 +242,8 @@ enum {
     LF_FLAT_OUTPUT = 1 << 3,      /* its output is a vector whatever its input */
     LF_MERGE = 1 << 4,            /* reads two or more inputs */
     LF_OWN_ACTIVATION = 1 << 5,   /* the layer is an activation: no op of its own */
+    LF_SCRATCH_ALWAYS = 1 << 6,   /* its backward uses scratch even with no dx to give
+                                     (the RNNs' recurrent kernel, transposed) */
 };
 
 struct LayerOps {
@@ -253,7 +265,7 @@ struct LayerOps {
     const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
     const char *inference_tmpl;   /* for --inference, if not tmpl */
     /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
-     * y (its output), dy, dx, aux, scratch, P0..P3 (its tensors), G0..G3 (their gradients),
+     * y (its output), dy, dx, aux, scratch, P0..P5 (its tensors), G0..G5 (their gradients),
      * xs and dxs (all inputs and their gradients, for merges). */
     const char *forward_args, *backward_args, *inference_args;
     /* Its templates' own holes beyond the common ones (emit.c's op_holes). */
@@ -486,8 +498,9 @@ void warn_missing_data(const Model *m);
  * one; a layer without templates (Flatten) becomes none (NHWC is already flat). */
 typedef struct {
     const Layer *layer;
-    char name[MAX_NAME + 24];     /* "dense.kernel" */
-    const char *role;             /* "kernel" */
+    char name[2 * MAX_NAME + 40]; /* "dense.kernel", "bidirectional.forward_lstm.bias" */
+    const char *role;             /* "kernel", "forward_lstm.kernel" */
+    char ident[2 * MAX_NAME + 40];   /* name as a C identifier: "dense_kernel" */
     int rank;
     long shape[4];
     long offset, size;
@@ -568,6 +581,15 @@ void hole_text(Holes *h, const char *name, const char *c);
 void hole_list(Holes *h, const char *name, const long *v, int n);   /* "1, 2, 3" */
 /* @NAME@ becomes template tmpl's text, its holes filled from h as it stands. */
 void hole_template(Holes *h, const char *name, const char *tmpl);
+/* @NAME@ becomes template tmpl's text for a part of the layer: its functions
+ * named FN_part, and the holes keys[i] (NULL-terminated) set to values[i] for it
+ * alone (an RNN's products are Dense's, of other sizes); with holes, also those
+ * that holes(h, l) sets (Bidirectional's two layers are its inner row's, for l). */
+void hole_part(Holes *h, const char *name, const char *tmpl, const char *part,
+               const char *const *keys, const long *values,
+               void (*holes)(Holes *, const Layer *), const Layer *l);
+/* @NAME@ becomes a C identifier or word made by the compiler (never from YAML). */
+void hole_word(Holes *h, const char *name, const char *word);
 /* TensorFlow's same padding before the first of in cells (a window k, stride s,
  * out outputs): what op_holes gives as @PT@ and @PL@. */
 long pad_before(long in, long out, long k, long s);

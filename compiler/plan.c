@@ -62,6 +62,9 @@ static int add_tensor(Plan *p, const Layer *l, const TensorSpec *spec)
     t->layer = l;
     t->role = spec->role;
     snprintf(t->name, sizeof t->name, "%s.%s", l->name, spec->role);
+    snprintf(t->ident, sizeof t->ident, "%s_%s", l->name, spec->role);
+    for (char *c = t->ident; *c; c++)   /* Bidirectional's forward_lstm.kernel */
+        *c = *c == '.' ? '_' : *c;
     t->rank = spec->rank;
     t->size = 1;
     for (int i = 0; i < spec->rank; i++) {
@@ -217,7 +220,7 @@ static void plan_layer(Plan *p, const Model *m, int i, bool learns)
         op->dout = add_buffer(p, l, "dout", op->size);
         if (l->ops->aux)
             op->aux = add_buffer(p, l, l->ops->aux, l->ops->aux_size(l));
-        bool dx = op->din[0] != NO_BUF;
+        bool dx = op->din[0] != NO_BUF || (l->ops->flags & LF_SCRATCH_ALWAYS);
         if (dx && l->ops->scratch_size && l->ops->scratch_size(l) > p->scratch_floats)
             p->scratch_floats = l->ops->scratch_size(l);
         cur = op->out;
@@ -303,11 +306,8 @@ static void claim_names(const Plan *p)
     for (int i = 0; i < p->n_ops; i++)
         for (int k = 0; k < 4; k++)
             claim(&ns, p->ops[i].layer->where, p->ops[i].fn, suffixes[k]);
-    for (int i = 0; i < p->n_tensors; i++) {
-        char name[C_NAME];
-        snprintf(name, sizeof name, "%s_%s", p->tensors[i].layer->name, p->tensors[i].role);
-        claim(&ns, p->tensors[i].layer->where, name, "");
-    }
+    for (int i = 0; i < p->n_tensors; i++)
+        claim(&ns, p->tensors[i].layer->where, p->tensors[i].ident, "");
     for (int i = 0; i < p->n_bufs; i++)
         claim(&ns, p->bufs[i].layer->where, p->bufs[i].name, "");
 }

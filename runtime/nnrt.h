@@ -32,7 +32,11 @@
 
 /* ---- what the descriptor points at ------------------------------------- */
 
-typedef enum { NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES } nn_init;
+typedef enum {
+    NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES,
+    NN_INIT_ORTHOGONAL,    /* Keras's Orthogonal (gain 1): recurrent kernels */
+    NN_INIT_FORGET_BIAS,   /* an LSTM's bias with unit_forget_bias: ones for the f gate */
+} nn_init;
 
 /* One parameter tensor, e.g. "dense.kernel" [784, 128]. */
 typedef struct {

@@ -16,6 +16,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A standard normal number (Box-Muller), from two uniform ones. */
+static double rng_normal(nn_rng *rng)
+{
+    double u1 = 1.0 - nn_rng_uniform(rng), u2 = nn_rng_uniform(rng);   /* u1 in (0, 1] */
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Keras's Orthogonal (gain 1) for a rows x cols matrix (all axes but the last
+ * are rows): the Q of a normal matrix's QR, its signs corrected by diag(R) so
+ * that it is uniformly distributed; transposed when rows < cols. Gram-Schmidt
+ * on the columns of the tall normal matrix gives exactly that Q: its R has a
+ * positive diagonal. Computed in double, then stored as float. */
+static void init_orthogonal(float *p, int rows, int cols, nn_rng *rng)
+{
+    int tall = rows > cols ? rows : cols, wide = rows > cols ? cols : rows;
+    double *q = nn_alloc((size_t)tall * wide, sizeof *q);   /* column-major: wide columns */
+    for (size_t k = 0; k < (size_t)tall * wide; k++)
+        q[k] = rng_normal(rng);
+    for (int j = 0; j < wide; j++) {
+        double *v = q + (size_t)j * tall;
+        for (int i = 0; i < j; i++) {   /* modified Gram-Schmidt, in double */
+            const double *u = q + (size_t)i * tall;
+            double d = 0;
+            for (int k = 0; k < tall; k++)
+                d += u[k] * v[k];
+            for (int k = 0; k < tall; k++)
+                v[k] -= d * u[k];
+        }
+        double norm = 0;
+        for (int k = 0; k < tall; k++)
+            norm += v[k] * v[k];
+        norm = sqrt(norm);
+        for (int k = 0; k < tall; k++)
+            v[k] /= norm;
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            p[(size_t)r * cols + c] = (float)(rows >= cols ? q[(size_t)c * tall + r]
+                                                           : q[(size_t)r * tall + c]);
+    free(q);
+}
+
 void nn_init_params(const nn_model *m, float *params, uint64_t seed)
 {
     nn_rng rng = {seed};
@@ -32,6 +74,14 @@ void nn_init_params(const nn_model *m, float *params, uint64_t seed)
             break;
         case NN_INIT_VALUES:
             memcpy(p, t->values, t->size * sizeof *p);
+            break;
+        case NN_INIT_ORTHOGONAL:
+            init_orthogonal(p, (int)(t->size / (size_t)t->shape[t->rank - 1]),
+                            t->shape[t->rank - 1], &rng);
+            break;
+        case NN_INIT_FORGET_BIAS:   /* Keras's unit_forget_bias: gates i, f, c, o */
+            for (size_t k = 0; k < t->size; k++)
+                p[k] = k >= t->size / 4 && k < t->size / 2 ? 1.0f : 0.0f;
             break;
         case NN_INIT_GLOROT_UNIFORM: {
             /* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */

@@ -105,6 +105,7 @@ ACTIVATIONS = {
     "softsign": F.softsign,
     "swish": F.silu,                                 # z * sigmoid(z)
     "gelu": lambda z: F.gelu(z, approximate="none"),  # Keras 2.x: approximate=False
+    "hard_sigmoid": lambda z: torch.clamp(0.2 * z + 0.5, 0.0, 1.0),  # tf.keras 2.x's
 }
 
 
@@ -531,6 +532,127 @@ class Reshape(Layer):
         return x.reshape([x.shape[0]] + self.args["target_shape"])
 
 
+# ---- recurrent layers: torch's nn.RNN, nn.LSTM and nn.GRU on Keras's weights -------------
+# Keras's kernel [F, G] and recurrent_kernel [U, G] are torch's weight_ih_l0 and
+# weight_hh_l0 transposed ([G, F], [G, U]). Gate order: torch's LSTM gates i, f, g, o
+# are Keras's i, f, c, o, as they are; torch's GRU gates r, z, n are Keras's z, r, h
+# with the first two blocks swapped (keras_to_torch_gru). Biases: Keras's LSTM and
+# SimpleRNN have one, torch's b_ih (b_hh is 0); Keras's GRU with reset_after has two
+# rows, the input's and the recurrent's, which are torch's b_ih and b_hh: torch's
+# n = tanh(W_in x + b_in + r (W_hn h + b_hn)) is Keras's reset_after h gate.
+# go_backwards: torch runs x flipped in time, and its outputs stay in that order (Keras's).
+def keras_to_torch_gru(a):
+    """Columns (last axis) z, r, h -> torch's r, z, n."""
+    u = a.shape[-1] // 3
+    return torch.cat([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], dim=-1)
+
+
+class Recurrent(Layer):
+    gates = 1
+
+    def weights(self, in_shape, rng):
+        f, u = in_shape[-1], self.args["units"]
+        g = self.gates * u
+        w = {"kernel": rng.uniform(-1, 1, (f, g)) * np.sqrt(3.0 / f),
+             "recurrent_kernel": rng.uniform(-1, 1, (u, g)) * np.sqrt(3.0 / u)}
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, self.bias_shape(g))
+        return w
+
+    def bias_shape(self, g):
+        return [g]
+
+    def torch_params(self, w):
+        u = self.args["units"]
+        zero = torch.zeros(self.gates * u)
+        return {"weight_ih_l0": w["kernel"].T, "weight_hh_l0": w["recurrent_kernel"].T,
+                "bias_ih_l0": w.get("bias", zero), "bias_hh_l0": zero}
+
+    def forward(self, x, w, training):
+        """torch.nn.LSTM's (GRU's, RNN's) own kernel, called as the module calls it, with
+        these weights as its flat parameter list (so that autograd reaches them)."""
+        p = self.torch_params(w)
+        params = [p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]]
+        if self.args.get("go_backwards", False):
+            x = torch.flip(x, [1])
+        h0 = torch.zeros(1, x.shape[0], self.args["units"])
+        y = self.run(x, h0, params)
+        return y if self.args.get("return_sequences", False) else y[:, -1]
+
+
+class SimpleRNN(Recurrent):
+    kind = "SimpleRNN"
+
+    def run(self, x, h0, params):
+        rnn = {"tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}
+        return rnn[self.args.get("activation", "tanh")](x, h0, params, True, 1, 0.0, True,
+                                                        False, True)[0]
+
+
+class LSTM(Recurrent):
+    kind = "LSTM"
+    gates = 4
+
+    def run(self, x, h0, params):
+        return torch._VF.lstm(x, (h0, h0), params, True, 1, 0.0, True, False, True)[0]
+
+
+class GRU(Recurrent):
+    kind = "GRU"
+    gates = 3
+
+    def run(self, x, h0, params):
+        return torch._VF.gru(x, h0, params, True, 1, 0.0, True, False, True)[0]
+
+    def bias_shape(self, g):
+        return [2, g]
+
+    def torch_params(self, w):
+        u = self.args["units"]
+        b = w.get("bias", torch.zeros(2, 3 * u))
+        return {"weight_ih_l0": keras_to_torch_gru(w["kernel"]).T,
+                "weight_hh_l0": keras_to_torch_gru(w["recurrent_kernel"]).T,
+                "bias_ih_l0": keras_to_torch_gru(b[0]), "bias_hh_l0": keras_to_torch_gru(b[1])}
+
+
+class Bidirectional(Layer):
+    """Keras's Bidirectional: the wrapped layer (`layer`, a Recurrent) forwards and a
+    copy with go_backwards flipped, weights forward_NAME.* and backward_NAME.*; the
+    backward one's output steps reversed (return_sequences), then merged."""
+    kind = "Bidirectional"
+
+    def yaml(self, name, inputs=None):
+        inner = self.args["layer"]
+        text = "Bidirectional: {layer: {%s: {%s}}, merge_mode: %s, name: %s}" % (
+            inner.kind, ", ".join("%s: %s" % (k, flow(v)) for k, v in inner.args.items()),
+            self.args.get("merge_mode", "concat"), name)
+        assert inputs is None
+        return text
+
+    def directions(self):
+        inner = self.args["layer"]
+        backward = type(inner)(**dict(inner.args,
+                                      go_backwards=not inner.args.get("go_backwards", False)))
+        name = inner.kind.lower() if inner.kind != "SimpleRNN" else "simple_rnn"
+        return [("forward_" + name, inner), ("backward_" + name, backward)]
+
+    def weights(self, in_shape, rng):
+        return {"%s.%s" % (d, k): v for d, layer in self.directions()
+                for k, v in layer.weights(in_shape, rng).items()}
+
+    def forward(self, x, w, training):
+        (fname, fw), (bname, bw) = self.directions()
+        f = fw.forward(x, {k[len(fname) + 1:]: v for k, v in w.items()
+                           if k.startswith(fname + ".")}, training)
+        b = bw.forward(x, {k[len(bname) + 1:]: v for k, v in w.items()
+                           if k.startswith(bname + ".")}, training)
+        if self.args["layer"].args.get("return_sequences", False):
+            b = torch.flip(b, [1])
+        mode = self.args.get("merge_mode", "concat")
+        return {"concat": lambda: torch.cat([f, b], dim=-1), "sum": lambda: f + b,
+                "ave": lambda: (f + b) / 2, "mul": lambda: f * b}[mode]()
+
+
 def tf_conv2d(x, k, args, groups=1):
     """conv2d on NCHW x with torch's weight k, TensorFlow's padding and strides."""
     kh, kw = k.shape[2], k.shape[3]
@@ -769,6 +891,46 @@ GRAPHS = [
                                                 ("b", Conv2D(filters=2, kernel_size=[2, 3]),
                                                  ["feed"]),
                                                 ("cat", Concatenate(axis=-2), ["a", "b"]))),
+    # Recurrent layers read [T, F] sequences: Reshape makes them of feed's flat output.
+    ("lstm_last", [5 * 3], Graph(("seq", Reshape(target_shape=[5, 3])),
+                                 ("probe", LSTM(units=4)))),
+    ("lstm_sequences", [9 * 2], Graph(("seq", Reshape(target_shape=[9, 2])),
+                                      ("probe", LSTM(units=3, return_sequences=True)))),
+    ("lstm_backwards_nobias", [6 * 4], Graph(("seq", Reshape(target_shape=[6, 4])),
+                                             ("probe", LSTM(units=8, use_bias=False,
+                                                            go_backwards=True)))),
+    ("lstm_stacked", [7 * 3], Graph(("seq", Reshape(target_shape=[7, 3])),
+                                    ("probe", LSTM(units=5, return_sequences=True)),
+                                    ("top", LSTM(units=4)))),
+    ("gru_last", [5 * 3], Graph(("seq", Reshape(target_shape=[5, 3])),
+                                ("probe", GRU(units=4)))),
+    ("gru_sequences", [9 * 2], Graph(("seq", Reshape(target_shape=[9, 2])),
+                                     ("probe", GRU(units=6, return_sequences=True,
+                                                   go_backwards=True)))),
+    ("gru_stacked_nobias", [4 * 5], Graph(("seq", Reshape(target_shape=[4, 5])),
+                                          ("probe", GRU(units=3, return_sequences=True,
+                                                        use_bias=False)),
+                                          ("top", GRU(units=2)))),
+    ("simple_rnn_last", [5 * 3], Graph(("seq", Reshape(target_shape=[5, 3])),
+                                       ("probe", SimpleRNN(units=4)))),
+    ("simple_rnn_sequences", [9 * 2], Graph(("seq", Reshape(target_shape=[9, 2])),
+                                            ("probe", SimpleRNN(units=5, return_sequences=True,
+                                                                activation="relu")))),
+    ("simple_rnn_backwards", [6 * 2], Graph(("seq", Reshape(target_shape=[6, 2])),
+                                            ("probe", SimpleRNN(units=3, go_backwards=True)))),
+    ("bidirectional_lstm_concat", [6 * 3],
+     Graph(("seq", Reshape(target_shape=[6, 3])),
+           ("probe", Bidirectional(layer=LSTM(units=4, return_sequences=True))))),
+    ("bidirectional_gru_sum", [5 * 4],
+     Graph(("seq", Reshape(target_shape=[5, 4])),
+           ("probe", Bidirectional(layer=GRU(units=3), merge_mode="sum")))),
+    ("bidirectional_rnn_ave", [4 * 2],
+     Graph(("seq", Reshape(target_shape=[4, 2])),
+           ("probe", Bidirectional(layer=SimpleRNN(units=3, return_sequences=True),
+                                   merge_mode="ave")))),
+    ("bidirectional_lstm_mul", [7 * 2],
+     Graph(("seq", Reshape(target_shape=[7, 2])),
+           ("probe", Bidirectional(layer=LSTM(units=2), merge_mode="mul")))),
     # A residual block, end to end: relu(feed + conv(relu(conv(feed)))).
     ("graph_residual", [4, 4, 2],
      Graph(("conv1", Conv2D(filters=2, kernel_size=3, padding="same", activation="relu")),
