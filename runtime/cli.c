@@ -413,7 +413,7 @@ static void flush_denormals(void)
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 /* `summary`: the model's layers as the rows of Keras's table (summary.c). */
-static void print_summary(const nn_model *m)
+void nn_model_summary(FILE *out, const nn_model *m)
 {
     nn_summary_row *rows = nn_alloc((size_t)m->n_layers + 1, sizeof *rows);
     int n = 0;
@@ -426,7 +426,7 @@ static void print_summary(const nn_model *m)
                                      {l->shape[0], l->shape[1], l->shape[2]},
                                      l->params, l->trainable_params, l->inputs};
     }
-    nn_print_summary(stdout, m->name, rows, n);
+    nn_print_summary(out, m->name, rows, n);
     free(rows);
 }
 
@@ -446,7 +446,7 @@ static int run(const nn_model *m, const Args *a)
             usage_error(a->command, "predict --out goes with --npy X.npy");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);
     case SUMMARY:
-        print_summary(m);
+        nn_model_summary(stdout, m);
         return 0;
     case INIT:
         need(a, a->o.save, "--save W.npz");

@@ -179,12 +179,13 @@ void nn_draw_text(nn_canvas *c, int x, int y, const char *text, int scale, nn_rg
 
 /* ---- images and colour maps -------------------------------------------------------------- */
 
-/* matplotlib's viridis at 0, 1/8, ..., 1, linearly interpolated between. */
+/* viridis (matplotlib's default colour map) at 0, 1/8, ..., 1, linearly
+ * interpolated between: within 2 levels of matplotlib's 256 entries. */
 nn_rgb nn_viridis(double t)
 {
     static const uint8_t stops[9][3] = {
-        {68, 1, 84},    {72, 40, 120},  {62, 73, 137},  {49, 104, 142}, {38, 130, 142},
-        {31, 158, 137}, {53, 183, 121}, {110, 206, 88}, {253, 231, 37},
+        {68, 1, 84},    {71, 45, 123},  {59, 82, 139},  {44, 114, 142}, {33, 144, 140},
+        {39, 173, 129}, {93, 200, 99},  {170, 220, 50}, {253, 231, 37},
     };
     t = t > 1 ? 1 : t > 0 ? t : 0;   /* NaN gives the low end */
     double pos = t * 8;

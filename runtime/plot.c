@@ -348,15 +348,22 @@ static void draw_series(nn_canvas *c, const axes *a, const nn_table *t, int col,
     }
 }
 
-/* The series' names, top right inside the plot area, each after a sample of its line. */
+/* The series' names, each after a sample of its line, in the right-hand
+ * corner (top or bottom) away from where the first series ends. */
 static void draw_legend(nn_canvas *c, const axes *a, const nn_table *t, const panel *p)
 {
+    double last = NAN;
+    for (int r = 0; r < t->n_rows; r++)
+        if (isfinite(scaled(a, cell(t, r, p->cols[0]))))
+            last = scaled(a, cell(t, r, p->cols[0]));
+    bool ends_high = last > (a->y0 + a->y1) / 2;
     int width = 0;
     for (int i = 0; i < p->n; i++) {
         int w = nn_text_width(t->names[p->cols[i]], 1);
         width = w > width ? w : width;
     }
-    int bw = width + 34, bh = 12 * p->n + 6, bx = a->x + a->w - bw - 6, by = a->y + 6;
+    int bw = width + 34, bh = 12 * p->n + 6, bx = a->x + a->w - bw - 6;
+    int by = ends_high ? a->y + a->h - bh - 6 : a->y + 6;
     nn_fill_rect(c, bx, by, bw, bh, WHITE);
     nn_frame_rect(c, bx, by, bw, bh, GRID);
     for (int i = 0; i < p->n; i++) {
@@ -413,4 +420,52 @@ int nn_plot_command(const nn_model *m, const nn_options *o)
                t.n_cols, t.n_cols == 1 ? "" : "s");
     nn_table_free(&t);
     return rc;
+}
+
+/* ---- the confusion matrix ------------------------------------------------------------------ */
+
+#define CONFUSION_TOP 34
+#define CONFUSION_PAD 12
+
+/* Rows the true classes, columns the predicted ones (sklearn's layout); each
+ * cell coloured by its count over the largest count through viridis, as
+ * sklearn's ConfusionMatrixDisplay does, its count written in it. */
+nn_confusion_layout nn_confusion_canvas(nn_canvas *c, const long *counts, int k,
+                                        const char *const *names)
+{
+    int cell = k <= 12 ? 44 : k <= 40 ? 480 / k : 12, label_w = 0;
+    char text[280];
+    for (int i = 0; i < k; i++) {
+        snprintf(text, sizeof text, "%d %s", i, names[i]);
+        int w = nn_text_width(text, 1);
+        label_w = w > label_w ? w : label_w;
+    }
+    nn_confusion_layout L = {CONFUSION_PAD + label_w + 8, CONFUSION_TOP + 14, cell};
+    int width = L.x + k * cell + CONFUSION_PAD, height = L.y + k * cell + 30;
+    const char *title = "true class (rows) by predicted class (columns)";
+    int tw = nn_text_width(title, 1) + 2 * CONFUSION_PAD;
+    nn_canvas_init(c, width > tw ? width : tw, height, WHITE);
+    nn_draw_text(c, CONFUSION_PAD, 12, title, 1, BLACK);
+    long most = 1;
+    for (int i = 0; i < k * k; i++)
+        most = counts[i] > most ? counts[i] : most;
+    for (int i = 0; i < k; i++) {
+        snprintf(text, sizeof text, "%d %s", i, names[i]);
+        nn_draw_text(c, L.x - 8 - nn_text_width(text, 1), L.y + i * cell + cell / 2 - 3, text, 1,
+                     BLACK);
+        snprintf(text, sizeof text, "%d", i);
+        nn_draw_text(c, L.x + i * cell + (cell - nn_text_width(text, 1)) / 2, L.y - 12, text, 1,
+                     BLACK);
+        for (int j = 0; j < k; j++) {
+            double t = (double)counts[i * k + j] / (double)most;
+            nn_fill_rect(c, L.x + j * cell, L.y + i * cell, cell, cell, nn_viridis(t));
+            snprintf(text, sizeof text, "%ld", counts[i * k + j]);
+            if (nn_text_width(text, 1) < cell - 2)
+                nn_draw_text(c, L.x + j * cell + (cell - nn_text_width(text, 1)) / 2,
+                             L.y + i * cell + cell / 2 - 3, text, 1, t < 0.5 ? WHITE : BLACK);
+        }
+    }
+    nn_draw_text(c, L.x + (k * cell - nn_text_width("predicted class", 1)) / 2,
+                 L.y + k * cell + 10, "predicted class", 1, BLACK);
+    return L;
 }

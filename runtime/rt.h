@@ -239,6 +239,12 @@ int nn_table_read_csv(const char *path, nn_table *t);
  * row number): val_X in X's panel, lr alone on a log scale. */
 int nn_plot_history(const nn_table *t, const char *path);
 void nn_plot_history_canvas(const nn_table *t, nn_canvas *c);
+/* Where the cells of a confusion matrix are: row i, column j at
+ * (x + j*cell, y + i*cell). */
+typedef struct { int x, y, cell; } nn_confusion_layout;
+/* counts[true * k + predicted] of k classes as a coloured matrix. */
+nn_confusion_layout nn_confusion_canvas(nn_canvas *c, const long *counts, int k,
+                                        const char *const *names);
 /* Tick positions at 1, 2 or 5 times a power of ten covering [lo, hi]; the count. */
 int nn_nice_ticks(double lo, double hi, int max_ticks, double *ticks);
 /* ---- progress.c -------------------------------------------------------------------------- */
@@ -422,13 +428,16 @@ int nn_show_data(const nn_model *m, const nn_options *o);
 
 /* html_report.c: train --report DIR. nn_report_epoch, after every epoch,
  * rewrites DIR/index.html and its pictures from the epoch's logs (names[i] =
- * values[i]) and the weights; the first call loads what the page shows
- * besides (test or validation samples) into *r. */
+ * values[i]) and the weights; the first call makes *r and loads the test
+ * data (else it shows the training's validation data, val, or none). */
 typedef struct nn_report nn_report;
 int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, const float *params,
-                    int epoch, const char *const *names, const double *values, int n,
-                    double seconds);
+                    const nn_dataset *val, int epoch, const char *const *names,
+                    const double *values, int n, double seconds);
 void nn_report_free(nn_report *r);
+
+/* `summary`'s table of the model (Keras's model.summary()). */
+void nn_model_summary(FILE *out, const nn_model *m);
 
 /* ---- predict.c ---------------------------------------------------------------------------------------- */
 

@@ -194,6 +194,7 @@ typedef struct {
     bool ran_out;          /* an epoch's data ended before its steps_per_epoch */
     nn_cb_state cb[NN_MAX_CALLBACKS];
     FILE *history;
+    nn_report *report;     /* --report DIR (html_report.c) */
 } Trainer;
 
 static int load_train_data(Trainer *t)
@@ -500,6 +501,7 @@ static void trainer_free(Trainer *t)
     free(t->order);
     nn_optim_free(&t->opt);
     nn_batch_free(&t->batch);
+    nn_report_free(t->report);
     if (t->history)
         fclose(t->history);
 }
@@ -539,6 +541,12 @@ static int fit(Trainer *t)
             return rc < 0 ? -1 : stop_interrupted(t);
         int epoch = (int)t->st.epoch;
         if (write_history(t, epoch, &logs, nn_now() - t->epoch_start) != 0)
+            return -1;
+        const char *names[4];
+        double values[4];
+        if (nn_report_epoch(&t->report, t->m, t->o, t->params, t->has_val ? &t->val : NULL, epoch,
+                            names, values, metric_list(t, &logs, t->has_val, names, values),
+                            nn_now() - t->epoch_start) != 0)
             return -1;
         int stop = run_callbacks(t, epoch, &logs);
         end_epoch(t);
