@@ -39,7 +39,6 @@ struct nn_report {
     int *predicted;            /* per eval sample */
     float *prob;
     long *confusion;           /* classes x classes */
-    double started;
 };
 
 void nn_report_free(nn_report *r)
@@ -96,7 +95,6 @@ static int report_begin(nn_report **out, const nn_model *m, const nn_options *o,
         return nn_error(o->report, "cannot make the report folder: %s", strerror(errno));
     nn_report *r = nn_alloc(1, sizeof *r);
     r->dir = nn_join_path(NULL, o->report);
-    r->started = nn_now();
     nn_batch_init(&r->batch, m, o->batch_size);
     *out = r;
     return choose_eval_data(r, m, o, val);
@@ -286,8 +284,16 @@ static void put_settings(FILE *f, const nn_report *r, const nn_model *m, const n
                  r->eval->origin ? r->eval->origin : "");
         put_row(f, "evaluated on", v);
     }
-    snprintf(v, sizeof v, "%.1f s", nn_now() - r->started);
-    put_row(f, "time since the first epoch ended", v);
+    int sec = -1;
+    double total = 0;
+    for (int c = 0; c < r->history.n_cols; c++)
+        sec = strcmp(r->history.names[c], "seconds") == 0 ? c : sec;
+    for (int row = 0; sec >= 0 && row < r->history.n_rows; row++)
+        total += r->history.values[(size_t)row * (size_t)r->history.n_cols + (size_t)sec];
+    snprintf(v, sizeof v, "%.1f s in %d epoch%s (%.1f s an epoch; the history's seconds)",
+             total, r->history.n_rows, r->history.n_rows == 1 ? "" : "s",
+             r->history.n_rows ? total / r->history.n_rows : 0.0);
+    put_row(f, "training time", v);
     time_t now = time(NULL);
     strftime(v, sizeof v, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
     put_row(f, "written", v);
