@@ -103,7 +103,7 @@ static int report_begin(nn_report **out, const nn_model *m, const nn_options *o,
 /* ---- predictions ----------------------------------------------------------------------- */
 
 /* Every eval sample's predicted class into r, and the confusion counts. */
-static int predict_eval(nn_report *r, const nn_model *m, const float *params)
+static int predict_eval(nn_report *r, const nn_model *m, float *params)
 {
     const nn_dataset *d = r->eval;
     nn_batch *b = &r->batch;
@@ -120,7 +120,7 @@ static int predict_eval(nn_report *r, const nn_model *m, const float *params)
             idx[s] = start + s;
         if ((rc = nn_dataset_batch(d, idx, n, m->data.rescale, b->x, y)) != 0)
             break;
-        const float *out = m->forward(&pass, (float *)params, b->work, b->x, n);
+        const float *out = m->forward(&pass, params, b->work, b->x, n);
         for (int s = 0; s < n; s++) {
             nn_output_probs(m, out + (size_t)s * (size_t)m->output_size, probs, 1);
             int p = nn_predicted_class(m, probs, &r->prob[start + s]);
@@ -203,9 +203,9 @@ static int write_predictions_png(const nn_report *r, const nn_model *m)
 }
 
 /* The feature maps of the first eval sample (else a grey image), grey and viridis. */
-static int write_feature_maps(const nn_report *r, const nn_model *m, const float *params)
+static int write_feature_maps(nn_report *r, const nn_model *m, float *params)
 {
-    nn_batch *b = (nn_batch *)&r->batch;
+    nn_batch *b = &r->batch;
     int first = 0;
     if (r->eval && nn_dataset_batch(r->eval, &first, 1, m->data.rescale, b->x, NULL) != 0)
         return -1;
@@ -213,7 +213,7 @@ static int write_feature_maps(const nn_report *r, const nn_model *m, const float
         for (int i = 0; i < m->input_size; i++)
             b->x[i] = 0.5f;
     nn_pass pass = {0};
-    m->forward(&pass, (float *)params, b->work, b->x, 1);
+    m->forward(&pass, params, b->work, b->x, 1);
     int rc = 0;
     for (int l = 0; l < m->n_layers && rc == 0; l++) {
         const nn_layer *L = &m->layers[l];
@@ -444,7 +444,7 @@ static int write_page(const nn_report *r, const nn_model *m, const nn_options *o
 
 /* ---- after an epoch --------------------------------------------------------------------------- */
 
-int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, const float *params,
+int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, float *params,
                     const nn_dataset *val, int epoch, const char *const *names,
                     const double *values, int n, double seconds)
 {

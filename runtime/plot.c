@@ -302,11 +302,28 @@ static void tick_label(double v, bool log_scale, char *buf, size_t len)
     snprintf(buf, len, "%.4g", log_scale ? pow(10, v) : v);
 }
 
+/* A log axis (values are log10s): ticks at 1, 2 and 5 times powers of ten,
+ * else only at the powers when those are too many, else as a linear axis. */
+static int log_ticks(double lo, double hi, double *ticks)
+{
+    static const double steps[3] = {1, 2, 5};
+    for (int every = 1; every <= 3; every += 2) {
+        int n = 0;
+        for (double d = floor(lo); d <= ceil(hi); d++)
+            for (int i = 0; i < 3; i += every)
+                if (d + log10(steps[i]) >= lo && d + log10(steps[i]) <= hi && n < MAX_TICKS)
+                    ticks[n++] = d + log10(steps[i]);
+        if (n >= 2 && n < MAX_TICKS)
+            return n;
+    }
+    return nn_nice_ticks(lo, hi, 6, ticks);
+}
+
 static void draw_axes(nn_canvas *c, const axes *a, const char *title)
 {
     double ticks[MAX_TICKS];
     char label[32];
-    int n = nn_nice_ticks(a->y0, a->y1, 6, ticks);
+    int n = a->log_scale ? log_ticks(a->y0, a->y1, ticks) : nn_nice_ticks(a->y0, a->y1, 6, ticks);
     for (int i = 0; i < n; i++) {
         int y = px_y(a, ticks[i]);
         nn_draw_line(c, a->x, y, a->x + a->w - 1, y, GRID);

@@ -431,7 +431,7 @@ int nn_show_data(const nn_model *m, const nn_options *o);
  * values[i]) and the weights; the first call makes *r and loads the test
  * data (else it shows the training's validation data, val, or none). */
 typedef struct nn_report nn_report;
-int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, const float *params,
+int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, float *params,
                     const nn_dataset *val, int epoch, const char *const *names,
                     const double *values, int n, double seconds);
 void nn_report_free(nn_report *r);

@@ -111,7 +111,7 @@ typedef struct {
 /* A class index as stored, or the hot one of a one-hot row. */
 static int class_of_label(const float *y, int size)
 {
-    return size == 1 ? (int)y[0] : nn_argmax(y, size);
+    return nn_label_class(y, size);
 }
 
 /* Counts each of n samples' (true, predicted) pair into s->confusion. */
@@ -584,14 +584,7 @@ int nn_train(const nn_model *m, const nn_options *o)
 static const char *class_name(const nn_model *m, const nn_dataset *d, const nn_meta *meta, int k,
                               char *buf, size_t len)
 {
-    if (d->class_names && k < d->n_classes)
-        return d->class_names[k];
-    if (k < meta->n_classes)
-        return meta->class_names[k];
-    if (k < m->data.n_class_names)
-        return m->data.class_names[k];
-    snprintf(buf, len, "%d", k);
-    return buf;
+    return nn_class_label(m, d, meta, k, buf, len);
 }
 
 /* "9 Ankle boot" where the class has a name, "9" where it has none. */
