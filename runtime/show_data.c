@@ -145,7 +145,8 @@ int nn_show_data(const nn_model *m, const nn_options *o)
 {
     if (m->input_rank != 3)
         return nn_error(m->name, "show-data draws images, and this model's input is a vector of "
-                                 "%d numbers (series and text are not drawn yet)", m->input_size);
+                                 "%d number%s (series and text are not drawn yet)", m->input_size,
+                        m->input_size == 1 ? "" : "s");
     if (o->augmented && !nn_augment_active(&m->data.augment))
         return nn_error(m->data.model_file, "--augmented: the model file's data: augment: "
                                             "gives no transformation");
