@@ -379,7 +379,7 @@ static void put_feature_maps(FILE *f, const nn_report *r, const nn_model *m)
         put_escaped(f, L->name);
         fprintf(f, " (%s) %dx%dx%d</h3>\n<p>", L->type, L->shape[0], L->shape[1], L->shape[2]);
         for (int viridis = 0; viridis < 2; viridis++) {
-            fputs("<img src=\"maps_", f);
+            fputs("<img class=\"map\" src=\"maps_", f);
             put_escaped(f, L->name);
             fprintf(f, "%s.png\" alt=\"feature maps\"> ", viridis ? "_viridis" : "");
         }
@@ -409,6 +409,7 @@ static const char STYLE[] =
     "table.kv th,table.kv td{text-align:left}"
     "td.diag{background:#e8f0e0}"
     "img{border:1px solid #ddd;max-width:100%;image-rendering:pixelated}"
+    "img.map{max-width:min(480px,48%)}"
     "pre{background:#f6f6f6;padding:1em;overflow:auto}";
 
 static int write_page(const nn_report *r, const nn_model *m, const nn_options *o, int epoch)

@@ -264,12 +264,14 @@ static void test_show_data(void **state)
     assert_output_contains(&r, "did you mean 'test'?");
 }
 
-/* The src="..." of every <img> in the page, in order; how many. */
+/* The src="..." of every <img ...> in the page, in order; how many. */
 static int image_sources(const char *html, char srcs[][128], int max)
 {
     int n = 0;
-    for (const char *p = html; n < max && (p = strstr(p, "<img src=\"")); n++) {
-        p += strlen("<img src=\"");
+    for (const char *p = html; n < max && (p = strstr(p, "<img ")); n++) {
+        p = strstr(p, " src=\"");
+        assert_non_null(p);
+        p += strlen(" src=\"");
         const char *end = strchr(p, '"');
         assert_non_null(end);
         snprintf(srcs[n], 128, "%.*s", (int)(end - p), p);
