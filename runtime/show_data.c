@@ -169,9 +169,11 @@ int nn_show_data(const nn_model *m, const nn_options *o)
         rc = nn_canvas_save(&c, o->out);
         nn_canvas_free(&c);
     }
-    if (rc == 0 && !o->quiet)
-        printf("%s: %d %s of %s\n", o->out, count, o->augmented ? "augmented draws of the first "
-                                                                  "sample" : "samples", d.origin);
+    const char *split = o->split ? o->split : "train";
+    if (rc == 0 && !o->quiet && o->augmented)
+        printf("%s: %d augmented draws of the first %s sample\n", o->out, count, split);
+    else if (rc == 0 && !o->quiet)
+        printf("%s: the first %d %s samples\n", o->out, count, split);
     free(names);
     free(g.captions);
     free(images);
