@@ -350,6 +350,7 @@ static void test_report_in_browser(void **state)
     const char *html = read_text(in_scratch("report/index.html"));
     assert_non_null(strstr(html, "After epoch 2 of 2"));
     assert_non_null(strstr(html, "Confusion matrix (validation data)"));
+    assert_non_null(strstr(html, " of 2)</p>"));   /* validation_split 0.25 of 8 samples */
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "http"));
     char srcs[MAX_IMAGES][128];
