@@ -7,8 +7,8 @@
  *                         class's precision and recall, the model summary
  *   DIR/curves.png        every logged column per epoch (plot.c)
  *   DIR/confusion.png     on the test data, else the validation data
- *   DIR/predictions.png   the first of those samples, predicted and true
- *                         class, wrong ones framed in red
+ *   DIR/predictions.png   16 of those samples, spread over them, predicted
+ *                         and true class, wrong ones framed in red
  *   DIR/maps_LAYER.png, DIR/maps_LAYER_viridis.png
  *                         the feature maps of the first sample, per
  *                         convolution or pooling layer, grey and viridis
@@ -160,13 +160,15 @@ static int write_confusion_png(const nn_report *r, const nn_model *m)
     return rc;
 }
 
-/* The first samples, captioned "Coat 0.93" and "true: Shirt". */
+/* 16 samples spread evenly over the data (a class folder's set is sorted
+ * by class: its first 16 would all be one class), captioned "Coat 0.93"
+ * and "true: Shirt". */
 static int write_predictions_png(const nn_report *r, const nn_model *m)
 {
     int n = r->eval->n < PREDICTION_SAMPLES ? r->eval->n : PREDICTION_SAMPLES;
     int *idx = nn_alloc((size_t)n, sizeof *idx);
     for (int i = 0; i < n; i++)
-        idx[i] = i;
+        idx[i] = (int)((long long)i * r->eval->n / n);
     float *images = nn_alloc((size_t)n * (size_t)m->input_size, sizeof *images);
     const char **captions = nn_alloc((size_t)n * 2, sizeof *captions);
     char (*text)[2][80] = nn_alloc((size_t)n, sizeof *text);
@@ -174,12 +176,12 @@ static int write_predictions_png(const nn_report *r, const nn_model *m)
     int rc = nn_dataset_batch(r->eval, idx, n, m->data.rescale, images, NULL);
     for (int i = 0; i < n && rc == 0; i++) {
         char b1[16], b2[16];
-        int truth = truth_of(r, i);
-        snprintf(text[i][0], 80, "%s %.2f", nn_class_label(m, r->eval, NULL, r->predicted[i], b1,
-                                                           sizeof b1), (double)r->prob[i]);
+        int k = idx[i], truth = truth_of(r, k);
+        snprintf(text[i][0], 80, "%s %.2f", nn_class_label(m, r->eval, NULL, r->predicted[k], b1,
+                                                           sizeof b1), (double)r->prob[k]);
         snprintf(text[i][1], 80, "true: %s", nn_class_label(m, r->eval, NULL, truth, b2, sizeof b2));
         captions[2 * i] = text[i][0], captions[2 * i + 1] = text[i][1];
-        wrong[i] = truth != r->predicted[i];
+        wrong[i] = truth != r->predicted[k];
     }
     if (rc == 0) {
         float lo = INFINITY, hi = -INFINITY;
@@ -359,7 +361,7 @@ static void put_confusion(FILE *f, const nn_report *r, const nn_model *m)
     }
     fprintf(f, "<td></td></tr>\n</table>\n<p>accuracy %.4f (%ld of %ld)</p>\n",
             total ? (double)right / total : 0.0, right, total);
-    fprintf(f, "<h2>Predictions (first %s samples)</h2>\n<p>Predicted class and its "
+    fprintf(f, "<h2>Predictions (%s samples)</h2>\n<p>Predicted class and its "
                "probability, then the true class; wrong ones in red.</p>\n<p><img "
                "src=\"predictions.png\" alt=\"predictions\"></p>\n", r->eval_name);
 }
