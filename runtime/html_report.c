@@ -63,12 +63,12 @@ static char *in_dir(const nn_report *r, const char *name)
 /* The samples the matrix and predictions need labels for; a model that
  * outputs numbers gets neither. */
 static int choose_eval_data(nn_report *r, const nn_model *m, const nn_options *o,
-                            const nn_dataset *val)
+                            const nn_dataset *train, const nn_dataset *val)
 {
     if (nn_output_kind_of(m) == NN_OUTPUT_NUMBERS)
         return 0;
     if (m->data.test.format != NN_DATA_NONE) {
-        if (nn_load_source(m, &m->data.test, o->data_dir, &r->test) != 0)
+        if (nn_load_source(m, &m->data.test, o->data_dir, train, &r->test) != 0)
             return -1;
         nn_dataset_truncate(&r->test, o->limit);
         if (nn_check_labels(m, &r->test, m->layers[m->n_layers - 1].name) != 0)
@@ -89,7 +89,7 @@ static int choose_eval_data(nn_report *r, const nn_model *m, const nn_options *o
 }
 
 static int report_begin(nn_report **out, const nn_model *m, const nn_options *o,
-                        const nn_dataset *val)
+                        const nn_dataset *train, const nn_dataset *val)
 {
     if (mkdir(o->report, 0777) != 0 && errno != EEXIST)
         return nn_error(o->report, "cannot make the report folder: %s", strerror(errno));
@@ -97,7 +97,7 @@ static int report_begin(nn_report **out, const nn_model *m, const nn_options *o,
     r->dir = nn_join_path(NULL, o->report);
     nn_batch_init(&r->batch, m, o->batch_size);
     *out = r;
-    return choose_eval_data(r, m, o, val);
+    return choose_eval_data(r, m, o, train, val);
 }
 
 /* ---- predictions ----------------------------------------------------------------------- */
@@ -448,12 +448,12 @@ static int write_page(const nn_report *r, const nn_model *m, const nn_options *o
 /* ---- after an epoch --------------------------------------------------------------------------- */
 
 int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, float *params,
-                    const nn_dataset *val, int epoch, const char *const *names,
-                    const double *values, int n, double seconds)
+                    const nn_dataset *train, const nn_dataset *val, int epoch,
+                    const char *const *names, const double *values, int n, double seconds)
 {
     if (!o->report)
         return 0;
-    if (!*r && report_begin(r, m, o, val) != 0)
+    if (!*r && report_begin(r, m, o, train, val) != 0)
         return -1;
     nn_report *rep = *r;
     const char **row_names = nn_alloc((size_t)n + 2, sizeof *row_names);

@@ -72,11 +72,11 @@ static int load_split(const nn_model *m, const nn_options *o, nn_dataset *d)
                            : strcmp(split, "validation") == 0 ? &data->validation
                                                               : &data->test;
     if (src->format != NN_DATA_NONE)
-        return nn_load_source(m, src, o->data_dir, d);
+        return nn_load_source(m, src, o->data_dir, NULL, d);
     if (src == &data->validation && data->validation_split > 0 &&
         data->train.format != NN_DATA_NONE) {
         nn_dataset train;
-        if (nn_load_source(m, &data->train, o->data_dir, &train) != 0)
+        if (nn_load_source(m, &data->train, o->data_dir, NULL, &train) != 0)
             return -1;
         int rc = nn_dataset_split(&train, data->validation_split, d);
         nn_dataset_free(&train);
