@@ -187,8 +187,8 @@ static int write_predictions_png(const nn_report *r, const nn_model *m)
         float lo = INFINITY, hi = -INFINITY;
         for (size_t i = 0; i < (size_t)n * (size_t)m->input_size; i++)
             lo = fminf(lo, images[i]), hi = fmaxf(hi, images[i]);
-        nn_sample_grid g = {n, m->input_shape[0], m->input_shape[1], m->input_shape[2],
-                            images, lo, hi, captions, wrong};
+        nn_sample_grid g = {n, 0, 0, 0, images, lo, hi, captions, wrong};
+        nn_input_image_shape(m, &g.h, &g.w, &g.c);
         nn_canvas c;
         nn_draw_sample_grid(&c, &g);
         char *path = in_dir(r, "predictions.png");
@@ -361,9 +361,11 @@ static void put_confusion(FILE *f, const nn_report *r, const nn_model *m)
     }
     fprintf(f, "<td></td></tr>\n</table>\n<p>accuracy %.4f (%ld of %ld)</p>\n",
             total ? (double)right / total : 0.0, right, total);
-    fprintf(f, "<h2>Predictions (%s samples)</h2>\n<p>Predicted class and its "
-               "probability, then the true class; wrong ones in red.</p>\n<p><img "
-               "src=\"predictions.png\" alt=\"predictions\"></p>\n", r->eval_name);
+    int h, w, c;
+    if (nn_input_image_shape(m, &h, &w, &c))
+        fprintf(f, "<h2>Predictions (%s samples)</h2>\n<p>Predicted class and its "
+                   "probability, then the true class; wrong ones in red.</p>\n<p><img "
+                   "src=\"predictions.png\" alt=\"predictions\"></p>\n", r->eval_name);
 }
 
 static void put_feature_maps(FILE *f, const nn_report *r, const nn_model *m)
@@ -470,8 +472,11 @@ int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, float
     free(curves);
     if (rc == 0 && rep->eval)
         rc = predict_eval(rep, m, params);
+    int h, w, c;
     if (rc == 0 && rep->eval)
-        rc = write_confusion_png(rep, m) || write_predictions_png(rep, m) ? -1 : 0;
+        rc = write_confusion_png(rep, m);
+    if (rc == 0 && rep->eval && nn_input_image_shape(m, &h, &w, &c))
+        rc = write_predictions_png(rep, m);
     if (rc == 0)
         rc = write_feature_maps(rep, m, params);
     if (rc == 0)

@@ -268,6 +268,8 @@ typedef struct {
     const bool *wrong;
 } nn_sample_grid;
 void nn_draw_sample_grid(nn_canvas *c, const nn_sample_grid *g);
+/* The model's input as an image: H x W x C, or H x W grey; false for a vector. */
+bool nn_input_image_shape(const nn_model *m, int *h, int *w, int *c);
 
 /* ---- plot.c ------------------------------------------------------------------------------ */
 

@@ -60,6 +60,15 @@ void nn_draw_sample_grid(nn_canvas *c, const nn_sample_grid *g)
     }
 }
 
+bool nn_input_image_shape(const nn_model *m, int *h, int *w, int *c)
+{
+    if (m->input_rank < 2 || m->input_rank > 3)
+        return false;
+    *h = m->input_shape[0], *w = m->input_shape[1];
+    *c = m->input_rank == 3 ? m->input_shape[2] : 1;
+    return true;
+}
+
 /* ---- show-data ----------------------------------------------------------------------- */
 
 /* The split as train and evaluate take it: a source of the model file, or
@@ -143,7 +152,8 @@ static int fill_grid(const nn_model *m, const nn_options *o, const nn_dataset *d
 
 int nn_show_data(const nn_model *m, const nn_options *o)
 {
-    if (m->input_rank != 3)
+    int h, w, c;
+    if (!nn_input_image_shape(m, &h, &w, &c))
         return nn_error(m->name, "show-data draws images, and this model's input is a vector of "
                                  "%d number%s (series and text are not drawn yet)", m->input_size,
                         m->input_size == 1 ? "" : "s");
@@ -155,8 +165,7 @@ int nn_show_data(const nn_model *m, const nn_options *o)
         return -1;
     int count = o->count ? o->count : 16;
     count = o->augmented || count <= d.n ? count : d.n;
-    nn_sample_grid g = {.n = count, .h = m->input_shape[0], .w = m->input_shape[1],
-                        .c = m->input_shape[2]};
+    nn_sample_grid g = {.n = count, .h = h, .w = w, .c = c};
     float *images = nn_alloc((size_t)count * (size_t)m->input_size, sizeof *images);
     g.images = images;
     g.captions = nn_alloc((size_t)count * CAPTION_LINES, sizeof *g.captions);
