@@ -1,7 +1,7 @@
 /* cli.c - a generated trainer's command line (docs/commands.md): reads the
  * arguments against the tables of commands and options below, sets up
  * threads and the floating-point mode, and hands over to train.c,
- * predict.c, gradcheck.c or summary.c.
+ * predict.c, gradcheck.c, summary.c, show_data.c or plot.c.
  *
  * A usage error is one line naming the option or command, with a "did you
  * mean" where one is close, then `try 'NAME --help'`; exit status 2. An
@@ -23,7 +23,7 @@
 
 /* ---- the tables ---------------------------------------------------------------------- */
 
-enum { TRAIN, EVALUATE, PREDICT, SUMMARY, INIT, ACTIVATIONS, GRADCHECK, N_COMMANDS };
+enum { TRAIN, EVALUATE, PREDICT, SUMMARY, INIT, ACTIVATIONS, SHOW_DATA, PLOT, GRADCHECK, N_COMMANDS };
 #define ON(c) (1u << (c))
 
 static const struct {
@@ -40,6 +40,10 @@ static const struct {
     [INIT] = {"init", "--save W.npz", "write the initial weights, without training"},
     [ACTIVATIONS] = {"activations", "--input IMAGE --out DIR",
                      "the feature maps of one image, as PNG grids"},
+    [SHOW_DATA] = {"show-data", "--out GRID.png",
+                   "a grid of the first samples with their class names, as PNG (images only)"},
+    [PLOT] = {"plot", "--history H.csv --out CURVES.png",
+              "training curves from a history or CSVLogger file, as PNG"},
     [GRADCHECK] = {"gradcheck", "", "check the backward pass against numerical gradients"},
 };
 
@@ -47,7 +51,7 @@ typedef enum {
     OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
     OPT_NO_SHUFFLE, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
     OPT_CONFUSION, OPT_NPY, OPT_SERIES, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, OPT_SKIP_MISSING,
-    N_OPTIONS
+    OPT_REPORT, OPT_SPLIT, OPT_COUNT, OPT_AUGMENTED, N_OPTIONS
 } OptionId;
 
 static const struct {
@@ -61,12 +65,13 @@ static const struct {
                         "samples per batch, 1 to 1048576", NULL},
     [OPT_LEARNING_RATE] = {"--learning-rate", "X", ON(TRAIN),
                            "a positive number, in place of the optimizer's", NULL},
-    [OPT_SEED] = {"--seed", "N", ON(TRAIN) | ON(INIT) | ON(GRADCHECK) | ON(PREDICT) | ON(ACTIVATIONS),
+    [OPT_SEED] = {"--seed", "N",
+                  ON(TRAIN) | ON(INIT) | ON(GRADCHECK) | ON(PREDICT) | ON(ACTIVATIONS) | ON(SHOW_DATA),
                   "0 to 2^63-1: initial weights, shuffling, dropout, augmentation", NULL},
     [OPT_THREADS] = {"--threads", "N",
                      ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS) | ON(GRADCHECK),
                      "OpenMP threads, 1 to 1024", "OMP_NUM_THREADS, else every core"},
-    [OPT_DATA] = {"--data", "DIR", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(INIT),
+    [OPT_DATA] = {"--data", "DIR", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(INIT) | ON(SHOW_DATA),
                   "the folder relative data paths start from (predict, init: where the class "
                   "folders are); evaluate: also a .csv file to score", NULL},
     [OPT_LIMIT] = {"--limit", "N", ON(TRAIN) | ON(EVALUATE),
@@ -79,8 +84,10 @@ static const struct {
                         "also write the --save checkpoint every N steps (Keras's save_freq)",
                         "at epoch ends only"},
     [OPT_RESUME] = {"--resume", "W.npz", ON(TRAIN), "continue from a checkpoint", "none"},
-    [OPT_HISTORY] = {"--history", "H.csv", ON(TRAIN), "write a line per epoch", "none"},
-    [OPT_QUIET] = {"--quiet", NULL, ON(TRAIN) | ON(EVALUATE), "print no progress", "progress shown"},
+    [OPT_HISTORY] = {"--history", "H.csv", ON(TRAIN) | ON(PLOT),
+                     "train: write a line per epoch; plot: the file to draw", "none"},
+    [OPT_QUIET] = {"--quiet", NULL, ON(TRAIN) | ON(EVALUATE) | ON(SHOW_DATA) | ON(PLOT),
+                   "print no progress", "progress shown"},
     [OPT_WEIGHTS] = {"--weights", "W.npz", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS),
                      "the weights to use, .npz or Keras .h5 (required by evaluate; train: start "
                      "from them, as Keras's load_weights then fit)", "the initial weights"},
@@ -91,8 +98,9 @@ static const struct {
     [OPT_SERIES] = {"--series", "FILE.csv", ON(PREDICT),
                     "forecast after every window of this series (the model's series column)",
                     "none"},
-    [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS),
-                 "predict --npy: the outputs' .npy file; activations: the folder", "none"},
+    [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS) | ON(SHOW_DATA) | ON(PLOT),
+                 "predict --npy: the outputs' .npy file; activations: the folder; show-data, "
+                 "plot: the PNG file", "none"},
     [OPT_INPUT] = {"--input", "IMAGE", ON(ACTIVATIONS), "the image", "none"},
     [OPT_ALL] = {"--all", NULL, ON(PREDICT), "text format: print the whole output vector too",
                  "off"},
@@ -102,6 +110,13 @@ static const struct {
     [OPT_SKIP_MISSING] = {"--skip-missing", NULL, ON(TRAIN),
                           "with --weights: tensors not in the file keep their initial values",
                           "an error"},
+    [OPT_REPORT] = {"--report", "DIR", ON(TRAIN),
+                    "write a report page DIR/index.html with curves, confusion matrix, "
+                    "predictions and feature maps, rewritten after every epoch", "none"},
+    [OPT_SPLIT] = {"--split", "S", ON(SHOW_DATA), "train, validation or test", "train"},
+    [OPT_COUNT] = {"--count", "N", ON(SHOW_DATA), "how many samples, 1 to 1024", "16"},
+    [OPT_AUGMENTED] = {"--augmented", NULL, ON(SHOW_DATA),
+                       "N draws of data: augment:'s transformations of the first sample", "off"},
 };
 
 static const char *program;
@@ -220,6 +235,17 @@ static nn_format parse_format(int command, const char *s)
                 close ? "; did you mean '" : "", close ? close : "", close ? "'?" : "");
 }
 
+static const char *parse_split(int command, const char *s)
+{
+    static const char *const names[] = {"train", "validation", "test", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0)
+            return names[i];
+    const char *close = nn_closest_word(s, names);
+    usage_error(command, "--split is train, validation or test, not '%s'%s%s%s", s,
+                close ? "; did you mean '" : "", close ? close : "", close ? "'?" : "");
+}
+
 static void set_option(Args *a, OptionId id, const char *v)
 {
     nn_options *o = &a->o;
@@ -252,6 +278,10 @@ static void set_option(Args *a, OptionId id, const char *v)
     case OPT_ALL: o->all = 1; break;
     case OPT_FORMAT: o->format = parse_format(c, v); break;
     case OPT_SKIP_MISSING: o->skip_missing = 1; break;
+    case OPT_REPORT: o->report = v; break;
+    case OPT_SPLIT: o->split = parse_split(c, v); break;
+    case OPT_COUNT: o->count = (int)parse_long(c, opt, v, 1, 1024); break;
+    case OPT_AUGMENTED: o->augmented = 1; break;
     case N_OPTIONS: break;
     }
 }
@@ -395,7 +425,7 @@ static void flush_denormals(void)
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 /* `summary`: the model's layers as the rows of Keras's table (summary.c). */
-static void print_summary(const nn_model *m)
+void nn_model_summary(FILE *out, const nn_model *m)
 {
     nn_summary_row *rows = nn_alloc((size_t)m->n_layers + 1, sizeof *rows);
     int n = 0;
@@ -408,7 +438,7 @@ static void print_summary(const nn_model *m)
                                      {l->shape[0], l->shape[1], l->shape[2]},
                                      l->params, l->trainable_params, l->inputs};
     }
-    nn_print_summary(stdout, m->name, rows, n);
+    nn_print_summary(out, m->name, rows, n);
     free(rows);
 }
 
@@ -437,7 +467,7 @@ static int run(const nn_model *m, const Args *a)
             usage_error(a->command, "give inputs, --npy or --series, one of them");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);
     case SUMMARY:
-        print_summary(m);
+        nn_model_summary(stdout, m);
         return 0;
     case INIT:
         need(a, a->o.save, "--save W.npz");
@@ -448,6 +478,13 @@ static int run(const nn_model *m, const Args *a)
         need(a, a->o.input, "--input IMAGE");
         need(a, a->o.out, "--out DIR");
         return nn_activations(m, &a->o);
+    case SHOW_DATA:
+        need(a, a->o.out, "--out GRID.png");
+        return nn_show_data(m, &a->o);
+    case PLOT:
+        need(a, a->o.history, "--history H.csv");
+        need(a, a->o.out, "--out CURVES.png");
+        return nn_plot_command(m, &a->o);
     default:
         return nn_gradcheck(m, &a->o);
     }

@@ -5,8 +5,9 @@
  * nn_write_feature_grid lays all channels of a layer's output side by side,
  * each normalised as the TensorFlow course's "visualizing intermediate
  * representations" does: x -= mean; x /= std; x *= 64; x += 128; clip to
- * [0, 255]; astype('uint8'), which truncates. A file that cannot be written
- * whole is removed rather than left half written.
+ * [0, 255]; astype('uint8'), which truncates; in grey, or through viridis
+ * (matplotlib's default colour map, as plt.imshow shows them). Files are
+ * written whole or not at all (nn_png_save).
  */
 #include "rt.h"
 
@@ -16,38 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
-
 /* Between maps in a grid, and in the cells a last short row leaves empty:
  * light grey, so that a saturated white map still shows its border. */
 #define GRID_GAP 200
-
-typedef struct {
-    FILE *f;
-    bool failed;
-} sink;
-
-static void write_bytes(void *context, void *data, int size)
-{
-    sink *s = context;
-    if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size)
-        s->failed = true;
-}
-
-static int write_grey_png(const char *path, const uint8_t *px, int h, int w)
-{
-    sink s = {fopen(path, "wb"), false};
-    if (!s.f)
-        return nn_error(path, "cannot create: %s", strerror(errno));
-    int ok = stbi_write_png_to_func(write_bytes, &s, w, h, 1, px, w);
-    if (fclose(s.f) != 0)
-        s.failed = true;
-    if (!ok || s.failed) {
-        remove(path);
-        return nn_error(path, "cannot write the PNG file");
-    }
-    return 0;
-}
 
 /* stb takes int sizes, and PNG rows are w+1 bytes: keep well inside. */
 static int check_size(const char *path, long long h, long long w)
@@ -72,7 +44,7 @@ int nn_write_png(const char *path, const float *img, int h, int w, int c, int ch
     uint8_t *px = nn_alloc(n, 1);
     for (size_t i = 0; i < n; i++)
         px[i] = rounded_byte(img[i * c + channel]);
-    int rc = write_grey_png(path, px, h, w);
+    int rc = nn_png_save(path, px, w, h, 1);
     free(px);
     return rc;
 }
@@ -100,7 +72,26 @@ static void draw_map(uint8_t *cell, int stride, const float *act, int h, int w, 
         }
 }
 
-int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale)
+/* The grid's grey bytes through viridis; the gaps stay light grey. */
+static int save_viridis(const char *path, const uint8_t *grey, long long gh, long long gw,
+                        long long cell_h, long long cell_w, int cols, int c)
+{
+    uint8_t *rgb = nn_alloc((size_t)gh * (size_t)gw, 3);
+    for (long long y = 0; y < gh; y++)
+        for (long long x = 0; x < gw; x++) {
+            uint8_t v = grey[y * gw + x], *p = rgb + (y * gw + x) * 3;
+            bool gap = y % (cell_h + 1) == cell_h || x % (cell_w + 1) == cell_w ||
+                       (y / (cell_h + 1)) * cols + x / (cell_w + 1) >= c;
+            nn_rgb col = gap ? (nn_rgb){GRID_GAP, GRID_GAP, GRID_GAP} : nn_viridis(v / 255.0);
+            p[0] = col.r, p[1] = col.g, p[2] = col.b;
+        }
+    int rc = nn_png_save(path, rgb, (int)gw, (int)gh, 3);
+    free(rgb);
+    return rc;
+}
+
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale,
+                          bool viridis)
 {
     if (c <= 0 || scale < 1 || scale > 64)
         return nn_error(path, "no feature maps to draw, or a scale outside 1..64");
@@ -118,7 +109,8 @@ int nn_write_feature_grid(const char *path, const float *act, int h, int w, int 
         size_t top = (size_t)(k / cols) * (size_t)(sh + 1), left = (size_t)(k % cols) * (size_t)(sw + 1);
         draw_map(px + top * (size_t)gw + left, (int)gw, act, h, w, c, k, scale);
     }
-    int rc = write_grey_png(path, px, (int)gh, (int)gw);
+    int rc = viridis ? save_viridis(path, px, gh, gw, sh, sw, cols, c)
+                     : nn_png_save(path, px, (int)gw, (int)gh, 1);
     free(px);
     return rc;
 }

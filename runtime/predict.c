@@ -575,7 +575,7 @@ int nn_activations(const nn_model *m, const nn_options *o)
             /* Maps of at least 64 pixels across, as the course's plots show them. */
             int scale = L->shape[1] >= 64 ? 1 : (64 + L->shape[1] - 1) / L->shape[1];
             rc = nn_write_feature_grid(path, p.b.work + m->scratch_floats + L->out_offset,
-                                       L->shape[0], L->shape[1], L->shape[2], scale);
+                                       L->shape[0], L->shape[1], L->shape[2], scale, false);
             if (rc == 0) {
                 fprintf(f, "%s\t%s (%s)\t%dx%dx%d\n", name, L->name, L->type, L->shape[0],
                         L->shape[1], L->shape[2]);

@@ -14,6 +14,10 @@
  *   npz.c        .npy/.npz read and write (zlib for deflated members), atomic;
  *                its header is npz.h (nncc links npz.c too)
  *   image_out.c  PNG output: single maps and feature-map grids
+ *   draw.c       an RGB canvas: rectangles, lines, text, images, viridis; atomic PNG
+ *   plot.c       training curves from a history table: panels, axes, ticks, legend
+ *   html_report.c  train --report DIR: the page, its pictures, rewritten each epoch
+ *   show_data.c  show-data: a grid of samples with their class names
  *   progress.c   Keras's Epoch i/N, progress bar and per-epoch line
  *   summary.c    Keras's summary table (declared in nnrt.h; nncc links it too)
  *   weights.c    initialisation, weight files and checkpoints
@@ -221,9 +225,81 @@ void nn_transform_image(const nn_transform *t, float *img, int h, int w, int c);
 int nn_write_png(const char *path, const float *img, int h, int w, int c, int channel);
 /* All c maps of an h x w x c activation side by side in a grid, each normalised
  * as the course does: (x - mean) / std * 64 + 128, clipped to [0, 255], and
- * enlarged scale times (nearest) so that small maps can be seen. */
-int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale);
+ * enlarged scale times (nearest) so that small maps can be seen; in grey
+ * (one channel) or in viridis (RGB). */
+int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale,
+                          bool viridis);
 
+/* ---- draw.c ---------------------------------------------------------------------------- */
+
+typedef struct { uint8_t r, g, b; } nn_rgb;
+typedef struct {
+    int w, h;
+    uint8_t *px;           /* h rows of w RGB pixels */
+} nn_canvas;
+
+/* px (h rows of w pixels of comp bytes) to PATH.tmp, renamed to PATH when whole. */
+int nn_png_save(const char *path, const uint8_t *px, int w, int h, int comp);
+void nn_canvas_init(nn_canvas *c, int w, int h, nn_rgb background);
+void nn_canvas_free(nn_canvas *c);
+int nn_canvas_save(const nn_canvas *c, const char *path);
+void nn_put_pixel(nn_canvas *c, int x, int y, nn_rgb col);       /* clipped */
+nn_rgb nn_get_pixel(const nn_canvas *c, int x, int y);           /* x, y inside */
+void nn_fill_rect(nn_canvas *c, int x, int y, int w, int h, nn_rgb col);
+void nn_frame_rect(nn_canvas *c, int x, int y, int w, int h, nn_rgb col);
+void nn_draw_line(nn_canvas *c, int x0, int y0, int x1, int y1, nn_rgb col);
+/* Text with its top-left corner at (x, y), every font pixel scale x scale. */
+void nn_draw_text(nn_canvas *c, int x, int y, const char *text, int scale, nn_rgb col);
+int nn_text_width(const char *text, int scale);
+#define NN_TEXT_HEIGHT 8   /* a line of text at scale 1, descenders included */
+nn_rgb nn_viridis(double t);                                     /* t in [0, 1] */
+/* An h x w image of floats in [lo, hi] (grey or RGB) drawn out_h x out_w (nearest). */
+void nn_draw_image(nn_canvas *c, int x, int y, const float *img, int h, int w, int channels,
+                   float lo, float hi, int out_h, int out_w);
+
+/* ---- show_data.c ---------------------------------------------------------------------------- */
+
+/* n images of h x w x c floats in [lo, hi], each with two lines of caption
+ * under it (captions[2i], captions[2i+1]; NULL: none); wrong (or NULL) marks
+ * the ones to frame and caption in red. */
+typedef struct {
+    int n, h, w, c;
+    const float *images;
+    float lo, hi;
+    const char **captions;
+    const bool *wrong;
+} nn_sample_grid;
+void nn_draw_sample_grid(nn_canvas *c, const nn_sample_grid *g);
+/* The model's input as an image: H x W x C, or H x W grey; false for a vector. */
+bool nn_input_image_shape(const nn_model *m, int *h, int *w, int *c);
+
+/* ---- plot.c ------------------------------------------------------------------------------ */
+
+/* A history: named columns of numbers, a row per epoch (NAN: not measured). */
+typedef struct {
+    int n_cols, n_rows;
+    char **names;
+    double *values;        /* n_rows * n_cols, row-major */
+} nn_table;
+
+void nn_table_free(nn_table *t);
+/* Appends a row of values for names (a column is added for a new name; the
+ * rows before have NAN in it). */
+void nn_table_add_row(nn_table *t, const char *const *names, const double *values, int n);
+/* A history or CSVLogger file: a header of names, then rows of numbers. */
+int nn_table_read_csv(const char *path, nn_table *t);
+/* The curves of every column but epoch and seconds, against epoch (or the
+ * row number): val_X in X's panel, lr alone on a log scale. */
+int nn_plot_history(const nn_table *t, const char *path);
+void nn_plot_history_canvas(const nn_table *t, nn_canvas *c);
+/* Where the cells of a confusion matrix are: row i, column j at
+ * (x + j*cell, y + i*cell). */
+typedef struct { int x, y, cell; } nn_confusion_layout;
+/* counts[true * k + predicted] of k classes as a coloured matrix. */
+nn_confusion_layout nn_confusion_canvas(nn_canvas *c, const long *counts, int k,
+                                        const char *const *names);
+/* Tick positions at 1, 2 or 5 times a power of ten covering [lo, hi]; the count. */
+int nn_nice_ticks(double lo, double hi, int max_ticks, double *ticks);
 /* ---- progress.c -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -401,6 +477,13 @@ int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta 
  * value params holds, and a warning names them. */
 int nn_load_start_weights(const nn_model *m, const char *path, float *params, bool skip_missing);
 
+/* Class k's name: the data's folders', the weight file's (meta, may be NULL),
+ * the model file's data: class_names, or else k as a number in buf. */
+const char *nn_class_label(const nn_model *m, const nn_dataset *d, const nn_meta *meta, int k,
+                           char *buf, size_t len);
+/* The class a label stands for: a class index as stored, or the hot one of a one-hot row. */
+int nn_label_class(const float *y, int size);
+
 /* ---- callbacks.c ------------------------------------------------------------------------------------ */
 
 /* One epoch's logs, as Keras passes them to callbacks: loss, the metrics,
@@ -460,6 +543,9 @@ typedef struct {
     const char *npy, *out, *input;   /* predict --npy, predict/activations --out, --input */
     const char *series;              /* predict --series */
     int all;                         /* predict --all */
+    const char *split;               /* show-data --split: train, validation, test */
+    int count, augmented;            /* show-data --count, --augmented */
+    const char *report;              /* train --report DIR */
     int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */
 } nn_options;
@@ -468,6 +554,25 @@ int nn_train(const nn_model *m, const nn_options *o);
 int nn_evaluate(const nn_model *m, const nn_options *o);
 /* Analytic gradients against central differences on a random batch; 0 if all agree. */
 int nn_gradcheck(const nn_model *m, const nn_options *o);
+
+/* plot.c's `plot`: --history H.csv drawn into --out curves.png. */
+int nn_plot_command(const nn_model *m, const nn_options *o);
+/* show_data.c's `show-data`: --out grid.png of the first --count samples of --split. */
+int nn_show_data(const nn_model *m, const nn_options *o);
+
+/* html_report.c: train --report DIR. nn_report_epoch, after every epoch,
+ * rewrites DIR/index.html and its pictures from the epoch's logs (names[i] =
+ * values[i]) and the weights; the first call makes *r and loads the test
+ * data (read as the training set, train, is: a text source's vocabulary),
+ * else it shows the training's validation data, val, or none. */
+typedef struct nn_report nn_report;
+int nn_report_epoch(nn_report **r, const nn_model *m, const nn_options *o, float *params,
+                    const nn_dataset *train, const nn_dataset *val, int epoch,
+                    const char *const *names, const double *values, int n, double seconds);
+void nn_report_free(nn_report *r);
+
+/* `summary`'s table of the model (Keras's model.summary()). */
+void nn_model_summary(FILE *out, const nn_model *m);
 
 /* ---- predict.c ---------------------------------------------------------------------------------------- */
 

@@ -117,7 +117,7 @@ static void add_logs(nn_logs *l, const nn_model *m, bool val, double loss, const
 /* A class index as stored, or the hot one of a one-hot row. */
 static int class_of_label(const float *y, int size)
 {
-    return size == 1 ? (int)y[0] : nn_argmax(y, size);
+    return nn_label_class(y, size);
 }
 
 /* Counts each of n samples' (true, predicted) pair into s->confusion. */
@@ -205,6 +205,7 @@ typedef struct {
     FILE *history;
     float base_lr;         /* the model's rate, or --learning-rate's */
     const nn_callback *scheduler, *plateau;   /* LearningRateScheduler, ReduceLROnPlateau */
+    nn_report *report;     /* --report DIR (html_report.c) */
 } Trainer;
 
 /* A training series split at split_time leaves the windows after it as the
@@ -642,6 +643,7 @@ static void trainer_free(Trainer *t)
     free(t->st.metric_sums);
     nn_optim_free(&t->opt);
     nn_batch_free(&t->batch);
+    nn_report_free(t->report);
     if (t->history)
         fclose(t->history);
 }
@@ -689,6 +691,10 @@ static int fit(Trainer *t)
         int epoch = (int)t->st.epoch;
         if (write_history(t, epoch, &logs, nn_now() - t->epoch_start) != 0)
             return -1;
+        if (nn_report_epoch(&t->report, t->m, t->o, t->params, &t->train,
+                            t->has_val ? &t->val : NULL, epoch, logs.names, logs.values, logs.n,
+                            nn_now() - t->epoch_start) != 0)
+            return -1;
         int stop = run_callbacks(t, epoch, &logs);
         end_epoch(t);
         if (stop < 0 || save_checkpoint(t) != 0)
@@ -725,14 +731,7 @@ int nn_train(const nn_model *m, const nn_options *o)
 static const char *class_name(const nn_model *m, const nn_dataset *d, const nn_meta *meta, int k,
                               char *buf, size_t len)
 {
-    if (d->class_names && k < d->n_classes)
-        return d->class_names[k];
-    if (k < meta->n_classes)
-        return meta->class_names[k];
-    if (k < m->data.n_class_names)
-        return m->data.class_names[k];
-    snprintf(buf, len, "%d", k);
-    return buf;
+    return nn_class_label(m, d, meta, k, buf, len);
 }
 
 /* "9 Ankle boot" where the class has a name, "9" where it has none. */

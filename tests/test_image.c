@@ -814,7 +814,7 @@ static void test_feature_grid(void **state)
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 5; k++)
             act[i * 5 + k] = k == 0 ? (float)i : (float)(k * 7);
-    assert_int_equal(nn_write_feature_grid(in_scratch("g.png"), act, 2, 3, 5, 1), 0);
+    assert_int_equal(nn_write_feature_grid(in_scratch("g.png"), act, 2, 3, 5, 1, false), 0);
     int w, h, comp;
     uint8_t *px = stbi_load(in_scratch("g.png"), &w, &h, &comp, 0);
     assert_non_null(px);
@@ -837,7 +837,7 @@ static void test_feature_grid(void **state)
 
     /* Enlarged 3 times: cells of 6 x 9 with the same 1-pixel gaps; map 0's
      * value at (row 1, column 2) fills rows 3..5, columns 6..8. */
-    assert_int_equal(nn_write_feature_grid(in_scratch("g3.png"), act, 2, 3, 5, 3), 0);
+    assert_int_equal(nn_write_feature_grid(in_scratch("g3.png"), act, 2, 3, 5, 3, false), 0);
     px = stbi_load(in_scratch("g3.png"), &w, &h, &comp, 0);
     assert_non_null(px);
     assert_int_equal(w, 3 * 9 + 2);
