@@ -415,6 +415,8 @@ static char *offsets_block(const Plan *p, bool tensors)
 static const char *const init_names[] = {
     [NN_INIT_ZEROS] = "NN_INIT_ZEROS", [NN_INIT_ONES] = "NN_INIT_ONES",
     [NN_INIT_GLOROT_UNIFORM] = "NN_INIT_GLOROT_UNIFORM", [NN_INIT_VALUES] = "NN_INIT_VALUES",
+    [NN_INIT_UNIFORM] = "NN_INIT_UNIFORM", [NN_INIT_NORMAL] = "NN_INIT_NORMAL",
+    [NN_INIT_TRUNCATED_NORMAL] = "NN_INIT_TRUNCATED_NORMAL", [NN_INIT_CONSTANT] = "NN_INIT_CONSTANT",
 };
 
 static void float_array(FILE *out, const char *name, const float *v, long count)
@@ -426,6 +428,27 @@ static void float_array(FILE *out, const char *name, const float *v, long count)
         fprintf(out, "%s%s,", i % 8 ? " " : "\n    ", buf);
     }
     fprintf(out, "\n};\n");
+}
+
+/* {a, b, seeded, seed} and {l1, l2}; all zero for Keras's defaults, as most are. */
+static char *init_args_text(const Tensor *t)
+{
+    if (t->init_a == 0 && t->init_b == 0 && !t->init_seeded)
+        return fmt("{0, 0, 0, 0}");
+    char a[48], b[48];
+    float_text(a, t->init_a);
+    float_text(b, t->init_b);
+    return fmt("{%s, %s, %d, %lluu}", a, b, t->init_seeded, t->init_seed);
+}
+
+static char *regularizer_text(const Tensor *t)
+{
+    if (t->l1 == 0 && t->l2 == 0)
+        return fmt("{0, 0}");
+    char l1[48], l2[48];
+    float_text(l1, t->l1);
+    float_text(l2, t->l2);
+    return fmt("{%s, %s}", l1, l2);
 }
 
 static char *tensors_block(const Plan *p, FILE *arrays)
@@ -442,9 +465,9 @@ static char *tensors_block(const Plan *p, FILE *arrays)
         fprintf(b.f, "    {\"%s\", %d, {", t->name, t->rank);
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
-        fprintf(b.f, "}, %s_%s, %ld, %d, %s, %ld, %ld, %s},\n", t->layer->name,
-                t->role, t->size, t->trainable, init_names[t->init], t->fan_in,
-                t->fan_out, values);
+        fprintf(b.f, "}, %s_%s, %ld, %d, %s, %ld, %ld, %s, ", t->layer->name, t->role,
+                t->size, t->trainable, init_names[t->init], t->fan_in, t->fan_out, values);
+        fprintf(b.f, "%s, %s},\n", init_args_text(t), regularizer_text(t));
     }
     if (p->n_tensors == 0)
         fprintf(b.f, "    {0}");

@@ -461,7 +461,7 @@ static const float filters_kernel_values[27] = {
     1.0f, 1.0f, 0.0f,
 };
 static const nn_tensor tensors[] = {
-    {"filters.kernel", 4, {3, 3, 1, 3}, filters_kernel, 27, 0, NN_INIT_VALUES, 9, 27, filters_kernel_values},
+    {"filters.kernel", 4, {3, 3, 1, 3}, filters_kernel, 27, 0, NN_INIT_VALUES, 9, 27, filters_kernel_values, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {

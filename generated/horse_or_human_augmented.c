@@ -1954,18 +1954,18 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 
 
 static const nn_tensor tensors[] = {
-    {"conv2d.kernel", 4, {3, 3, 3, 16}, conv2d_kernel, 432, 1, NN_INIT_GLOROT_UNIFORM, 27, 144, NULL},
-    {"conv2d.bias", 1, {16}, conv2d_bias, 16, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"conv2d_1.kernel", 4, {3, 3, 16, 32}, conv2d_1_kernel, 4608, 1, NN_INIT_GLOROT_UNIFORM, 144, 288, NULL},
-    {"conv2d_1.bias", 1, {32}, conv2d_1_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"conv2d_2.kernel", 4, {3, 3, 32, 64}, conv2d_2_kernel, 18432, 1, NN_INIT_GLOROT_UNIFORM, 288, 576, NULL},
-    {"conv2d_2.bias", 1, {64}, conv2d_2_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"conv2d_3.kernel", 4, {3, 3, 64, 64}, conv2d_3_kernel, 36864, 1, NN_INIT_GLOROT_UNIFORM, 576, 576, NULL},
-    {"conv2d_3.bias", 1, {64}, conv2d_3_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense.kernel", 2, {16384, 512}, dense_kernel, 8388608, 1, NN_INIT_GLOROT_UNIFORM, 16384, 512, NULL},
-    {"dense.bias", 1, {512}, dense_bias, 512, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_1.kernel", 2, {512, 1}, dense_1_kernel, 512, 1, NN_INIT_GLOROT_UNIFORM, 512, 1, NULL},
-    {"dense_1.bias", 1, {1}, dense_1_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"conv2d.kernel", 4, {3, 3, 3, 16}, conv2d_kernel, 432, 1, NN_INIT_GLOROT_UNIFORM, 27, 144, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d.bias", 1, {16}, conv2d_bias, 16, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_1.kernel", 4, {3, 3, 16, 32}, conv2d_1_kernel, 4608, 1, NN_INIT_GLOROT_UNIFORM, 144, 288, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_1.bias", 1, {32}, conv2d_1_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_2.kernel", 4, {3, 3, 32, 64}, conv2d_2_kernel, 18432, 1, NN_INIT_GLOROT_UNIFORM, 288, 576, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_2.bias", 1, {64}, conv2d_2_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_3.kernel", 4, {3, 3, 64, 64}, conv2d_3_kernel, 36864, 1, NN_INIT_GLOROT_UNIFORM, 576, 576, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_3.bias", 1, {64}, conv2d_3_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.kernel", 2, {16384, 512}, dense_kernel, 8388608, 1, NN_INIT_GLOROT_UNIFORM, 16384, 512, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {512}, dense_bias, 512, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.kernel", 2, {512, 1}, dense_1_kernel, 512, 1, NN_INIT_GLOROT_UNIFORM, 512, 1, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.bias", 1, {1}, dense_1_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {

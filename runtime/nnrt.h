@@ -32,7 +32,27 @@
 
 /* ---- what the descriptor points at ------------------------------------- */
 
-typedef enum { NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES } nn_init;
+/* How a tensor starts (runtime/weights.c has one fill per kind). nncc turns
+ * Keras's initialisers into these, working out their numbers (nn_init_args)
+ * from Keras's arguments and the tensor's fans (compiler/init.c). */
+typedef enum {
+    NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES,
+    NN_INIT_UNIFORM,            /* in [a, b) */
+    NN_INIT_NORMAL,             /* mean a, stddev b */
+    NN_INIT_TRUNCATED_NORMAL,   /* mean a, stddev b, redrawn beyond 2 stddev */
+    NN_INIT_CONSTANT,           /* a */
+} nn_init;
+
+typedef struct {
+    float a, b;
+    int seeded;                 /* the initialiser's own seed, drawn from instead of the trainer's */
+    uint64_t seed;
+} nn_init_args;
+
+/* kernel_regularizer, bias_regularizer: l1 * sum|w| + l2 * sum w^2 joins the loss. */
+typedef struct {
+    float l1, l2;
+} nn_regularizer;
 
 /* One parameter tensor, e.g. "dense.kernel" [784, 128]. */
 typedef struct {
@@ -44,6 +64,8 @@ typedef struct {
     nn_init init;
     int fan_in, fan_out;   /* for glorot_uniform, as Keras computes them */
     const float *values;   /* NN_INIT_VALUES: weights given inline in the YAML */
+    nn_init_args init_args;
+    nn_regularizer reg;
 } nn_tensor;
 
 /* One Keras layer, for summary and activations. */

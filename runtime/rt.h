@@ -50,6 +50,7 @@ void nn_shape_text(int rank, const int *shape, char *buf, size_t len);
 typedef struct { uint64_t state; } nn_rng;
 uint64_t nn_rng_next(nn_rng *r);
 float nn_rng_uniform(nn_rng *r);                 /* [0, 1) */
+double nn_rng_normal(nn_rng *r);                 /* mean 0, stddev 1 */
 void nn_shuffle(int *idx, int n, nn_rng *r);     /* Fisher-Yates */
 
 /* ---- data.c and the loaders ------------------------------------------------------ */

@@ -13,31 +13,87 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- initial weights: one fill per nn_init ------------------------------------------ */
+
+typedef void (*nn_fill)(const nn_tensor *t, float *p, nn_rng *rng);
+
+static void fill_zeros(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    memset(p, 0, t->size * sizeof *p);
+}
+
+static void fill_ones(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = 1.0f;
+}
+
+static void fill_constant(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = t->init_args.a;
+}
+
+static void fill_values(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    memcpy(p, t->values, t->size * sizeof *p);
+}
+
+/* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */
+static void fill_glorot_uniform(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    float limit = sqrtf(6.0f / (float)(t->fan_in + t->fan_out));
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = (2.0f * nn_rng_uniform(rng) - 1.0f) * limit;
+}
+
+static void fill_uniform(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    float a = t->init_args.a, b = t->init_args.b;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = a + (b - a) * nn_rng_uniform(rng);
+}
+
+static void fill_normal(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = (float)(t->init_args.a + t->init_args.b * nn_rng_normal(rng));
+}
+
+/* As TensorFlow's truncated_normal: a draw beyond two standard deviations is
+ * drawn again. */
+static void fill_truncated_normal(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    for (size_t k = 0; k < t->size; k++) {
+        double z;
+        do
+            z = nn_rng_normal(rng);
+        while (fabs(z) > 2.0);
+        p[k] = (float)(t->init_args.a + t->init_args.b * z);
+    }
+}
+
+static const nn_fill fills[] = {
+    [NN_INIT_ZEROS] = fill_zeros, [NN_INIT_ONES] = fill_ones,
+    [NN_INIT_GLOROT_UNIFORM] = fill_glorot_uniform, [NN_INIT_VALUES] = fill_values,
+    [NN_INIT_UNIFORM] = fill_uniform, [NN_INIT_NORMAL] = fill_normal,
+    [NN_INIT_TRUNCATED_NORMAL] = fill_truncated_normal, [NN_INIT_CONSTANT] = fill_constant,
+};
+
+/* The tensors in order from one generator; a tensor whose initialiser has its
+ * own seed draws from that alone (Keras's seeded initialiser: the same values
+ * whatever the trainer's seed), leaving the others' draws as they were. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed)
 {
     nn_rng rng = {seed};
     for (int i = 0; i < m->n_tensors; i++) {
         const nn_tensor *t = &m->tensors[i];
-        float *p = params + t->offset;
-        switch (t->init) {
-        case NN_INIT_ZEROS:
-            memset(p, 0, t->size * sizeof *p);
-            break;
-        case NN_INIT_ONES:
-            for (size_t k = 0; k < t->size; k++)
-                p[k] = 1.0f;
-            break;
-        case NN_INIT_VALUES:
-            memcpy(p, t->values, t->size * sizeof *p);
-            break;
-        case NN_INIT_GLOROT_UNIFORM: {
-            /* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */
-            float limit = sqrtf(6.0f / (float)(t->fan_in + t->fan_out));
-            for (size_t k = 0; k < t->size; k++)
-                p[k] = (2.0f * nn_rng_uniform(&rng) - 1.0f) * limit;
-            break;
-        }
-        }
+        nn_rng own = {t->init_args.seed};
+        fills[t->init](t, params + t->offset, t->init_args.seeded ? &own : &rng);
     }
 }
 
