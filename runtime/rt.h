@@ -204,6 +204,9 @@ void nn_progress_end(nn_progress *p, const char *const *names, const double *val
 /* Mean loss over n samples of out (logits where m->output_act fuses), and, if
  * dout is not NULL, its gradient with respect to out (already divided by n). */
 double nn_loss(const nn_model *m, const float *out, const float *y, int n, float *dout);
+/* The regularisers' l1 * sum|w| + l2 * sum w^2 over every tensor that has one;
+ * with grads, also adds its gradient into the trainable tensors' (regularize.c). */
+double nn_weight_penalty(const nn_model *m, const float *params, float *grads);
 /* Number of correct predictions among n, by Keras's accuracy for the loss. */
 int nn_correct(const nn_model *m, const float *out, const float *y, int n);
 /* Turns the model's raw output into what predict shows (softmax/sigmoid applied). */

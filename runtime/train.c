@@ -136,7 +136,7 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
     nn_pass pass = {0};
     int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
     int width = label_width(m), step = 0;
-    double loss = 0;
+    double loss = 0, penalty = nn_weight_penalty(m, params, NULL);
     long correct = 0;
     int rc = 0;
     for (int start = 0; start < d->n && rc == 0; start += b->capacity) {
@@ -157,12 +157,12 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
         }
         if (p) {
             const char *names[] = {"loss", "accuracy"};
-            double values[] = {loss / (start + n), (double)correct / (start + n)};
+            double values[] = {loss / (start + n) + penalty, (double)correct / (start + n)};
             nn_progress_step(p, ++step, names, values, m->metric_accuracy ? 2 : 1);
         }
     }
     free(idx);
-    result->loss = loss / d->n;
+    result->loss = loss / d->n + penalty;
     result->accuracy = (double)correct / d->n;
     return rc;
 }
@@ -308,9 +308,10 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
         if (first > 0)
             add_into(t->grads, b->part_grads, m->n_params);
     }
+    double penalty = nn_weight_penalty(m, t->params, t->grads);
     nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
-    *mean_loss = loss / n;
+    *mean_loss = loss / n + penalty;
     return 0;
 }
 
