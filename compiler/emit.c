@@ -554,6 +554,12 @@ static char *data_block(const Model *m, FILE *arrays)
             m->horizontal_flip, m->vertical_flip, float_lit(m->rotation_range),
             float_lit(m->width_shift_range), float_lit(m->height_shift_range),
             float_lit(m->zoom_range), float_lit(m->shear_range));
+    if (m->target_input)
+        fprintf(b.f, "\n        .target_input = 1,");
+    if (m->noise_stddev > 0)
+        fprintf(b.f, "\n        .noise = {.stddev = %s, .clip = %d, .min = %s, .max = %s},",
+                float_lit(m->noise_stddev), m->noise_clip, float_lit(m->noise_min),
+                float_lit(m->noise_max));
     return block_close(&b);
 }
 
@@ -636,6 +642,9 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole(h, "INPUT_SHAPE", fmt("%ld, %ld, %ld", m->input.dim[0], m->input.dim[1], m->input.dim[2]));
     hole_long(h, "INPUT_SIZE", shape_size(&m->input));
     hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
+    const Shape *out = &m->layers[m->output].out;
+    hole_long(h, "OUTPUT_RANK", out->rank);
+    hole_list(h, "OUTPUT_SHAPE", out->dim, 3);
     hole(h, "OUTPUT_ACT_ENUM", fmt("%s", output_enums[p->output_act]));
     hole_long(h, "N_TENSORS", p->n_tensors);
     hole_long(h, "N_LAYERS", m->n_layers);

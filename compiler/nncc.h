@@ -337,6 +337,11 @@ typedef struct {
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+    bool target_input;            /* data: target: input, an autoencoder's */
+    const Node *target_where;
+    double noise_stddev;          /* data: noise: Gaussian, added to inputs only */
+    bool noise_clip;
+    double noise_min, noise_max;
 
     long epochs, batch_size, steps_per_epoch;
     bool shuffle;

@@ -84,7 +84,8 @@ static const struct {
                        "print the confusion matrix (rows: true class)", "off"},
     [OPT_NPY] = {"--npy", "X.npy", ON(PREDICT), "the inputs as one array [N, ...]", "none"},
     [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS),
-                 "predict --npy: the outputs' .npy file; activations: the folder", "none"},
+                 "predict --npy: the outputs' .npy file; an image model's predict, "
+                 "activations: the folder", "none"},
     [OPT_INPUT] = {"--input", "IMAGE", ON(ACTIVATIONS), "the image", "none"},
     [OPT_ALL] = {"--all", NULL, ON(PREDICT), "text format: print the whole output vector too",
                  "off"},
@@ -411,8 +412,6 @@ static int run(const nn_model *m, const Args *a)
         need(a, a->o.weights, "--weights W.npz");
         return nn_evaluate(m, &a->o);
     case PREDICT:
-        if (a->o.out && !a->o.npy)
-            usage_error(a->command, "predict --out goes with --npy X.npy");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);
     case SUMMARY:
         print_summary(m);

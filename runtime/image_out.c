@@ -5,7 +5,9 @@
  * nn_write_feature_grid lays all channels of a layer's output side by side,
  * each normalised as the TensorFlow course's "visualizing intermediate
  * representations" does: x -= mean; x /= std; x *= 64; x += 128; clip to
- * [0, 255]; astype('uint8'), which truncates. A file that cannot be written
+ * [0, 255]; astype('uint8'), which truncates. nn_write_side_by_side puts
+ * images of one shape in a row (an image model's input and output, predict
+ * and activations), in the input's own scale. A file that cannot be written
  * whole is removed rather than left half written.
  */
 #include "rt.h"
@@ -34,12 +36,12 @@ static void write_bytes(void *context, void *data, int size)
         s->failed = true;
 }
 
-static int write_grey_png(const char *path, const uint8_t *px, int h, int w)
+static int write_png_bytes(const char *path, const uint8_t *px, int h, int w, int c)
 {
     sink s = {fopen(path, "wb"), false};
     if (!s.f)
         return nn_error(path, "cannot create: %s", strerror(errno));
-    int ok = stbi_write_png_to_func(write_bytes, &s, w, h, 1, px, w);
+    int ok = stbi_write_png_to_func(write_bytes, &s, w, h, c, px, w * c);
     if (fclose(s.f) != 0)
         s.failed = true;
     if (!ok || s.failed) {
@@ -47,6 +49,11 @@ static int write_grey_png(const char *path, const uint8_t *px, int h, int w)
         return nn_error(path, "cannot write the PNG file");
     }
     return 0;
+}
+
+static int write_grey_png(const char *path, const uint8_t *px, int h, int w)
+{
+    return write_png_bytes(path, px, h, w, 1);
 }
 
 /* stb takes int sizes, and PNG rows are w+1 bytes: keep well inside. */
@@ -119,6 +126,26 @@ int nn_write_feature_grid(const char *path, const float *act, int h, int w, int 
         draw_map(px + top * (size_t)gw + left, (int)gw, act, h, w, c, k, scale);
     }
     int rc = write_grey_png(path, px, (int)gh, (int)gw);
+    free(px);
+    return rc;
+}
+
+int nn_write_side_by_side(const char *path, const float *const *imgs, int n, int h, int w, int c,
+                          float to_byte)
+{
+    int pc = c == 3 ? 3 : 1;   /* RGB as it is; otherwise the first channel, grey */
+    long long gw = (long long)n * (w + 1) - 1;
+    if (n < 1 || c < 1 || check_size(path, h, gw * pc))
+        return -1;
+    uint8_t *px = nn_alloc((size_t)h * (size_t)gw * (size_t)pc, 1);
+    memset(px, GRID_GAP, (size_t)h * (size_t)gw * (size_t)pc);
+    for (int k = 0; k < n; k++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int ch = 0; ch < pc; ch++)
+                    px[((size_t)y * (size_t)gw + (size_t)k * (w + 1) + x) * pc + ch] =
+                        rounded_byte(imgs[k][((size_t)y * w + x) * c + ch] * to_byte);
+    int rc = write_png_bytes(path, px, h, (int)gw, pc);
     free(px);
     return rc;
 }

@@ -140,6 +140,15 @@ typedef struct {
     float rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
 } nn_augment;
 
+/* data: noise: Gaussian noise added to every input after rescale (a denoiser's),
+ * a function of fit's seed, the set and the sample, so every command and
+ * epoch sees the same noisy image; then clipped to [min, max] if clip. */
+typedef struct {
+    float stddev;
+    int clip;
+    float min, max;
+} nn_noise;
+
 typedef struct {
     nn_source train, validation, test;
     const char *dir;               /* data: dir: as written, or NULL; --data overrides */
@@ -150,6 +159,8 @@ typedef struct {
     const char *const *class_names;  /* data: class_names, for labels that are numbers */
     int n_class_names;
     nn_augment augment;
+    int target_input;              /* data: target: input: the label is the clean input */
+    nn_noise noise;
 } nn_data;
 
 typedef enum {
@@ -184,6 +195,8 @@ typedef struct {
     int input_rank;
     int input_shape[3];            /* H, W, C or (n) */
     int input_size, output_size;
+    int output_rank;               /* the output's shape without the batch */
+    int output_shape[3];
     nn_output_act output_act;
 
     const nn_tensor *tensors;

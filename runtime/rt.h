@@ -70,6 +70,7 @@ typedef struct {
     char **files;          /* image_dir: a path per sample, for messages */
     char *origin;          /* what it was read from, for messages */
     struct nn_image_stream *stream; /* image_dir too large to keep decoded, or NULL */
+    int noise_stream;      /* data: noise: which set, so that each has its own noise */
 } nn_dataset;
 
 /* An image folder whose decoded bytes would exceed the image memory limit
@@ -94,6 +95,8 @@ void nn_dataset_truncate(nn_dataset *d, int n);
  * Fails (-1, naming the file) only when a streamed image no longer decodes.
  * Not re-entrant for a streamed set: one batch at a time. */
 int nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y);
+/* data: noise: onto x, the n samples idx[] of d after rescale (noise.c). */
+void nn_add_noise(const nn_model *m, const nn_dataset *d, const int *idx, int n, float *x);
 /* Moves the last `fraction` of d into val (Keras's validation_split: the tail, before shuffling). */
 int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
 
@@ -173,6 +176,10 @@ int nn_write_png(const char *path, const float *img, int h, int w, int c, int ch
  * as the course does: (x - mean) / std * 64 + 128, clipped to [0, 255], and
  * enlarged scale times (nearest) so that small maps can be seen. */
 int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale);
+/* n images of h x w x c in a row, a grey line between; each value times to_byte
+ * (1 / the model's rescale) is the pixel. c 3: RGB; otherwise the first channel. */
+int nn_write_side_by_side(const char *path, const float *const *imgs, int n, int h, int w, int c,
+                          float to_byte);
 
 /* ---- progress.c -------------------------------------------------------------------------- */
 

@@ -61,11 +61,19 @@ void nn_batch_free(nn_batch *b)
 }
 
 /* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
- * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
+ * rescaled, class indices made one-hot for categorical cross-entropy, an
+ * autoencoder's (target: input) label its clean input. -1 when
  * nn_dataset_batch fails. */
-static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+static int labelled_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx,
+                         int n)
 {
     int width = label_width(m);
+    if (m->data.target_input) {
+        if (nn_dataset_batch(d, idx, n, m->data.rescale, b->x, NULL) != 0)
+            return -1;
+        memcpy(b->y, b->x, (size_t)n * (size_t)m->input_size * sizeof *b->y);
+        return 0;
+    }
     if (d->labels && d->label_size == 1 && width > 1) {
         /* Class indices where the loss wants one-hot rows (categorical CE). */
         float *index = b->dout;
@@ -77,6 +85,15 @@ static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const
         return 0;
     }
     return nn_dataset_batch(d, idx, n, m->data.rescale, b->x, d->labels ? b->y : NULL);
+}
+
+/* With data: noise, the inputs get their noise after (and the labels stay clean). */
+static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+{
+    int rc = labelled_fill(b, m, d, idx, n);
+    if (rc == 0)
+        nn_add_noise(m, d, idx, n, b->x);
+    return rc;
 }
 
 /* ---- data ---------------------------------------------------------------------- */
@@ -94,6 +111,7 @@ static int load_data(const nn_model *m, const nn_source *src, const nn_options *
     if (nn_load_source(m, src, o->data_dir, d) != 0)
         return -1;
     nn_dataset_truncate(d, limit);
+    d->noise_stream = src == &m->data.train ? 1 : src == &m->data.validation ? 2 : 3;
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
         nn_dataset_free(d);
         return -1;
