@@ -227,12 +227,39 @@ static void test_regularizer(void **state)
     assert_output_contains(&r, want);
 }
 
+/* A Keras export's initializers and regularizers are read as the native ones. */
+static void test_keras_export(void **state)
+{
+    (void)state;
+    const char *yaml = in_scratch("keras.yaml"), *c = in_scratch("keras.c");
+    write_text(yaml,
+               "class_name: Sequential\n"
+               "config:\n"
+               "- class_name: Dense\n"
+               "  config:\n"
+               "    batch_input_shape: [null, 8]\n"
+               "    units: 2\n"
+               "    kernel_initializer: {class_name: HeNormal, config: {seed: 5}}\n"
+               "    bias_initializer: {class_name: Constant, config: {value: 0.25}}\n"
+               "    kernel_regularizer: {class_name: L1L2, config: {l1: 0.0, l2: 0.01}}\n"
+               "    bias_regularizer: null\n"
+               "    activity_regularizer: null\n");
+    RunResult r;
+    /* he_normal of fan_in 8: stddev sqrt(2 / 8) / 0.87962566103423978 = 0.5684236, seed 5 */
+    run_cmd(&r, "%s %s -o %s && grep -c 'NN_INIT_TRUNCATED_NORMAL.*{0.0f, 0.568423[56]f, 1, 5u}, "
+                "{0.0f, 0.01f}' %s && grep -c 'NN_INIT_CONSTANT, .*{0.25f, 0.0f, 0, 0u}, {0, 0}' %s",
+            nncc_path(), yaml, c, c, c);
+    if (r.status != 0)
+        fail_msg("%s", r.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statistics),
         cmocka_unit_test(test_seeds),
         cmocka_unit_test(test_regularizer),
+        cmocka_unit_test(test_keras_export),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
