@@ -4,7 +4,10 @@
 A model whose output is an image: Conv2D(1, 3x3, padding same, sigmoid) on
 4x4x1 inputs, trained as an autoencoder (the target is the input) with mse,
 Keras's mean over every output element. One SGD step (learning rate 0.5) on
-a batch of both samples; then the trained model's outputs. Keras's kernel
+a batch of both samples; then the trained model's outputs. Then the same
+step with binary_crossentropy, which Keras computes from the logits when the
+output is a sigmoid's (as nncc fuses it): BCE with logits, the mean over
+every element. Keras's kernel
 layout [kh, kw, in, out] is PyTorch's [out, in, kh, kw] transposed.
 Prints C initialisers for the test.
 """
@@ -39,3 +42,14 @@ print("static const double ref_loss = %.9g;" % loss.item())
 print("static const double ref_kernel[9] = {%s};" % c(k1))   # [kh][kw] is Keras's order here
 print("static const double ref_bias = %.9g;" % b1.item())
 print("static const double ref_y[32] = {%s};" % c(y1))       # NHWC with one channel is NCHW
+
+
+kernel = k.reshape(1, 1, 3, 3).clone().requires_grad_(True)
+bias = torch.tensor([0.05], requires_grad=True)
+logits = torch.nn.functional.conv2d(x, kernel, bias, padding=1)
+bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x)
+bce.backward()
+with torch.no_grad():
+    print("static const double bce_loss = %.9g;" % bce.item())
+    print("static const double bce_kernel[9] = {%s};" % c(kernel - 0.5 * kernel.grad))
+    print("static const double bce_bias = %.9g;" % (bias - 0.5 * bias.grad).item())
