@@ -38,7 +38,7 @@ endif
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 ALL_CFLAGS := $(BASE_CFLAGS) -fopenmp
 STB_CFLAGS := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
-RT_LIBS    := -lstb -lz -lm -fopenmp
+RT_LIBS    := -lstb -lyaml -lz -lm -fopenmp
 
 COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
 COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o

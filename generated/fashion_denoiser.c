@@ -1517,6 +1517,7 @@ const nn_model fashion_denoiser_model = {
     .output_size = 784,
     .output_rank = 3,
     .output_shape = {28, 28, 1},
+    .output_units = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,
     .n_tensors = 10,
@@ -1530,7 +1531,9 @@ const nn_model fashion_denoiser_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_MSE,
-    .metric_accuracy = 0,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = NULL,
+    .n_metrics = 0,
     .data = {
         .train = {.format = NN_DATA_IDX, .images = "train-images-idx3-ubyte.gz", .labels = "train-labels-idx1-ubyte.gz", .line = 22},
         .validation = {.format = NN_DATA_NONE},

@@ -33,7 +33,8 @@ static const struct {
                   "the loss and metrics on data: test (else the validation data)"},
     [PREDICT] = {"predict", "[INPUT ...]",
                  "the class (or outputs) of each INPUT: image files, folders of them, .csv "
-                 "files, rows of numbers as 1.5,2.0; none: --npy or the model file's predict:"},
+                 "files, rows of numbers as 1.5,2.0, sentences for a text model; none: --npy, "
+                 "--series or the model file's predict:"},
     [SUMMARY] = {"summary", "", "the layers, output shapes and parameter counts, as Keras's"},
     [INIT] = {"init", "--save W.npz", "write the initial weights, without training"},
     [ACTIVATIONS] = {"activations", "--input IMAGE --out DIR",
@@ -44,7 +45,7 @@ static const struct {
 typedef enum {
     OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
     OPT_NO_SHUFFLE, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
-    OPT_CONFUSION, OPT_NPY, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, N_OPTIONS
+    OPT_CONFUSION, OPT_NPY, OPT_SERIES, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, N_OPTIONS
 } OptionId;
 
 static const struct {
@@ -83,6 +84,9 @@ static const struct {
     [OPT_CONFUSION] = {"--confusion", NULL, ON(EVALUATE),
                        "print the confusion matrix (rows: true class)", "off"},
     [OPT_NPY] = {"--npy", "X.npy", ON(PREDICT), "the inputs as one array [N, ...]", "none"},
+    [OPT_SERIES] = {"--series", "FILE.csv", ON(PREDICT),
+                    "forecast after every window of this series (the model's series column)",
+                    "none"},
     [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS),
                  "predict --npy: the outputs' .npy file; an image model's predict, "
                  "activations: the folder", "none"},
@@ -236,6 +240,7 @@ static void set_option(Args *a, OptionId id, const char *v)
     case OPT_SHOW: o->show = (int)parse_long(c, opt, v, 1, 1 << 20); break;
     case OPT_CONFUSION: o->confusion = 1; break;
     case OPT_NPY: o->npy = v; break;
+    case OPT_SERIES: o->series = v; break;
     case OPT_OUT: o->out = v; break;
     case OPT_INPUT: o->input = v; break;
     case OPT_ALL: o->all = 1; break;
@@ -412,6 +417,8 @@ static int run(const nn_model *m, const Args *a)
         need(a, a->o.weights, "--weights W.npz");
         return nn_evaluate(m, &a->o);
     case PREDICT:
+        if ((a->o.series && a->o.npy) || ((a->o.series || a->o.npy) && a->n_inputs))
+            usage_error(a->command, "give inputs, --npy or --series, one of them");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);
     case SUMMARY:
         print_summary(m);

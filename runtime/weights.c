@@ -121,17 +121,32 @@ static nn_array int_array(const char *name, int64_t *value)
 
 /* ---- meta ------------------------------------------------------------------------ */
 
+static void free_strings(char **s, int n)
+{
+    for (int k = 0; k < n; k++)
+        free(s[k]);
+    free(s);
+}
+
 void nn_meta_free(nn_meta *meta)
 {
-    for (int k = 0; k < meta->n_classes; k++)
-        free(meta->class_names[k]);
-    free(meta->class_names);
+    free_strings(meta->class_names, meta->n_classes);
+    free_strings(meta->vocabulary, meta->n_words);
     memset(meta, 0, sizeof *meta);
+}
+
+void nn_meta_set_vocabulary(nn_meta *meta, const nn_vocab *v)
+{
+    free_strings(meta->vocabulary, meta->n_words);
+    meta->n_words = v ? v->n : 0;
+    meta->vocabulary = nn_alloc((size_t)meta->n_words + 1, sizeof *meta->vocabulary);
+    for (int k = 0; k < meta->n_words; k++)
+        meta->vocabulary[k] = nn_join_path(NULL, v->words[k]);
 }
 
 void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n)
 {
-    nn_meta_free(meta);
+    free_strings(meta->class_names, meta->n_classes);
     bool from_folders = folders && n > 0;   /* an IDX set counts classes but names none */
     const char *const *names = from_folders ? (const char *const *)folders : m->data.class_names;
     n = from_folders ? n : m->data.n_class_names;
@@ -141,27 +156,36 @@ void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders,
     meta->n_classes = n;
 }
 
-/* The names, each ended by a NUL byte: "horses\0humans\0". */
-static uint8_t *pack_names(const nn_meta *meta, size_t *len)
+/* Strings, each ended by a NUL byte: "horses\0humans\0". */
+static uint8_t *pack_strings(char *const *s, int n, size_t *len)
 {
     *len = 0;
-    for (int k = 0; k < meta->n_classes; k++)
-        *len += strlen(meta->class_names[k]) + 1;
-    uint8_t *bytes = nn_alloc(*len, 1), *p = bytes;
-    for (int k = 0; k < meta->n_classes; k++) {
-        size_t l = strlen(meta->class_names[k]) + 1;
-        memcpy(p, meta->class_names[k], l);
+    for (int k = 0; k < n; k++)
+        *len += strlen(s[k]) + 1;
+    uint8_t *bytes = nn_alloc(*len + 1, 1), *p = bytes;
+    for (int k = 0; k < n; k++) {
+        size_t l = strlen(s[k]) + 1;
+        memcpy(p, s[k], l);
         p += l;
     }
     return bytes;
 }
 
-/* The meta arrays; returns how many (at most 3). Class names go in only when
+static nn_array strings_array(const char *name, char *const *s, int n, uint8_t **storage)
+{
+    size_t len;
+    *storage = pack_strings(s, n, &len);
+    nn_array a = {.dtype = NN_U8, .rank = 1, .shape = {(int)len}, .size = len, .u8 = *storage};
+    snprintf(a.name, sizeof a.name, "%s", name);
+    return a;
+}
+
+/* The meta arrays; returns how many (at most 4). Class names go in only when
  * there is one per class: others could not name what predict prints. */
 typedef struct {
     float rescale;
     int64_t target_size[2];
-    uint8_t *names;
+    uint8_t *names, *vocabulary;
 } meta_storage;
 
 static int meta_arrays(const nn_model *m, const nn_meta *meta, meta_storage *ms, nn_array *out)
@@ -177,46 +201,71 @@ static int meta_arrays(const nn_model *m, const nn_meta *meta, meta_storage *ms,
                             .size = 2, .i = ms->target_size};
         n++;
     }
-    if (meta && meta->n_classes > 0 && meta->n_classes == nn_class_count(m)) {
-        size_t len;
-        ms->names = pack_names(meta, &len);
-        out[n] = (nn_array){.name = "meta.class_names", .dtype = NN_U8, .rank = 1,
-                            .shape = {(int)len}, .size = len, .u8 = ms->names};
-        n++;
-    }
+    if (meta && meta->n_classes > 0 && meta->n_classes == nn_class_count(m))
+        out[n++] = strings_array("meta.class_names", meta->class_names, meta->n_classes,
+                                 &ms->names);
+    if (meta && meta->n_words > 0)
+        out[n++] = strings_array("meta.vocabulary", meta->vocabulary, meta->n_words,
+                                 &ms->vocabulary);
     return n;
 }
 
-/* "'meta.NAME' in PATH is not ...": the ones we use must be what we wrote. */
-static int decode_names(const char *path, const nn_model *m, const nn_array *a, nn_meta *meta)
+/* A uint8 array of NUL-ended strings into a list; "'meta.NAME' in PATH is
+ * not ..." if it is not what we write. */
+static int unpack_strings(const char *path, const nn_array *a, char ***list, int *count)
 {
-    int want = nn_class_count(m), n = 0;
+    int n = 0;
     bool ok = a->dtype == NN_I64 && a->rank == 1;
     for (size_t k = 0; ok && k < a->size; k++) {
         ok = a->i[k] >= 0 && a->i[k] <= 255;
         n += a->i[k] == 0;
     }
     if (!ok || (a->size && a->i[a->size - 1] != 0))
-        return nn_error(path, "'meta.class_names' is not a uint8 array of names each ended by a "
-                              "NUL byte");
-    if (n != want)
-        return nn_error(path, "'meta.class_names' holds %d names, but model '%s' has %d classes",
-                        n, m->name, want);
-    if (!meta)
-        return 0;
-    nn_meta_free(meta);
-    meta->class_names = nn_alloc((size_t)n, sizeof *meta->class_names);
+        return nn_error(path, "'%s' is not a uint8 array of strings each ended by a NUL byte",
+                        a->name);
+    char **s = nn_alloc((size_t)n + 1, sizeof *s);
     size_t start = 0;
     for (int k = 0; k < n; k++) {
         size_t end = start;
         while (a->i[end] != 0)
             end++;
-        meta->class_names[k] = nn_alloc(end - start + 1, 1);
+        s[k] = nn_alloc(end - start + 1, 1);
         for (size_t j = start; j < end; j++)
-            meta->class_names[k][j - start] = (char)a->i[j];
+            s[k][j - start] = (char)a->i[j];
         start = end + 1;
     }
-    meta->n_classes = n;
+    *list = s, *count = n;
+    return 0;
+}
+
+static int decode_names(const char *path, const nn_model *m, const nn_array *a, nn_meta *meta)
+{
+    char **names;
+    int n, want = nn_class_count(m);
+    if (unpack_strings(path, a, &names, &n) < 0)
+        return -1;
+    if (n != want || !meta) {
+        free_strings(names, n);
+        return n != want ? nn_error(path, "'meta.class_names' holds %d names, but model '%s' has "
+                                          "%d classes", n, m->name, want) : 0;
+    }
+    free_strings(meta->class_names, meta->n_classes);
+    meta->class_names = names, meta->n_classes = n;
+    return 0;
+}
+
+static int decode_vocabulary(const char *path, const nn_array *a, nn_meta *meta)
+{
+    char **words;
+    int n;
+    if (unpack_strings(path, a, &words, &n) < 0)
+        return -1;
+    if (!meta) {
+        free_strings(words, n);
+        return 0;
+    }
+    free_strings(meta->vocabulary, meta->n_words);
+    meta->vocabulary = words, meta->n_words = n;
     return 0;
 }
 
@@ -239,7 +288,10 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
                               "but model '%s' takes %s", (long long)t->i[0], (long long)t->i[1],
                         m->name, m->input_rank < 2 ? "no images" : "other sizes");
     const nn_array *c = nn_npz_find(arrays, n, "meta.class_names");
-    return c ? decode_names(path, m, c, meta) : 0;
+    if (c && decode_names(path, m, c, meta) < 0)
+        return -1;
+    const nn_array *v = nn_npz_find(arrays, n, "meta.vocabulary");
+    return v ? decode_vocabulary(path, v, meta) : 0;
 }
 
 /* ---- weight files -------------------------------------------------------------- */
@@ -249,12 +301,14 @@ static int load_meta(const char *path, const nn_model *m, const nn_array *arrays
  * so that it comes back exactly. The first STATE_REQUIRED are in every
  * checkpoint; the others (the unfinished epoch's) were added later, and a
  * checkpoint without them was written at an epoch's end, where they are 0. */
-enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE, STATE_CORRECT,
+enum { STATE_EPOCH, STATE_RNG, STATE_SEED, STATE_STEP, STATE_SAMPLE,
        STATE_LOSS_SUM, STATE_SECONDS, STATE_COUNT, STATE_REQUIRED = STATE_SEED + 1 };
 static const char *const state_names[STATE_COUNT] = {
-    "state.epoch", "state.rng", "state.seed", "state.step", "state.sample", "state.correct",
+    "state.epoch", "state.rng", "state.seed", "state.step", "state.sample",
     "state.loss_sum", "state.seconds",
 };
+/* The metrics' sums of the unfinished epoch, their 64 bits each. */
+#define STATE_METRICS "state.metrics"
 
 static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
 {
@@ -263,7 +317,6 @@ static void state_to_ints(const nn_train_state *st, int64_t v[STATE_COUNT])
     memcpy(&v[STATE_SEED], &st->seed, sizeof v[0]);
     v[STATE_STEP] = st->step;
     v[STATE_SAMPLE] = st->sample;
-    v[STATE_CORRECT] = st->correct;
     memcpy(&v[STATE_LOSS_SUM], &st->loss_sum, sizeof v[0]);
     memcpy(&v[STATE_SECONDS], &st->seconds, sizeof v[0]);
 }
@@ -275,15 +328,28 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
     memcpy(&st->seed, &v[STATE_SEED], sizeof v[0]);
     st->step = v[STATE_STEP];
     st->sample = v[STATE_SAMPLE];
-    st->correct = v[STATE_CORRECT];
     memcpy(&st->loss_sum, &v[STATE_LOSS_SUM], sizeof v[0]);
     memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
+}
+
+/* The sums as an int64 array of their bits, in bits (n_metric_sums of them). */
+static nn_array metric_sums_array(const nn_train_state *st, int64_t *bits)
+{
+    nn_array a = {0};
+    snprintf(a.name, sizeof a.name, "%s", STATE_METRICS);
+    a.dtype = NN_I64;
+    a.rank = 1;
+    a.shape[0] = (int)st->n_metric_sums;
+    a.size = st->n_metric_sums;
+    memcpy(bits, st->metric_sums, st->n_metric_sums * sizeof *bits);
+    a.i = bits;
+    return a;
 }
 
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
-    int max = m->n_tensors + (o ? 1 + 2 * m->n_tensors : 0) + 3 + STATE_COUNT;
+    int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT + 1;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -291,7 +357,7 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
     meta_storage ms = {0};
     n += meta_arrays(m, meta, &ms, arrays + n);
     int first_optim = n;
-    int64_t state[STATE_COUNT];
+    int64_t state[STATE_COUNT], *sums_bits = NULL;
     if (o && st) {
         n_optim = nn_optim_state(o, arrays + n, max - n);
         if (n_optim < 0) {
@@ -302,13 +368,37 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
         state_to_ints(st, state);
         for (int k = 0; k < STATE_COUNT; k++)
             arrays[n++] = int_array(state_names[k], &state[k]);
+        if (st->n_metric_sums > 0) {
+            sums_bits = nn_alloc(st->n_metric_sums, sizeof *sums_bits);
+            arrays[n++] = metric_sums_array(st, sums_bits);
+        }
     }
     int rc = nn_npz_write(path, arrays, n);
     for (int i = first_optim; i < first_optim + n_optim; i++)
         nn_array_free(&arrays[i]);
     free(ms.names);
+    free(ms.vocabulary);
+    free(sums_bits);
     free(arrays);
     return rc;
+}
+
+/* Within an epoch the sums must be there, one per metric slot of this model;
+ * at an epoch's end they are all 0 whatever the file says. */
+static int load_metric_sums(const char *path, const nn_array *arrays, int n, bool mid_epoch,
+                            nn_train_state *st)
+{
+    const nn_array *a = nn_npz_find(arrays, n, STATE_METRICS);
+    if (st->n_metric_sums)
+        memset(st->metric_sums, 0, st->n_metric_sums * sizeof *st->metric_sums);
+    if (!mid_epoch || st->n_metric_sums == 0)
+        return 0;
+    if (!a || a->dtype != NN_I64 || a->size != st->n_metric_sums)
+        return nn_error(path, "'%s' %s: the checkpoint stopped within an epoch of a model with "
+                        "other metrics (resume it with the metrics it was written with)",
+                        STATE_METRICS, a ? "does not fit this model's metrics" : "is missing");
+    memcpy(st->metric_sums, a->i, st->n_metric_sums * sizeof *st->metric_sums);
+    return 0;
 }
 
 /* state_names[k] into *out: -1 if a required one is missing or misshapen. */
@@ -329,15 +419,13 @@ static int load_int(const char *path, const nn_array *arrays, int n, int k, int6
 /* The counts must fit the loop's ints: a hostile file must not wrap them. */
 static int check_counts(const char *path, const int64_t v[STATE_COUNT])
 {
-    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE, STATE_CORRECT};
+    static const int counts[] = {STATE_EPOCH, STATE_STEP, STATE_SAMPLE};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         int64_t x = v[counts[i]];
         if (x < 0 || x > INT_MAX)
             return nn_error(path, "'%s' is %lld, not a count", state_names[counts[i]],
                             (long long)x);
     }
-    if (v[STATE_CORRECT] > v[STATE_SAMPLE])
-        return nn_error(path, "'state.correct' is more than 'state.sample'");
     return 0;
 }
 
@@ -352,6 +440,8 @@ static int load_state(const char *path, const nn_array *arrays, int n, nn_optim 
         return -1;
     if (nn_optim_load(o, arrays, n) != 0)
         return nn_error(path, "the optimizer's state does not fit this model and optimizer");
+    if (load_metric_sums(path, arrays, n, v[STATE_SAMPLE] > 0, st) != 0)
+        return -1;
     state_from_ints(v, st);
     return 0;
 }

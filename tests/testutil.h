@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,9 @@
 #include <math.h>
 
 #include "npz.h"
+
+/* What a trainer links besides libnnrt.a (the Makefile's RT_LIBS, less OpenMP). */
+#define TRAINER_LIBS "-lstb -lyaml -lz -lm"
 
 /* Output and exit status of `sh -c cmd` (stdout and stderr together). */
 typedef struct {
@@ -126,6 +130,46 @@ static inline const char *build_dir(void)
 {
     const char *b = getenv("NNCC_BUILD");
     return b && *b ? b : "build";
+}
+
+/* ---- what a failing call printed ------------------------------------------------------ */
+
+/* capture_stderr() ... captured(): what a runtime call printed on stderr. */
+static int saved_stderr __attribute__((unused)) = -1;
+static char stderr_path[300] __attribute__((unused));
+
+static inline void capture_stderr(void)
+{
+    fflush(stderr);
+    snprintf(stderr_path, sizeof stderr_path, "%s/stderr.txt", scratch);
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    dup2(fd, 2);
+    close(fd);
+}
+
+/* Restores stderr and returns what was written to it (also echoed, for the log). */
+static inline const char *captured(void)
+{
+    static char text[8192];
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    FILE *f = fopen(stderr_path, "rb");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    fprintf(stderr, "  (expected) %s", text);
+    return text;
+}
+
+static inline void assert_contains(const char *text, const char *part)
+{
+    if (!strstr(text, part))
+        fail_msg("'%s' not found in: %s", part, text);
 }
 
 /* Builds the trainer of a model file into the scratch folder, once;
