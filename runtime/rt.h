@@ -385,7 +385,8 @@ void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders,
 
 /* Writes every tensor as LAYER.kind, the meta arrays (meta may be NULL: no
  * class names), then (when o and st are given) the optimizer's and the
- * loop's state, atomically. */
+ * loop's state, atomically. A path named .h5/.hdf5 gets Keras's HDF5 layout
+ * and the tensors only. */
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st);
 /* Reads the tensors into params (every one must be there, with its shape),
@@ -394,6 +395,10 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
  * the training state, which must then be there too. */
 int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta *meta,
                     nn_optim *o, nn_train_state *st);
+/* train --weights: Keras's load_weights before fit. The tensors into params,
+ * the meta arrays checked; skip_missing: a tensor not in the file keeps the
+ * value params holds, and a warning names them. */
+int nn_load_start_weights(const nn_model *m, const char *path, float *params, bool skip_missing);
 
 /* ---- callbacks.c ------------------------------------------------------------------------------------ */
 
@@ -441,6 +446,7 @@ typedef struct {
     const char *npy, *out, *input;   /* predict --npy, predict/activations --out, --input */
     const char *series;              /* predict --series */
     int all;                         /* predict --all */
+    int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */
 } nn_options;
 

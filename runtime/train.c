@@ -280,6 +280,10 @@ static int start_state(Trainer *t)
         t->opt.cfg.learning_rate = cfg.learning_rate;
     } else {
         nn_init_params(m, t->params, seed);
+        /* --weights: Keras's load_weights then fit: epoch 0, a fresh optimizer. */
+        if (t->o->weights &&
+            nn_load_start_weights(m, t->o->weights, t->params, t->o->skip_missing) != 0)
+            return -1;
     }
     if (t->st.sample > t->train.n)
         return nn_error(t->o->resume, "the checkpoint stopped at sample %lld of an epoch of "

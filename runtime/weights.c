@@ -5,8 +5,11 @@
  * ("state.*": the epoch, the step within it, the shuffling generator, the
  * unfinished epoch's sums), so --resume continues exactly. Every file also
  * holds "meta." arrays, what predict needs besides the weights to read an
- * input and name its class (docs/weight-files.md). */
+ * input and name its class (docs/weight-files.md). A file named .h5 or
+ * .hdf5 is written as Keras's save_weights writes it, with the weights and
+ * the meta arrays; one whose first bytes are HDF5's is read so (h5.c). */
 #include "rt.h"
+#include "h5.h"
 
 #include <limits.h>
 #include <math.h>
@@ -332,6 +335,26 @@ static void state_from_ints(const int64_t v[STATE_COUNT], nn_train_state *st)
     memcpy(&st->seconds, &v[STATE_SECONDS], sizeof v[0]);
 }
 
+/* Keras's save_weights layout: the tensors, in the groups of the layers;
+ * the meta arrays beside them. */
+static int save_h5(const nn_model *m, const char *path, const float *params, const nn_meta *meta)
+{
+    nn_array *arrays = nn_alloc((size_t)m->n_tensors + 1, sizeof *arrays), metas[4];
+    const char **layers = nn_alloc((size_t)m->n_layers + 1, sizeof *layers);
+    for (int i = 0; i < m->n_tensors; i++)
+        arrays[i] = tensor_array(&m->tensors[i], (float *)params + m->tensors[i].offset);
+    for (int i = 0; i < m->n_layers; i++)
+        layers[i] = m->layers[i].name;
+    meta_storage ms = {0};
+    int n_meta = meta_arrays(m, meta, &ms, metas);
+    int rc = nn_h5_write_weights(path, layers, m->n_layers, arrays, m->n_tensors, metas, n_meta);
+    free(ms.names);
+    free(ms.vocabulary);
+    free(layers);
+    free(arrays);
+    return rc;
+}
+
 /* The sums as an int64 array of their bits, in bits (n_metric_sums of them). */
 static nn_array metric_sums_array(const nn_train_state *st, int64_t *bits)
 {
@@ -349,6 +372,8 @@ static nn_array metric_sums_array(const nn_train_state *st, int64_t *bits)
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st)
 {
+    if (nn_h5_name(path))
+        return save_h5(m, path, params, meta);
     int max = m->n_tensors + (o ? 1 + NN_OPT_BUFFERS * m->n_tensors : 0) + 4 + STATE_COUNT + 1;
     nn_array *arrays = nn_alloc((size_t)max, sizeof *arrays);
     int n = 0, n_optim = 0;
@@ -446,42 +471,89 @@ static int load_state(const char *path, const nn_array *arrays, int n, nn_optim 
     return 0;
 }
 
-/* "'dense.kernel' is (784, 64) in w.npz; model 'mnist' wants (784, 128)". */
-static int shape_error(const char *path, const nn_model *m, const nn_tensor *t, const nn_array *a)
+/* "'dense.kernel' is (784, 64) in this file; model 'mnist' wants (784, 128)";
+ * in an .h5, also the dataset it came from. */
+static int shape_error(const char *path, const nn_model *m, const nn_tensor *t, const nn_array *a,
+                       const char *where)
 {
-    char have[80], want[80];
+    char have[80], want[80], from[1100] = "";
     nn_shape_text(a->rank, a->shape, have, sizeof have);
     nn_shape_text(t->rank, t->shape, want, sizeof want);
+    if (where)
+        snprintf(from, sizeof from, " (dataset %s)", where);
     if (a->dtype != NN_F32)
         return nn_error(path, "'%s' holds integers; model '%s' wants float32 %s", t->name, m->name,
                         want);
-    return nn_error(path, "'%s' is %s in this file; model '%s' wants %s", t->name, have, m->name,
-                    want);
+    return nn_error(path, "'%s'%s is %s in this file; model '%s' wants %s", t->name, from, have,
+                    m->name, want);
+}
+
+/* Every tensor of the model from w. skip_missing: one not there keeps what
+ * params holds (its initial value), and a warning names them all. */
+static int load_tensors(const nn_model *m, const char *path, nn_weight_file *w,
+                        float *params, bool skip_missing)
+{
+    const char **names = nn_alloc((size_t)m->n_tensors + 1, sizeof *names);
+    for (int i = 0; i < m->n_tensors; i++)
+        names[i] = m->tensors[i].name;
+    nn_weight_file_by_position(w, path, names, m->n_tensors);
+    free(names);
+    char missing[1024] = "";
+    size_t used = 0;
+    int n_missing = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        const nn_array *a = nn_npz_find(w->arrays, w->n, t->name);
+        if (!a && skip_missing) {
+            if (used < sizeof missing)
+                used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s",
+                                         n_missing ? ", " : "", t->name);
+            n_missing++;
+        } else if (!a) {
+            return nn_error(path, "no array '%s': these weights are not for model '%s'%s", t->name,
+                            m->name, w->keras ? " (start from what matches with --skip-missing)"
+                                              : "");
+        } else if (!nn_array_is_f32(a, t->rank, t->shape)) {
+            return shape_error(path, m, t, a, w->where ? w->where[a - w->arrays] : NULL);
+        } else {
+            memcpy(params + t->offset, a->f, t->size * sizeof *params);
+        }
+    }
+    if (n_missing)
+        nn_warning(path, "%d tensor%s not in this file keep their initial values: %s", n_missing,
+                   n_missing == 1 ? "" : "s", missing);
+    return 0;
 }
 
 int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta *meta,
                     nn_optim *o, nn_train_state *st)
 {
-    nn_array *arrays;
-    int n;
-    if (nn_npz_read(path, &arrays, &n) != 0)
+    nn_weight_file w;
+    if (nn_weight_file_read(path, &w) != 0)
         return -1;
     int rc = 0;
-    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
-        const nn_tensor *t = &m->tensors[i];
-        const nn_array *a = nn_npz_find(arrays, n, t->name);
-        if (!a)
-            rc = nn_error(path, "no array '%s': these weights are not for model '%s'", t->name,
-                          m->name);
-        else if (!nn_array_is_f32(a, t->rank, t->shape))
-            rc = shape_error(path, m, t, a);
-        else
-            memcpy(params + t->offset, a->f, t->size * sizeof *params);
-    }
+    if (o && st && w.keras)
+        rc = nn_error(path, "an HDF5 file holds weights only: --resume continues a checkpoint "
+                            "written by train --save W.npz (to start from these weights, give "
+                            "--weights)");
     if (rc == 0)
-        rc = load_meta(path, m, arrays, n, meta);
+        rc = load_tensors(m, path, &w, params, false);
+    if (rc == 0)
+        rc = load_meta(path, m, w.arrays, w.n, meta);
     if (rc == 0 && o && st)
-        rc = load_state(path, arrays, n, o, st);
-    nn_npz_free(arrays, n);
+        rc = load_state(path, w.arrays, w.n, o, st);
+    nn_weight_file_free(&w);
+    return rc;
+}
+
+int nn_load_start_weights(const nn_model *m, const char *path, float *params, bool skip_missing)
+{
+    nn_weight_file w;
+    if (nn_weight_file_read(path, &w) != 0)
+        return -1;
+    int rc = load_tensors(m, path, &w, params, skip_missing);
+    if (rc == 0)
+        rc = load_meta(path, m, w.arrays, w.n, NULL);
+    nn_weight_file_free(&w);
     return rc;
 }
