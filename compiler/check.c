@@ -11,14 +11,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A loss compares a flat output with labels; a model without one (a fixed
- * filter, say) may end in an image. */
+/* A class is one of a flat output's units; a per-element loss (mse,
+ * binary_crossentropy) takes an output of any shape, the mean over all its
+ * elements as Keras's. An autoencoder's output has its input's shape. */
 static void check_output(const Model *m)
 {
     const Layer *last = &m->layers[m->output];
-    if (last->out.rank != 1 && m->loss != NN_LOSS_NONE)
-        error_at(last->where, "the model's output must be flat, got %s; add Flatten and Dense "
-                              "layers at the end", shape_str(&last->out));
+    bool per_class = m->loss == NN_LOSS_SPARSE_CE || m->loss == NN_LOSS_CATEGORICAL_CE;
+    if (last->out.rank != 1 && per_class)
+        error_at(last->where, "a classifier's output must be flat, got %s; add Flatten and Dense "
+                              "layers at the end (or a per-element loss such as mse)",
+                 shape_str(&last->out));
+    if (m->target_input && shape_size(&last->out) != shape_size(&m->input))
+        error_at(m->target_where, "target: input needs an output of the input's shape %s, got %s",
+                 shape_str(&m->input), shape_str(&last->out));
     if (m->loss == NN_LOSS_BINARY_CE && last->act == ACT_SOFTMAX && last->out.dim[0] == 1)
         error_at(last->where, "softmax over a single unit is always 1; binary_crossentropy "
                               "wants activation: sigmoid");

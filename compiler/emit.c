@@ -448,6 +448,8 @@ static const char *const init_names[] = {
     [NN_INIT_ZEROS] = "NN_INIT_ZEROS", [NN_INIT_ONES] = "NN_INIT_ONES",
     [NN_INIT_GLOROT_UNIFORM] = "NN_INIT_GLOROT_UNIFORM", [NN_INIT_VALUES] = "NN_INIT_VALUES",
     [NN_INIT_ORTHOGONAL] = "NN_INIT_ORTHOGONAL", [NN_INIT_FORGET_BIAS] = "NN_INIT_FORGET_BIAS",
+    [NN_INIT_UNIFORM] = "NN_INIT_UNIFORM", [NN_INIT_NORMAL] = "NN_INIT_NORMAL",
+    [NN_INIT_TRUNCATED_NORMAL] = "NN_INIT_TRUNCATED_NORMAL", [NN_INIT_CONSTANT] = "NN_INIT_CONSTANT",
 };
 
 static void float_array(FILE *out, const char *name, const float *v, long count)
@@ -459,6 +461,27 @@ static void float_array(FILE *out, const char *name, const float *v, long count)
         fprintf(out, "%s%s,", i % 8 ? " " : "\n    ", buf);
     }
     fprintf(out, "\n};\n");
+}
+
+/* {a, b, seeded, seed} and {l1, l2}; all zero for Keras's defaults, as most are. */
+static char *init_args_text(const Tensor *t)
+{
+    if (t->init_a == 0 && t->init_b == 0 && !t->init_seeded)
+        return fmt("{0, 0, 0, 0}");
+    char a[48], b[48];
+    float_text(a, t->init_a);
+    float_text(b, t->init_b);
+    return fmt("{%s, %s, %d, %lluu}", a, b, t->init_seeded, t->init_seed);
+}
+
+static char *regularizer_text(const Tensor *t)
+{
+    if (t->l1 == 0 && t->l2 == 0)
+        return fmt("{0, 0}");
+    char l1[48], l2[48];
+    float_text(l1, t->l1);
+    float_text(l2, t->l2);
+    return fmt("{%s, %s}", l1, l2);
 }
 
 static char *tensors_block(const Plan *p, FILE *arrays)
@@ -475,8 +498,9 @@ static char *tensors_block(const Plan *p, FILE *arrays)
         fprintf(b.f, "    {\"%s\", %d, {", t->name, t->rank);
         for (int d = 0; d < t->rank; d++)
             fprintf(b.f, "%s%ld", d ? ", " : "", t->shape[d]);
-        fprintf(b.f, "}, %s, %ld, %d, %s, %ld, %ld, %s},\n", t->ident, t->size, t->trainable, init_names[t->init], t->fan_in,
-                t->fan_out, values);
+        fprintf(b.f, "}, %s, %ld, %d, %s, %ld, %ld, %s, ", t->ident, t->size, t->trainable,
+                init_names[t->init], t->fan_in, t->fan_out, values);
+        fprintf(b.f, "%s, %s},\n", init_args_text(t), regularizer_text(t));
     }
     if (p->n_tensors == 0)
         fprintf(b.f, "    {0}");
@@ -577,6 +601,12 @@ static char *data_block(const Model *m, FILE *arrays)
             m->horizontal_flip, m->vertical_flip, float_lit(m->rotation_range),
             float_lit(m->width_shift_range), float_lit(m->height_shift_range),
             float_lit(m->zoom_range), float_lit(m->shear_range));
+    if (m->target_input)
+        fprintf(b.f, "\n        .target_input = 1,");
+    if (m->noise_stddev > 0)
+        fprintf(b.f, "\n        .noise = {.stddev = %s, .clip = %d, .min = %s, .max = %s},",
+                float_lit(m->noise_stddev), m->noise_clip, float_lit(m->noise_min),
+                float_lit(m->noise_max));
     return block_close(&b);
 }
 
@@ -779,6 +809,9 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole(h, "INPUT_SHAPE", fmt("%ld, %ld, %ld", m->input.dim[0], m->input.dim[1], m->input.dim[2]));
     hole_long(h, "INPUT_SIZE", shape_size(&m->input));
     hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
+    const Shape *out = &m->layers[m->output].out;
+    hole_long(h, "OUTPUT_RANK", out->rank);
+    hole_list(h, "OUTPUT_SHAPE", out->dim, 3);
     hole(h, "OUTPUT_ACT_ENUM", fmt("%s", output_enums[p->output_act]));
     hole_long(h, "N_TENSORS", p->n_tensors);
     hole_long(h, "N_LAYERS", m->n_layers);

@@ -45,6 +45,9 @@ const KeySpec conv2d_keys[] = {
     {"padding", ARG_PADDING, F(same), 0, false, NULL},
     {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
     {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
     {0},
 };
 

@@ -8,11 +8,10 @@
 
 #define F(field) offsetof(Layer, field)
 
-/* Keras config keys of layers with a kernel and a bias. */
+/* Keras config keys of layers with a kernel and a bias (their initializers and
+ * regularizers are arguments). */
 const KerasKey weighted_keras_keys[] = {
-    {"kernel_initializer", KERAS_GLOROT}, {"bias_initializer", KERAS_ZEROS},
-    {"kernel_regularizer", KERAS_NONE}, {"bias_regularizer", KERAS_NONE},
-    {"activity_regularizer", KERAS_NONE}, {"kernel_constraint", KERAS_NONE},
+    {"kernel_constraint", KERAS_NONE},
     {"bias_constraint", KERAS_NONE}, {"lora_rank", KERAS_NONE}, {NULL, 0},
 };
 
@@ -56,6 +55,9 @@ static const KeySpec dense_keys[] = {
     {"use_bias", ARG_BOOL, F(use_bias), 0, false, NULL},
     {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
     {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
     {0},
 };
 

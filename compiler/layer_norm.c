@@ -33,15 +33,18 @@ static long batchnorm_stats_size(const Layer *l)
 static const KeySpec batchnorm_keys[] = {
     {"momentum", ARG_UNIT_RANGE, F(momentum), 0, false, NULL},
     {"epsilon", ARG_POSITIVE, F(epsilon), 0, false, NULL},
+    {"gamma_initializer", ARG_INITIALIZER, 0, 0, false, "ones"},
+    {"beta_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    {"moving_mean_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    {"moving_variance_initializer", ARG_INITIALIZER, 0, 0, false, "ones"},
+    {"gamma_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    {"beta_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
     {0},
 };
 
 static const KerasKey batchnorm_keras_keys[] = {
     {"fused", KERAS_IGNORE}, {"synchronized", KERAS_IGNORE}, {"renorm_momentum", KERAS_IGNORE},
     {"axis", KERAS_LAST_AXIS}, {"center", KERAS_TRUE}, {"scale", KERAS_TRUE},
-    {"beta_initializer", KERAS_ZEROS}, {"gamma_initializer", KERAS_ONES},
-    {"moving_mean_initializer", KERAS_ZEROS}, {"moving_variance_initializer", KERAS_ONES},
-    {"beta_regularizer", KERAS_NONE}, {"gamma_regularizer", KERAS_NONE},
     {"beta_constraint", KERAS_NONE}, {"gamma_constraint", KERAS_NONE},
     {"renorm", KERAS_FALSE}, {"renorm_clipping", KERAS_NONE},
     {"virtual_batch_size", KERAS_NONE}, {"adjustment", KERAS_NONE}, {NULL, 0},

@@ -116,6 +116,33 @@ static double ranged(const Node *v, const char *key, ArgType type)
     return x;
 }
 
+/* The choices for the tensor a key names: kernel_initializer -> "kernel". */
+static TensorChoice *choice_for(Layer *l, const char *key)
+{
+    int len = (int)(strrchr(key, '_') - key);
+    for (int i = 0; i < l->n_choices; i++)
+        if ((int)strlen(l->choices[i].role) == len && strncmp(l->choices[i].role, key, len) == 0)
+            return &l->choices[i];
+    if (l->n_choices == MAX_LAYER_TENSORS)
+        error_at(l->where, "%s: too many initializers and regularizers", l->name);
+    TensorChoice *c = &l->choices[l->n_choices++];
+    snprintf(c->role, sizeof c->role, "%.*s", len, key);
+    return c;
+}
+
+/* Keras names the key of a tensor ROLE_kernel after ROLE alone
+ * (depthwise_initializer, recurrent_initializer). */
+const TensorChoice *layer_choice(const Layer *l, const char *role)
+{
+    for (int i = 0; i < l->n_choices; i++) {
+        const char *r = l->choices[i].role;
+        size_t n = strlen(r);
+        if (strcmp(r, role) == 0 || (strncmp(r, role, n) == 0 && strcmp(role + n, "_kernel") == 0))
+            return &l->choices[i];
+    }
+    return NULL;
+}
+
 static void read_arg(Layer *l, const KeySpec *k, const Node *v)
 {
     char *base = (char *)l;
@@ -143,10 +170,10 @@ static void read_arg(Layer *l, const KeySpec *k, const Node *v)
         *(bool *)(base + k->field) = parse_padding(v);
         break;
     case ARG_INITIALIZER:
-        /* Only Keras's defaults are implemented; saying so beats training with another. */
-        if (!same_word(node_str(v, k->key), k->expect))
-            error_at(v, "%s '%s' is not supported; nncc initialises with %s", k->key, v->text,
-                     k->expect);
+        parse_initializer(v, k->key, &choice_for(l, k->key)->init);
+        break;
+    case ARG_REGULARIZER:
+        parse_regularizer(v, k->key, &choice_for(l, k->key)->reg);
         break;
     case ARG_CUSTOM:
     case ARG_LAYER:

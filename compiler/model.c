@@ -816,10 +816,43 @@ static void parse_augment(Model *m, const Node *n)
         error_at(v, "fill_mode '%s' is not supported; nncc fills with 'nearest'", v->text);
 }
 
+/* target: input (each sample's label is its own clean input: an autoencoder),
+ * noise: {stddev, clip: [lo, hi]} (Gaussian noise on the input after rescale,
+ * then clipped, as the denoising tutorials' tf.random.normal and
+ * clip_by_value do). */
+static void parse_target(Model *m, const Node *n)
+{
+    const Node *v;
+    if ((v = map_get(n, "target"))) {
+        static const char *const targets[] = {"labels", "input", NULL};
+        int i = lookup(node_str(v, "target"), targets, 2);
+        if (i < 0)
+            unknown_word(v, "target", targets);
+        m->target_input = i == 1;
+        m->target_where = v;
+    }
+    if (!(v = map_get(n, "noise")))
+        return;
+    static const char *const keys[] = {"stddev", "clip", NULL};
+    map_check_keys(v, "noise", keys);
+    m->noise_stddev = positive(need(v, v, "stddev", "noise"), "stddev");
+    const Node *clip = map_get(v, "clip");
+    if (clip) {
+        if (clip->kind != NODE_SEQ || clip->n != 2)
+            error_at(clip, "clip must be a list of two numbers, e.g. [0, 1]");
+        m->noise_clip = true;
+        m->noise_min = node_num(clip->items[0], "clip");
+        m->noise_max = node_num(clip->items[1], "clip");
+        if (!(m->noise_min < m->noise_max))
+            error_at(clip, "clip's first number must be less than its second");
+    }
+}
+
 static void parse_data(Model *m, const Node *n)
 {
     static const char *const keys[] = {"train", "validation", "test", "dir", "rescale",
-                                       "validation_split", "augment", "class_names", NULL};
+                                       "validation_split", "augment", "class_names", "target",
+                                       "noise", NULL};
     if (n->kind != NODE_MAP)
         error_at(n, "data must be a map with train, validation, test, dir, rescale, ...");
     map_check_keys(n, "data", keys);
@@ -839,6 +872,7 @@ static void parse_data(Model *m, const Node *n)
         m->validation_split = fraction(v, "validation_split");
     if ((v = map_get(n, "augment")))
         parse_augment(m, v);
+    parse_target(m, n);
     if ((v = map_get(n, "class_names"))) {
         if (v->kind != NODE_SEQ)
             error_at(v, "class_names must be a list of names, one per output unit");

@@ -122,6 +122,31 @@ typedef struct {
     const Node *where;            /* for errors only */
 } NumArray;
 
+/* ---- init.c: initialisers and regularisers ------------------------------------------------ */
+
+#define MAX_INIT_ARGS 3
+typedef struct {
+    bool given;                   /* false: the layer's default for the tensor */
+    int kind;                     /* its row in init.c's table */
+    double args[MAX_INIT_ARGS];   /* the row's arguments, Keras's defaults where not given */
+    bool seeded;                  /* its own `seed:`, drawn from instead of the trainer's */
+    unsigned long long seed;
+} InitSpec;
+
+typedef struct {
+    double l1, l2;                /* adds l1 * sum|w| + l2 * sum w^2 to the loss */
+} RegSpec;
+
+/* kernel_initializer: he_normal, {name: random_normal, stddev: 0.1} or Keras's
+ * {class_name: HeNormal, config: {...}}; error_at() on what Keras would refuse. */
+void parse_initializer(const Node *v, const char *key, InitSpec *s);
+/* kernel_regularizer: l2, {l2: 0.001}, {class_name: L2, config: {l2: 0.001}} or null. */
+void parse_regularizer(const Node *v, const char *key, RegSpec *s);
+/* The runtime's fill (nn_init) and its numbers a, b for a tensor with these fans. */
+int init_fill(const InitSpec *s, long fan_in, long fan_out, float *a, float *b);
+const char *const *initializer_names(void);     /* NULL-terminated */
+const char *const *regularizer_names(void);
+
 typedef struct LayerOps LayerOps;
 typedef struct Holes Holes;       /* a template's @NAME@s and their values (emit.c) */
 
@@ -133,6 +158,14 @@ typedef struct {
     char key[24];                 /* "kernel", "bias", "gamma", ... */
     NumArray values;
 } InlineWeight;
+
+/* What the model file chose for one of a layer's tensors (ROLE_initializer,
+ * ROLE_regularizer). */
+typedef struct {
+    char role[24];                /* "kernel", "bias", "gamma", ... */
+    InitSpec init;
+    RegSpec reg;
+} TensorChoice;
 
 /* One layer, with every value parsed and checked: later stages never read YAML. */
 typedef struct {
@@ -169,6 +202,8 @@ typedef struct {
     char roles[MAX_LAYER_TENSORS][MAX_NAME + 40];   /* Bidirectional: forward_lstm.kernel, ... */
     int n_weights;                /* inline `weights:` */
     InlineWeight weights[MAX_LAYER_TENSORS];
+    int n_choices;                /* kernel_initializer, bias_regularizer, ... */
+    TensorChoice choices[MAX_LAYER_TENSORS];
 
     int n_inputs;                 /* the layers it reads, earlier in the file */
     int inputs[MAX_INPUTS];       /* indices in Model.layers, or MODEL_INPUT */
@@ -196,7 +231,8 @@ typedef enum {
     ARG_PADDING,       /* valid | same, into a bool */
     ARG_NUMBER,        /* any finite number */
     ARG_NONNEGATIVE,   /* >= 0 */
-    ARG_INITIALIZER,   /* only `expect` (Keras's default) is implemented */
+    ARG_INITIALIZER,   /* ROLE_initializer: an initialiser for the tensor ROLE (init.c) */
+    ARG_REGULARIZER,   /* ROLE_regularizer: its regulariser (init.c) */
     ARG_CUSTOM,        /* read by the row's parse() */
     ARG_LAYER,         /* a wrapped layer, {LSTM: {...}} (a Keras export's {class_name,
                           config} is made so by keras.c), read by the row's parse() */
@@ -207,7 +243,7 @@ typedef struct {
     ArgType type;
     size_t field, field2;         /* offsetof(Layer, ...); field2: a pair's second */
     bool required;
-    const char *expect;           /* ARG_INITIALIZER: the one accepted */
+    const char *expect;           /* ARG_INITIALIZER: Keras's default, as the row's tensors() gives it */
 } KeySpec;
 
 /* What a key of a Keras config must hold when nncc has no argument for it. */
@@ -281,6 +317,8 @@ void layer_parse_args(Layer *l, const Node *args, const Node *where);
 /* The keys a native layer of this kind takes: its own and the common ones. */
 const char *const *layer_native_keys(const LayerOps *ops);
 const KerasKey *keras_rule(const LayerOps *ops, const char *key);
+/* What the model file chose for the layer's tensor `role`, or NULL. */
+const TensorChoice *layer_choice(const Layer *l, const char *role);
 
 /* Shared by rows of several families. */
 extern const KerasKey weighted_keras_keys[];   /* initializers, regularizers, ... */
@@ -394,6 +432,11 @@ typedef struct {
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+    bool target_input;            /* data: target: input, an autoencoder's */
+    const Node *target_where;
+    double noise_stddev;          /* data: noise: Gaussian, added to inputs only */
+    bool noise_clip;
+    double noise_min, noise_max;
     TextSpec text;
 
     long epochs, batch_size, steps_per_epoch;
@@ -506,7 +549,11 @@ typedef struct {
     long offset, size;
     bool trainable;
     int init;                     /* nn_init */
-    long fan_in, fan_out;
+    long fan_in, fan_out;         /* Keras's, for NN_INIT_GLOROT_UNIFORM */
+    float init_a, init_b;         /* the fill's numbers (nn_init_args) */
+    bool init_seeded;
+    unsigned long long init_seed;
+    double l1, l2;                /* its regulariser's factors */
     float *values;                /* inline weights, or NULL */
 } Tensor;
 

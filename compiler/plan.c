@@ -54,8 +54,43 @@ static float *inline_values(const Layer *l, const char *role, long size)
     return NULL;
 }
 
-/* Keras's fans: the receptive field (all axes but the last two) times the
+/* Keras's fans (initializers_v2.py's _compute_fans): a vector's are its
+ * length; otherwise the receptive field (all axes but the last two) times the
  * input and the output axis. */
+static void keras_fans(const TensorSpec *spec, long *fan_in, long *fan_out)
+{
+    if (spec->rank == 1) {
+        *fan_in = *fan_out = spec->shape[0];
+        return;
+    }
+    long receptive = 1;
+    for (int i = 0; i + 2 < spec->rank; i++)
+        receptive *= spec->shape[i];
+    *fan_in = receptive * spec->shape[spec->rank - 2];
+    *fan_out = receptive * spec->shape[spec->rank - 1];
+}
+
+/* The layer's default for the tensor, or the initialiser and regulariser the
+ * model file chose; the fans stay in the table only for the fill that reads them. */
+static void tensor_init(Tensor *t, const Layer *l, const TensorSpec *spec)
+{
+    long fan_in, fan_out;
+    keras_fans(spec, &fan_in, &fan_out);
+    t->init = spec->init;
+    if (t->init == NN_INIT_ORTHOGONAL)
+        t->init_a = 1;           /* a recurrent kernel's default: Keras's Orthogonal(gain=1) */
+    const TensorChoice *c = layer_choice(l, spec->role);
+    if (c && c->init.given) {
+        t->init = init_fill(&c->init, fan_in, fan_out, &t->init_a, &t->init_b);
+        t->init_seeded = c->init.seeded;
+        t->init_seed = c->init.seed;
+    }
+    if (c)
+        t->l1 = c->reg.l1, t->l2 = c->reg.l2;
+    if (t->init == NN_INIT_GLOROT_UNIFORM)
+        t->fan_in = fan_in, t->fan_out = fan_out;
+}
+
 static int add_tensor(Plan *p, const Layer *l, const TensorSpec *spec)
 {
     Tensor *t = &p->tensors[p->n_tensors];
@@ -74,14 +109,7 @@ static int add_tensor(Plan *p, const Layer *l, const TensorSpec *spec)
     t->offset = p->n_params;
     p->n_params += t->size;
     t->trainable = l->trainable && !spec->statistic;
-    t->init = spec->init;
-    if (spec->init == NN_INIT_GLOROT_UNIFORM) {
-        long receptive = 1;
-        for (int i = 0; i + 2 < spec->rank; i++)
-            receptive *= spec->shape[i];
-        t->fan_in = receptive * spec->shape[spec->rank - 2];
-        t->fan_out = receptive * spec->shape[spec->rank - 1];
-    }
+    tensor_init(t, l, spec);
     if ((t->values = inline_values(l, spec->role, t->size)))
         t->init = NN_INIT_VALUES;
     return p->n_tensors++;

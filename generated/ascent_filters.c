@@ -469,7 +469,7 @@ static const float filters_kernel_values[27] = {
     1.0f, 1.0f, 0.0f,
 };
 static const nn_tensor tensors[] = {
-    {"filters.kernel", 4, {3, 3, 1, 3}, filters_kernel, 27, 0, NN_INIT_VALUES, 9, 27, filters_kernel_values},
+    {"filters.kernel", 4, {3, 3, 1, 3}, filters_kernel, 27, 0, NN_INIT_VALUES, 9, 27, filters_kernel_values, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -484,6 +484,8 @@ const nn_model ascent_filters_model = {
     .input_shape = {512, 512, 1},
     .input_size = 262144,
     .output_size = 195075,
+    .output_rank = 3,
+    .output_shape = {255, 255, 3},
     .output_units = 3,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,

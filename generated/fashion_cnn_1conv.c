@@ -820,12 +820,12 @@ static const char *const class_names[10] = {
     "Bag", "Ankle boot",
 };
 static const nn_tensor tensors[] = {
-    {"conv2d.kernel", 4, {3, 3, 1, 64}, conv2d_kernel, 576, 1, NN_INIT_GLOROT_UNIFORM, 9, 576, NULL},
-    {"conv2d.bias", 1, {64}, conv2d_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense.kernel", 2, {10816, 128}, dense_kernel, 1384448, 1, NN_INIT_GLOROT_UNIFORM, 10816, 128, NULL},
-    {"dense.bias", 1, {128}, dense_bias, 128, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_1.kernel", 2, {128, 10}, dense_1_kernel, 1280, 1, NN_INIT_GLOROT_UNIFORM, 128, 10, NULL},
-    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"conv2d.kernel", 4, {3, 3, 1, 64}, conv2d_kernel, 576, 1, NN_INIT_GLOROT_UNIFORM, 9, 576, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d.bias", 1, {64}, conv2d_bias, 64, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.kernel", 2, {10816, 128}, dense_kernel, 1384448, 1, NN_INIT_GLOROT_UNIFORM, 10816, 128, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {128}, dense_bias, 128, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.kernel", 2, {128, 10}, dense_1_kernel, 1280, 1, NN_INIT_GLOROT_UNIFORM, 128, 10, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -843,6 +843,8 @@ const nn_model fashion_cnn_1conv_model = {
     .input_shape = {28, 28, 1},
     .input_size = 784,
     .output_size = 10,
+    .output_rank = 1,
+    .output_shape = {10, 0, 0},
     .output_units = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,

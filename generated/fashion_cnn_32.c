@@ -1203,14 +1203,14 @@ static const char *const class_names[10] = {
     "Bag", "Ankle boot",
 };
 static const nn_tensor tensors[] = {
-    {"conv2d.kernel", 4, {3, 3, 1, 32}, conv2d_kernel, 288, 1, NN_INIT_GLOROT_UNIFORM, 9, 288, NULL},
-    {"conv2d.bias", 1, {32}, conv2d_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"conv2d_1.kernel", 4, {3, 3, 32, 32}, conv2d_1_kernel, 9216, 1, NN_INIT_GLOROT_UNIFORM, 288, 288, NULL},
-    {"conv2d_1.bias", 1, {32}, conv2d_1_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense.kernel", 2, {800, 128}, dense_kernel, 102400, 1, NN_INIT_GLOROT_UNIFORM, 800, 128, NULL},
-    {"dense.bias", 1, {128}, dense_bias, 128, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_1.kernel", 2, {128, 10}, dense_1_kernel, 1280, 1, NN_INIT_GLOROT_UNIFORM, 128, 10, NULL},
-    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"conv2d.kernel", 4, {3, 3, 1, 32}, conv2d_kernel, 288, 1, NN_INIT_GLOROT_UNIFORM, 9, 288, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d.bias", 1, {32}, conv2d_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_1.kernel", 4, {3, 3, 32, 32}, conv2d_1_kernel, 9216, 1, NN_INIT_GLOROT_UNIFORM, 288, 288, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"conv2d_1.bias", 1, {32}, conv2d_1_bias, 32, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.kernel", 2, {800, 128}, dense_kernel, 102400, 1, NN_INIT_GLOROT_UNIFORM, 800, 128, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {128}, dense_bias, 128, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.kernel", 2, {128, 10}, dense_1_kernel, 1280, 1, NN_INIT_GLOROT_UNIFORM, 128, 10, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -1230,6 +1230,8 @@ const nn_model fashion_cnn_32_model = {
     .input_shape = {28, 28, 1},
     .input_size = 784,
     .output_size = 10,
+    .output_rank = 1,
+    .output_shape = {10, 0, 0},
     .output_units = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,

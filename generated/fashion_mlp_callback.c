@@ -437,10 +437,10 @@ static const char *const class_names[10] = {
     "Bag", "Ankle boot",
 };
 static const nn_tensor tensors[] = {
-    {"dense.kernel", 2, {784, 512}, dense_kernel, 401408, 1, NN_INIT_GLOROT_UNIFORM, 784, 512, NULL},
-    {"dense.bias", 1, {512}, dense_bias, 512, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_1.kernel", 2, {512, 10}, dense_1_kernel, 5120, 1, NN_INIT_GLOROT_UNIFORM, 512, 10, NULL},
-    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"dense.kernel", 2, {784, 512}, dense_kernel, 401408, 1, NN_INIT_GLOROT_UNIFORM, 784, 512, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {512}, dense_bias, 512, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.kernel", 2, {512, 10}, dense_1_kernel, 5120, 1, NN_INIT_GLOROT_UNIFORM, 512, 10, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -456,6 +456,8 @@ const nn_model fashion_mlp_callback_model = {
     .input_shape = {28, 28, 0},
     .input_size = 784,
     .output_size = 10,
+    .output_rank = 1,
+    .output_shape = {10, 0, 0},
     .output_units = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,

@@ -265,8 +265,8 @@ static const float predict_inputs[1] = {
     10.0f,
 };
 static const nn_tensor tensors[] = {
-    {"dense.kernel", 2, {1, 1}, dense_kernel, 1, 1, NN_INIT_GLOROT_UNIFORM, 1, 1, NULL},
-    {"dense.bias", 1, {1}, dense_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"dense.kernel", 2, {1, 1}, dense_kernel, 1, 1, NN_INIT_GLOROT_UNIFORM, 1, 1, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {1}, dense_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -280,6 +280,8 @@ const nn_model hello_model = {
     .input_shape = {1, 0, 0},
     .input_size = 1,
     .output_size = 1,
+    .output_rank = 1,
+    .output_shape = {1, 0, 0},
     .output_units = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,

@@ -603,12 +603,12 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
 
 
 static const nn_tensor tensors[] = {
-    {"dense.kernel", 2, {30, 20}, dense_kernel, 600, 1, NN_INIT_GLOROT_UNIFORM, 30, 20, NULL},
-    {"dense.bias", 1, {20}, dense_bias, 20, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_1.kernel", 2, {20, 10}, dense_1_kernel, 200, 1, NN_INIT_GLOROT_UNIFORM, 20, 10, NULL},
-    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL},
-    {"dense_2.kernel", 2, {10, 1}, dense_2_kernel, 10, 1, NN_INIT_GLOROT_UNIFORM, 10, 1, NULL},
-    {"dense_2.bias", 1, {1}, dense_2_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL},
+    {"dense.kernel", 2, {30, 20}, dense_kernel, 600, 1, NN_INIT_GLOROT_UNIFORM, 30, 20, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense.bias", 1, {20}, dense_bias, 20, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.kernel", 2, {20, 10}, dense_1_kernel, 200, 1, NN_INIT_GLOROT_UNIFORM, 20, 10, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_1.bias", 1, {10}, dense_1_bias, 10, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_2.kernel", 2, {10, 1}, dense_2_kernel, 10, 1, NN_INIT_GLOROT_UNIFORM, 10, 1, NULL, {0, 0, 0, 0}, {0, 0}},
+    {"dense_2.bias", 1, {1}, dense_2_bias, 1, 1, NN_INIT_ZEROS, 0, 0, NULL, {0, 0, 0, 0}, {0, 0}},
 };
 
 static const nn_layer layers[] = {
@@ -624,6 +624,8 @@ const nn_model sunspots_dnn_model = {
     .input_shape = {30, 0, 0},
     .input_size = 30,
     .output_size = 1,
+    .output_rank = 1,
+    .output_shape = {1, 0, 0},
     .output_units = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,

@@ -99,8 +99,8 @@ static const struct {
                     "forecast after every window of this series (the model's series column)",
                     "none"},
     [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS) | ON(SHOW_DATA) | ON(PLOT),
-                 "predict --npy: the outputs' .npy file; activations: the folder; show-data, "
-                 "plot: the PNG file", "none"},
+                 "predict --npy: the outputs' .npy file; an image model's predict, "
+                 "activations: the folder; show-data, plot: the PNG file", "none"},
     [OPT_INPUT] = {"--input", "IMAGE", ON(ACTIVATIONS), "the image", "none"},
     [OPT_ALL] = {"--all", NULL, ON(PREDICT), "text format: print the whole output vector too",
                  "off"},
@@ -461,8 +461,6 @@ static int run(const nn_model *m, const Args *a)
         need(a, a->o.weights, "--weights W.npz");
         return nn_evaluate(m, &a->o);
     case PREDICT:
-        if (a->o.out && !a->o.npy)
-            usage_error(a->command, "predict --out goes with --npy X.npy");
         if ((a->o.series && a->o.npy) || ((a->o.series || a->o.npy) && a->n_inputs))
             usage_error(a->command, "give inputs, --npy or --series, one of them");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);

@@ -468,7 +468,7 @@ static int check_one_per_unit(const nn_model *m, const nn_dataset *d, const char
 
 int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_name)
 {
-    if (!d->labels)
+    if (!d->labels || m->data.target_input)   /* an autoencoder's labels go unread */
         return 0;
     switch (nn_loss_labels(m)) {
     case NN_LABELS_CLASS:

@@ -6,8 +6,10 @@
  * each normalised as the TensorFlow course's "visualizing intermediate
  * representations" does: x -= mean; x /= std; x *= 64; x += 128; clip to
  * [0, 255]; astype('uint8'), which truncates; in grey, or through viridis
- * (matplotlib's default colour map, as plt.imshow shows them). Files are
- * written whole or not at all (nn_png_save).
+ * (matplotlib's default colour map, as plt.imshow shows them).
+ * nn_write_side_by_side puts images of one shape in a row (an image model's
+ * input and output, predict and activations), in the input's own scale.
+ * Files are written whole or not at all (nn_png_save).
  */
 #include "rt.h"
 
@@ -111,6 +113,26 @@ int nn_write_feature_grid(const char *path, const float *act, int h, int w, int 
     }
     int rc = viridis ? save_viridis(path, px, gh, gw, sh, sw, cols, c)
                      : nn_png_save(path, px, (int)gw, (int)gh, 1);
+    free(px);
+    return rc;
+}
+
+int nn_write_side_by_side(const char *path, const float *const *imgs, int n, int h, int w, int c,
+                          float to_byte)
+{
+    int pc = c == 3 ? 3 : 1;   /* RGB as it is; otherwise the first channel, grey */
+    long long gw = (long long)n * (w + 1) - 1;
+    if (n < 1 || c < 1 || check_size(path, h, gw * pc))
+        return -1;
+    uint8_t *px = nn_alloc((size_t)h * (size_t)gw * (size_t)pc, 1);
+    memset(px, GRID_GAP, (size_t)h * (size_t)gw * (size_t)pc);
+    for (int k = 0; k < n; k++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int ch = 0; ch < pc; ch++)
+                    px[((size_t)y * (size_t)gw + (size_t)k * (w + 1) + x) * pc + ch] =
+                        rounded_byte(imgs[k][((size_t)y * w + x) * c + ch] * to_byte);
+    int rc = nn_png_save(path, px, (int)gw, h, pc);
     free(px);
     return rc;
 }

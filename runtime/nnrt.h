@@ -32,11 +32,29 @@
 
 /* ---- what the descriptor points at ------------------------------------- */
 
+/* How a tensor starts (runtime/weights.c has one fill per kind). nncc turns
+ * Keras's initialisers into these, working out their numbers (nn_init_args)
+ * from Keras's arguments and the tensor's fans (compiler/init.c). */
 typedef enum {
     NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES,
-    NN_INIT_ORTHOGONAL,    /* Keras's Orthogonal (gain 1): recurrent kernels */
-    NN_INIT_FORGET_BIAS,   /* an LSTM's bias with unit_forget_bias: ones for the f gate */
+    NN_INIT_UNIFORM,            /* in [a, b) */
+    NN_INIT_NORMAL,             /* mean a, stddev b */
+    NN_INIT_TRUNCATED_NORMAL,   /* mean a, stddev b, redrawn beyond 2 stddev */
+    NN_INIT_CONSTANT,           /* a */
+    NN_INIT_ORTHOGONAL,         /* Keras's Orthogonal (gain 1): recurrent kernels */
+    NN_INIT_FORGET_BIAS,        /* an LSTM's bias with unit_forget_bias: ones for the f gate */
 } nn_init;
+
+typedef struct {
+    float a, b;
+    int seeded;                 /* the initialiser's own seed, drawn from instead of the trainer's */
+    uint64_t seed;
+} nn_init_args;
+
+/* kernel_regularizer, bias_regularizer: l1 * sum|w| + l2 * sum w^2 joins the loss. */
+typedef struct {
+    float l1, l2;
+} nn_regularizer;
 
 /* One parameter tensor, e.g. "dense.kernel" [784, 128]. */
 typedef struct {
@@ -48,6 +66,8 @@ typedef struct {
     nn_init init;
     int fan_in, fan_out;   /* for glorot_uniform, as Keras computes them */
     const float *values;   /* NN_INIT_VALUES: weights given inline in the YAML */
+    nn_init_args init_args;
+    nn_regularizer reg;
 } nn_tensor;
 
 /* One Keras layer, for summary and activations. */
@@ -182,6 +202,14 @@ typedef struct {
     float rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
 } nn_augment;
 
+/* data: noise: Gaussian noise added to every input after rescale (a denoiser's),
+ * a function of fit's seed, the set and the sample, so every command and
+ * epoch sees the same noisy image; then clipped to [min, max] if clip. */
+typedef struct {
+    float stddev;
+    int clip;
+    float min, max;
+} nn_noise;
 /* Keras's Tokenizer and pad_sequences settings, for every text source. */
 typedef struct {
     int num_words;                 /* ids below it are kept; 0: every word */
@@ -200,6 +228,8 @@ typedef struct {
     const char *const *class_names;  /* data: class_names, for labels that are numbers */
     int n_class_names;
     nn_augment augment;
+    int target_input;              /* data: target: input: the label is the clean input */
+    nn_noise noise;
     nn_text_settings text;
 } nn_data;
 
@@ -246,6 +276,8 @@ typedef struct {
     int input_rank;
     int input_shape[3];            /* H, W, C or (n) */
     int input_size, output_size;
+    int output_rank;               /* the output's shape without the batch */
+    int output_shape[3];
     int output_units;              /* the output's last axis, over which a loss sums or
                                       averages (Keras's axis=-1); 0: output_size */
     nn_output_act output_act;

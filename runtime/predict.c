@@ -8,7 +8,10 @@
  * (for a single sigmoid unit, 1 - p when it says class 0), named from the
  * training set's class folders, else the weight file's meta.class_names, else
  * the model file's class_names; --all adds the output vector, and --format
- * csv|json writes records for scripts (docs/commands.md). */
+ * csv|json writes records for scripts (docs/commands.md). A model whose
+ * output is an image (a denoiser) writes each input and its output side by
+ * side as a PNG file in --out DIR instead; --npy X.npy --out Y.npy writes any
+ * output shape, [N, ...the output's shape]. */
 #include "rt.h"
 
 #include <math.h>
@@ -220,13 +223,45 @@ static void print_record(Predictor *p, const char *input)
         print_text(p, input, k, name, prob);
 }
 
-/* Runs the one input in p->b.x and prints its record. */
-static void predict_one(Predictor *p, const char *input)
+static bool image_output(const nn_model *m)
+{
+    return m->output_rank == 3;
+}
+
+/* DIR/NAME.png: the input x and the output y side by side, in the input's
+ * scale; NAME is the input's file name without folder and extension. */
+static int write_pair(Predictor *p, const char *input, const float *x, const float *y)
+{
+    const char *base = strrchr(input, '/') ? strrchr(input, '/') + 1 : input;
+    char name[300];
+    snprintf(name, sizeof name, "%.*s.png", (int)strcspn(base, "."), base);
+    char *path = nn_join_path(p->o->out, name);
+    const nn_model *m = p->m;
+    const float *panels[2] = {x, y};
+    int c = m->output_shape[2] == m->input_shape[2] ? m->output_shape[2] : 1;
+    int rc = m->input_rank == 3 && m->input_shape[0] == m->output_shape[0] &&
+                     m->input_shape[1] == m->output_shape[1]
+                 ? nn_write_side_by_side(path, panels, 2, m->output_shape[0], m->output_shape[1], c,
+                                         1.0f / m->data.rescale)
+                 : nn_write_side_by_side(path, panels + 1, 1, m->output_shape[0],
+                                         m->output_shape[1], m->output_shape[2],
+                                         1.0f / m->data.rescale);
+    if (rc == 0)
+        printf("%s: %s\n", input, path);
+    free(path);
+    return rc;
+}
+
+/* Runs the one input in p->b.x and prints its record (an image model: writes its picture). */
+static int predict_one(Predictor *p, const char *input)
 {
     nn_pass pass = {0};
     const float *out = p->m->forward(&pass, p->params, p->b.work, p->b.x, 1);
     nn_output_probs(p->m, out, p->probs, 1);
+    if (image_output(p->m))
+        return write_pair(p, input, p->b.x, p->probs);
     print_record(p, input);
+    return 0;
 }
 
 /* ---- images --------------------------------------------------------------------------- */
@@ -260,7 +295,7 @@ static int predict_image(Predictor *p, const char *path)
 {
     int rc = load_input_image(p, path, p->b.x);
     if (rc == 0)
-        predict_one(p, path);
+        rc = predict_one(p, path);
     return rc;
 }
 
@@ -278,6 +313,12 @@ static int predict_folder(Predictor *p, const char *dir)
 }
 
 /* ---- numbers ---------------------------------------------------------------------------- */
+
+static bool is_npy(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 4 && strcasecmp(path + n - 4, ".npy") == 0;
+}
 
 /* The outputs of n inputs in x, in batches: as Keras's predict() gives them
  * (raw), or as probabilities where the loss fuses the activation. */
@@ -315,18 +356,32 @@ static void print_output(Predictor *p, const float *y, int s, const char *prefix
 }
 
 /* n inputs in x: each printed as a record labelled PREFIX[i], or, with out,
- * all written to an .npy file. */
+ * all written to an .npy file of shape [n, ...the output's shape] (an image
+ * model: as pictures I.png in the folder out, unless it ends in .npy). */
 static int predict_matrix(Predictor *p, const float *x, int n, const char *prefix,
                           const char *out)
 {
-    int units = p->m->output_size, rc = 0;
-    nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, units}, .size = (size_t)n * units};
-    y.f = forward_all(p, x, n, out != NULL);
-    if (out)
+    const nn_model *m = p->m;
+    size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
+    int rc = 0;
+    bool npy = out && (!image_output(m) || is_npy(out));
+    nn_array y = {.dtype = NN_F32, .rank = 1 + m->output_rank, .shape = {n},
+                  .size = (size_t)n * units};
+    for (int d = 0; d < m->output_rank; d++)
+        y.shape[1 + d] = m->output_shape[d];
+    y.f = forward_all(p, x, n, npy);
+    if (npy) {
         rc = nn_npy_write(out, &y);
-    else
+    } else if (image_output(m)) {
+        for (int s = 0; s < n && rc == 0; s++) {
+            char label[32];
+            snprintf(label, sizeof label, "%d", s);
+            rc = write_pair(p, label, x + (size_t)s * in, y.f + (size_t)s * units);
+        }
+    } else {
         for (int s = 0; s < n; s++)
             print_output(p, y.f, s, prefix, 0);
+    }
     free(y.f);
     return rc;
 }
@@ -438,8 +493,7 @@ static int predict_row(Predictor *p, const char *arg, int count)
         return nn_error(arg, "%d number%s, but model '%s' takes %d per input: write each input "
                              "as one argument, its numbers separated by commas", count,
                         count == 1 ? "" : "s", p->m->name, k);
-    predict_one(p, arg);
-    return 0;
+    return predict_one(p, arg);
 }
 
 static bool is_csv(const char *path)
@@ -467,7 +521,8 @@ static int predict_arg(Predictor *p, const char *arg)
 static int predict_listed(Predictor *p)
 {
     const nn_model *m = p->m;
-    for (int s = 0; s < m->n_predict; s++) {
+    int rc = 0;
+    for (int s = 0; s < m->n_predict && rc == 0; s++) {
         memcpy(p->b.x, m->predict_inputs + (size_t)s * (size_t)m->input_size,
                (size_t)m->input_size * sizeof *p->b.x);
         char label[96] = "";
@@ -476,9 +531,9 @@ static int predict_listed(Predictor *p)
                      p->b.x[i]);
         if (strlen(label) >= 64)
             strcat(label, ",...");
-        predict_one(p, label);
+        rc = predict_one(p, label);
     }
-    return 0;
+    return rc;
 }
 
 static int npy_to_floats(const nn_array *a, const nn_model *m, const char *path, float **x, int *n)
@@ -512,8 +567,13 @@ static int predict_npy(Predictor *p, const char *in, const char *out)
 
 int nn_predict(const nn_model *m, const nn_options *o, char **inputs, int n_inputs)
 {
-    if (m->layers[m->n_layers - 1].rank == 3)
-        return nn_error(m->name, "the model's output is an image: draw it with `activations`");
+    if (image_output(m) && !(o->out && (is_npy(o->out) ? o->npy != NULL : true)))
+        return nn_error(m->name, "the model's output is an image: give --out DIR for PNG files "
+                                 "(input | output), or --npy X.npy --out Y.npy for the numbers");
+    if (!image_output(m) && o->out && !o->npy)
+        return nn_error(m->name, "predict --out goes with --npy X.npy");
+    if (image_output(m) && !is_npy(o->out) && mkdir(o->out, 0777) != 0 && errno != EEXIST)
+        return nn_error(o->out, "cannot make the folder: %s", strerror(errno));
     Predictor p;
     int rc = predictor_init(&p, m, o, o->batch_size);
     if (rc == 0) {
@@ -549,7 +609,8 @@ int nn_init_weights(const nn_model *m, const nn_options *o)
 }
 
 /* Feature maps of every convolution and pooling layer for one image, as PNG
- * grids, and index.txt saying which file is which layer. */
+ * grids, and index.txt saying which file is which layer; for a model whose
+ * output is an image, also output.png: the input and the output side by side. */
 int nn_activations(const nn_model *m, const nn_options *o)
 {
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
@@ -564,7 +625,7 @@ int nn_activations(const nn_model *m, const nn_options *o)
         rc = nn_error(index, "cannot write");
     if (rc == 0) {
         nn_pass pass = {0};
-        m->forward(&pass, p.params, p.b.work, p.b.x, 1);
+        nn_output_probs(m, m->forward(&pass, p.params, p.b.work, p.b.x, 1), p.probs, 1);
         for (int l = 0; l < m->n_layers && rc == 0; l++) {
             const nn_layer *L = &m->layers[l];
             if (!L->is_feature_map)
@@ -584,6 +645,12 @@ int nn_activations(const nn_model *m, const nn_options *o)
             }
             free(path);
         }
+    }
+    if (rc == 0 && image_output(m)) {
+        rc = write_pair(&p, "output", p.b.x, p.probs);
+        if (rc == 0)
+            fprintf(f, "output.png\tthe input and the model's output\t%dx%dx%d\n",
+                    m->output_shape[0], m->output_shape[1], m->output_shape[2]);
     }
     if (f && fclose(f) != 0 && rc == 0)
         rc = nn_error(index, "cannot write");

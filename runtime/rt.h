@@ -57,6 +57,7 @@ void nn_shape_text(int rank, const int *shape, char *buf, size_t len);
 typedef struct { uint64_t state; } nn_rng;
 uint64_t nn_rng_next(nn_rng *r);
 float nn_rng_uniform(nn_rng *r);                 /* [0, 1) */
+double nn_rng_normal(nn_rng *r);                 /* mean 0, stddev 1 */
 void nn_shuffle(int *idx, int n, nn_rng *r);     /* Fisher-Yates */
 
 /* ---- data.c and the loaders ------------------------------------------------------ */
@@ -76,6 +77,7 @@ typedef struct {
     char **files;          /* image_dir: a path per sample, for messages */
     char *origin;          /* what it was read from, for messages */
     struct nn_image_stream *stream; /* image_dir too large to keep decoded, or NULL */
+    int noise_stream;      /* data: noise: which set, so that each has its own noise */
     struct nn_vocab *vocab;        /* text: the vocabulary fit on this set, or NULL */
 } nn_dataset;
 
@@ -101,6 +103,8 @@ void nn_dataset_truncate(nn_dataset *d, int n);
  * Fails (-1, naming the file) only when a streamed image no longer decodes.
  * Not re-entrant for a streamed set: one batch at a time. */
 int nn_dataset_batch(const nn_dataset *d, const int *idx, int n, float scale, float *x, float *y);
+/* data: noise: onto x, the n samples idx[] of d after rescale (noise.c). */
+void nn_add_noise(const nn_model *m, const nn_dataset *d, const int *idx, int n, float *x);
 /* Moves the last `fraction` of d into val (Keras's validation_split: the tail, before shuffling). */
 int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
 
@@ -229,6 +233,10 @@ int nn_write_png(const char *path, const float *img, int h, int w, int c, int ch
  * (one channel) or in viridis (RGB). */
 int nn_write_feature_grid(const char *path, const float *act, int h, int w, int c, int scale,
                           bool viridis);
+/* n images of h x w x c in a row, a grey line between; each value times to_byte
+ * (1 / the model's rescale) is the pixel. c 3: RGB; otherwise the first channel. */
+int nn_write_side_by_side(const char *path, const float *const *imgs, int n, int h, int w, int c,
+                          float to_byte);
 
 /* ---- draw.c ---------------------------------------------------------------------------- */
 
@@ -342,6 +350,9 @@ int nn_label_width(const nn_model *m);
 /* Mean loss over n samples of out (logits where m->output_act fuses), and, if
  * dout is not NULL, its gradient with respect to out (already divided by n). */
 double nn_loss(const nn_model *m, const float *out, const float *y, int n, float *dout);
+/* The regularisers' l1 * sum|w| + l2 * sum w^2 over every tensor that has one;
+ * with grads, also adds its gradient into the trainable tensors' (regularize.c). */
+double nn_weight_penalty(const nn_model *m, const float *params, float *grads);
 /* The same with each sample's loss times weights[s] (Keras's sample weights,
  * from class_weight), still divided by the number of samples. */
 double nn_loss_weighted(const nn_model *m, const float *out, const float *y, const float *weights,

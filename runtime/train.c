@@ -56,11 +56,19 @@ void nn_batch_free(nn_batch *b)
 }
 
 /* Fills b->x and b->y with samples idx[0..n) of d, as the model wants them:
- * rescaled, class indices made one-hot for categorical cross-entropy. -1 when
+ * rescaled, class indices made one-hot for categorical cross-entropy, an
+ * autoencoder's (target: input) label its clean input. -1 when
  * nn_dataset_batch fails. */
-static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+static int labelled_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx,
+                         int n)
 {
     int width = nn_label_width(m);
+    if (m->data.target_input) {
+        if (nn_dataset_batch(d, idx, n, m->data.rescale, b->x, NULL) != 0)
+            return -1;
+        memcpy(b->y, b->x, (size_t)n * (size_t)m->input_size * sizeof *b->y);
+        return 0;
+    }
     if (d->labels && d->label_size == 1 && width > 1) {
         /* Class indices where the loss wants one-hot rows (categorical CE). */
         float *index = b->dout;
@@ -72,6 +80,15 @@ static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const
         return 0;
     }
     return nn_dataset_batch(d, idx, n, m->data.rescale, b->x, d->labels ? b->y : NULL);
+}
+
+/* With data: noise, the inputs get their noise after (and the labels stay clean). */
+static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
+{
+    int rc = labelled_fill(b, m, d, idx, n);
+    if (rc == 0)
+        nn_add_noise(m, d, idx, n, b->x);
+    return rc;
 }
 
 /* ---- data ---------------------------------------------------------------------- */
@@ -90,6 +107,7 @@ static int load_data(const nn_model *m, const nn_source *src, const nn_options *
     if (nn_load_source(m, src, o->data_dir, like, d) != 0)
         return -1;
     nn_dataset_truncate(d, limit);
+    d->noise_stream = src == &m->data.train ? 1 : src == &m->data.validation ? 2 : 3;
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
         nn_dataset_free(d);
         return -1;
@@ -142,7 +160,7 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
     nn_pass pass = {0};
     int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
     int width = nn_label_width(m), step = 0;
-    double loss = 0;
+    double loss = 0, penalty = nn_weight_penalty(m, params, NULL);
     double *sums = nn_alloc(nn_metrics_size(m) + 1, sizeof *sums);
     int rc = 0;
     for (int start = 0; start < d->n && rc == 0; start += b->capacity) {
@@ -165,13 +183,13 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
         nn_metrics_results(m, sums, result->metrics);
         if (p && rc == 0) {
             nn_logs l = {0};
-            add_logs(&l, m, false, loss / (start + n), result->metrics);
+            add_logs(&l, m, false, loss / (start + n) + penalty, result->metrics);
             nn_progress_step(p, ++step, l.names, l.values, l.n);
         }
     }
     free(idx);
     free(sums);
-    result->loss = loss / d->n;
+    result->loss = loss / d->n + penalty;
     return rc;
 }
 
@@ -407,9 +425,10 @@ static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
     /* a schedule object: Keras's rate for the optimizer's iterations so far */
     if (m->lr_schedule.kind != NN_LR_CONSTANT)
         t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
+    double penalty = nn_weight_penalty(m, t->params, t->grads);
     nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
-    *mean_loss = loss / n;
+    *mean_loss = loss / n + penalty;
     return 0;
 }
 

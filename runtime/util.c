@@ -1,6 +1,8 @@
 /* util.c - paths, random numbers and whole files read into memory, for the whole runtime. */
 #include "rt.h"
 
+#include <math.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,14 @@ uint64_t nn_rng_next(nn_rng *r)
 float nn_rng_uniform(nn_rng *r)
 {
     return (float)(nn_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* Box-Muller, one number per two draws: the generator stays a single state. */
+double nn_rng_normal(nn_rng *r)
+{
+    double u1 = ((double)(nn_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);   /* (0, 1] */
+    double u2 = (double)(nn_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
 void nn_shuffle(int *idx, int n, nn_rng *r)

@@ -16,24 +16,83 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A standard normal number (Box-Muller), from two uniform ones. */
-static double rng_normal(nn_rng *rng)
+/* ---- initial weights: one fill per nn_init ------------------------------------------ */
+
+typedef void (*nn_fill)(const nn_tensor *t, float *p, nn_rng *rng);
+
+static void fill_zeros(const nn_tensor *t, float *p, nn_rng *rng)
 {
-    double u1 = 1.0 - nn_rng_uniform(rng), u2 = nn_rng_uniform(rng);   /* u1 in (0, 1] */
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    (void)rng;
+    memset(p, 0, t->size * sizeof *p);
 }
 
-/* Keras's Orthogonal (gain 1) for a rows x cols matrix (all axes but the last
+static void fill_ones(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = 1.0f;
+}
+
+static void fill_constant(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = t->init_args.a;
+}
+
+static void fill_values(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    memcpy(p, t->values, t->size * sizeof *p);
+}
+
+/* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */
+static void fill_glorot_uniform(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    float limit = sqrtf(6.0f / (float)(t->fan_in + t->fan_out));
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = (2.0f * nn_rng_uniform(rng) - 1.0f) * limit;
+}
+
+static void fill_uniform(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    float a = t->init_args.a, b = t->init_args.b;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = a + (b - a) * nn_rng_uniform(rng);
+}
+
+static void fill_normal(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = (float)(t->init_args.a + t->init_args.b * nn_rng_normal(rng));
+}
+
+/* As TensorFlow's truncated_normal: a draw beyond two standard deviations is
+ * drawn again. */
+static void fill_truncated_normal(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    for (size_t k = 0; k < t->size; k++) {
+        double z;
+        do
+            z = nn_rng_normal(rng);
+        while (fabs(z) > 2.0);
+        p[k] = (float)(t->init_args.a + t->init_args.b * z);
+    }
+}
+
+/* Keras's Orthogonal for a rows x cols matrix (all axes but the last
  * are rows): the Q of a normal matrix's QR, its signs corrected by diag(R) so
  * that it is uniformly distributed; transposed when rows < cols. Gram-Schmidt
  * on the columns of the tall normal matrix gives exactly that Q: its R has a
- * positive diagonal. Computed in double, then stored as float. */
-static void init_orthogonal(float *p, int rows, int cols, nn_rng *rng)
+ * positive diagonal. Computed in double, then stored as float, times the gain
+ * (init_args.a). */
+static void fill_orthogonal(const nn_tensor *t, float *p, nn_rng *rng)
 {
+    int cols = t->shape[t->rank - 1], rows = (int)(t->size / (size_t)cols);
     int tall = rows > cols ? rows : cols, wide = rows > cols ? cols : rows;
     double *q = nn_alloc((size_t)tall * wide, sizeof *q);   /* column-major: wide columns */
     for (size_t k = 0; k < (size_t)tall * wide; k++)
-        q[k] = rng_normal(rng);
+        q[k] = nn_rng_normal(rng);
     for (int j = 0; j < wide; j++) {
         double *v = q + (size_t)j * tall;
         for (int i = 0; i < j; i++) {   /* modified Gram-Schmidt, in double */
@@ -53,44 +112,37 @@ static void init_orthogonal(float *p, int rows, int cols, nn_rng *rng)
     }
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
-            p[(size_t)r * cols + c] = (float)(rows >= cols ? q[(size_t)c * tall + r]
-                                                           : q[(size_t)r * tall + c]);
+            p[(size_t)r * cols + c] = t->init_args.a * (float)(rows >= cols ? q[(size_t)c * tall + r]
+                                                                         : q[(size_t)r * tall + c]);
     free(q);
 }
 
+/* Keras's unit_forget_bias: an LSTM's bias (gates i, f, c, o) is one in the f gate. */
+static void fill_forget_bias(const nn_tensor *t, float *p, nn_rng *rng)
+{
+    (void)rng;
+    for (size_t k = 0; k < t->size; k++)
+        p[k] = k >= t->size / 4 && k < t->size / 2 ? 1.0f : 0.0f;
+}
+
+static const nn_fill fills[] = {
+    [NN_INIT_ZEROS] = fill_zeros, [NN_INIT_ONES] = fill_ones,
+    [NN_INIT_GLOROT_UNIFORM] = fill_glorot_uniform, [NN_INIT_VALUES] = fill_values,
+    [NN_INIT_UNIFORM] = fill_uniform, [NN_INIT_NORMAL] = fill_normal,
+    [NN_INIT_TRUNCATED_NORMAL] = fill_truncated_normal, [NN_INIT_CONSTANT] = fill_constant,
+    [NN_INIT_ORTHOGONAL] = fill_orthogonal, [NN_INIT_FORGET_BIAS] = fill_forget_bias,
+};
+
+/* The tensors in order from one generator; a tensor whose initialiser has its
+ * own seed draws from that alone (Keras's seeded initialiser: the same values
+ * whatever the trainer's seed), leaving the others' draws as they were. */
 void nn_init_params(const nn_model *m, float *params, uint64_t seed)
 {
     nn_rng rng = {seed};
     for (int i = 0; i < m->n_tensors; i++) {
         const nn_tensor *t = &m->tensors[i];
-        float *p = params + t->offset;
-        switch (t->init) {
-        case NN_INIT_ZEROS:
-            memset(p, 0, t->size * sizeof *p);
-            break;
-        case NN_INIT_ONES:
-            for (size_t k = 0; k < t->size; k++)
-                p[k] = 1.0f;
-            break;
-        case NN_INIT_VALUES:
-            memcpy(p, t->values, t->size * sizeof *p);
-            break;
-        case NN_INIT_ORTHOGONAL:
-            init_orthogonal(p, (int)(t->size / (size_t)t->shape[t->rank - 1]),
-                            t->shape[t->rank - 1], &rng);
-            break;
-        case NN_INIT_FORGET_BIAS:   /* Keras's unit_forget_bias: gates i, f, c, o */
-            for (size_t k = 0; k < t->size; k++)
-                p[k] = k >= t->size / 4 && k < t->size / 2 ? 1.0f : 0.0f;
-            break;
-        case NN_INIT_GLOROT_UNIFORM: {
-            /* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */
-            float limit = sqrtf(6.0f / (float)(t->fan_in + t->fan_out));
-            for (size_t k = 0; k < t->size; k++)
-                p[k] = (2.0f * nn_rng_uniform(&rng) - 1.0f) * limit;
-            break;
-        }
-        }
+        nn_rng own = {t->init_args.seed};
+        fills[t->init](t, params + t->offset, t->init_args.seeded ? &own : &rng);
     }
 }
 

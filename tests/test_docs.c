@@ -59,6 +59,15 @@ static void test_words_documented(void **state)
     }
 }
 
+static void test_initializers_documented(void **state)
+{
+    (void)state;
+    for (const char *const *w = initializer_names(); *w; w++)
+        assert_documented("initializer", *w);
+    for (const char *const *w = regularizer_names(); *w; w++)
+        assert_documented("regularizer", *w);
+}
+
 /* The test can fail: a word the reference does not have. */
 static void test_missing_word_is_noticed(void **state)
 {
@@ -73,6 +82,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layers_documented),
         cmocka_unit_test(test_words_documented),
+        cmocka_unit_test(test_initializers_documented),
         cmocka_unit_test(test_missing_word_is_noticed),
     };
     return cmocka_run_group_tests(tests, read_doc, NULL);

@@ -370,8 +370,9 @@ static void test_refused_options(void **state)
                "  config:\n"
                "    batch_input_shape: [null, 8]\n"
                "    units: 2\n"
-               "    kernel_regularizer: {class_name: L1L2, config: {l1: 0.0, l2: 0.01}}\n");
-    snprintf(expected, sizeof expected, "%s:7:25: error: Dense: kernel_regularizer 'L1L2'", file);
+               "    activity_regularizer: {class_name: L2, config: {l2: 0.01}}\n");
+    snprintf(expected, sizeof expected, "%s:7:27: error: activity_regularizer is not supported",
+             file);
     check_error(file, expected);
 
     file = path_of("dilation.yaml");
