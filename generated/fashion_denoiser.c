@@ -54,6 +54,14 @@ static inline float nn_swish_grad(float z, float y)
     float s = 1.0f / (1.0f + expf(-z));
     return s + z * s * (1.0f - s);
 }
+/* tf.keras 2.x's hard_sigmoid (Keras 2.0's default recurrent activation):
+ * clip(0.2 z + 0.5, 0, 1). */
+static inline float nn_hard_sigmoid(float z) { return fminf(fmaxf(0.2f * z + 0.5f, 0.0f), 1.0f); }
+static inline float nn_hard_sigmoid_grad(float z, float y)
+{
+    (void)z;
+    return y > 0.0f && y < 1.0f ? 0.2f : 0.0f;
+}
 /* Keras's gelu is the exact one (approximate=False). */
 static inline float nn_gelu(float z) { return 0.5f * z * (1.0f + erff(z * 0.70710678118654752f)); }
 static inline float nn_gelu_grad(float z, float y)
