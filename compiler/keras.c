@@ -199,10 +199,9 @@ static void check_default(const Reader *r, const char *key, KerasRule rule, cons
         break;
     case KERAS_GLOROT:
     case KERAS_ZEROS:
-    case KERAS_ONES:
-    case KERAS_ORTHOGONAL: {
+    case KERAS_ONES: {
         const char *want = rule == KERAS_GLOROT ? "GlorotUniform" : rule == KERAS_ZEROS ? "Zeros"
-                         : rule == KERAS_ONES ? "Ones" : "Orthogonal";
+                                                                  : "Ones";
         if (!initializer_is(v, want))
             not_default(r, key, v, want);
         break;

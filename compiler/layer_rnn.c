@@ -65,7 +65,11 @@ static void rnn_parse(Layer *l, const Node *args)
     {"recurrent_dropout", ARG_CUSTOM, 0, 0, false, NULL},                              \
     {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},            \
     {"recurrent_initializer", ARG_INITIALIZER, 0, 0, false, "orthogonal"},             \
-    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"}
+    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},                      \
+    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},                        \
+    {"recurrent_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},                     \
+    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},                          \
+    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL}
 
 static const KeySpec simple_rnn_keys[] = {RNN_KEYS, {0}};
 static const KeySpec lstm_keys[] = {
@@ -83,7 +87,6 @@ static const KeySpec gru_keys[] = {
 
 /* Keras config keys of the recurrent layers that are not arguments. */
 static const KerasKey rnn_keras_keys[] = {
-    {"recurrent_initializer", KERAS_ORTHOGONAL}, {"recurrent_regularizer", KERAS_NONE},
     {"recurrent_constraint", KERAS_NONE}, {"return_state", KERAS_FALSE},
     {"stateful", KERAS_FALSE}, {"time_major", KERAS_FALSE}, {"unroll", KERAS_IGNORE},
     {"implementation", KERAS_IGNORE}, {"zero_output_for_mask", KERAS_IGNORE},

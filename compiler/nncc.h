@@ -253,7 +253,7 @@ typedef enum {
     KERAS_FALSE, KERAS_TRUE,
     KERAS_CHANNELS_LAST, /* data_format */
     KERAS_ALL_ONES,      /* dilation_rate, groups */
-    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES, KERAS_ORTHOGONAL,   /* initializers */
+    KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES,   /* initializers */
     KERAS_LAST_AXIS,     /* BatchNormalization's axis */
 } KerasRule;
 
