@@ -205,6 +205,10 @@ static void check_default(const Reader *r, const char *key, KerasRule rule, cons
             not_default(r, key, v, want);
         break;
     }
+    case KERAS_RANDOM_UNIFORM:
+        if (!initializer_is(v, "RandomUniform"))
+            not_default(r, key, v, "RandomUniform");
+        break;
     case KERAS_LAST_AXIS:
         check_axis(r, v);
         break;

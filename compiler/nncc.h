@@ -111,7 +111,11 @@ typedef struct {
     bool use_bias;                /* Dense, Conv2D */
     long filters;                 /* Conv2D */
     long kh, kw, sh, sw;          /* Conv2D kernel, pools' pool_size; strides */
+    long dh, dw;                  /* dilation_rate (Conv1D's is dw: a sequence is 1 x T) */
     bool same;                    /* padding: same */
+    bool causal;                  /* Conv1D's padding: causal (all of it before) */
+    long input_dim, output_dim;   /* Embedding */
+    long input_length;            /* Embedding: 0, or the steps it must be given */
     bool strides_given;           /* pools: strides default to pool_size */
     double rate;                  /* Dropout */
     double momentum, epsilon;     /* BatchNormalization */
@@ -145,6 +149,7 @@ typedef struct {
 typedef enum {
     ARG_SIZE,          /* an integer from 1 */
     ARG_SIZE_PAIR,     /* 3 or [3, 5] into two fields */
+    ARG_SIZE_1D,       /* 3 or [3] (Keras's tuple of a 1-D layer) */
     ARG_FRACTION,      /* [0, 1) */
     ARG_UNIT_RANGE,    /* [0, 1] */
     ARG_POSITIVE,      /* > 0 */
@@ -173,6 +178,7 @@ typedef enum {
     KERAS_CHANNELS_LAST, /* data_format */
     KERAS_ALL_ONES,      /* dilation_rate, groups */
     KERAS_GLOROT, KERAS_ZEROS, KERAS_ONES,   /* initializers */
+    KERAS_RANDOM_UNIFORM,   /* RandomUniform, Keras's -0.05..0.05 (Embedding) */
     KERAS_LAST_AXIS,     /* BatchNormalization's axis */
 } KerasRule;
 
@@ -197,6 +203,7 @@ enum {
     LF_FLAT_OUTPUT = 1 << 3,      /* its output is a vector whatever its input */
     LF_MERGE = 1 << 4,            /* reads two or more inputs */
     LF_OWN_ACTIVATION = 1 << 5,   /* the layer is an activation: no op of its own */
+    LF_NO_INPUT_GRADIENT = 1 << 6,   /* reads token ids: no gradient flows back (Embedding) */
 };
 
 struct LayerOps {
@@ -346,6 +353,9 @@ const char *shape_str(const Shape *s);          /* "(26, 26, 64)" */
 /* For shape rules: sizes checked against overflow; windows as TensorFlow counts them. */
 long checked_mul(const Layer *l, long a, long b);
 void need_image(const Layer *l);
+/* A sequence: [steps, features]; the 1-D layers run the 2-D templates on it
+ * as an image 1 x steps (emit.c's op_holes: H 1, W steps, C features). */
+void need_sequence(const Layer *l);
 long window_out(const Layer *l, long n, long k, long s, const char *axis);
 Shape vector_shape(long n);
 void summary_print(FILE *out, const Model *m);

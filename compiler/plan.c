@@ -120,7 +120,8 @@ static void read_inputs(const Plan *p, const Layer *l, Op *op)
     for (int k = 0; k < l->n_inputs; k++) {
         int from = l->inputs[k];
         op->in[k] = from == MODEL_INPUT ? NO_BUF : p->layer_out[from];
-        op->din[k] = from == MODEL_INPUT ? NO_BUF : p->layer_dout[from];
+        bool ids = l->ops->flags & LF_NO_INPUT_GRADIENT;
+        op->din[k] = from == MODEL_INPUT || ids ? NO_BUF : p->layer_dout[from];
         op->add_to[k] = NO_BUF;
     }
 }

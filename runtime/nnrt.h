@@ -32,7 +32,10 @@
 
 /* ---- what the descriptor points at ------------------------------------- */
 
-typedef enum { NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES } nn_init;
+typedef enum {
+    NN_INIT_ZEROS, NN_INIT_ONES, NN_INIT_GLOROT_UNIFORM, NN_INIT_VALUES,
+    NN_INIT_RANDOM_UNIFORM,   /* Keras's RandomUniform(): -0.05..0.05 (Embedding) */
+} nn_init;
 
 /* One parameter tensor, e.g. "dense.kernel" [784, 128]. */
 typedef struct {

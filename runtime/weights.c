@@ -30,6 +30,10 @@ void nn_init_params(const nn_model *m, float *params, uint64_t seed)
         case NN_INIT_VALUES:
             memcpy(p, t->values, t->size * sizeof *p);
             break;
+        case NN_INIT_RANDOM_UNIFORM:
+            for (size_t k = 0; k < t->size; k++)
+                p[k] = (2.0f * nn_rng_uniform(&rng) - 1.0f) * 0.05f;
+            break;
         case NN_INIT_GLOROT_UNIFORM: {
             /* Keras: uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)). */
             float limit = sqrtf(6.0f / (float)(t->fan_in + t->fan_out));
