@@ -7,6 +7,7 @@
 #include "nncc.h"
 #include "nnrt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +103,20 @@ static long check_samples(const NumArray *a, long size, const char *what)
     return a->dim[0];
 }
 
+/* Where the input is token ids (model_input_ids), inline samples and predict
+ * rows must hold whole numbers below it, as the trainer checks files it reads. */
+static void check_ids(const Model *m, const NumArray *a, const char *what)
+{
+    long ids = model_input_ids(m), size = shape_size(&m->input);
+    for (long k = 0; ids && k < a->count; k++) {
+        float v = a->values[k];
+        if (!(v >= 0 && v < (float)ids && v == floorf(v)))
+            error_at(a->where, "%s: token id %g at step %ld of sample %ld is not a whole number "
+                               "from 0 to %ld (the Embedding's input_dim is %ld)",
+                     what, v, k % size, k / size, ids - 1, ids);
+    }
+}
+
 static long label_size(const Model *m)
 {
     return m->loss == NN_LOSS_SPARSE_CE ? 1 : shape_size(&m->layers[m->output].out);
@@ -112,6 +127,7 @@ static void check_source(const Model *m, SourceSpec *s)
 {
     if (s->format == NN_DATA_INLINE) {
         long nx = check_samples(&s->x, shape_size(&m->input), "x");
+        check_ids(m, &s->x, "x");
         if (s->y.where && check_samples(&s->y, label_size(m), "y") != nx)
             error_at(s->y.where, "y has %ld samples but x has %ld", s->y.dim[0], nx);
     }
@@ -139,8 +155,13 @@ void check_model(Model *m)
     check_source(m, &m->train);
     check_source(m, &m->validation);
     check_source(m, &m->test);
-    if (m->predict.where)
+    if (m->predict.where) {
         check_samples(&m->predict, shape_size(&m->input), "predict");
+        check_ids(m, &m->predict, "predict");
+    }
+    if (model_input_ids(m) && m->rescale != 1.0)
+        error_at(m->layers[0].where, "the input is token ids for an Embedding: data: rescale "
+                                     "would change them; leave rescale out");
 }
 
 /* ---- data files ------------------------------------------------------------------------- */

@@ -623,6 +623,7 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "INPUT_RANK", m->input.rank);
     hole(h, "INPUT_SHAPE", fmt("%ld, %ld, %ld", m->input.dim[0], m->input.dim[1], m->input.dim[2]));
     hole_long(h, "INPUT_SIZE", shape_size(&m->input));
+    hole_long(h, "INPUT_IDS", model_input_ids(m));
     hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
     hole(h, "OUTPUT_ACT_ENUM", fmt("%s", output_enums[p->output_act]));
     hole_long(h, "N_TENSORS", p->n_tensors);

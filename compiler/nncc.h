@@ -359,6 +359,9 @@ void need_sequence(const Layer *l);
 long window_out(const Layer *l, long n, long k, long s, const char *axis);
 Shape vector_shape(long n);
 void summary_print(FILE *out, const Model *m);
+/* > 0: the model's input is token ids, whole numbers below this (the smallest
+ * input_dim of the layers flagged LF_NO_INPUT_GRADIENT that read it); 0: numbers. */
+long model_input_ids(const Model *m);
 
 /* ---- check.c ------------------------------------------------------------------------ */
 

@@ -122,6 +122,19 @@ void infer_shapes(Model *m)
     check_total(m);
 }
 
+long model_input_ids(const Model *m)
+{
+    long ids = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        for (int k = 0; k < l->n_inputs; k++)
+            if (l->inputs[k] == MODEL_INPUT && (l->ops->flags & LF_NO_INPUT_GRADIENT) &&
+                (!ids || l->input_dim < ids))
+                ids = l->input_dim;
+    }
+    return ids;
+}
+
 void summary_print(FILE *out, const Model *m)
 {
     static nn_summary_row rows[MAX_LAYERS + 1];

@@ -485,6 +485,7 @@ const nn_model ascent_filters_model = {
     .input_rank = 3,
     .input_shape = {512, 512, 1},
     .input_size = 262144,
+    .input_ids = 0,
     .output_size = 195075,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,

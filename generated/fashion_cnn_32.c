@@ -1246,6 +1246,7 @@ const nn_model fashion_cnn_32_model = {
     .input_rank = 3,
     .input_shape = {28, 28, 1},
     .input_size = 784,
+    .input_ids = 0,
     .output_size = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,

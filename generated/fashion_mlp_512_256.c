@@ -632,6 +632,7 @@ const nn_model fashion_mlp_512_256_model = {
     .input_rank = 2,
     .input_shape = {28, 28, 0},
     .input_size = 784,
+    .input_ids = 0,
     .output_size = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,

@@ -275,6 +275,7 @@ const nn_model hello_model = {
     .input_rank = 1,
     .input_shape = {1, 0, 0},
     .input_size = 1,
+    .input_ids = 0,
     .output_size = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,

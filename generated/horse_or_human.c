@@ -2036,6 +2036,7 @@ const nn_model horse_or_human_model = {
     .input_rank = 3,
     .input_shape = {300, 300, 3},
     .input_size = 270000,
+    .input_ids = 0,
     .output_size = 1,
     .output_act = NN_OUT_SIGMOID,
     .tensors = tensors,

@@ -165,6 +165,8 @@ typedef struct {
     int input_rank;
     int input_shape[3];            /* H, W, C or (n) */
     int input_size, output_size;
+    int input_ids;                 /* > 0: the input is token ids for an Embedding, each a
+                                      whole number from 0 to input_ids - 1; 0: any numbers */
     nn_output_act output_act;
 
     const nn_tensor *tensors;

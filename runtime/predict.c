@@ -282,6 +282,8 @@ static int predict_matrix(Predictor *p, const float *x, int n, const char *prefi
 {
     const nn_model *m = p->m;
     size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
+    if (nn_check_token_ids(m, x, n, prefix ? prefix : out ? out : "predict", 0) != 0)
+        return -1;
     nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, (int)units}, .size = (size_t)n * units};
     y.f = nn_alloc(y.size, sizeof *y.f);
     nn_pass pass = {0};
@@ -351,6 +353,8 @@ static int predict_row(Predictor *p, const char *arg, int count)
         return nn_error(arg, "%d number%s, but model '%s' takes %d per input: write each input "
                              "as one argument, its numbers separated by commas", count,
                         count == 1 ? "" : "s", p->m->name, k);
+    if (nn_check_token_ids(p->m, p->b.x, 1, arg, 0) != 0)
+        return -1;
     predict_one(p, arg);
     return 0;
 }
