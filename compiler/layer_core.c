@@ -35,8 +35,8 @@ int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_
 static void dense_shape(Layer *l)
 {
     if (l->in.rank > 2)
-        error_at(l->where, "Dense expects a flat input or a sequence, got %s; add a Flatten "
-                           "layer before it", shape_str(&l->in));
+        error_at(l->where, "Dense expects a flat input, got %s; add a Flatten layer before it",
+                 shape_str(&l->in));
     l->out = l->in;
     l->out.dim[l->in.rank - 1] = l->units;
 }
