@@ -25,6 +25,36 @@ static void check_output(const Model *m)
                               "wants activation: sigmoid");
 }
 
+/* No gradient flows back through a layer flagged LF_NO_INPUT_GRADIENT (an
+ * Embedding's token ids): a layer with something to learn, itself or before
+ * it, whose output feeds only such layers would train on nothing. */
+static void check_gradient_paths(const Model *m)
+{
+    bool learns[MAX_LAYERS];
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        learns[i] = l->trainable_params > 0;
+        for (int k = 0; k < l->n_inputs; k++)
+            learns[i] |= l->inputs[k] != MODEL_INPUT && learns[l->inputs[k]];
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        int readers = 0, blocked = 0;
+        const Layer *by = NULL;
+        for (int j = i + 1; j < m->n_layers; j++)
+            for (int k = 0; k < m->layers[j].n_inputs; k++)
+                if (m->layers[j].inputs[k] == i) {
+                    readers++;
+                    if (m->layers[j].ops->flags & LF_NO_INPUT_GRADIENT)
+                        blocked++, by = &m->layers[j];
+                }
+        if (learns[i] && i != m->output && readers && readers == blocked)
+            error_at(by->where, "no gradient flows back through %s '%s' (its input is token "
+                                "ids), so '%s' before it, which has weights to learn, would never "
+                                "train; give it trainable: false, or feed the %s from the input",
+                     by->ops->keras_name, by->name, m->layers[i].name, by->ops->keras_name);
+    }
+}
+
 /* ---- inline weights -------------------------------------------------------------------- */
 
 static bool same_dims(const NumArray *a, int rank, const long *shape)
@@ -150,6 +180,7 @@ static void check_source(const Model *m, SourceSpec *s)
 void check_model(Model *m)
 {
     check_output(m);
+    check_gradient_paths(m);
     for (int i = 0; i < m->n_layers; i++)
         check_weights(&m->layers[i]);
     check_source(m, &m->train);

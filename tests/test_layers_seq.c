@@ -5,9 +5,10 @@
  * Their numbers against PyTorch are tests/ref's fixtures dense_sequence*,
  * conv1d_*, maxpool1d*, avgpool1d*, gap1d*, gmp1d*, embedding* (tests/ref/gen.py
  * says how Keras's layouts and TensorFlow's same and causal padding map onto
- * torch's F.conv1d, F.embedding and pools), which test_ref checks: outputs
- * and every gradient at batch sizes 1, 5, 6, 7 and 13, each layer at two
- * sequence lengths. Here, beyond them:
+ * torch's F.conv1d, F.embedding and pools) and sequence_layers (Add,
+ * Activation, Dropout, Concatenate, Reshape and Dense on sequences), which
+ * test_ref checks: outputs and every gradient at batch sizes 1, 5, 6, 7 and 13,
+ * each layer at two sequence lengths. Here, beyond them:
  *
  *   inference  each of those fixtures through nncc --inference with its
  *              weights, built as C99 without OpenMP: every sample's output
@@ -38,7 +39,7 @@ static void test_inference(void **state)
     static const char *const patterns[] = {
         "tests/ref/dense_sequence*.npz", "tests/ref/conv1d_*.npz", "tests/ref/maxpool1d*.npz",
         "tests/ref/avgpool1d*.npz", "tests/ref/gap1d*.npz", "tests/ref/gmp1d*.npz",
-        "tests/ref/embedding*.npz",
+        "tests/ref/embedding*.npz", "tests/ref/sequence_*.npz",
     };
     int count = 0;
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
@@ -53,7 +54,7 @@ static void test_inference(void **state)
         }
         globfree(&g);
     }
-    assert_true(count >= 24);   /* the fixtures are there, not silently gone */
+    assert_true(count >= 25);   /* the fixtures are there, not silently gone */
 }
 
 /* ---- trains ----------------------------------------------------------------------------------- */

@@ -905,6 +905,17 @@ GRAPHS = [
                                    ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
     ("embedding_frozen", [6], Graph(("probe", Embedding(input_dim=4, output_dim=3, trainable=False)),
                                     ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
+    # The layers that take any shape, on sequences [T, F]: Add, Activation,
+    # Dropout, Concatenate over the steps and over the features, Reshape, then
+    # Dense on the last axis (and Flatten, added, at the end).
+    ("sequence_layers", [6, 3], Graph(("a", Conv1D(filters=3, kernel_size=3, padding="same")),
+                                      ("sum", Add(), ["a", "feed"]),
+                                      ("act", Activation(activation="tanh")),
+                                      ("drop", Dropout(rate=0.0)),
+                                      ("steps", Concatenate(axis=1), ["drop", "feed"]),
+                                      ("both", Concatenate(axis=-1), ["steps", "steps"]),
+                                      ("shape", Reshape(target_shape=[9, 8])),
+                                      ("out", Dense(units=2, activation="softmax")))),
     # Embedding -> Conv1D -> GlobalAveragePooling1D, end to end
     ("embedding_conv1d", [9], Graph(("probe", Embedding(input_dim=6, output_dim=4)),
                                     ("conv", Conv1D(filters=3, kernel_size=3, padding="causal")),
