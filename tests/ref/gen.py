@@ -813,6 +813,9 @@ LAYERS = [
     ("dense_sequence", [5, 3], Dense(units=4, activation="tanh")),
     ("dense_sequence_long", [11, 6], Dense(units=16)),
     ("dense_sequence_softmax", [4, 3], Dense(units=5, activation="softmax")),
+    # per feature over the batch and the steps; the moving variance moves by the
+    # biased batch variance (Keras's non-fused path: not a 4-D input)
+    ("batchnorm_sequence", [5, 3], BatchNormalization(momentum=0.8)),
     ("conv1d_valid", [9, 3], Conv1D(filters=4, kernel_size=3)),
     ("conv1d_valid_long", [16, 3], Conv1D(filters=4, kernel_size=3, activation="relu")),
     ("conv1d_same_strided", [7, 2], Conv1D(filters=3, kernel_size=4, strides=2, padding="same")),
