@@ -38,15 +38,25 @@ endif
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 ALL_CFLAGS := $(BASE_CFLAGS) -fopenmp
 STB_CFLAGS := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
-RT_LIBS    := -lstb -lz -lm -fopenmp
+# Keras's .h5 files need Debian's libhdf5-dev, which `make` installs (tools/ensure-deps)
+# like the other libraries. HDF5=0 builds without it: everything else works, and an .h5
+# file gets an error saying what to install (runtime/h5.c). Evaluated late (=), after
+# ensure-deps may have installed it.
+HDF5 ?= 1
+ifeq ($(HDF5),1)
+  HDF5_CFLAGS = -DNN_HAVE_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+  HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
+endif
+RT_LIBS     = -lstb -lyaml -lz -lm -fopenmp $(HDF5_LIBS)
 
 COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
 COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o
 RUNTIME_SRC  := $(wildcard runtime/*.c)
 RUNTIME_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
-# What nncc takes from the runtime: .npy/.npz files (for --inference --weights),
-# the summary table, and the error reports both use. libc and zlib only.
-NNCC_RT_OBJ  := $(B)/runtime/npz.o $(B)/runtime/summary.o $(B)/runtime/report.o
+# What nncc takes from the runtime: .npy/.npz and Keras .h5 files (for --inference
+# --weights, and a Keras model_config), the summary table, and the error reports
+# both use. libc, zlib and (when found) libhdf5 only.
+NNCC_RT_OBJ  := $(B)/runtime/npz.o $(B)/runtime/h5.o $(B)/runtime/summary.o $(B)/runtime/report.o
 TEMPLATES    := $(sort $(wildcard templates/*.c.in))
 MODELS       := $(wildcard models/*.yaml)
 TRAINERS     := $(MODELS:models/%.yaml=generated/%)
@@ -54,13 +64,13 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBNNRT      := $(B)/libnnrt.a
 
-.PHONY: all deps test-deps run test fixtures trainer bench install clean
+.PHONY: all deps test-deps run test fixtures trainer bench install clean FORCE
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
 
 deps:
-	@tools/ensure-deps build
+	@HDF5=$(HDF5) tools/ensure-deps build
 
 test-deps: deps
 	@tools/ensure-deps test
@@ -68,7 +78,7 @@ test-deps: deps
 # ---- the compiler ------------------------------------------------------------------
 # Linked without libnnrt, OpenMP and stb: the three runtime objects above are all it needs.
 $(NNCC): $(COMPILER_OBJ) $(NNCC_RT_OBJ)
-	$(CC) $(BASE_CFLAGS) -o $@ $^ -lyaml -lz -lm
+	$(CC) $(BASE_CFLAGS) -o $@ $^ -lyaml -lz -lm $(HDF5_LIBS)
 
 $(B)/compiler/%.o: compiler/%.c
 	@mkdir -p $(dir $@)
@@ -100,7 +110,15 @@ $(B)/runtime/%.o: runtime/%.c
 # step's loops), so that nncc holds no OpenMP and no code for this CPU only.
 $(NNCC_RT_OBJ): $(B)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(if $(filter $(B)/runtime/h5.o,$@),$(HDF5_CFLAGS)) -c -o $@ $<
+
+# h5.o is rebuilt when HDF5 changes (make HDF5=0, then make): the stamp file
+# is rewritten only when its value differs.
+$(B)/hdf5.config: FORCE
+	@mkdir -p $(B)
+	@echo 'HDF5=$(HDF5)' | cmp -s - $@ || echo 'HDF5=$(HDF5)' > $@
+$(B)/runtime/h5.o: $(B)/hdf5.config
+FORCE:
 
 # ---- trainers ----------------------------------------------------------------------
 # generated/NAME.c is kept in the repo; it is remade when the model or nncc changes.
@@ -125,7 +143,7 @@ run: all
 # ---- tests -------------------------------------------------------------------------
 $(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -Iruntime -Icompiler -o $@ $< \
+	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -DNN_RT_LIBS='"$(RT_LIBS)"' -Iruntime -Icompiler -o $@ $< \
 	  $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) -lcmocka -lyaml $(RT_LIBS)
 
 test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
@@ -151,7 +169,7 @@ install: nncc $(LIBNNRT)
 	install -m 644 runtime/nnrt.h $(DESTDIR)$(PREFIX)/include/nnrt.h
 	install -d $(DESTDIR)$(PREFIX)/share/nncc/templates
 	install -m 644 $(TEMPLATES) $(DESTDIR)$(PREFIX)/share/nncc/templates/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define NNRT_VERSION "\(.*\)"/\1/p' runtime/nnrt.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@HDF5_LIBS@|$(HDF5_LIBS)|' -e 's|@VERSION@|$(shell sed -n 's/^#define NNRT_VERSION "\(.*\)"/\1/p' runtime/nnrt.h)|' \
 	  tools/nnrt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnrt.pc
 
 clean:

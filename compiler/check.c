@@ -23,6 +23,15 @@ static void check_output(const Model *m)
     if (m->loss == NN_LOSS_BINARY_CE && last->act == ACT_SOFTMAX && last->out.dim[0] == 1)
         error_at(last->where, "softmax over a single unit is always 1; binary_crossentropy "
                               "wants activation: sigmoid");
+    /* Keras would apply the activation twice (it warns); nncc refuses. */
+    if (m->from_logits && (last->act == ACT_SOFTMAX || last->act == ACT_SIGMOID))
+        error_at(m->loss_where, "from_logits: true says the output is logits, but the output "
+                                "layer '%s' applies %s; drop the activation or from_logits",
+                 last->name, activation_names[last->act]);
+    if (m->class_weight && last->out.rank > 1)
+        error_at(m->class_weight_where, "class_weight is not supported for an output of shape "
+                                        "%s (Keras's rule: 3+ dimensional targets)",
+                 shape_str(&last->out));
 }
 
 /* No gradient flows back through a layer flagged LF_NO_INPUT_GRADIENT (an
@@ -149,7 +158,32 @@ static void check_ids(const Model *m, const NumArray *a, const char *what)
 
 static long label_size(const Model *m)
 {
-    return m->loss == NN_LOSS_SPARSE_CE ? 1 : shape_size(&m->layers[m->output].out);
+    return loss_takes_class_index(m->loss) ? 1 : shape_size(&m->layers[m->output].out);
+}
+
+/* A window is the model's input; the values after it, its output. */
+static void check_series(const Model *m, const SourceSpec *s)
+{
+    long input = shape_size(&m->input), labels = label_size(m);
+    if (s->window_size != input)
+        error_at(map_get(s->where, "window_size"), "window_size %ld, but the model's input takes "
+                 "%ld number%s", s->window_size, input, input == 1 ? "" : "s");
+    if (m->loss >= 0 && s->horizon != labels)
+        error_at(s->where, "each window's label is the next %ld value%s (horizon), but the model "
+                 "gives %ld", s->horizon, s->horizon == 1 ? "" : "s", labels);
+}
+
+/* The rows pad_sequences makes are the model's input: max_length defaults to its length. */
+static void check_text(Model *m)
+{
+    long input = shape_size(&m->input);
+    if (!m->text.where)
+        return;
+    if (!m->text.max_length)
+        m->text.max_length = input;
+    if (m->text.max_length != input)
+        error_at(map_get(m->text.where, "max_length"), "max_length %ld, but the model's input "
+                 "takes %ld token ids", m->text.max_length, input);
 }
 
 /* image_dir without target_size: the model's input size, as nothing else fits. */
@@ -161,6 +195,8 @@ static void check_source(const Model *m, SourceSpec *s)
         if (s->y.where && check_samples(&s->y, label_size(m), "y") != nx)
             error_at(s->y.where, "y has %ld samples but x has %ld", s->y.dim[0], nx);
     }
+    if (s->format == NN_DATA_SERIES)
+        check_series(m, s);
     if (s->format != NN_DATA_IMAGE_DIR)
         return;
     if (m->input.rank != 3)
@@ -186,6 +222,7 @@ void check_model(Model *m)
     check_source(m, &m->train);
     check_source(m, &m->validation);
     check_source(m, &m->test);
+    check_text(m);
     if (m->predict.where) {
         check_samples(&m->predict, shape_size(&m->input), "predict");
         check_ids(m, &m->predict, "predict");

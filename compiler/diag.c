@@ -125,7 +125,7 @@ Node *map_get(const Node *map, const char *key)
 }
 
 /* "a, b, c": choices, as many as fit in buf. */
-static const char *listed(const char *const *choices, char *buf, size_t len)
+const char *listed(const char *const *choices, char *buf, size_t len)
 {
     buf[0] = '\0';
     for (const char *const *c = choices; *c; c++) {
@@ -137,6 +137,13 @@ static const char *listed(const char *const *choices, char *buf, size_t len)
         snprintf(buf + used, len - used, "%s%s", c == choices ? "" : ", ", *c);
     }
     return buf;
+}
+
+_Noreturn void unsupported_word(const Node *n, const char *what, const char *const *choices)
+{
+    char list[2048];
+    error_at(n, "unknown %s '%s'; supported: %s", what, shown(n->text),
+             listed(choices, list, sizeof list));
 }
 
 _Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices)

@@ -488,7 +488,8 @@ static char *layers_block(const Model *m, const Plan *p)
 static const char *const format_enums[] = {
     [NN_DATA_NONE] = "NN_DATA_NONE", [NN_DATA_INLINE] = "NN_DATA_INLINE",
     [NN_DATA_IDX] = "NN_DATA_IDX", [NN_DATA_CSV] = "NN_DATA_CSV",
-    [NN_DATA_IMAGE_DIR] = "NN_DATA_IMAGE_DIR",
+    [NN_DATA_IMAGE_DIR] = "NN_DATA_IMAGE_DIR", [NN_DATA_SERIES] = "NN_DATA_SERIES",
+    [NN_DATA_TEXT] = "NN_DATA_TEXT",
 };
 
 static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char *name)
@@ -515,6 +516,14 @@ static void emit_source(FILE *out, FILE *arrays, const SourceSpec *s, const char
     if (s->format == NN_DATA_IMAGE_DIR)
         fprintf(out, ", .target_h = %ld, .target_w = %ld, .channels = %ld, .skip_bad_files = %d",
                 s->target_h, s->target_w, s->channels, s->skip_bad_files);
+    if (s->format == NN_DATA_SERIES)
+        fprintf(out, ",\n                  .column = %s, .column_index = %ld, .window_size = %ld, "
+                     ".shift = %ld, .horizon = %ld, .split_time = %ld",
+                string_lit(s->column), s->column_index, s->window_size, s->shift, s->horizon,
+                s->split_time);
+    if (s->format == NN_DATA_TEXT)
+        fprintf(out, ", .text_field = %s, .label_field = %s", string_lit(s->text_field),
+                string_lit(s->label_field));
     fprintf(out, ", .line = %d},\n", s->where->line);
 }
 
@@ -536,6 +545,11 @@ static char *data_block(const Model *m, FILE *arrays)
         fprintf(arrays, "\n};\n");
         fprintf(b.f, "        .class_names = class_names, .n_class_names = %d,\n", m->n_class_names);
     }
+    if (m->text.where)
+        fprintf(b.f, "        .text = {.num_words = %ld, .oov_token = %s, .max_length = %ld, "
+                     ".pad_post = %d, .truncate_post = %d},\n", m->text.num_words,
+                string_lit(m->text.oov_token), m->text.max_length, m->text.pad_post,
+                m->text.truncate_post);
     fprintf(b.f, "        .augment = {.horizontal_flip = %d, .vertical_flip = %d, .rotation_range = %s,\n"
                  "                    .width_shift_range = %s, .height_shift_range = %s,\n"
                  "                    .zoom_range = %s, .shear_range = %s},",
@@ -551,7 +565,7 @@ static const char *const callback_enums[] = {
     [NN_CB_MODEL_CHECKPOINT] = "NN_CB_MODEL_CHECKPOINT", [NN_CB_CSV_LOGGER] = "NN_CB_CSV_LOGGER",
 };
 
-static char *fit_block(const Model *m)
+static char *fit_block(const Model *m, FILE *arrays)
 {
     Block b;
     block_open(&b);
@@ -559,6 +573,17 @@ static char *fit_block(const Model *m)
             m->epochs, m->batch_size, m->shuffle, m->seed);
     fprintf(b.f, "        .steps_per_epoch = %ld, .n_callbacks = %d,", m->steps_per_epoch,
             m->n_callbacks);
+    if (m->n_class_weights) {
+        float *weights = calloc((size_t)m->n_class_weights, sizeof *weights);
+        if (!weights)
+            error_file(m->file, "out of memory");
+        for (int i = 0; i < m->n_class_weights; i++)
+            weights[i] = (float)m->class_weight[i];
+        float_array(arrays, "class_weight", weights, m->n_class_weights);
+        free(weights);
+        fprintf(b.f, "\n        .class_weight = class_weight, .n_class_weights = %d,",
+                m->n_class_weights);
+    }
     if (m->n_callbacks == 0)
         return block_close(&b);
     fprintf(b.f, "\n        .callbacks = {");
@@ -566,34 +591,81 @@ static char *fit_block(const Model *m)
         const CallbackSpec *c = &m->callbacks[i];
         fprintf(b.f, "\n            {.kind = %s, .monitor = %s, .threshold = %s, .patience = %ld, "
                      ".min_delta = %s, .restore_best_weights = %d, .filepath = %s, "
-                     ".save_best_only = %d},",
+                     ".save_best_only = %d, .maximize = %d},",
                 callback_enums[c->kind], string_lit(c->monitor), float_lit(c->threshold),
                 c->patience, float_lit(c->min_delta), c->restore_best_weights,
-                string_lit(c->filepath), c->save_best_only);
+                string_lit(c->filepath), c->save_best_only, c->maximize);
     }
     fprintf(b.f, "},");
     return block_close(&b);
 }
 
-static const char *const optimizer_enums[] = {
+static const char *const optimizer_enums[NN_OPT_COUNT] = {
     [NN_OPT_SGD] = "NN_OPT_SGD", [NN_OPT_ADAM] = "NN_OPT_ADAM", [NN_OPT_RMSPROP] = "NN_OPT_RMSPROP",
+    [NN_OPT_NADAM] = "NN_OPT_NADAM", [NN_OPT_ADAMAX] = "NN_OPT_ADAMAX",
+    [NN_OPT_ADAGRAD] = "NN_OPT_ADAGRAD", [NN_OPT_ADAMW] = "NN_OPT_ADAMW",
 };
 static const char *const loss_enums[] = {
     [NN_LOSS_MSE] = "NN_LOSS_MSE", [NN_LOSS_BINARY_CE] = "NN_LOSS_BINARY_CE",
     [NN_LOSS_SPARSE_CE] = "NN_LOSS_SPARSE_CE", [NN_LOSS_CATEGORICAL_CE] = "NN_LOSS_CATEGORICAL_CE",
+    [NN_LOSS_MAE] = "NN_LOSS_MAE", [NN_LOSS_HUBER] = "NN_LOSS_HUBER",
+    [NN_LOSS_LOG_COSH] = "NN_LOSS_LOG_COSH", [NN_LOSS_KL_DIVERGENCE] = "NN_LOSS_KL_DIVERGENCE",
 };
+static const char *const metric_enums[] = {
+    [NN_METRIC_ACCURACY] = "NN_METRIC_ACCURACY",
+    [NN_METRIC_BINARY_ACCURACY] = "NN_METRIC_BINARY_ACCURACY",
+    [NN_METRIC_CATEGORICAL_ACCURACY] = "NN_METRIC_CATEGORICAL_ACCURACY",
+    [NN_METRIC_SPARSE_CATEGORICAL_ACCURACY] = "NN_METRIC_SPARSE_CATEGORICAL_ACCURACY",
+    [NN_METRIC_TOP_K_CATEGORICAL_ACCURACY] = "NN_METRIC_TOP_K_CATEGORICAL_ACCURACY",
+    [NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY] = "NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY",
+    [NN_METRIC_MAE] = "NN_METRIC_MAE", [NN_METRIC_MSE] = "NN_METRIC_MSE",
+    [NN_METRIC_RMSE] = "NN_METRIC_RMSE", [NN_METRIC_PRECISION] = "NN_METRIC_PRECISION",
+    [NN_METRIC_RECALL] = "NN_METRIC_RECALL", [NN_METRIC_AUC] = "NN_METRIC_AUC",
+};
+
+static char *loss_args_init(const Model *m)
+{
+    return fmt(".delta = %s, .label_smoothing = %s, .from_logits = %d",
+               float_lit(m->huber_delta), float_lit(m->label_smoothing), m->from_logits);
+}
+
+/* The metrics' table, into arrays; its name, or NULL without metrics. */
+static char *metrics_table(const Model *m, FILE *arrays)
+{
+    if (!m->n_metrics)
+        return fmt("NULL");
+    fprintf(arrays, "static const nn_metric metrics[%d] = {\n", m->n_metrics);
+    for (int i = 0; i < m->n_metrics; i++) {
+        const MetricSpec *s = &m->metrics[i];
+        fprintf(arrays, "    {.kind = %s, .name = %s, .val_name = %s, .k = %ld, .threshold = %s, "
+                        ".num_thresholds = %ld},\n", metric_enums[s->kind], string_lit(s->name),
+                string_lit(s->val_name), s->k, float_lit(s->threshold), s->num_thresholds);
+    }
+    fprintf(arrays, "};\n");
+    return fmt("metrics");
+}
 static const char *const output_enums[] = {
     [NN_OUT_LINEAR] = "NN_OUT_LINEAR", [NN_OUT_SOFTMAX] = "NN_OUT_SOFTMAX",
     [NN_OUT_SIGMOID] = "NN_OUT_SIGMOID",
 };
 
+/* The fields that only some optimizers use are written where they are not 0. */
 static char *optimizer_init(const OptimizerSpec *o)
 {
-    return fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
-               ".epsilon = %s, .rho = %s, .nesterov = %d",
-               optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
-               float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
-               float_lit(o->rho), o->nesterov);
+    const struct { const char *field; double value; } extra[] = {
+        {"initial_accumulator_value", o->kind == NN_OPT_ADAGRAD ? o->initial_accumulator_value : 0},
+        {"weight_decay", o->weight_decay}, {"clipnorm", o->clipnorm},
+        {"clipvalue", o->clipvalue}, {"global_clipnorm", o->global_clipnorm},
+    };
+    char *s = fmt(".kind = %s, .learning_rate = %s, .momentum = %s, .beta_1 = %s, .beta_2 = %s, "
+                  ".epsilon = %s, .rho = %s, .nesterov = %d",
+                  optimizer_enums[o->kind], float_lit(o->learning_rate), float_lit(o->momentum),
+                  float_lit(o->beta_1), float_lit(o->beta_2), float_lit(o->epsilon),
+                  float_lit(o->rho), o->nesterov);
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (extra[i].value != 0)
+            s = fmt("%s, .%s = %s", s, extra[i].field, float_lit(extra[i].value));
+    return s;
 }
 
 /* ---- the file --------------------------------------------------------------------------- */
@@ -630,9 +702,12 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "N_LAYERS", m->n_layers);
     hole(h, "OPTIMIZER", optimizer_init(&m->optimizer));
     hole(h, "LOSS", fmt("%s", m->loss < 0 ? "NN_LOSS_NONE" : loss_enums[m->loss]));
-    hole_long(h, "ACCURACY", m->metric_accuracy);
+    hole(h, "LOSS_ARGS", loss_args_init(m));
+    hole(h, "METRICS", metrics_table(m, arrays));
+    hole_long(h, "N_METRICS", m->n_metrics);
+    hole_long(h, "OUTPUT_UNITS", m->layers[m->output].out.dim[m->layers[m->output].out.rank - 1]);
     hole(h, "DATA", data_block(m, arrays));
-    hole(h, "FIT", fit_block(m));
+    hole(h, "FIT", fit_block(m, arrays));
     long n_predict = m->predict.where ? m->predict.dim[0] : 0;
     if (n_predict)
         float_array(arrays, "predict_inputs", m->predict.values, m->predict.count);

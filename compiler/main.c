@@ -15,13 +15,15 @@ static const char usage[] =
     "       nncc MODEL.yaml --inference --weights W.npz -o OUT.c\n"
     "       nncc --help | --version\n"
     "\n"
-    "Compiles a Keras-style model description into C that trains it.\n"
+    "Compiles a Keras-style model description into C that trains it. MODEL may also be a\n"
+    "Keras export (.json, .yaml) or a Keras HDF5 file (model.h5: its model_config).\n"
     "  -o OUT.c        write the trainer (OUT.c: '-' for standard output)\n"
     "  --header OUT.h  also write a header declaring the model, for your own build\n"
     "  --no-main       leave out main(), to link the model into another program\n"
     "  --check         validate the model, infer shapes, print the summary; write nothing\n"
     "  --inference     write self-contained C for inference instead: NAME_predict(in, out),\n"
-    "                  the weights of --weights W.npz built in, no runtime, no malloc\n";
+    "                  the weights of --weights W.npz (or a Keras W.h5) built in, no\n"
+    "                  runtime, no malloc\n";
 
 typedef struct {
     const char *model, *out, *header, *weights;

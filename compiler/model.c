@@ -366,10 +366,80 @@ static const Node *need(const Node *args, const Node *where, const char *key, co
 
 /* ---- compile -------------------------------------------------------------------- */
 
-static const char *const optimizer_names[] = {"sgd", "adam", "rmsprop", NULL};
-static const char *const optimizer_keys[] = {"name", "learning_rate", "lr", "momentum",
-                                             "nesterov", "beta_1", "beta_2", "epsilon", "rho",
-                                             NULL};
+/* The optimizers' arguments: where each goes and what it must be (the
+ * argument types of the layer table: positive, fraction, non-negative, bool). */
+typedef enum {
+    OA_LEARNING_RATE, OA_MOMENTUM, OA_NESTEROV, OA_BETA_1, OA_BETA_2, OA_EPSILON, OA_RHO,
+    OA_INITIAL_ACCUMULATOR_VALUE, OA_WEIGHT_DECAY, OA_CLIPNORM, OA_CLIPVALUE,
+    OA_GLOBAL_CLIPNORM, OA_COUNT
+} OptimizerArg;
+
+static const struct {
+    const char *key;
+    size_t offset;        /* in OptimizerSpec: a double, or the bool of an ARG_BOOL */
+    ArgType type;
+    bool nullable;        /* Keras's default is None: null means not given */
+} optimizer_args[OA_COUNT] = {
+#define FIELD(f) offsetof(OptimizerSpec, f)
+    [OA_LEARNING_RATE] = {"learning_rate", FIELD(learning_rate), ARG_POSITIVE, false},
+    [OA_MOMENTUM] = {"momentum", FIELD(momentum), ARG_FRACTION, false},
+    [OA_NESTEROV] = {"nesterov", FIELD(nesterov), ARG_BOOL, false},
+    [OA_BETA_1] = {"beta_1", FIELD(beta_1), ARG_FRACTION, false},
+    [OA_BETA_2] = {"beta_2", FIELD(beta_2), ARG_FRACTION, false},
+    [OA_EPSILON] = {"epsilon", FIELD(epsilon), ARG_POSITIVE, false},
+    [OA_RHO] = {"rho", FIELD(rho), ARG_FRACTION, false},
+    [OA_INITIAL_ACCUMULATOR_VALUE] = {"initial_accumulator_value",
+                                      FIELD(initial_accumulator_value), ARG_NONNEGATIVE, false},
+    [OA_WEIGHT_DECAY] = {"weight_decay", FIELD(weight_decay), ARG_NONNEGATIVE, true},
+    /* Keras clips only where the value is above 0. */
+    [OA_CLIPNORM] = {"clipnorm", FIELD(clipnorm), ARG_NONNEGATIVE, true},
+    [OA_CLIPVALUE] = {"clipvalue", FIELD(clipvalue), ARG_NONNEGATIVE, true},
+    [OA_GLOBAL_CLIPNORM] = {"global_clipnorm", FIELD(global_clipnorm), ARG_NONNEGATIVE, true},
+#undef FIELD
+};
+
+#define ARG(a) (1u << (a))
+/* Keras 2.11+'s base Optimizer takes these for every optimizer. */
+#define EVERY_OPTIMIZER (ARG(OA_LEARNING_RATE) | ARG(OA_WEIGHT_DECAY) | ARG(OA_CLIPNORM) | \
+                         ARG(OA_CLIPVALUE) | ARG(OA_GLOBAL_CLIPNORM))
+#define ADAM_ARGS (ARG(OA_BETA_1) | ARG(OA_BETA_2) | ARG(OA_EPSILON))
+
+/* One row per optimizer, indexed by nn_opt_kind as runtime/optim.c's rows
+ * (which hold its state buffers and update rule) are. A name matches in any
+ * case, so Keras's class names (SGD, Adam, RMSprop, Nadam, Adamax, Adagrad,
+ * AdamW) serve too. Keras's other defaults are common to all: beta_1 0.9,
+ * beta_2 0.999, epsilon 1e-7, rho 0.9, initial_accumulator_value 0.1. */
+static const struct {
+    const char *name;
+    double learning_rate, weight_decay;   /* Keras's defaults */
+    unsigned args;                        /* what it takes besides EVERY_OPTIMIZER */
+} optimizer_table[NN_OPT_COUNT] = {
+    [NN_OPT_SGD] = {"sgd", 0.01, 0, ARG(OA_MOMENTUM) | ARG(OA_NESTEROV)},
+    [NN_OPT_ADAM] = {"adam", 0.001, 0, ADAM_ARGS},
+    [NN_OPT_RMSPROP] = {"rmsprop", 0.001, 0, ARG(OA_RHO) | ARG(OA_MOMENTUM) | ARG(OA_EPSILON)},
+    [NN_OPT_NADAM] = {"nadam", 0.001, 0, ADAM_ARGS},
+    [NN_OPT_ADAMAX] = {"adamax", 0.001, 0, ADAM_ARGS},
+    [NN_OPT_ADAGRAD] = {"adagrad", 0.001, 0, ARG(OA_INITIAL_ACCUMULATOR_VALUE) | ARG(OA_EPSILON)},
+    [NN_OPT_ADAMW] = {"adamw", 0.001, 0.004, ADAM_ARGS},
+};
+
+static const char *const *optimizer_names(void)
+{
+    static const char *names[NN_OPT_COUNT + 1];
+    for (int k = 0; k < NN_OPT_COUNT; k++)
+        names[k] = optimizer_table[k].name;
+    return names;
+}
+
+/* Every key an optimizer map may have: name, lr (learning_rate's old name),
+ * then the arguments. */
+static const char *const *optimizer_keys(void)
+{
+    static const char *keys[OA_COUNT + 3] = {"name", "lr"};
+    for (int a = 0; a < OA_COUNT; a++)
+        keys[2 + a] = optimizer_args[a].key;
+    return keys;
+}
 
 static double positive(const Node *n, const char *what)
 {
@@ -387,94 +457,111 @@ static double fraction(const Node *n, const char *what)
     return v;
 }
 
+static double non_negative(const Node *n, const char *what)
+{
+    double v = node_num(n, what);
+    if (!(v >= 0))
+        error_at(n, "%s must be 0 or more, got %s", what, n->text);
+    return v;
+}
+
+static bool is_null(const Node *n)
+{
+    return n->kind == NODE_SCALAR && !n->quoted &&
+           (strcmp(n->text, "null") == 0 || strcmp(n->text, "None") == 0 || !*n->text);
+}
+
 static void optimizer_defaults(OptimizerSpec *o, int kind)
 {
     memset(o, 0, sizeof *o);
     o->kind = kind;
-    o->learning_rate = kind == NN_OPT_SGD ? 0.01 : 0.001;
+    o->learning_rate = optimizer_table[kind].learning_rate;
+    o->weight_decay = optimizer_table[kind].weight_decay;
     o->beta_1 = 0.9, o->beta_2 = 0.999, o->rho = 0.9, o->epsilon = 1e-7;
+    o->initial_accumulator_value = 0.1;
+}
+
+static void read_optimizer_arg(OptimizerSpec *o, int a, const Node *v)
+{
+    const char *key = optimizer_args[a].key;
+    char *field = (char *)o + optimizer_args[a].offset;
+    if (optimizer_args[a].nullable && is_null(v)) {
+        if (optimizer_table[o->kind].weight_decay > 0 && a == OA_WEIGHT_DECAY)
+            error_at(v, "%s needs a weight_decay (Keras refuses None)",
+                     optimizer_table[o->kind].name);
+        *(double *)field = 0;
+        return;
+    }
+    ArgType type = optimizer_args[a].type;
+    if (type == ARG_BOOL)
+        *(bool *)field = node_bool(v, key);
+    else
+        *(double *)field = type == ARG_POSITIVE ? positive(v, key)
+                           : type == ARG_FRACTION ? fraction(v, key) : non_negative(v, key);
+}
+
+/* The clipping argument given (not null) under key, or NULL. */
+static const Node *clip_given(const Node *n, const char *key)
+{
+    const Node *v = map_get(n, key);
+    return v && !is_null(v) ? v : NULL;
+}
+
+/* Keras refuses clipnorm with global_clipnorm; with clipvalue as well, Keras
+ * 2.11+ would apply only the norm (older Keras both), so it is refused too. */
+static void check_clipping(const Node *n)
+{
+    const Node *norm = clip_given(n, "clipnorm"), *global = clip_given(n, "global_clipnorm");
+    const Node *value = clip_given(n, "clipvalue");
+    if (norm && global)
+        error_at(global, "give clipnorm or global_clipnorm, not both (Keras refuses both)");
+    if (value && (norm || global))
+        error_at(value, "give clipvalue or %s, not both (Keras 2.11+ would ignore clipvalue)",
+                 norm ? "clipnorm" : "global_clipnorm");
+}
+
+static void read_optimizer_args(OptimizerSpec *o, const Node *n, const Node *name)
+{
+    const Node *v;
+    if ((v = map_get(n, "learning_rate")) && map_get(n, "lr"))
+        error_at(map_get(n, "lr"), "give learning_rate or its old name lr, not both");
+    unsigned takes = EVERY_OPTIMIZER | optimizer_table[o->kind].args;
+    for (int a = 0; a < OA_COUNT; a++) {
+        const char *key = optimizer_args[a].key;
+        if (!(v = map_get(n, key)) && !(a == OA_LEARNING_RATE && (v = map_get(n, "lr"))))
+            continue;
+        if (!(takes & ARG(a))) {
+            const char *args[OA_COUNT + 1] = {0};
+            for (int b = 0, k = 0; b < OA_COUNT; b++)
+                if (takes & ARG(b))
+                    args[k++] = optimizer_args[b].key;
+            char list[512];
+            error_at(v, "%s is not an argument of %s (it takes: %s)", key, name->text,
+                     listed(args, list, sizeof list));
+        }
+        read_optimizer_arg(o, a, v);
+    }
+    check_clipping(n);
 }
 
 static void parse_optimizer(OptimizerSpec *o, const Node *n)
 {
-    const Node *name = n, *v;
+    const Node *name = n;
+    const char *const *names = optimizer_names();
     if (n->kind == NODE_MAP) {
-        map_check_keys(n, "optimizer", optimizer_keys);
+        map_check_keys(n, "optimizer", optimizer_keys());
         name = map_get(n, "name");
-        if (!name)
-            error_at(n, "optimizer needs 'name' (sgd, adam or rmsprop)");
+        if (!name) {
+            char list[256];
+            error_at(n, "optimizer needs 'name' (%s)", listed(names, list, sizeof list));
+        }
     }
-    int kind = lookup(node_str(name, "optimizer"), optimizer_names, 3);
+    int kind = lookup(node_str(name, "optimizer"), names, NN_OPT_COUNT);
     if (kind < 0)
-        unknown_word(name, "optimizer", optimizer_names);
-    static const int kinds[] = {NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP};
-    optimizer_defaults(o, kinds[kind]);
-    if (n->kind != NODE_MAP)
-        return;
-    if ((v = map_get(n, "learning_rate")) && map_get(n, "lr"))
-        error_at(map_get(n, "lr"), "give learning_rate or its old name lr, not both");
-    if (v || (v = map_get(n, "lr")))
-        o->learning_rate = positive(v, "learning_rate");
-    if ((v = map_get(n, "momentum")))
-        o->momentum = fraction(v, "momentum");
-    if ((v = map_get(n, "nesterov")))
-        o->nesterov = node_bool(v, "nesterov");
-    if ((v = map_get(n, "beta_1")))
-        o->beta_1 = fraction(v, "beta_1");
-    if ((v = map_get(n, "beta_2")))
-        o->beta_2 = fraction(v, "beta_2");
-    if ((v = map_get(n, "rho")))
-        o->rho = fraction(v, "rho");
-    if ((v = map_get(n, "epsilon")))
-        o->epsilon = positive(v, "epsilon");
-    /* Keras's constructors refuse these; read above, they would be ignored. */
-    static const char *const not_args[][5] = {
-        {"beta_1", "beta_2", "rho", "epsilon", NULL},   /* SGD */
-        {"momentum", "nesterov", "rho", NULL},          /* Adam */
-        {"beta_1", "beta_2", "nesterov", NULL},         /* RMSprop */
-    };
-    for (const char *const *k = not_args[kind]; *k; k++)
-        if ((v = map_get(n, *k)))
-            error_at(v, "%s is not an argument of %s", *k, name->text);
-}
-
-static const struct { const char *name; int loss; } loss_names[] = {
-    {"mean_squared_error", NN_LOSS_MSE}, {"mse", NN_LOSS_MSE},
-    {"MeanSquaredError", NN_LOSS_MSE},
-    {"binary_crossentropy", NN_LOSS_BINARY_CE}, {"BinaryCrossentropy", NN_LOSS_BINARY_CE},
-    {"sparse_categorical_crossentropy", NN_LOSS_SPARSE_CE},
-    {"SparseCategoricalCrossentropy", NN_LOSS_SPARSE_CE},
-    {"categorical_crossentropy", NN_LOSS_CATEGORICAL_CE},
-    {"CategoricalCrossentropy", NN_LOSS_CATEGORICAL_CE},
-};
-#define N_LOSSES (int)(sizeof loss_names / sizeof loss_names[0])
-
-static int parse_loss(const Node *n)
-{
-    const char *s = node_str(n, "loss");
-    const char *choices[N_LOSSES + 1];
-    for (int i = 0; i < N_LOSSES; i++) {
-        if (strcmp(s, loss_names[i].name) == 0)
-            return loss_names[i].loss;
-        choices[i] = loss_names[i].name;
-    }
-    choices[N_LOSSES] = NULL;
-    unknown_word(n, "loss", choices);
-}
-
-static const char *const metric_names[] = {"accuracy", "acc", NULL};
-
-static void parse_metrics(Model *m, const Node *n)
-{
-    if (n->kind != NODE_SEQ)
-        error_at(n, "metrics must be a list, e.g. [accuracy]");
-    const char *const *known = metric_names;
-    for (int i = 0; i < n->n; i++) {
-        const Node *item = n->items[i];
-        if (lookup(node_str(item, "metric"), known, 2) < 0)
-            unknown_word(item, "metric", known);
-        m->metric_accuracy = true;
-    }
+        unknown_word(name, "optimizer", names);
+    optimizer_defaults(o, kind);
+    if (n->kind == NODE_MAP)
+        read_optimizer_args(o, n, name);
 }
 
 static void parse_compile(Model *m, const Node *n)
@@ -487,15 +574,17 @@ static void parse_compile(Model *m, const Node *n)
     if ((v = map_get(n, "optimizer")))
         parse_optimizer(&m->optimizer, v);
     if ((v = map_get(n, "loss")))
-        m->loss = parse_loss(v);
+        parse_loss(m, v);
     if ((v = map_get(n, "metrics")))
         parse_metrics(m, v);
 }
 
 /* ---- data ------------------------------------------------------------------------ */
 
-static const char *const format_names[] = {"inline", "idx", "csv", "image_dir", NULL};
-static const int format_kinds[] = {NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR};
+static const char *const format_names[] = {"inline", "idx", "csv", "image_dir", "series", "text",
+                                           NULL};
+static const int format_kinds[] = {NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR,
+                                   NN_DATA_SERIES, NN_DATA_TEXT};
 
 static const char *const *source_keys(int format)
 {
@@ -504,11 +593,106 @@ static const char *const *source_keys(int format)
     static const char *const csv_keys[] = {"format", "path", "label_column", "header", NULL};
     static const char *const image_keys[] = {"format", "path", "target_size", "color_mode",
                                              "class_mode", "skip_bad_files", NULL};
+    static const char *const series_keys[] = {"format", "path", "column", "window_size", "shift",
+                                              "horizon", "split_time", NULL};
+    static const char *const text_keys[] = {"format", "path", "text", "label", "num_words",
+                                            "oov_token", "max_length", "padding", "truncating",
+                                            NULL};
     switch (format) {
     case NN_DATA_INLINE: return inline_keys;
     case NN_DATA_IDX: return idx_keys;
     case NN_DATA_CSV: return csv_keys;
+    case NN_DATA_SERIES: return series_keys;
+    case NN_DATA_TEXT: return text_keys;
     default: return image_keys;
+    }
+}
+
+/* A column given by its number (unquoted) or by its name in the header. */
+static bool column_by_number(const Node *v)
+{
+    const char *text = node_str(v, "column");
+    return !v->quoted && text[0] && strchr("+-.0123456789", text[0]);
+}
+
+/* The course's windowed_dataset(series, window_size, batch_size, shuffle_buffer). */
+static void parse_series_source(SourceSpec *s, const Node *n)
+{
+    const Node *v;
+    s->path = node_str(need(n, n, "path", "a series source"), "path");
+    s->column_index = -1;
+    if ((v = map_get(n, "column"))) {
+        if (column_by_number(v))
+            s->column_index = node_int(v, "column", -1, 1 << 20);
+        else
+            s->column = node_str(v, "column");
+    }
+    s->window_size = node_int(need(n, n, "window_size", "a series source"), "window_size", 1,
+                              1 << 20);
+    s->shift = (v = map_get(n, "shift")) ? node_int(v, "shift", 1, 1 << 20) : 1;
+    s->horizon = (v = map_get(n, "horizon")) ? node_int(v, "horizon", 1, 1 << 20) : 1;
+    s->split_time = (v = map_get(n, "split_time")) ? node_int(v, "split_time", 1, 1L << 30) : -1;
+}
+
+/* 'pre' or 'post', Keras's words for pad_sequences' padding and truncating. */
+static bool is_post(const Node *v, const char *what)
+{
+    static const char *const sides[] = {"pre", "post", NULL};
+    int side = lookup(node_str(v, what), sides, 2);
+    if (side < 0)
+        unknown_word(v, what, sides);
+    return side == 1;
+}
+
+static void parse_text_source(SourceSpec *s, const Node *n)
+{
+    const Node *v;
+    s->path = node_str(need(n, n, "path", "a text source"), "path");
+    s->text_field = node_str(need(n, n, "text", "a text source"), "text");
+    s->label_field = (v = map_get(n, "label")) ? node_str(v, "label") : "label";
+}
+
+static const char *const tokenizer_keys[] = {"num_words", "oov_token", "max_length", "padding",
+                                             "truncating", NULL};
+
+/* Tokenizer(num_words, oov_token) and pad_sequences(maxlen, padding, truncating). */
+static void parse_tokenizer(TextSpec *t, const Node *n)
+{
+    const Node *v;
+    t->where = n;
+    if ((v = map_get(n, "num_words")))
+        t->num_words = node_int(v, "num_words", 2, 1 << 24);
+    if ((v = map_get(n, "oov_token")))
+        t->oov_token = node_str(v, "oov_token");
+    if ((v = map_get(n, "max_length")))
+        t->max_length = node_int(v, "max_length", 1, 1 << 20);
+    if ((v = map_get(n, "padding")))
+        t->pad_post = is_post(v, "padding");
+    if ((v = map_get(n, "truncating")))
+        t->truncate_post = is_post(v, "truncating");
+}
+
+/* One tokenizer, fit on the training texts, reads every split, as in a Keras
+ * script: its settings go on the first text source (train, else validation,
+ * else test) and nowhere else. */
+static void parse_text_data(Model *m, const Node *data)
+{
+    static const char *const splits[] = {"train", "validation", "test"};
+    const SourceSpec *sources[] = {&m->train, &m->validation, &m->test};
+    int owner = -1;
+    for (int i = 0; i < 3; i++) {
+        if (sources[i]->format != NN_DATA_TEXT)
+            continue;
+        const Node *n = map_get(data, splits[i]);
+        if (owner < 0) {
+            owner = i;
+            parse_tokenizer(&m->text, n);
+            continue;
+        }
+        for (const char *const *k = tokenizer_keys; *k; k++)
+            if (map_get(n, *k))
+                error_at(map_get(n, *k), "%s belongs on the %s source: one tokenizer, fit on the "
+                         "training texts, reads every split", *k, splits[owner]);
     }
 }
 
@@ -565,7 +749,7 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
         error_at(n, "%s must be a map with a format, e.g. {format: idx, images: ..., labels: ...}",
                  what);
     const Node *f = need(n, n, "format", what);
-    int i = lookup(node_str(f, "format"), format_names, 4);
+    int i = lookup(node_str(f, "format"), format_names, 6);
     if (i < 0)
         unknown_word(f, "data format", format_names);
     s->format = format_kinds[i];
@@ -585,6 +769,12 @@ static void parse_source(SourceSpec *s, const Node *n, const char *what)
     case NN_DATA_CSV:
         s->path = node_str(need(n, n, "path", "a csv source"), "path");
         parse_csv_source(s, n);
+        break;
+    case NN_DATA_SERIES:
+        parse_series_source(s, n);
+        break;
+    case NN_DATA_TEXT:
+        parse_text_source(s, n);
         break;
     default:
         parse_image_source(s, n);
@@ -638,6 +828,7 @@ static void parse_data(Model *m, const Node *n)
         parse_source(&m->validation, v, "validation");
     if ((v = map_get(n, "test")))
         parse_source(&m->test, v, "test");
+    parse_text_data(m, n);
     if ((v = map_get(n, "dir")))
         m->data_dir = node_str(v, "dir");
     if ((v = map_get(n, "rescale")))
@@ -666,14 +857,15 @@ static const char *const callback_names[] = {"StopAtThreshold", "EarlyStopping",
 static const int callback_kinds[] = {NN_CB_STOP_AT_THRESHOLD, NN_CB_EARLY_STOPPING,
                                      NN_CB_MODEL_CHECKPOINT, NN_CB_CSV_LOGGER};
 
-static const char *parse_monitor(const Node *n)
+/* Keras's mode: auto (the monitor's own direction), min or max. */
+static void parse_mode(CallbackSpec *c, const Node *n)
 {
-    static const char *const names[] = {"loss", "accuracy", "val_loss", "val_accuracy",
-                                        "acc", "val_acc", NULL};
-    int i = lookup(node_str(n, "monitor"), names, 6);
-    if (i < 0)
-        unknown_word(n, "monitor", names);
-    return names[i == 4 ? 1 : i == 5 ? 3 : i];
+    static const char *const modes[] = {"auto", "min", "max", NULL};
+    int mode = lookup(node_str(n, "mode"), modes, 3);
+    if (mode < 0)
+        unknown_word(n, "mode", modes);
+    if (mode > 0)
+        c->maximize = mode == 2;
 }
 
 static void parse_callback(Model *m, const Node *item)
@@ -692,16 +884,24 @@ static void parse_callback(Model *m, const Node *item)
         error_at(item, "too many callbacks (at most %d)", MAX_CALLBACKS);
     static const char *const stop_keys[] = {"monitor", "threshold", NULL};
     static const char *const early_keys[] = {"monitor", "patience", "min_delta",
-                                             "restore_best_weights", NULL};
-    static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only", NULL};
+                                             "restore_best_weights", "mode", NULL};
+    static const char *const checkpoint_keys[] = {"filepath", "monitor", "save_best_only",
+                                                  "mode", NULL};
     static const char *const csv_keys[] = {"filename", NULL};
     static const char *const *const keys[] = {stop_keys, early_keys, checkpoint_keys, csv_keys};
     CallbackSpec *c = &m->callbacks[m->n_callbacks++];
     memset(c, 0, sizeof *c);
     c->kind = callback_kinds[i];
-    c->monitor = c->kind == NN_CB_STOP_AT_THRESHOLD ? "accuracy" : "val_loss";
     if (args)
         map_check_keys(args, callback_names[i], keys[i]);
+    if (c->kind != NN_CB_CSV_LOGGER) {
+        /* The default monitor, where none is given, is checked as one written at the callback. */
+        Node implicit = {.kind = NODE_SCALAR, .line = type->line, .col = type->col,
+                         .file = type->file,
+                         .text = c->kind == NN_CB_STOP_AT_THRESHOLD ? "accuracy" : "val_loss"};
+        v = args ? map_get(args, "monitor") : NULL;
+        c->monitor = parse_monitor(m, v ? v : &implicit, &c->maximize);
+    }
     if (c->kind == NN_CB_STOP_AT_THRESHOLD)
         c->threshold = node_num(need(args, item, "threshold", "StopAtThreshold"),
                                 "threshold");
@@ -712,8 +912,8 @@ static void parse_callback(Model *m, const Node *item)
         c->filepath = node_str(need(args, item, "filename", "CSVLogger"), "filename");
     if (!args)
         return;
-    if ((v = map_get(args, "monitor")))
-        c->monitor = parse_monitor(v);
+    if ((v = map_get(args, "mode")))
+        parse_mode(c, v);
     if ((v = map_get(args, "patience")))
         c->patience = node_int(v, "patience", 0, 1 << 30);
     if ((v = map_get(args, "min_delta")))
@@ -727,7 +927,8 @@ static void parse_callback(Model *m, const Node *item)
 static void parse_fit(Model *m, const Node *n)
 {
     static const char *const keys[] = {"epochs", "batch_size", "shuffle", "seed",
-                                       "steps_per_epoch", "callbacks", "validation_split", NULL};
+                                       "steps_per_epoch", "callbacks", "validation_split",
+                                       "class_weight", NULL};
     if (n->kind != NODE_MAP)
         error_at(n, "fit must be a map with epochs, batch_size, ...");
     map_check_keys(n, "fit", keys);
@@ -747,6 +948,8 @@ static void parse_fit(Model *m, const Node *n)
             error_at(v, "validation_split is given in data as well; keep one");
         m->validation_split = fraction(v, "validation_split");
     }
+    if ((v = map_get(n, "class_weight")))
+        parse_class_weight(m, v);
     if ((v = map_get(n, "callbacks"))) {
         if (v->kind != NODE_SEQ)
             error_at(v, "callbacks must be a list");
@@ -865,16 +1068,14 @@ void model_from_yaml(Model *m, const Node *root, const char *file)
 
 const char *const *model_words(ModelWords what)
 {
-    static const char *losses[N_LOSSES + 1];
-    for (int i = 0; i < N_LOSSES; i++)
-        losses[i] = loss_names[i].name;
     static const char *activations[ACT_COUNT + 1];
     for (int i = 0; i < ACT_COUNT; i++)
         activations[i] = activation_names[i];
     switch (what) {
-    case WORDS_OPTIMIZERS: return optimizer_names;
-    case WORDS_LOSSES: return losses;
-    case WORDS_METRICS: return metric_names;
+    case WORDS_OPTIMIZERS: return optimizer_names();
+    case WORDS_OPTIMIZER_ARGS: return optimizer_keys() + 1;   /* lr and the rest */
+    case WORDS_LOSSES: return loss_words();
+    case WORDS_METRICS: return metric_words();
     case WORDS_CALLBACKS: return callback_names;
     default: return activations;
     }

@@ -54,8 +54,13 @@ _Noreturn void error_file(const char *file, const char *fmt, ...)
 void warn_at(const Node *where, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "unknown WHAT 'n'; did you mean ...?", or with every choice listed. */
 _Noreturn void unknown_word(const Node *n, const char *what, const char *const *choices);
+/* "unknown WHAT 'n'; supported: ..." with every choice and no guess, for
+ * words whose near spellings are other things (auroc is not auc). */
+_Noreturn void unsupported_word(const Node *n, const char *what, const char *const *choices);
 /* The closest of choices (NULL-terminated) to word, or NULL if none is close. */
 const char *closest_word(const char *word, const char *const *choices);
+/* "a, b, c": the choices (NULL-terminated), as many as fit in buf; returns buf. */
+const char *listed(const char *const *choices, char *buf, size_t len);
 
 /* Typed access that reports the node's position on a mismatch. */
 Node *map_get(const Node *map, const char *key);            /* NULL if absent */
@@ -260,6 +265,8 @@ typedef struct {
     int kind;                     /* nn_opt_kind */
     double learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     bool nesterov;
+    double initial_accumulator_value, weight_decay;
+    double clipnorm, clipvalue, global_clipnorm;   /* 0: not given */
 } OptimizerSpec;
 
 typedef struct {
@@ -272,7 +279,20 @@ typedef struct {
     long target_h, target_w, channels;
     bool skip_bad_files;
     NumArray x, y;                /* inline samples: each item of the top list is one */
+    const char *column;           /* series: the column by name, or NULL: column_index */
+    long column_index;            /* series: -1 the last */
+    long window_size, shift, horizon, split_time;   /* series; split_time -1: none */
+    const char *text_field, *label_field;           /* text */
 } SourceSpec;
+
+/* The Tokenizer and pad_sequences settings that every text source shares. */
+typedef struct {
+    const Node *where;            /* the first text source that set one, or NULL */
+    long num_words;               /* 0: all */
+    const char *oov_token;
+    long max_length;              /* 0: not given, the model's input length */
+    bool pad_post, truncate_post;
+} TextSpec;
 
 typedef struct {
     int kind;                     /* nn_callback_kind */
@@ -280,7 +300,20 @@ typedef struct {
     double threshold, min_delta;
     long patience;
     bool restore_best_weights, save_best_only;
+    bool maximize;                /* mode, or Keras's auto for the monitor */
 } CallbackSpec;
+
+/* A metric of compile: metrics:, as losses.c reads it. */
+typedef struct {
+    int kind;                     /* nn_metric_kind */
+    char name[MAX_NAME + 1];      /* Keras's log name: "mae", "auc" */
+    char val_name[MAX_NAME + 5];  /* "val_mae" */
+    long k, num_thresholds;
+    double threshold;
+    bool maximize;                /* Keras's mode auto: should it grow? */
+    const Node *where;
+} MetricSpec;
+#define MAX_METRICS 8
 
 #define MAX_LAYERS 256
 #define MAX_CALLBACKS 8
@@ -296,7 +329,11 @@ typedef struct {
 
     OptimizerSpec optimizer;
     int loss;                     /* nn_loss_kind */
-    bool metric_accuracy;
+    const Node *loss_where;
+    double huber_delta, label_smoothing;
+    bool from_logits;
+    int n_metrics;
+    MetricSpec metrics[MAX_METRICS];
 
     SourceSpec train, validation, test;
     const char *data_dir;         /* data: dir: as written, or NULL */
@@ -306,12 +343,16 @@ typedef struct {
     double rescale, validation_split;
     bool horizontal_flip, vertical_flip;
     double rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
+    TextSpec text;
 
     long epochs, batch_size, steps_per_epoch;
     bool shuffle;
     unsigned long long seed;
     int n_callbacks;
     CallbackSpec callbacks[MAX_CALLBACKS];
+    int n_class_weights;          /* fit: class_weight, by class index */
+    double *class_weight;
+    const Node *class_weight_where;
 
     NumArray predict;             /* `predict:` rows, or count 0 */
 } Model;
@@ -336,8 +377,28 @@ bool model_is_graph(const Model *m);
 /* "a b": the names of the layers l reads ("input": the model's), in a static buffer. */
 const char *layer_input_names(const Model *m, const Layer *l);
 bool is_keras_export(const Node *root);
+/* ---- losses.c: compile's loss and metrics, fit's class_weight -------------------- */
+
+/* `loss: NAME`, `{name: NAME, ARG: ...}` or Keras's `{class_name: ..., config: {...}}`. */
+void parse_loss(Model *m, const Node *n);
+/* A list of names or maps ({name: sparse_top_k_categorical_accuracy, k: 3}); checked
+ * against the loss, so parse the loss first. */
+void parse_metrics(Model *m, const Node *n);
+/* {CLASS: WEIGHT, ...}: classes 0 to C-1 (or the names of data: class_names). */
+void parse_class_weight(Model *m, const Node *n);
+/* A callback's monitor: loss, val_loss, or a metric the model logs, with val_;
+ * the string stays; *maximize is Keras's mode auto for it. */
+const char *parse_monitor(const Model *m, const Node *n, bool *maximize);
+/* Whether the loss wants one class index per sample (sparse). */
+bool loss_takes_class_index(int loss);
+const char *const *loss_words(void);
+const char *const *metric_words(void);
+
 /* The words the model file takes for each (NULL-terminated). */
-typedef enum { WORDS_OPTIMIZERS, WORDS_LOSSES, WORDS_METRICS, WORDS_CALLBACKS, WORDS_ACTIVATIONS } ModelWords;
+typedef enum {
+    WORDS_OPTIMIZERS, WORDS_LOSSES, WORDS_METRICS, WORDS_CALLBACKS, WORDS_ACTIVATIONS,
+    WORDS_OPTIMIZER_ARGS
+} ModelWords;
 const char *const *model_words(ModelWords what);
 
 extern const char *const activation_names[ACT_COUNT];          /* "relu", ... */

@@ -11,7 +11,7 @@
  * before binary cross-entropy, is left to the loss, which works from logits
  * as Keras does. */
 #include "nncc.h"
-#include "npz.h"
+#include "h5.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -357,22 +357,29 @@ static void take_values(Tensor *t, const nn_array *a, const char *path)
 
 void plan_load_weights(Plan *p, const Model *m, const char *path)
 {
-    nn_array *arrays;
-    int n;
-    if (nn_npz_read(path, &arrays, &n) != 0)
-        exit(1);   /* nn_npz_read said what is wrong, naming the file */
+    nn_weight_file w;
+    if (nn_weight_file_read(path, &w) != 0)
+        exit(1);   /* the reader said what is wrong, naming the file */
+    const char **names = calloc((size_t)p->n_tensors + 1, sizeof *names);
+    if (!names)
+        error_file(path, "out of memory");
+    for (int i = 0; i < p->n_tensors; i++)
+        names[i] = p->tensors[i].name;
+    nn_weight_file_by_position(&w, path, names, p->n_tensors);
+    free(names);
     for (int i = 0; i < p->n_tensors; i++) {
         Tensor *t = &p->tensors[i];
-        const nn_array *a = nn_npz_find(arrays, n, t->name);
+        const nn_array *a = nn_npz_find(w.arrays, w.n, t->name);
         if (!a)
             error_file(path, "no array '%s': these weights are not for model '%s'", t->name,
                        m->name);
         if (!fits(a, t))
-            error_file(path, "'%s' has the wrong shape or type for model '%s'", t->name,
-                       m->name);
+            error_file(path, "'%s'%s%s%s has the wrong shape or type for model '%s'", t->name,
+                       w.where ? " (dataset " : "", w.where ? w.where[a - w.arrays] : "",
+                       w.where ? ")" : "", m->name);
         take_values(t, a, path);
     }
-    nn_npz_free(arrays, n);
+    nn_weight_file_free(&w);
 }
 
 void plan_free(Plan *p)

@@ -16,8 +16,13 @@
  * All memory lives in one arena that is never freed (nncc exits right after
  * compiling); the arena's head is a global, so the leak checker sees it as
  * reachable, even when error_at() exits in the middle of a load.
+ *
+ * A Keras HDF5 file (model.save('m.h5')) is read the same way: its
+ * model_config attribute is JSON, and so YAML; places in it are given as
+ * m.h5[model_config]:LINE:COLUMN.
  */
 #include "nncc.h"
+#include "h5.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -408,11 +413,28 @@ static Node *parse_stream(void)
     return root;
 }
 
+/* The model_config attribute of a Keras .h5, as the text to parse. */
+static void read_h5_config(const char *path)
+{
+    if (nn_h5_read_attribute(path, "model_config", &L.text, &L.text_len) != 0)
+        exit(1);   /* h5.c said what is wrong, naming the file */
+    size_t len = strlen(path) + sizeof "[model_config]";
+    char *name = arena_alloc(len);
+    snprintf(name, len, "%s[model_config]", path);
+    L.file = name;
+}
+
 Node *yaml_load(const char *path)
 {
     memset(&L, 0, sizeof L);
-    L.file = arena_strndup(path, strlen(path));
-    read_whole_file(path);
+    if (nn_h5_check_signature(path) != 0)
+        exit(1);
+    if (nn_is_hdf5(path)) {
+        read_h5_config(path);
+    } else {
+        L.file = arena_strndup(path, strlen(path));
+        read_whole_file(path);
+    }
     if (!yaml_parser_initialize(&L.parser))
         error_at(NULL, "out of memory starting the YAML parser");
     yaml_parser_set_input_string(&L.parser, (const unsigned char *)L.text, L.text_len);

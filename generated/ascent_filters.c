@@ -487,6 +487,7 @@ const nn_model ascent_filters_model = {
     .input_size = 262144,
     .input_ids = 0,
     .output_size = 195075,
+    .output_units = 3,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,
     .n_tensors = 1,
@@ -500,7 +501,9 @@ const nn_model ascent_filters_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_NONE,
-    .metric_accuracy = 0,
+    .loss_args = {.delta = 0.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = NULL,
+    .n_metrics = 0,
     .data = {
         .train = {.format = NN_DATA_NONE},
         .validation = {.format = NN_DATA_NONE},

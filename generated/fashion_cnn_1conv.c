@@ -821,6 +821,9 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
 }
 
+static const nn_metric metrics[1] = {
+    {.kind = NN_METRIC_ACCURACY, .name = "accuracy", .val_name = "val_accuracy", .k = 5, .threshold = 0.5f, .num_thresholds = 200},
+};
 static const char *const class_names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress",
     "Coat", "Sandal", "Shirt", "Sneaker",
@@ -851,6 +854,7 @@ const nn_model fashion_cnn_1conv_model = {
     .input_size = 784,
     .input_ids = 0,
     .output_size = 10,
+    .output_units = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,
     .n_tensors = 6,
@@ -864,7 +868,9 @@ const nn_model fashion_cnn_1conv_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_SPARSE_CE,
-    .metric_accuracy = 1,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = metrics,
+    .n_metrics = 1,
     .data = {
         .train = {.format = NN_DATA_IDX, .images = "train-images-idx3-ubyte.gz", .labels = "train-labels-idx1-ubyte.gz", .line = 17},
         .validation = {.format = NN_DATA_NONE},

@@ -428,6 +428,9 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), NULL);
 }
 
+static const nn_metric metrics[1] = {
+    {.kind = NN_METRIC_ACCURACY, .name = "accuracy", .val_name = "val_accuracy", .k = 5, .threshold = 0.5f, .num_thresholds = 200},
+};
 static const char *const class_names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress",
     "Coat", "Sandal", "Shirt", "Sneaker",
@@ -454,6 +457,7 @@ const nn_model fashion_mlp_callback_model = {
     .input_size = 784,
     .input_ids = 0,
     .output_size = 10,
+    .output_units = 10,
     .output_act = NN_OUT_SOFTMAX,
     .tensors = tensors,
     .n_tensors = 4,
@@ -467,7 +471,9 @@ const nn_model fashion_mlp_callback_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_SPARSE_CE,
-    .metric_accuracy = 1,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = metrics,
+    .n_metrics = 1,
     .data = {
         .train = {.format = NN_DATA_IDX, .images = "train-images-idx3-ubyte.gz", .labels = "train-labels-idx1-ubyte.gz", .line = 14},
         .validation = {.format = NN_DATA_NONE},
@@ -485,7 +491,7 @@ const nn_model fashion_mlp_callback_model = {
         .epochs = 50, .batch_size = 32, .shuffle = 1, .seed = 0ULL,
         .steps_per_epoch = 0, .n_callbacks = 1,
         .callbacks = {
-            {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "accuracy", .threshold = 0.9f, .patience = 0, .min_delta = 0.0f, .restore_best_weights = 0, .filepath = NULL, .save_best_only = 0},},
+            {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "accuracy", .threshold = 0.9f, .patience = 0, .min_delta = 0.0f, .restore_best_weights = 0, .filepath = NULL, .save_best_only = 0, .maximize = 1},},
     },
     .predict_inputs = NULL,
     .n_predict = 0,

@@ -277,6 +277,7 @@ const nn_model hello_model = {
     .input_size = 1,
     .input_ids = 0,
     .output_size = 1,
+    .output_units = 1,
     .output_act = NN_OUT_LINEAR,
     .tensors = tensors,
     .n_tensors = 2,
@@ -290,7 +291,9 @@ const nn_model hello_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_SGD, .learning_rate = 0.01f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_MSE,
-    .metric_accuracy = 0,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = NULL,
+    .n_metrics = 0,
     .data = {
         .train = {.format = NN_DATA_INLINE, .x = train_x, .y = train_y, .count = 6, .line = 11},
         .validation = {.format = NN_DATA_NONE},

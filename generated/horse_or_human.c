@@ -2000,7 +2000,9 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
 }
 
-
+static const nn_metric metrics[1] = {
+    {.kind = NN_METRIC_ACCURACY, .name = "accuracy", .val_name = "val_accuracy", .k = 5, .threshold = 0.5f, .num_thresholds = 200},
+};
 static const nn_tensor tensors[] = {
     {"conv2d.kernel", 4, {3, 3, 3, 16}, conv2d_kernel, 432, 1, NN_INIT_GLOROT_UNIFORM, 27, 144, NULL},
     {"conv2d.bias", 1, {16}, conv2d_bias, 16, 1, NN_INIT_ZEROS, 0, 0, NULL},
@@ -2038,6 +2040,7 @@ const nn_model horse_or_human_model = {
     .input_size = 270000,
     .input_ids = 0,
     .output_size = 1,
+    .output_units = 1,
     .output_act = NN_OUT_SIGMOID,
     .tensors = tensors,
     .n_tensors = 12,
@@ -2051,7 +2054,9 @@ const nn_model horse_or_human_model = {
     .backward = backward,
     .optimizer = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},
     .loss = NN_LOSS_BINARY_CE,
-    .metric_accuracy = 1,
+    .loss_args = {.delta = 1.0f, .label_smoothing = 0.0f, .from_logits = 0},
+    .metrics = metrics,
+    .n_metrics = 1,
     .data = {
         .train = {.format = NN_DATA_IMAGE_DIR, .path = "train", .target_h = 300, .target_w = 300, .channels = 3, .skip_bad_files = 0, .line = 27},
         .validation = {.format = NN_DATA_IMAGE_DIR, .path = "validation", .target_h = 300, .target_w = 300, .channels = 3, .skip_bad_files = 0, .line = 28},

@@ -6,23 +6,20 @@
 #include <math.h>
 #include <string.h>
 
-double nn_logs_get(const nn_logs *l, const char *name)
+void nn_logs_add(nn_logs *l, const char *name, double value)
 {
-    if (strcmp(name, "loss") == 0)
-        return l->loss;
-    if (strcmp(name, "accuracy") == 0)
-        return l->accuracy;
-    if (strcmp(name, "val_loss") == 0)
-        return l->val_loss;
-    if (strcmp(name, "val_accuracy") == 0)
-        return l->val_accuracy;
-    return NAN;
+    if (l->n == NN_MAX_LOGS)
+        return;
+    l->names[l->n] = name;
+    l->values[l->n++] = value;
 }
 
-/* Keras's mode 'auto': accuracies should grow, losses shrink. */
-static bool higher_is_better(const char *monitor)
+double nn_logs_get(const nn_logs *l, const char *name)
 {
-    return strstr(monitor, "acc") != NULL;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return l->values[i];
+    return NAN;
 }
 
 static bool improved(const nn_callback *c, const nn_cb_state *s, double v)
@@ -31,7 +28,7 @@ static bool improved(const nn_callback *c, const nn_cb_state *s, double v)
         return false;
     if (isnan(s->best))
         return true;
-    return higher_is_better(c->monitor) ? v - c->min_delta > s->best
+    return c->maximize ? v - c->min_delta > s->best
                                         : v + c->min_delta < s->best;
 }
 
@@ -52,7 +49,7 @@ static int stop_at_threshold(const nn_callback *c, double v)
     if (isnan(v))
         return NN_CB_CONTINUE;
     float f = (float)v;
-    bool passed = higher_is_better(c->monitor) ? f > c->threshold : f < c->threshold;
+    bool passed = c->maximize ? f > c->threshold : f < c->threshold;
     return passed ? NN_CB_STOP : NN_CB_CONTINUE;
 }
 

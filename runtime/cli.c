@@ -9,6 +9,7 @@
  * expects it to do something. Exit status otherwise: 0 done, 1 a problem with
  * the model, data or files, 130 interrupted. */
 #include "rt.h"
+#include "h5.h"
 
 #include <errno.h>
 #include <math.h>
@@ -33,7 +34,8 @@ static const struct {
                   "the loss and metrics on data: test (else the validation data)"},
     [PREDICT] = {"predict", "[INPUT ...]",
                  "the class (or outputs) of each INPUT: image files, folders of them, .csv "
-                 "files, rows of numbers as 1.5,2.0; none: --npy or the model file's predict:"},
+                 "files, rows of numbers as 1.5,2.0, sentences for a text model; none: --npy, "
+                 "--series or the model file's predict:"},
     [SUMMARY] = {"summary", "", "the layers, output shapes and parameter counts, as Keras's"},
     [INIT] = {"init", "--save W.npz", "write the initial weights, without training"},
     [ACTIVATIONS] = {"activations", "--input IMAGE --out DIR",
@@ -44,7 +46,8 @@ static const struct {
 typedef enum {
     OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
     OPT_NO_SHUFFLE, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
-    OPT_CONFUSION, OPT_NPY, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, N_OPTIONS
+    OPT_CONFUSION, OPT_NPY, OPT_SERIES, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, OPT_SKIP_MISSING,
+    N_OPTIONS
 } OptionId;
 
 static const struct {
@@ -70,19 +73,24 @@ static const struct {
                    "use only the first N samples (train: before validation_split)", "all"},
     [OPT_NO_SHUFFLE] = {"--no-shuffle", NULL, ON(TRAIN), "do not shuffle the training set", NULL},
     [OPT_SAVE] = {"--save", "W.npz", ON(TRAIN) | ON(INIT),
-                  "write the weights (train: a checkpoint after every epoch)", "none"},
+                  "write the weights (train: a checkpoint after every epoch); W.h5: Keras's "
+                  "HDF5 layout, without the optimizer's state", "none"},
     [OPT_SAVE_EVERY] = {"--save-every", "N", ON(TRAIN),
                         "also write the --save checkpoint every N steps (Keras's save_freq)",
                         "at epoch ends only"},
     [OPT_RESUME] = {"--resume", "W.npz", ON(TRAIN), "continue from a checkpoint", "none"},
     [OPT_HISTORY] = {"--history", "H.csv", ON(TRAIN), "write a line per epoch", "none"},
     [OPT_QUIET] = {"--quiet", NULL, ON(TRAIN) | ON(EVALUATE), "print no progress", "progress shown"},
-    [OPT_WEIGHTS] = {"--weights", "W.npz", ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS),
-                     "the weights to use (required by evaluate)", "the initial weights"},
+    [OPT_WEIGHTS] = {"--weights", "W.npz", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS),
+                     "the weights to use, .npz or Keras .h5 (required by evaluate; train: start "
+                     "from them, as Keras's load_weights then fit)", "the initial weights"},
     [OPT_SHOW] = {"--show", "N", ON(EVALUATE), "also show the first N samples", "0"},
     [OPT_CONFUSION] = {"--confusion", NULL, ON(EVALUATE),
                        "print the confusion matrix (rows: true class)", "off"},
     [OPT_NPY] = {"--npy", "X.npy", ON(PREDICT), "the inputs as one array [N, ...]", "none"},
+    [OPT_SERIES] = {"--series", "FILE.csv", ON(PREDICT),
+                    "forecast after every window of this series (the model's series column)",
+                    "none"},
     [OPT_OUT] = {"--out", "PATH", ON(PREDICT) | ON(ACTIVATIONS),
                  "predict --npy: the outputs' .npy file; activations: the folder", "none"},
     [OPT_INPUT] = {"--input", "IMAGE", ON(ACTIVATIONS), "the image", "none"},
@@ -91,6 +99,9 @@ static const struct {
     [OPT_FORMAT] = {"--format", "F", ON(PREDICT),
                     "text, csv (a header, then a line per input) or json (an object per line)",
                     "text"},
+    [OPT_SKIP_MISSING] = {"--skip-missing", NULL, ON(TRAIN),
+                          "with --weights: tensors not in the file keep their initial values",
+                          "an error"},
 };
 
 static const char *program;
@@ -235,10 +246,12 @@ static void set_option(Args *a, OptionId id, const char *v)
     case OPT_SHOW: o->show = (int)parse_long(c, opt, v, 1, 1 << 20); break;
     case OPT_CONFUSION: o->confusion = 1; break;
     case OPT_NPY: o->npy = v; break;
+    case OPT_SERIES: o->series = v; break;
     case OPT_OUT: o->out = v; break;
     case OPT_INPUT: o->input = v; break;
     case OPT_ALL: o->all = 1; break;
     case OPT_FORMAT: o->format = parse_format(c, v); break;
+    case OPT_SKIP_MISSING: o->skip_missing = 1; break;
     case N_OPTIONS: break;
     }
 }
@@ -406,6 +419,13 @@ static int run(const nn_model *m, const Args *a)
     case TRAIN:
         if (a->o.save_every)
             need(a, a->o.save, "--save W.npz with --save-every");
+        if (a->o.skip_missing)
+            need(a, a->o.weights, "--weights W with --skip-missing");
+        if (a->o.save && nn_h5_check_writable(a->o.save) != 0)
+            return -1;
+        if (a->o.weights && a->o.resume)
+            usage_error(a->command, "--weights starts from weights with a fresh optimizer at "
+                                    "epoch 0; --resume continues a checkpoint: give one of them");
         return nn_train(m, &a->o);
     case EVALUATE:
         need(a, a->o.weights, "--weights W.npz");
@@ -413,12 +433,16 @@ static int run(const nn_model *m, const Args *a)
     case PREDICT:
         if (a->o.out && !a->o.npy)
             usage_error(a->command, "predict --out goes with --npy X.npy");
+        if ((a->o.series && a->o.npy) || ((a->o.series || a->o.npy) && a->n_inputs))
+            usage_error(a->command, "give inputs, --npy or --series, one of them");
         return nn_predict(m, &a->o, a->inputs, a->n_inputs);
     case SUMMARY:
         print_summary(m);
         return 0;
     case INIT:
         need(a, a->o.save, "--save W.npz");
+        if (nn_h5_check_writable(a->o.save) != 0)
+            return -1;
         return nn_init_weights(m, &a->o);
     case ACTIVATIONS:
         need(a, a->o.input, "--input IMAGE");

@@ -38,6 +38,7 @@ void nn_dataset_free(nn_dataset *d)
     free(d->files);
     free(d->origin);
     nn_image_stream_free(d->stream);
+    nn_vocab_free(d->vocab);
     memset(d, 0, sizeof *d);
 }
 
@@ -264,10 +265,11 @@ static char *inline_place(const nn_model *m, const nn_source *src)
     return copy_string(buf);
 }
 
-/* Inline labels are one-hot or targets for these losses, class indices otherwise. */
+/* Inline labels are what the loss wants per sample (one-hot rows for
+ * categorical cross-entropy), as nncc checked them. */
 static int inline_label_size(const nn_model *m)
 {
-    return m->loss == NN_LOSS_MSE || m->loss == NN_LOSS_CATEGORICAL_CE ? m->output_size : 1;
+    return nn_label_width(m);
 }
 
 static int load_inline(const nn_model *m, const nn_source *src, const char *place, nn_dataset *d)
@@ -324,19 +326,34 @@ static int load_idx_source(const nn_model *m, const nn_source *src, const char *
     return rc;
 }
 
+/* The training source reads the series before split_time; any other source
+ * (validation, test, or a copy of the training source standing for the
+ * validation part it leaves) the windows whose labels lie after it. */
+static nn_series_part series_part(const nn_model *m, const nn_source *src)
+{
+    if (src->split_time < 0)
+        return NN_SERIES_ALL;
+    return src == &m->data.train ? NN_SERIES_BEFORE_SPLIT : NN_SERIES_AFTER_SPLIT;
+}
+
 static int load_file_source(const nn_model *m, const nn_source *src, const char *option_dir,
-                            char **place, nn_dataset *d)
+                            const nn_dataset *like, char **place, nn_dataset *d)
 {
     *place = nn_find_data(m, option_dir, src, src->path);
     if (!*place)
         return -1;
     if (src->format == NN_DATA_CSV)
         return nn_load_csv(*place, src, 0, d);
+    if (src->format == NN_DATA_SERIES)
+        return nn_load_series(src, *place, series_part(m, src), d);
+    if (src->format == NN_DATA_TEXT)
+        return nn_load_text(m, src, *place, like, d);
     return nn_load_image_dir(*place, src->target_h, src->target_w, src->channels,
                              src->skip_bad_files, 0, d);
 }
 
-int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d)
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                   const nn_dataset *like, nn_dataset *d)
 {
     memset(d, 0, sizeof *d);
     char *place = NULL;
@@ -349,10 +366,11 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *option_d
         break;
     case NN_DATA_CSV:
     case NN_DATA_IMAGE_DIR:
+    case NN_DATA_SERIES:
+    case NN_DATA_TEXT:
         if (!src->path)
-            return nn_error(m->data.model_file, "a %s data source needs a path",
-                            src->format == NN_DATA_CSV ? "csv" : "image_dir");
-        rc = load_file_source(m, src, option_dir, &place, d);
+            return nn_error(m->data.model_file, "this data source needs a path");
+        rc = load_file_source(m, src, option_dir, like, &place, d);
         break;
     case NN_DATA_INLINE:
         place = inline_place(m, src);
@@ -420,17 +438,6 @@ int nn_check_token_ids(const nn_model *m, const float *x, int n, const char *pla
 
 /* ---- labels ---------------------------------------------------------------------- */
 
-static const char *loss_name(nn_loss_kind loss)
-{
-    switch (loss) {
-    case NN_LOSS_MSE: return "mean_squared_error";
-    case NN_LOSS_BINARY_CE: return "binary_crossentropy";
-    case NN_LOSS_SPARSE_CE: return "sparse_categorical_crossentropy";
-    case NN_LOSS_CATEGORICAL_CE: return "categorical_crossentropy";
-    default: return "the loss";
-    }
-}
-
 /* The file a sample came from where the loader knows it, else the data set's origin. */
 static const char *sample_place(const nn_dataset *d, int i)
 {
@@ -471,7 +478,7 @@ static int label_size_error(const nn_model *m, const nn_dataset *d, const char *
 {
     return nn_error(d->origin, "each label has %d number%s, but %s with the output layer '%s' "
                     "(units: %d) needs %s", d->label_size, d->label_size == 1 ? "" : "s",
-                    loss_name(m->loss), layer, m->output_size, need);
+                    nn_loss_name(m), layer, m->output_size, need);
 }
 
 static int check_one_per_unit(const nn_model *m, const nn_dataset *d, const char *layer)
@@ -485,23 +492,24 @@ int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_na
 {
     if (!d->labels)
         return 0;
-    switch (m->loss) {
-    case NN_LOSS_SPARSE_CE:
+    switch (nn_loss_labels(m)) {
+    case NN_LABELS_CLASS:
         if (d->label_size != 1)
             return label_size_error(m, d, layer_name, "one class index");
         return check_class_indices(d, layer_name, m->output_size);
-    case NN_LOSS_CATEGORICAL_CE:
+    case NN_LABELS_ONE_HOT:
         /* Class indices (the batch one-hots them), or one-hot rows. */
         if (d->label_size == 1)
             return check_class_indices(d, layer_name, m->output_size);
         return check_one_per_unit(m, d, layer_name);
-    case NN_LOSS_BINARY_CE:
+    case NN_LABELS_BINARY:
         if (check_one_per_unit(m, d, layer_name) < 0)
             return -1;
         return check_binary(d, layer_name);
-    case NN_LOSS_MSE:
+    case NN_LABELS_PER_UNIT:
         return check_one_per_unit(m, d, layer_name);
-    default:               /* no loss (a model that only predicts): nothing to check against */
-        return 0;
+    case NN_LABELS_NONE:   /* no loss (a model that only predicts): nothing to check against */
+        break;
     }
+    return 0;
 }

@@ -39,41 +39,6 @@ typedef struct {
     size_t n_cells;
 } csv_reader;
 
-/* The whole file, NUL-terminated. */
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        nn_error(path, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = nn_alloc(cap, 1);
-    for (;;) {
-        if (n + 1 == cap) {
-            char *bigger = nn_alloc(cap * 2, 1);
-            memcpy(bigger, buf, n);
-            free(buf);
-            buf = bigger;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        if (got == 0)
-            break;
-        n += got;
-    }
-    if (ferror(f)) {
-        nn_error(path, "cannot read: %s", strerror(errno));
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int is_blank(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\r';
@@ -295,7 +260,7 @@ int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_datas
 {
     memset(d, 0, sizeof *d);
     size_t len;
-    char *text = read_text(path, &len);
+    char *text = nn_read_text(path, &len);
     if (!text)
         return -1;
     /* Each number takes a character and a separator, so the file's length

@@ -68,12 +68,13 @@ static void random_labels(const nn_model *m, float *y, int n, nn_rng *rng)
 {
     int k = m->output_size;
     for (int s = 0; s < n; s++) {
-        if (m->loss == NN_LOSS_SPARSE_CE) {
+        nn_label_form form = nn_loss_labels(m);
+        if (form == NN_LABELS_CLASS) {
             y[s] = (float)(nn_rng_next(rng) % (uint64_t)k);
-        } else if (m->loss == NN_LOSS_CATEGORICAL_CE) {
+        } else if (form == NN_LABELS_ONE_HOT) {
             memset(y + s * k, 0, (size_t)k * sizeof *y);
             y[s * k + (int)(nn_rng_next(rng) % (uint64_t)k)] = 1.0f;
-        } else if (m->loss == NN_LOSS_BINARY_CE) {
+        } else if (form == NN_LABELS_BINARY) {
             for (int j = 0; j < k; j++)
                 y[s * k + j] = (float)(nn_rng_next(rng) & 1);
         } else {

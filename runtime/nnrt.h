@@ -79,24 +79,60 @@ typedef void (*nn_backward_fn)(const nn_pass *pass, const float *params, float *
 
 /* ---- what the YAML said about compile, data and fit --------------------- */
 
-typedef enum { NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP } nn_opt_kind;
+typedef enum {
+    NN_OPT_SGD, NN_OPT_ADAM, NN_OPT_RMSPROP, NN_OPT_NADAM, NN_OPT_ADAMAX, NN_OPT_ADAGRAD,
+    NN_OPT_ADAMW, NN_OPT_COUNT
+} nn_opt_kind;
 typedef struct {
     nn_opt_kind kind;
     float learning_rate, momentum, beta_1, beta_2, epsilon, rho;
     int nesterov;
+    float initial_accumulator_value;   /* Adagrad */
+    float weight_decay;                /* decoupled: w -= lr * weight_decay * w; 0: none */
+    float clipnorm, clipvalue, global_clipnorm;   /* 0: not given; at most one applies */
 } nn_optimizer;
 
 typedef enum {
     NN_LOSS_NONE = -1,             /* a Keras export without compile: can predict, not train */
-    NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE
+    NN_LOSS_MSE, NN_LOSS_BINARY_CE, NN_LOSS_SPARSE_CE, NN_LOSS_CATEGORICAL_CE,
+    NN_LOSS_MAE, NN_LOSS_HUBER, NN_LOSS_LOG_COSH, NN_LOSS_KL_DIVERGENCE
 } nn_loss_kind;
+
+/* A loss's arguments, Keras's defaults where a loss does not take one. */
+typedef struct {
+    float delta;                   /* huber: 1 */
+    float label_smoothing;         /* binary and categorical cross-entropy: 0 */
+    int from_logits;               /* the cross-entropies: the output is logits */
+} nn_loss_args;
+
+/* A metric as compile: metrics: gave it. name is Keras's log name ("mae",
+ * "auc"), val_name the validation one ("val_mae"). */
+typedef enum {
+    NN_METRIC_ACCURACY,            /* Keras picks binary, sparse or categorical by the shapes */
+    NN_METRIC_BINARY_ACCURACY, NN_METRIC_CATEGORICAL_ACCURACY,
+    NN_METRIC_SPARSE_CATEGORICAL_ACCURACY, NN_METRIC_TOP_K_CATEGORICAL_ACCURACY,
+    NN_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY, NN_METRIC_MAE, NN_METRIC_MSE, NN_METRIC_RMSE,
+    NN_METRIC_PRECISION, NN_METRIC_RECALL, NN_METRIC_AUC
+} nn_metric_kind;
+
+#define NN_MAX_METRICS 8
+typedef struct {
+    nn_metric_kind kind;
+    const char *name, *val_name;
+    int k;                         /* top-k: 5 */
+    float threshold;               /* binary_accuracy, precision, recall: 0.5 */
+    int num_thresholds;            /* auc: 200 */
+} nn_metric;
 
 /* What the model's last step is. With a fused loss the generated forward stops
  * at the logits and the runtime applies softmax/sigmoid (loss from logits, as
  * Keras does); otherwise the output is final and output_act is NN_OUT_LINEAR. */
 typedef enum { NN_OUT_LINEAR, NN_OUT_SOFTMAX, NN_OUT_SIGMOID } nn_output_act;
 
-typedef enum { NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR } nn_data_format;
+typedef enum {
+    NN_DATA_NONE, NN_DATA_INLINE, NN_DATA_IDX, NN_DATA_CSV, NN_DATA_IMAGE_DIR, NN_DATA_SERIES,
+    NN_DATA_TEXT
+} nn_data_format;
 
 #define NN_HEADER_AUTO (-1)
 
@@ -113,6 +149,13 @@ typedef struct {
     int skip_bad_files;            /* image_dir */
     const float *x, *y;            /* inline */
     int count;                     /* inline: number of samples */
+    const char *column;            /* series: the values' column by name, or NULL: by index */
+    int column_index;              /* series: -1 the last */
+    int window_size, shift, horizon;   /* series: window_size inputs, the next horizon
+                                          values the label, a window every shift values */
+    int split_time;                /* series: the train part ends here, the validation
+                                      part's labels start here; -1 no split */
+    const char *text_field, *label_field;   /* text */
     int line;                      /* where the YAML gave it, for errors */
 } nn_source;
 
@@ -120,6 +163,14 @@ typedef struct {
     int horizontal_flip, vertical_flip;
     float rotation_range, width_shift_range, height_shift_range, zoom_range, shear_range;
 } nn_augment;
+
+/* Keras's Tokenizer and pad_sequences settings, for every text source. */
+typedef struct {
+    int num_words;                 /* ids below it are kept; 0: every word */
+    const char *oov_token;         /* id 1 for unknown words, or NULL: they are dropped */
+    int max_length;                /* the rows' length: the model's input length */
+    int pad_post, truncate_post;   /* 'post' rather than Keras's default 'pre' */
+} nn_text_settings;
 
 typedef struct {
     nn_source train, validation, test;
@@ -131,6 +182,7 @@ typedef struct {
     const char *const *class_names;  /* data: class_names, for labels that are numbers */
     int n_class_names;
     nn_augment augment;
+    nn_text_settings text;
 } nn_data;
 
 typedef enum {
@@ -139,7 +191,8 @@ typedef enum {
 
 typedef struct {
     nn_callback_kind kind;
-    const char *monitor;           /* "loss", "accuracy", "val_loss", "val_accuracy" */
+    const char *monitor;           /* "loss", "val_loss", a metric's name or val_name */
+    int maximize;                  /* the monitored value should grow (mode, or Keras's auto) */
     float threshold;               /* StopAtThreshold */
     int patience;                  /* EarlyStopping */
     float min_delta;
@@ -153,6 +206,8 @@ typedef struct {
     int epochs, batch_size, shuffle;
     uint64_t seed;
     int steps_per_epoch;           /* 0: the whole data set */
+    const float *class_weight;     /* a weight per class index, or NULL */
+    int n_class_weights;
     int n_callbacks;
     nn_callback callbacks[NN_MAX_CALLBACKS];
 } nn_fit;
@@ -167,6 +222,8 @@ typedef struct {
     int input_size, output_size;
     int input_ids;                 /* > 0: the input is token ids for an Embedding, each a
                                       whole number from 0 to input_ids - 1; 0: any numbers */
+    int output_units;              /* the output's last axis, over which a loss sums or
+                                      averages (Keras's axis=-1); 0: output_size */
     nn_output_act output_act;
 
     const nn_tensor *tensors;
@@ -183,7 +240,9 @@ typedef struct {
 
     nn_optimizer optimizer;
     nn_loss_kind loss;
-    int metric_accuracy;
+    nn_loss_args loss_args;
+    const nn_metric *metrics;
+    int n_metrics;
     nn_data data;
     nn_fit fit;
     const float *predict_inputs;   /* `predict:` in the YAML, n_predict * input_size */

@@ -3,8 +3,8 @@
  *
  * predict prints one record per input. Inputs are image files, folders of
  * them, CSV files with the training CSV's columns, rows of numbers written on
- * the command line ("1.5,2.0"), an .npy array, or the model file's predict:
- * list. A classifier's record is its class and that class's probability
+ * the command line ("1.5,2.0"), sentences for a text model, an .npy array, a
+ * series to forecast (--series), or the model file's predict: list. A classifier's record is its class and that class's probability
  * (for a single sigmoid unit, 1 - p when it says class 0), named from the
  * training set's class folders, else the weight file's meta.class_names, else
  * the model file's class_names; --all adds the output vector, and --format
@@ -24,7 +24,8 @@ typedef struct {
     const nn_options *o;
     float *params;
     nn_batch b;
-    nn_meta names;         /* the class names, or none */
+    nn_meta names;         /* the class names (and a text model's vocabulary), or none */
+    nn_vocab *vocab;       /* a text model's, from names.vocabulary, or NULL */
     float *probs;          /* one input's outputs, as probabilities where the loss fuses */
     bool header_done;      /* --format csv: the header is out */
     bool resize_said;      /* the one notice of a resized image */
@@ -87,12 +88,15 @@ static int predictor_init(Predictor *p, const nn_model *m, const nn_options *o, 
     nn_batch_init(&p->b, m, capacity);
     if (weights_for(m, o, p->params, &p->names) != 0)
         return -1;
+    if (p->names.n_words > 0)
+        p->vocab = nn_vocab_from_words(p->names.vocabulary, p->names.n_words);
     choose_names(m, o->data_dir, &p->names);
     return 0;
 }
 
 static void predictor_free(Predictor *p)
 {
+    nn_vocab_free(p->vocab);
     nn_meta_free(&p->names);
     nn_batch_free(&p->b);
     free(p->params);
@@ -275,40 +279,125 @@ static int predict_folder(Predictor *p, const char *dir)
 
 /* ---- numbers ---------------------------------------------------------------------------- */
 
-/* n inputs in x, in batches: each printed as a record labelled PREFIX[i]
- * (i alone without a prefix), or, with out, all written to an .npy file. */
-static int predict_matrix(Predictor *p, const float *x, int n, const char *prefix,
-                          const char *out)
+/* The outputs of n inputs in x, in batches: as Keras's predict() gives them
+ * (raw), or as probabilities where the loss fuses the activation. */
+static float *forward_all(Predictor *p, const float *x, int n, bool raw)
 {
     const nn_model *m = p->m;
     size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
-    if (nn_check_token_ids(m, x, n, prefix ? prefix : out ? out : "predict", 0) != 0)
-        return -1;
-    nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, (int)units}, .size = (size_t)n * units};
-    y.f = nn_alloc(y.size, sizeof *y.f);
+    float *y = nn_alloc((size_t)n * units, sizeof *y);
     nn_pass pass = {0};
     for (int start = 0; start < n; start += p->b.part) {
         int k = n - start < p->b.part ? n - start : p->b.part;
         memcpy(p->b.x, x + (size_t)start * in, (size_t)k * in * sizeof *x);
         const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
-        nn_output_probs(m, o, y.f + (size_t)start * units, k);
+        /* The .npy holds Keras's predict(): logits with from_logits; a record
+         * shows probabilities. */
+        if (raw)
+            nn_keras_output(m, o, y + (size_t)start * units, k);
+        else
+            nn_output_probs(m, o, y + (size_t)start * units, k);
     }
-    int rc = 0;
-    if (out) {
+    return y;
+}
+
+/* Record s of outputs y, labelled PREFIX[first + s] (the number alone without a prefix). */
+static void print_output(Predictor *p, const float *y, int s, const char *prefix, int first)
+{
+    size_t units = (size_t)p->m->output_size;
+    char label[4200];
+    if (prefix)
+        snprintf(label, sizeof label, "%s[%d]", prefix, first + s);
+    else
+        snprintf(label, sizeof label, "%d", first + s);
+    memcpy(p->probs, y + (size_t)s * units, units * sizeof *p->probs);
+    print_record(p, label);
+}
+
+/* n inputs in x: each printed as a record labelled PREFIX[i], or, with out,
+ * all written to an .npy file. */
+static int predict_matrix(Predictor *p, const float *x, int n, const char *prefix,
+                          const char *out)
+{
+    int units = p->m->output_size, rc = 0;
+    if (nn_check_token_ids(p->m, x, n, prefix ? prefix : out ? out : "predict", 0) != 0)
+        return -1;
+    nn_array y = {.dtype = NN_F32, .rank = 2, .shape = {n, units}, .size = (size_t)n * units};
+    y.f = forward_all(p, x, n, out != NULL);
+    if (out)
         rc = nn_npy_write(out, &y);
-    } else {
-        for (int s = 0; s < n; s++) {
-            char label[4200];
-            if (prefix)
-                snprintf(label, sizeof label, "%s[%d]", prefix, s);
-            else
-                snprintf(label, sizeof label, "%d", s);
-            memcpy(p->probs, y.f + (size_t)s * units, units * sizeof *p->probs);
-            print_record(p, label);
-        }
-    }
+    else
+        for (int s = 0; s < n; s++)
+            print_output(p, y.f, s, prefix, 0);
     free(y.f);
     return rc;
+}
+
+/* The series source whose column predict --series reads. */
+static const nn_source *series_source(const nn_model *m)
+{
+    const nn_source *sources[] = {&m->data.train, &m->data.validation, &m->data.test};
+    for (int i = 0; i < 3; i++)
+        if (sources[i]->format == NN_DATA_SERIES)
+            return sources[i];
+    return NULL;
+}
+
+/* predict --series FILE, the course's model_forecast: a forecast after every
+ * window of the series, each labelled FILE[t] by the first step it forecasts;
+ * the mean absolute error of the forecasts the file can check goes to stderr. */
+static int predict_series(Predictor *p, const char *path)
+{
+    const nn_source *src = series_source(p->m);
+    if (!src)
+        return nn_error(path, "model '%s' reads no series (data: format: series)", p->m->name);
+    float *v;
+    int n, w = p->m->input_size, units = p->m->output_size;
+    if (nn_read_series(src, path, &v, &n) < 0)
+        return -1;
+    if (n < w) {
+        free(v);
+        return nn_error(path, "%d values: too few for one window of %d", n, w);
+    }
+    int windows = n - w + 1;
+    float *x = nn_alloc((size_t)windows * (size_t)w, sizeof *x);
+    for (int s = 0; s < windows; s++)
+        memcpy(x + (size_t)s * (size_t)w, v + s, (size_t)w * sizeof *v);
+    float *y = forward_all(p, x, windows, false);
+    double error = 0;
+    long checked = 0;
+    for (int s = 0; s < windows; s++) {
+        print_output(p, y, s, path, w);
+        for (int j = 0; j < units && s + w + j < n; j++, checked++)
+            error += fabs((double)y[(size_t)s * (size_t)units + (size_t)j] - v[s + w + j]);
+    }
+    if (checked)
+        fprintf(stderr, "%s: mae %.4f over the %ld forecast values the series holds\n", path,
+                error / (double)checked, checked);
+    free(y);
+    free(x);
+    free(v);
+    return 0;
+}
+
+/* A sentence for a text model: Keras's Tokenizer with the weight file's vocabulary. */
+static int predict_sentence(Predictor *p, const char *text)
+{
+    if (!p->vocab)
+        return nn_error(p->o->weights ? p->o->weights : p->m->name, "no vocabulary to read "
+                        "\"%.40s\" with: give --weights of a trained text model (its "
+                        "meta.vocabulary)", text);
+    nn_text_ids(p->vocab, &p->m->data.text, text, p->b.x);
+    if (nn_check_token_ids(p->m, p->b.x, 1, text, 0) != 0)
+        return -1;
+    predict_one(p, text);
+    return 0;
+}
+
+static bool reads_text(const nn_model *m)
+{
+    return m->data.train.format == NN_DATA_TEXT || m->data.validation.format == NN_DATA_TEXT ||
+           m->data.test.format == NN_DATA_TEXT;
 }
 
 /* A CSV file read as evaluate --data reads one (the model's CSV settings: its
@@ -367,6 +456,8 @@ static bool is_csv(const char *path)
 
 static int predict_arg(Predictor *p, const char *arg)
 {
+    if (reads_text(p->m))
+        return predict_sentence(p, arg);
     int count;
     if (parse_row(arg, p->b.x, p->m->input_size, &count))
         return predict_row(p, arg, count);
@@ -434,6 +525,8 @@ int nn_predict(const nn_model *m, const nn_options *o, char **inputs, int n_inpu
     if (rc == 0) {
         if (o->npy)
             rc = predict_npy(&p, o->npy, o->out);
+        else if (o->series)
+            rc = predict_series(&p, o->series);
         else if (n_inputs)
             for (int i = 0; i < n_inputs && rc == 0; i++)
                 rc = predict_arg(&p, inputs[i]);

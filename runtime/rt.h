@@ -3,8 +3,9 @@
  *   cli.c        the trainer's command line: options, help, dispatch to the commands
  *   predict.c    predict, activations and init: the model run without training
  *   train.c      the training loop, evaluation, callbacks, history
- *   optim.c      SGD, Adam, RMSprop as loops over the flat buffers
- *   loss.c       losses and accuracy, from logits where the loss is fused
+ *   optim.c      Keras's optimizers, clipping, weight decay as loops over the flat buffers
+ *   loss.c       losses (a table), from logits where the loss is fused
+ *   metrics.c    Keras's metrics (a table): accuracies, mae, precision, AUC, ...
  *   data.c       data sets in memory, batching, shuffling, splitting
  *   data_idx.c   IDX files (gzip or raw)
  *   data_csv.c   CSV files
@@ -69,6 +70,7 @@ typedef struct {
     char **files;          /* image_dir: a path per sample, for messages */
     char *origin;          /* what it was read from, for messages */
     struct nn_image_stream *stream; /* image_dir too large to keep decoded, or NULL */
+    struct nn_vocab *vocab;        /* text: the vocabulary fit on this set, or NULL */
 } nn_dataset;
 
 /* An image folder whose decoded bytes would exceed the image memory limit
@@ -105,13 +107,60 @@ int nn_dataset_split(nn_dataset *d, float fraction, nn_dataset *val);
  * error listing every place tried; with src NULL nothing is printed. */
 char *nn_find_data(const nn_model *m, const char *option_dir, const nn_source *src,
                    const char *path);
-/* Loads a source of the model's data section into d; option_dir: --data DIR, or NULL. */
-int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir, nn_dataset *d);
+/* Loads a source of the model's data section into d; option_dir: --data DIR, or
+ * NULL; like: the training set (or what the weight file says of it) whose
+ * vocabulary and class names a text source uses, or NULL for the training set. */
+int nn_load_source(const nn_model *m, const nn_source *src, const char *option_dir,
+                   const nn_dataset *like, nn_dataset *d);
 
 /* A CSV file named on the command line (evaluate --data FILE.csv), read with
  * the label column and header of the model's CSV source, if it has one; its
  * label column is optional (d->labels NULL without one). */
 int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d);
+
+/* ---- records.c, tokenizer.c, data_text.c, data_series.c: text and series --------- */
+
+/* A file's records as strings by field: a CSV table with a header, a JSON
+ * list of flat objects, or JSON lines (records.c says which rules). */
+typedef struct {
+    int n_fields, n;
+    char **names;          /* n_fields */
+    char **cells;          /* n * n_fields: record i's field k at i * n_fields + k */
+    long *lines;           /* where each record starts in the file */
+} nn_records;
+int nn_read_records(const char *path, nn_records *r);
+void nn_records_free(nn_records *r);
+/* The field's index; an error listing the fields (what: what it is for) if none. */
+int nn_records_field(const nn_records *r, const char *path, const char *name, const char *what);
+/* The whole file, NUL-terminated, or NULL after an error naming it. */
+char *nn_read_text(const char *path, size_t *len);
+
+/* Keras's Tokenizer vocabulary: words[id - 1] has id (0 pads), with a hash table. */
+typedef struct nn_vocab {
+    int n;
+    char **words;
+    int *slots;            /* id of the word in each slot, 0 empty */
+    size_t n_slots;
+} nn_vocab;
+/* fit_on_texts over texts[0], texts[stride], ...: ids by count; ids of num_words
+ * and above are left out. */
+nn_vocab *nn_vocab_fit(char *const *texts, size_t stride, int n, const nn_text_settings *s);
+nn_vocab *nn_vocab_from_words(char *const *words, int n);
+int nn_vocab_id(const nn_vocab *v, const char *word);   /* 0 if unknown */
+void nn_vocab_free(nn_vocab *v);
+/* texts_to_sequences and pad_sequences of one text: s->max_length ids. */
+void nn_text_ids(const nn_vocab *v, const nn_text_settings *s, const char *text, float *ids);
+
+/* A text source: the rows' ids and labels. like: the training set, whose
+ * vocabulary and class names this set uses; NULL: fit them on these texts
+ * (its first fit_rows only: validation_split's tail stays unseen). */
+int nn_load_text(const nn_model *m, const nn_source *src, const char *path,
+                 const nn_dataset *like, nn_dataset *d);
+/* A series source's windows; part: which of split_time's sides. */
+typedef enum { NN_SERIES_ALL, NN_SERIES_BEFORE_SPLIT, NN_SERIES_AFTER_SPLIT } nn_series_part;
+int nn_load_series(const nn_source *src, const char *path, nn_series_part part, nn_dataset *d);
+/* A series' values, as the source reads them from path. */
+int nn_read_series(const nn_source *src, const char *path, float **values, int *n);
 
 int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d);
 /* A numeric CSV file as fmt (a csv source) describes it: label_column or
@@ -203,11 +252,30 @@ void nn_progress_end(nn_progress *p, const char *const *names, const double *val
 
 /* ---- loss.c ---------------------------------------------------------------------------------- */
 
+/* The labels a loss wants, per position of the output: a class index, a
+ * one-hot row or a class index (made one-hot per batch), 0 or 1 per unit, or
+ * any number per unit. */
+typedef enum {
+    NN_LABELS_NONE, NN_LABELS_CLASS, NN_LABELS_ONE_HOT, NN_LABELS_BINARY, NN_LABELS_PER_UNIT
+} nn_label_form;
+nn_label_form nn_loss_labels(const nn_model *m);
+/* Keras's name of the model's loss, for messages. */
+const char *nn_loss_name(const nn_model *m);
+/* Numbers per sample in a batch's labels. */
+int nn_label_width(const nn_model *m);
+
 /* Mean loss over n samples of out (logits where m->output_act fuses), and, if
  * dout is not NULL, its gradient with respect to out (already divided by n). */
 double nn_loss(const nn_model *m, const float *out, const float *y, int n, float *dout);
-/* Number of correct predictions among n, by Keras's accuracy for the loss. */
-int nn_correct(const nn_model *m, const float *out, const float *y, int n);
+/* The same with each sample's loss times weights[s] (Keras's sample weights,
+ * from class_weight), still divided by the number of samples. */
+double nn_loss_weighted(const nn_model *m, const float *out, const float *y, const float *weights,
+                        int n, float *dout);
+/* The fit: class_weight of each of n samples by its label; -1 (an error
+ * naming the class) for a class without a weight. */
+int nn_class_weights(const nn_model *m, const float *y, int n, float *weights);
+/* The model's output as Keras's metrics see it: the fused activation applied. */
+void nn_keras_output(const nn_model *m, const float *out, float *pred, int n);
 /* Turns the model's raw output into what predict shows (softmax/sigmoid applied). */
 void nn_output_probs(const nn_model *m, const float *out, float *probs, int n);
 /* The index of the first largest of x[0..k): the class accuracy, evaluate and
@@ -224,15 +292,35 @@ int nn_class_count(const nn_model *m);
  * for a binary output, class 1 when p > 0.5, with probability p or 1 - p. */
 int nn_predicted_class(const nn_model *m, const float *probs, float *prob);
 
+/* ---- metrics.c --------------------------------------------------------------------------------- */
+
+/* Each metric adds a batch to its sums (a few doubles; AUC's per threshold
+ * bucket) and computes its value from them, so an epoch's value is Keras's
+ * over every sample seen, and the sums go into checkpoints. */
+size_t nn_metrics_size(const nn_model *m);
+/* Adds n samples (out as the forward pass gave it, labels as the loss wants
+ * them) to sums; -1 on an error (precision, recall or AUC of a value outside
+ * [0, 1], which Keras refuses too). */
+int nn_metrics_update(const nn_model *m, const float *out, const float *y, int n, double *sums);
+/* values[i] = metric i's value from the sums. */
+void nn_metrics_results(const nn_model *m, const double *sums, double *values);
+
 /* ---- optim.c ----------------------------------------------------------------------------------- */
 
+#define NN_OPT_BUFFERS 2
 typedef struct {
-    nn_optimizer cfg;
+    nn_optimizer cfg;      /* cfg.learning_rate is read at every step: a schedule sets it */
     const nn_model *model;
-    /* Laid out as params; NULL when unused. m: SGD's velocity, Adam's first
-     * moment, RMSprop's momentum; v: Adam's second moment, RMSprop's average. */
-    float *m, *v;
+    /* Laid out as params; NULL when unused. Which buffer is what, and its
+     * checkpoint name, is the optimizer's row in optim.c (SGD: m the velocity;
+     * Adam: m, v the moments; RMSprop: m the momentum, v the mean square ...). */
+    float *state[NN_OPT_BUFFERS];
+    float *clipped;        /* the clipped gradients, laid out as params, when clipping */
     int64_t iterations;
+    /* Nadam's product of momentum factors over the first product_steps steps;
+     * recomputed from iterations after a resume. */
+    double product;
+    int64_t product_steps;
 } nn_optim;
 
 void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
@@ -240,8 +328,9 @@ void nn_optim_free(nn_optim *o);
 /* One update of every trainable tensor from grads. */
 void nn_optim_step(nn_optim *o, float *params, const float *grads);
 /* The state as arrays for a checkpoint: "optimizer.iterations" (NN_I64, one
- * element), then "optimizer.<tensor>.m" / ".v" for each buffer in use, shaped
- * like the tensor. At most 1 + 2*n_tensors arrays; returns how many were
+ * element), then "optimizer.<tensor>.<buffer>" (m, v, u, accumulator: the row's
+ * names) for each buffer in use, shaped like the tensor. At most
+ * 1 + NN_OPT_BUFFERS*n_tensors arrays; returns how many were
  * filled (free them with nn_array_free), or -1. */
 int nn_optim_state(const nn_optim *o, nn_array *out, int max);
 /* Restores what nn_optim_state saved; -1 if an array is missing or misshapen,
@@ -264,7 +353,8 @@ typedef struct {
     /* The unfinished epoch's progress; all 0 at an epoch's end. */
     int64_t step;          /* its batches done */
     int64_t sample;        /* its samples done: where in its shuffled order it is */
-    int64_t correct;       /* of those, predicted right (for accuracy) */
+    double *metric_sums;   /* its metrics' sums (nn_metrics_size), or NULL without metrics */
+    size_t n_metric_sums;
     double loss_sum;       /* the sum of its batches' mean losses times their sizes */
     double seconds;        /* the time spent on it */
 } nn_train_state;
@@ -275,15 +365,20 @@ typedef struct {
 typedef struct {
     char **class_names;
     int n_classes;
+    char **vocabulary;     /* a text model's words by id - 1 (meta.vocabulary), or none */
+    int n_words;
 } nn_meta;
 void nn_meta_free(nn_meta *meta);
+/* meta's vocabulary becomes a copy of v's words (none if v is NULL). */
+void nn_meta_set_vocabulary(nn_meta *meta, const struct nn_vocab *v);
 /* meta's names become copies of the data's: the class folders' (folders[0..n),
  * n > 0), else the model file's data: class_names. */
 void nn_meta_set_classes(nn_meta *meta, const nn_model *m, char *const *folders, int n);
 
 /* Writes every tensor as LAYER.kind, the meta arrays (meta may be NULL: no
  * class names), then (when o and st are given) the optimizer's and the
- * loop's state, atomically. */
+ * loop's state, atomically. A path named .h5/.hdf5 gets Keras's HDF5 layout
+ * and the tensors only. */
 int nn_save_weights(const nn_model *m, const char *path, const float *params,
                     const nn_meta *meta, const nn_optim *o, const nn_train_state *st);
 /* Reads the tensors into params (every one must be there, with its shape),
@@ -292,14 +387,24 @@ int nn_save_weights(const nn_model *m, const char *path, const float *params,
  * the training state, which must then be there too. */
 int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta *meta,
                     nn_optim *o, nn_train_state *st);
+/* train --weights: Keras's load_weights before fit. The tensors into params,
+ * the meta arrays checked; skip_missing: a tensor not in the file keeps the
+ * value params holds, and a warning names them. */
+int nn_load_start_weights(const nn_model *m, const char *path, float *params, bool skip_missing);
 
 /* ---- callbacks.c ------------------------------------------------------------------------------------ */
 
-/* One epoch's logs, as Keras passes them to callbacks. NAN: not measured. */
+/* One epoch's logs, as Keras passes them to callbacks: loss, the metrics,
+ * val_loss, the validation metrics, in that order (Keras's History's). */
+#define NN_MAX_LOGS (2 * (NN_MAX_METRICS + 1) + 4)
 typedef struct {
-    double loss, accuracy, val_loss, val_accuracy;
+    int n;
+    const char *names[NN_MAX_LOGS];
+    double values[NN_MAX_LOGS];
 } nn_logs;
 
+void nn_logs_add(nn_logs *l, const char *name, double value);
+/* NAN for a name the logs do not have. */
 double nn_logs_get(const nn_logs *l, const char *name);
 
 typedef enum { NN_CB_CONTINUE = 0, NN_CB_STOP = 1, NN_CB_SAVE = 2, NN_CB_RESTORE_BEST = 4 } nn_cb_action;
@@ -331,7 +436,9 @@ typedef struct {
     int has_seed;
     const char *data_dir, *save, *resume, *history, *weights;
     const char *npy, *out, *input;   /* predict --npy, predict/activations --out, --input */
+    const char *series;              /* predict --series */
     int all;                         /* predict --all */
+    int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */
 } nn_options;
 

@@ -20,11 +20,6 @@
 
 /* ---- batches ------------------------------------------------------------------- */
 
-static int label_width(const nn_model *m)
-{
-    return m->loss == NN_LOSS_SPARSE_CE ? 1 : m->output_size;
-}
-
 /* NN_WORK_BUDGET, or the environment's NNRT_WORK_BYTES (for tests and small
  * machines). */
 static size_t work_budget(void)
@@ -65,7 +60,7 @@ void nn_batch_free(nn_batch *b)
  * nn_dataset_batch fails. */
 static int batch_fill(nn_batch *b, const nn_model *m, const nn_dataset *d, const int *idx, int n)
 {
-    int width = label_width(m);
+    int width = nn_label_width(m);
     if (d->labels && d->label_size == 1 && width > 1) {
         /* Class indices where the loss wants one-hot rows (categorical CE). */
         float *index = b->dout;
@@ -87,11 +82,12 @@ static const char *output_layer(const nn_model *m)
 }
 
 /* Loads the source (from --data or where nn_find_data looks), keeps its
- * first `limit` samples (0: all) and checks its labels. */
+ * first `limit` samples (0: all) and checks its labels. like: the training
+ * set whose vocabulary a text source uses, or NULL (nn_load_source). */
 static int load_data(const nn_model *m, const nn_source *src, const nn_options *o, int limit,
-                     nn_dataset *d)
+                     const nn_dataset *like, nn_dataset *d)
 {
-    if (nn_load_source(m, src, o->data_dir, d) != 0)
+    if (nn_load_source(m, src, o->data_dir, like, d) != 0)
         return -1;
     nn_dataset_truncate(d, limit);
     if (nn_check_labels(m, d, output_layer(m)) != 0) {
@@ -104,9 +100,19 @@ static int load_data(const nn_model *m, const nn_source *src, const nn_options *
 /* ---- one pass over a data set without training ----------------------------------------- */
 
 typedef struct {
-    double loss, accuracy;
+    double loss;
+    double metrics[NN_MAX_METRICS];
     long *confusion;       /* evaluate --confusion: counts[true * classes + predicted], or NULL */
 } nn_score;
+
+/* The logs a progress line shows: loss, then the metrics; with prefix "val_"
+ * their validation names. */
+static void add_logs(nn_logs *l, const nn_model *m, bool val, double loss, const double *metrics)
+{
+    nn_logs_add(l, val ? "val_loss" : "loss", loss);
+    for (int i = 0; i < m->n_metrics; i++)
+        nn_logs_add(l, val ? m->metrics[i].val_name : m->metrics[i].name, metrics[i]);
+}
 
 /* A class index as stored, or the hot one of a one-hot row. */
 static int class_of_label(const float *y, int size)
@@ -118,7 +124,7 @@ static int class_of_label(const float *y, int size)
 static void count_confusion(const nn_model *m, const float *out, const float *y, int n,
                             nn_score *s)
 {
-    int classes = nn_class_count(m), width = label_width(m);
+    int classes = nn_class_count(m), width = nn_label_width(m);
     float *probs = nn_alloc((size_t)m->output_size, sizeof *probs), prob;
     for (int i = 0; i < n; i++) {
         nn_output_probs(m, out + (size_t)i * (size_t)m->output_size, probs, 1);
@@ -135,9 +141,9 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
 {
     nn_pass pass = {0};
     int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
-    int width = label_width(m), step = 0;
+    int width = nn_label_width(m), step = 0;
     double loss = 0;
-    long correct = 0;
+    double *sums = nn_alloc(nn_metrics_size(m) + 1, sizeof *sums);
     int rc = 0;
     for (int start = 0; start < d->n && rc == 0; start += b->capacity) {
         int n = d->n - start < b->capacity ? d->n - start : b->capacity;
@@ -151,19 +157,21 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
             const float *out = m->forward(&pass, params, b->work,
                                           b->x + (size_t)first * (size_t)m->input_size, k);
             loss += nn_loss(m, out, y, k, NULL) * k;
-            correct += nn_correct(m, out, y, k);
+            if ((rc = nn_metrics_update(m, out, y, k, sums)) != 0)
+                break;
             if (result->confusion)
                 count_confusion(m, out, y, k, result);
         }
-        if (p) {
-            const char *names[] = {"loss", "accuracy"};
-            double values[] = {loss / (start + n), (double)correct / (start + n)};
-            nn_progress_step(p, ++step, names, values, m->metric_accuracy ? 2 : 1);
+        nn_metrics_results(m, sums, result->metrics);
+        if (p && rc == 0) {
+            nn_logs l = {0};
+            add_logs(&l, m, false, loss / (start + n), result->metrics);
+            nn_progress_step(p, ++step, l.names, l.values, l.n);
         }
     }
     free(idx);
+    free(sums);
     result->loss = loss / d->n;
-    result->accuracy = (double)correct / d->n;
     return rc;
 }
 
@@ -189,6 +197,7 @@ typedef struct {
     nn_meta meta;          /* the class names every saved file holds */
     nn_rng rng;
     int *order;            /* the epoch's order of the training samples */
+    float *sample_weights; /* the batch's, from class_weight, or NULL */
     uint64_t step;         /* optimizer steps done, for dropout and augmentation */
     double epoch_start;    /* when the epoch began, less the time an earlier run spent on it */
     bool ran_out;          /* an epoch's data ended before its steps_per_epoch */
@@ -196,17 +205,35 @@ typedef struct {
     FILE *history;
 } Trainer;
 
+/* A training series split at split_time leaves the windows after it as the
+ * validation data (the course's x_valid), unless the model gives its own. */
+static bool has_series_tail(const nn_model *m)
+{
+    return m->data.train.format == NN_DATA_SERIES && m->data.train.split_time >= 0;
+}
+
+static int load_series_tail(const nn_model *m, const nn_options *o, nn_dataset *d)
+{
+    nn_source tail = m->data.train;    /* not the training source itself: the part after the split */
+    return load_data(m, &tail, o, 0, NULL, d);
+}
+
 static int load_train_data(Trainer *t)
 {
     const nn_model *m = t->m;
     if (m->data.train.format == NN_DATA_NONE)
         return nn_error(m->data.model_file, "the model has no training data: give data: train: "
                                             "in the model file");
-    if (load_data(m, &m->data.train, t->o, t->o->limit, &t->train) != 0)
+    if (load_data(m, &m->data.train, t->o, t->o->limit, NULL, &t->train) != 0)
         return -1;
     nn_meta_set_classes(&t->meta, m, t->train.class_names, t->train.n_classes);
+    nn_meta_set_vocabulary(&t->meta, t->train.vocab);
     if (m->data.validation.format != NN_DATA_NONE) {
-        if (load_data(m, &m->data.validation, t->o, 0, &t->val) != 0)
+        if (load_data(m, &m->data.validation, t->o, 0, &t->train, &t->val) != 0)
+            return -1;
+        t->has_val = true;
+    } else if (has_series_tail(m)) {
+        if (load_series_tail(m, t->o, &t->val) != 0)
             return -1;
         t->has_val = true;
     } else if (m->data.validation_split > 0) {
@@ -227,13 +254,18 @@ static int start_state(Trainer *t)
     t->params = nn_alloc(m->n_params, sizeof *t->params);
     t->grads = nn_alloc(m->n_params, sizeof *t->grads);
     uint64_t seed = t->o->has_seed ? t->o->seed : m->fit.seed;
-    t->st = (nn_train_state){.rng = seed, .seed = seed};
+    t->st = (nn_train_state){.rng = seed, .seed = seed, .n_metric_sums = nn_metrics_size(m)};
+    t->st.metric_sums = nn_alloc(t->st.n_metric_sums + 1, sizeof *t->st.metric_sums);
     if (t->o->resume) {
         if (nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st) != 0)
             return -1;
         t->opt.cfg.learning_rate = cfg.learning_rate;
     } else {
         nn_init_params(m, t->params, seed);
+        /* --weights: Keras's load_weights then fit: epoch 0, a fresh optimizer. */
+        if (t->o->weights &&
+            nn_load_start_weights(m, t->o->weights, t->params, t->o->skip_missing) != 0)
+            return -1;
     }
     if (t->st.sample > t->train.n)
         return nn_error(t->o->resume, "the checkpoint stopped at sample %lld of an epoch of "
@@ -241,6 +273,8 @@ static int start_state(Trainer *t)
                                       "--limit?)", (long long)t->st.sample, t->train.n);
     t->step = (uint64_t)t->opt.iterations;
     t->order = nn_alloc((size_t)t->train.n, sizeof *t->order);
+    if (m->fit.class_weight)
+        t->sample_weights = nn_alloc((size_t)t->o->batch_size, sizeof *t->sample_weights);
     return 0;
 }
 
@@ -260,7 +294,9 @@ static void begin_pass(Trainer *t)
 static void end_epoch(Trainer *t)
 {
     nn_train_state *st = &t->st;
-    *st = (nn_train_state){.epoch = st->epoch + 1, .rng = t->rng.state, .seed = st->seed};
+    memset(st->metric_sums, 0, st->n_metric_sums * sizeof *st->metric_sums);
+    *st = (nn_train_state){.epoch = st->epoch + 1, .rng = t->rng.state, .seed = st->seed,
+                           .metric_sums = st->metric_sums, .n_metric_sums = st->n_metric_sums};
 }
 
 /* Keras's: steps_per_epoch, or one pass over the data. */
@@ -278,12 +314,15 @@ static void add_into(float *restrict sum, const float *restrict part, size_t n)
         sum[i] += part[i];
 }
 
-/* forward, loss, backward, update; *mean_loss is the batch's mean loss. */
-static int train_step(Trainer *t, const int *idx, int n, long *correct, double *mean_loss)
+/* forward, loss, backward, update; *mean_loss is the batch's loss (weighted by
+ * class_weight), and the metrics' sums take the batch in. */
+static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
 {
     const nn_model *m = t->m;
     nn_batch *b = &t->batch;
     if (batch_fill(b, m, &t->train, idx, n) != 0)
+        return -1;
+    if (t->sample_weights && nn_class_weights(m, b->y, n, t->sample_weights) != 0)
         return -1;
     if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
         nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
@@ -291,7 +330,7 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
     /* Equal parts of at most b->part samples; each part's gradient is its
      * share of the whole batch's mean, so their sum is the batch's gradient. */
     int parts = (n + b->part - 1) / b->part, size = (n + parts - 1) / parts;
-    int width = label_width(m);
+    int width = nn_label_width(m);
     double loss = 0;
     for (int first = 0; first < n; first += size) {
         int k = n - first < size ? n - first : size;
@@ -299,8 +338,10 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
         const float *y = b->y + (size_t)first * (size_t)width;
         nn_pass pass = {1, t->st.seed, t->step, (uint64_t)first};
         const float *out = m->forward(&pass, t->params, b->work, x, k);
-        loss += nn_loss(m, out, y, k, b->dout) * k;
-        *correct += nn_correct(m, out, y, k);
+        const float *weights = t->sample_weights ? t->sample_weights + first : NULL;
+        loss += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
+        if (nn_metrics_update(m, out, y, k, t->st.metric_sums) != 0)
+            return -1;
         for (size_t i = 0; i < (size_t)k * (size_t)m->output_size; i++)
             b->dout[i] *= (float)k / (float)n;
         float *grads = first == 0 ? t->grads : b->part_grads;
@@ -314,32 +355,20 @@ static int train_step(Trainer *t, const int *idx, int n, long *correct, double *
     return 0;
 }
 
-static int metric_list(const Trainer *t, const nn_logs *l, bool with_val, const char **names,
-                       double *values)
-{
-    int k = 0;
-    names[k] = "loss", values[k++] = l->loss;
-    if (t->m->metric_accuracy)
-        names[k] = "accuracy", values[k++] = l->accuracy;
-    if (with_val) {
-        names[k] = "val_loss", values[k++] = l->val_loss;
-        if (t->m->metric_accuracy)
-            names[k] = "val_accuracy", values[k++] = l->val_accuracy;
-    }
-    return k;
-}
-
 static int save_checkpoint(Trainer *t)
 {
     return t->o->save ? nn_save_weights(t->m, t->o->save, t->params, &t->meta, &t->opt, &t->st)
                       : 0;
 }
 
-/* The epoch's mean loss and accuracy so far, as Keras's metrics average them. */
-static nn_logs epoch_logs(const nn_train_state *st)
+/* The epoch's mean loss and metrics so far, as Keras's metrics average them. */
+static nn_logs epoch_logs(const nn_model *m, const nn_train_state *st)
 {
-    double seen = (double)st->sample;
-    return (nn_logs){st->loss_sum / seen, (double)st->correct / seen, NAN, NAN};
+    double metrics[NN_MAX_METRICS];
+    nn_metrics_results(m, st->metric_sums, metrics);
+    nn_logs l = {0};
+    add_logs(&l, m, false, st->loss_sum / (double)st->sample, metrics);
+    return l;
 }
 
 /* One step of the epoch: the next batch of its order (smaller at its end). */
@@ -347,9 +376,8 @@ static int epoch_step(Trainer *t, int batch)
 {
     nn_train_state *st = &t->st;
     int n = t->train.n - (int)st->sample < batch ? t->train.n - (int)st->sample : batch;
-    long correct = 0;
     double loss;
-    if (train_step(t, t->order + st->sample, n, &correct, &loss) != 0)
+    if (train_step(t, t->order + st->sample, n, &loss) != 0)
         return -1;
     if (!isfinite(loss))
         return nn_error(t->m->name, "the loss became %s at epoch %lld, step %lld; try a "
@@ -357,7 +385,6 @@ static int epoch_step(Trainer *t, int batch)
                         (long long)st->epoch + 1, (long long)st->step + 1);
     st->step++;
     st->sample += n;
-    st->correct += correct;
     st->loss_sum += loss * n;
     st->seconds = nn_now() - t->epoch_start;
     return 0;
@@ -388,28 +415,42 @@ static int run_epoch(Trainer *t, nn_logs *logs)
     nn_progress_skip(&p, (int)st->step);
     t->epoch_start = nn_now() - st->seconds;
     begin_pass(t);
-    const char *names[4];
-    double values[4];
     while (st->step < steps && st->sample < t->train.n && !interrupted) {
         if (epoch_step(t, batch) != 0)
             return -1;
-        *logs = epoch_logs(st);
-        nn_progress_step(&p, (int)st->step, names, values, metric_list(t, logs, false, names, values));
+        *logs = epoch_logs(t->m, st);
+        nn_progress_step(&p, (int)st->step, logs->names, logs->values, logs->n);
         if (t->o->save_every && t->step % (uint64_t)t->o->save_every == 0 && save_checkpoint(t) != 0)
             return -1;
     }
-    *logs = epoch_logs(st);
+    *logs = epoch_logs(t->m, st);
     bool finished = st->step >= steps || st->sample == t->train.n;
     if (finished && t->has_val) {
         nn_score v = {0};
         if (score(t->m, t->params, &t->batch, &t->val, NULL, &v) != 0)
             return -1;
-        logs->val_loss = v.loss, logs->val_accuracy = v.accuracy;
+        add_logs(logs, t->m, true, v.loss, v.metrics);
     }
-    nn_progress_end(&p, names, values, metric_list(t, logs, finished && t->has_val, names, values));
+    nn_progress_end(&p, logs->names, logs->values, logs->n);
     if (finished && st->step < steps)
         warn_ran_out(t, steps);
     return finished ? 0 : 1;
+}
+
+/* The history's columns after the epoch: loss, the metrics, val_loss, the
+ * validation metrics (NaN without validation data), the epoch's seconds. */
+static nn_logs history_columns(const Trainer *t, const nn_logs *l, double seconds)
+{
+    const nn_model *m = t->m;
+    nn_logs h = {0};
+    nn_logs_add(&h, "loss", nn_logs_get(l, "loss"));
+    for (int i = 0; i < m->n_metrics; i++)
+        nn_logs_add(&h, m->metrics[i].name, nn_logs_get(l, m->metrics[i].name));
+    nn_logs_add(&h, "val_loss", nn_logs_get(l, "val_loss"));
+    for (int i = 0; i < m->n_metrics; i++)
+        nn_logs_add(&h, m->metrics[i].val_name, nn_logs_get(l, m->metrics[i].val_name));
+    nn_logs_add(&h, "seconds", seconds);
+    return h;
 }
 
 /* Flushed every epoch, so a long run's history is on disk as it goes and a
@@ -418,30 +459,39 @@ static int write_history(Trainer *t, int epoch, const nn_logs *l, double seconds
 {
     if (!t->history)
         return 0;
-    fprintf(t->history, "%d,%.6g,%.6g,%.6g,%.6g,%.3f\n", epoch + 1, l->loss,
-            t->m->metric_accuracy ? l->accuracy : NAN, l->val_loss, l->val_accuracy, seconds);
+    nn_logs h = history_columns(t, l, seconds);
+    fprintf(t->history, "%d", epoch + 1);
+    for (int i = 0; i < h.n; i++)
+        fprintf(t->history, strcmp(h.names[i], "seconds") == 0 ? ",%.3f" : ",%.6g", h.values[i]);
+    fprintf(t->history, "\n");
     if (fflush(t->history) != 0 || ferror(t->history))
         return nn_error(t->o->history, "cannot write the history: %s", strerror(errno));
     return 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Keras's CSVLogger: epoch, then the logs in alphabetical order. */
-static int csv_log(const nn_callback *c, int epoch, const nn_logs *l, bool acc, bool val)
+static int csv_log(const nn_callback *c, int epoch, const nn_logs *l)
 {
     FILE *f = fopen(c->filepath, epoch == 0 ? "w" : "a");
     if (!f)
         return nn_error(c->filepath, "cannot write the CSVLogger file");
-    if (epoch == 0)
-        fprintf(f, "epoch%s,loss%s%s\n", acc ? ",accuracy" : "", val && acc ? ",val_accuracy" : "",
-                val ? ",val_loss" : "");
+    const char *names[NN_MAX_LOGS];
+    memcpy(names, l->names, (size_t)l->n * sizeof *names);
+    qsort(names, (size_t)l->n, sizeof *names, by_name);
+    if (epoch == 0) {
+        fprintf(f, "epoch");
+        for (int i = 0; i < l->n; i++)
+            fprintf(f, ",%s", names[i]);
+        fprintf(f, "\n");
+    }
     fprintf(f, "%d", epoch);
-    if (acc)
-        fprintf(f, ",%.6g", l->accuracy);
-    fprintf(f, ",%.6g", l->loss);
-    if (val && acc)
-        fprintf(f, ",%.6g", l->val_accuracy);
-    if (val)
-        fprintf(f, ",%.6g", l->val_loss);
+    for (int i = 0; i < l->n; i++)
+        fprintf(f, ",%.6g", nn_logs_get(l, names[i]));
     fprintf(f, "\n");
     return fclose(f) == 0 ? 0 : nn_error(c->filepath, "cannot write the CSVLogger file");
 }
@@ -464,7 +514,7 @@ static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
         const nn_callback *c = &fit->callbacks[i];
         int act = nn_callback_epoch_end(c, &t->cb[i], l, epoch);
         if (c->kind == NN_CB_CSV_LOGGER) {
-            if (csv_log(c, epoch, l, t->m->metric_accuracy, t->has_val) != 0)
+            if (csv_log(c, epoch, l) != 0)
                 return -1;
             continue;
         }
@@ -498,6 +548,8 @@ static void trainer_free(Trainer *t)
     free(t->grads);
     free(t->best);
     free(t->order);
+    free(t->sample_weights);
+    free(t->st.metric_sums);
     nn_optim_free(&t->opt);
     nn_batch_free(&t->batch);
     if (t->history)
@@ -511,8 +563,13 @@ static int open_history(Trainer *t)
     t->history = fopen(t->o->history, t->o->resume ? "a" : "w");
     if (!t->history)
         return nn_error(t->o->history, "cannot write the history");
-    if (!t->o->resume)
-        fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    if (!t->o->resume) {
+        nn_logs none = {0}, h = history_columns(t, &none, 0);
+        fprintf(t->history, "epoch");
+        for (int i = 0; i < h.n; i++)
+            fprintf(t->history, ",%s", h.names[i]);
+        fprintf(t->history, "\n");
+    }
     return 0;
 }
 
@@ -685,20 +742,25 @@ static void print_confusion(const nn_model *m, const nn_dataset *d, const nn_met
 /* evaluate's data: --data FILE.csv, else the test set, else the validation data (given, or the
  * validation_split of the training set, as train splits it without
  * --limit), said in one line. */
-static int evaluation_data(const nn_model *m, const nn_options *o, nn_dataset *d)
+static int evaluation_data(const nn_model *m, const nn_options *o, const nn_dataset *like,
+                           nn_dataset *d)
 {
     const nn_data *data = &m->data;
     if (is_file(o->data_dir))
         return load_eval_file(m, o, d);
     if (data->test.format != NN_DATA_NONE)
-        return load_data(m, &data->test, o, o->limit, d);
+        return load_data(m, &data->test, o, o->limit, like, d);
     if (data->validation.format != NN_DATA_NONE) {
         printf("no test data: evaluating on the validation data (data: validation)\n");
-        return load_data(m, &data->validation, o, o->limit, d);
+        return load_data(m, &data->validation, o, o->limit, like, d);
+    }
+    if (has_series_tail(m)) {
+        printf("no test data: evaluating on the validation data (the series from split_time)\n");
+        return load_series_tail(m, o, d);
     }
     if (data->validation_split > 0 && data->train.format != NN_DATA_NONE) {
         nn_dataset train;
-        if (load_data(m, &data->train, o, 0, &train) != 0)
+        if (load_data(m, &data->train, o, 0, like, &train) != 0)
             return -1;
         int rc = nn_dataset_split(&train, data->validation_split, d);
         nn_dataset_free(&train);
@@ -728,13 +790,12 @@ static int evaluate_with(const nn_model *m, const nn_options *o, const nn_datase
     nn_progress_begin(&p, 0, 0, (d->n + b.capacity - 1) / b.capacity, o->quiet);
     int rc = score(m, params, &b, d, &p, &s);
     if (rc == 0) {
-        const char *names[] = {"loss", "accuracy"};
-        double values[] = {s.loss, s.accuracy};
-        int n = m->metric_accuracy ? 2 : 1;
-        nn_progress_end(&p, names, values, n);
-        if (o->quiet)
-            printf(m->metric_accuracy ? "loss: %.4f - accuracy: %.4f\n" : "loss: %.4f\n",
-                   s.loss, s.accuracy);
+        nn_logs l = {0};
+        add_logs(&l, m, false, s.loss, s.metrics);
+        nn_progress_end(&p, l.names, l.values, l.n);
+        for (int i = 0; o->quiet && i < l.n; i++)
+            printf("%s%s: %.4f%s", i ? " - " : "", l.names[i], l.values[i],
+                   i == l.n - 1 ? "\n" : "");
         if (o->show > 0)
             rc = show_predictions(m, params, &b, d, meta, o->show);
     }
@@ -756,8 +817,13 @@ int nn_evaluate(const nn_model *m, const nn_options *o)
     nn_meta meta = {0};
     nn_dataset d = {0};
     int rc = nn_load_weights(m, o->weights, params, &meta, NULL, NULL);
+    nn_dataset trained = {0};          /* what the weight file says of the training set */
+    if (rc == 0 && meta.n_words > 0)
+        trained.vocab = nn_vocab_from_words(meta.vocabulary, meta.n_words);
+    trained.class_names = meta.class_names, trained.n_classes = meta.n_classes;
     if (rc == 0)
-        rc = evaluation_data(m, o, &d);
+        rc = evaluation_data(m, o, &trained, &d);
+    nn_vocab_free(trained.vocab);
     if (rc == 0)
         rc = evaluate_with(m, o, &d, params, &meta);
     nn_dataset_free(&d);

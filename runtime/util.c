@@ -1,6 +1,8 @@
-/* util.c - paths and random numbers for the whole runtime. */
+/* util.c - paths, random numbers and whole files read into memory, for the whole runtime. */
 #include "rt.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 char *nn_join_path(const char *dir, const char *path)
@@ -45,4 +47,38 @@ void nn_shuffle(int *idx, int n, nn_rng *r)
         idx[i] = idx[j];
         idx[j] = t;
     }
+}
+
+char *nn_read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nn_error(path, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = nn_alloc(cap, 1);
+    for (;;) {
+        if (n + 1 == cap) {
+            char *bigger = nn_alloc(cap * 2, 1);
+            memcpy(bigger, buf, n);
+            free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        if (got == 0)
+            break;
+        n += got;
+    }
+    if (ferror(f)) {
+        nn_error(path, "cannot read: %s", strerror(errno));
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

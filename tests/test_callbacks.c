@@ -3,8 +3,8 @@
  * same logs:
  *
  *   EarlyStopping.on_epoch_end: a monitor missing from the logs -> return;
- *   wait += 1; on an improvement (current - min_delta > best for 'acc'
- *   monitors, current + min_delta < best otherwise; best starts at -inf/+inf)
+ *   wait += 1; on an improvement (current - min_delta > best for a monitor
+ *   that should grow, current + min_delta < best otherwise; best starts at -inf/+inf)
  *   best = current, keep the weights, wait = 0, return; then stop when
  *   wait >= patience and epoch > 0, restoring the best weights.
  *   ModelCheckpoint: every epoch, or with save_best_only only when the monitor
@@ -17,20 +17,14 @@
 
 #include "rt.h"
 
-/* A history: one monitored value per epoch; the other logs are NAN. */
+/* A history: one monitored value per epoch, among other logs; NAN: the
+ * epoch does not have it. */
 static nn_logs logs_with(const char *monitor, double v)
 {
-    nn_logs l = {NAN, NAN, NAN, NAN};
-    if (strcmp(monitor, "loss") == 0)
-        l.loss = v;
-    else if (strcmp(monitor, "accuracy") == 0)
-        l.accuracy = v;
-    else if (strcmp(monitor, "val_loss") == 0)
-        l.val_loss = v;
-    else if (strcmp(monitor, "val_accuracy") == 0)
-        l.val_accuracy = v;
-    else
-        fail_msg("no such monitor '%s'", monitor);
+    nn_logs l = {0};
+    nn_logs_add(&l, "loss", strcmp(monitor, "loss") == 0 ? v : 0.25);
+    if (strcmp(monitor, "loss") != 0 && !isnan(v))
+        nn_logs_add(&l, monitor, v);
     return l;
 }
 
@@ -64,7 +58,8 @@ enum { C = NN_CB_CONTINUE, S = NN_CB_STOP, V = NN_CB_SAVE, R = NN_CB_RESTORE_BES
 static void test_threshold_accuracy(void **state)
 {
     (void)state;
-    nn_callback c = {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "accuracy", .threshold = 0.9f};
+    nn_callback c = {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "accuracy", .threshold = 0.9f,
+                     .maximize = 1};
     /* 0.9 itself does not pass: the course tests accuracy > 0.9, and Keras's
      * accuracy is a float32, so 9/10 correct is 0.9f, not above 0.9. */
     const double acc[] = {0.5, 0.9, (double)0.9f, 0.85, 0.95, 0.99};
@@ -85,7 +80,8 @@ static void test_threshold_loss(void **state)
     assert_actions(act, want, 5);
 
     /* Higher accuracy on val_accuracy too; a missing value never stops. */
-    nn_callback v = {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "val_accuracy", .threshold = 0.5f};
+    nn_callback v = {.kind = NN_CB_STOP_AT_THRESHOLD, .monitor = "val_accuracy", .threshold = 0.5f,
+                     .maximize = 1};
     const double val[] = {NAN, 0.4, 0.6};
     assert_int_equal(run_history(&v, val, 3, act), 3);
     const int want_v[] = {C, C, S};
@@ -94,10 +90,12 @@ static void test_threshold_loss(void **state)
 
 /* ---- EarlyStopping ----------------------------------------------------------------------- */
 
+/* maximize: what nncc resolves from mode (auto: the monitored metric's direction). */
 static nn_callback early(const char *monitor, int patience, float min_delta, int restore)
 {
     nn_callback c = {.kind = NN_CB_EARLY_STOPPING, .monitor = monitor, .patience = patience,
-                     .min_delta = min_delta, .restore_best_weights = restore};
+                     .min_delta = min_delta, .restore_best_weights = restore,
+                     .maximize = strcmp(monitor, "loss") != 0 && strcmp(monitor, "val_loss") != 0};
     return c;
 }
 
@@ -146,10 +144,10 @@ static void test_early_min_delta(void **state)
     assert_actions(act, want_d, 6);
 }
 
-static void test_early_mode_by_name(void **state)
+static void test_early_direction(void **state)
 {
     (void)state;
-    /* val_accuracy: higher is better, so a rising history never stops ... */
+    /* val_accuracy (maximize): higher is better, so a rising history never stops ... */
     const double rising[] = {0.5, 0.6, 0.7, 0.8};
     const double falling[] = {0.8, 0.7, 0.6, 0.5};
     int act[4];
@@ -235,9 +233,13 @@ static void test_early_missing_monitor(void **state)
     assert_actions(act_gap, want_gap, 5);
 
     /* A monitor name the logs do not have reads as missing. */
-    nn_logs l = {0.1, 0.2, 0.3, 0.4};
+    nn_logs l = {0};
+    nn_logs_add(&l, "loss", 0.1);
+    nn_logs_add(&l, "val_mae", 0.2);
+    nn_logs_add(&l, "val_accuracy", 0.4);
     assert_true(isnan(nn_logs_get(&l, "mae")));
     assert_true(nn_logs_get(&l, "val_accuracy") == 0.4);
+    assert_true(nn_logs_get(&l, "val_mae") == 0.2);
 }
 
 /* ---- ModelCheckpoint and CSVLogger ----------------------------------------------------------- */
@@ -267,7 +269,7 @@ static void test_checkpoint_best_only(void **state)
     assert_actions(act, want, 7);
 
     nn_callback a = {.kind = NN_CB_MODEL_CHECKPOINT, .monitor = "val_accuracy",
-                     .filepath = "w.npz", .save_best_only = 1};
+                     .filepath = "w.npz", .save_best_only = 1, .maximize = 1};
     const double va[] = {0.5, 0.4, 0.7, 0.6};
     assert_int_equal(run_history(&a, va, 4, act), 4);
     const int want_a[] = {V, C, V, C};
@@ -280,7 +282,7 @@ static void test_csv_logger_writes_every_epoch(void **state)
     nn_callback c = {.kind = NN_CB_CSV_LOGGER, .filepath = "log.csv"};
     nn_cb_state s;
     nn_callback_begin(&c, &s);
-    nn_logs l = {0.5, 0.5, NAN, NAN};
+    nn_logs l = logs_with("accuracy", 0.5);
     for (int e = 0; e < 3; e++)
         assert_int_equal(nn_callback_epoch_end(&c, &s, &l, e), V);
 }
@@ -293,7 +295,7 @@ int main(void)
         cmocka_unit_test(test_early_patience_0),
         cmocka_unit_test(test_early_patience_2),
         cmocka_unit_test(test_early_min_delta),
-        cmocka_unit_test(test_early_mode_by_name),
+        cmocka_unit_test(test_early_direction),
         cmocka_unit_test(test_early_restore_best),
         cmocka_unit_test(test_early_never_at_epoch_0),
         cmocka_unit_test(test_early_missing_monitor),

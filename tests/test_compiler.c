@@ -525,6 +525,39 @@ static void test_output_compiles(void **state)
     expect_compiles(in_scratch("pool_first.c"));
 }
 
+/* Keras's class names name the optimizers too (any case), and what an
+ * optimizer was given reaches the trainer: AdamW's Keras default weight_decay
+ * 0.004 (keras/optimizers/adamw.py) and the clipping. */
+static void test_optimizer_spellings(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"SGD", "Adam", "RMSprop", "Nadam", "Adamax", "Adagrad",
+                                        "AdamW"};
+    static const char model[] = "name: opt\ninput_shape: [2]\nlayers:\n  - Dense: {units: 1}\n"
+                                "compile: {optimizer: %s, loss: mse}\n";
+    char text[512], expect[64];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(text, sizeof text, model, names[i]);
+        write_text(in_scratch("opt.yaml"), text);
+        emit(in_scratch("opt.yaml"), in_scratch("opt.c"));
+        char *c = slurp(in_scratch("opt.c"), NULL);
+        snprintf(expect, sizeof expect, "NN_OPT_%s", names[i]);
+        for (char *p = expect; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        if (!strstr(c, expect))
+            fail_msg("optimizer %s: no %s in the trainer", names[i], expect);
+        free(c);
+    }
+    snprintf(text, sizeof text, model, "{name: AdamW, learning_rate: 0.01, clipnorm: 1.5}");
+    write_text(in_scratch("opt.yaml"), text);
+    emit(in_scratch("opt.yaml"), in_scratch("opt.c"));
+    char *c = slurp(in_scratch("opt.c"), NULL);
+    assert_non_null(strstr(c, ".kind = NN_OPT_ADAMW, .learning_rate = 0.01f"));
+    assert_non_null(strstr(c, ".weight_decay = 0.004f, .clipnorm = 1.5f"));
+    free(c);
+    expect_compiles(in_scratch("opt.c"));
+}
+
 /* Keras reads a shift range from 1 on as pixels: 4 must be accepted. */
 static void test_pixel_shift_ranges(void **state)
 {
@@ -539,6 +572,53 @@ static void test_pixel_shift_ranges(void **state)
     if (r.status != 0)
         fail_msg("nncc --check exited %d: %s", r.status, r.err);
     run_free(&r);
+}
+
+/* Keras's log names and mode auto, as the descriptor carries them: a function
+ * logs as written (mae), a class as its default name (AUC: auc), and auto
+ * makes an accuracy, auc, precision or recall grow and an error shrink. */
+static void test_metric_names_and_modes(void **state)
+{
+    (void)state;
+    write_text(in_scratch("modes.yaml"),
+               "name: modes\ninput_shape: [3]\nlayers:\n  - Dense: {units: 1, activation: sigmoid}\n"
+               "compile:\n  loss: {class_name: BinaryCrossentropy, config: {label_smoothing: 0.1}}\n"
+               "  metrics: [mae, AUC, {class_name: Precision, config: {thresholds: 0.7}}]\n"
+               "fit:\n  callbacks:\n"
+               "    - EarlyStopping: {monitor: val_auc}\n"
+               "    - ModelCheckpoint: {filepath: w.npz, monitor: val_mae}\n"
+               "    - EarlyStopping: {monitor: precision, mode: min}\n"
+               "    - StopAtThreshold: {monitor: acc_not_logged_here_so_val_loss, threshold: 1}\n");
+    Run r;
+    nncc(&r, in_scratch("modes.yaml"), "-o", in_scratch("modes.c"), NULL);
+    assert_int_equal(r.status, 1);   /* the last monitor is not in the logs */
+    assert_non_null(strstr(r.err, "the model logs loss, mae, auc, precision, val_loss, val_mae, "
+                                  "val_auc, val_precision"));
+    run_free(&r);
+    sh("sed -i '$d' %s", in_scratch("modes.yaml"));
+    nncc(&r, in_scratch("modes.yaml"), "-o", in_scratch("modes.c"), NULL);
+    if (r.status != 0)
+        fail_msg("nncc exited %d: %s", r.status, r.err);
+    run_free(&r);
+    char *c = slurp(in_scratch("modes.c"), NULL);
+    assert_non_null(c);
+    static const char *const want[] = {
+        ".name = \"mae\", .val_name = \"val_mae\"", ".name = \"auc\", .val_name = \"val_auc\"",
+        ".kind = NN_METRIC_PRECISION, .name = \"precision\"", ".threshold = 0.7f",
+        ".label_smoothing = 0.1f", ".monitor = \"val_auc\"", ".monitor = \"val_mae\"",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(c, want[i]))
+            fail_msg("the generated C has no %s", want[i]);
+    /* In callback order: val_auc grows, val_mae shrinks, precision with mode min shrinks. */
+    const char *a = strstr(c, ".monitor = \"val_auc\""), *b = strstr(c, ".monitor = \"val_mae\"");
+    const char *p = strstr(c, ".monitor = \"precision\"");
+    assert_non_null(p);
+    assert_non_null(strstr(a, ".maximize = 1}"));
+    assert_true(strstr(a, ".maximize = 1}") < b);
+    assert_true(strstr(b, ".maximize = 0}") < p);
+    assert_non_null(strstr(p, ".maximize = 0}"));
+    free(c);
 }
 
 static void test_same_input_same_bytes(void **state)
@@ -823,11 +903,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_error_cases),
+        cmocka_unit_test(test_metric_names_and_modes),
         cmocka_unit_test(test_positional_arguments),
         cmocka_unit_test(test_summary_fashion_mlp),
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_output_compiles),
         cmocka_unit_test(test_pixel_shift_ranges),
+        cmocka_unit_test(test_optimizer_spellings),
         cmocka_unit_test(test_same_input_same_bytes),
         cmocka_unit_test(test_hostile_strings),
         cmocka_unit_test(test_generated_up_to_date),

@@ -311,7 +311,7 @@ static void run_driver(const char *input_shape, const char *layers, const Probe 
             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s "
             "-Iruntime -I%s -DT_KIND=%d -DT_N=%d -DT_H=%d -DT_W=%d -DT_C=%d -DT_F=%d "
             "-DT_KH=%d -DT_KW=%d -DT_SH=%d -DT_SW=%d -DT_SAME=%d -DT_BIAS=%d -DT_RANK=%d "
-            "-DT_EPS=%.17g -DT_MOM=%.17g %s -o %s/drv %s/drv.c %s/libnnrt.a -lstb -lz -lm",
+            "-DT_EPS=%.17g -DT_MOM=%.17g %s -o %s/drv %s/drv.c %s/libnnrt.a " TRAINER_LIBS,
             sanitize ? "-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined"
                      : "-O3 -march=native -ffp-contract=fast",
             dir,

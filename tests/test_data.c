@@ -5,7 +5,6 @@
  * when it is installed. */
 #include "testutil.h"
 
-#include <fcntl.h>
 #include <zlib.h>
 
 #include "rt.h"
@@ -15,45 +14,6 @@ static const char *scratch_path(char *buf, const char *name)
 {
     snprintf(buf, 256, "%s", in_scratch(name));
     return buf;
-}
-
-/* ---- what a failing call printed ------------------------------------------------------ */
-
-static int saved_stderr = -1;
-static char stderr_path[300];
-
-static void capture_stderr(void)
-{
-    fflush(stderr);
-    snprintf(stderr_path, sizeof stderr_path, "%s/stderr.txt", scratch);
-    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
-    dup2(fd, 2);
-    close(fd);
-}
-
-/* Restores stderr and returns what was written to it (also echoed, for the log). */
-static const char *captured(void)
-{
-    static char text[8192];
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    FILE *f = fopen(stderr_path, "rb");
-    assert_non_null(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    fprintf(stderr, "  (expected) %s", text);
-    return text;
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    if (!strstr(text, part))
-        fail_msg("'%s' not found in: %s", part, text);
 }
 
 /* ---- IDX files ----------------------------------------------------------------------- */
@@ -624,14 +584,14 @@ static void test_load_source_idx(void **state)
     const int shapes[3][4] = {{3, 2, 3, 1}, {2, 2, 3, 0}, {1, 6, 0, 0}};
     for (int i = 0; i < 3; i++) {
         nn_model m = small_model(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
-        assert_int_equal(nn_load_source(&m, &src, scratch, &d), 0);
+        assert_int_equal(nn_load_source(&m, &src, scratch, NULL, &d), 0);
         check_small_idx(&d, labels);
         nn_dataset_free(&d);
     }
     /* An absolute path ignores dir. */
     nn_source abs = {.format = NN_DATA_IDX, .images = images, .labels = labels};
     nn_model m = small_model(3, 2, 3, 1);
-    assert_int_equal(nn_load_source(&m, &abs, "/nonexistent", &d), 0);
+    assert_int_equal(nn_load_source(&m, &abs, "/nonexistent", NULL, &d), 0);
     nn_dataset_free(&d);
 
     /* Same size, other shape; other size. */
@@ -643,7 +603,7 @@ static void test_load_source_idx(void **state)
         snprintf(want, sizeof want, "%s: error: the data's samples are 2x3x1 but the model's "
                  "input_shape is %s", images, said[i]);
         capture_stderr();
-        assert_int_equal(nn_load_source(&m, &src, scratch, &d), -1);
+        assert_int_equal(nn_load_source(&m, &src, scratch, NULL, &d), -1);
         assert_contains(captured(), want);
         assert_null(d.bytes);
         assert_null(d.origin);
@@ -658,19 +618,19 @@ static void test_load_source_csv_and_inline(void **state)
     nn_source src = {.format = NN_DATA_CSV, .path = "iris.csv", .label_column = -1, .header = 1};
     nn_model m = small_model(1, 3, 0, 0);
     nn_dataset d;
-    assert_int_equal(nn_load_source(&m, &src, scratch, &d), 0);
+    assert_int_equal(nn_load_source(&m, &src, scratch, NULL, &d), 0);
     assert_int_equal(d.n, 2);
     assert_true(d.floats[3] == 6.2f && d.labels[1] == 1.0f);
     assert_string_equal(d.origin, path);
     nn_dataset_free(&d);
     m = small_model(1, 4, 0, 0);
     capture_stderr();
-    assert_int_equal(nn_load_source(&m, &src, scratch, &d), -1);
+    assert_int_equal(nn_load_source(&m, &src, scratch, NULL, &d), -1);
     assert_contains(captured(), "iris.csv: error: the data's samples are 3 numbers but the model's "
                                 "input_shape is (4,)");
     /* Rows of numbers fill a shape of their size, row-major: 3 numbers, input (1, 3). */
     m = small_model(2, 1, 3, 0);
-    assert_int_equal(nn_load_source(&m, &src, scratch, &d), 0);
+    assert_int_equal(nn_load_source(&m, &src, scratch, NULL, &d), 0);
     assert_true(d.floats[0] == 5.1f && d.floats[5] == 4.3f);
     nn_dataset_free(&d);
 
@@ -678,7 +638,7 @@ static void test_load_source_csv_and_inline(void **state)
     const float xs[6] = {-1, 0, 1, 2, 3, 4}, ys[12] = {-3, -1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19};
     nn_source in = {.format = NN_DATA_INLINE, .x = xs, .y = ys, .count = 6, .line = 7};
     m = small_model(1, 1, 0, 0);
-    assert_int_equal(nn_load_source(&m, &in, NULL, &d), 0);
+    assert_int_equal(nn_load_source(&m, &in, NULL, NULL, &d), 0);
     assert_int_equal(d.n, 6);
     assert_int_equal(d.sample_size, 1);
     assert_int_equal(d.label_size, 1);
@@ -688,7 +648,7 @@ static void test_load_source_csv_and_inline(void **state)
     nn_dataset_free(&d);
     m.loss = NN_LOSS_MSE;
     m.output_size = 2;
-    assert_int_equal(nn_load_source(&m, &in, NULL, &d), 0);
+    assert_int_equal(nn_load_source(&m, &in, NULL, NULL, &d), 0);
     assert_int_equal(d.label_size, 2);
     assert_memory_equal(d.labels, ys, sizeof ys);
     nn_dataset_free(&d);
@@ -696,13 +656,13 @@ static void test_load_source_csv_and_inline(void **state)
     /* Inline images take the model's shape: 1 sample of 2x2x1 from (2, 2). */
     m = small_model(2, 2, 2, 0);
     nn_source img = {.format = NN_DATA_INLINE, .x = xs, .count = 1};
-    assert_int_equal(nn_load_source(&m, &img, NULL, &d), 0);
+    assert_int_equal(nn_load_source(&m, &img, NULL, NULL, &d), 0);
     assert_true(d.h == 2 && d.w == 2 && d.c == 1 && d.labels == NULL);
     nn_dataset_free(&d);
 
     nn_source none = {.format = NN_DATA_NONE};
     capture_stderr();
-    assert_int_equal(nn_load_source(&m, &none, NULL, &d), -1);
+    assert_int_equal(nn_load_source(&m, &none, NULL, NULL, &d), -1);
     captured();
 }
 

@@ -49,6 +49,7 @@ static void test_words_documented(void **state)
     static const struct { ModelWords what; const char *name; } lists[] = {
         {WORDS_OPTIMIZERS, "optimizer"}, {WORDS_LOSSES, "loss"}, {WORDS_METRICS, "metric"},
         {WORDS_CALLBACKS, "callback"}, {WORDS_ACTIVATIONS, "activation"},
+        {WORDS_OPTIMIZER_ARGS, "optimizer argument"},
     };
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
         const char *const *words = model_words(lists[i].what);

@@ -257,22 +257,28 @@ static void test_frozen_summary(void **state)
 
 /* ---- 3. determinism ---------------------------------------------------------------- */
 
-/* Shuffling (12 samples, 3 batches an epoch), dropout and Adam's state. */
-static const char det_yaml[] =
-    "input_shape: [3]\n"
-    "layers:\n"
-    "  - Dense: {units: 8, activation: relu}\n"
-    "  - Dropout: {rate: 0.25}\n"
-    "  - Dense: {units: 3, activation: softmax}\n"
-    "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
-    "data:\n"
-    "  train:\n"
-    "    format: inline\n"
-    "    x: [[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3],\n"
-    "        [-0.7, 0.1, 0.2], [0.9, 0.8, -0.3], [0.0, -1.0, 0.5], [0.2, 0.6, -0.8],\n"
-    "        [-0.5, -0.5, -0.5], [0.4, -0.2, 0.1], [0.8, 0.3, 0.6], [-0.1, 0.9, -0.4]]\n"
-    "    y: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]\n"
-    "fit: {batch_size: 4, epochs: 3}\n";
+/* Shuffling (12 samples, 3 batches an epoch), dropout and the optimizer's state. */
+#define DET_MODEL(OPTIMIZER)                                                                   \
+    "input_shape: [3]\n"                                                                     \
+    "layers:\n"                                                                              \
+    "  - Dense: {units: 8, activation: relu}\n"                                              \
+    "  - Dropout: {rate: 0.25}\n"                                                            \
+    "  - Dense: {units: 3, activation: softmax}\n"                                           \
+    "compile: {optimizer: " OPTIMIZER ", loss: sparse_categorical_crossentropy, "              \
+    "metrics: [accuracy]}\n"                                                                 \
+    "data:\n"                                                                                \
+    "  train:\n"                                                                             \
+    "    format: inline\n"                                                                   \
+    "    x: [[0.1, 0.2, 0.3], [0.5, -0.4, 0.9], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3],\n"         \
+    "        [-0.7, 0.1, 0.2], [0.9, 0.8, -0.3], [0.0, -1.0, 0.5], [0.2, 0.6, -0.8],\n"       \
+    "        [-0.5, -0.5, -0.5], [0.4, -0.2, 0.1], [0.8, 0.3, 0.6], [-0.1, 0.9, -0.4]]\n"     \
+    "    y: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]\n"                                          \
+    "fit: {batch_size: 4, epochs: 3}\n"
+static const char det_yaml[] = DET_MODEL("adam");
+/* Nadam keeps a product over all steps besides its buffers; with clipping
+ * and weight decay, every part of a step is in the resumed run. */
+static const char det_nadam_yaml[] =
+    DET_MODEL("{name: nadam, learning_rate: 0.01, global_clipnorm: 0.5, weight_decay: 0.1}");
 
 static void test_same_seed_same_bits(void **state)
 {
@@ -294,10 +300,10 @@ static void test_same_seed_same_bits(void **state)
     assert_int_equal(r.status, 1);
 }
 
-static void test_resume_same_bits(void **state)
+/* 2 epochs in one run, and 1 + 1 with --resume: the same bits. */
+static void assert_resume_same_bits(const char *name, const char *yaml)
 {
-    (void)state;
-    const char *t = build_model("det", det_yaml);
+    const char *t = build_model(name, yaml);
     const char *whole = in_scratch("whole.npz"), *half = in_scratch("half.npz"),
                *resumed = in_scratch("resumed.npz");
     RunResult r;
@@ -307,7 +313,7 @@ static void test_resume_same_bits(void **state)
     assert_int_equal(r.status, 0);
     run_cmd(&r, "%s train --epochs 2 --resume %s --threads 2 --quiet --save %s", t, half, resumed);
     assert_int_equal(r.status, 0);
-    /* Weights, Adam's moments and iterations, epoch and generator state. */
+    /* Weights, the optimizer's buffers and iterations, epoch and generator state. */
     assert_same_npz(whole, resumed);
 
     nn_array *a;
@@ -320,6 +326,13 @@ static void test_resume_same_bits(void **state)
     /* The resumed epoch did train: its weights moved from the first epoch's. */
     run_cmd(&r, "cmp -s %s %s", half, resumed);
     assert_int_equal(r.status, 1);
+}
+
+static void test_resume_same_bits(void **state)
+{
+    (void)state;
+    assert_resume_same_bits("det", det_yaml);
+    assert_resume_same_bits("det_nadam", det_nadam_yaml);
 }
 
 /* A batch whose activations exceed the work budget passes in parts: the same
@@ -582,8 +595,8 @@ static const char *mid_epoch_model(void)
                        "  - Dense: {units: 16, activation: relu}\n"
                        "  - Dropout: {rate: 0.25}\n"
                        "  - Dense: {units: 3, activation: softmax}\n"
-                       "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, "
-                       "metrics: [accuracy]}\n"
+                       "compile: {optimizer: adam, loss: categorical_crossentropy, "
+                       "metrics: [accuracy, auc, {name: top_k_categorical_accuracy, k: 2}]}\n"
                        "data:\n  train: {format: csv, path: mid.csv}\n  validation_split: 0.2\n"
                        "fit: {batch_size: 2, epochs: 3, seed: 5}\n");
 }
@@ -950,6 +963,49 @@ static void test_history(void **state)
     fclose(f);
 }
 
+/* class_weight multiplies each sample's loss, and Keras divides by the batch
+ * size, not by the weights' sum: with every class weighing 2, SGD's steps
+ * are those of twice the learning rate, to the bit (doubling is exact), and
+ * the loss is twice as large. */
+static void test_class_weight_scales_the_loss(void **state)
+{
+    (void)state;
+    const char *model =
+        "input_shape: [3]\nlayers:\n  - Dense: {units: 4, activation: relu}\n"
+        "  - Dense: {units: 2, activation: softmax}\n"
+        "compile: {optimizer: {name: sgd, learning_rate: %s}, "
+        "loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+        "data:\n  train: {format: inline, x: " X4 ", y: [0, 1, 1, 0]}\n"
+        "fit: {batch_size: 3, epochs: 2, seed: 3%s}\n";
+    char plain[1024], weighted[1024];
+    snprintf(plain, sizeof plain, model, "0.02", "");
+    snprintf(weighted, sizeof weighted, model, "0.01", ", class_weight: {0: 2.0, 1: 2.0}");
+    const char *a = build_model("cw_plain", plain), *b = build_model("cw_weighted", weighted);
+    RunResult r;
+    run_cmd(&r, "%s train --save %s --history %s --quiet", a, in_scratch("cw_a.npz"),
+            in_scratch("cw_a.csv"));
+    assert_int_equal(r.status, 0);
+    run_cmd(&r, "%s train --save %s --history %s --quiet", b, in_scratch("cw_b.npz"),
+            in_scratch("cw_b.csv"));
+    assert_int_equal(r.status, 0);
+    assert_same_npz(in_scratch("cw_a.npz"), in_scratch("cw_b.npz"));
+    FILE *fa = fopen(in_scratch("cw_a.csv"), "r"), *fb = fopen(in_scratch("cw_b.csv"), "r");
+    char la[256], lb[256];
+    assert_non_null(fgets(la, sizeof la, fa));
+    assert_non_null(fgets(lb, sizeof lb, fb));
+    for (int e = 0; e < 2; e++) {
+        double loss_a, loss_b, acc_a, acc_b;
+        assert_non_null(fgets(la, sizeof la, fa));
+        assert_non_null(fgets(lb, sizeof lb, fb));
+        assert_int_equal(sscanf(la, "%*d,%lf,%lf", &loss_a, &acc_a), 2);
+        assert_int_equal(sscanf(lb, "%*d,%lf,%lf", &loss_b, &acc_b), 2);
+        assert_true(fabs(loss_b - 2 * loss_a) <= 1e-5 * loss_b);
+        assert_true(acc_a == acc_b);   /* metrics are not weighted */
+    }
+    fclose(fa);
+    fclose(fb);
+}
+
 /* ---- 8. categorical cross-entropy with class indices ------------------------------------------ */
 
 static void test_categorical_class_indices(void **state)
@@ -1005,7 +1061,7 @@ static const char *build_below(const char *name, const char *yaml)
     write_text(model, yaml);
     const char *nncc = nncc_path(), *sep = nncc[0] == '/' ? "" : "/";
     run_cmd(&r, "cd %s && %s%s%s sub/%s.yaml -o gen/%s.c && cc -std=c11 -O1 -fopenmp %s -I%s/runtime "
-                "-o gen/%s gen/%s.c %s/%s/libnnrt.a -lstb -lz -lm",
+                "-o gen/%s gen/%s.c %s/%s/libnnrt.a " TRAINER_LIBS,
             top, nncc[0] == '/' ? "" : root, sep, nncc, name, name,
             strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "",
             root, name, name, root, build_dir());
@@ -1083,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_input_ran_out),
         cmocka_unit_test(test_fashion),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_class_weight_scales_the_loss),
         cmocka_unit_test(test_categorical_class_indices),
         cmocka_unit_test(test_data_found),
     };

@@ -84,7 +84,7 @@ static void build_both(void)
                                ? "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
                                : "";
     run_cmd(&r, "cc -std=c11 -Wall -Wextra -Werror -O1 %s -fopenmp -Iruntime -o %s %s "
-                "%s/libnnrt.a -lstb -lz -lm -fopenmp",
+                "%s/libnnrt.a " TRAINER_LIBS " -fopenmp",
             sanflags, in_scratch("wrong"), in_scratch("wrong.c"), build_dir());
     if (r.status != 0)
         fail_msg("building the planted trainer failed:\n%s", r.out);

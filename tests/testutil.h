@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,15 @@
 #include <math.h>
 
 #include "npz.h"
+
+/* What a trainer links besides libnnrt.a: the Makefile's RT_LIBS (with
+ * libhdf5 when the runtime reads Keras .h5 files), which it passes as
+ * NN_RT_LIBS; without it, RT_LIBS less OpenMP and HDF5. */
+#ifdef NN_RT_LIBS
+#define TRAINER_LIBS NN_RT_LIBS
+#else
+#define TRAINER_LIBS "-lstb -lyaml -lz -lm"
+#endif
 
 /* Output and exit status of `sh -c cmd` (stdout and stderr together). */
 typedef struct {
@@ -128,6 +138,46 @@ static inline const char *build_dir(void)
     return b && *b ? b : "build";
 }
 
+/* ---- what a failing call printed ------------------------------------------------------ */
+
+/* capture_stderr() ... captured(): what a runtime call printed on stderr. */
+static int saved_stderr __attribute__((unused)) = -1;
+static char stderr_path[300] __attribute__((unused));
+
+static inline void capture_stderr(void)
+{
+    fflush(stderr);
+    snprintf(stderr_path, sizeof stderr_path, "%s/stderr.txt", scratch);
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    dup2(fd, 2);
+    close(fd);
+}
+
+/* Restores stderr and returns what was written to it (also echoed, for the log). */
+static inline const char *captured(void)
+{
+    static char text[8192];
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    FILE *f = fopen(stderr_path, "rb");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    fprintf(stderr, "  (expected) %s", text);
+    return text;
+}
+
+static inline void assert_contains(const char *text, const char *part)
+{
+    if (!strstr(text, part))
+        fail_msg("'%s' not found in: %s", part, text);
+}
+
 /* Builds the trainer of a model file into the scratch folder, once;
  * returns its path. */
 static inline const char *build_file(const char *yaml_path, const char *name)
@@ -177,22 +227,13 @@ static const char inference_driver_source[] __attribute__((unused)) =
     "    return fclose(in) != 0 || fclose(out) != 0;\n"
     "}\n";
 
-/* tests/ref/NAME.yaml with NAME.npz's weights through nncc --inference, built
- * as C99 without OpenMP (a pragma left in would be an unknown pragma) and with
- * the trainers' -O3, where GCC warns most: its
- * output for each sample of the fixture's x must be y, to 1e-5 relative to
- * max(1, |y|). Returns the largest such difference, for the test to print. */
-static inline double check_fixture_inference(const char *name)
+/* MODEL (whose name is NAME) with WEIGHTS through nncc --inference, built as C99 without OpenMP
+ * (a pragma left in would be an unknown pragma) and with the trainers' -O3,
+ * where GCC warns most: its output for each sample of x must be y, to 1e-5
+ * relative to max(1, |y|). Returns the largest such difference. */
+static inline double check_inference(const char *model, const char *name, const char *weights,
+                                     const nn_array *x, const nn_array *y)
 {
-    char npz[256];
-    snprintf(npz, sizeof npz, "tests/ref/%s.npz", name);
-    nn_array *arrays;
-    int n_arrays;
-    assert_int_equal(nn_npz_read(npz, &arrays, &n_arrays), 0);
-    const nn_array *x = nn_npz_find(arrays, n_arrays, "x");
-    const nn_array *y = nn_npz_find(arrays, n_arrays, "y");
-    if (!x || !y || x->dtype != NN_F32 || y->dtype != NN_F32 || x->rank < 1)
-        fail_msg("%s has no float arrays x and y", npz);
     size_t samples = (size_t)x->shape[0];
     FILE *f = fopen(in_scratch("X.bin"), "wb");
     assert_non_null(f);
@@ -200,17 +241,17 @@ static inline double check_fixture_inference(const char *name)
     assert_int_equal(fclose(f), 0);
     write_text(in_scratch("p.c"), inference_driver_source);
     RunResult r;
-    run_cmd(&r, "%s tests/ref/%s.yaml --inference --weights %s -o %s", nncc_path(), name, npz,
+    run_cmd(&r, "%s %s --inference --weights %s -o %s", nncc_path(), model, weights,
             in_scratch("m_predict.c"));
     if (r.status != 0)
-        fail_msg("%s: nncc --inference failed:\n%s", name, r.out);
+        fail_msg("%s: nncc --inference failed:\n%s", model, r.out);
     run_cmd(&r, "cd %s && cc -std=c99 -Wall -Wextra -Werror %s -DPREDICT=%s_predict -DIN=%zu "
                 "-DOUT=%zu -o p p.c m_predict.c -lm && ./p X.bin Y.bin",
             scratch, strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined"
                                              : "-O3 -march=native -ffp-contract=fast", name,
             x->size / samples, y->size / samples);
     if (r.status != 0)
-        fail_msg("%s: the inference C failed:\n%s", name, r.out);
+        fail_msg("%s: the inference C failed:\n%s", model, r.out);
     float *got = calloc(y->size + 1, sizeof *got);
     assert_non_null(got);
     f = fopen(in_scratch("Y.bin"), "rb");
@@ -221,10 +262,28 @@ static inline double check_fixture_inference(const char *name)
     for (size_t k = 0; k < y->size; k++) {
         double d = fabs((double)got[k] - y->f[k]) / fmax(1.0, fabs(y->f[k]));
         if (!(d <= 1e-5))
-            fail_msg("%s: inference output %zu is %.9g, want %.9g", name, k, got[k], y->f[k]);
+            fail_msg("%s: inference output %zu is %.9g, want %.9g", model, k, got[k], y->f[k]);
         worst = fmax(worst, d);
     }
     free(got);
+    return worst;
+}
+
+/* tests/ref/NAME.yaml with NAME.npz's weights: check_inference on the
+ * fixture's x and y. */
+static inline double check_fixture_inference(const char *name)
+{
+    char npz[256], yaml[256];
+    snprintf(npz, sizeof npz, "tests/ref/%s.npz", name);
+    snprintf(yaml, sizeof yaml, "tests/ref/%s.yaml", name);
+    nn_array *arrays;
+    int n_arrays;
+    assert_int_equal(nn_npz_read(npz, &arrays, &n_arrays), 0);
+    const nn_array *x = nn_npz_find(arrays, n_arrays, "x");
+    const nn_array *y = nn_npz_find(arrays, n_arrays, "y");
+    if (!x || !y || x->dtype != NN_F32 || y->dtype != NN_F32 || x->rank < 1)
+        fail_msg("%s has no float arrays x and y", npz);
+    double worst = check_inference(yaml, name, npz, x, y);
     nn_npz_free(arrays, n_arrays);
     return worst;
 }

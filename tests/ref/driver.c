@@ -6,7 +6,8 @@
  *   cc ... -DREF_C='"m.c"' -DREF_MODEL=NAME_model -DREF_LAYER=0|1 driver.c libnnrt.a
  * and runs `drv NAME.npz [ARRAY]`. It treats the fixture by the arrays it holds
  * (gen.py's note lists them): a layer fixture (x, dy, ...) runs forward and
- * backward at each of batch_sizes; a loss fixture (loss.*) calls nn_loss; an
+ * backward at each of batch_sizes; a loss fixture (loss.*) calls nn_loss (with the
+ * samples weighed by the model's fit: class_weight, if it has one); an
  * optimizer fixture (opt.*) takes nn_optim_step three times. Nothing here knows
  * a layer, a loss or an optimizer: a new fixture needs no change.
  *
@@ -174,6 +175,19 @@ static void check_layer(void)
 
 /* ---- a loss: nn_loss on given outputs and labels ------------------------------------ */
 
+/* The model's fit: class_weight, as training weighs the samples, or NULL. */
+static float *class_weights(const float *y, int n)
+{
+    if (!M->fit.class_weight)
+        return NULL;
+    float *w = nn_alloc((size_t)n, sizeof *w);
+    if (nn_class_weights(M, y, n, w) != 0) {
+        printf("FAIL: the labels have classes without a class_weight\n");
+        failures++;
+    }
+    return w;
+}
+
 static void check_loss(void)
 {
     const nn_array *oa = find("loss.out"), *ya = find("loss.y"), *va = find("loss.value");
@@ -189,14 +203,37 @@ static void check_loss(void)
         failures++;
         return;
     }
-    float *dout = nn_alloc(count, sizeof(float));
-    float value = (float)nn_loss(M, oa->f, ya->f, n, dout);
+    float *dout = nn_alloc(count, sizeof(float)), *weights = class_weights(ya->f, n);
+    float value = (float)nn_loss_weighted(M, oa->f, ya->f, weights, n, dout);
     compare("loss", n, "loss.value", &value, va->f, 1);
     compare("loss gradient", n, "loss.dout", dout, need("loss.dout", count), count);
     free(dout);
+    free(weights);
 }
 
 /* ---- an optimizer: steps from given gradients ----------------------------------------- */
+
+/* The error as a share of the step's move, |got - want| / |want - before|,
+ * the largest over the elements that moved (frozen tensors do not), and the
+ * largest |got - want| over the largest |want - before| of each array: how
+ * much of an update is wrong, which the absolute tolerance does not show
+ * for small steps. before is the reference's, so errors do not carry over. */
+static double worst_share, worst_array_share;
+
+static void note_move_share(const float *got, const float *want, const float *before,
+                            size_t count)
+{
+    double max_diff = 0, max_move = 0;
+    for (size_t i = 0; i < count; i++) {
+        double diff = fabs((double)got[i] - want[i]), move = fabs((double)want[i] - before[i]);
+        max_diff = fmax(max_diff, diff);
+        max_move = fmax(max_move, move);
+        if (move > 0)
+            worst_share = fmax(worst_share, diff / move);
+    }
+    if (max_move > 0)
+        worst_array_share = fmax(worst_array_share, max_diff / max_move);
+}
 
 static void check_optimizer(void)
 {
@@ -227,9 +264,19 @@ static void check_optimizer(void)
             for (int t = 0; t < M->n_tensors; t++) {
                 const nn_tensor *ts = &M->tensors[t];
                 snprintf(name, sizeof name, "opt.after%d.%s", s, ts->name);
-                compare(ts->name, s, name, params + ts->offset, need(name, ts->size), ts->size);
+                const float *want = need(name, ts->size);
+                compare(ts->name, s, name, params + ts->offset, want, ts->size);
+                if (s == 1)
+                    snprintf(name, sizeof name, "%s", ts->name);
+                else
+                    snprintf(name, sizeof name, "opt.after%d.%s", s - 1, ts->name);
+                const float *before = need(name, ts->size);
+                if (want && before)
+                    note_move_share(params + ts->offset, want, before, ts->size);
             }
         }
+        printf("move share: max |diff| / |move| %.3g per element, %.3g per array\n",
+               worst_share, worst_array_share);
     }
     nn_optim_free(&o);
     free(params), free(grads);

@@ -84,6 +84,8 @@ def flow(v):
         return "[" + ", ".join(flow(e) for e in v) + "]"
     if isinstance(v, np.ndarray):
         return flow(v.tolist())
+    if isinstance(v, dict):
+        return "{" + ", ".join("%s: %s" % (k, flow(e)) for k, e in v.items()) + "}"
     if isinstance(v, float):
         return repr(v)
     return str(v)
@@ -1024,13 +1026,30 @@ EPS = float(np.float32(1e-7))
 ONE_MINUS_EPS = float(np.float32(1) - np.float32(1e-7))
 
 
-def keras_loss(loss, fused, out, y):
+def keras_loss(loss, fused, out, y, args):
     """Per-sample losses of Keras's loss on the model's output `out` (logits when
     fused: Keras then takes the from_logits path, as it does for a final softmax or
-    sigmoid). Non-fused: Keras clips probabilities to [eps, 1 - eps] with
-    tf.clip_by_value, which passes no gradient where it clips (torch.clamp alike)."""
+    sigmoid, or as from_logits asks). Non-fused: Keras clips probabilities to
+    [eps, 1 - eps] with tf.clip_by_value, which passes no gradient where it clips
+    (torch.clamp alike). label_smoothing: Keras's y (1 - s) + s / 2 (binary) or
+    + s / K (categorical), keras/losses.py."""
+    s = args.get("label_smoothing", 0.0)
+    if loss == "binary_crossentropy":
+        y = y * (1 - s) + 0.5 * s
+    if loss == "categorical_crossentropy":
+        y = y * (1 - s) + s / y.shape[-1]
     if loss == "mse":
         return ((out - y) ** 2).mean(dim=-1)
+    if loss == "mean_absolute_error":          # torch's l1 is Keras's mae
+        return F.l1_loss(out, y, reduction="none").mean(dim=-1)
+    if loss == "huber":                         # torch's huber is Keras's, delta alike
+        return F.huber_loss(out, y, reduction="none", delta=args.get("delta", 1.0)).mean(dim=-1)
+    if loss == "log_cosh":                      # none in torch: Keras's formula
+        e = out - y
+        return (e + F.softplus(-2 * e) - np.log(2.0)).mean(dim=-1)
+    if loss == "kl_divergence":                 # torch's kl_div clips nothing: Keras's formula
+        t, p = y.clamp(EPS, 1), out.clamp(EPS, 1)
+        return (t * torch.log(t / p)).sum(dim=-1)
     if loss == "binary_crossentropy":
         if fused:
             return F.binary_cross_entropy_with_logits(out, y, reduction="none").mean(dim=-1)
@@ -1050,7 +1069,11 @@ def keras_loss(loss, fused, out, y):
 
 
 # name, loss, the last layer's activation (softmax/sigmoid with a cross-entropy: fused),
-# units, which labels ("onehot", "soft", "index", "binary", "real")
+# units, which labels ("onehot", "soft", "index", "binary", "real"), and optionally the
+# loss's arguments in the model file, with "class_weight" for fit: class_weight
+# (Keras's data_adapter: a sample's weight is its class's, by argmax for one-hot
+# labels; the loss is sum(weight * loss) / samples, SUM_OVER_BATCH_SIZE).
+CLASS_WEIGHT5 = {0: 1.0, 1: 3.0, 2: 0.5, 3: 2.0, 4: 1.5}
 LOSSES = [
     ("loss_mse", "mse", "linear", 4, "real"),
     ("loss_bce_logits", "binary_crossentropy", "sigmoid", 3, "binary"),
@@ -1061,13 +1084,46 @@ LOSSES = [
     ("loss_cce_logits", "categorical_crossentropy", "softmax", 4, "onehot"),
     ("loss_cce_soft_logits", "categorical_crossentropy", "softmax", 4, "soft"),
     ("loss_cce_probs", "categorical_crossentropy", "linear", 4, "onehot"),
+    ("loss_mae", "mean_absolute_error", "linear", 4, "real"),
+    ("loss_huber", "huber", "linear", 4, "real"),
+    ("loss_huber_delta", "huber", "linear", 4, "real", {"delta": 0.5}),
+    ("loss_log_cosh", "log_cosh", "linear", 4, "real"),
+    ("loss_kld", "kl_divergence", "linear", 4, "soft"),
+    ("loss_bce_smooth_logits", "binary_crossentropy", "sigmoid", 3, "binary",
+     {"label_smoothing": 0.1}),
+    ("loss_bce_smooth_probs", "binary_crossentropy", "linear", 3, "binary",
+     {"label_smoothing": 0.2}),
+    ("loss_bce_from_logits", "binary_crossentropy", "linear", 3, "binary", {"from_logits": True}),
+    ("loss_cce_smooth_logits", "categorical_crossentropy", "softmax", 4, "onehot",
+     {"label_smoothing": 0.1}),
+    ("loss_cce_smooth_probs", "categorical_crossentropy", "linear", 4, "onehot",
+     {"label_smoothing": 0.1}),
+    ("loss_cce_from_logits", "categorical_crossentropy", "linear", 4, "onehot",
+     {"from_logits": True, "label_smoothing": 0.05}),
+    ("loss_sparse_from_logits", "sparse_categorical_crossentropy", "linear", 5, "index",
+     {"from_logits": True}),
+    ("loss_sparse_class_weight", "sparse_categorical_crossentropy", "softmax", 5, "index",
+     {"class_weight": CLASS_WEIGHT5}),
+    ("loss_bce_class_weight", "binary_crossentropy", "sigmoid", 1, "binary",
+     {"class_weight": {0: 1.0, 1: 3.0}}),
+    ("loss_cce_class_weight", "categorical_crossentropy", "softmax", 4, "onehot",
+     {"class_weight": {0: 0.5, 1: 2.0, 2: 1.0, 3: 4.0}}),
+    ("loss_mse_class_weight", "mse", "linear", 1, "binary", {"class_weight": {0: 2.0, 1: 0.5}}),
 ]
 
 
-def loss_fixture(name, loss, act, k, labels):
+def sample_weights(class_weight, y, labels):
+    """Keras's _make_class_weight_map_fn: argmax of a one-hot row, else the label."""
+    classes = y.argmax(-1) if labels == "onehot" else y.reshape(len(y), -1)[:, 0].astype(int)
+    return np.array([class_weight[int(c)] for c in classes])
+
+
+def loss_fixture(name, loss, act, k, labels, args=None):
+    args = dict(args or {})
+    class_weight = args.pop("class_weight", None)
     rng = rng_for(name)
-    fused = act != "linear"
-    if fused or loss == "mse":
+    fused = act != "linear" or args.get("from_logits", False)
+    if fused or loss in ("mse", "mean_absolute_error", "huber", "log_cosh"):
         out = rng.uniform(-4, 4, (N, k))
     elif loss == "binary_crossentropy":
         out = rng.uniform(0, 1, (N, k))
@@ -1092,10 +1148,15 @@ def loss_fixture(name, loss, act, k, labels):
         y = rng.uniform(-1, 1, (N, k))
     out, y = f32(out), f32(y)
     ot = t64(out, grad=True)
-    value = keras_loss(loss, fused, ot, t64(y)).mean()   # Keras: mean over the batch
+    losses = keras_loss(loss, fused, ot, t64(y), args)
+    if class_weight:
+        losses = losses * t64(sample_weights(class_weight, y, labels))
+    value = losses.mean()   # Keras: the sum over the batch divided by its size
     value.backward()
+    loss_text = yaml_layer("", dict(name=loss, **args))[2:] if args else loss
+    fit_text = "fit:\n  class_weight: %s\n" % flow(class_weight) if class_weight else ""
     write_yaml(name, [k], [yaml_layer("Dense", {"units": k, "activation": act, "name": "out"})],
-               "compile:\n  optimizer: sgd\n  loss: %s\n" % loss)
+               "compile:\n  optimizer: sgd\n  loss: %s\n%s" % (loss_text, fit_text))
     return save(name, {"loss.out": out, "loss.y": y,
                        "loss.value": np.array(value.item(), dtype=np.float64),
                        "loss.dout": f32(ot.grad.numpy())})
@@ -1105,24 +1166,91 @@ def loss_fixture(name, loss, act, k, labels):
 # SGD (plain, momentum, nesterov) and RMSprop without momentum: torch.optim's rules
 # are Keras's: Keras's velocity v = mu v - lr g is torch's buffer b = mu b + g times
 # -lr, and Nesterov's p += mu v - lr g is torch's p -= lr (g + mu b); RMSprop divides
-# by sqrt(avg) + eps in both. Adam and RMSprop with momentum differ, so Keras's rule
-# is written out in numpy:
+# by sqrt(avg) + eps in both. The others differ from torch.optim, so Keras's rule
+# is written out in numpy (keras_rule below):
 #   Adam (ResourceApplyAdam, as Keras 2 calls it): lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
 #     m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr_t m / (sqrt(v) + eps);
 #     torch divides by sqrt(v / (1 - b2^t)) + eps instead: its eps is not scaled.
 #   RMSprop with momentum (ResourceApplyRMSProp): ms = rho ms + (1 - rho) g^2,
 #     mom = mu mom + lr g / sqrt(ms + eps), p -= mom; torch puts eps outside the root.
+#   Nadam (keras/optimizers/nadam.py, Keras 2.11+): u_t = b1 (1 - 0.5 * 0.96^t),
+#     m_hat = u_{t+1} m / (1 - u_1...u_{t+1}) + (1 - u_t) g / (1 - u_1...u_t),
+#     v_hat = v / (1 - b2^t), p -= lr m_hat / (sqrt(v_hat) + eps); torch's NAdam
+#     has the older 0.96^(0.004 t) schedule.
+#   Adamax (keras/optimizers/adamax.py): u = max(b2 u, |g|),
+#     p -= lr m / ((1 - b1^t) (u + eps)); torch adds eps to |g| inside the max.
+#   Adagrad (keras/optimizers/adagrad.py): acc (from initial_accumulator_value 0.1)
+#     += g^2, p -= lr g / sqrt(acc + eps); torch adds eps outside the root.
+#   AdamW (keras/optimizers/adamw.py): Keras's Adam after the weight decay below.
+# Every optimizer, as Keras 2.11+'s Optimizer.apply_gradients does
+# (keras/optimizers/optimizer.py): first the clipping (_clip_gradients: clipnorm
+# per tensor, else global_clipnorm over all, else clipvalue; TensorFlow's
+# clip_by_norm is g * c / max(norm, c)), then the weight decay
+# (_apply_weight_decay: p -= p * weight_decay * lr), then the update.
+KERAS_COMMON = {"weight_decay": 0.0, "clipnorm": 0.0, "clipvalue": 0.0, "global_clipnorm": 0.0}
+ADAM_DEFAULTS = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 KERAS_DEFAULTS = {"sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-                  "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                           "epsilon": 1e-7},
+                  "adam": ADAM_DEFAULTS,
                   "rmsprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
-                              "epsilon": 1e-7}}
+                              "epsilon": 1e-7},
+                  "nadam": ADAM_DEFAULTS,
+                  "adamax": ADAM_DEFAULTS,
+                  "adagrad": {"learning_rate": 0.001, "initial_accumulator_value": 0.1,
+                              "epsilon": 1e-7},
+                  "adamw": dict(ADAM_DEFAULTS, weight_decay=0.004)}
+
+
+def keras_clip(a, g):
+    """Keras's _clip_gradients on {name: gradient} (float64)."""
+    def by_norm(v, norm, c):
+        return v * c / max(norm, c)
+    if a["clipnorm"] > 0:
+        return {k: by_norm(v, np.sqrt(np.sum(v * v)), a["clipnorm"]) for k, v in g.items()}
+    if a["global_clipnorm"] > 0:
+        norm = np.sqrt(sum(np.sum(v * v) for v in g.values()))
+        return {k: by_norm(v, norm, a["global_clipnorm"]) for k, v in g.items()}
+    if a["clipvalue"] > 0:
+        return {k: np.clip(v, -a["clipvalue"], a["clipvalue"]) for k, v in g.items()}
+    return g
+
+
+def nadam_u(b1, t):
+    return b1 * (1 - 0.5 * 0.96 ** t)
+
+
+def keras_rule(opt, a, t, p, g, m, v):
+    """One step of Keras's update of one tensor p at step t (from 1); m, v: its two
+    state arrays, updated in place (Adagrad's accumulator is v). Returns the new p."""
+    lr, b1, b2, eps = a["learning_rate"], a.get("beta_1"), a.get("beta_2"), a.get("epsilon")
+    if opt in ("adam", "adamw", "nadam", "adamax"):
+        m[:] = b1 * m + (1 - b1) * g
+    if opt in ("adam", "adamw"):
+        v[:] = b2 * v + (1 - b2) * g * g
+        return p - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+    if opt == "nadam":
+        v[:] = b2 * v + (1 - b2) * g * g
+        prod_t = np.prod([nadam_u(b1, i) for i in range(1, t + 1)])
+        prod_next = prod_t * nadam_u(b1, t + 1)
+        m_hat = (nadam_u(b1, t + 1) * m / (1 - prod_next) +
+                 (1 - nadam_u(b1, t)) * g / (1 - prod_t))
+        return p - lr * m_hat / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    if opt == "adamax":
+        v[:] = np.maximum(b2 * v, np.abs(g))
+        return p - lr * m / ((1 - b1 ** t) * (v + eps))
+    if opt == "adagrad":
+        v[:] = v + g * g
+        return p - lr * g / np.sqrt(v + eps)
+    # rmsprop with momentum; v: the mean square, m: the momentum
+    v[:] = a["rho"] * v + (1 - a["rho"]) * g * g
+    m[:] = a["momentum"] * m + lr * g / np.sqrt(v + eps)
+    return p - m
 
 
 def keras_steps(opt, args, params, grads):
     """params: {name: array} of the trainable tensors; grads: a list of such dicts.
     Returns the params after each step."""
-    a = dict(KERAS_DEFAULTS[opt], **args)
+    a = dict(KERAS_COMMON, **KERAS_DEFAULTS[opt])
+    a.update(args)
     p = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in params.items()}
     names = list(p)
     if opt == "sgd":
@@ -1133,30 +1261,24 @@ def keras_steps(opt, args, params, grads):
                                 eps=a["epsilon"])
     else:
         o = None
-    state = {k: [np.zeros_like(v, dtype=np.float64), np.zeros_like(v, dtype=np.float64)]
+    start = a.get("initial_accumulator_value", 0.0)
+    state = {k: [np.zeros_like(v, dtype=np.float64), np.full(v.shape, start, dtype=np.float64)]
              for k, v in params.items()}
     cur = {k: v.astype(np.float64) for k, v in params.items()}
     after = []
     for t, g in enumerate(grads, start=1):
+        g = keras_clip(a, {k: g[k].astype(np.float64) for k in names})
+        decay = a["weight_decay"] * a["learning_rate"]
         if o:
-            for k in names:
-                p[k].grad = torch.tensor(g[k].astype(np.float64))
+            with torch.no_grad():
+                for k in names:
+                    p[k] -= p[k] * decay
+                    p[k].grad = torch.tensor(g[k])
             o.step()
             after.append({k: p[k].detach().numpy().copy() for k in names})
             continue
         for k in names:
-            gk = g[k].astype(np.float64)
-            m, v = state[k]
-            if opt == "adam":
-                b1, b2 = a["beta_1"], a["beta_2"]
-                lr_t = a["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                m[:] = b1 * m + (1 - b1) * gk
-                v[:] = b2 * v + (1 - b2) * gk * gk
-                cur[k] = cur[k] - lr_t * m / (np.sqrt(v) + a["epsilon"])
-            else:   # rmsprop with momentum; v: the mean square, m: the momentum
-                v[:] = a["rho"] * v + (1 - a["rho"]) * gk * gk
-                m[:] = a["momentum"] * m + a["learning_rate"] * gk / np.sqrt(v + a["epsilon"])
-                cur[k] = cur[k] - m
+            cur[k] = keras_rule(opt, a, t, cur[k] - cur[k] * decay, g[k], *state[k])
         after.append({k: cur[k].copy() for k in names})
     return after
 
@@ -1173,6 +1295,28 @@ OPTIMIZERS = [
     ("opt_rmsprop_args", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 0.01}),
     ("opt_rmsprop_momentum", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5,
                                          "epsilon": 0.01}),
+    ("opt_nadam", "nadam", {}),
+    ("opt_nadam_args", "nadam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.9,
+                                 "epsilon": 0.01}),
+    ("opt_adamax", "adamax", {}),
+    ("opt_adamax_args", "adamax", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.9,
+                                   "epsilon": 0.01}),
+    ("opt_adagrad", "adagrad", {}),
+    ("opt_adagrad_args", "adagrad", {"learning_rate": 0.1, "initial_accumulator_value": 0.5,
+                                     "epsilon": 0.01}),
+    ("opt_adamw", "adamw", {}),
+    ("opt_adamw_args", "adamw", {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8,
+                                 "beta_2": 0.9, "epsilon": 0.01}),
+    ("opt_sgd_weight_decay", "sgd", {"learning_rate": 0.1, "weight_decay": 0.05}),
+    ("opt_sgd_clipnorm", "sgd", {"learning_rate": 0.1, "clipnorm": 0.3}),
+    ("opt_sgd_global_clipnorm", "sgd", {"learning_rate": 0.1, "momentum": 0.9,
+                                        "global_clipnorm": 0.5}),
+    ("opt_sgd_clipvalue", "sgd", {"learning_rate": 0.1, "clipvalue": 0.2}),
+    ("opt_adam_clipnorm", "adam", {"learning_rate": 0.01, "clipnorm": 0.3}),
+    ("opt_adam_global_clipnorm", "adam", {"learning_rate": 0.01, "global_clipnorm": 0.5}),
+    ("opt_adam_clipvalue", "adam", {"learning_rate": 0.01, "clipvalue": 0.2}),
+    ("opt_adagrad_clipnorm_decay", "adagrad", {"learning_rate": 0.1, "clipnorm": 0.3,
+                                               "weight_decay": 0.05}),
 ]
 
 
