@@ -7,6 +7,7 @@
 #include "nncc.h"
 #include "nnrt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,36 @@ static void check_output(const Model *m)
         error_at(m->class_weight_where, "class_weight is not supported for an output of shape "
                                         "%s (Keras's rule: 3+ dimensional targets)",
                  shape_str(&last->out));
+}
+
+/* No gradient flows back through a layer flagged LF_NO_INPUT_GRADIENT (an
+ * Embedding's token ids): a layer with something to learn, itself or before
+ * it, whose output feeds only such layers would train on nothing. */
+static void check_gradient_paths(const Model *m)
+{
+    bool learns[MAX_LAYERS];
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        learns[i] = l->trainable_params > 0;
+        for (int k = 0; k < l->n_inputs; k++)
+            learns[i] |= l->inputs[k] != MODEL_INPUT && learns[l->inputs[k]];
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        int readers = 0, blocked = 0;
+        const Layer *by = NULL;
+        for (int j = i + 1; j < m->n_layers; j++)
+            for (int k = 0; k < m->layers[j].n_inputs; k++)
+                if (m->layers[j].inputs[k] == i) {
+                    readers++;
+                    if (m->layers[j].ops->flags & LF_NO_INPUT_GRADIENT)
+                        blocked++, by = &m->layers[j];
+                }
+        if (learns[i] && i != m->output && readers && readers == blocked)
+            error_at(by->where, "no gradient flows back through %s '%s' (its input is token "
+                                "ids), so '%s' before it, which has weights to learn, would never "
+                                "train; give it trainable: false, or feed the %s from the input",
+                     by->ops->keras_name, by->name, m->layers[i].name, by->ops->keras_name);
+    }
 }
 
 /* ---- inline weights -------------------------------------------------------------------- */
@@ -117,6 +148,20 @@ static long check_samples(const NumArray *a, long size, const char *what)
     return a->dim[0];
 }
 
+/* Where the input is token ids (model_input_ids), inline samples and predict
+ * rows must hold whole numbers below it, as the trainer checks files it reads. */
+static void check_ids(const Model *m, const NumArray *a, const char *what)
+{
+    long ids = model_input_ids(m), size = shape_size(&m->input);
+    for (long k = 0; ids && k < a->count; k++) {
+        float v = a->values[k];
+        if (!(v >= 0 && v < (float)ids && v == floorf(v)))
+            error_at(a->where, "%s: token id %g at step %ld of sample %ld is not a whole number "
+                               "from 0 to %ld (the Embedding's input_dim is %ld)",
+                     what, v, k % size, k / size, ids - 1, ids);
+    }
+}
+
 static long label_size(const Model *m)
 {
     return loss_takes_class_index(m->loss) ? 1 : shape_size(&m->layers[m->output].out);
@@ -152,6 +197,7 @@ static void check_source(const Model *m, SourceSpec *s)
 {
     if (s->format == NN_DATA_INLINE) {
         long nx = check_samples(&s->x, shape_size(&m->input), "x");
+        check_ids(m, &s->x, "x");
         if (s->y.where && check_samples(&s->y, label_size(m), "y") != nx)
             error_at(s->y.where, "y has %ld samples but x has %ld", s->y.dim[0], nx);
     }
@@ -176,14 +222,20 @@ static void check_source(const Model *m, SourceSpec *s)
 void check_model(Model *m)
 {
     check_output(m);
+    check_gradient_paths(m);
     for (int i = 0; i < m->n_layers; i++)
         check_weights(&m->layers[i]);
     check_source(m, &m->train);
     check_source(m, &m->validation);
     check_source(m, &m->test);
     check_text(m);
-    if (m->predict.where)
+    if (m->predict.where) {
         check_samples(&m->predict, shape_size(&m->input), "predict");
+        check_ids(m, &m->predict, "predict");
+    }
+    if (model_input_ids(m) && m->rescale != 1.0)
+        error_at(m->layers[0].where, "the input is token ids for an Embedding: data: rescale "
+                                     "would change them; leave rescale out");
 }
 
 /* ---- data files ------------------------------------------------------------------------- */

@@ -251,6 +251,7 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     h->n = 0;
     hole(h, "FN", fmt("%s", op->fn));
     hole(h, "LAYER", fmt("%s", l->name));
+    hole(h, "KIND", fmt("%s", op->ops ? op->ops->keras_name : activation_names[op->act]));
     hole(h, "WHERE", fmt("%s:%d", comment_text(m->file), l->where->line));
     hole(h, "ACT", fmt("%s", activation_names[op->act]));
     hole_long(h, "SIZE", op->size);
@@ -261,19 +262,28 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole(h, "RATE", float_lit(l->rate));
     hole(h, "MOMENTUM", float_lit(l->momentum));
     hole(h, "EPSILON", float_lit(l->epsilon));
-    bool image = l->in.rank == 3;
+    /* An image is H x W x C; a sequence [T, F] is an image 1 x T x F, so that the
+     * 1-D layers run the 2-D templates (need_sequence in shape.c). */
+    bool image = l->in.rank == 3, seq = l->in.rank == 2;
+    bool out_image = l->out.rank == 3, out_seq = l->out.rank == 2;
     hole_long(h, "H", image ? l->in.dim[0] : 1);
-    hole_long(h, "W", image ? l->in.dim[1] : 1);
+    hole_long(h, "W", image ? l->in.dim[1] : seq ? l->in.dim[0] : 1);
     hole_long(h, "C", l->in.dim[l->in.rank - 1]);
-    hole_long(h, "OH", l->out.rank == 3 ? l->out.dim[0] : 1);
-    hole_long(h, "OW", l->out.rank == 3 ? l->out.dim[1] : 1);
+    hole_long(h, "OH", out_image ? l->out.dim[0] : 1);
+    hole_long(h, "OW", out_image ? l->out.dim[1] : out_seq ? l->out.dim[0] : 1);
     hole_long(h, "OC", l->out.dim[l->out.rank - 1]);
     hole_long(h, "KH", l->kh);
     hole_long(h, "KW", l->kw);
     hole_long(h, "SH", l->sh);
     hole_long(h, "SW", l->sw);
-    hole_long(h, "PT", l->same && image ? pad_before(l->in.dim[0], l->out.dim[0], l->kh, l->sh) : 0);
-    hole_long(h, "PL", l->same && image ? pad_before(l->in.dim[1], l->out.dim[1], l->kw, l->sw) : 0);
+    hole_long(h, "DH", l->dh);
+    hole_long(h, "DW", l->dw);
+    /* A dilated window spans (k - 1) d + 1 cells; causal padding is all before. */
+    long span_h = (l->kh - 1) * l->dh + 1, span_w = (l->kw - 1) * l->dw + 1;
+    bool pad = l->same && (image || seq);
+    hole_long(h, "PT", pad && image ? pad_before(l->in.dim[0], l->out.dim[0], span_h, l->sh) : 0);
+    hole_long(h, "PL", l->causal ? span_w - 1
+                       : pad ? pad_before(l->in.dim[image], l->out.dim[image], span_w, l->sw) : 0);
     /* positions per sample of each channel (the last axis): H*W, T, or 1 */
     hole_long(h, "SPATIAL", shape_size(&l->in) / l->in.dim[l->in.rank - 1]);
     hole_long(h, "RANK", l->in.rank);
@@ -808,6 +818,7 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     hole_long(h, "INPUT_RANK", m->input.rank);
     hole(h, "INPUT_SHAPE", fmt("%ld, %ld, %ld", m->input.dim[0], m->input.dim[1], m->input.dim[2]));
     hole_long(h, "INPUT_SIZE", shape_size(&m->input));
+    hole_long(h, "INPUT_IDS", model_input_ids(m));
     hole_long(h, "OUTPUT_SIZE", shape_size(&m->layers[m->output].out));
     const Shape *out = &m->layers[m->output].out;
     hole_long(h, "OUTPUT_RANK", out->rank);

@@ -29,24 +29,40 @@ int kernel_and_bias(const Layer *l, TensorSpec *t, int rank, const long *kernel_
 
 /* ---- Dense ------------------------------------------------------------------------ */
 
+/* A vector, or as Keras allows a sequence [T, F]: then each step, its last
+ * axis, goes through the same kernel, giving [T, units]. */
 static void dense_shape(Layer *l)
 {
-    if (l->in.rank != 1)
+    if (l->in.rank > 2)
         error_at(l->where, "Dense expects a flat input, got %s; add a Flatten layer before it",
                  shape_str(&l->in));
-    l->out = vector_shape(l->units);
+    l->out = l->in;
+    l->out.dim[l->in.rank - 1] = l->units;
+}
+
+static long dense_features(const Layer *l)
+{
+    return l->in.dim[l->in.rank - 1];
 }
 
 /* The kernel transposed, for dx. */
 static long dense_scratch(const Layer *l)
 {
-    return l->in.dim[0] * l->units;
+    return dense_features(l) * l->units;
 }
 
 static int dense_tensors(const Layer *l, TensorSpec *t)
 {
-    long shape[2] = {l->in.dim[0], l->units};
+    long shape[2] = {dense_features(l), l->units};
     return kernel_and_bias(l, t, 2, shape);
+}
+
+/* IN and OUT per row: a sample is ROWS rows (its steps, or 1). */
+static void dense_holes(Holes *h, const Layer *l)
+{
+    hole_long(h, "IN", dense_features(l));
+    hole_long(h, "OUT", l->units);
+    hole_long(h, "ROWS", shape_size(&l->in) / dense_features(l));
 }
 
 static const KeySpec dense_keys[] = {
@@ -67,7 +83,7 @@ const LayerOps dense_ops = {
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
-    .tmpl = "dense",
+    .tmpl = "dense", .holes = dense_holes,
     .scratch_size = dense_scratch,
     .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
 };

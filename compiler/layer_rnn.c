@@ -178,8 +178,9 @@ static void rnn_holes_of(Holes *h, const Layer *l, long gates)
     hole_long(h, "RETURN_SEQUENCES", l->return_sequences);
     hole_word(h, "CELL_ACT", activation_names[l->cell_act]);
     hole_word(h, "REC_ACT", activation_names[l->recurrent_act]);
-    static const char *const sizes[] = {"IN", "OUT", NULL};
-    const long x_sizes[] = {f, gates * u}, h_sizes[] = {u, gates * u};
+    /* ROWS 1: the caller passes n x T (or n) rows as the batch. */
+    static const char *const sizes[] = {"IN", "OUT", "ROWS", NULL};
+    const long x_sizes[] = {f, gates * u, 1}, h_sizes[] = {u, gates * u, 1};
     hole_part(h, "X_PRODUCT", "dense", "x", sizes, x_sizes, NULL, NULL);
     hole_part(h, "H_PRODUCT", "dense", "h", sizes, h_sizes, NULL, NULL);
     hole_part(h, "X_PRODUCT_BACKWARD", "dense_backward", "x", sizes, x_sizes, NULL, NULL);

@@ -91,6 +91,16 @@ static void int_or_pair(const Node *n, const char *what, long *a, long *b)
     *b = node_int(n->items[1], what, 1, MAX_DIM);
 }
 
+/* 3 or [3]: a 1-D layer's size, which Keras's config writes as a tuple. */
+static long int_or_single(const Node *n, const char *what)
+{
+    if (n->kind == NODE_SEQ && n->n == 1)
+        n = n->items[0];
+    if (n->kind != NODE_SCALAR)
+        error_at(n, "%s must be an integer or a list of one integer", what);
+    return node_int(n, what, 1, MAX_DIM);
+}
+
 static bool parse_padding(const Node *n)
 {
     const char *s = node_str(n, "padding");
@@ -152,6 +162,9 @@ static void read_arg(Layer *l, const KeySpec *k, const Node *v)
         break;
     case ARG_SIZE_PAIR:
         int_or_pair(v, k->key, (long *)(base + k->field), (long *)(base + k->field2));
+        break;
+    case ARG_SIZE_1D:
+        *(long *)(base + k->field) = int_or_single(v, k->key);
         break;
     case ARG_FRACTION:
     case ARG_UNIT_RANGE:

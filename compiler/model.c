@@ -218,6 +218,7 @@ void add_layer(Model *m, const LayerOps *ops, const Node *item, const Node *args
     l->trainable = true;
     l->use_bias = true;
     l->sh = l->sw = 1;
+    l->dh = l->dw = 1;
     if (ops->defaults)
         ops->defaults(l);
     set_name(l, args, counts[layer_index(ops)]++);

@@ -178,7 +178,11 @@ typedef struct {
     bool use_bias;                /* Dense, Conv2D */
     long filters;                 /* Conv2D */
     long kh, kw, sh, sw;          /* Conv2D kernel, pools' pool_size; strides */
+    long dh, dw;                  /* dilation_rate (Conv1D's is dw: a sequence is 1 x T) */
     bool same;                    /* padding: same */
+    bool causal;                  /* Conv1D's padding: causal (all of it before) */
+    long input_dim, output_dim;   /* Embedding */
+    long input_length;            /* Embedding: 0, or the steps it must be given */
     bool strides_given;           /* pools: strides default to pool_size */
     double rate;                  /* Dropout */
     double momentum, epsilon;     /* BatchNormalization */
@@ -223,6 +227,7 @@ typedef struct {
 typedef enum {
     ARG_SIZE,          /* an integer from 1 */
     ARG_SIZE_PAIR,     /* 3 or [3, 5] into two fields */
+    ARG_SIZE_1D,       /* 3 or [3] (Keras's tuple of a 1-D layer) */
     ARG_FRACTION,      /* [0, 1) */
     ARG_UNIT_RANGE,    /* [0, 1] */
     ARG_POSITIVE,      /* > 0 */
@@ -280,6 +285,7 @@ enum {
     LF_OWN_ACTIVATION = 1 << 5,   /* the layer is an activation: no op of its own */
     LF_SCRATCH_ALWAYS = 1 << 6,   /* its backward uses scratch even with no dx to give
                                      (the RNNs' recurrent kernel, transposed) */
+    LF_NO_INPUT_GRADIENT = 1 << 7,   /* reads token ids: no gradient flows back (Embedding) */
 };
 
 struct LayerOps {
@@ -518,9 +524,15 @@ const char *shape_str(const Shape *s);          /* "(26, 26, 64)" */
 /* For shape rules: sizes checked against overflow; windows as TensorFlow counts them. */
 long checked_mul(const Layer *l, long a, long b);
 void need_image(const Layer *l);
+/* A sequence: [steps, features]; the 1-D layers run the 2-D templates on it
+ * as an image 1 x steps (emit.c's op_holes: H 1, W steps, C features). */
+void need_sequence(const Layer *l);
 long window_out(const Layer *l, long n, long k, long s, const char *axis);
 Shape vector_shape(long n);
 void summary_print(FILE *out, const Model *m);
+/* > 0: the model's input is token ids, whole numbers below this (the smallest
+ * input_dim of the layers flagged LF_NO_INPUT_GRADIENT that read it); 0: numbers. */
+long model_input_ids(const Model *m);
 
 /* ---- check.c ------------------------------------------------------------------------ */
 

@@ -70,6 +70,17 @@ static void keras_fans(const TensorSpec *spec, long *fan_in, long *fan_out)
     *fan_out = receptive * spec->shape[spec->rank - 1];
 }
 
+/* The numbers of a layer's default fill, as Keras's default initialisers
+ * have them: Orthogonal(gain=1) for recurrent kernels, RandomUniform(-0.05,
+ * 0.05) for embeddings. */
+static void default_fill_args(Tensor *t)
+{
+    if (t->init == NN_INIT_ORTHOGONAL)
+        t->init_a = 1;
+    if (t->init == NN_INIT_UNIFORM)
+        t->init_a = -0.05f, t->init_b = 0.05f;
+}
+
 /* The layer's default for the tensor, or the initialiser and regulariser the
  * model file chose; the fans stay in the table only for the fill that reads them. */
 static void tensor_init(Tensor *t, const Layer *l, const TensorSpec *spec)
@@ -77,8 +88,7 @@ static void tensor_init(Tensor *t, const Layer *l, const TensorSpec *spec)
     long fan_in, fan_out;
     keras_fans(spec, &fan_in, &fan_out);
     t->init = spec->init;
-    if (t->init == NN_INIT_ORTHOGONAL)
-        t->init_a = 1;           /* a recurrent kernel's default: Keras's Orthogonal(gain=1) */
+    default_fill_args(t);
     const TensorChoice *c = layer_choice(l, spec->role);
     if (c && c->init.given) {
         t->init = init_fill(&c->init, fan_in, fan_out, &t->init_a, &t->init_b);
@@ -151,7 +161,8 @@ static void read_inputs(const Plan *p, const Layer *l, Op *op)
     for (int k = 0; k < l->n_inputs; k++) {
         int from = l->inputs[k];
         op->in[k] = from == MODEL_INPUT ? NO_BUF : p->layer_out[from];
-        op->din[k] = from == MODEL_INPUT ? NO_BUF : p->layer_dout[from];
+        bool ids = l->ops->flags & LF_NO_INPUT_GRADIENT;
+        op->din[k] = from == MODEL_INPUT || ids ? NO_BUF : p->layer_dout[from];
         op->add_to[k] = NO_BUF;
     }
 }

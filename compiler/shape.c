@@ -57,6 +57,15 @@ void need_image(const Layer *l)
                  l->in.rank == 2 ? "; give input_shape a channel count, e.g. [28, 28, 1]" : "");
 }
 
+void need_sequence(const Layer *l)
+{
+    if (l->in.rank != 2)
+        error_at(l->where, "%s expects a sequence, an input of steps and features, got %s%s",
+                 l->ops->keras_name, shape_str(&l->in),
+                 l->in.rank == 1 ? "; give input_shape a feature count, e.g. [100, 1], or "
+                                   "put an Embedding before it" : "");
+}
+
 /* Output length along one axis for a window k with stride s, as TensorFlow
  * computes it: valid drops what does not fit, same pads to ceil(n / s). */
 long window_out(const Layer *l, long n, long k, long s, const char *axis)
@@ -111,6 +120,19 @@ void infer_shapes(Model *m)
         count_params(l);
     }
     check_total(m);
+}
+
+long model_input_ids(const Model *m)
+{
+    long ids = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        for (int k = 0; k < l->n_inputs; k++)
+            if (l->inputs[k] == MODEL_INPUT && (l->ops->flags & LF_NO_INPUT_GRADIENT) &&
+                (!ids || l->input_dim < ids))
+                ids = l->input_dim;
+    }
+    return ids;
 }
 
 void summary_print(FILE *out, const Model *m)

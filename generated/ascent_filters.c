@@ -71,10 +71,12 @@ static inline float nn_gelu_grad(float z, float y)
            z * 0.39894228040143268f * expf(-0.5f * z * z);
 }
 
-/* ---- filters: Conv2D(3, 3x3, strides 1x1), models/ascent_filters.yaml:13 ----------------------- */
+/* ---- filters: Conv2D(3, 3x3, strides 1x1, dilation 1x1), models/ascent_filters.yaml:13 ---- */
 /* Convolution in NHWC: input 512x512x1, output 510x510x3, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -87,9 +89,11 @@ static inline float nn_gelu_grad(float z, float y)
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 3), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     filters_IN = 262144, filters_OUT = 780300,
+    filters_EH = (3 - 1) * 1 + 1, filters_EW = (3 - 1) * 1 + 1,
     filters_VF = 3 % 16 == 0 ? 16 : 3 % 8 == 0 ? 8 : 3 % 4 == 0 ? 4 : 3 % 2 == 0 ? 2 : 1,
     filters_FB = 3 / filters_VF % 4 == 0 ? 4 : 3 / filters_VF % 3 == 0 ? 3
             : 3 / filters_VF % 2 == 0 ? 2 : 1,
@@ -99,9 +103,9 @@ enum {
             : 1 / filters_VC % 2 == 0 ? 2 : 1,
     filters_RC = filters_CB == 4 ? 6 : filters_CB == 3 ? 8 : 12,
     filters_OW0 = (0 + 1 - 1) / 1,
-    filters_OW1 = 512 + 0 - 3 < 0 ? filters_OW0
-             : (512 + 0 - 3) / 1 + 1 < filters_OW0 ? filters_OW0
-             : (512 + 0 - 3) / 1 + 1 > 510 ? 510 : (512 + 0 - 3) / 1 + 1,
+    filters_OW1 = 512 + 0 - filters_EW < 0 ? filters_OW0
+             : (512 + 0 - filters_EW) / 1 + 1 < filters_OW0 ? filters_OW0
+             : (512 + 0 - filters_EW) / 1 + 1 > 510 ? 510 : (512 + 0 - filters_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -110,14 +114,17 @@ typedef float filters_vf __attribute__((vector_size(filters_VF * sizeof(float)),
 typedef float filters_vc __attribute__((vector_size(filters_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } filters_window;
 
 static inline filters_window filters_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (filters_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 512 ? 512 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 512 ? 512 - iw0 : 3};
+    return (filters_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + filters_EH > 512 ? (512 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + filters_EW > 512 ? (512 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -136,7 +143,7 @@ filters_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const filters_vf *)(bias + f0 + j * filters_VF) : (filters_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 512 + (win.iw0 + kw)) * 1;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 512 + (win.iw0 + kw * 1)) * 1;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 3 + f0;
                 for (int c = 0; c < 1; c++) {
                     filters_vf w[filters_FB];
@@ -187,7 +194,7 @@ filters_dx_tile(const float *restrict dys, const float *restrict kt, float *rest
     const float *dyp = dys + ((size_t)oh * 510 + ow) * 3;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 512 + (win.iw0 + kw)) * 1;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 512 + (win.iw0 + kw * 1)) * 1;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 3 * 1;
             for (int c0 = 0; c0 < 1; c0 += filters_CB * filters_VC) {
                 filters_vc acc[filters_RC][filters_CB] = {{{0}}};
@@ -211,10 +218,11 @@ filters_dx_tile(const float *restrict dys, const float *restrict kt, float *rest
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    filters_INSIDE = 0 == 0 && 0 == 0 && (510 - 1) * 1 + 3 <= 512
-                  && (510 - 1) * 1 + 3 <= 512,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    filters_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (510 - 1) * 1 + filters_EH <= 512
+                  && (510 - 1) * 1 + filters_EW <= 512,
     filters_GROUP = filters_INSIDE ? 3 * 1 : 1,   /* rows sharing one range of positions */
     filters_CBK = filters_GROUP % 6 == 0 ? 6 : filters_GROUP % 4 == 0 ? 4 : filters_GROUP % 5 == 0 ? 5
              : filters_GROUP % 3 == 0 ? 3 : filters_GROUP % 2 == 0 ? 2 : 1,
@@ -227,12 +235,14 @@ static void filters_dkernel_rows(const float *restrict x, const float *restrict 
 {
     const int row = b * filters_CBK, group = row / filters_GROUP;
     const int kh = row / (3 * 1), kw = filters_INSIDE ? 0 : group % 3;
-    const int col = row % filters_GROUP + (filters_INSIDE ? 0 : kw * 1);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 512 - 1 + 0 - kh < 0 ? 0 : (512 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 512 - 1 + 0 - kw < 0 ? 0 : (512 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % filters_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 512 - 1 + 0 - cell_h < 0 ? 0 : (512 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 512 - 1 + 0 - cell_w < 0 ? 0 : (512 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * filters_IN, *dys = dy + (size_t)s * filters_OUT;
@@ -244,7 +254,7 @@ static void filters_dkernel_rows(const float *restrict x, const float *restrict 
                 acc[i][j] = *(const filters_vf *)(dw + (size_t)i * 3 + j * filters_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 510 ? ow1 : 510); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 512 + ow * 1 - 0) * 1 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 512 + ow * 1 - 0 + cell_w) * 1 + col;
                 const float *dyp = dys + ((size_t)oh * 510 + ow) * 3 + f0;
                 filters_vf d[filters_FB];
                 for (int j = 0; j < filters_FB; j++)
@@ -483,6 +493,7 @@ const nn_model ascent_filters_model = {
     .input_rank = 3,
     .input_shape = {512, 512, 1},
     .input_size = 262144,
+    .input_ids = 0,
     .output_size = 195075,
     .output_rank = 3,
     .output_shape = {255, 255, 3},

@@ -71,10 +71,12 @@ static inline float nn_gelu_grad(float z, float y)
            z * 0.39894228040143268f * expf(-0.5f * z * z);
 }
 
-/* ---- conv2d: Conv2D(64, 3x3, strides 1x1), models/fashion_cnn.yaml:6 ----------------------- */
+/* ---- conv2d: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/fashion_cnn.yaml:6 ---- */
 /* Convolution in NHWC: input 28x28x1, output 26x26x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -87,9 +89,11 @@ static inline float nn_gelu_grad(float z, float y)
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_IN = 784, conv2d_OUT = 43264,
+    conv2d_EH = (3 - 1) * 1 + 1, conv2d_EW = (3 - 1) * 1 + 1,
     conv2d_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
     conv2d_FB = 64 / conv2d_VF % 4 == 0 ? 4 : 64 / conv2d_VF % 3 == 0 ? 3
             : 64 / conv2d_VF % 2 == 0 ? 2 : 1,
@@ -99,9 +103,9 @@ enum {
             : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
     conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
     conv2d_OW0 = (0 + 1 - 1) / 1,
-    conv2d_OW1 = 28 + 0 - 3 < 0 ? conv2d_OW0
-             : (28 + 0 - 3) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
-             : (28 + 0 - 3) / 1 + 1 > 26 ? 26 : (28 + 0 - 3) / 1 + 1,
+    conv2d_OW1 = 28 + 0 - conv2d_EW < 0 ? conv2d_OW0
+             : (28 + 0 - conv2d_EW) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
+             : (28 + 0 - conv2d_EW) / 1 + 1 > 26 ? 26 : (28 + 0 - conv2d_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -110,14 +114,17 @@ typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), a
 typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_window;
 
 static inline conv2d_window conv2d_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 28 ? 28 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 28 ? 28 - iw0 : 3};
+    return (conv2d_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_EH > 28 ? (28 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_EW > 28 ? (28 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -136,7 +143,7 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_vf *)(bias + f0 + j * conv2d_VF) : (conv2d_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 1;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 64 + f0;
                 for (int c = 0; c < 1; c++) {
                     conv2d_vf w[conv2d_FB];
@@ -187,7 +194,7 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
     const float *dyp = dys + ((size_t)oh * 26 + ow) * 64;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 1;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 1;
             for (int c0 = 0; c0 < 1; c0 += conv2d_CB * conv2d_VC) {
                 conv2d_vc acc[conv2d_RC][conv2d_CB] = {{{0}}};
@@ -211,10 +218,11 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_INSIDE = 0 == 0 && 0 == 0 && (26 - 1) * 1 + 3 <= 28
-                  && (26 - 1) * 1 + 3 <= 28,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (26 - 1) * 1 + conv2d_EH <= 28
+                  && (26 - 1) * 1 + conv2d_EW <= 28,
     conv2d_GROUP = conv2d_INSIDE ? 3 * 1 : 1,   /* rows sharing one range of positions */
     conv2d_CBK = conv2d_GROUP % 6 == 0 ? 6 : conv2d_GROUP % 4 == 0 ? 4 : conv2d_GROUP % 5 == 0 ? 5
              : conv2d_GROUP % 3 == 0 ? 3 : conv2d_GROUP % 2 == 0 ? 2 : 1,
@@ -227,12 +235,14 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
 {
     const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
     const int kh = row / (3 * 1), kw = conv2d_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_GROUP + (conv2d_INSIDE ? 0 : kw * 1);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 28 - 1 + 0 - kh < 0 ? 0 : (28 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 28 - 1 + 0 - kw < 0 ? 0 : (28 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 28 - 1 + 0 - cell_h < 0 ? 0 : (28 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 28 - 1 + 0 - cell_w < 0 ? 0 : (28 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_IN, *dys = dy + (size_t)s * conv2d_OUT;
@@ -244,7 +254,7 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
                 acc[i][j] = *(const conv2d_vf *)(dw + (size_t)i * 64 + j * conv2d_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 26 ? ow1 : 26); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 28 + ow * 1 - 0) * 1 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 28 + ow * 1 - 0 + cell_w) * 1 + col;
                 const float *dyp = dys + ((size_t)oh * 26 + ow) * 64 + f0;
                 conv2d_vf d[conv2d_FB];
                 for (int j = 0; j < conv2d_FB; j++)
@@ -436,10 +446,12 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     }
 }
 
-/* ---- conv2d_1: Conv2D(64, 3x3, strides 1x1), models/fashion_cnn.yaml:8 ----------------------- */
+/* ---- conv2d_1: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/fashion_cnn.yaml:8 ---- */
 /* Convolution in NHWC: input 13x13x64, output 11x11x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -452,9 +464,11 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_1_IN = 10816, conv2d_1_OUT = 7744,
+    conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
     conv2d_1_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
     conv2d_1_FB = 64 / conv2d_1_VF % 4 == 0 ? 4 : 64 / conv2d_1_VF % 3 == 0 ? 3
             : 64 / conv2d_1_VF % 2 == 0 ? 2 : 1,
@@ -464,9 +478,9 @@ enum {
             : 64 / conv2d_1_VC % 2 == 0 ? 2 : 1,
     conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
     conv2d_1_OW0 = (0 + 1 - 1) / 1,
-    conv2d_1_OW1 = 13 + 0 - 3 < 0 ? conv2d_1_OW0
-             : (13 + 0 - 3) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
-             : (13 + 0 - 3) / 1 + 1 > 11 ? 11 : (13 + 0 - 3) / 1 + 1,
+    conv2d_1_OW1 = 13 + 0 - conv2d_1_EW < 0 ? conv2d_1_OW0
+             : (13 + 0 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
+             : (13 + 0 - conv2d_1_EW) / 1 + 1 > 11 ? 11 : (13 + 0 - conv2d_1_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -475,14 +489,17 @@ typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)
 typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
 
 static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 13 ? 13 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 13 ? 13 - iw0 : 3};
+    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_1_EH > 13 ? (13 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_1_EW > 13 ? (13 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -501,7 +518,7 @@ conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 13 + (win.iw0 + kw)) * 64;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 13 + (win.iw0 + kw * 1)) * 64;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64 + f0;
                 for (int c = 0; c < 64; c++) {
                     conv2d_1_vf w[conv2d_1_FB];
@@ -552,7 +569,7 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 11 + ow) * 64;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 13 + (win.iw0 + kw)) * 64;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 13 + (win.iw0 + kw * 1)) * 64;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 64;
             for (int c0 = 0; c0 < 64; c0 += conv2d_1_CB * conv2d_1_VC) {
                 conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
@@ -576,10 +593,11 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && (11 - 1) * 1 + 3 <= 13
-                  && (11 - 1) * 1 + 3 <= 13,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (11 - 1) * 1 + conv2d_1_EH <= 13
+                  && (11 - 1) * 1 + conv2d_1_EW <= 13,
     conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 64 : 64,   /* rows sharing one range of positions */
     conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
              : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
@@ -592,12 +610,14 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
     const int kh = row / (3 * 64), kw = conv2d_1_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_1_GROUP + (conv2d_1_INSIDE ? 0 : kw * 64);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 13 - 1 + 0 - kh < 0 ? 0 : (13 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 13 - 1 + 0 - kw < 0 ? 0 : (13 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_1_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 13 - 1 + 0 - cell_h < 0 ? 0 : (13 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 13 - 1 + 0 - cell_w < 0 ? 0 : (13 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
@@ -609,7 +629,7 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 64 + j * conv2d_1_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 11 ? ow1 : 11); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 13 + ow * 1 - 0) * 64 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 13 + ow * 1 - 0 + cell_w) * 64 + col;
                 const float *dyp = dys + ((size_t)oh * 11 + ow) * 64 + f0;
                 conv2d_1_vf d[conv2d_1_FB];
                 for (int j = 0; j < conv2d_1_FB; j++)
@@ -802,7 +822,9 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
 }
 
 /* ---- dense: Dense(128), models/fashion_cnn.yaml:11 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 1600 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 1600 times 1600 x 128)
  *   dkernel   dkernel = x^T   . dy         (1600 x n times n x 128)
  *   dx        dx     = dy     . kernel^T   (n x 128 times 128 x 1600)
@@ -815,7 +837,7 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
  * NBI, vectors per tile across 128 and 1600; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_IN = 1600, dense_OUT = 128,
+    dense_IN = 1600, dense_OUT = 128, dense_ROWS = 1,
     dense_V = (1600 | 128) % 16 == 0 ? 16 : (1600 | 128) % 8 == 0 ? 8
            : (1600 | 128) % 4 == 0 ? 4 : (1600 | 128) % 2 == 0 ? 2 : 1,
     dense_NBO = 128 / dense_V % 4 == 0 ? 4 : 128 / dense_V % 3 == 0 ? 3
@@ -878,6 +900,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    n *= dense_ROWS;
     for (int k0 = 0; k0 < 1600; k0 += KC) {
         const int kn = 1600 - k0 < KC ? 1600 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -905,6 +928,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -963,7 +987,9 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(10), models/fashion_cnn.yaml:12 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 128 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 128 times 128 x 10)
  *   dkernel   dkernel = x^T   . dy         (128 x n times n x 10)
  *   dx        dx     = dy     . kernel^T   (n x 10 times 10 x 128)
@@ -976,7 +1002,7 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * NBI, vectors per tile across 10 and 128; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_1_IN = 128, dense_1_OUT = 10,
+    dense_1_IN = 128, dense_1_OUT = 10, dense_1_ROWS = 1,
     dense_1_V = (128 | 10) % 16 == 0 ? 16 : (128 | 10) % 8 == 0 ? 8
            : (128 | 10) % 4 == 0 ? 4 : (128 | 10) % 2 == 0 ? 2 : 1,
     dense_1_NBO = 10 / dense_1_V % 4 == 0 ? 4 : 10 / dense_1_V % 3 == 0 ? 3
@@ -1039,6 +1065,7 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
+    n *= dense_1_ROWS;
     for (int k0 = 0; k0 < 128; k0 += KC) {
         const int kn = 128 - k0 < KC ? 128 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -1066,6 +1093,7 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_1_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -1229,6 +1257,7 @@ const nn_model fashion_cnn_model = {
     .input_rank = 3,
     .input_shape = {28, 28, 1},
     .input_size = 784,
+    .input_ids = 0,
     .output_size = 10,
     .output_rank = 1,
     .output_shape = {10, 0, 0},

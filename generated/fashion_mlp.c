@@ -72,7 +72,9 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- dense: Dense(128), models/fashion_mlp.yaml:6 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 784 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 784 times 784 x 128)
  *   dkernel   dkernel = x^T   . dy         (784 x n times n x 128)
  *   dx        dx     = dy     . kernel^T   (n x 128 times 128 x 784)
@@ -85,7 +87,7 @@ static inline float nn_gelu_grad(float z, float y)
  * NBI, vectors per tile across 128 and 784; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_IN = 784, dense_OUT = 128,
+    dense_IN = 784, dense_OUT = 128, dense_ROWS = 1,
     dense_V = (784 | 128) % 16 == 0 ? 16 : (784 | 128) % 8 == 0 ? 8
            : (784 | 128) % 4 == 0 ? 4 : (784 | 128) % 2 == 0 ? 2 : 1,
     dense_NBO = 128 / dense_V % 4 == 0 ? 4 : 128 / dense_V % 3 == 0 ? 3
@@ -148,6 +150,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    n *= dense_ROWS;
     for (int k0 = 0; k0 < 784; k0 += KC) {
         const int kn = 784 - k0 < KC ? 784 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -175,6 +178,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -233,7 +237,9 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(10), models/fashion_mlp.yaml:7 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 128 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 128 times 128 x 10)
  *   dkernel   dkernel = x^T   . dy         (128 x n times n x 10)
  *   dx        dx     = dy     . kernel^T   (n x 10 times 10 x 128)
@@ -246,7 +252,7 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * NBI, vectors per tile across 10 and 128; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_1_IN = 128, dense_1_OUT = 10,
+    dense_1_IN = 128, dense_1_OUT = 10, dense_1_ROWS = 1,
     dense_1_V = (128 | 10) % 16 == 0 ? 16 : (128 | 10) % 8 == 0 ? 8
            : (128 | 10) % 4 == 0 ? 4 : (128 | 10) % 2 == 0 ? 2 : 1,
     dense_1_NBO = 10 / dense_1_V % 4 == 0 ? 4 : 10 / dense_1_V % 3 == 0 ? 3
@@ -309,6 +315,7 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
+    n *= dense_1_ROWS;
     for (int k0 = 0; k0 < 128; k0 += KC) {
         const int kn = 128 - k0 < KC ? 128 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -336,6 +343,7 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_1_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -455,6 +463,7 @@ const nn_model fashion_mlp_model = {
     .input_rank = 2,
     .input_shape = {28, 28, 0},
     .input_size = 784,
+    .input_ids = 0,
     .output_size = 10,
     .output_rank = 1,
     .output_shape = {10, 0, 0},

@@ -72,7 +72,9 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- dense: Dense(1), models/hello.yaml:5 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 1 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 1 times 1 x 1)
  *   dkernel   dkernel = x^T   . dy         (1 x n times n x 1)
  *   dx        dx     = dy     . kernel^T   (n x 1 times 1 x 1)
@@ -85,7 +87,7 @@ static inline float nn_gelu_grad(float z, float y)
  * NBI, vectors per tile across 1 and 1; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_IN = 1, dense_OUT = 1,
+    dense_IN = 1, dense_OUT = 1, dense_ROWS = 1,
     dense_V = (1 | 1) % 16 == 0 ? 16 : (1 | 1) % 8 == 0 ? 8
            : (1 | 1) % 4 == 0 ? 4 : (1 | 1) % 2 == 0 ? 2 : 1,
     dense_NBO = 1 / dense_V % 4 == 0 ? 4 : 1 / dense_V % 3 == 0 ? 3
@@ -148,6 +150,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    n *= dense_ROWS;
     for (int k0 = 0; k0 < 1; k0 += KC) {
         const int kn = 1 - k0 < KC ? 1 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -175,6 +178,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -279,6 +283,7 @@ const nn_model hello_model = {
     .input_rank = 1,
     .input_shape = {1, 0, 0},
     .input_size = 1,
+    .input_ids = 0,
     .output_size = 1,
     .output_rank = 1,
     .output_shape = {1, 0, 0},

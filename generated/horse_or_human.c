@@ -71,10 +71,12 @@ static inline float nn_gelu_grad(float z, float y)
            z * 0.39894228040143268f * expf(-0.5f * z * z);
 }
 
-/* ---- conv2d: Conv2D(16, 3x3, strides 1x1), models/horse_or_human.yaml:10 ----------------------- */
+/* ---- conv2d: Conv2D(16, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:10 ---- */
 /* Convolution in NHWC: input 300x300x3, output 298x298x16, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -87,9 +89,11 @@ static inline float nn_gelu_grad(float z, float y)
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 16), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_IN = 270000, conv2d_OUT = 1420864,
+    conv2d_EH = (3 - 1) * 1 + 1, conv2d_EW = (3 - 1) * 1 + 1,
     conv2d_VF = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
     conv2d_FB = 16 / conv2d_VF % 4 == 0 ? 4 : 16 / conv2d_VF % 3 == 0 ? 3
             : 16 / conv2d_VF % 2 == 0 ? 2 : 1,
@@ -99,9 +103,9 @@ enum {
             : 3 / conv2d_VC % 2 == 0 ? 2 : 1,
     conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
     conv2d_OW0 = (0 + 1 - 1) / 1,
-    conv2d_OW1 = 300 + 0 - 3 < 0 ? conv2d_OW0
-             : (300 + 0 - 3) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
-             : (300 + 0 - 3) / 1 + 1 > 298 ? 298 : (300 + 0 - 3) / 1 + 1,
+    conv2d_OW1 = 300 + 0 - conv2d_EW < 0 ? conv2d_OW0
+             : (300 + 0 - conv2d_EW) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
+             : (300 + 0 - conv2d_EW) / 1 + 1 > 298 ? 298 : (300 + 0 - conv2d_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -110,14 +114,17 @@ typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), a
 typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_window;
 
 static inline conv2d_window conv2d_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 300 ? 300 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 300 ? 300 - iw0 : 3};
+    return (conv2d_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_EH > 300 ? (300 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_EW > 300 ? (300 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -136,7 +143,7 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_vf *)(bias + f0 + j * conv2d_VF) : (conv2d_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 300 + (win.iw0 + kw)) * 3;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 300 + (win.iw0 + kw * 1)) * 3;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 3 * 16 + f0;
                 for (int c = 0; c < 3; c++) {
                     conv2d_vf w[conv2d_FB];
@@ -187,7 +194,7 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
     const float *dyp = dys + ((size_t)oh * 298 + ow) * 16;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 300 + (win.iw0 + kw)) * 3;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 300 + (win.iw0 + kw * 1)) * 3;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 16 * 3;
             for (int c0 = 0; c0 < 3; c0 += conv2d_CB * conv2d_VC) {
                 conv2d_vc acc[conv2d_RC][conv2d_CB] = {{{0}}};
@@ -211,10 +218,11 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_INSIDE = 0 == 0 && 0 == 0 && (298 - 1) * 1 + 3 <= 300
-                  && (298 - 1) * 1 + 3 <= 300,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (298 - 1) * 1 + conv2d_EH <= 300
+                  && (298 - 1) * 1 + conv2d_EW <= 300,
     conv2d_GROUP = conv2d_INSIDE ? 3 * 3 : 3,   /* rows sharing one range of positions */
     conv2d_CBK = conv2d_GROUP % 6 == 0 ? 6 : conv2d_GROUP % 4 == 0 ? 4 : conv2d_GROUP % 5 == 0 ? 5
              : conv2d_GROUP % 3 == 0 ? 3 : conv2d_GROUP % 2 == 0 ? 2 : 1,
@@ -227,12 +235,14 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
 {
     const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
     const int kh = row / (3 * 3), kw = conv2d_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_GROUP + (conv2d_INSIDE ? 0 : kw * 3);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 300 - 1 + 0 - kh < 0 ? 0 : (300 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 300 - 1 + 0 - kw < 0 ? 0 : (300 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 300 - 1 + 0 - cell_h < 0 ? 0 : (300 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 300 - 1 + 0 - cell_w < 0 ? 0 : (300 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_IN, *dys = dy + (size_t)s * conv2d_OUT;
@@ -244,7 +254,7 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
                 acc[i][j] = *(const conv2d_vf *)(dw + (size_t)i * 16 + j * conv2d_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 298 ? ow1 : 298); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 300 + ow * 1 - 0) * 3 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 300 + ow * 1 - 0 + cell_w) * 3 + col;
                 const float *dyp = dys + ((size_t)oh * 298 + ow) * 16 + f0;
                 conv2d_vf d[conv2d_FB];
                 for (int j = 0; j < conv2d_FB; j++)
@@ -436,10 +446,12 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     }
 }
 
-/* ---- conv2d_1: Conv2D(32, 3x3, strides 1x1), models/horse_or_human.yaml:12 ----------------------- */
+/* ---- conv2d_1: Conv2D(32, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:12 ---- */
 /* Convolution in NHWC: input 149x149x16, output 147x147x32, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -452,9 +464,11 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 32), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_1_IN = 355216, conv2d_1_OUT = 691488,
+    conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
     conv2d_1_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
     conv2d_1_FB = 32 / conv2d_1_VF % 4 == 0 ? 4 : 32 / conv2d_1_VF % 3 == 0 ? 3
             : 32 / conv2d_1_VF % 2 == 0 ? 2 : 1,
@@ -464,9 +478,9 @@ enum {
             : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
     conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
     conv2d_1_OW0 = (0 + 1 - 1) / 1,
-    conv2d_1_OW1 = 149 + 0 - 3 < 0 ? conv2d_1_OW0
-             : (149 + 0 - 3) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
-             : (149 + 0 - 3) / 1 + 1 > 147 ? 147 : (149 + 0 - 3) / 1 + 1,
+    conv2d_1_OW1 = 149 + 0 - conv2d_1_EW < 0 ? conv2d_1_OW0
+             : (149 + 0 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
+             : (149 + 0 - conv2d_1_EW) / 1 + 1 > 147 ? 147 : (149 + 0 - conv2d_1_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -475,14 +489,17 @@ typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)
 typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
 
 static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 149 ? 149 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 149 ? 149 - iw0 : 3};
+    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_1_EH > 149 ? (149 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_1_EW > 149 ? (149 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -501,7 +518,7 @@ conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 149 + (win.iw0 + kw)) * 16;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 149 + (win.iw0 + kw * 1)) * 16;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 32 + f0;
                 for (int c = 0; c < 16; c++) {
                     conv2d_1_vf w[conv2d_1_FB];
@@ -552,7 +569,7 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 147 + ow) * 32;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 149 + (win.iw0 + kw)) * 16;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 149 + (win.iw0 + kw * 1)) * 16;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 32 * 16;
             for (int c0 = 0; c0 < 16; c0 += conv2d_1_CB * conv2d_1_VC) {
                 conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
@@ -576,10 +593,11 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && (147 - 1) * 1 + 3 <= 149
-                  && (147 - 1) * 1 + 3 <= 149,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (147 - 1) * 1 + conv2d_1_EH <= 149
+                  && (147 - 1) * 1 + conv2d_1_EW <= 149,
     conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
     conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
              : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
@@ -592,12 +610,14 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
     const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_1_GROUP + (conv2d_1_INSIDE ? 0 : kw * 16);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 149 - 1 + 0 - kh < 0 ? 0 : (149 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 149 - 1 + 0 - kw < 0 ? 0 : (149 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_1_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 149 - 1 + 0 - cell_h < 0 ? 0 : (149 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 149 - 1 + 0 - cell_w < 0 ? 0 : (149 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
@@ -609,7 +629,7 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 32 + j * conv2d_1_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 149 + ow * 1 - 0) * 16 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 149 + ow * 1 - 0 + cell_w) * 16 + col;
                 const float *dyp = dys + ((size_t)oh * 147 + ow) * 32 + f0;
                 conv2d_1_vf d[conv2d_1_FB];
                 for (int j = 0; j < conv2d_1_FB; j++)
@@ -801,10 +821,12 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
     }
 }
 
-/* ---- conv2d_2: Conv2D(64, 3x3, strides 1x1), models/horse_or_human.yaml:14 ----------------------- */
+/* ---- conv2d_2: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:14 ---- */
 /* Convolution in NHWC: input 73x73x32, output 71x71x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -817,9 +839,11 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_2_IN = 170528, conv2d_2_OUT = 322624,
+    conv2d_2_EH = (3 - 1) * 1 + 1, conv2d_2_EW = (3 - 1) * 1 + 1,
     conv2d_2_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
     conv2d_2_FB = 64 / conv2d_2_VF % 4 == 0 ? 4 : 64 / conv2d_2_VF % 3 == 0 ? 3
             : 64 / conv2d_2_VF % 2 == 0 ? 2 : 1,
@@ -829,9 +853,9 @@ enum {
             : 32 / conv2d_2_VC % 2 == 0 ? 2 : 1,
     conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : 12,
     conv2d_2_OW0 = (0 + 1 - 1) / 1,
-    conv2d_2_OW1 = 73 + 0 - 3 < 0 ? conv2d_2_OW0
-             : (73 + 0 - 3) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
-             : (73 + 0 - 3) / 1 + 1 > 71 ? 71 : (73 + 0 - 3) / 1 + 1,
+    conv2d_2_OW1 = 73 + 0 - conv2d_2_EW < 0 ? conv2d_2_OW0
+             : (73 + 0 - conv2d_2_EW) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
+             : (73 + 0 - conv2d_2_EW) / 1 + 1 > 71 ? 71 : (73 + 0 - conv2d_2_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -840,14 +864,17 @@ typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)
 typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_2_window;
 
 static inline conv2d_2_window conv2d_2_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 73 ? 73 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 73 ? 73 - iw0 : 3};
+    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_2_EH > 73 ? (73 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_2_EW > 73 ? (73 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -866,7 +893,7 @@ conv2d_2_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_2_vf *)(bias + f0 + j * conv2d_2_VF) : (conv2d_2_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 73 + (win.iw0 + kw)) * 32;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 73 + (win.iw0 + kw * 1)) * 32;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 64 + f0;
                 for (int c = 0; c < 32; c++) {
                     conv2d_2_vf w[conv2d_2_FB];
@@ -917,7 +944,7 @@ conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 71 + ow) * 64;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 73 + (win.iw0 + kw)) * 32;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 73 + (win.iw0 + kw * 1)) * 32;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 32;
             for (int c0 = 0; c0 < 32; c0 += conv2d_2_CB * conv2d_2_VC) {
                 conv2d_2_vc acc[conv2d_2_RC][conv2d_2_CB] = {{{0}}};
@@ -941,10 +968,11 @@ conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_2_INSIDE = 0 == 0 && 0 == 0 && (71 - 1) * 1 + 3 <= 73
-                  && (71 - 1) * 1 + 3 <= 73,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_2_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (71 - 1) * 1 + conv2d_2_EH <= 73
+                  && (71 - 1) * 1 + conv2d_2_EW <= 73,
     conv2d_2_GROUP = conv2d_2_INSIDE ? 3 * 32 : 32,   /* rows sharing one range of positions */
     conv2d_2_CBK = conv2d_2_GROUP % 6 == 0 ? 6 : conv2d_2_GROUP % 4 == 0 ? 4 : conv2d_2_GROUP % 5 == 0 ? 5
              : conv2d_2_GROUP % 3 == 0 ? 3 : conv2d_2_GROUP % 2 == 0 ? 2 : 1,
@@ -957,12 +985,14 @@ static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_2_CBK, group = row / conv2d_2_GROUP;
     const int kh = row / (3 * 32), kw = conv2d_2_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_2_GROUP + (conv2d_2_INSIDE ? 0 : kw * 32);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 73 - 1 + 0 - kh < 0 ? 0 : (73 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 73 - 1 + 0 - kw < 0 ? 0 : (73 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_2_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 73 - 1 + 0 - cell_h < 0 ? 0 : (73 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 73 - 1 + 0 - cell_w < 0 ? 0 : (73 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_2_IN, *dys = dy + (size_t)s * conv2d_2_OUT;
@@ -974,7 +1004,7 @@ static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_2_vf *)(dw + (size_t)i * 64 + j * conv2d_2_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 73 + ow * 1 - 0) * 32 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 73 + ow * 1 - 0 + cell_w) * 32 + col;
                 const float *dyp = dys + ((size_t)oh * 71 + ow) * 64 + f0;
                 conv2d_2_vf d[conv2d_2_FB];
                 for (int j = 0; j < conv2d_2_FB; j++)
@@ -1166,10 +1196,12 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
     }
 }
 
-/* ---- conv2d_3: Conv2D(64, 3x3, strides 1x1), models/horse_or_human.yaml:16 ----------------------- */
+/* ---- conv2d_3: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:16 ---- */
 /* Convolution in NHWC: input 35x35x64, output 33x33x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -1182,9 +1214,11 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_3_IN = 78400, conv2d_3_OUT = 69696,
+    conv2d_3_EH = (3 - 1) * 1 + 1, conv2d_3_EW = (3 - 1) * 1 + 1,
     conv2d_3_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
     conv2d_3_FB = 64 / conv2d_3_VF % 4 == 0 ? 4 : 64 / conv2d_3_VF % 3 == 0 ? 3
             : 64 / conv2d_3_VF % 2 == 0 ? 2 : 1,
@@ -1194,9 +1228,9 @@ enum {
             : 64 / conv2d_3_VC % 2 == 0 ? 2 : 1,
     conv2d_3_RC = conv2d_3_CB == 4 ? 6 : conv2d_3_CB == 3 ? 8 : 12,
     conv2d_3_OW0 = (0 + 1 - 1) / 1,
-    conv2d_3_OW1 = 35 + 0 - 3 < 0 ? conv2d_3_OW0
-             : (35 + 0 - 3) / 1 + 1 < conv2d_3_OW0 ? conv2d_3_OW0
-             : (35 + 0 - 3) / 1 + 1 > 33 ? 33 : (35 + 0 - 3) / 1 + 1,
+    conv2d_3_OW1 = 35 + 0 - conv2d_3_EW < 0 ? conv2d_3_OW0
+             : (35 + 0 - conv2d_3_EW) / 1 + 1 < conv2d_3_OW0 ? conv2d_3_OW0
+             : (35 + 0 - conv2d_3_EW) / 1 + 1 > 33 ? 33 : (35 + 0 - conv2d_3_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -1205,14 +1239,17 @@ typedef float conv2d_3_vf __attribute__((vector_size(conv2d_3_VF * sizeof(float)
 typedef float conv2d_3_vc __attribute__((vector_size(conv2d_3_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_3_window;
 
 static inline conv2d_3_window conv2d_3_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_3_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 35 ? 35 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 35 ? 35 - iw0 : 3};
+    return (conv2d_3_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_3_EH > 35 ? (35 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_3_EW > 35 ? (35 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -1231,7 +1268,7 @@ conv2d_3_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_3_vf *)(bias + f0 + j * conv2d_3_VF) : (conv2d_3_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 35 + (win.iw0 + kw)) * 64;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 35 + (win.iw0 + kw * 1)) * 64;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64 + f0;
                 for (int c = 0; c < 64; c++) {
                     conv2d_3_vf w[conv2d_3_FB];
@@ -1282,7 +1319,7 @@ conv2d_3_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 33 + ow) * 64;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 35 + (win.iw0 + kw)) * 64;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 35 + (win.iw0 + kw * 1)) * 64;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 64;
             for (int c0 = 0; c0 < 64; c0 += conv2d_3_CB * conv2d_3_VC) {
                 conv2d_3_vc acc[conv2d_3_RC][conv2d_3_CB] = {{{0}}};
@@ -1306,10 +1343,11 @@ conv2d_3_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_3_INSIDE = 0 == 0 && 0 == 0 && (33 - 1) * 1 + 3 <= 35
-                  && (33 - 1) * 1 + 3 <= 35,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_3_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (33 - 1) * 1 + conv2d_3_EH <= 35
+                  && (33 - 1) * 1 + conv2d_3_EW <= 35,
     conv2d_3_GROUP = conv2d_3_INSIDE ? 3 * 64 : 64,   /* rows sharing one range of positions */
     conv2d_3_CBK = conv2d_3_GROUP % 6 == 0 ? 6 : conv2d_3_GROUP % 4 == 0 ? 4 : conv2d_3_GROUP % 5 == 0 ? 5
              : conv2d_3_GROUP % 3 == 0 ? 3 : conv2d_3_GROUP % 2 == 0 ? 2 : 1,
@@ -1322,12 +1360,14 @@ static void conv2d_3_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_3_CBK, group = row / conv2d_3_GROUP;
     const int kh = row / (3 * 64), kw = conv2d_3_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_3_GROUP + (conv2d_3_INSIDE ? 0 : kw * 64);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 0 - kh > 0 ? (0 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 35 - 1 + 0 - kh < 0 ? 0 : (35 - 1 + 0 - kh) / 1 + 1;
-    const int ow0 = 0 - kw > 0 ? (0 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 35 - 1 + 0 - kw < 0 ? 0 : (35 - 1 + 0 - kw) / 1 + 1;
+    const int col = row % conv2d_3_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 35 - 1 + 0 - cell_h < 0 ? 0 : (35 - 1 + 0 - cell_h) / 1 + 1;
+    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 35 - 1 + 0 - cell_w < 0 ? 0 : (35 - 1 + 0 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_3_IN, *dys = dy + (size_t)s * conv2d_3_OUT;
@@ -1339,7 +1379,7 @@ static void conv2d_3_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_3_vf *)(dw + (size_t)i * 64 + j * conv2d_3_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + kh) * 35 + ow * 1 - 0) * 64 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 35 + ow * 1 - 0 + cell_w) * 64 + col;
                 const float *dyp = dys + ((size_t)oh * 33 + ow) * 64 + f0;
                 conv2d_3_vf d[conv2d_3_FB];
                 for (int j = 0; j < conv2d_3_FB; j++)
@@ -1532,7 +1572,9 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
 }
 
 /* ---- dense: Dense(512), models/horse_or_human.yaml:19 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 16384 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 16384 times 16384 x 512)
  *   dkernel   dkernel = x^T   . dy         (16384 x n times n x 512)
  *   dx        dx     = dy     . kernel^T   (n x 512 times 512 x 16384)
@@ -1545,7 +1587,7 @@ static void max_pooling2d_3_backward(int n, const float *restrict x, const float
  * NBI, vectors per tile across 512 and 16384; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_IN = 16384, dense_OUT = 512,
+    dense_IN = 16384, dense_OUT = 512, dense_ROWS = 1,
     dense_V = (16384 | 512) % 16 == 0 ? 16 : (16384 | 512) % 8 == 0 ? 8
            : (16384 | 512) % 4 == 0 ? 4 : (16384 | 512) % 2 == 0 ? 2 : 1,
     dense_NBO = 512 / dense_V % 4 == 0 ? 4 : 512 / dense_V % 3 == 0 ? 3
@@ -1608,6 +1650,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    n *= dense_ROWS;
     for (int k0 = 0; k0 < 16384; k0 += KC) {
         const int kn = 16384 - k0 < KC ? 16384 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -1635,6 +1678,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -1693,7 +1737,9 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(1), models/horse_or_human.yaml:20 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 512 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 512 times 512 x 1)
  *   dkernel   dkernel = x^T   . dy         (512 x n times n x 1)
  *   dx        dx     = dy     . kernel^T   (n x 1 times 1 x 512)
@@ -1706,7 +1752,7 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * NBI, vectors per tile across 1 and 512; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_1_IN = 512, dense_1_OUT = 1,
+    dense_1_IN = 512, dense_1_OUT = 1, dense_1_ROWS = 1,
     dense_1_V = (512 | 1) % 16 == 0 ? 16 : (512 | 1) % 8 == 0 ? 8
            : (512 | 1) % 4 == 0 ? 4 : (512 | 1) % 2 == 0 ? 2 : 1,
     dense_1_NBO = 1 / dense_1_V % 4 == 0 ? 4 : 1 / dense_1_V % 3 == 0 ? 3
@@ -1769,6 +1815,7 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
+    n *= dense_1_ROWS;
     for (int k0 = 0; k0 < 512; k0 += KC) {
         const int kn = 512 - k0 < KC ? 512 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -1796,6 +1843,7 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_1_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -1998,6 +2046,7 @@ const nn_model horse_or_human_model = {
     .input_rank = 3,
     .input_shape = {300, 300, 3},
     .input_size = 270000,
+    .input_ids = 0,
     .output_size = 1,
     .output_rank = 1,
     .output_shape = {1, 0, 0},

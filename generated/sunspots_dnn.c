@@ -72,7 +72,9 @@ static inline float nn_gelu_grad(float z, float y)
 }
 
 /* ---- dense: Dense(20), models/sunspots_dnn.yaml:11 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 30 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 30 times 30 x 20)
  *   dkernel   dkernel = x^T   . dy         (30 x n times n x 20)
  *   dx        dx     = dy     . kernel^T   (n x 20 times 20 x 30)
@@ -85,7 +87,7 @@ static inline float nn_gelu_grad(float z, float y)
  * NBI, vectors per tile across 20 and 30; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_IN = 30, dense_OUT = 20,
+    dense_IN = 30, dense_OUT = 20, dense_ROWS = 1,
     dense_V = (30 | 20) % 16 == 0 ? 16 : (30 | 20) % 8 == 0 ? 8
            : (30 | 20) % 4 == 0 ? 4 : (30 | 20) % 2 == 0 ? 2 : 1,
     dense_NBO = 20 / dense_V % 4 == 0 ? 4 : 20 / dense_V % 3 == 0 ? 3
@@ -148,6 +150,7 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
+    n *= dense_ROWS;
     for (int k0 = 0; k0 < 30; k0 += KC) {
         const int kn = 30 - k0 < KC ? 30 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -175,6 +178,7 @@ static void dense_backward(int n, const float *restrict x, const float *restrict
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -233,7 +237,9 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
 }
 
 /* ---- dense_1: Dense(10), models/sunspots_dnn.yaml:12 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 20 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 20 times 20 x 10)
  *   dkernel   dkernel = x^T   . dy         (20 x n times n x 10)
  *   dx        dx     = dy     . kernel^T   (n x 10 times 10 x 20)
@@ -246,7 +252,7 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * NBI, vectors per tile across 10 and 20; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_1_IN = 20, dense_1_OUT = 10,
+    dense_1_IN = 20, dense_1_OUT = 10, dense_1_ROWS = 1,
     dense_1_V = (20 | 10) % 16 == 0 ? 16 : (20 | 10) % 8 == 0 ? 8
            : (20 | 10) % 4 == 0 ? 4 : (20 | 10) % 2 == 0 ? 2 : 1,
     dense_1_NBO = 10 / dense_1_V % 4 == 0 ? 4 : 10 / dense_1_V % 3 == 0 ? 3
@@ -309,6 +315,7 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
+    n *= dense_1_ROWS;
     for (int k0 = 0; k0 < 20; k0 += KC) {
         const int kn = 20 - k0 < KC ? 20 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -336,6 +343,7 @@ static void dense_1_backward(int n, const float *restrict x, const float *restri
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_1_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -394,7 +402,9 @@ static void dense_1_relu_backward(int n, const float *z, const float *y, const f
 }
 
 /* ---- dense_2: Dense(1), models/sunspots_dnn.yaml:13 ------------------------------------------ */
-/* Every pass is one matrix product C = A . B with the rows of B contiguous:
+/* On a sequence, Dense applies to the last axis, as Keras's does: each of a
+ * sample's 1 steps is a row of 10 (n samples are n x 1 rows).
+ * Every pass is one matrix product C = A . B with the rows of B contiguous:
  *   forward   y      = x      . kernel     (n x 10 times 10 x 1)
  *   dkernel   dkernel = x^T   . dy         (10 x n times n x 1)
  *   dx        dx     = dy     . kernel^T   (n x 1 times 1 x 10)
@@ -407,7 +417,7 @@ static void dense_1_relu_backward(int n, const float *z, const float *y, const f
  * NBI, vectors per tile across 1 and 10; R rows per tile, so that R x NB
  * sums fit in the 32 vector registers of AVX-512. */
 enum {
-    dense_2_IN = 10, dense_2_OUT = 1,
+    dense_2_IN = 10, dense_2_OUT = 1, dense_2_ROWS = 1,
     dense_2_V = (10 | 1) % 16 == 0 ? 16 : (10 | 1) % 8 == 0 ? 8
            : (10 | 1) % 4 == 0 ? 4 : (10 | 1) % 2 == 0 ? 2 : 1,
     dense_2_NBO = 1 / dense_2_V % 4 == 0 ? 4 : 1 / dense_2_V % 3 == 0 ? 3
@@ -470,6 +480,7 @@ static void dense_2_forward(int n, const float *restrict x, const float *restric
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = dense_2_NBO * dense_2_V, KC = 65536 / COLS };
+    n *= dense_2_ROWS;
     for (int k0 = 0; k0 < 10; k0 += KC) {
         const int kn = 10 - k0 < KC ? 10 - k0 : KC;
         #pragma omp parallel for collapse(2) schedule(static)
@@ -497,6 +508,7 @@ static void dense_2_backward(int n, const float *restrict x, const float *restri
                           const float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    n *= dense_2_ROWS;
     if (dx) {
         /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
          * cache line read, and the 16 rows of kt written stay in the cache. */
@@ -623,6 +635,7 @@ const nn_model sunspots_dnn_model = {
     .input_rank = 1,
     .input_shape = {30, 0, 0},
     .input_size = 30,
+    .input_ids = 0,
     .output_size = 1,
     .output_rank = 1,
     .output_shape = {1, 0, 0},

@@ -383,6 +383,8 @@ int nn_load_source(const nn_model *m, const nn_source *src, const char *option_d
         d->origin = copy_string(place);
     if (rc == 0 && check_shape(m, d, place) < 0)
         rc = -1;
+    if (rc == 0 && d->floats && nn_check_token_ids(m, d->floats, d->n, place, 0) < 0)
+        rc = -1;
     if (rc < 0)
         nn_dataset_free(d);
     free(place);
@@ -405,13 +407,33 @@ int nn_load_data_file(const nn_model *m, const char *path, nn_dataset *d)
     nn_source fmt = csv_format(m);
     if (nn_load_csv(path, &fmt, m->input_size, d) != 0)
         return -1;
-    if (d->sample_size == m->input_size)
+    if (d->sample_size == m->input_size && nn_check_token_ids(m, d->floats, d->n, path, 0) == 0)
         return 0;
+    if (d->sample_size == m->input_size) {
+        nn_dataset_free(d);
+        return -1;
+    }
     int columns = d->sample_size + (d->labels != NULL);
     nn_dataset_free(d);
     return nn_error(path, "%d columns, but model '%s' takes %d number%s per input (and a label "
                           "column, which may be left out)", columns, m->name, m->input_size,
                     m->input_size == 1 ? "" : "s");
+}
+
+/* ---- token ids ------------------------------------------------------------------- */
+
+int nn_check_token_ids(const nn_model *m, const float *x, int n, const char *place, int first)
+{
+    size_t size = (size_t)m->input_size;
+    for (int i = 0; m->input_ids && i < n; i++)
+        for (size_t k = 0; k < size; k++) {
+            float v = x[(size_t)i * size + k];
+            if (!(v >= 0 && v < (float)m->input_ids && v == floorf(v)))
+                return nn_error(place, "token id %g at step %zu of sample %d is not a whole "
+                                "number from 0 to %d (the Embedding's input_dim is %d)", v, k,
+                                first + i, m->input_ids - 1, m->input_ids);
+        }
+    return 0;
 }
 
 /* ---- labels ---------------------------------------------------------------------- */

@@ -237,8 +237,11 @@ int nn_gradcheck(const nn_model *m, const nn_options *o)
     nn_init_params(m, c.saved, seed);
     jitter(m, c.saved, &rng);
     int n = c.b.part;
+    /* Token ids where an Embedding reads the input: whole numbers below input_ids. */
     for (size_t i = 0; i < (size_t)n * (size_t)m->input_size; i++)
-        c.b.x[i] = nn_rng_uniform(&rng);
+        c.b.x[i] = m->input_ids ? fminf(floorf(nn_rng_uniform(&rng) * (float)m->input_ids),
+                                        (float)(m->input_ids - 1))
+                                : nn_rng_uniform(&rng);
     random_labels(m, c.b.y, n, &rng);
 
     memcpy(c.params, c.saved, m->n_params * sizeof *c.params);

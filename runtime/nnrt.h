@@ -274,10 +274,12 @@ typedef struct {
     const char *name;              /* a C identifier */
     const char *source;            /* the model file it came from */
     int input_rank;
-    int input_shape[3];            /* H, W, C or (n) */
+    int input_shape[3];            /* H, W, C; T, F (a sequence); or (n) */
     int input_size, output_size;
     int output_rank;               /* the output's shape without the batch */
     int output_shape[3];
+    int input_ids;                 /* > 0: the input is token ids for an Embedding, each a
+                                      whole number from 0 to input_ids - 1; 0: any numbers */
     int output_units;              /* the output's last axis, over which a loss sums or
                                       averages (Keras's axis=-1); 0: output_size */
     nn_output_act output_act;

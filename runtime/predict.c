@@ -364,6 +364,8 @@ static int predict_matrix(Predictor *p, const float *x, int n, const char *prefi
     const nn_model *m = p->m;
     size_t in = (size_t)m->input_size, units = (size_t)m->output_size;
     int rc = 0;
+    if (nn_check_token_ids(m, x, n, prefix ? prefix : out ? out : "predict", 0) != 0)
+        return -1;
     bool npy = out && (!image_output(m) || is_npy(out));
     nn_array y = {.dtype = NN_F32, .rank = 1 + m->output_rank, .shape = {n},
                   .size = (size_t)n * units};
@@ -441,6 +443,8 @@ static int predict_sentence(Predictor *p, const char *text)
                         "\"%.40s\" with: give --weights of a trained text model (its "
                         "meta.vocabulary)", text);
     nn_text_ids(p->vocab, &p->m->data.text, text, p->b.x);
+    if (nn_check_token_ids(p->m, p->b.x, 1, text, 0) != 0)
+        return -1;
     predict_one(p, text);
     return 0;
 }
@@ -493,6 +497,8 @@ static int predict_row(Predictor *p, const char *arg, int count)
         return nn_error(arg, "%d number%s, but model '%s' takes %d per input: write each input "
                              "as one argument, its numbers separated by commas", count,
                         count == 1 ? "" : "s", p->m->name, k);
+    if (nn_check_token_ids(p->m, p->b.x, 1, arg, 0) != 0)
+        return -1;
     return predict_one(p, arg);
 }
 

@@ -205,6 +205,9 @@ int nn_list_images(const char *dir, char ***paths);
  * categorical losses, 0 or 1 for binary_crossentropy, units numbers per label
  * otherwise. The error names the label, the sample and its file. */
 int nn_check_labels(const nn_model *m, const nn_dataset *d, const char *layer_name);
+/* Where the input is token ids (m->input_ids), n inputs x must hold whole
+ * numbers below it; the error names PLACE and the sample (first + its index). */
+int nn_check_token_ids(const nn_model *m, const float *x, int n, const char *place, int first);
 
 /* ---- augment.c --------------------------------------------------------------------- */
 

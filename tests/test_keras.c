@@ -165,10 +165,11 @@ static void test_real_unsupported(void **state)
     snprintf(expected, sizeof expected, "%s:60:1: error: duplicate key 'backend'", lstm);
     check_error(lstm, expected);
 
-    /* 10: minified JSON, one line; the Embedding's class_name is at column 246 */
+    /* 10: minified JSON, one line; its Embedding is read, the first LSTM's class_name
+     * is at column 672 */
     const char *embedding = real("Mohammad-Jaafar__Sentiment-Analysis-LSTM__model_architecture.json");
     snprintf(expected, sizeof expected,
-             "%s:1:246: error: layer 'Embedding' is not supported by nncc (supported: Dense, "
+             "%s:1:672: error: layer 'LSTM' is not supported by nncc (supported: Dense, "
              "Flatten, Dropout, Activation, Conv2D, ", embedding);
     check_error(embedding, expected);
 

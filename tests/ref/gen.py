@@ -21,9 +21,10 @@ Each fixture is tests/ref/NAME.npz plus the model it is about, tests/ref/NAME.ya
             loss.value (the batch mean), loss.dout (d loss.value / d loss.out).
   optimizer TENSOR (initial), opt.grad<s>.TENSOR and opt.after<s>.TENSOR for
             steps s = 1, 2, 3.
-A layer fixture's model is: an identity `feed` layer (Dense, or a 1x1 Conv2D for
-an image), the layer under test named `probe`, and Flatten where it ends in an
-image (nncc wants a flat output). nncc computes no gradient for the model's input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
+A layer fixture's model is: an identity `feed` layer (Dense, on a vector or on a
+sequence's last axis, or a 1x1 Conv2D for an image), the layer under test named
+`probe`, and Flatten where it ends in an image or a sequence (nncc wants a flat
+output). nncc computes no gradient for the model's input, so dx is the gradient of sum(y * dy) with respect to the probe's input,
 which nncc leaves in feed's output-gradient buffer (feed_dout); the feed's kernel
 gradient, x^T dx, is checked too.
 A graph fixture (GRAPHS) is the same with a Graph after feed instead of the one
@@ -42,7 +43,9 @@ it gets kernel.T. Keras's Conv2D kernel is [kh, kw, in, filters] and its
 activations NHWC: torch gets kernel.permute(3, 2, 0, 1) ([filters, in, kh, kw])
 and x.permute(0, 3, 1, 2) (NCHW), and its output goes back with permute(0, 2, 3, 1).
 TensorFlow's 'same' padding puts the odd pixel after (bottom, right): F.pad pads
-explicitly, never torch's symmetric padding argument.
+explicitly, never torch's symmetric padding argument. A sequence is [N, T, F]
+(steps, then features): torch's 1-D ops get x.permute(0, 2, 1) ([N, F, T]) and
+Keras's Conv1D kernel [k, in, filters] as permute(2, 1, 0) ([filters, in, k]).
 """
 import functools
 import os
@@ -747,6 +750,121 @@ class SeparableConv2D(DepthwiseConv2D):
         return self.activation(nchw_to_nhwc(with_bias(y, w)))
 
 
+# ---- sequence layers (tf.keras 2.x): x is [N, T, F], torch's 1-D ops want [N, F, T] ---------
+def seq_to_ncl(x):
+    return x.permute(0, 2, 1)
+
+
+def ncl_to_seq(x):
+    return x.permute(0, 2, 1)
+
+
+def first(v):
+    """Keras's 1-D sizes: 3 or [3]."""
+    return v[0] if isinstance(v, (list, tuple)) else v
+
+
+class Embedding(Layer):
+    """Token ids (floats holding integers, as nncc stores them) picking rows of
+    the table [input_dim, output_dim]: torch's F.embedding. trainable: false for a
+    fixed table. No gradient reaches the ids (autograd: the cast to long)."""
+    kind = "Embedding"
+
+    def weights(self, in_shape, rng):
+        return {"embeddings": rng.uniform(-1, 1, (self.args["input_dim"], self.args["output_dim"]))}
+
+    def trainable(self, name):
+        return self.args.get("trainable", True)
+
+    def sample(self, rng, shape):
+        return rng.integers(0, self.args["input_dim"], shape)
+
+    def forward(self, x, w, training):
+        return F.embedding(x.round().long(), w["embeddings"])
+
+
+class Flatten(Layer):
+    kind = "Flatten"
+
+    def forward(self, x, w, training):
+        return x.flatten(1)
+
+
+class Conv1D(Layer):
+    """F.conv1d with Keras's kernel [k, in, filters] as torch's [filters, in, k]
+    (permute(2, 1, 0)), dilation as torch's, and the padding explicit: same is
+    TensorFlow's (the extra step after) over the dilated window (k - 1) d + 1;
+    causal pads (k - 1) d steps before and none after."""
+    kind = "Conv1D"
+
+    def weights(self, in_shape, rng):
+        k, c, f = first(self.args["kernel_size"]), in_shape[-1], self.args["filters"]
+        w = {"kernel": rng.uniform(-1, 1, (k, c, f)) * np.sqrt(3.0 / (k * c))}
+        if self.args.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, f)
+        return w
+
+    def forward(self, x, w, training):
+        k, s = first(self.args["kernel_size"]), first(self.args.get("strides", 1))
+        d = first(self.args.get("dilation_rate", 1))
+        span = (k - 1) * d + 1
+        x = seq_to_ncl(x)
+        padding = self.args.get("padding", "valid")
+        if padding == "same":
+            x = F.pad(x, tf_same_pad(x.shape[2], span, s))
+        elif padding == "causal":
+            x = F.pad(x, (span - 1, 0))
+        y = F.conv1d(x, w["kernel"].permute(2, 1, 0), w.get("bias"), stride=s, dilation=d)
+        return self.activation(ncl_to_seq(y))
+
+
+class Pool1D(Layer):
+    def window(self):
+        k = first(self.args.get("pool_size", 2))
+        return k, first(self.args.get("strides", k))
+
+    def pads(self, x, k, s):
+        return tf_same_pad(x.shape[2], k, s) if self.args.get("padding") == "same" else (0, 0)
+
+
+class MaxPooling1D(Pool1D):
+    kind = "MaxPooling1D"
+
+    def forward(self, x, w, training):
+        k, s = self.window()
+        x = seq_to_ncl(x)
+        x = F.pad(x, self.pads(x, k, s), value=-float("inf"))
+        return ncl_to_seq(F.max_pool1d(x, k, s))
+
+
+class AveragePooling1D(Pool1D):
+    """TF averages over the window's steps inside the sequence, as in 2-D."""
+    kind = "AveragePooling1D"
+
+    def forward(self, x, w, training):
+        k, s = self.window()
+        x = seq_to_ncl(x)
+        pads = self.pads(x, k, s)
+        total = F.avg_pool1d(F.pad(x, pads), k, s) * k
+        cells = F.avg_pool1d(F.pad(torch.ones_like(x[:1, :1]), pads), k, s) * k
+        return ncl_to_seq(total / cells)
+
+
+class GlobalAveragePooling1D(Layer):
+    kind = "GlobalAveragePooling1D"
+
+    def forward(self, x, w, training):
+        return x.mean(dim=1)
+
+
+class GlobalMaxPooling1D(Layer):
+    """The first maximum over the steps takes the gradient (see GlobalMaxPooling2D)."""
+    kind = "GlobalMaxPooling1D"
+
+    def forward(self, x, w, training):
+        return x.gather(1, x.argmax(dim=1, keepdim=True)).squeeze(1)
+
+
 # ---- the table of layer fixtures: name, input shape, the layer ------------------------------
 LAYERS = [
     ("dense", [7], Dense(units=4)),
@@ -829,6 +947,35 @@ LAYERS = [
     ("separable_same_strided_nobias", [5, 5, 4],
      SeparableConv2D(filters=3, kernel_size=[2, 4], strides=[2, 1], padding="same",
                      use_bias=False, activation="tanh")),
+    # Sequences [T, F], each layer at two lengths T. Dense applies to the last axis.
+    ("dense_sequence", [5, 3], Dense(units=4, activation="tanh")),
+    ("dense_sequence_long", [11, 6], Dense(units=16)),
+    ("dense_sequence_softmax", [4, 3], Dense(units=5, activation="softmax")),
+    # per feature over the batch and the steps; the moving variance moves by the
+    # biased batch variance (Keras's non-fused path: not a 4-D input)
+    ("batchnorm_sequence", [5, 3], BatchNormalization(momentum=0.8)),
+    ("conv1d_valid", [9, 3], Conv1D(filters=4, kernel_size=3)),
+    ("conv1d_valid_long", [16, 3], Conv1D(filters=4, kernel_size=3, activation="relu")),
+    ("conv1d_same_strided", [7, 2], Conv1D(filters=3, kernel_size=4, strides=2, padding="same")),
+    ("conv1d_same_strided_long", [10, 2], Conv1D(filters=3, kernel_size=4, strides=2,
+                                                 padding="same", use_bias=False)),
+    ("conv1d_causal_dilated", [8, 3], Conv1D(filters=5, kernel_size=3, padding="causal",
+                                             dilation_rate=2)),
+    ("conv1d_causal_dilated_long", [13, 3], Conv1D(filters=5, kernel_size=3, padding="causal",
+                                                   dilation_rate=2, activation="tanh")),
+    ("conv1d_causal_strided", [9, 2], Conv1D(filters=2, kernel_size=2, strides=3,
+                                             padding="causal")),
+    ("conv1d_same_dilated", [9, 2], Conv1D(filters=3, kernel_size=3, padding="same",
+                                           dilation_rate=3)),
+    ("conv1d_valid_dilated", [12, 4], Conv1D(filters=16, kernel_size=2, dilation_rate=4)),
+    ("maxpool1d", [8, 3], MaxPooling1D()),
+    ("maxpool1d_3s2_same", [11, 2], MaxPooling1D(pool_size=3, strides=2, padding="same")),
+    ("avgpool1d", [8, 3], AveragePooling1D()),
+    ("avgpool1d_3s2_same", [7, 2], AveragePooling1D(pool_size=3, strides=2, padding="same")),
+    ("gap1d", [5, 3], GlobalAveragePooling1D()),
+    ("gap1d_long", [12, 4], GlobalAveragePooling1D()),
+    ("gmp1d", [6, 3], GlobalMaxPooling1D()),
+    ("gmp1d_long", [13, 2], GlobalMaxPooling1D()),
 ] + [("act_" + a, [6], Dense(units=5, activation=a)) for a in ACTIVATIONS]
 
 # ---- graph fixtures: name, input shape, the nodes after feed -------------------------------
@@ -931,6 +1078,30 @@ GRAPHS = [
     ("bidirectional_lstm_mul", [7 * 2],
      Graph(("seq", Reshape(target_shape=[7, 2])),
            ("probe", Bidirectional(layer=LSTM(units=2), merge_mode="mul")))),
+    # Embedding: the ids come through feed, so the model also concatenates feed
+    # itself, which gives feed a gradient to check (none comes through the ids).
+    ("embedding", [7], Graph(("probe", Embedding(input_dim=10, output_dim=4)),
+                             ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
+    ("embedding_long", [12], Graph(("probe", Embedding(input_dim=5, output_dim=8)),
+                                   ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
+    ("embedding_frozen", [6], Graph(("probe", Embedding(input_dim=4, output_dim=3, trainable=False)),
+                                    ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
+    # The layers that take any shape, on sequences [T, F]: Add, Activation,
+    # Dropout, Concatenate over the steps and over the features, Reshape, then
+    # Dense on the last axis (and Flatten, added, at the end).
+    ("sequence_layers", [6, 3], Graph(("a", Conv1D(filters=3, kernel_size=3, padding="same")),
+                                      ("sum", Add(), ["a", "feed"]),
+                                      ("act", Activation(activation="tanh")),
+                                      ("drop", Dropout(rate=0.0)),
+                                      ("steps", Concatenate(axis=1), ["drop", "feed"]),
+                                      ("both", Concatenate(axis=-1), ["steps", "steps"]),
+                                      ("shape", Reshape(target_shape=[9, 8])),
+                                      ("out", Dense(units=2, activation="softmax")))),
+    # Embedding -> Conv1D -> GlobalAveragePooling1D, end to end
+    ("embedding_conv1d", [9], Graph(("probe", Embedding(input_dim=6, output_dim=4)),
+                                    ("conv", Conv1D(filters=3, kernel_size=3, padding="causal")),
+                                    ("pool", GlobalAveragePooling1D()),
+                                    ("cat", Concatenate(), ["pool", "feed"]))),
     # A residual block, end to end: relu(feed + conv(relu(conv(feed)))).
     ("graph_residual", [4, 4, 2],
      Graph(("conv1", Conv2D(filters=2, kernel_size=3, padding="same", activation="relu")),
@@ -944,7 +1115,7 @@ def identity_feed(shape):
     """The first layer, whose output is x and whose output gradient is dx."""
     c = shape[-1]
     eye = np.eye(c, dtype=int)
-    if len(shape) == 1:
+    if len(shape) <= 2:   # a vector, or a sequence (Dense on its last axis)
         return (yaml_layer("Dense", {"units": c, "use_bias": False, "name": "feed"})[:-1] +
                 ", weights: {kernel: %s}}" % flow(eye)), eye.astype(np.float64)
     kernel = eye.reshape(1, 1, c, c)
@@ -954,7 +1125,7 @@ def identity_feed(shape):
 
 
 def feed_forward(x, kernel):
-    if x.dim() == 2:
+    if x.dim() <= 3:
         return F.linear(x, kernel.T)
     return nchw_to_nhwc(F.conv2d(nhwc_to_nchw(x), kernel.permute(3, 2, 0, 1)))
 
