@@ -71,10 +71,12 @@ static inline float nn_gelu_grad(float z, float y)
            z * 0.39894228040143268f * expf(-0.5f * z * z);
 }
 
-/* ---- conv2d: Conv2D(16, 3x3, strides 1x1), models/fashion_denoiser.yaml:10 ----------------------- */
+/* ---- conv2d: Conv2D(16, 3x3, strides 1x1, dilation 1x1), models/fashion_denoiser.yaml:10 ---- */
 /* Convolution in NHWC: input 28x28x1, output 28x28x16, kernel in Keras's
  * [kh][kw][c][f] layout, padding 1 rows on top and 1 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -87,9 +89,11 @@ static inline float nn_gelu_grad(float z, float y)
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 16), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_IN = 784, conv2d_OUT = 12544,
+    conv2d_EH = (3 - 1) * 1 + 1, conv2d_EW = (3 - 1) * 1 + 1,
     conv2d_VF = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
     conv2d_FB = 16 / conv2d_VF % 4 == 0 ? 4 : 16 / conv2d_VF % 3 == 0 ? 3
             : 16 / conv2d_VF % 2 == 0 ? 2 : 1,
@@ -99,9 +103,9 @@ enum {
             : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
     conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
     conv2d_OW0 = (1 + 1 - 1) / 1,
-    conv2d_OW1 = 28 + 1 - 3 < 0 ? conv2d_OW0
-             : (28 + 1 - 3) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
-             : (28 + 1 - 3) / 1 + 1 > 28 ? 28 : (28 + 1 - 3) / 1 + 1,
+    conv2d_OW1 = 28 + 1 - conv2d_EW < 0 ? conv2d_OW0
+             : (28 + 1 - conv2d_EW) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
+             : (28 + 1 - conv2d_EW) / 1 + 1 > 28 ? 28 : (28 + 1 - conv2d_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -110,14 +114,17 @@ typedef float conv2d_vf __attribute__((vector_size(conv2d_VF * sizeof(float)), a
 typedef float conv2d_vc __attribute__((vector_size(conv2d_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_window;
 
 static inline conv2d_window conv2d_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 1, iw0 = ow * 1 - 1;
-    return (conv2d_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 28 ? 28 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 28 ? 28 - iw0 : 3};
+    return (conv2d_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_EH > 28 ? (28 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_EW > 28 ? (28 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -136,7 +143,7 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_vf *)(bias + f0 + j * conv2d_VF) : (conv2d_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 1;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 1 * 16 + f0;
                 for (int c = 0; c < 1; c++) {
                     conv2d_vf w[conv2d_FB];
@@ -187,7 +194,7 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
     const float *dyp = dys + ((size_t)oh * 28 + ow) * 16;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 1;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 1;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 16 * 1;
             for (int c0 = 0; c0 < 1; c0 += conv2d_CB * conv2d_VC) {
                 conv2d_vc acc[conv2d_RC][conv2d_CB] = {{{0}}};
@@ -211,10 +218,11 @@ conv2d_dx_tile(const float *restrict dys, const float *restrict kt, float *restr
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_INSIDE = 1 == 0 && 1 == 0 && (28 - 1) * 1 + 3 <= 28
-                  && (28 - 1) * 1 + 3 <= 28,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_INSIDE = 1 == 0 && 1 == 0 && 1 == 1 && (28 - 1) * 1 + conv2d_EH <= 28
+                  && (28 - 1) * 1 + conv2d_EW <= 28,
     conv2d_GROUP = conv2d_INSIDE ? 3 * 1 : 1,   /* rows sharing one range of positions */
     conv2d_CBK = conv2d_GROUP % 6 == 0 ? 6 : conv2d_GROUP % 4 == 0 ? 4 : conv2d_GROUP % 5 == 0 ? 5
              : conv2d_GROUP % 3 == 0 ? 3 : conv2d_GROUP % 2 == 0 ? 2 : 1,
@@ -227,12 +235,14 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
 {
     const int row = b * conv2d_CBK, group = row / conv2d_GROUP;
     const int kh = row / (3 * 1), kw = conv2d_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_GROUP + (conv2d_INSIDE ? 0 : kw * 1);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 1 - kh > 0 ? (1 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 28 - 1 + 1 - kh < 0 ? 0 : (28 - 1 + 1 - kh) / 1 + 1;
-    const int ow0 = 1 - kw > 0 ? (1 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 28 - 1 + 1 - kw < 0 ? 0 : (28 - 1 + 1 - kw) / 1 + 1;
+    const int col = row % conv2d_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 1 - cell_h > 0 ? (1 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 28 - 1 + 1 - cell_h < 0 ? 0 : (28 - 1 + 1 - cell_h) / 1 + 1;
+    const int ow0 = 1 - cell_w > 0 ? (1 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 28 - 1 + 1 - cell_w < 0 ? 0 : (28 - 1 + 1 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_IN, *dys = dy + (size_t)s * conv2d_OUT;
@@ -244,7 +254,7 @@ static void conv2d_dkernel_rows(const float *restrict x, const float *restrict d
                 acc[i][j] = *(const conv2d_vf *)(dw + (size_t)i * 16 + j * conv2d_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 28 ? ow1 : 28); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 1 + kh) * 28 + ow * 1 - 1) * 1 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 1 + cell_h) * 28 + ow * 1 - 1 + cell_w) * 1 + col;
                 const float *dyp = dys + ((size_t)oh * 28 + ow) * 16 + f0;
                 conv2d_vf d[conv2d_FB];
                 for (int j = 0; j < conv2d_FB; j++)
@@ -436,10 +446,12 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     }
 }
 
-/* ---- conv2d_1: Conv2D(8, 3x3, strides 1x1), models/fashion_denoiser.yaml:12 ----------------------- */
+/* ---- conv2d_1: Conv2D(8, 3x3, strides 1x1, dilation 1x1), models/fashion_denoiser.yaml:12 ---- */
 /* Convolution in NHWC: input 14x14x16, output 14x14x8, kernel in Keras's
  * [kh][kw][c][f] layout, padding 1 rows on top and 1 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -452,9 +464,11 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 8), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_1_IN = 3136, conv2d_1_OUT = 1568,
+    conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
     conv2d_1_VF = 8 % 16 == 0 ? 16 : 8 % 8 == 0 ? 8 : 8 % 4 == 0 ? 4 : 8 % 2 == 0 ? 2 : 1,
     conv2d_1_FB = 8 / conv2d_1_VF % 4 == 0 ? 4 : 8 / conv2d_1_VF % 3 == 0 ? 3
             : 8 / conv2d_1_VF % 2 == 0 ? 2 : 1,
@@ -464,9 +478,9 @@ enum {
             : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
     conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
     conv2d_1_OW0 = (1 + 1 - 1) / 1,
-    conv2d_1_OW1 = 14 + 1 - 3 < 0 ? conv2d_1_OW0
-             : (14 + 1 - 3) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
-             : (14 + 1 - 3) / 1 + 1 > 14 ? 14 : (14 + 1 - 3) / 1 + 1,
+    conv2d_1_OW1 = 14 + 1 - conv2d_1_EW < 0 ? conv2d_1_OW0
+             : (14 + 1 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
+             : (14 + 1 - conv2d_1_EW) / 1 + 1 > 14 ? 14 : (14 + 1 - conv2d_1_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -475,14 +489,17 @@ typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)
 typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
 
 static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 1, iw0 = ow * 1 - 1;
-    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 14 ? 14 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 14 ? 14 - iw0 : 3};
+    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_1_EH > 14 ? (14 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_1_EW > 14 ? (14 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -501,7 +518,7 @@ conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 14 + (win.iw0 + kw)) * 16;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 14 + (win.iw0 + kw * 1)) * 16;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 8 + f0;
                 for (int c = 0; c < 16; c++) {
                     conv2d_1_vf w[conv2d_1_FB];
@@ -552,7 +569,7 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 14 + ow) * 8;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 14 + (win.iw0 + kw)) * 16;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 14 + (win.iw0 + kw * 1)) * 16;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 8 * 16;
             for (int c0 = 0; c0 < 16; c0 += conv2d_1_CB * conv2d_1_VC) {
                 conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
@@ -576,10 +593,11 @@ conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_1_INSIDE = 1 == 0 && 1 == 0 && (14 - 1) * 1 + 3 <= 14
-                  && (14 - 1) * 1 + 3 <= 14,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_1_INSIDE = 1 == 0 && 1 == 0 && 1 == 1 && (14 - 1) * 1 + conv2d_1_EH <= 14
+                  && (14 - 1) * 1 + conv2d_1_EW <= 14,
     conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
     conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
              : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
@@ -592,12 +610,14 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
     const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_1_GROUP + (conv2d_1_INSIDE ? 0 : kw * 16);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 1 - kh > 0 ? (1 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 14 - 1 + 1 - kh < 0 ? 0 : (14 - 1 + 1 - kh) / 1 + 1;
-    const int ow0 = 1 - kw > 0 ? (1 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 14 - 1 + 1 - kw < 0 ? 0 : (14 - 1 + 1 - kw) / 1 + 1;
+    const int col = row % conv2d_1_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 1 - cell_h > 0 ? (1 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 14 - 1 + 1 - cell_h < 0 ? 0 : (14 - 1 + 1 - cell_h) / 1 + 1;
+    const int ow0 = 1 - cell_w > 0 ? (1 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 14 - 1 + 1 - cell_w < 0 ? 0 : (14 - 1 + 1 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
@@ -609,7 +629,7 @@ static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 8 + j * conv2d_1_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 14 ? ow1 : 14); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 1 + kh) * 14 + ow * 1 - 1) * 16 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 1 + cell_h) * 14 + ow * 1 - 1 + cell_w) * 16 + col;
                 const float *dyp = dys + ((size_t)oh * 14 + ow) * 8 + f0;
                 conv2d_1_vf d[conv2d_1_FB];
                 for (int j = 0; j < conv2d_1_FB; j++)
@@ -1117,10 +1137,12 @@ static void conv2d_transpose_1_relu_backward(int n, const float *z, const float 
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
-/* ---- conv2d_2: Conv2D(1, 3x3, strides 1x1), models/fashion_denoiser.yaml:16 ----------------------- */
+/* ---- conv2d_2: Conv2D(1, 3x3, strides 1x1, dilation 1x1), models/fashion_denoiser.yaml:16 ---- */
 /* Convolution in NHWC: input 28x28x16, output 28x28x1, kernel in Keras's
  * [kh][kw][c][f] layout, padding 1 rows on top and 1 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges).
+ * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
+ * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
+ * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
  *
  * Each pass is a matrix product in disguise, computed by register tiles: a few
  * output positions along a row times a few vectors of filters (or channels),
@@ -1133,9 +1155,11 @@ static void conv2d_transpose_1_relu_backward(int n, const float *z, const float 
  * Sizes: VF floats per filter vector (the largest power of two up to 16 that
  * divides 1), FB vectors per tile, R positions per tile (FB x R sums fit in
  * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width. */
+ * OW0..OW1: the output columns whose window lies inside the image's width;
+ * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_2_IN = 12544, conv2d_2_OUT = 784,
+    conv2d_2_EH = (3 - 1) * 1 + 1, conv2d_2_EW = (3 - 1) * 1 + 1,
     conv2d_2_VF = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
     conv2d_2_FB = 1 / conv2d_2_VF % 4 == 0 ? 4 : 1 / conv2d_2_VF % 3 == 0 ? 3
             : 1 / conv2d_2_VF % 2 == 0 ? 2 : 1,
@@ -1145,9 +1169,9 @@ enum {
             : 16 / conv2d_2_VC % 2 == 0 ? 2 : 1,
     conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : 12,
     conv2d_2_OW0 = (1 + 1 - 1) / 1,
-    conv2d_2_OW1 = 28 + 1 - 3 < 0 ? conv2d_2_OW0
-             : (28 + 1 - 3) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
-             : (28 + 1 - 3) / 1 + 1 > 28 ? 28 : (28 + 1 - 3) / 1 + 1,
+    conv2d_2_OW1 = 28 + 1 - conv2d_2_EW < 0 ? conv2d_2_OW0
+             : (28 + 1 - conv2d_2_EW) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
+             : (28 + 1 - conv2d_2_EW) / 1 + 1 > 28 ? 28 : (28 + 1 - conv2d_2_EW) / 1 + 1,
 };
 
 /* Vectors that may sit at any float boundary (the buffers are packed) and that
@@ -1156,14 +1180,17 @@ typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)
 typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4), may_alias));
 
 /* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image. */
+ * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
+ * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
 typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_2_window;
 
 static inline conv2d_2_window conv2d_2_window_at(int oh, int ow)
 {
     const int ih0 = oh * 1 - 1, iw0 = ow * 1 - 1;
-    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? -ih0 : 0, ih0 + 3 > 28 ? 28 - ih0 : 3,
-                         iw0 < 0 ? -iw0 : 0, iw0 + 3 > 28 ? 28 - iw0 : 3};
+    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
+                         ih0 + conv2d_2_EH > 28 ? (28 - ih0 + 1 - 1) / 1 : 3,
+                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
+                         iw0 + conv2d_2_EW > 28 ? (28 - iw0 + 1 - 1) / 1 : 3};
 }
 
 /* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
@@ -1182,7 +1209,7 @@ conv2d_2_forward_tile(const float *restrict xs, const float *restrict kernel,
                 acc[r][j] = bias ? *(const conv2d_2_vf *)(bias + f0 + j * conv2d_2_VF) : (conv2d_2_vf){0};
         for (int kh = win.kh0; kh < win.kh1; kh++)
             for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 16;
+                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 16;
                 const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 1 + f0;
                 for (int c = 0; c < 16; c++) {
                     conv2d_2_vf w[conv2d_2_FB];
@@ -1233,7 +1260,7 @@ conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *res
     const float *dyp = dys + ((size_t)oh * 28 + ow) * 1;
     for (int kh = win.kh0; kh < win.kh1; kh++)
         for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh) * 28 + (win.iw0 + kw)) * 16;
+            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 28 + (win.iw0 + kw * 1)) * 16;
             const float *wp = kt + (size_t)(kh * 3 + kw) * 1 * 16;
             for (int c0 = 0; c0 < 16; c0 += conv2d_2_CB * conv2d_2_VC) {
                 conv2d_2_vc acc[conv2d_2_RC][conv2d_2_CB] = {{{0}}};
@@ -1257,10 +1284,11 @@ conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *res
 /* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
  * the batch and every position whose window puts (kh, kw) inside the image. */
 enum {
-    /* Without padding, rows kw*C + c of one kernel row kh read consecutive floats
-     * of x, so a block of rows may cross kw; with padding, kw fixes the positions. */
-    conv2d_2_INSIDE = 1 == 0 && 1 == 0 && (28 - 1) * 1 + 3 <= 28
-                  && (28 - 1) * 1 + 3 <= 28,
+    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
+     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
+     * the positions. */
+    conv2d_2_INSIDE = 1 == 0 && 1 == 0 && 1 == 1 && (28 - 1) * 1 + conv2d_2_EH <= 28
+                  && (28 - 1) * 1 + conv2d_2_EW <= 28,
     conv2d_2_GROUP = conv2d_2_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
     conv2d_2_CBK = conv2d_2_GROUP % 6 == 0 ? 6 : conv2d_2_GROUP % 4 == 0 ? 4 : conv2d_2_GROUP % 5 == 0 ? 5
              : conv2d_2_GROUP % 3 == 0 ? 3 : conv2d_2_GROUP % 2 == 0 ? 2 : 1,
@@ -1273,12 +1301,14 @@ static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict
 {
     const int row = b * conv2d_2_CBK, group = row / conv2d_2_GROUP;
     const int kh = row / (3 * 16), kw = conv2d_2_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_2_GROUP + (conv2d_2_INSIDE ? 0 : kw * 16);   /* kw * C + c */
-    /* The output rows and columns whose window puts (kh, kw) inside the image. */
-    const int oh0 = 1 - kh > 0 ? (1 - kh + 1 - 1) / 1 : 0;
-    const int oh1 = 28 - 1 + 1 - kh < 0 ? 0 : (28 - 1 + 1 - kh) / 1 + 1;
-    const int ow0 = 1 - kw > 0 ? (1 - kw + 1 - 1) / 1 : 0;
-    const int ow1 = 28 - 1 + 1 - kw < 0 ? 0 : (28 - 1 + 1 - kw) / 1 + 1;
+    const int col = row % conv2d_2_GROUP;   /* c, or kw * C + c when INSIDE */
+    /* The output rows and columns whose window puts (kh, kw) inside the image:
+     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
+    const int cell_h = kh * 1, cell_w = kw * 1;
+    const int oh0 = 1 - cell_h > 0 ? (1 - cell_h + 1 - 1) / 1 : 0;
+    const int oh1 = 28 - 1 + 1 - cell_h < 0 ? 0 : (28 - 1 + 1 - cell_h) / 1 + 1;
+    const int ow0 = 1 - cell_w > 0 ? (1 - cell_w + 1 - 1) / 1 : 0;
+    const int ow1 = 28 - 1 + 1 - cell_w < 0 ? 0 : (28 - 1 + 1 - cell_w) / 1 + 1;
     begin = begin > oh0 ? begin : oh0;
     end = end < oh1 ? end : oh1;
     const float *xs = x + (size_t)s * conv2d_2_IN, *dys = dy + (size_t)s * conv2d_2_OUT;
@@ -1290,7 +1320,7 @@ static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict
                 acc[i][j] = *(const conv2d_2_vf *)(dw + (size_t)i * 1 + j * conv2d_2_VF);
         for (int oh = begin; oh < end; oh++)
             for (int ow = ow0; ow < (ow1 < 28 ? ow1 : 28); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 1 + kh) * 28 + ow * 1 - 1) * 16 + col;
+                const float *xp = xs + ((size_t)(oh * 1 - 1 + cell_h) * 28 + ow * 1 - 1 + cell_w) * 16 + col;
                 const float *dyp = dys + ((size_t)oh * 28 + ow) * 1 + f0;
                 conv2d_2_vf d[conv2d_2_FB];
                 for (int j = 0; j < conv2d_2_FB; j++)
@@ -1522,6 +1552,7 @@ const nn_model fashion_denoiser_model = {
     .input_rank = 3,
     .input_shape = {28, 28, 1},
     .input_size = 784,
+    .input_ids = 0,
     .output_size = 784,
     .output_rank = 3,
     .output_shape = {28, 28, 1},
