@@ -43,11 +43,7 @@ const KeySpec conv2d_keys[] = {
     {"use_bias", ARG_BOOL, F(use_bias), 0, false, NULL},
     {"strides", ARG_SIZE_PAIR, F(sh), F(sw), false, NULL},
     {"padding", ARG_PADDING, F(same), 0, false, NULL},
-    {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
-    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
-    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
-    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
-    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    KERNEL_BIAS_KEYS,
     {0},
 };
 

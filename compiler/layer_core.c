@@ -69,11 +69,7 @@ static const KeySpec dense_keys[] = {
     {"units", ARG_SIZE, F(units), 0, true, NULL},
     {"activation", ARG_ACTIVATION, F(act), 0, false, NULL},
     {"use_bias", ARG_BOOL, F(use_bias), 0, false, NULL},
-    {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
-    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
-    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
-    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
-    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},
+    KERNEL_BIAS_KEYS,
     {0},
 };
 

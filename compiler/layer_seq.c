@@ -140,8 +140,7 @@ static const KeySpec conv1d_keys[] = {
     {"dilation_rate", ARG_SIZE_1D, F(dw), 0, false, NULL},
     {"activation", ARG_ACTIVATION, F(act), 0, false, NULL},
     {"use_bias", ARG_BOOL, F(use_bias), 0, false, NULL},
-    {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},
-    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},
+    KERNEL_BIAS_KEYS,
     {0},
 };
 

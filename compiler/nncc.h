@@ -251,6 +251,15 @@ typedef struct {
     const char *expect;           /* ARG_INITIALIZER: Keras's default, as the row's tensors() gives it */
 } KeySpec;
 
+/* The keys of a layer with a kernel and a bias (Dense, Conv1D, Conv2D):
+ * Keras's initialisers and regularisers for both. */
+#define KERNEL_BIAS_KEYS                                                        \
+    {"kernel_initializer", ARG_INITIALIZER, 0, 0, false, "glorot_uniform"},    \
+    {"bias_initializer", ARG_INITIALIZER, 0, 0, false, "zeros"},              \
+    {"kernel_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},                \
+    {"bias_regularizer", ARG_REGULARIZER, 0, 0, false, NULL},                  \
+    {"activity_regularizer", ARG_REGULARIZER, 0, 0, false, NULL}
+
 /* What a key of a Keras config must hold when nncc has no argument for it. */
 typedef enum {
     KERAS_IGNORE,        /* no effect on the numbers nncc computes */

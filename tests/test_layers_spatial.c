@@ -68,17 +68,7 @@ static const char trained_model[] =
 static void model_trains(void **state)
 {
     (void)state;
-    const char *trainer = build_model("spatial", trained_model);
-    RunResult r;
-    run_cmd(&r, "%s gradcheck", trainer);
-    if (r.status != 0 || !strstr(r.out, "gradcheck passed"))
-        fail_msg("gradcheck:\n%s", r.out);
-    run_cmd(&r, "%s train --quiet --history %s", trainer, in_scratch("h.csv"));
-    if (r.status != 0)
-        fail_msg("train:\n%s", r.out);
-    double first = history_loss(in_scratch("h.csv"), 1), last = history_loss(in_scratch("h.csv"), 30);
-    print_message("loss: epoch 1 %.4f, epoch 30 %.4f\n", first, last);
-    assert_true(first > 0 && last >= 0 && last < 0.5 * first);
+    assert_gradcheck_and_learns("spatial", trained_model, 30);
 }
 
 /* ---- Keras exports ------------------------------------------------------------------ */

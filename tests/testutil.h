@@ -178,6 +178,25 @@ static inline void assert_contains(const char *text, const char *part)
         fail_msg("'%s' not found in: %s", part, text);
 }
 
+/* base with the value after `key` (as written in it: a number, a [list] or an
+ * {initializer: {...}}) replaced by value, written to path. */
+static inline void write_changed(const char *path, const char *base, const char *key,
+                                 const char *value)
+{
+    const char *at = strstr(base, key);
+    assert_non_null(at);
+    at += strlen(key);
+    size_t end = at[0] == '{'   ? (size_t)(strstr(at, "}}") + 2 - at)
+                 : at[0] == '[' ? strcspn(at, "]") + 1
+                                : strcspn(at, ",}");
+    size_t len = strlen(base) + strlen(value) + 1;
+    char *text = malloc(len);
+    assert_non_null(text);
+    snprintf(text, len, "%.*s%s%s", (int)(at - base), base, value, at + end);
+    write_text(path, text);
+    free(text);
+}
+
 /* Builds the trainer of a model file into the scratch folder, once;
  * returns its path. */
 static inline const char *build_file(const char *yaml_path, const char *name)
@@ -220,6 +239,24 @@ static inline double history_loss(const char *csv, int epoch)
     }
     fclose(f);
     return loss;
+}
+
+/* Builds NAME from yaml; its gradcheck must pass and `epochs` epochs of
+ * training must at least halve the loss. */
+static inline void assert_gradcheck_and_learns(const char *name, const char *yaml, int epochs)
+{
+    const char *trainer = build_model(name, yaml);
+    RunResult r;
+    run_cmd(&r, "%s gradcheck", trainer);
+    if (r.status != 0 || !strstr(r.out, "gradcheck passed"))
+        fail_msg("gradcheck:\n%s", r.out);
+    run_cmd(&r, "%s train --quiet --history %s", trainer, in_scratch("h.csv"));
+    if (r.status != 0)
+        fail_msg("train:\n%s", r.out);
+    double first = history_loss(in_scratch("h.csv"), 1);
+    double last = history_loss(in_scratch("h.csv"), epochs);
+    print_message("loss: epoch 1 %.4f, epoch %d %.4f\n", first, epochs, last);
+    assert_true(first > 0 && last >= 0 && last < 0.5 * first);
 }
 
 /* Every member of two .npz files: same names in the same order, same types,
