@@ -281,6 +281,12 @@ typedef struct {
     const bool *wrong;
 } nn_sample_grid;
 void nn_draw_sample_grid(nn_canvas *c, const nn_sample_grid *g);
+/* A series window's w values in blue, then its h label values in orange, as
+ * a line plot of 200 x 80 pixels at (x, y), values lo..hi bottom to top. */
+void nn_draw_window(nn_canvas *c, int x, int y, const float *v, int w, const float *label, int h,
+                    float lo, float hi);
+/* Word ids as the words of v, padding (0) left out, into out (len bytes). */
+void nn_decode_ids(const nn_vocab *v, const float *ids, int n, char *out, size_t len);
 /* The model's input as an image: H x W x C, or H x W grey; false for a vector. */
 bool nn_input_image_shape(const nn_model *m, int *h, int *w, int *c);
 

@@ -5,8 +5,9 @@
  * image. The grid itself (nn_draw_sample_grid) also shows train --report's
  * predictions.
  *
- * Images only, for now: series (windows as line plots) and text (tokens)
- * come with the data formats that hold them. */
+ * A series' samples are windows, drawn as line plots (the window, then the
+ * values it is labelled with in another colour); a text's are rows of word
+ * ids, shown as the words the vocabulary gives them, with their class. */
 #include "rt.h"
 
 #include <math.h>
@@ -150,12 +151,126 @@ static int fill_grid(const nn_model *m, const nn_options *o, const nn_dataset *d
     return rc;
 }
 
+/* ---- series and text ------------------------------------------------------------------- */
+
+#define WINDOW_W 200
+#define WINDOW_H 80
+#define WINDOW_COLUMNS 4
+#define TEXT_CHARS 100
+static const nn_rgb BLUE = {31, 119, 180}, ORANGE = {255, 127, 14};
+
+/* Point k of a window of n (values lo..hi bottom to top) in the panel at (x, y). */
+static void window_point(int x, int y, int k, int n, float v, float lo, float hi, int *px, int *py)
+{
+    double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+    *px = x + (int)lround((double)k * (WINDOW_W - 1) / (n > 1 ? n - 1 : 1));
+    *py = y + WINDOW_H - 1 - (int)lround(t * (WINDOW_H - 1));
+}
+
+/* A window's w values in blue, then its h label values in orange, joined by lines. */
+void nn_draw_window(nn_canvas *c, int x, int y, const float *v, int w, const float *label, int h,
+                    float lo, float hi)
+{
+    nn_frame_rect(c, x - 1, y - 1, WINDOW_W + 2, WINDOW_H + 2, BLACK);
+    int n = w + h, x0 = 0, y0 = 0;
+    for (int k = 0; k < n; k++) {
+        int x1, y1;
+        window_point(x, y, k, n, k < w ? v[k] : label[k - w], lo, hi, &x1, &y1);
+        if (k > 0)
+            nn_draw_line(c, x0, y0, x1, y1, k < w ? BLUE : ORANGE);
+        nn_put_pixel(c, x1, y1, k < w ? BLUE : ORANGE);
+        x0 = x1, y0 = y1;
+    }
+}
+
+static int show_series(const nn_dataset *d, int count, const char *path)
+{
+    int w = d->sample_size, h = d->label_size, cols = count < WINDOW_COLUMNS ? count : WINDOW_COLUMNS;
+    int rows = (count + cols - 1) / cols, cell_w = WINDOW_W + 2 * GAP, cell_h = WINDOW_H + 11 + 2 * GAP;
+    float lo, hi, llo, lhi;
+    value_range(d->floats, (size_t)count * (size_t)w, &lo, &hi);
+    value_range(d->labels, (size_t)count * (size_t)h, &llo, &lhi);
+    lo = fminf(lo, llo), hi = fmaxf(hi, lhi);
+    nn_canvas c;
+    nn_canvas_init(&c, cols * cell_w + GAP, rows * cell_h + GAP, WHITE);
+    for (int i = 0; i < count; i++) {
+        int x = GAP + (i % cols) * cell_w, y = GAP + (i / cols) * cell_h;
+        nn_draw_window(&c, x, y, d->floats + (size_t)i * (size_t)w, w,
+                       d->labels + (size_t)i * (size_t)h, h, lo, hi);
+        char caption[64];
+        snprintf(caption, sizeof caption, "window %d, next %g", i, (double)d->labels[(size_t)i * h]);
+        draw_caption(&c, x, y + WINDOW_H + 4, WINDOW_W, caption, BLACK);
+    }
+    int rc = nn_canvas_save(&c, path);
+    nn_canvas_free(&c);
+    return rc;
+}
+
+void nn_decode_ids(const nn_vocab *v, const float *ids, int n, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used + 1 < len; i++) {
+        int id = (int)ids[i];
+        if (id <= 0)
+            continue;
+        const char *word = v && id <= v->n ? v->words[id - 1] : "?";
+        int wrote = snprintf(out + used, len - used, "%s%s", used ? " " : "", word);
+        used += wrote > 0 ? (size_t)wrote : 0;
+    }
+    if (used >= len)
+        out[len - 1] = '\0';
+}
+
+static int show_text(const nn_model *m, const nn_dataset *d, int count, const char *path)
+{
+    int line_h = NN_TEXT_HEIGHT + 4;
+    nn_canvas c;
+    nn_canvas_init(&c, 2 * GAP + nn_text_width("m", 1) * TEXT_CHARS, 2 * GAP + count * line_h, WHITE);
+    char *words = nn_alloc((size_t)d->sample_size * 64 + 1, 1);
+    for (int i = 0; i < count; i++) {
+        char label[16], line[TEXT_CHARS + 1];
+        const char *name = d->labels ? nn_class_label(m, d, NULL, nn_label_class(d->labels + i,
+                                                      1), label, sizeof label) : "";
+        nn_decode_ids(d->vocab, d->floats + (size_t)i * (size_t)d->sample_size, d->sample_size,
+                      words, (size_t)d->sample_size * 64 + 1);
+        snprintf(line, sizeof line, "%s: %s", name, words);
+        nn_draw_text(&c, GAP, GAP + i * line_h, line, 1, BLACK);
+    }
+    free(words);
+    int rc = nn_canvas_save(&c, path);
+    nn_canvas_free(&c);
+    return rc;
+}
+
+/* A series or a text split: true when it is one (*rc the result). */
+static bool show_sequence(const nn_model *m, const nn_options *o, int *rc)
+{
+    nn_data_format f = m->data.train.format;
+    if (f != NN_DATA_SERIES && f != NN_DATA_TEXT)
+        return false;
+    nn_dataset d = {0};
+    *rc = load_split(m, o, &d);
+    int count = o->count ? o->count : 16;
+    count = count <= d.n ? count : d.n;
+    if (*rc == 0 && count == 0)
+        *rc = nn_error(d.origin, "holds no samples");
+    if (*rc == 0)
+        *rc = f == NN_DATA_SERIES ? show_series(&d, count, o->out) : show_text(m, &d, count, o->out);
+    if (*rc == 0 && !o->quiet)
+        printf("%s: the first %d %s samples\n", o->out, count, o->split ? o->split : "train");
+    nn_dataset_free(&d);
+    return true;
+}
+
 int nn_show_data(const nn_model *m, const nn_options *o)
 {
-    int h, w, c;
+    int h, w, c, shown;
+    if (show_sequence(m, o, &shown))
+        return shown;
     if (!nn_input_image_shape(m, &h, &w, &c))
-        return nn_error(m->name, "show-data draws images, and this model's input is a vector of "
-                                 "%d number%s (series and text are not drawn yet)", m->input_size,
+        return nn_error(m->name, "show-data draws images, series and texts, and this model's "
+                                 "input is a vector of %d number%s", m->input_size,
                         m->input_size == 1 ? "" : "s");
     if (o->augmented && !nn_augment_active(&m->data.augment))
         return nn_error(m->data.model_file, "--augmented: the model file's data: augment: "

@@ -48,6 +48,40 @@ static void test_line_pixels(void **state)
     nn_canvas_free(&c);
 }
 
+/* A window 0, 0.5 and its label 1 in a 200 x 80 panel at (10, 5), values 0..1:
+ * point k of 3 at x = 10 + round(k * 199 / 2), y = 5 + 79 - round(v * 79); the
+ * window's part blue, the label's orange, a black frame around. */
+static void test_series_window(void **state)
+{
+    (void)state;
+    const nn_rgb blue = {31, 119, 180}, orange = {255, 127, 14};
+    nn_canvas c;
+    nn_canvas_init(&c, 220, 90, WHITE);
+    const float window[2] = {0, 0.5f}, label[1] = {1};
+    nn_draw_window(&c, 10, 5, window, 2, label, 1, 0, 1);
+    assert_true(is(nn_get_pixel(&c, 10, 84), blue));      /* (0, 0) */
+    assert_true(is(nn_get_pixel(&c, 60, 64), blue));      /* halfway to point 1, (110, 44) */
+    assert_true(is(nn_get_pixel(&c, 209, 5), orange));    /* (2, 1): the label */
+    assert_true(is(nn_get_pixel(&c, 9, 4), INK));         /* the frame's corner */
+    assert_true(is(nn_get_pixel(&c, 10, 5), WHITE));      /* nothing above the first point */
+    nn_canvas_free(&c);
+}
+
+/* Ids back to words: padding left out, the oov token as it is. */
+static void test_decode_ids(void **state)
+{
+    (void)state;
+    char *words[] = {"<OOV>", "the", "cat"};
+    nn_vocab *v = nn_vocab_from_words(words, 3);
+    const float ids[6] = {0, 2, 1, 3, 0, 0};
+    char out[64];
+    nn_decode_ids(v, ids, 6, out, sizeof out);
+    assert_string_equal(out, "the <OOV> cat");
+    nn_decode_ids(v, ids, 6, out, 8);
+    assert_string_equal(out, "the <OO");
+    nn_vocab_free(v);
+}
+
 static void test_shapes_clip(void **state)
 {
     (void)state;
@@ -335,6 +369,49 @@ static void check_screenshot(const char *png)
     assert_true(non_white > w * h / 50);
 }
 
+/* show-data on a series: 5 windows, 4 panels a row (216 x 107 each, 8 around). */
+static void test_show_series_and_text(void **state)
+{
+    (void)state;
+    FILE *f = fopen(in_scratch("s.csv"), "w");
+    assert_non_null(f);
+    fprintf(f, "t,v\n");
+    for (int i = 0; i < 20; i++)
+        fprintf(f, "%d,%d\n", i, i % 5);
+    fclose(f);
+    char t[512];
+    snprintf(t, sizeof t, "%s", build_model("wins",
+        "input_shape: [6]\nlayers:\n  - Dense: {units: 1}\ncompile: {optimizer: sgd, loss: mse}\n"
+        "data:\n  train: {format: series, path: s.csv, column: v, window_size: 6}\n"));
+    RunResult r;
+    run_cmd(&r, "cd %s && %s show-data --count 5 --out w.png", scratch, t);
+    if (r.status != 0)
+        fail_msg("%s", r.out);
+    int w, h;
+    stbi_image_free(load_png(in_scratch("w.png"), &w, &h));
+    assert_int_equal(w, 4 * 216 + 8);
+    assert_int_equal(h, 2 * 107 + 8);
+
+    write_text(in_scratch("t.json"), "[{\"text\": \"the cat sat\", \"label\": \"a\"},\n"
+                                     " {\"text\": \"the dog\", \"label\": \"b\"}]\n");
+    snprintf(t, sizeof t, "%s", build_model("words",
+        "input_shape: [4]\nlayers:\n  - Dense: {units: 2, activation: softmax}\n"
+        "compile: {optimizer: sgd, loss: sparse_categorical_crossentropy}\n"
+        "data:\n  train: {format: text, path: t.json, text: text, padding: post}\n"));
+    run_cmd(&r, "cd %s && %s show-data --out t.png", scratch, t);
+    if (r.status != 0)
+        fail_msg("%s", r.out);
+    assert_output_contains(&r, "the first 2 train samples");
+    /* two lines of text ("a: the cat sat", "b: the dog"): ink in both rows, none below */
+    uint8_t *px = load_png(in_scratch("t.png"), &w, &h);
+    int ink[3] = {0};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            ink[y < 8 + 12 ? 0 : y < 8 + 24 ? 1 : 2] += px[(y * w + x) * 3] < 128;
+    assert_true(ink[0] > 20 && ink[1] > 20 && ink[2] == 0);
+    stbi_image_free(px);
+}
+
 /* train --report: the files after 2 epochs; the page and every image it
  * names load in Chromium. */
 static void test_report_in_browser(void **state)
@@ -409,6 +486,9 @@ int main(void)
         cmocka_unit_test(test_confusion_2x2),
         cmocka_unit_test(test_plot_columns),
         cmocka_unit_test(test_show_data),
+        cmocka_unit_test(test_series_window),
+        cmocka_unit_test(test_decode_ids),
+        cmocka_unit_test(test_show_series_and_text),
         cmocka_unit_test(test_report_in_browser),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
