@@ -200,7 +200,7 @@ static void test_keras_export(void **state)
         fail_msg("%s", r.out);
 
     /* Keys that would make Keras compute something else, each refused by name. */
-    static const struct { const char *key, *value, *message; } refused[] = {
+    static const KerasChange refused[] = {
         {"\"output_padding\": ", "[1, 1]", "Conv2DTranspose: output_padding '[1, 1]'"},
         {"\"depthwise_regularizer\": ", "{\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}",
          "SeparableConv2D: depthwise_regularizer 'L2'"},
@@ -208,12 +208,7 @@ static void test_keras_export(void **state)
         {"\"groups\": ", "2", "SeparableConv2D: groups '2'"},
         {"\"dilation_rate\": ", "[2, 2]", "SeparableConv2D: dilation_rate '[2, 2]'"},
     };
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        write_changed(in_scratch("refused.json"), keras_export, refused[i].key, refused[i].value);
-        run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("refused.json"));
-        assert_int_equal(r.status, 1);
-        assert_output_contains(&r, refused[i].message);
-    }
+    assert_each_change_refused(keras_export, refused, sizeof refused / sizeof refused[0]);
 }
 
 int main(void)

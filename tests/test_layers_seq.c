@@ -220,7 +220,7 @@ static void test_keras_export(void **state)
         fail_msg("%s", r.out);
 
     /* Keys that would make Keras compute something else, each refused by name. */
-    static const struct { const char *key, *value, *message; } refused[] = {
+    static const KerasChange refused[] = {
         {"\"mask_zero\": ", "true", "mask_zero: true is not supported"},
         {"\"embeddings_initializer\": ", "{\"class_name\": \"Identity\", \"config\": {}}",
          "unknown initializer 'Identity'"},
@@ -229,12 +229,7 @@ static void test_keras_export(void **state)
         {"\"padding\": ", "\"full\"", "unknown padding 'full'"},
         {"\"keepdims\": ", "true", "GlobalAveragePooling1D: keepdims 'true'"},
     };
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        write_changed(in_scratch("refused.json"), keras_export, refused[i].key, refused[i].value);
-        run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("refused.json"));
-        assert_int_equal(r.status, 1);
-        assert_output_contains(&r, refused[i].message);
-    }
+    assert_each_change_refused(keras_export, refused, sizeof refused / sizeof refused[0]);
 }
 
 int main(void)

@@ -197,6 +197,24 @@ static inline void write_changed(const char *path, const char *base, const char 
     free(text);
 }
 
+/* A change to a Keras export that nncc must refuse, with (part of) its message. */
+typedef struct {
+    const char *key, *value, *message;
+} KerasChange;
+
+/* Each change made alone to base must make `nncc --check` fail with its message. */
+static inline void assert_each_change_refused(const char *base, const KerasChange *changes,
+                                              size_t n)
+{
+    RunResult r;
+    for (size_t i = 0; i < n; i++) {
+        write_changed(in_scratch("refused.json"), base, changes[i].key, changes[i].value);
+        run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("refused.json"));
+        assert_int_equal(r.status, 1);
+        assert_output_contains(&r, changes[i].message);
+    }
+}
+
 /* Builds the trainer of a model file into the scratch folder, once;
  * returns its path. */
 static inline const char *build_file(const char *yaml_path, const char *name)
