@@ -262,9 +262,10 @@ static int json_object(json_reader *j)
         j->pending.items[k] = copy_span((const char *)j->event.data.scalar.value,
                                         j->event.data.scalar.length);
     }
-    for (size_t k = 0; k < j->names.n; k++) {
+    for (size_t k = 0; k < j->names.n; k++)
         if (!j->pending.items[k])
             return line_error(j->path, line, "this object has no field '%s'", j->names.items[k]);
+    for (size_t k = 0; k < j->names.n; k++) {   /* whole records only: nn_records_free's count */
         push(&j->cells, j->pending.items[k]);
         j->pending.items[k] = NULL;
     }
