@@ -16,7 +16,6 @@
  */
 #include "rt.h"
 
-#include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>

@@ -62,8 +62,9 @@ static int all_numbers(const nn_records *r, int col)
 }
 
 /* The names labels are looked up in, or NULL when labels are numbers. */
-static int choose_classes(const nn_model *m, const nn_records *r, int col, const nn_dataset *like,
-                          nn_dataset *d, char *const **names, int *n_names)
+static void choose_classes(const nn_model *m, const nn_records *r, int col,
+                           const nn_dataset *like, nn_dataset *d, char *const **names,
+                           int *n_names)
 {
     *names = NULL, *n_names = 0;
     if (m->data.n_class_names > 0) {
@@ -74,7 +75,6 @@ static int choose_classes(const nn_model *m, const nn_records *r, int col, const
         classes_from_labels(r, col, d);
         *names = d->class_names, *n_names = d->n_classes;
     }
-    return 0;
 }
 
 static int read_label(const char *path, long line, const char *cell, char *const *names,
