@@ -13,9 +13,10 @@
  * (numpy's writer puts ZIP64 fields in every local header), taking sizes and
  * offsets from the central directory and checking each against the file.
  *
- * Reading loads the whole file into memory: weight files are small next to
- * the data a trainer holds, and one buffer with one length makes every bounds
- * check a plain comparison. Every number read from a file is checked before
+ * Reading maps the whole file (one mmap, no read calls, no copy of the
+ * bytes): one buffer with one length makes every bounds check a plain
+ * comparison. A .npy file of float32 (predict --npy's inputs) is then used
+ * where it lies; everything else is converted into arrays of its own. Every number read from a file is checked before
  * it is used as a size, offset or multiplier, so a hostile file gets an error
  * naming the file (and member), never a crash or an over-read.
  */
@@ -23,10 +24,12 @@
 #include "report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -74,6 +77,11 @@ static int fail(const Origin *o, const char *fmt, ...)
 
 void nn_array_free(nn_array *a)
 {
+    if (a->map) {
+        munmap(a->map, a->map_len);
+        a->f = NULL;
+    }
+    a->map = NULL;
     free(a->f);
     free(a->i);
     free(a->u8);
@@ -285,8 +293,10 @@ static int64_t load_int(const uint8_t *p, Dtype t)
 
 /* ---- .npy: reading from memory ----------------------------------------------------- */
 
-/* The array in buf[0..len): a whole .npy file or an .npz member. */
-static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, nn_array *a)
+/* The array in buf[0..len): a whole .npy file or an .npz member. With
+ * in_place, float32 data at a float boundary is not copied: a->f points into
+ * buf, which must then outlive a (nn_npy_read's mapping). */
+static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, bool in_place, nn_array *a)
 {
     static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (len < 10 || memcmp(buf, magic, 6) != 0)
@@ -323,7 +333,11 @@ static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, nn_array *
     memcpy(a->shape, h.shape, sizeof a->shape);
     a->size = count;
     const uint8_t *p = buf + data;
-    if (t.kind == 'f') {
+    if (in_place && count > 0 && t.kind == 'f' && t.itemsize == 4 &&
+        (uintptr_t)p % sizeof(float) == 0) {
+        a->dtype = NN_F32;
+        a->f = (float *)(uintptr_t)p;
+    } else if (t.kind == 'f') {
         a->dtype = NN_F32;
         a->f = nn_alloc(count, sizeof(float));
         for (size_t k = 0; k < count; k++)
@@ -339,26 +353,37 @@ static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, nn_array *
 
 /* ---- reading files ----------------------------------------------------------------------- */
 
-static int read_whole_file(const char *path, uint8_t **buf, size_t *len)
+/* The whole regular file, mapped private and writable (copy on write), its
+ * pages read at once (MAP_POPULATE); an empty file is *buf NULL, *len 0. */
+static int map_whole_file(const char *path, uint8_t **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
         return nn_error(path, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return nn_error(path, "not a regular file");
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = nn_error(path, "not a regular file");
+    else if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE,
+                       fd, 0);
+        if (p == MAP_FAILED)
+            rc = nn_error(path, "cannot read: %s", strerror(errno));
+        else {
+            *buf = p;
+            *len = (size_t)st.st_size;
+        }
     }
-    *len = (size_t)st.st_size;
-    *buf = nn_alloc(*len, 1);
-    size_t got = fread(*buf, 1, *len, f);
-    fclose(f);
-    if (got != *len) {
-        free(*buf);
-        *buf = NULL;
-        return nn_error(path, "cannot read: %s", strerror(errno));
-    }
-    return 0;
+    close(fd);
+    return rc;
+}
+
+static void unmap(uint8_t *buf, size_t len)
+{
+    if (buf)
+        munmap(buf, len);
 }
 
 int nn_npy_read(const char *path, nn_array *a)
@@ -366,11 +391,17 @@ int nn_npy_read(const char *path, nn_array *a)
     memset(a, 0, sizeof *a);
     uint8_t *buf;
     size_t len;
-    if (read_whole_file(path, &buf, &len) < 0)
+    if (map_whole_file(path, &buf, &len) < 0)
         return -1;
     Origin o = {path, NULL};
-    int rc = parse_npy(buf, len, &o, a);
-    free(buf);
+    int rc = parse_npy(buf, len, &o, true, a);
+    uintptr_t f = (uintptr_t)a->f, start = (uintptr_t)buf;
+    if (rc == 0 && f >= start && f < start + len) {
+        a->map = buf;       /* used in place: unmapped by nn_array_free */
+        a->map_len = len;
+    } else {
+        unmap(buf, len);
+    }
     if (rc < 0)
         nn_array_free(a);
     return rc;
@@ -583,7 +614,7 @@ static int read_member(const uint8_t *buf, size_t len, const Entry *e, const cha
     uint8_t *owned;
     if (member_bytes(buf, len, e, &o, &data, &owned) < 0)
         return -1;
-    int rc = parse_npy(data, (size_t)e->usize, &o, a);
+    int rc = parse_npy(data, (size_t)e->usize, &o, false, a);
     free(owned);
     memcpy(a->name, e->name, n - 4);
     a->name[n - 4] = '\0';
@@ -612,10 +643,10 @@ int nn_npz_read(const char *path, nn_array **arrays, int *n)
     *n = 0;
     uint8_t *buf;
     size_t len;
-    if (read_whole_file(path, &buf, &len) < 0)
+    if (map_whole_file(path, &buf, &len) < 0)
         return -1;
     int rc = parse_npz(buf, len, path, arrays, n);
-    free(buf);
+    unmap(buf, len);
     if (rc < 0) {
         nn_npz_free(*arrays, *n);
         *arrays = NULL;
@@ -712,9 +743,12 @@ static void npy_image(const nn_array *a, NpyImage *img)
     img->data_len = a->size * (a->dtype == NN_F32 ? sizeof(float) : a->dtype == NN_I64 ? sizeof(int64_t) : 1);
 }
 
+/* Unbuffered: the header and the data go out in one write each, the data
+ * never copied through stdio's buffer. */
 static void emit_npy(FILE *f, const void *ctx)
 {
     const NpyImage *img = ctx;
+    setvbuf(f, NULL, _IONBF, 0);
     fwrite(img->bytes, 1, img->len, f);
     fwrite(img->data, 1, img->data_len, f);
 }

@@ -24,6 +24,8 @@ typedef struct {
     float *f;              /* NN_F32 */
     int64_t *i;            /* NN_I64 */
     uint8_t *u8;           /* NN_U8 */
+    void *map;             /* the mapped .npy file f points into (nn_npy_read), or NULL */
+    size_t map_len;
 } nn_array;
 
 /* Writes arrays as an uncompressed .npz (what numpy.savez writes): to a
@@ -40,7 +42,8 @@ int nn_npz_read(const char *path, nn_array **arrays, int *n);
 const nn_array *nn_npz_find(const nn_array *arrays, int n, const char *name);
 void nn_npz_free(nn_array *arrays, int n);
 /* One .npy file, with nn_npz_read's conversions (a->name is left empty); and
- * its atomic writer. */
+ * its atomic writer. Little-endian float32 data is used in place, in a private
+ * mapping of the file (a->map; writable, copy on write), not copied. */
 int nn_npy_read(const char *path, nn_array *a);
 int nn_npy_write(const char *path, const nn_array *a);
 void nn_array_free(nn_array *a);

@@ -321,7 +321,8 @@ static bool is_npy(const char *path)
 }
 
 /* The outputs of n inputs in x, in batches: as Keras's predict() gives them
- * (raw), or as probabilities where the loss fuses the activation. */
+ * (raw), or as probabilities where the loss fuses the activation. Each batch
+ * is read where it lies in x (the forward pass never writes its input). */
 static float *forward_all(Predictor *p, const float *x, int n, bool raw)
 {
     const nn_model *m = p->m;
@@ -330,8 +331,7 @@ static float *forward_all(Predictor *p, const float *x, int n, bool raw)
     nn_pass pass = {0};
     for (int start = 0; start < n; start += p->b.part) {
         int k = n - start < p->b.part ? n - start : p->b.part;
-        memcpy(p->b.x, x + (size_t)start * in, (size_t)k * in * sizeof *x);
-        const float *o = m->forward(&pass, p->params, p->b.work, p->b.x, k);
+        const float *o = m->forward(&pass, p->params, p->b.work, x + (size_t)start * in, k);
         /* The .npy holds Keras's predict(): logits with from_logits; a record
          * shows probabilities. */
         if (raw)
@@ -542,17 +542,26 @@ static int predict_listed(Predictor *p)
     return rc;
 }
 
-static int npy_to_floats(const nn_array *a, const nn_model *m, const char *path, float **x, int *n)
+/* The inputs of an .npy array: its floats where they lie, or integers (uint8
+ * images, token ids) converted into *owned. */
+static int npy_inputs(const nn_array *a, const nn_model *m, const char *path, const float **x,
+                      float **owned, int *n)
 {
+    *owned = NULL;
     if (a->rank < 1 || a->size == 0 || a->size % (size_t)m->input_size)
         return nn_error(path, "expected an array of inputs of %d numbers each (shape [N, ...])",
                         m->input_size);
     if (a->size / (size_t)m->input_size > INT32_MAX)
         return nn_error(path, "more than %d inputs in one file", INT32_MAX);
     *n = (int)(a->size / (size_t)m->input_size);
-    *x = nn_alloc(a->size, sizeof **x);
+    if (a->dtype == NN_F32) {
+        *x = a->f;
+        return 0;
+    }
+    *owned = nn_alloc(a->size, sizeof **owned);
     for (size_t i = 0; i < a->size; i++)
-        (*x)[i] = a->dtype == NN_F32 ? a->f[i] : (float)a->i[i];
+        (*owned)[i] = (float)a->i[i];
+    *x = *owned;
     return 0;
 }
 
@@ -561,13 +570,14 @@ static int predict_npy(Predictor *p, const char *in, const char *out)
     nn_array a;
     if (nn_npy_read(in, &a) != 0)
         return -1;
-    float *x = NULL;
+    const float *x = NULL;
+    float *owned;
     int n = 0;
-    int rc = npy_to_floats(&a, p->m, in, &x, &n);
-    nn_array_free(&a);
+    int rc = npy_inputs(&a, p->m, in, &x, &owned, &n);
     if (rc == 0)
         rc = predict_matrix(p, x, n, NULL, out);
-    free(x);
+    free(owned);
+    nn_array_free(&a);
     return rc;
 }
 

@@ -17,6 +17,9 @@
  * --inference without --weights (and the reverse) is a usage error, exit 2.
  * Trainers and the driver are built with the SAN of the environment.
  *
+ * The activation buffer is planned by lifetime: at most the two largest
+ * activations live at once (from the layer shapes of the trainer's summary).
+ *
  * nncc itself reads the .npz through npz.c alone, not libnnrt: the libraries
  * its binary needs (readelf -d) include neither OpenMP's libgomp nor stb.
  * SAN=1 adds the sanitizers' libraries, which do not matter here.
@@ -74,6 +77,42 @@ static void assert_self_contained(const char *c_file)
         fail_msg("%s is not self-contained:\n%s", c_file, r.out);
 }
 
+/* The activation buffer (WORK_PER_SAMPLE, floats per sample) is at most the
+ * largest two activations that are live at once plus scratch, worked out
+ * here from the layer shapes the trainer's Keras summary prints, not from
+ * the planner: in a chain of layers, layer i reads its input while it writes
+ * its output, so the bound is the largest sum of a layer's input and output
+ * sizes (the first layer's input is the caller's, not in the buffer), and no
+ * layer of these models needs scratch in a forward pass. A buffer without
+ * reuse (the sum of all activations) exceeds this bound in the two
+ * convolutional models. */
+static void assert_work_within_two_live(const char *name, const char *c_file)
+{
+    RunResult r;
+    run_cmd(&r, "%s summary", in_scratch(name));
+    assert_int_equal(r.status, 0);
+    long before = 0, bound = 0, largest = 0;
+    for (const char *at = strstr(r.out, "(None, "); at; at = strstr(at + 1, "(None, ")) {
+        long size = 1;
+        for (const char *d = at + 6; *d == ' ' || (*d >= '0' && *d <= '9'); d++) {
+            char *end;
+            size *= strtol(d, &end, 10);
+            d = end;
+            if (*d != ',')
+                break;
+        }
+        bound = before + size > bound ? before + size : bound;
+        largest = size > largest ? size : largest;
+        before = size;
+    }
+    assert_true(largest > 0);
+    run_cmd(&r, "grep -o 'WORK_PER_SAMPLE = [0-9]*' '%s'", c_file);
+    long work = r.status == 0 ? strtol(r.out + strlen("WORK_PER_SAMPLE = "), NULL, 10) : -1;
+    if (work < largest || work > bound)
+        fail_msg("%s: WORK_PER_SAMPLE %ld, outside [%ld (the largest activation), %ld (the two "
+                 "largest live ones)]", c_file, work, largest, bound);
+}
+
 /* nncc --inference from scratch/W.npz, the C compiled with the driver, run on
  * X.bin; its outputs against the trainer's predict --npy, to 1e-5. */
 static void compare_with_trainer(const char *name, int n, int in_size, int out_size)
@@ -88,6 +127,7 @@ static void compare_with_trainer(const char *name, int n, int in_size, int out_s
     if (r.status != 0)
         fail_msg("nncc --inference failed:\n%s", r.out);
     assert_self_contained(in_scratch(c_file));
+    assert_work_within_two_live(name, in_scratch(c_file));
 
     write_text(in_scratch("driver.c"), inference_driver_source);
     const char *sanflags = strcmp(san(), "1") == 0 ? "-fsanitize=address,undefined" : "";
