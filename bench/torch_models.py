@@ -319,11 +319,18 @@ def infer(args):
     model = build()
     keras_init(model)
     model.eval()
-    x = torch.from_numpy(np.load(args.npy).astype(np.float32, copy=False))
-    if x.dim() == 4:        # N, H, W, C as nncc reads it -> N, C, H, W
+    kind = MODELS[args.model][3]
+    x = np.load(args.npy)
+    if kind == "text":      # N, 120 word ids
+        x = torch.from_numpy(x.astype(np.int64, copy=False))
+    else:
+        x = torch.from_numpy(x.astype(np.float32, copy=False))
+    if kind == "images":    # N, H, W, C as nncc reads it -> N, C, H, W
         x = x.permute(0, 3, 1, 2)
-    else:                   # N, 28, 28 -> N, 1, 28, 28
+    elif kind == "fashion":  # N, 28, 28 -> N, 1, 28, 28
         x = x.unsqueeze(1)
+    elif kind == "series":  # N, 64 -> N, 64, 1 as nncc's windows
+        x = x.reshape(x.shape[0], -1, 1)
     x = x.contiguous()
     batch = args.batch_size or MODELS[args.model][1]
     with torch.no_grad():
