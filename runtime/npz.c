@@ -264,14 +264,9 @@ static int parse_descr(const char *descr, const Origin *o, Dtype *t)
     return 0;
 }
 
-/* Element k of little-endian data as a float or as an integer. */
-static float load_float(const uint8_t *p, Dtype t)
+/* A little-endian float64 element as a float. */
+static float load_float64(const uint8_t *p)
 {
-    if (t.itemsize == 4) {
-        float f;
-        memcpy(&f, p, 4);
-        return f;
-    }
     double d;
     memcpy(&d, p, 8);
     return (float)d;
@@ -340,8 +335,11 @@ static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, bool in_pl
     } else if (t.kind == 'f') {
         a->dtype = NN_F32;
         a->f = nn_alloc(count, sizeof(float));
-        for (size_t k = 0; k < count; k++)
-            a->f[k] = load_float(p + k * (size_t)t.itemsize, t);
+        if (t.itemsize == 4)
+            memcpy(a->f, p, count * sizeof(float));   /* float32: the bytes as they are */
+        else
+            for (size_t k = 0; k < count; k++)
+                a->f[k] = load_float64(p + k * 8);
     } else {
         a->dtype = NN_I64;
         a->i = nn_alloc(count, sizeof(int64_t));
