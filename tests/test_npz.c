@@ -418,6 +418,38 @@ static void test_read_npy_v2_header(void **state)
     rm_tree(dir);
 }
 
+/* A float32 .npy is read in place (predict --npy's inputs), in a private
+ * mapping: the array may be written, and the file keeps its bytes. */
+static void test_npy_float32_in_place_is_private(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_scratch(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    float values[6] = {1.5f, -2, 0.25f, 3, 4, 5};
+    nn_array x = {.dtype = NN_F32, .rank = 2, .shape = {2, 3}, .size = 6, .f = values};
+    assert_int_equal(nn_npy_write(path, &x), 0);
+    size_t len_before;
+    uint8_t *before = slurp(path, &len_before);
+
+    nn_array a;
+    assert_int_equal(nn_npy_read(path, &a), 0);
+    assert_int_equal(a.dtype, NN_F32);
+    assert_int_equal(a.size, 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(a.f[i] == values[i]);
+    a.f[0] = 99;
+    nn_array_free(&a);
+
+    size_t len_after;
+    uint8_t *after = slurp(path, &len_after);
+    assert_int_equal(len_after, len_before);
+    assert_memory_equal(after, before, len_before);
+    free(before);
+    free(after);
+    rm_tree(dir);
+}
+
 /* ---- numpy reads what we wrote ---------------------------------------------------------- */
 
 static void test_numpy_reads_our_npz(void **state)
@@ -816,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_bad_npy_headers),
         cmocka_unit_test(test_random_corruption),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_npy_float32_in_place_is_private),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
