@@ -195,6 +195,10 @@ void nn_image_stream_free(nn_image_stream *s);
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
 /* An image file's height and width as stored; -1 (silently) if unreadable. */
 int nn_image_file_size(const char *path, int *h, int *w);
+/* Images with more pixels than this are refused, by name, before decoding
+ * (--max-pixels; the default: 64 megapixels, 256 MB decoded as RGBA). */
+#define NN_DEFAULT_MAX_PIXELS (1LL << 26)
+void nn_set_max_pixels(long long pixels);
 /* The class folders of dir, sorted as Keras sorts them; the image files under
  * dir, in Keras's walk order. Each returns the count (the strings and the
  * array are malloc'd) or -1. */
@@ -568,6 +572,7 @@ typedef struct {
     const char *report;              /* train --report DIR */
     int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */
+    long long max_pixels;            /* --max-pixels: 0, the default (NN_DEFAULT_MAX_PIXELS) */
 } nn_options;
 
 int nn_train(const nn_model *m, const nn_options *o);
