@@ -7,7 +7,8 @@
  * without a final newline; blank lines are skipped. Every row must have as
  * many fields as the first, and every field of a data row must be a finite
  * number that fits a float: a bad file is an error naming FILE:LINE and the
- * column, never a silent zero.
+ * column, never a silent zero. A line beyond NN_MAX_LINE_BYTES or
+ * NN_MAX_FIELDS fields is refused before its fields are read.
  *
  * The header is never guessed at the cost of a row: header: true on a first
  * row of numbers is an error, and by default (NN_HEADER_AUTO) the first row
@@ -148,6 +149,8 @@ static int read_first_row(csv_reader *r, const char *s, const char *e, int field
 static int read_row(csv_reader *r, const char *s, const char *e)
 {
     int fields = count_fields(s, e);
+    if (fields > NN_MAX_FIELDS)
+        return row_error(r, "%d fields, more than %d", fields, NN_MAX_FIELDS);
     if (!r->first_line) {
         r->first_line = r->line;
         r->ncols = fields;
@@ -188,6 +191,8 @@ static int read_rows(csv_reader *r, const char *text, size_t len)
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         const char *e = nl ? nl : end;
         r->line++;
+        if (e - s > NN_MAX_LINE_BYTES)
+            return row_error(r, "a line longer than %ld MiB", NN_MAX_LINE_BYTES >> 20);
         if (!is_blank_line(s, e) && read_row(r, s, e) < 0)
             return -1;
         s = e + 1;

@@ -260,6 +260,28 @@ static void file_add(nn_weight_file *w, const nn_array *a, const char *where)
     w->n++;
 }
 
+/* Deflate, HDF5's usual filter, cannot shrink data by more than 1032:1. */
+#define MAX_FILTER_RATIO 1032
+
+/* Whether the file holds the bytes dataset d's dimensions claim: a few bytes
+ * of header can declare 2^31 floats that were never written (HDF5 then reads
+ * fill values), and allocating for them would be a tiny file's doing. */
+static int check_stored(const char *path, hid_t d, hid_t type, const char *where, size_t count)
+{
+    uint64_t need = (uint64_t)count * (uint64_t)H5Tget_size(type);
+    uint64_t stored = H5Dget_storage_size(d);
+    hid_t dcpl = H5Dget_create_plist(d);
+    int filters = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    uint64_t most = filters > 0 ? stored * MAX_FILTER_RATIO : stored;
+    if (need > most)
+        return nn_error(path, "dataset %s claims %zu values (%llu bytes), but the file stores "
+                        "%llu bytes of it", where, count, (unsigned long long)need,
+                        (unsigned long long)stored);
+    return 0;
+}
+
 /* One dataset into a (named by the caller): floats as float32; integers as
  * int64 (as npz.c reads them) only where ints is true (the meta arrays). */
 static int read_dataset(const char *path, hid_t d, const char *where, bool ints, nn_array *a)
@@ -287,6 +309,8 @@ static int read_dataset(const char *path, hid_t d, const char *where, bool ints,
             a->shape[k] = (int)dims[k];
             a->size *= (size_t)dims[k];
         }
+        if (rc == 0)
+            rc = check_stored(path, d, type, where, a->size);
     }
     if (rc == 0) {
         bool f = a->dtype == NN_F32;
@@ -320,8 +344,11 @@ static int read_layer(const char *path, hid_t g, const char *group_path, const c
         }
         hid_t d = H5Dopen2(g, names.s[i], H5P_DEFAULT);
         if (d < 0) {
-            rc = nn_error(path, "no dataset %s, which weight_names of %s lists", where,
-                          group_path);
+            rc = H5Lexists(g, names.s[i], H5P_DEFAULT) > 0
+                     ? nn_error(path, "%s is not a dataset, but weight_names of %s lists it",
+                                where, group_path)
+                     : nn_error(path, "no dataset %s, which weight_names of %s lists", where,
+                                group_path);
             break;
         }
         rc = read_dataset(path, d, where, false, &a);

@@ -10,7 +10,9 @@
  * comes from its first non-blank character, '[' or '{'.
  *
  * Every record has every field: a CSV row with another field count, or a JSON
- * object missing a field another has, is an error naming FILE:LINE.
+ * object missing a field another has, is an error naming FILE:LINE. So is a
+ * record, JSON line or value beyond NN_MAX_LINE_BYTES, a row beyond
+ * NN_MAX_FIELDS fields, and JSON nested deeper than a list of objects.
  */
 #include "rt.h"
 
@@ -93,6 +95,7 @@ void nn_records_free(nn_records *r)
 
 typedef struct {
     const char *path, *p, *end;
+    const char *row;       /* where the current record starts */
     long line;
 } csv_cursor;
 
@@ -100,7 +103,7 @@ typedef struct {
 static int csv_field(csv_cursor *c, char **out, int *last)
 {
     long start_line = c->line;
-    size_t cap = 64, n = 0;
+    size_t cap = 16, n = 0;    /* small: a file of empty fields costs little more than itself */
     char *buf = nn_alloc(cap, 1);
     int quoted = c->p < c->end && *c->p == '"';
     if (quoted)
@@ -113,6 +116,11 @@ static int csv_field(csv_cursor *c, char **out, int *last)
             }
             *last = 1;
             break;
+        }
+        if (c->p - c->row >= NN_MAX_LINE_BYTES) {
+            free(buf);
+            return line_error(c->path, start_line, "a record longer than %ld MiB",
+                              NN_MAX_LINE_BYTES >> 20);
         }
         char ch = *c->p;
         if (quoted && ch == '"') {
@@ -149,8 +157,12 @@ static int csv_field(csv_cursor *c, char **out, int *last)
 static int csv_row(csv_cursor *c, strings *s, int *fields)
 {
     int last = 0;
+    long line = c->line;
     *fields = 0;
+    c->row = c->p;
     while (!last) {
+        if (*fields == NN_MAX_FIELDS)
+            return line_error(c->path, line, "more than %d fields", NN_MAX_FIELDS);
         char *f = NULL;
         if (csv_field(c, &f, &last) < 0)
             return -1;
@@ -162,7 +174,7 @@ static int csv_row(csv_cursor *c, strings *s, int *fields)
 
 static int read_csv_records(const char *path, const char *text, size_t len, nn_records *r)
 {
-    csv_cursor c = {path, text, text + len, 1};
+    csv_cursor c = {.path = path, .p = text, .end = text + len, .row = text, .line = 1};
     strings names = {0}, cells = {0};
     longs lines = {0};
     int fields, rc = csv_row(&c, &names, &fields);
@@ -231,8 +243,8 @@ static int field_index(json_reader *j, const char *key)
     for (size_t k = 0; k < j->names.n; k++)
         if (strcmp(j->names.items[k], key) == 0)
             return (int)k;
-    if (j->cells.n > 0)
-        return -1;                          /* a field the first object lacked */
+    if (j->cells.n > 0 || j->names.n == NN_MAX_FIELDS)
+        return -1;                          /* a field the first object lacked, or too many */
     push(&j->names, copy_span(key, strlen(key)));
     push(&j->pending, NULL);
     return (int)j->names.n - 1;
@@ -250,6 +262,8 @@ static int json_object(json_reader *j)
         if (j->event.type != YAML_SCALAR_EVENT)
             return line_error(j->path, event_line(j), "expected a field name");
         int k = field_index(j, (const char *)j->event.data.scalar.value);
+        if (k < 0 && j->names.n == NN_MAX_FIELDS)
+            return line_error(j->path, line, "more than %d fields", NN_MAX_FIELDS);
         if (k < 0)
             return line_error(j->path, event_line(j), "field '%s' is in no earlier object",
                               (const char *)j->event.data.scalar.value);
@@ -258,6 +272,9 @@ static int json_object(json_reader *j)
         if (j->event.type != YAML_SCALAR_EVENT)
             return line_error(j->path, event_line(j), "field '%s' must be a string or a number, "
                               "not a list or an object", j->names.items[k]);
+        if (j->event.data.scalar.length > (size_t)NN_MAX_LINE_BYTES)
+            return line_error(j->path, event_line(j), "field '%s' is longer than %ld MiB",
+                              j->names.items[k], NN_MAX_LINE_BYTES >> 20);
         free(j->pending.items[k]);
         j->pending.items[k] = copy_span((const char *)j->event.data.scalar.value,
                                         j->event.data.scalar.length);
@@ -283,8 +300,10 @@ static int json_document(json_reader *j, const char *text, size_t len)
         if ((rc = next_event(j)) < 0)
             break;
         switch (j->event.type) {
-        case YAML_SEQUENCE_START_EVENT:
-            list++;
+        case YAML_SEQUENCE_START_EVENT:    /* one list of objects, nothing deeper */
+            if (++list > 1)
+                rc = line_error(j->path, event_line(j), "a list inside the list: expected "
+                                "objects {\"field\": ...}");
             break;
         case YAML_SEQUENCE_END_EVENT:
             list--;
@@ -319,7 +338,9 @@ static int read_json_records(const char *path, const char *text, size_t len, nn_
             const char *nl = memchr(s, '\n', (size_t)(end - s));
             const char *e = nl ? nl : end;
             j.line0 = line;
-            if (s + strspn(s, " \t\r") < e)
+            if (e - s > NN_MAX_LINE_BYTES)
+                rc = line_error(path, line, "a line longer than %ld MiB", NN_MAX_LINE_BYTES >> 20);
+            else if (s + strspn(s, " \t\r") < e)
                 rc = json_document(&j, s, (size_t)(e - s));
             s = e + 1;
         }

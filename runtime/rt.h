@@ -144,6 +144,13 @@ void nn_records_free(nn_records *r);
 int nn_records_field(const nn_records *r, const char *path, const char *name, const char *what);
 /* The whole file, NUL-terminated, or NULL after an error naming it. */
 char *nn_read_text(const char *path, size_t *len);
+/* What the text readers (records.c, data_csv.c) accept, each refusal naming
+ * FILE:LINE: a line (a CSV record, quoted line breaks included, a JSON line or
+ * one JSON value) of at most NN_MAX_LINE_BYTES, a row or object of at most
+ * NN_MAX_FIELDS fields. Far above any table or corpus a model trains on; a
+ * binary file read as text, or a row of a million commas, stops there. */
+#define NN_MAX_LINE_BYTES (16L << 20)
+#define NN_MAX_FIELDS (1 << 20)
 
 /* Keras's Tokenizer vocabulary: words[id - 1] has id (0 pads), with a hash table. */
 typedef struct nn_vocab {
