@@ -144,13 +144,23 @@ static void names_free(Names *l)
     memset(l, 0, sizeof *l);
 }
 
+/* items (n of size bytes) with room for one more: the room doubles when n
+ * reaches a power of two, so that a list of a million names read from a
+ * hostile file costs a million copies, not half a million million. */
+static void *room_for_one_more(void *items, int n, size_t size)
+{
+    if (n > 0 && (n & (n - 1)) != 0)
+        return items;
+    void *more = nn_alloc(n > 0 ? 2 * (size_t)n : 1, size);
+    if (n)
+        memcpy(more, items, (size_t)n * size);
+    free(items);
+    return more;
+}
+
 static void names_add(Names *l, const char *s, size_t len)
 {
-    char **more = nn_alloc((size_t)l->n + 1, sizeof *more);
-    if (l->n)
-        memcpy(more, l->s, (size_t)l->n * sizeof *more);
-    free(l->s);
-    l->s = more;
+    l->s = room_for_one_more(l->s, l->n, sizeof *l->s);
     l->s[l->n] = nn_alloc(len + 1, 1);
     memcpy(l->s[l->n], s, len);
     l->n++;
@@ -244,16 +254,8 @@ static int tensor_name(const char *layer, const char *keras, char *out, size_t c
 
 static void file_add(nn_weight_file *w, const nn_array *a, const char *where)
 {
-    nn_array *arrays = nn_alloc((size_t)w->n + 1, sizeof *arrays);
-    char **wheres = nn_alloc((size_t)w->n + 1, sizeof *wheres);
-    if (w->n) {
-        memcpy(arrays, w->arrays, (size_t)w->n * sizeof *arrays);
-        memcpy(wheres, w->where, (size_t)w->n * sizeof *wheres);
-    }
-    free(w->arrays);
-    free(w->where);
-    w->arrays = arrays;
-    w->where = wheres;
+    w->arrays = room_for_one_more(w->arrays, w->n, sizeof *w->arrays);
+    w->where = room_for_one_more(w->where, w->n, sizeof *w->where);
     w->arrays[w->n] = *a;
     w->where[w->n] = nn_alloc(strlen(where) + 1, 1);
     strcpy(w->where[w->n], where);
