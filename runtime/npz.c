@@ -304,7 +304,23 @@ typedef struct {
     bool deflated;
     z_stream z;
     uLong crc;
+    const uint8_t *kept;   /* stored: mapped pages from here to in are still resident */
 } Source;
+
+/* Stored data is read once, front to back: the mapped pages behind the reader
+ * are given back (they are the file's, read again if ever touched), so that
+ * reading a 1 GB array costs the array, not the array and the file. */
+#define RELEASE_BYTES (4u << 20)
+
+static void release_read_pages(Source *s)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = (uintptr_t)s->kept & ~(page - 1), to = (uintptr_t)s->in & ~(page - 1);
+    if (to - from < RELEASE_BYTES)
+        return;
+    madvise((void *)from, to - from, MADV_DONTNEED);
+    s->kept = (const uint8_t *)to;
+}
 
 /* zlib counts in 32 bits: the next piece of a (ZIP64) input of *left bytes. */
 static uInt next_piece(uint64_t *left)
@@ -344,6 +360,7 @@ static int source_read(Source *s, uint8_t *dst, size_t n, const char *what)
     } else {
         memcpy(dst, s->in, n);
         s->in += n;
+        release_read_pages(s);
     }
     s->done += n;
     s->crc = crc32_z(s->crc, dst, n);
@@ -510,7 +527,7 @@ int nn_npy_read(const char *path, nn_array *a)
     if (map_file(path, &m) < 0)
         return -1;
     Origin o = {path, NULL};
-    Source s = {.o = &o, .in = m.buf, .total = m.len};
+    Source s = {.o = &o, .in = m.buf, .kept = m.buf, .total = m.len};
     int rc = parse_npy(&s, a);
     unmap_file(&m);
     if (rc < 0)
@@ -656,7 +673,8 @@ static int read_member_npy(const uint8_t *buf, size_t len, const Entry *e, const
     uint64_t start = 0;
     if (member_start(buf, len, e, o, &start) < 0)
         return -1;
-    Source s = {.o = o, .in = buf + start, .in_left = e->csize, .total = e->usize};
+    Source s = {.o = o, .in = buf + start, .kept = buf + start, .in_left = e->csize,
+                .total = e->usize};
     if (e->method == METHOD_STORED) {
         if (e->csize != e->usize)
             return fail(o, "corrupt ZIP archive: a stored member's sizes differ");

@@ -81,10 +81,13 @@ static int line_error(const char *path, long line, const char *fmt, ...)
 
 void nn_records_free(nn_records *r)
 {
-    for (int k = 0; k < r->n_fields; k++)
-        free(r->names[k]);
-    for (size_t i = 0; i < (size_t)r->n * (size_t)r->n_fields; i++)
-        free(r->cells[i]);
+    if (!r->text) {                 /* JSON: every string its own */
+        for (int k = 0; k < r->n_fields; k++)
+            free(r->names[k]);
+        for (size_t i = 0; i < (size_t)r->n * (size_t)r->n_fields; i++)
+            free(r->cells[i]);
+    }
+    free(r->text);
     free(r->names);
     free(r->cells);
     free(r->lines);
@@ -93,8 +96,13 @@ void nn_records_free(nn_records *r)
 
 /* ---- CSV (RFC 4180) ------------------------------------------------------------- */
 
+/* Fields are unquoted in place, in the file's text, and end with a '\0'
+ * written over their separator (a field never grows by unquoting): a cell
+ * costs its pointer, however short, so a file of empty fields cannot
+ * multiply its size by a malloc per field. */
 typedef struct {
-    const char *path, *p, *end;
+    const char *path;
+    char *p, *end;
     const char *row;       /* where the current record starts */
     long line;
 } csv_cursor;
@@ -103,25 +111,20 @@ typedef struct {
 static int csv_field(csv_cursor *c, char **out, int *last)
 {
     long start_line = c->line;
-    size_t cap = 16, n = 0;    /* small: a file of empty fields costs little more than itself */
-    char *buf = nn_alloc(cap, 1);
+    char *field = c->p, *w = c->p;
     int quoted = c->p < c->end && *c->p == '"';
     if (quoted)
         c->p++;
     for (;;) {
         if (c->p == c->end) {
-            if (quoted) {
-                free(buf);
+            if (quoted)
                 return line_error(c->path, start_line, "a quoted field is never closed");
-            }
             *last = 1;
             break;
         }
-        if (c->p - c->row >= NN_MAX_LINE_BYTES) {
-            free(buf);
+        if (c->p - c->row >= NN_MAX_LINE_BYTES)
             return line_error(c->path, start_line, "a record longer than %ld MiB",
                               NN_MAX_LINE_BYTES >> 20);
-        }
         char ch = *c->p;
         if (quoted && ch == '"') {
             if (c->p + 1 < c->end && c->p[1] == '"') {
@@ -140,16 +143,10 @@ static int csv_field(csv_cursor *c, char **out, int *last)
         } else if (ch == '\n') {
             c->line++;
         }
-        if (n + 1 == cap) {
-            char *bigger = nn_alloc(cap *= 2, 1);
-            memcpy(bigger, buf, n);
-            free(buf);
-            buf = bigger;
-        }
-        buf[n++] = *c->p++;
+        *w++ = *c->p++;
     }
-    buf[n] = '\0';
-    *out = buf;
+    *w = '\0';                 /* at most where the separator was, or the text's own '\0' */
+    *out = field;
     return 0;
 }
 
@@ -172,9 +169,10 @@ static int csv_row(csv_cursor *c, strings *s, int *fields)
     return 0;
 }
 
-static int read_csv_records(const char *path, const char *text, size_t len, nn_records *r)
+static int read_csv_records(const char *path, char *text, size_t len, nn_records *r)
 {
     csv_cursor c = {.path = path, .p = text, .end = text + len, .row = text, .line = 1};
+    r->text = text;
     strings names = {0}, cells = {0};
     longs lines = {0};
     int fields, rc = csv_row(&c, &names, &fields);
@@ -196,10 +194,6 @@ static int read_csv_records(const char *path, const char *text, size_t len, nn_r
     r->cells = cells.items;
     r->n = r->n_fields ? (int)(cells.n / (size_t)r->n_fields) : 0;
     r->lines = lines.items;
-    if (rc < 0) {
-        for (size_t i = (size_t)r->n * (size_t)r->n_fields; i < cells.n; i++)
-            free(cells.items[i]);
-    }
     return rc;
 }
 
@@ -365,7 +359,8 @@ int nn_read_records(const char *path, nn_records *r)
     const char *first = text + strspn(text, " \t\r\n");
     int rc = *first == '[' || *first == '{' ? read_json_records(path, text, len, r)
                                             : read_csv_records(path, text, len, r);
-    free(text);
+    if (r->text != text)
+        free(text);                /* JSON: the strings were copied */
     if (rc == 0 && r->n == 0)
         rc = nn_error(path, "no records");
     if (rc < 0)

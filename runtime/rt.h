@@ -137,6 +137,7 @@ typedef struct {
     char **names;          /* n_fields */
     char **cells;          /* n * n_fields: record i's field k at i * n_fields + k */
     long *lines;           /* where each record starts in the file */
+    char *text;            /* CSV: the file, which names and cells point into; JSON: NULL */
 } nn_records;
 int nn_read_records(const char *path, nn_records *r);
 void nn_records_free(nn_records *r);
