@@ -202,12 +202,15 @@ static int read_rows(csv_reader *r, const char *text, size_t len)
 
 /* Splits the cells into features (every column but the label's) and labels;
  * label_column -1: all features, no labels. */
-static void fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
+static int fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
 {
     d->n = r->rows;
     d->h = d->w = 1;
     d->c = d->sample_size = label_column < 0 ? r->ncols : r->ncols - 1;
-    d->floats = nn_alloc((size_t)d->n * (size_t)d->sample_size, sizeof(float));
+    d->floats = nn_alloc_for(r->path, "the samples", (size_t)d->n * (size_t)d->sample_size,
+                             sizeof(float));
+    if (!d->floats)
+        return -1;
     if (label_column >= 0) {
         d->label_size = 1;
         d->labels = nn_alloc((size_t)d->n, sizeof(float));
@@ -223,6 +226,7 @@ static void fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
         }
     }
     d->origin = nn_join_path(NULL, r->path);
+    return 0;
 }
 
 /* The label column by its name in the header. */
@@ -270,8 +274,8 @@ int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_datas
     /* Each number takes a character and a separator, so the file's length
      * bounds the cells: no reallocation, whatever the file holds. */
     csv_reader r = {.path = path, .fmt = fmt, .named = -1};
-    r.cells = nn_alloc(len / 2 + 1, sizeof(float));
-    int rc = read_rows(&r, text, len);
+    r.cells = nn_alloc_for(path, "its numbers", len / 2 + 1, sizeof(float));
+    int rc = r.cells ? read_rows(&r, text, len) : -1;
     free(text);
 
     int col = -1;
@@ -282,7 +286,7 @@ int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_datas
     else if (rc == 0)
         rc = find_label_column(&r, input_size, &col);
     if (rc == 0)
-        fill_dataset(&r, col, d);
+        rc = fill_dataset(&r, col, d);
     free(r.cells);
     free(r.names);
     return rc;

@@ -210,7 +210,12 @@ int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d)
     d->sample_size = d->h * d->w;
     d->bytes = img.data;
     d->label_size = 1;
-    d->labels = nn_alloc((size_t)d->n, sizeof(float));
+    d->labels = nn_alloc_for(labels_path, "the labels", (size_t)d->n, sizeof(float));
+    if (!d->labels) {
+        free(lab.data);
+        nn_dataset_free(d);
+        return -1;
+    }
     int max_label = 0;
     for (int i = 0; i < d->n; i++) {
         d->labels[i] = lab.data[i];

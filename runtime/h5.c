@@ -316,12 +316,16 @@ static int read_dataset(const char *path, hid_t d, const char *where, bool ints,
     }
     if (rc == 0) {
         bool f = a->dtype == NN_F32;
-        void *buf = nn_alloc(a->size ? a->size : 1, f ? sizeof *a->f : sizeof *a->i);
+        char what[1100];
+        snprintf(what, sizeof what, "dataset %s", where);
+        void *buf = nn_alloc_for(path, what, a->size, f ? sizeof *a->f : sizeof *a->i);
         if (f)
             a->f = buf;
         else
             a->i = buf;
-        if (a->size && H5Dread(d, f ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+        if (!buf)
+            rc = -1;
+        else if (a->size && H5Dread(d, f ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
                                H5P_DEFAULT, buf) < 0)
             rc = nn_error(path, "cannot read dataset %s", where);
     }

@@ -114,6 +114,17 @@ static int read_csv(const char *path)
     return rc;
 }
 
+/* Windows of 100,000 values every value: 40 GB of windows from a 200,000-value series. */
+static int read_series_windows(const char *path)
+{
+    nn_source src = {.column_index = -1, .window_size = 100000, .shift = 1, .horizon = 1};
+    nn_dataset d;
+    int rc = nn_load_series(&src, path, NN_SERIES_ALL, &d);
+    if (rc == 0)
+        nn_dataset_free(&d);
+    return rc;
+}
+
 static int read_image(const char *path)
 {
     uint8_t out[4 * 4];
@@ -424,6 +435,18 @@ static void test_text_limits(void **state)
     assert_refused(read_records, path, where);
 }
 
+/* Data that is real but beyond memory: an error naming the file, not an abort. */
+static void test_series_windows_beyond_memory(void **state)
+{
+    (void)state;
+    if (sanitized())
+        skip();
+    const char *path = write_repeated("long_series.csv", "value\n", "1\n", 200000, "");
+    /* 200000 - 100000 - 1 + 1 windows of 100000 floats */
+    assert_refused(read_series_windows, path, "out of memory for the windows (10000000000 x 4 "
+                                              "bytes)");
+}
+
 /* ---- the commands ---------------------------------------------------------------------- */
 
 static const char *const image_model =
@@ -528,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_idx_gzip_bomb),
         cmocka_unit_test(test_image_above_pixel_limit),
         cmocka_unit_test(test_text_limits),
+        cmocka_unit_test(test_series_windows_beyond_memory),
         cmocka_unit_test(test_commands_refuse_by_name),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
