@@ -1,8 +1,8 @@
-/* reader_peak.c - runs one of the runtime's readers on one file and exits 1
+/* reader-peak.c - runs one of the runtime's readers on one file and exits 1
  * if it refused it: what docs/limits.md's peak-memory table was measured
  * with (/usr/bin/time -v, "Maximum resident set size"), reader by reader,
  * without a model around it. Build from the repository's root after make:
- *   cc -std=c11 -Iruntime -o build/reader_peak tools/reader_peak.c build/libnnrt.a \
+ *   cc -std=c11 -Iruntime -o build/reader_peak tools/reader-peak.c build/libnnrt.a \
  *      -lstb -lyaml -lz -lm -fopenmp $(pkg-config --libs hdf5-serial)
  * Usage: build/reader_peak npy|npz|weights|idx|image|csv|records FILE [LABELS]
  */
