@@ -18,16 +18,20 @@
  *
  * The HDF5 library prints its own error stack by default; it is switched off
  * (H5Eset_auto2) and every failure becomes one message naming the file and
- * the group, attribute or dataset. */
+ * the group, attribute or dataset. Files are opened read-only, and a
+ * dataset's dimensions are believed only as far as the file stores its bytes
+ * (check_stored), so a few bytes of header cannot make us allocate gigabytes. */
 #include "h5.h"
 #include "report.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
@@ -434,13 +438,76 @@ static int read_meta_group(const char *path, hid_t f, nn_weight_file *w)
     return rc;
 }
 
+/* libhdf5 1.10 can loop forever on a damaged file (fuzz_h5 found a global
+ * heap that makes H5Aread spin; h5py hangs on it too). Reading a file has a
+ * time limit, NNRT_HDF5_SECONDS or 30 s and a second per 16 MB, after which
+ * the process says so, naming the file, and exits 1: a file is only read
+ * here, and nothing is being written while it is. */
+#define HDF5_SECONDS 30
+#define HDF5_BYTES_PER_SECOND (16L << 20)
+
+static char timeout_message[4300];
+static size_t timeout_len;
+static struct sigaction saved_alarm;
+
+static void hdf5_timed_out(int sig)
+{
+    (void)sig;
+    ssize_t wrote = write(STDERR_FILENO, timeout_message, timeout_len);
+    (void)wrote;
+    _exit(1);
+}
+
+static unsigned reading_seconds(const char *path)
+{
+    const char *env = getenv("NNRT_HDF5_SECONDS");
+    long given = env ? strtol(env, NULL, 10) : 0;
+    if (given > 0)
+        return given < 86400 ? (unsigned)given : 86400;
+    struct stat st;
+    long long size = stat(path, &st) == 0 ? (long long)st.st_size : 0;
+    return HDF5_SECONDS + (unsigned)(size / HDF5_BYTES_PER_SECOND);
+}
+
+static void start_watchdog(const char *path)
+{
+    unsigned seconds = reading_seconds(path);
+    int n = snprintf(timeout_message, sizeof timeout_message,
+                     "%s: error: the HDF5 library did not finish reading the file in %u s "
+                     "(damaged?)\n", path, seconds);
+    timeout_len = n < 0 ? 0 : (size_t)n < sizeof timeout_message ? (size_t)n
+                                                                : sizeof timeout_message - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hdf5_timed_out;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &saved_alarm);
+    alarm(seconds);
+}
+
+static void stop_watchdog(void)
+{
+    alarm(0);
+    sigaction(SIGALRM, &saved_alarm, NULL);
+}
+
+/* The file, read-only, under the watchdog until close_hdf5. */
 static hid_t open_hdf5(const char *path)
 {
     quiet_hdf5();
+    start_watchdog(path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
+    if (f < 0) {
+        stop_watchdog();
         nn_error(path, "cannot open as an HDF5 file (damaged?)");
+    }
     return f;
+}
+
+static void close_hdf5(hid_t f)
+{
+    H5Fclose(f);
+    stop_watchdog();
 }
 
 static int read_h5_weights(const char *path, nn_weight_file *w)
@@ -452,7 +519,7 @@ static int read_h5_weights(const char *path, nn_weight_file *w)
     w->n_weights = w->n;
     if (rc == 0 && H5Lexists(f, META_GROUP, H5P_DEFAULT) > 0)
         rc = read_meta_group(path, f, w);
-    H5Fclose(f);
+    close_hdf5(f);
     return rc;
 }
 
@@ -476,7 +543,7 @@ int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t
         s.s[0] = NULL;
     }
     names_free(&s);
-    H5Fclose(f);
+    close_hdf5(f);
     return rc;
 }
 

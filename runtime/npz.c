@@ -13,11 +13,15 @@
  * (numpy's writer puts ZIP64 fields in every local header), taking sizes and
  * offsets from the central directory and checking each against the file.
  *
- * Reading loads the whole file into memory: weight files are small next to
- * the data a trainer holds, and one buffer with one length makes every bounds
- * check a plain comparison. Every number read from a file is checked before
- * it is used as a size, offset or multiplier, so a hostile file gets an error
- * naming the file (and member), never a crash or an over-read.
+ * Reading maps the whole file (read-only): one buffer with one length makes
+ * every bounds check a plain comparison, and costs no memory of its own. Every
+ * number read from a file is checked before it is used as a size, offset or
+ * multiplier, so a hostile file gets an error naming the file (and member),
+ * never a crash or an over-read. An array's header is read first and its
+ * data size (shape x item size) must be exactly what the file, or the ZIP
+ * entry's stated uncompressed size, holds, before anything is allocated or
+ * inflated; then the elements are inflated and converted a piece at a time,
+ * so reading an array costs the array (docs/limits.md).
  */
 #include "npz.h"
 #include "report.h"
