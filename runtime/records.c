@@ -33,29 +33,40 @@ typedef struct {
     size_t n, cap;
 } longs;
 
-/* items, with room for one more of size bytes. */
-static void *grow(void *items, size_t n, size_t *cap, size_t size)
+/* *items, with room for one more of size bytes; -1 after an error naming
+ * path (NULL: cannot fail, aborting as nn_alloc does) when memory lacks. */
+static int grow(void **items, size_t n, size_t *cap, size_t size, const char *path)
 {
     if (n < *cap)
-        return items;
-    *cap = *cap ? 2 * *cap : 64;
-    void *bigger = nn_alloc(*cap, size);
+        return 0;
+    size_t more = *cap ? 2 * *cap : 64;
+    void *bigger = path ? nn_alloc_for(path, "its records", more, size) : nn_alloc(more, size);
+    if (!bigger)
+        return -1;
     if (n)
-        memcpy(bigger, items, n * size);
-    free(items);
-    return bigger;
+        memcpy(bigger, *items, n * size);
+    free(*items);
+    *items = bigger;
+    *cap = more;
+    return 0;
 }
 
-static void push(strings *s, char *item)
+/* The CSV reader's cells and lines, which grow with the file, say so by name
+ * when memory lacks; JSON's strings are each allocated anyway (path NULL). */
+static int push(strings *s, char *item, const char *path)
 {
-    s->items = grow(s->items, s->n, &s->cap, sizeof *s->items);
+    if (grow((void **)&s->items, s->n, &s->cap, sizeof *s->items, path) < 0)
+        return -1;
     s->items[s->n++] = item;
+    return 0;
 }
 
-static void push_line(longs *s, long line)
+static int push_line(longs *s, long line, const char *path)
 {
-    s->items = grow(s->items, s->n, &s->cap, sizeof *s->items);
+    if (grow((void **)&s->items, s->n, &s->cap, sizeof *s->items, path) < 0)
+        return -1;
     s->items[s->n++] = line;
+    return 0;
 }
 
 static char *copy_span(const char *s, size_t len)
@@ -163,7 +174,8 @@ static int csv_row(csv_cursor *c, strings *s, int *fields)
         char *f = NULL;
         if (csv_field(c, &f, &last) < 0)
             return -1;
-        push(s, f);
+        if (push(s, f, c->path) < 0)
+            return -1;
         ++*fields;
     }
     return 0;
@@ -189,7 +201,7 @@ static int read_csv_records(const char *path, char *text, size_t len, nn_records
             rc = line_error(path, line, "%d field%s, but the header has %d", fields,
                             fields == 1 ? "" : "s", r->n_fields);
         if (rc == 0)
-            push_line(&lines, line);
+            rc = push_line(&lines, line, path);
     }
     r->cells = cells.items;
     r->n = r->n_fields ? (int)(cells.n / (size_t)r->n_fields) : 0;
@@ -239,8 +251,8 @@ static int field_index(json_reader *j, const char *key)
             return (int)k;
     if (j->cells.n > 0 || j->names.n == NN_MAX_FIELDS)
         return -1;                          /* a field the first object lacked, or too many */
-    push(&j->names, copy_span(key, strlen(key)));
-    push(&j->pending, NULL);
+    push(&j->names, copy_span(key, strlen(key)), NULL);
+    push(&j->pending, NULL, NULL);
     return (int)j->names.n - 1;
 }
 
@@ -277,10 +289,10 @@ static int json_object(json_reader *j)
         if (!j->pending.items[k])
             return line_error(j->path, line, "this object has no field '%s'", j->names.items[k]);
     for (size_t k = 0; k < j->names.n; k++) {   /* whole records only: nn_records_free's count */
-        push(&j->cells, j->pending.items[k]);
+        push(&j->cells, j->pending.items[k], NULL);
         j->pending.items[k] = NULL;
     }
-    push_line(&j->lines, line);
+    push_line(&j->lines, line, NULL);
     return 0;
 }
 
