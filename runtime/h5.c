@@ -805,11 +805,17 @@ bool nn_weight_file_by_position(nn_weight_file *w, const char *path, const char 
 
 int nn_weight_file_read(const char *path, nn_weight_file *w)
 {
+    return nn_weight_file_read_checked(path, NULL, NULL, w);
+}
+
+int nn_weight_file_read_checked(const char *path, nn_npz_check check, void *ctx,
+                                nn_weight_file *w)
+{
     memset(w, 0, sizeof *w);
     if (nn_h5_check_signature(path) != 0)
         return -1;
     if (!nn_is_hdf5(path))
-        return nn_npz_read(path, &w->arrays, &w->n);
+        return nn_npz_read_checked(path, check, ctx, &w->arrays, &w->n);
     w->keras = true;
     int rc = read_h5_weights(path, w);
     if (rc != 0)

@@ -309,6 +309,8 @@ typedef struct {
     z_stream z;
     uLong crc;
     const uint8_t *kept;   /* stored: mapped pages from here to in are still resident */
+    nn_npz_check check;    /* asked before the data is read, if not NULL */
+    void *ctx;
 } Source;
 
 /* Stored data is read once, front to back: the mapped pages behind the reader
@@ -446,7 +448,6 @@ static void *alloc_elements(const Source *s, size_t count, size_t size)
 /* The elements, converted a piece at a time (a piece holds whole elements). */
 static int read_npy_data(Source *s, Dtype t, size_t count, nn_array *a)
 {
-    a->dtype = t.kind == 'f' ? NN_F32 : NN_I64;
     void *out = alloc_elements(s, count, a->dtype == NN_F32 ? sizeof(float) : sizeof(int64_t));
     if (!out)
         return -1;
@@ -482,6 +483,9 @@ static int parse_npy(Source *s, nn_array *a)
     a->rank = h.rank;
     memcpy(a->shape, h.shape, sizeof a->shape);
     a->size = count;
+    a->dtype = t.kind == 'f' ? NN_F32 : NN_I64;
+    if (s->check && s->check(s->ctx, s->o->path, a) < 0)
+        return -1;
     return read_npy_data(s, t, count, a);
 }
 
@@ -671,14 +675,21 @@ static int member_start(const uint8_t *buf, size_t len, const Entry *e, const Or
 
 /* Entry e's .npy, read straight from the file (stored) or inflated as its
  * header and elements are read (deflated), then its CRC checked. */
+/* What reading an .npz needs besides the file: the caller's check. */
+typedef struct {
+    const char *path;
+    nn_npz_check check;
+    void *ctx;
+} Reading;
+
 static int read_member_npy(const uint8_t *buf, size_t len, const Entry *e, const Origin *o,
-                           nn_array *a)
+                           const Reading *r, nn_array *a)
 {
     uint64_t start = 0;
     if (member_start(buf, len, e, o, &start) < 0)
         return -1;
     Source s = {.o = o, .in = buf + start, .kept = buf + start, .in_left = e->csize,
-                .total = e->usize};
+                .total = e->usize, .check = r->check, .ctx = r->ctx};
     if (e->method == METHOD_STORED) {
         if (e->csize != e->usize)
             return fail(o, "corrupt ZIP archive: a stored member's sizes differ");
@@ -701,27 +712,28 @@ static int read_member_npy(const uint8_t *buf, size_t len, const Entry *e, const
     return rc;
 }
 
-/* Entry e as array a, named without its ".npy"; a holds nothing on error. */
-static int read_member(const uint8_t *buf, size_t len, const Entry *e, const char *path, nn_array *a)
+/* Entry e as array a, named without its ".npy"; a holds no data on error. */
+static int read_member(const uint8_t *buf, size_t len, const Entry *e, const Reading *r,
+                       nn_array *a)
 {
-    Origin o = {path, e->name};
+    Origin o = {r->path, e->name};
     size_t n = strlen(e->name);
     if (n < 4 || strcmp(e->name + n - 4, ".npy") != 0)
         return fail(&o, "not a .npy member");
     if (n - 4 >= sizeof a->name)
         return fail(&o, "the name is longer than %zu bytes", sizeof a->name - 1);
-    if (read_member_npy(buf, len, e, &o, a) < 0) {
+    memcpy(a->name, e->name, n - 4);
+    a->name[n - 4] = '\0';
+    if (read_member_npy(buf, len, e, &o, r, a) < 0) {
         nn_array_free(a);
         return -1;
     }
-    memcpy(a->name, e->name, n - 4);
-    a->name[n - 4] = '\0';
     return 0;
 }
 
-static int parse_npz(const uint8_t *buf, size_t len, const char *path, nn_array **arrays, int *n)
+static int parse_npz(const uint8_t *buf, size_t len, const Reading *r, nn_array **arrays, int *n)
 {
-    Origin o = {path, NULL};
+    Origin o = {r->path, NULL};
     Directory dir = {0};
     if (find_directory(buf, len, &o, &dir) < 0)
         return -1;
@@ -729,7 +741,7 @@ static int parse_npz(const uint8_t *buf, size_t len, const char *path, nn_array 
     size_t at = (size_t)dir.offset, end = (size_t)(dir.offset + dir.size);
     for (*n = 0; (uint64_t)*n < dir.entries; (*n)++) {
         Entry e;    /* a member that fails holds nothing: *n counts what to free */
-        if (read_entry(buf, &at, end, &o, &e) < 0 || read_member(buf, len, &e, path, &(*arrays)[*n]) < 0)
+        if (read_entry(buf, &at, end, &o, &e) < 0 || read_member(buf, len, &e, r, &(*arrays)[*n]) < 0)
             return -1;
     }
     return 0;
@@ -737,12 +749,18 @@ static int parse_npz(const uint8_t *buf, size_t len, const char *path, nn_array 
 
 int nn_npz_read(const char *path, nn_array **arrays, int *n)
 {
+    return nn_npz_read_checked(path, NULL, NULL, arrays, n);
+}
+
+int nn_npz_read_checked(const char *path, nn_npz_check check, void *ctx, nn_array **arrays, int *n)
+{
     *arrays = NULL;
     *n = 0;
     Mapped m;
     if (map_file(path, &m) < 0)
         return -1;
-    int rc = parse_npz(m.buf, m.len, path, arrays, n);
+    Reading r = {path, check, ctx};
+    int rc = parse_npz(m.buf, m.len, &r, arrays, n);
     unmap_file(&m);
     if (rc < 0) {
         nn_npz_free(*arrays, *n);

@@ -531,14 +531,14 @@ static void test_commands_refuse_by_name(void **state)
     expect_exit_1(what, "%s train --quiet --data %s --resume %s --save %s", t, scratch, bomb, out);
     assert_false(file_exists(out));
 
-    /* the case: a zip bomb's member beyond the memory there is */
-    if (sanitized())
-        return;
+    /* the issue's case: a zip bomb's member (1 MB inflating to 1 GB) is compared with the
+     * model's tensor before it is inflated: refused with 700 MB of address space */
     bomb = in_scratch("bomb.npz");
     write_bomb(bomb, "(268435456,)", 1024, 0);
-    snprintf(what, sizeof what, "%s: error: member 'dense.kernel.npy': out of memory for its "
-             "268435456 elements", bomb);
-    expect_exit_1(what, "ulimit -v 700000; %s predict --weights %s %s", t, bomb, small);
+    snprintf(what, sizeof what, "%s: error: 'dense.kernel' is (268435456,) in this file; "
+             "model 'tiny' wants (16, 2)", bomb);
+    expect_exit_1(what, "%s%s predict --weights %s %s", sanitized() ? "" : "ulimit -v 700000; ",
+                  t, bomb, small);
 }
 
 int main(void)
