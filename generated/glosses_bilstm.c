@@ -437,12 +437,12 @@ static inline void bidirectional_fw_output(int n, const float *restrict hs, floa
                     hs[((size_t)(t + 1) * n + s) * bidirectional_fw_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float bidirectional_fw_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *bidirectional_fw_dy_step(const float *dy, int s, int t)
 {
     if (bidirectional_fw_SEQUENCES)
-        return dy[((size_t)s * bidirectional_fw_T + t) * bidirectional_fw_U + u];
-    return t == bidirectional_fw_T - 1 ? dy[(size_t)s * bidirectional_fw_U + u] : 0.0f;
+        return dy + ((size_t)s * bidirectional_fw_T + t) * bidirectional_fw_U;
+    return t == bidirectional_fw_T - 1 ? dy + (size_t)s * bidirectional_fw_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -482,6 +482,25 @@ static inline void bidirectional_fw_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * bidirectional_fw_U + u] = rkernel[(size_t)u * bidirectional_fw_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void bidirectional_fw_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = bidirectional_fw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void bidirectional_fw_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -499,20 +518,8 @@ static void bidirectional_fw_forward(int n, const float *restrict x, const float
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * bidirectional_fw_T + bidirectional_fw_step_x(t)) * bidirectional_fw_G;
-                const float *q = r.rec + row * bidirectional_fw_G;
-                float *g = r.gates + row * bidirectional_fw_G, *c = r.cs + (row + n) * bidirectional_fw_U;
-                const float *cprev = r.cs + row * bidirectional_fw_U;
-                float *h = r.hs + (row + n) * bidirectional_fw_U;
-                for (int u = 0; u < bidirectional_fw_U; u++) {
-                    enum { U = bidirectional_fw_U };
-                    const float i = nn_sigmoid_inline(p[u] + q[u]);
-                    const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = f * cprev[u] + i * cc;
-                    h[u] = o * nn_tanh_inline(c[u]);
-                }
+                bidirectional_fw_cell(p, r.rec + row * bidirectional_fw_G, r.gates + row * bidirectional_fw_G, r.cs + row * bidirectional_fw_U,
+                          r.cs + (row + n) * bidirectional_fw_U, r.hs + (row + n) * bidirectional_fw_U);
             }
         }
     }
@@ -780,12 +787,12 @@ static inline void bidirectional_bw_output(int n, const float *restrict hs, floa
                     hs[((size_t)(t + 1) * n + s) * bidirectional_bw_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float bidirectional_bw_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *bidirectional_bw_dy_step(const float *dy, int s, int t)
 {
     if (bidirectional_bw_SEQUENCES)
-        return dy[((size_t)s * bidirectional_bw_T + t) * bidirectional_bw_U + u];
-    return t == bidirectional_bw_T - 1 ? dy[(size_t)s * bidirectional_bw_U + u] : 0.0f;
+        return dy + ((size_t)s * bidirectional_bw_T + t) * bidirectional_bw_U;
+    return t == bidirectional_bw_T - 1 ? dy + (size_t)s * bidirectional_bw_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -825,6 +832,25 @@ static inline void bidirectional_bw_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * bidirectional_bw_U + u] = rkernel[(size_t)u * bidirectional_bw_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void bidirectional_bw_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = bidirectional_bw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void bidirectional_bw_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -842,20 +868,8 @@ static void bidirectional_bw_forward(int n, const float *restrict x, const float
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * bidirectional_bw_T + bidirectional_bw_step_x(t)) * bidirectional_bw_G;
-                const float *q = r.rec + row * bidirectional_bw_G;
-                float *g = r.gates + row * bidirectional_bw_G, *c = r.cs + (row + n) * bidirectional_bw_U;
-                const float *cprev = r.cs + row * bidirectional_bw_U;
-                float *h = r.hs + (row + n) * bidirectional_bw_U;
-                for (int u = 0; u < bidirectional_bw_U; u++) {
-                    enum { U = bidirectional_bw_U };
-                    const float i = nn_sigmoid_inline(p[u] + q[u]);
-                    const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = f * cprev[u] + i * cc;
-                    h[u] = o * nn_tanh_inline(c[u]);
-                }
+                bidirectional_bw_cell(p, r.rec + row * bidirectional_bw_G, r.gates + row * bidirectional_bw_G, r.cs + row * bidirectional_bw_U,
+                          r.cs + (row + n) * bidirectional_bw_U, r.hs + (row + n) * bidirectional_bw_U);
             }
         }
     }
@@ -1036,6 +1050,28 @@ static inline void bidirectional_fw_input_backward(int n, const float *x, const 
     bidirectional_fw_x_backward(n * bidirectional_fw_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void bidirectional_fw_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = bidirectional_fw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -1057,21 +1093,9 @@ static void bidirectional_fw_backward(int n, const float *restrict x, const floa
         for (int t = bidirectional_fw_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * bidirectional_fw_G;
-                const float *c = r.cs + (row + n) * bidirectional_fw_U, *cprev = r.cs + row * bidirectional_fw_U;
-                float *dh = r.dh + (size_t)s * bidirectional_fw_U, *dc = r.dc + (size_t)s * bidirectional_fw_U;
-                for (int u = 0; u < bidirectional_fw_U; u++) {
-                    enum { U = bidirectional_fw_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh_inline(c[u]);
-                    const float dhu = dh[u] + bidirectional_fw_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                bidirectional_fw_cell_backward(r.gates + row * bidirectional_fw_G, r.cs + (row + n) * bidirectional_fw_U,
+                                   r.cs + row * bidirectional_fw_U, r.dh + (size_t)s * bidirectional_fw_U,
+                                   bidirectional_fw_dy_step(dy, s, t), r.dc + (size_t)s * bidirectional_fw_U);
             }
             if (t > 0)
                 bidirectional_fw_dh(rows, r.gates + ((size_t)t * n + s0) * bidirectional_fw_G, kt, r.dh + (size_t)s0 * bidirectional_fw_U);
@@ -1200,6 +1224,28 @@ static inline void bidirectional_bw_input_backward(int n, const float *x, const 
     bidirectional_bw_x_backward(n * bidirectional_bw_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void bidirectional_bw_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = bidirectional_bw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -1221,21 +1267,9 @@ static void bidirectional_bw_backward(int n, const float *restrict x, const floa
         for (int t = bidirectional_bw_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * bidirectional_bw_G;
-                const float *c = r.cs + (row + n) * bidirectional_bw_U, *cprev = r.cs + row * bidirectional_bw_U;
-                float *dh = r.dh + (size_t)s * bidirectional_bw_U, *dc = r.dc + (size_t)s * bidirectional_bw_U;
-                for (int u = 0; u < bidirectional_bw_U; u++) {
-                    enum { U = bidirectional_bw_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh_inline(c[u]);
-                    const float dhu = dh[u] + bidirectional_bw_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                bidirectional_bw_cell_backward(r.gates + row * bidirectional_bw_G, r.cs + (row + n) * bidirectional_bw_U,
+                                   r.cs + row * bidirectional_bw_U, r.dh + (size_t)s * bidirectional_bw_U,
+                                   bidirectional_bw_dy_step(dy, s, t), r.dc + (size_t)s * bidirectional_bw_U);
             }
             if (t > 0)
                 bidirectional_bw_dh(rows, r.gates + ((size_t)t * n + s0) * bidirectional_bw_G, kt, r.dh + (size_t)s0 * bidirectional_bw_U);

@@ -665,12 +665,12 @@ static inline void lstm_output(int n, const float *restrict hs, float *restrict 
                     hs[((size_t)(t + 1) * n + s) * lstm_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float lstm_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *lstm_dy_step(const float *dy, int s, int t)
 {
     if (lstm_SEQUENCES)
-        return dy[((size_t)s * lstm_T + t) * lstm_U + u];
-    return t == lstm_T - 1 ? dy[(size_t)s * lstm_U + u] : 0.0f;
+        return dy + ((size_t)s * lstm_T + t) * lstm_U;
+    return t == lstm_T - 1 ? dy + (size_t)s * lstm_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -710,6 +710,25 @@ static inline void lstm_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * lstm_U + u] = rkernel[(size_t)u * lstm_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void lstm_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = lstm_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void lstm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -727,20 +746,8 @@ static void lstm_forward(int n, const float *restrict x, const float *restrict k
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * lstm_T + lstm_step_x(t)) * lstm_G;
-                const float *q = r.rec + row * lstm_G;
-                float *g = r.gates + row * lstm_G, *c = r.cs + (row + n) * lstm_U;
-                const float *cprev = r.cs + row * lstm_U;
-                float *h = r.hs + (row + n) * lstm_U;
-                for (int u = 0; u < lstm_U; u++) {
-                    enum { U = lstm_U };
-                    const float i = nn_sigmoid_inline(p[u] + q[u]);
-                    const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = f * cprev[u] + i * cc;
-                    h[u] = o * nn_tanh_inline(c[u]);
-                }
+                lstm_cell(p, r.rec + row * lstm_G, r.gates + row * lstm_G, r.cs + row * lstm_U,
+                          r.cs + (row + n) * lstm_U, r.hs + (row + n) * lstm_U);
             }
         }
     }
@@ -865,6 +872,28 @@ static inline void lstm_input_backward(int n, const float *x, const float *kerne
     lstm_x_backward(n * lstm_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void lstm_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = lstm_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -886,21 +915,9 @@ static void lstm_backward(int n, const float *restrict x, const float *restrict 
         for (int t = lstm_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * lstm_G;
-                const float *c = r.cs + (row + n) * lstm_U, *cprev = r.cs + row * lstm_U;
-                float *dh = r.dh + (size_t)s * lstm_U, *dc = r.dc + (size_t)s * lstm_U;
-                for (int u = 0; u < lstm_U; u++) {
-                    enum { U = lstm_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh_inline(c[u]);
-                    const float dhu = dh[u] + lstm_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                lstm_cell_backward(r.gates + row * lstm_G, r.cs + (row + n) * lstm_U,
+                                   r.cs + row * lstm_U, r.dh + (size_t)s * lstm_U,
+                                   lstm_dy_step(dy, s, t), r.dc + (size_t)s * lstm_U);
             }
             if (t > 0)
                 lstm_dh(rows, r.gates + ((size_t)t * n + s0) * lstm_G, kt, r.dh + (size_t)s0 * lstm_U);
@@ -1172,12 +1189,12 @@ static inline void lstm_1_output(int n, const float *restrict hs, float *restric
                     hs[((size_t)(t + 1) * n + s) * lstm_1_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float lstm_1_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *lstm_1_dy_step(const float *dy, int s, int t)
 {
     if (lstm_1_SEQUENCES)
-        return dy[((size_t)s * lstm_1_T + t) * lstm_1_U + u];
-    return t == lstm_1_T - 1 ? dy[(size_t)s * lstm_1_U + u] : 0.0f;
+        return dy + ((size_t)s * lstm_1_T + t) * lstm_1_U;
+    return t == lstm_1_T - 1 ? dy + (size_t)s * lstm_1_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -1217,6 +1234,25 @@ static inline void lstm_1_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * lstm_1_U + u] = rkernel[(size_t)u * lstm_1_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void lstm_1_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = lstm_1_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void lstm_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -1234,20 +1270,8 @@ static void lstm_1_forward(int n, const float *restrict x, const float *restrict
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * lstm_1_T + lstm_1_step_x(t)) * lstm_1_G;
-                const float *q = r.rec + row * lstm_1_G;
-                float *g = r.gates + row * lstm_1_G, *c = r.cs + (row + n) * lstm_1_U;
-                const float *cprev = r.cs + row * lstm_1_U;
-                float *h = r.hs + (row + n) * lstm_1_U;
-                for (int u = 0; u < lstm_1_U; u++) {
-                    enum { U = lstm_1_U };
-                    const float i = nn_sigmoid_inline(p[u] + q[u]);
-                    const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = f * cprev[u] + i * cc;
-                    h[u] = o * nn_tanh_inline(c[u]);
-                }
+                lstm_1_cell(p, r.rec + row * lstm_1_G, r.gates + row * lstm_1_G, r.cs + row * lstm_1_U,
+                          r.cs + (row + n) * lstm_1_U, r.hs + (row + n) * lstm_1_U);
             }
         }
     }
@@ -1372,6 +1396,28 @@ static inline void lstm_1_input_backward(int n, const float *x, const float *ker
     lstm_1_x_backward(n * lstm_1_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void lstm_1_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = lstm_1_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -1393,21 +1439,9 @@ static void lstm_1_backward(int n, const float *restrict x, const float *restric
         for (int t = lstm_1_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * lstm_1_G;
-                const float *c = r.cs + (row + n) * lstm_1_U, *cprev = r.cs + row * lstm_1_U;
-                float *dh = r.dh + (size_t)s * lstm_1_U, *dc = r.dc + (size_t)s * lstm_1_U;
-                for (int u = 0; u < lstm_1_U; u++) {
-                    enum { U = lstm_1_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh_inline(c[u]);
-                    const float dhu = dh[u] + lstm_1_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                lstm_1_cell_backward(r.gates + row * lstm_1_G, r.cs + (row + n) * lstm_1_U,
+                                   r.cs + row * lstm_1_U, r.dh + (size_t)s * lstm_1_U,
+                                   lstm_1_dy_step(dy, s, t), r.dc + (size_t)s * lstm_1_U);
             }
             if (t > 0)
                 lstm_1_dh(rows, r.gates + ((size_t)t * n + s0) * lstm_1_G, kt, r.dh + (size_t)s0 * lstm_1_U);
