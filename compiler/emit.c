@@ -852,6 +852,7 @@ void emit_trainer(FILE *out, const Model *m, const Plan *p, bool with_main)
     hole(&h, "DATA_ARRAYS", block_close(&arrays));
 
     expand(out, "preamble", &h);
+    expand(out, "vectors", &h);
     expand(out, "activations", &h);
     for (int i = 0; i < p->n_ops; i++) {
         Holes oh;
@@ -926,6 +927,7 @@ void emit_inference(FILE *out, const Model *m, const Plan *p, const char *weight
     hole(&h, "FORWARD", forward_block(m, p, true));
 
     expand(out, "inference", &h);
+    expand(out, "vectors", &h);
     expand(out, "activations", &h);
     for (int i = 0; i < p->n_ops; i++) {
         const Op *op = &p->ops[i];

@@ -140,11 +140,11 @@ static int gru_tensors(const Layer *l, TensorSpec *t)
 }
 
 /* Work memory per sample (the templates' first comment lays it out):
- *   proj T G, gates T G, rec T G, cs T U, hs (T + 1) U, dh and dc U each. */
+ *   proj T G, gates T G, rec T G, cs and hs (T + 1) U each, dh and dc U each. */
 static long rnn_aux_of(const Layer *l, long gates)
 {
     long t = l->in.dim[0], u = l->units, g = gates * u;
-    return 3 * t * g + t * u + (t + 1) * u + 2 * u;
+    return 3 * t * g + 2 * (t + 1) * u + 2 * u;
 }
 
 static long simple_rnn_aux(const Layer *l) { return rnn_aux_of(l, 1); }
@@ -165,6 +165,15 @@ static long gru_scratch(const Layer *l) { return rnn_scratch_of(l, 3); }
 
 /* ---- templates ------------------------------------------------------------------------ */
 
+/* The function a cell calls for activation a: sigmoid and tanh have call-free
+ * versions (templates/activations.c.in), so that the loops over the units
+ * vectorise; the others are their layers'. */
+static const char *cell_function(Activation a)
+{
+    return a == ACT_SIGMOID ? "sigmoid_inline" : a == ACT_TANH ? "tanh_inline"
+                                                               : activation_names[a];
+}
+
 /* @T@, @F@, @UNITS@, ..., and Dense's products as parts: FN_x, x . kernel over
  * the n T rows; FN_h, h . recurrent_kernel over the n samples of a step. */
 static void rnn_holes_of(Holes *h, const Layer *l, long gates)
@@ -178,6 +187,8 @@ static void rnn_holes_of(Holes *h, const Layer *l, long gates)
     hole_long(h, "RETURN_SEQUENCES", l->return_sequences);
     hole_word(h, "CELL_ACT", activation_names[l->cell_act]);
     hole_word(h, "REC_ACT", activation_names[l->recurrent_act]);
+    hole_word(h, "CELL_FN", cell_function(l->cell_act));
+    hole_word(h, "REC_FN", cell_function(l->recurrent_act));
     /* ROWS 1: the caller passes n x T (or n) rows as the batch. */
     static const char *const sizes[] = {"IN", "OUT", "ROWS", NULL};
     const long x_sizes[] = {f, gates * u, 1}, h_sizes[] = {u, gates * u, 1};

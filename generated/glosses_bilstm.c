@@ -17,6 +17,21 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+
+/* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
+ * widest, NN_VEC_REGS registers of them. The register tiles of the products are
+ * sized from these, so that their sums, the vectors loaded and the broadcast
+ * value all stay in registers (AVX-512: 6 rows x 4 vectors of 16; AVX2: 6 x 2 of 8). */
+#if defined(__AVX512F__)
+#define NN_VEC_FLOATS 16
+#define NN_VEC_REGS 32
+#elif defined(__AVX__)
+#define NN_VEC_FLOATS 8
+#define NN_VEC_REGS 16
+#else
+#define NN_VEC_FLOATS 4
+#define NN_VEC_REGS 16
+#endif
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
 static inline float nn_linear_grad(float z, float y) { (void)z, (void)y; return 1.0f; }
@@ -69,6 +84,40 @@ static inline float nn_gelu_grad(float z, float y)
     (void)y;
     return 0.5f * (1.0f + erff(z * 0.70710678118654752f)) +
            z * 0.39894228040143268f * expf(-0.5f * z * z);
+}
+/* sigmoid and tanh without a call into libm, for loops that should vectorise
+ * (the recurrent cells': GCC vectorises neither expf nor tanhf, nor, under
+ * trapping math, a loop with a comparison other than a clamp). Both come from
+ * e^x - 1 = 2^k (e^r - 1) + 2^k - 1, k = round(x / ln 2) (added to and taken
+ * from 1.5 x 2^23, which rounds), r = x - k ln 2 in two parts (|r| <= ln 2 / 2),
+ * e^r - 1 by its Taylor series to r^8 (error below 1e-8 relative), 2^k put
+ * into the exponent bits, x clamped so that 2^k stays a normal float. Then
+ * sigmoid(z) = 1 / (2 + (e^-z - 1)) and tanh(z) = m / (m + 2), m = e^2z - 1:
+ * within 3e-7 relative of the exact values, as tanhf and expf are. */
+static inline float nn_expm1_inline(float z)
+{
+    float x = z < -87.0f ? -87.0f : z;
+    x = x > 88.0f ? 88.0f : x;
+    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    const float r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
+    float p = 1.0f / 40320;
+    p = p * r + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    const int bits = ((int)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale * (p * r) + (scale - 1.0f);
+}
+static inline float nn_sigmoid_inline(float z) { return 1.0f / (2.0f + nn_expm1_inline(-z)); }
+static inline float nn_tanh_inline(float z)
+{
+    const float m = nn_expm1_inline(2.0f * z);
+    return m / (m + 2.0f);
 }
 
 /* ---- embedding: Embedding(10000, 16), models/glosses_bilstm.yaml:12 ---------------------------- */
@@ -124,7 +173,7 @@ static void embedding_backward(int n, const float *restrict x, const float *rest
  * and bidirectional_bw (backward_..., reading the steps the other way), each its own
  * row's C. Their outputs are merged by concat, the backward one's steps reversed
  * first when it returns sequences. Work memory (aux), regions for all n samples:
- * each layer's own (53856 floats per sample), their outputs yf, yb and output
+ * each layer's own (53888 floats per sample), their outputs yf, yb and output
  * gradients dyf, dyb (32 each), and the backward layer's dx. */
 
 /* ---- bidirectional_fw: LSTM(32), models/glosses_bilstm.yaml:13 ---------------------------------------------- */
@@ -148,16 +197,20 @@ static void embedding_backward(int n, const float *restrict x, const float *rest
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 16 and 128; NBO and
- * NBI, vectors per tile across 128 and 16; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 16 and
+ * 128; NBO and NBI, vectors per tile across 128 and 16, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     bidirectional_fw_x_IN = 16, bidirectional_fw_x_OUT = 128, bidirectional_fw_x_ROWS = 1,
-    bidirectional_fw_x_V = (16 | 128) % 16 == 0 ? 16 : (16 | 128) % 8 == 0 ? 8
+    bidirectional_fw_x_V = (16 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (16 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (16 | 128) % 4 == 0 ? 4 : (16 | 128) % 2 == 0 ? 2 : 1,
-    bidirectional_fw_x_NBO = 128 / bidirectional_fw_x_V % 4 == 0 ? 4 : 128 / bidirectional_fw_x_V % 3 == 0 ? 3
+    bidirectional_fw_x_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    bidirectional_fw_x_NBO = 128 / bidirectional_fw_x_V % 4 == 0 && bidirectional_fw_x_NB_MAX >= 4 ? 4
+             : 128 / bidirectional_fw_x_V % 3 == 0 && bidirectional_fw_x_NB_MAX >= 3 ? 3
              : 128 / bidirectional_fw_x_V % 2 == 0 ? 2 : 1,
-    bidirectional_fw_x_NBI = 16 / bidirectional_fw_x_V % 4 == 0 ? 4 : 16 / bidirectional_fw_x_V % 3 == 0 ? 3
+    bidirectional_fw_x_NBI = 16 / bidirectional_fw_x_V % 4 == 0 && bidirectional_fw_x_NB_MAX >= 4 ? 4
+             : 16 / bidirectional_fw_x_V % 3 == 0 && bidirectional_fw_x_NB_MAX >= 3 ? 3
              : 16 / bidirectional_fw_x_V % 2 == 0 ? 2 : 1,
     bidirectional_fw_x_R = 6,
 };
@@ -247,16 +300,20 @@ static void bidirectional_fw_x_forward(int n, const float *restrict x, const flo
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 32 and 128; NBO and
- * NBI, vectors per tile across 128 and 32; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 32 and
+ * 128; NBO and NBI, vectors per tile across 128 and 32, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     bidirectional_fw_h_IN = 32, bidirectional_fw_h_OUT = 128, bidirectional_fw_h_ROWS = 1,
-    bidirectional_fw_h_V = (32 | 128) % 16 == 0 ? 16 : (32 | 128) % 8 == 0 ? 8
+    bidirectional_fw_h_V = (32 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (32 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (32 | 128) % 4 == 0 ? 4 : (32 | 128) % 2 == 0 ? 2 : 1,
-    bidirectional_fw_h_NBO = 128 / bidirectional_fw_h_V % 4 == 0 ? 4 : 128 / bidirectional_fw_h_V % 3 == 0 ? 3
+    bidirectional_fw_h_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    bidirectional_fw_h_NBO = 128 / bidirectional_fw_h_V % 4 == 0 && bidirectional_fw_h_NB_MAX >= 4 ? 4
+             : 128 / bidirectional_fw_h_V % 3 == 0 && bidirectional_fw_h_NB_MAX >= 3 ? 3
              : 128 / bidirectional_fw_h_V % 2 == 0 ? 2 : 1,
-    bidirectional_fw_h_NBI = 32 / bidirectional_fw_h_V % 4 == 0 ? 4 : 32 / bidirectional_fw_h_V % 3 == 0 ? 3
+    bidirectional_fw_h_NBI = 32 / bidirectional_fw_h_V % 4 == 0 && bidirectional_fw_h_NB_MAX >= 4 ? 4
+             : 32 / bidirectional_fw_h_V % 3 == 0 && bidirectional_fw_h_NB_MAX >= 3 ? 3
              : 32 / bidirectional_fw_h_V % 2 == 0 ? 2 : 1,
     bidirectional_fw_h_R = 6,
 };
@@ -338,7 +395,7 @@ static void bidirectional_fw_h_forward(int n, const float *restrict x, const flo
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
  *   gates [T][n][G]    the gates after their activations; backward: dz, in place
  *   rec   [T][n][G]    h_{t-1} . recurrent_kernel (+ GRU's recurrent bias)
- *   cs    [T][n][U]    LSTM's cell state after each step
+ *   cs    [T+1][n][U]  LSTM's cell state before the first step (zeros) and after each
  *   hs    [T+1][n][U]  h before the first step (zeros) and after each
  *   dh, dc [n][U]      backward: the gradients carried to the step before
  * Step t reads x's step T-1-t when it goes backwards (go_backwards), and its h is
@@ -358,7 +415,7 @@ static inline bidirectional_fw_parts bidirectional_fw_split(int n, float *aux)
     r.gates = r.proj + steps * bidirectional_fw_G;
     r.rec = r.gates + steps * bidirectional_fw_G;
     r.cs = r.rec + steps * bidirectional_fw_G;
-    r.hs = r.cs + steps * bidirectional_fw_U;
+    r.hs = r.cs + (steps + n) * bidirectional_fw_U;
     r.dh = r.hs + (steps + n) * bidirectional_fw_U;
     r.dc = r.dh + (size_t)n * bidirectional_fw_U;
     return r;
@@ -380,12 +437,12 @@ static inline void bidirectional_fw_output(int n, const float *restrict hs, floa
                     hs[((size_t)(t + 1) * n + s) * bidirectional_fw_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float bidirectional_fw_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *bidirectional_fw_dy_step(const float *dy, int s, int t)
 {
     if (bidirectional_fw_SEQUENCES)
-        return dy[((size_t)s * bidirectional_fw_T + t) * bidirectional_fw_U + u];
-    return t == bidirectional_fw_T - 1 ? dy[(size_t)s * bidirectional_fw_U + u] : 0.0f;
+        return dy + ((size_t)s * bidirectional_fw_T + t) * bidirectional_fw_U;
+    return t == bidirectional_fw_T - 1 ? dy + (size_t)s * bidirectional_fw_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -425,6 +482,25 @@ static inline void bidirectional_fw_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * bidirectional_fw_U + u] = rkernel[(size_t)u * bidirectional_fw_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void bidirectional_fw_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = bidirectional_fw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void bidirectional_fw_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -435,27 +511,15 @@ static void bidirectional_fw_forward(int n, const float *restrict x, const float
     for (int b = 0; b < bidirectional_fw_blocks(n); b++) {
         const int s0 = b * bidirectional_fw_BLOCK, rows = bidirectional_fw_block_rows(n, b);
         for (size_t k = (size_t)s0 * bidirectional_fw_U; k < (size_t)(s0 + rows) * bidirectional_fw_U; k++)
-            r.hs[k] = 0.0f;
+            r.hs[k] = r.cs[k] = 0.0f;
         for (int t = 0; t < bidirectional_fw_T; t++) {
             const size_t at = (size_t)t * n + s0;   /* the block's first row at step t */
             bidirectional_fw_h_forward(rows, r.hs + at * bidirectional_fw_U, rkernel, NULL, r.rec + at * bidirectional_fw_G);
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * bidirectional_fw_T + bidirectional_fw_step_x(t)) * bidirectional_fw_G;
-                const float *q = r.rec + row * bidirectional_fw_G;
-                float *g = r.gates + row * bidirectional_fw_G, *c = r.cs + row * bidirectional_fw_U;
-                const float *cprev = t > 0 ? c - (size_t)n * bidirectional_fw_U : NULL;
-                float *h = r.hs + (row + n) * bidirectional_fw_U;
-                for (int u = 0; u < bidirectional_fw_U; u++) {
-                    enum { U = bidirectional_fw_U };
-                    const float i = nn_sigmoid(p[u] + q[u]);
-                    const float f = nn_sigmoid(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = (cprev ? f * cprev[u] : 0.0f) + i * cc;
-                    h[u] = o * nn_tanh(c[u]);
-                }
+                bidirectional_fw_cell(p, r.rec + row * bidirectional_fw_G, r.gates + row * bidirectional_fw_G, r.cs + row * bidirectional_fw_U,
+                          r.cs + (row + n) * bidirectional_fw_U, r.hs + (row + n) * bidirectional_fw_U);
             }
         }
     }
@@ -483,16 +547,20 @@ static void bidirectional_fw_forward(int n, const float *restrict x, const float
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 16 and 128; NBO and
- * NBI, vectors per tile across 128 and 16; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 16 and
+ * 128; NBO and NBI, vectors per tile across 128 and 16, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     bidirectional_bw_x_IN = 16, bidirectional_bw_x_OUT = 128, bidirectional_bw_x_ROWS = 1,
-    bidirectional_bw_x_V = (16 | 128) % 16 == 0 ? 16 : (16 | 128) % 8 == 0 ? 8
+    bidirectional_bw_x_V = (16 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (16 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (16 | 128) % 4 == 0 ? 4 : (16 | 128) % 2 == 0 ? 2 : 1,
-    bidirectional_bw_x_NBO = 128 / bidirectional_bw_x_V % 4 == 0 ? 4 : 128 / bidirectional_bw_x_V % 3 == 0 ? 3
+    bidirectional_bw_x_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    bidirectional_bw_x_NBO = 128 / bidirectional_bw_x_V % 4 == 0 && bidirectional_bw_x_NB_MAX >= 4 ? 4
+             : 128 / bidirectional_bw_x_V % 3 == 0 && bidirectional_bw_x_NB_MAX >= 3 ? 3
              : 128 / bidirectional_bw_x_V % 2 == 0 ? 2 : 1,
-    bidirectional_bw_x_NBI = 16 / bidirectional_bw_x_V % 4 == 0 ? 4 : 16 / bidirectional_bw_x_V % 3 == 0 ? 3
+    bidirectional_bw_x_NBI = 16 / bidirectional_bw_x_V % 4 == 0 && bidirectional_bw_x_NB_MAX >= 4 ? 4
+             : 16 / bidirectional_bw_x_V % 3 == 0 && bidirectional_bw_x_NB_MAX >= 3 ? 3
              : 16 / bidirectional_bw_x_V % 2 == 0 ? 2 : 1,
     bidirectional_bw_x_R = 6,
 };
@@ -582,16 +650,20 @@ static void bidirectional_bw_x_forward(int n, const float *restrict x, const flo
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 32 and 128; NBO and
- * NBI, vectors per tile across 128 and 32; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 32 and
+ * 128; NBO and NBI, vectors per tile across 128 and 32, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     bidirectional_bw_h_IN = 32, bidirectional_bw_h_OUT = 128, bidirectional_bw_h_ROWS = 1,
-    bidirectional_bw_h_V = (32 | 128) % 16 == 0 ? 16 : (32 | 128) % 8 == 0 ? 8
+    bidirectional_bw_h_V = (32 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (32 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (32 | 128) % 4 == 0 ? 4 : (32 | 128) % 2 == 0 ? 2 : 1,
-    bidirectional_bw_h_NBO = 128 / bidirectional_bw_h_V % 4 == 0 ? 4 : 128 / bidirectional_bw_h_V % 3 == 0 ? 3
+    bidirectional_bw_h_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    bidirectional_bw_h_NBO = 128 / bidirectional_bw_h_V % 4 == 0 && bidirectional_bw_h_NB_MAX >= 4 ? 4
+             : 128 / bidirectional_bw_h_V % 3 == 0 && bidirectional_bw_h_NB_MAX >= 3 ? 3
              : 128 / bidirectional_bw_h_V % 2 == 0 ? 2 : 1,
-    bidirectional_bw_h_NBI = 32 / bidirectional_bw_h_V % 4 == 0 ? 4 : 32 / bidirectional_bw_h_V % 3 == 0 ? 3
+    bidirectional_bw_h_NBI = 32 / bidirectional_bw_h_V % 4 == 0 && bidirectional_bw_h_NB_MAX >= 4 ? 4
+             : 32 / bidirectional_bw_h_V % 3 == 0 && bidirectional_bw_h_NB_MAX >= 3 ? 3
              : 32 / bidirectional_bw_h_V % 2 == 0 ? 2 : 1,
     bidirectional_bw_h_R = 6,
 };
@@ -673,7 +745,7 @@ static void bidirectional_bw_h_forward(int n, const float *restrict x, const flo
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
  *   gates [T][n][G]    the gates after their activations; backward: dz, in place
  *   rec   [T][n][G]    h_{t-1} . recurrent_kernel (+ GRU's recurrent bias)
- *   cs    [T][n][U]    LSTM's cell state after each step
+ *   cs    [T+1][n][U]  LSTM's cell state before the first step (zeros) and after each
  *   hs    [T+1][n][U]  h before the first step (zeros) and after each
  *   dh, dc [n][U]      backward: the gradients carried to the step before
  * Step t reads x's step T-1-t when it goes backwards (go_backwards), and its h is
@@ -693,7 +765,7 @@ static inline bidirectional_bw_parts bidirectional_bw_split(int n, float *aux)
     r.gates = r.proj + steps * bidirectional_bw_G;
     r.rec = r.gates + steps * bidirectional_bw_G;
     r.cs = r.rec + steps * bidirectional_bw_G;
-    r.hs = r.cs + steps * bidirectional_bw_U;
+    r.hs = r.cs + (steps + n) * bidirectional_bw_U;
     r.dh = r.hs + (steps + n) * bidirectional_bw_U;
     r.dc = r.dh + (size_t)n * bidirectional_bw_U;
     return r;
@@ -715,12 +787,12 @@ static inline void bidirectional_bw_output(int n, const float *restrict hs, floa
                     hs[((size_t)(t + 1) * n + s) * bidirectional_bw_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float bidirectional_bw_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *bidirectional_bw_dy_step(const float *dy, int s, int t)
 {
     if (bidirectional_bw_SEQUENCES)
-        return dy[((size_t)s * bidirectional_bw_T + t) * bidirectional_bw_U + u];
-    return t == bidirectional_bw_T - 1 ? dy[(size_t)s * bidirectional_bw_U + u] : 0.0f;
+        return dy + ((size_t)s * bidirectional_bw_T + t) * bidirectional_bw_U;
+    return t == bidirectional_bw_T - 1 ? dy + (size_t)s * bidirectional_bw_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -760,6 +832,25 @@ static inline void bidirectional_bw_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * bidirectional_bw_U + u] = rkernel[(size_t)u * bidirectional_bw_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void bidirectional_bw_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = bidirectional_bw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void bidirectional_bw_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -770,27 +861,15 @@ static void bidirectional_bw_forward(int n, const float *restrict x, const float
     for (int b = 0; b < bidirectional_bw_blocks(n); b++) {
         const int s0 = b * bidirectional_bw_BLOCK, rows = bidirectional_bw_block_rows(n, b);
         for (size_t k = (size_t)s0 * bidirectional_bw_U; k < (size_t)(s0 + rows) * bidirectional_bw_U; k++)
-            r.hs[k] = 0.0f;
+            r.hs[k] = r.cs[k] = 0.0f;
         for (int t = 0; t < bidirectional_bw_T; t++) {
             const size_t at = (size_t)t * n + s0;   /* the block's first row at step t */
             bidirectional_bw_h_forward(rows, r.hs + at * bidirectional_bw_U, rkernel, NULL, r.rec + at * bidirectional_bw_G);
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * bidirectional_bw_T + bidirectional_bw_step_x(t)) * bidirectional_bw_G;
-                const float *q = r.rec + row * bidirectional_bw_G;
-                float *g = r.gates + row * bidirectional_bw_G, *c = r.cs + row * bidirectional_bw_U;
-                const float *cprev = t > 0 ? c - (size_t)n * bidirectional_bw_U : NULL;
-                float *h = r.hs + (row + n) * bidirectional_bw_U;
-                for (int u = 0; u < bidirectional_bw_U; u++) {
-                    enum { U = bidirectional_bw_U };
-                    const float i = nn_sigmoid(p[u] + q[u]);
-                    const float f = nn_sigmoid(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = (cprev ? f * cprev[u] : 0.0f) + i * cc;
-                    h[u] = o * nn_tanh(c[u]);
-                }
+                bidirectional_bw_cell(p, r.rec + row * bidirectional_bw_G, r.gates + row * bidirectional_bw_G, r.cs + row * bidirectional_bw_U,
+                          r.cs + (row + n) * bidirectional_bw_U, r.hs + (row + n) * bidirectional_bw_U);
             }
         }
     }
@@ -799,7 +878,7 @@ static void bidirectional_bw_forward(int n, const float *restrict x, const float
 
 enum {
     bidirectional_STEPS = 0 ? 120 : 1, bidirectional_U = 32,
-    bidirectional_INNER_AUX = 53856, bidirectional_INNER_OUT = 32, bidirectional_MERGE = 0,
+    bidirectional_INNER_AUX = 53888, bidirectional_INNER_OUT = 32, bidirectional_MERGE = 0,
 };
 
 typedef struct { float *fw, *bw, *yf, *yb, *dyf, *dyb, *dxb; } bidirectional_parts;
@@ -971,6 +1050,28 @@ static inline void bidirectional_fw_input_backward(int n, const float *x, const 
     bidirectional_fw_x_backward(n * bidirectional_fw_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void bidirectional_fw_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = bidirectional_fw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -992,22 +1093,9 @@ static void bidirectional_fw_backward(int n, const float *restrict x, const floa
         for (int t = bidirectional_fw_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * bidirectional_fw_G;
-                const float *c = r.cs + row * bidirectional_fw_U;
-                const float *cprev = t > 0 ? c - (size_t)n * bidirectional_fw_U : NULL;
-                float *dh = r.dh + (size_t)s * bidirectional_fw_U, *dc = r.dc + (size_t)s * bidirectional_fw_U;
-                for (int u = 0; u < bidirectional_fw_U; u++) {
-                    enum { U = bidirectional_fw_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh(c[u]);
-                    const float dhu = dh[u] + bidirectional_fw_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = (cprev ? dcu * cprev[u] : 0.0f) * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                bidirectional_fw_cell_backward(r.gates + row * bidirectional_fw_G, r.cs + (row + n) * bidirectional_fw_U,
+                                   r.cs + row * bidirectional_fw_U, r.dh + (size_t)s * bidirectional_fw_U,
+                                   bidirectional_fw_dy_step(dy, s, t), r.dc + (size_t)s * bidirectional_fw_U);
             }
             if (t > 0)
                 bidirectional_fw_dh(rows, r.gates + ((size_t)t * n + s0) * bidirectional_fw_G, kt, r.dh + (size_t)s0 * bidirectional_fw_U);
@@ -1136,6 +1224,28 @@ static inline void bidirectional_bw_input_backward(int n, const float *x, const 
     bidirectional_bw_x_backward(n * bidirectional_bw_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void bidirectional_bw_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = bidirectional_bw_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -1157,22 +1267,9 @@ static void bidirectional_bw_backward(int n, const float *restrict x, const floa
         for (int t = bidirectional_bw_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * bidirectional_bw_G;
-                const float *c = r.cs + row * bidirectional_bw_U;
-                const float *cprev = t > 0 ? c - (size_t)n * bidirectional_bw_U : NULL;
-                float *dh = r.dh + (size_t)s * bidirectional_bw_U, *dc = r.dc + (size_t)s * bidirectional_bw_U;
-                for (int u = 0; u < bidirectional_bw_U; u++) {
-                    enum { U = bidirectional_bw_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh(c[u]);
-                    const float dhu = dh[u] + bidirectional_bw_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = (cprev ? dcu * cprev[u] : 0.0f) * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                bidirectional_bw_cell_backward(r.gates + row * bidirectional_bw_G, r.cs + (row + n) * bidirectional_bw_U,
+                                   r.cs + row * bidirectional_bw_U, r.dh + (size_t)s * bidirectional_bw_U,
+                                   bidirectional_bw_dy_step(dy, s, t), r.dc + (size_t)s * bidirectional_bw_U);
             }
             if (t > 0)
                 bidirectional_bw_dh(rows, r.gates + ((size_t)t * n + s0) * bidirectional_bw_G, kt, r.dh + (size_t)s0 * bidirectional_bw_U);
@@ -1227,16 +1324,20 @@ static void bidirectional_backward(int n, const float *restrict x, const float *
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 6; NBO and
- * NBI, vectors per tile across 6 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 6; NBO and NBI, vectors per tile across 6 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     dense_IN = 64, dense_OUT = 6, dense_ROWS = 1,
-    dense_V = (64 | 6) % 16 == 0 ? 16 : (64 | 6) % 8 == 0 ? 8
+    dense_V = (64 | 6) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 6) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 6) % 4 == 0 ? 4 : (64 | 6) % 2 == 0 ? 2 : 1,
-    dense_NBO = 6 / dense_V % 4 == 0 ? 4 : 6 / dense_V % 3 == 0 ? 3
+    dense_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_NBO = 6 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
+             : 6 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
              : 6 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = 64 / dense_V % 4 == 0 ? 4 : 64 / dense_V % 3 == 0 ? 3
+    dense_NBI = 64 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
+             : 64 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
              : 64 / dense_V % 2 == 0 ? 2 : 1,
     dense_R = 6,
 };
@@ -1392,16 +1493,20 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 6 and 1; NBO and
- * NBI, vectors per tile across 1 and 6; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 6 and
+ * 1; NBO and NBI, vectors per tile across 1 and 6, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     dense_1_IN = 6, dense_1_OUT = 1, dense_1_ROWS = 1,
-    dense_1_V = (6 | 1) % 16 == 0 ? 16 : (6 | 1) % 8 == 0 ? 8
+    dense_1_V = (6 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (6 | 1) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (6 | 1) % 4 == 0 ? 4 : (6 | 1) % 2 == 0 ? 2 : 1,
-    dense_1_NBO = 1 / dense_1_V % 4 == 0 ? 4 : 1 / dense_1_V % 3 == 0 ? 3
+    dense_1_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_1_NBO = 1 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
+             : 1 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
              : 1 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = 6 / dense_1_V % 4 == 0 ? 4 : 6 / dense_1_V % 3 == 0 ? 3
+    dense_1_NBI = 6 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
+             : 6 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
              : 6 / dense_1_V % 2 == 0 ? 2 : 1,
     dense_1_R = 6,
 };
@@ -1551,16 +1656,16 @@ enum {
 /* Per-sample offsets of the work buffers, in floats, after the scratch that
  * the ops share: one runs at a time. */
 enum {
-    embedding_out = 109760,
-    embedding_dout = 111680,
-    bidirectional_out = 111680,
-    bidirectional_dout = 113600,
+    embedding_out = 109824,
+    embedding_dout = 111744,
+    bidirectional_out = 111744,
+    bidirectional_dout = 113664,
     bidirectional_state = 0,
-    dense_out = 111744,
-    dense_dout = 111750,
-    dense_1_out = 111756,
-    dense_1_dout = 111757,
-    WORK_PER_SAMPLE = 113664,
+    dense_out = 111808,
+    dense_dout = 111814,
+    dense_1_out = 111820,
+    dense_1_dout = 111821,
+    WORK_PER_SAMPLE = 113728,
     SCRATCH_FLOATS = 4096
 };
 

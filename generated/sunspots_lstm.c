@@ -17,6 +17,21 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+
+/* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
+ * widest, NN_VEC_REGS registers of them. The register tiles of the products are
+ * sized from these, so that their sums, the vectors loaded and the broadcast
+ * value all stay in registers (AVX-512: 6 rows x 4 vectors of 16; AVX2: 6 x 2 of 8). */
+#if defined(__AVX512F__)
+#define NN_VEC_FLOATS 16
+#define NN_VEC_REGS 32
+#elif defined(__AVX__)
+#define NN_VEC_FLOATS 8
+#define NN_VEC_REGS 16
+#else
+#define NN_VEC_FLOATS 4
+#define NN_VEC_REGS 16
+#endif
 /* Activations, and their derivatives given the input z and the output y. */
 static inline float nn_linear(float z) { return z; }
 static inline float nn_linear_grad(float z, float y) { (void)z, (void)y; return 1.0f; }
@@ -69,6 +84,40 @@ static inline float nn_gelu_grad(float z, float y)
     (void)y;
     return 0.5f * (1.0f + erff(z * 0.70710678118654752f)) +
            z * 0.39894228040143268f * expf(-0.5f * z * z);
+}
+/* sigmoid and tanh without a call into libm, for loops that should vectorise
+ * (the recurrent cells': GCC vectorises neither expf nor tanhf, nor, under
+ * trapping math, a loop with a comparison other than a clamp). Both come from
+ * e^x - 1 = 2^k (e^r - 1) + 2^k - 1, k = round(x / ln 2) (added to and taken
+ * from 1.5 x 2^23, which rounds), r = x - k ln 2 in two parts (|r| <= ln 2 / 2),
+ * e^r - 1 by its Taylor series to r^8 (error below 1e-8 relative), 2^k put
+ * into the exponent bits, x clamped so that 2^k stays a normal float. Then
+ * sigmoid(z) = 1 / (2 + (e^-z - 1)) and tanh(z) = m / (m + 2), m = e^2z - 1:
+ * within 3e-7 relative of the exact values, as tanhf and expf are. */
+static inline float nn_expm1_inline(float z)
+{
+    float x = z < -87.0f ? -87.0f : z;
+    x = x > 88.0f ? 88.0f : x;
+    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    const float r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
+    float p = 1.0f / 40320;
+    p = p * r + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    const int bits = ((int)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale * (p * r) + (scale - 1.0f);
+}
+static inline float nn_sigmoid_inline(float z) { return 1.0f / (2.0f + nn_expm1_inline(-z)); }
+static inline float nn_tanh_inline(float z)
+{
+    const float m = nn_expm1_inline(2.0f * z);
+    return m / (m + 2.0f);
 }
 
 /* ---- conv1d: Conv1D(64, 1x3, strides 1x1, dilation 1x1), models/sunspots_lstm.yaml:12 ---- */
@@ -376,16 +425,20 @@ static void conv1d_relu_backward(int n, const float *z, const float *y, const fl
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 256; NBO and
- * NBI, vectors per tile across 256 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     lstm_x_IN = 64, lstm_x_OUT = 256, lstm_x_ROWS = 1,
-    lstm_x_V = (64 | 256) % 16 == 0 ? 16 : (64 | 256) % 8 == 0 ? 8
+    lstm_x_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
-    lstm_x_NBO = 256 / lstm_x_V % 4 == 0 ? 4 : 256 / lstm_x_V % 3 == 0 ? 3
+    lstm_x_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    lstm_x_NBO = 256 / lstm_x_V % 4 == 0 && lstm_x_NB_MAX >= 4 ? 4
+             : 256 / lstm_x_V % 3 == 0 && lstm_x_NB_MAX >= 3 ? 3
              : 256 / lstm_x_V % 2 == 0 ? 2 : 1,
-    lstm_x_NBI = 64 / lstm_x_V % 4 == 0 ? 4 : 64 / lstm_x_V % 3 == 0 ? 3
+    lstm_x_NBI = 64 / lstm_x_V % 4 == 0 && lstm_x_NB_MAX >= 4 ? 4
+             : 64 / lstm_x_V % 3 == 0 && lstm_x_NB_MAX >= 3 ? 3
              : 64 / lstm_x_V % 2 == 0 ? 2 : 1,
     lstm_x_R = 6,
 };
@@ -475,16 +528,20 @@ static void lstm_x_forward(int n, const float *restrict x, const float *restrict
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 256; NBO and
- * NBI, vectors per tile across 256 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     lstm_h_IN = 64, lstm_h_OUT = 256, lstm_h_ROWS = 1,
-    lstm_h_V = (64 | 256) % 16 == 0 ? 16 : (64 | 256) % 8 == 0 ? 8
+    lstm_h_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
-    lstm_h_NBO = 256 / lstm_h_V % 4 == 0 ? 4 : 256 / lstm_h_V % 3 == 0 ? 3
+    lstm_h_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    lstm_h_NBO = 256 / lstm_h_V % 4 == 0 && lstm_h_NB_MAX >= 4 ? 4
+             : 256 / lstm_h_V % 3 == 0 && lstm_h_NB_MAX >= 3 ? 3
              : 256 / lstm_h_V % 2 == 0 ? 2 : 1,
-    lstm_h_NBI = 64 / lstm_h_V % 4 == 0 ? 4 : 64 / lstm_h_V % 3 == 0 ? 3
+    lstm_h_NBI = 64 / lstm_h_V % 4 == 0 && lstm_h_NB_MAX >= 4 ? 4
+             : 64 / lstm_h_V % 3 == 0 && lstm_h_NB_MAX >= 3 ? 3
              : 64 / lstm_h_V % 2 == 0 ? 2 : 1,
     lstm_h_R = 6,
 };
@@ -566,7 +623,7 @@ static void lstm_h_forward(int n, const float *restrict x, const float *restrict
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
  *   gates [T][n][G]    the gates after their activations; backward: dz, in place
  *   rec   [T][n][G]    h_{t-1} . recurrent_kernel (+ GRU's recurrent bias)
- *   cs    [T][n][U]    LSTM's cell state after each step
+ *   cs    [T+1][n][U]  LSTM's cell state before the first step (zeros) and after each
  *   hs    [T+1][n][U]  h before the first step (zeros) and after each
  *   dh, dc [n][U]      backward: the gradients carried to the step before
  * Step t reads x's step T-1-t when it goes backwards (go_backwards), and its h is
@@ -586,7 +643,7 @@ static inline lstm_parts lstm_split(int n, float *aux)
     r.gates = r.proj + steps * lstm_G;
     r.rec = r.gates + steps * lstm_G;
     r.cs = r.rec + steps * lstm_G;
-    r.hs = r.cs + steps * lstm_U;
+    r.hs = r.cs + (steps + n) * lstm_U;
     r.dh = r.hs + (steps + n) * lstm_U;
     r.dc = r.dh + (size_t)n * lstm_U;
     return r;
@@ -608,12 +665,12 @@ static inline void lstm_output(int n, const float *restrict hs, float *restrict 
                     hs[((size_t)(t + 1) * n + s) * lstm_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float lstm_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *lstm_dy_step(const float *dy, int s, int t)
 {
     if (lstm_SEQUENCES)
-        return dy[((size_t)s * lstm_T + t) * lstm_U + u];
-    return t == lstm_T - 1 ? dy[(size_t)s * lstm_U + u] : 0.0f;
+        return dy + ((size_t)s * lstm_T + t) * lstm_U;
+    return t == lstm_T - 1 ? dy + (size_t)s * lstm_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -653,6 +710,25 @@ static inline void lstm_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * lstm_U + u] = rkernel[(size_t)u * lstm_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void lstm_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = lstm_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void lstm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -663,27 +739,15 @@ static void lstm_forward(int n, const float *restrict x, const float *restrict k
     for (int b = 0; b < lstm_blocks(n); b++) {
         const int s0 = b * lstm_BLOCK, rows = lstm_block_rows(n, b);
         for (size_t k = (size_t)s0 * lstm_U; k < (size_t)(s0 + rows) * lstm_U; k++)
-            r.hs[k] = 0.0f;
+            r.hs[k] = r.cs[k] = 0.0f;
         for (int t = 0; t < lstm_T; t++) {
             const size_t at = (size_t)t * n + s0;   /* the block's first row at step t */
             lstm_h_forward(rows, r.hs + at * lstm_U, rkernel, NULL, r.rec + at * lstm_G);
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * lstm_T + lstm_step_x(t)) * lstm_G;
-                const float *q = r.rec + row * lstm_G;
-                float *g = r.gates + row * lstm_G, *c = r.cs + row * lstm_U;
-                const float *cprev = t > 0 ? c - (size_t)n * lstm_U : NULL;
-                float *h = r.hs + (row + n) * lstm_U;
-                for (int u = 0; u < lstm_U; u++) {
-                    enum { U = lstm_U };
-                    const float i = nn_sigmoid(p[u] + q[u]);
-                    const float f = nn_sigmoid(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = (cprev ? f * cprev[u] : 0.0f) + i * cc;
-                    h[u] = o * nn_tanh(c[u]);
-                }
+                lstm_cell(p, r.rec + row * lstm_G, r.gates + row * lstm_G, r.cs + row * lstm_U,
+                          r.cs + (row + n) * lstm_U, r.hs + (row + n) * lstm_U);
             }
         }
     }
@@ -808,6 +872,28 @@ static inline void lstm_input_backward(int n, const float *x, const float *kerne
     lstm_x_backward(n * lstm_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void lstm_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = lstm_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -829,22 +915,9 @@ static void lstm_backward(int n, const float *restrict x, const float *restrict 
         for (int t = lstm_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * lstm_G;
-                const float *c = r.cs + row * lstm_U;
-                const float *cprev = t > 0 ? c - (size_t)n * lstm_U : NULL;
-                float *dh = r.dh + (size_t)s * lstm_U, *dc = r.dc + (size_t)s * lstm_U;
-                for (int u = 0; u < lstm_U; u++) {
-                    enum { U = lstm_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh(c[u]);
-                    const float dhu = dh[u] + lstm_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = (cprev ? dcu * cprev[u] : 0.0f) * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                lstm_cell_backward(r.gates + row * lstm_G, r.cs + (row + n) * lstm_U,
+                                   r.cs + row * lstm_U, r.dh + (size_t)s * lstm_U,
+                                   lstm_dy_step(dy, s, t), r.dc + (size_t)s * lstm_U);
             }
             if (t > 0)
                 lstm_dh(rows, r.gates + ((size_t)t * n + s0) * lstm_G, kt, r.dh + (size_t)s0 * lstm_U);
@@ -876,16 +949,20 @@ static void lstm_backward(int n, const float *restrict x, const float *restrict 
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 256; NBO and
- * NBI, vectors per tile across 256 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     lstm_1_x_IN = 64, lstm_1_x_OUT = 256, lstm_1_x_ROWS = 1,
-    lstm_1_x_V = (64 | 256) % 16 == 0 ? 16 : (64 | 256) % 8 == 0 ? 8
+    lstm_1_x_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
-    lstm_1_x_NBO = 256 / lstm_1_x_V % 4 == 0 ? 4 : 256 / lstm_1_x_V % 3 == 0 ? 3
+    lstm_1_x_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    lstm_1_x_NBO = 256 / lstm_1_x_V % 4 == 0 && lstm_1_x_NB_MAX >= 4 ? 4
+             : 256 / lstm_1_x_V % 3 == 0 && lstm_1_x_NB_MAX >= 3 ? 3
              : 256 / lstm_1_x_V % 2 == 0 ? 2 : 1,
-    lstm_1_x_NBI = 64 / lstm_1_x_V % 4 == 0 ? 4 : 64 / lstm_1_x_V % 3 == 0 ? 3
+    lstm_1_x_NBI = 64 / lstm_1_x_V % 4 == 0 && lstm_1_x_NB_MAX >= 4 ? 4
+             : 64 / lstm_1_x_V % 3 == 0 && lstm_1_x_NB_MAX >= 3 ? 3
              : 64 / lstm_1_x_V % 2 == 0 ? 2 : 1,
     lstm_1_x_R = 6,
 };
@@ -975,16 +1052,20 @@ static void lstm_1_x_forward(int n, const float *restrict x, const float *restri
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 256; NBO and
- * NBI, vectors per tile across 256 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     lstm_1_h_IN = 64, lstm_1_h_OUT = 256, lstm_1_h_ROWS = 1,
-    lstm_1_h_V = (64 | 256) % 16 == 0 ? 16 : (64 | 256) % 8 == 0 ? 8
+    lstm_1_h_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
-    lstm_1_h_NBO = 256 / lstm_1_h_V % 4 == 0 ? 4 : 256 / lstm_1_h_V % 3 == 0 ? 3
+    lstm_1_h_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    lstm_1_h_NBO = 256 / lstm_1_h_V % 4 == 0 && lstm_1_h_NB_MAX >= 4 ? 4
+             : 256 / lstm_1_h_V % 3 == 0 && lstm_1_h_NB_MAX >= 3 ? 3
              : 256 / lstm_1_h_V % 2 == 0 ? 2 : 1,
-    lstm_1_h_NBI = 64 / lstm_1_h_V % 4 == 0 ? 4 : 64 / lstm_1_h_V % 3 == 0 ? 3
+    lstm_1_h_NBI = 64 / lstm_1_h_V % 4 == 0 && lstm_1_h_NB_MAX >= 4 ? 4
+             : 64 / lstm_1_h_V % 3 == 0 && lstm_1_h_NB_MAX >= 3 ? 3
              : 64 / lstm_1_h_V % 2 == 0 ? 2 : 1,
     lstm_1_h_R = 6,
 };
@@ -1066,7 +1147,7 @@ static void lstm_1_h_forward(int n, const float *restrict x, const float *restri
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
  *   gates [T][n][G]    the gates after their activations; backward: dz, in place
  *   rec   [T][n][G]    h_{t-1} . recurrent_kernel (+ GRU's recurrent bias)
- *   cs    [T][n][U]    LSTM's cell state after each step
+ *   cs    [T+1][n][U]  LSTM's cell state before the first step (zeros) and after each
  *   hs    [T+1][n][U]  h before the first step (zeros) and after each
  *   dh, dc [n][U]      backward: the gradients carried to the step before
  * Step t reads x's step T-1-t when it goes backwards (go_backwards), and its h is
@@ -1086,7 +1167,7 @@ static inline lstm_1_parts lstm_1_split(int n, float *aux)
     r.gates = r.proj + steps * lstm_1_G;
     r.rec = r.gates + steps * lstm_1_G;
     r.cs = r.rec + steps * lstm_1_G;
-    r.hs = r.cs + steps * lstm_1_U;
+    r.hs = r.cs + (steps + n) * lstm_1_U;
     r.dh = r.hs + (steps + n) * lstm_1_U;
     r.dc = r.dh + (size_t)n * lstm_1_U;
     return r;
@@ -1108,12 +1189,12 @@ static inline void lstm_1_output(int n, const float *restrict hs, float *restric
                     hs[((size_t)(t + 1) * n + s) * lstm_1_U + u];
 }
 
-/* The gradient reaching sample s's h at step t from the output (0: none). */
-static inline float lstm_1_dy_at(const float *dy, int s, int t, int u)
+/* The gradient reaching sample s's h at step t from the output (NULL: none). */
+static inline const float *lstm_1_dy_step(const float *dy, int s, int t)
 {
     if (lstm_1_SEQUENCES)
-        return dy[((size_t)s * lstm_1_T + t) * lstm_1_U + u];
-    return t == lstm_1_T - 1 ? dy[(size_t)s * lstm_1_U + u] : 0.0f;
+        return dy + ((size_t)s * lstm_1_T + t) * lstm_1_U;
+    return t == lstm_1_T - 1 ? dy + (size_t)s * lstm_1_U : NULL;
 }
 
 /* The recurrence runs on blocks of samples, each owned by one thread for all T
@@ -1153,6 +1234,25 @@ static inline void lstm_1_transpose(const float *rkernel, float *kt)
             kt[(size_t)g * lstm_1_U + u] = rkernel[(size_t)u * lstm_1_G + g];
 }
 
+/* One sample's step: p and q its two shares of z, the gates g, the cell state
+ * c and h after it, from cprev before it. Separate pointers that do not alias
+ * (restrict), so that the loop over the units vectorises. */
+static inline void lstm_1_cell(const float *restrict p, const float *restrict q,
+                             float *restrict g, const float *restrict cprev,
+                             float *restrict c, float *restrict h)
+{
+    enum { U = lstm_1_U };
+    for (int u = 0; u < U; u++) {
+        const float i = nn_sigmoid_inline(p[u] + q[u]);
+        const float f = nn_sigmoid_inline(p[U + u] + q[U + u]);
+        const float cc = nn_tanh_inline(p[2 * U + u] + q[2 * U + u]);
+        const float o = nn_sigmoid_inline(p[3 * U + u] + q[3 * U + u]);
+        g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
+        c[u] = f * cprev[u] + i * cc;
+        h[u] = o * nn_tanh_inline(c[u]);
+    }
+}
+
 static void lstm_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict rkernel, const float *restrict bias,
                          float *restrict aux, float *restrict y)
@@ -1163,27 +1263,15 @@ static void lstm_1_forward(int n, const float *restrict x, const float *restrict
     for (int b = 0; b < lstm_1_blocks(n); b++) {
         const int s0 = b * lstm_1_BLOCK, rows = lstm_1_block_rows(n, b);
         for (size_t k = (size_t)s0 * lstm_1_U; k < (size_t)(s0 + rows) * lstm_1_U; k++)
-            r.hs[k] = 0.0f;
+            r.hs[k] = r.cs[k] = 0.0f;
         for (int t = 0; t < lstm_1_T; t++) {
             const size_t at = (size_t)t * n + s0;   /* the block's first row at step t */
             lstm_1_h_forward(rows, r.hs + at * lstm_1_U, rkernel, NULL, r.rec + at * lstm_1_G);
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
                 const float *p = r.proj + ((size_t)s * lstm_1_T + lstm_1_step_x(t)) * lstm_1_G;
-                const float *q = r.rec + row * lstm_1_G;
-                float *g = r.gates + row * lstm_1_G, *c = r.cs + row * lstm_1_U;
-                const float *cprev = t > 0 ? c - (size_t)n * lstm_1_U : NULL;
-                float *h = r.hs + (row + n) * lstm_1_U;
-                for (int u = 0; u < lstm_1_U; u++) {
-                    enum { U = lstm_1_U };
-                    const float i = nn_sigmoid(p[u] + q[u]);
-                    const float f = nn_sigmoid(p[U + u] + q[U + u]);
-                    const float cc = nn_tanh(p[2 * U + u] + q[2 * U + u]);
-                    const float o = nn_sigmoid(p[3 * U + u] + q[3 * U + u]);
-                    g[u] = i, g[U + u] = f, g[2 * U + u] = cc, g[3 * U + u] = o;
-                    c[u] = (cprev ? f * cprev[u] : 0.0f) + i * cc;
-                    h[u] = o * nn_tanh(c[u]);
-                }
+                lstm_1_cell(p, r.rec + row * lstm_1_G, r.gates + row * lstm_1_G, r.cs + row * lstm_1_U,
+                          r.cs + (row + n) * lstm_1_U, r.hs + (row + n) * lstm_1_U);
             }
         }
     }
@@ -1308,6 +1396,28 @@ static inline void lstm_1_input_backward(int n, const float *x, const float *ker
     lstm_1_x_backward(n * lstm_1_T, x, kernel, dzx, dx, dkernel, dbias, kt);
 }
 
+/* One sample's step backwards: from the gradients reaching its h (dh plus the
+ * output's, dyt: NULL for none) and c, the gates g are overwritten by dz and
+ * dc becomes the cell state's gradient before the step (restrict, as the
+ * forward cell, so that the loop vectorises). */
+static inline void lstm_1_cell_backward(float *restrict g, const float *restrict c,
+                                      const float *restrict cprev, const float *restrict dh,
+                                      const float *restrict dyt, float *restrict dc)
+{
+    enum { U = lstm_1_U };
+    for (int u = 0; u < U; u++) {
+        const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
+        const float tc = nn_tanh_inline(c[u]);
+        const float dhu = dh[u] + (dyt ? dyt[u] : 0.0f);
+        const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
+        g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
+        g[U + u] = dcu * cprev[u] * nn_sigmoid_grad(0.0f, f);
+        g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
+        g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
+        dc[u] = dcu * f;
+    }
+}
+
 /* Backpropagation through time, from the last step to the first: dh (from the
  * output and the step after) and dc give each step's dz, which overwrites its
  * gates; dz . recurrent_kernel^T is the dh of the step before. Then the
@@ -1329,22 +1439,9 @@ static void lstm_1_backward(int n, const float *restrict x, const float *restric
         for (int t = lstm_1_T - 1; t >= 0; t--) {
             for (int s = s0; s < s0 + rows; s++) {
                 const size_t row = (size_t)t * n + s;
-                float *g = r.gates + row * lstm_1_G;
-                const float *c = r.cs + row * lstm_1_U;
-                const float *cprev = t > 0 ? c - (size_t)n * lstm_1_U : NULL;
-                float *dh = r.dh + (size_t)s * lstm_1_U, *dc = r.dc + (size_t)s * lstm_1_U;
-                for (int u = 0; u < lstm_1_U; u++) {
-                    enum { U = lstm_1_U };
-                    const float i = g[u], f = g[U + u], cc = g[2 * U + u], o = g[3 * U + u];
-                    const float tc = nn_tanh(c[u]);
-                    const float dhu = dh[u] + lstm_1_dy_at(dy, s, t, u);
-                    const float dcu = dc[u] + dhu * o * nn_tanh_grad(c[u], tc);
-                    g[u] = dcu * cc * nn_sigmoid_grad(0.0f, i);
-                    g[U + u] = (cprev ? dcu * cprev[u] : 0.0f) * nn_sigmoid_grad(0.0f, f);
-                    g[2 * U + u] = dcu * i * nn_tanh_grad(0.0f, cc);
-                    g[3 * U + u] = dhu * tc * nn_sigmoid_grad(0.0f, o);
-                    dc[u] = dcu * f;
-                }
+                lstm_1_cell_backward(r.gates + row * lstm_1_G, r.cs + (row + n) * lstm_1_U,
+                                   r.cs + row * lstm_1_U, r.dh + (size_t)s * lstm_1_U,
+                                   lstm_1_dy_step(dy, s, t), r.dc + (size_t)s * lstm_1_U);
             }
             if (t > 0)
                 lstm_1_dh(rows, r.gates + ((size_t)t * n + s0) * lstm_1_G, kt, r.dh + (size_t)s0 * lstm_1_U);
@@ -1367,16 +1464,20 @@ static void lstm_1_backward(int n, const float *restrict x, const float *restric
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 64 and 30; NBO and
- * NBI, vectors per tile across 30 and 64; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
+ * 30; NBO and NBI, vectors per tile across 30 and 64, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     dense_IN = 64, dense_OUT = 30, dense_ROWS = 1,
-    dense_V = (64 | 30) % 16 == 0 ? 16 : (64 | 30) % 8 == 0 ? 8
+    dense_V = (64 | 30) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (64 | 30) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 30) % 4 == 0 ? 4 : (64 | 30) % 2 == 0 ? 2 : 1,
-    dense_NBO = 30 / dense_V % 4 == 0 ? 4 : 30 / dense_V % 3 == 0 ? 3
+    dense_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_NBO = 30 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
+             : 30 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
              : 30 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = 64 / dense_V % 4 == 0 ? 4 : 64 / dense_V % 3 == 0 ? 3
+    dense_NBI = 64 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
+             : 64 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
              : 64 / dense_V % 2 == 0 ? 2 : 1,
     dense_R = 6,
 };
@@ -1532,16 +1633,20 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 30 and 10; NBO and
- * NBI, vectors per tile across 10 and 30; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 30 and
+ * 10; NBO and NBI, vectors per tile across 10 and 30, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     dense_1_IN = 30, dense_1_OUT = 10, dense_1_ROWS = 1,
-    dense_1_V = (30 | 10) % 16 == 0 ? 16 : (30 | 10) % 8 == 0 ? 8
+    dense_1_V = (30 | 10) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (30 | 10) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (30 | 10) % 4 == 0 ? 4 : (30 | 10) % 2 == 0 ? 2 : 1,
-    dense_1_NBO = 10 / dense_1_V % 4 == 0 ? 4 : 10 / dense_1_V % 3 == 0 ? 3
+    dense_1_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_1_NBO = 10 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
+             : 10 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
              : 10 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = 30 / dense_1_V % 4 == 0 ? 4 : 30 / dense_1_V % 3 == 0 ? 3
+    dense_1_NBI = 30 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
+             : 30 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
              : 30 / dense_1_V % 2 == 0 ? 2 : 1,
     dense_1_R = 6,
 };
@@ -1697,16 +1802,20 @@ static void dense_1_relu_backward(int n, const float *z, const float *y, const f
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
  *
- * Sizes: V, the largest power of two up to 16 dividing 10 and 1; NBO and
- * NBI, vectors per tile across 1 and 10; R rows per tile, so that R x NB
- * sums fit in the 32 vector registers of AVX-512. */
+ * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 10 and
+ * 1; NBO and NBI, vectors per tile across 1 and 10, up to NB_MAX; R rows
+ * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
     dense_2_IN = 10, dense_2_OUT = 1, dense_2_ROWS = 1,
-    dense_2_V = (10 | 1) % 16 == 0 ? 16 : (10 | 1) % 8 == 0 ? 8
+    dense_2_V = (10 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+           : (10 | 1) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (10 | 1) % 4 == 0 ? 4 : (10 | 1) % 2 == 0 ? 2 : 1,
-    dense_2_NBO = 1 / dense_2_V % 4 == 0 ? 4 : 1 / dense_2_V % 3 == 0 ? 3
+    dense_2_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_2_NBO = 1 / dense_2_V % 4 == 0 && dense_2_NB_MAX >= 4 ? 4
+             : 1 / dense_2_V % 3 == 0 && dense_2_NB_MAX >= 3 ? 3
              : 1 / dense_2_V % 2 == 0 ? 2 : 1,
-    dense_2_NBI = 10 / dense_2_V % 4 == 0 ? 4 : 10 / dense_2_V % 3 == 0 ? 3
+    dense_2_NBI = 10 / dense_2_V % 4 == 0 && dense_2_NB_MAX >= 4 ? 4
+             : 10 / dense_2_V % 3 == 0 && dense_2_NB_MAX >= 3 ? 3
              : 10 / dense_2_V % 2 == 0 ? 2 : 1,
     dense_2_R = 6,
 };
@@ -1877,23 +1986,23 @@ enum {
 /* Per-sample offsets of the work buffers, in floats, after the scratch that
  * the ops share: one runs at a time. */
 enum {
-    conv1d_out = 115072,
-    conv1d_dout = 57536,
-    lstm_out = 119168,
-    lstm_dout = 123264,
+    conv1d_out = 115200,
+    conv1d_dout = 57600,
+    lstm_out = 119296,
+    lstm_dout = 123392,
     lstm_state = 0,
-    lstm_1_out = 123264,
-    lstm_1_dout = 127360,
-    lstm_1_state = 57536,
-    dense_out = 123328,
-    dense_dout = 123358,
-    dense_1_out = 123358,
-    dense_1_dout = 123388,
-    dense_2_out = 123368,
-    dense_2_dout = 123369,
-    lambda_out = 123370,
-    lambda_dout = 123371,
-    WORK_PER_SAMPLE = 127424,
+    lstm_1_out = 123392,
+    lstm_1_dout = 127488,
+    lstm_1_state = 57600,
+    dense_out = 123456,
+    dense_dout = 123486,
+    dense_1_out = 123486,
+    dense_1_dout = 123516,
+    dense_2_out = 123496,
+    dense_2_dout = 123497,
+    lambda_out = 123498,
+    lambda_dout = 123499,
+    WORK_PER_SAMPLE = 127552,
     SCRATCH_FLOATS = 16384
 };
 
