@@ -54,7 +54,9 @@ int nn_dist_rank(void) { return 0; }
 int nn_dist_size(void) { return 1; }
 int nn_dist_local_size(void) { return 1; }
 void nn_dist_bcast(void *buf, size_t bytes, const char *what) { (void)buf, (void)bytes, (void)what; }
-void nn_dist_sum_floats(float *buf, size_t n, const char *what) { (void)buf, (void)n, (void)what; }
+void nn_dist_sum_begin(const nn_model *m, float *grads) { (void)m, (void)grads; }
+void nn_dist_grads_ready(const nn_pass *pass, size_t from) { (void)pass, (void)from; }
+void nn_dist_sum_end(const char *what) { (void)what; }
 void nn_dist_sum_doubles(double *buf, size_t n, const char *what) { (void)buf, (void)n, (void)what; }
 int nn_dist_finalize(int rc) { return rc; }
 
@@ -62,6 +64,9 @@ int nn_dist_finalize(int rc) { return rc; }
 
 static int rank, size = 1, local_size = 1, joined;
 static double timeout_s = 300;
+/* The check-in (below): rank 0's receives and their tokens; the others' send. */
+static MPI_Request *arrivals, sent = MPI_REQUEST_NULL;
+static int *tokens, token;
 
 int nn_dist_rank(void) { return rank; }
 int nn_dist_size(void) { return size; }
@@ -121,6 +126,10 @@ int nn_dist_init(int *argc, char ***argv)
     check(MPI_Comm_size(node, &local_size), "MPI_Comm_size");
     MPI_Comm_free(&node);
     read_timeout();
+    if (rank == 0 && size > 1) {
+        arrivals = nn_alloc((size_t)size - 1, sizeof *arrivals);
+        tokens = nn_alloc((size_t)size - 1, sizeof *tokens);
+    }
     /* Only rank 0 prints; the others' errors still reach stderr. */
     if (rank != 0 && !freopen("/dev/null", "w", stdout))
         return -1;
@@ -161,32 +170,39 @@ static void wait_until(MPI_Request *reqs, int n, double seconds, const char *wha
     end_job(why);
 }
 
-/* Every rank but 0 tells rank 0 it reached this collective; rank 0 waits for
- * all of them, with the deadline. *sent: the non-root's send, to complete
- * with the collective. */
-static int token;
-static void check_in(const char *what, MPI_Request *sent)
+/* The check-in: every rank but 0 sends rank 0 a token as it reaches a
+ * collective; rank 0 receives them all, with the deadline, before it waits
+ * for the collective itself, so it knows who is missing. arrivals, tokens:
+ * rank 0's receives; sent: the others' send, completed with the collective. */
+enum { CHECK_IN_TAG = 7013 };
+
+static void check_in_start(const char *what)
 {
-    enum { TAG = 7013 };
-    *sent = MPI_REQUEST_NULL;
     if (rank != 0) {
-        check(MPI_Isend(&token, 1, MPI_INT, 0, TAG, MPI_COMM_WORLD, sent), what);
+        check(MPI_Isend(&token, 1, MPI_INT, 0, CHECK_IN_TAG, MPI_COMM_WORLD, &sent), what);
         return;
     }
-    MPI_Request *reqs = nn_alloc((size_t)size - 1, sizeof *reqs);
-    int *tokens = nn_alloc((size_t)size - 1, sizeof *tokens);
     for (int r = 1; r < size; r++)
-        check(MPI_Irecv(&tokens[r - 1], 1, MPI_INT, r, TAG, MPI_COMM_WORLD, &reqs[r - 1]), what);
-    wait_until(reqs, size - 1, timeout_s, what, 1);
-    free(reqs);
-    free(tokens);
+        check(MPI_Irecv(&tokens[r - 1], 1, MPI_INT, r, CHECK_IN_TAG, MPI_COMM_WORLD,
+                        &arrivals[r - 1]), what);
 }
 
-/* Waits for a started collective (and this rank's check-in). */
-static void finish(MPI_Request op, MPI_Request sent, const char *what)
+static void check_in_wait(const char *what)
 {
-    MPI_Request reqs[2] = {op, sent};
-    wait_until(reqs, 2, rank == 0 ? timeout_s : 1.5 * timeout_s + 1, what, 0);
+    if (rank == 0)
+        wait_until(arrivals, size - 1, timeout_s, what, 1);
+}
+
+/* Waits for started collectives (and this rank's check-in); the others wait
+ * longer than rank 0, so that a live rank 0 names the missing rank first. */
+static void finish(MPI_Request *ops, int n, const char *what)
+{
+    MPI_Request *reqs = nn_alloc((size_t)n + 1, sizeof *reqs);
+    memcpy(reqs, ops, (size_t)n * sizeof *reqs);
+    reqs[n] = sent;
+    wait_until(reqs, n + 1, rank == 0 ? timeout_s : 1.5 * timeout_s + 1, what, 0);
+    sent = MPI_REQUEST_NULL;
+    free(reqs);
 }
 
 /* MPI counts are ints: a buffer passes in chunks of at most this many. */
@@ -198,35 +214,109 @@ void nn_dist_bcast(void *buf, size_t bytes, const char *what)
         return;
     for (size_t at = 0; at < bytes; at += CHUNK) {
         int n = bytes - at < CHUNK ? (int)(bytes - at) : CHUNK;
-        MPI_Request sent, op;
-        check_in(what, &sent);
+        MPI_Request op;
+        check_in_start(what);
+        check_in_wait(what);
         check(MPI_Ibcast((char *)buf + at, n, MPI_BYTE, 0, MPI_COMM_WORLD, &op), what);
-        finish(op, sent, what);
+        finish(&op, 1, what);
     }
 }
 
-static void sum(void *buf, size_t n, size_t elem, MPI_Datatype type, const char *what)
+void nn_dist_sum_doubles(double *buf, size_t n, const char *what)
 {
     if (size == 1)
         return;
     for (size_t at = 0; at < n; at += CHUNK) {
         int count = n - at < CHUNK ? (int)(n - at) : CHUNK;
-        MPI_Request sent, op;
-        check_in(what, &sent);
-        check(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + at * elem, count, type, MPI_SUM,
-                             MPI_COMM_WORLD, &op), what);
-        finish(op, sent, what);
+        MPI_Request op;
+        check_in_start(what);
+        check_in_wait(what);
+        check(MPI_Iallreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD,
+                             &op), what);
+        finish(&op, 1, what);
     }
 }
 
-void nn_dist_sum_floats(float *buf, size_t n, const char *what)
+/* ---- the gradients, bucket by bucket ---------------------------------------------- */
+
+typedef struct {
+    size_t lo, hi;         /* floats [lo, hi) of the gradients */
+    MPI_Request req;
+} Bucket;
+
+static Bucket *buckets;
+static int n_buckets, next_bucket;
+static const nn_model *bucket_model;
+static float *sum_grads;
+
+/* Whole tensors from the last one down, a bucket closed once it holds
+ * NN_DIST_BUCKET_FLOATS (or CHUNK, MPI's count limit, within a tensor). */
+static void plan_buckets(const nn_model *m)
 {
-    sum(buf, n, sizeof *buf, MPI_FLOAT, what);
+    free(buckets);
+    buckets = nn_alloc((size_t)m->n_tensors + m->n_params / CHUNK + 1, sizeof *buckets);
+    n_buckets = 0;
+    size_t hi = m->n_params;
+    for (int i = m->n_tensors - 1; i >= 0; i--) {
+        size_t lo = i == 0 ? 0 : m->tensors[i].offset;
+        if (hi - lo < NN_DIST_BUCKET_FLOATS && i > 0)
+            continue;
+        for (; hi - lo > CHUNK; hi -= CHUNK)
+            buckets[n_buckets++] = (Bucket){hi - CHUNK, hi, MPI_REQUEST_NULL};
+        if (hi > lo)
+            buckets[n_buckets++] = (Bucket){lo, hi, MPI_REQUEST_NULL};
+        hi = lo;
+    }
+    bucket_model = m;
 }
 
-void nn_dist_sum_doubles(double *buf, size_t n, const char *what)
+void nn_dist_sum_begin(const nn_model *m, float *grads)
 {
-    sum(buf, n, sizeof *buf, MPI_DOUBLE, what);
+    if (size == 1)
+        return;
+    if (bucket_model != m)
+        plan_buckets(m);
+    sum_grads = grads;
+    next_bucket = 0;
+    check_in_start("adding the gradients");
+}
+
+static void start_bucket(void)
+{
+    Bucket *b = &buckets[next_bucket++];
+    check(MPI_Iallreduce(MPI_IN_PLACE, sum_grads + b->lo, (int)(b->hi - b->lo), MPI_FLOAT,
+                         MPI_SUM, MPI_COMM_WORLD, &b->req), "adding the gradients");
+}
+
+/* Starts the buckets that are final now; testing the started ones lets MPI
+ * move them on (Open MPI progresses a nonblocking collective only inside
+ * MPI calls). */
+void nn_dist_grads_ready(const nn_pass *pass, size_t from)
+{
+    (void)pass;
+    while (next_bucket < n_buckets && buckets[next_bucket].lo >= from)
+        start_bucket();
+    for (int i = 0; i < next_bucket; i++) {
+        int done;
+        if (buckets[i].req != MPI_REQUEST_NULL)
+            check(MPI_Test(&buckets[i].req, &done, MPI_STATUS_IGNORE), "adding the gradients");
+    }
+}
+
+void nn_dist_sum_end(const char *what)
+{
+    if (size == 1)
+        return;
+    check_in_wait(what);
+    while (next_bucket < n_buckets)
+        start_bucket();
+    MPI_Request *reqs = nn_alloc((size_t)n_buckets + 1, sizeof *reqs);
+    for (int i = 0; i < n_buckets; i++)
+        reqs[i] = buckets[i].req;
+    finish(reqs, n_buckets, what);
+    for (int i = 0; i < n_buckets; i++)
+        buckets[i].req = MPI_REQUEST_NULL;
+    free(reqs);
 }
 
 int nn_dist_finalize(int rc)
@@ -241,6 +331,9 @@ int nn_dist_finalize(int rc)
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     MPI_Finalize();
+    free(arrivals);
+    free(tokens);
+    free(buckets);
     return rc;
 }
 

@@ -629,8 +629,18 @@ int nn_dist_rank(void);
 int nn_dist_size(void);
 int nn_dist_local_size(void);          /* the ranks on this machine */
 void nn_dist_bcast(void *buf, size_t bytes, const char *what);   /* rank 0's to every rank */
-void nn_dist_sum_floats(float *buf, size_t n, const char *what); /* in place, over the ranks */
-void nn_dist_sum_doubles(double *buf, size_t n, const char *what);
+void nn_dist_sum_doubles(double *buf, size_t n, const char *what);   /* in place, over the ranks */
+/* A step's gradient sum, bucket by bucket (buckets of whole tensors, about
+ * NN_DIST_BUCKET_FLOATS each, from the last tensor down): begin before the
+ * backward pass; nn_dist_grads_ready as the pass's grads_ready starts each
+ * bucket whose gradients are final while the backward pass goes on; end
+ * starts the others and waits for all. Every rank starts the same buckets in
+ * the same order, so a rank that passes no hook (a batch in parts, no samples)
+ * only starts them later. */
+#define NN_DIST_BUCKET_FLOATS ((size_t)1 << 16)
+void nn_dist_sum_begin(const nn_model *m, float *grads);
+void nn_dist_grads_ready(const nn_pass *pass, size_t from);
+void nn_dist_sum_end(const char *what);
 /* Ends MPI: rc != 0 on any rank ends the whole job (MPI_Abort) naming it. */
 int nn_dist_finalize(int rc);
 /* NNRT_TEST_FAULT=RANK:STEP:hang|exit, for the tests: -1 (exit) or never returns (hang). */

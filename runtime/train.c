@@ -497,11 +497,15 @@ static int rank_gradients(Trainer *t, const int *idx, int n)
      * share of the whole batch's mean, so their sum is the batch's gradient. */
     int parts = (mine + b->part - 1) / b->part, size = (mine + parts - 1) / parts;
     int width = nn_label_width(m);
+    /* Under mpirun a whole batch's backward pass starts summing the gradients
+     * of its last layers while it goes on (parts add up only at the end). */
+    void (*ready)(const nn_pass *, size_t) =
+        parts == 1 && nn_dist_size() > 1 ? nn_dist_grads_ready : NULL;
     for (int first = 0; first < mine; first += size) {
         int k = mine - first < size ? mine - first : size;
         const float *x = b->x + (size_t)first * (size_t)m->input_size;
         const float *y = b->y + (size_t)first * (size_t)width;
-        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)(lo + first)};
+        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)(lo + first), ready};
         const float *out = m->forward(&pass, t->params, b->work, x, k);
         const float *weights = t->sample_weights ? t->sample_weights + first : NULL;
         t->step_sums[0] += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
@@ -524,9 +528,10 @@ static int rank_gradients(Trainer *t, const int *idx, int n)
 static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
 {
     const nn_model *m = t->m;
+    nn_dist_sum_begin(m, t->grads);
     if (rank_gradients(t, idx, n) != 0)
         return -1;
-    nn_dist_sum_floats(t->grads, m->n_params, "adding the gradients");
+    nn_dist_sum_end("adding the gradients");
     average_moving_statistics(t);
     reduce_batch_sums(m, t->step_sums, t->st.metric_sums);
     double loss = t->step_sums[0];
