@@ -14,11 +14,15 @@
  * rank 0 that did not answer. Errors of MPI itself come back to us
  * (MPI_ERRORS_RETURN) and are reported with the rank before MPI_Abort.
  *
+ * The gradients are summed in buckets of whole tensors, from the last layer's
+ * down, each started (MPI_Iallreduce) as soon as the generated backward pass
+ * says its gradients are final (nn_pass.grads_ready), so the sum of the last
+ * layers' overlaps the backward pass of the first ones.
+ *
  * NNRT_TEST_FAULT=RANK:STEP:hang|exit makes that rank hang (sleep) or fail
  * before that optimizer step (1-based): how the tests kill a rank. */
 #include "rt.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,7 +32,8 @@
 #include <mpi.h>
 #endif
 
-/* The test hook, in both builds: 1 when this rank is to hang or fail now. */
+/* The test hook, in both builds: 0, or -1 when this rank is to fail now (a
+ * rank that is to hang sleeps here for ever). */
 int nn_dist_test_fault(int64_t step)
 {
     const char *s = getenv("NNRT_TEST_FAULT");
