@@ -19,10 +19,12 @@
  * says its gradients are final (nn_pass.grads_ready), so the sum of the last
  * layers' overlaps the backward pass of the first ones.
  *
- * NNRT_TEST_FAULT=RANK:STEP:hang|exit makes that rank hang (sleep) or fail
- * before that optimizer step (1-based): how the tests kill a rank. */
+ * NNRT_TEST_FAULT=RANK:STEP:hang|exit|kill makes that rank hang (sleep), fail
+ * or die of SIGKILL before that optimizer step (1-based): how the tests
+ * kill a rank. */
 #include "rt.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +47,8 @@ int nn_dist_test_fault(int64_t step)
     if (strcmp(kind, "hang") == 0)
         for (;;)
             sleep(60);
+    if (strcmp(kind, "kill") == 0)
+        raise(SIGKILL);
     return nn_error("NNRT_TEST_FAULT", "rank %d fails at step %d, as asked", rank, at);
 }
 

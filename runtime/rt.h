@@ -643,7 +643,7 @@ void nn_dist_grads_ready(const nn_pass *pass, size_t from);
 void nn_dist_sum_end(const char *what);
 /* Ends MPI: rc != 0 on any rank ends the whole job (MPI_Abort) naming it. */
 int nn_dist_finalize(int rc);
-/* NNRT_TEST_FAULT=RANK:STEP:hang|exit, for the tests: -1 (exit) or never returns (hang). */
+/* NNRT_TEST_FAULT=RANK:STEP:hang|exit|kill, for the tests: -1 (exit) or never returns. */
 int nn_dist_test_fault(int64_t step);
 
 #endif

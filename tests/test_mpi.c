@@ -294,6 +294,26 @@ static void a_failed_rank_ends_the_job(void **state)
     assert_output_contains(&r, "rank 1 of 2 stopped");
 }
 
+/* Rank 1 dies of SIGKILL before step 5: mpirun ends the job naming it; the
+ * checkpoint of step 4 resumes. */
+static void a_killed_rank_ends_the_job(void **state)
+{
+    (void)state;
+    write_data(in_scratch("dense.csv"), 200, 8, 0);
+    const char *t = mpi_trainer("dense", dense_yaml);
+    RunResult r;
+    run_cmd(&r, "NNRT_TEST_FAULT=1:5:kill " MPIRUN
+            " %s train --quiet --threads 1 --save %s --save-every 2 < /dev/null", t,
+            in_scratch("killed.npz"));
+    print_message("%s", r.out);
+    assert_int_not_equal(r.status, 0);
+    assert_output_contains(&r, "rank 1");
+    assert_output_contains(&r, "signal 9");
+    run_cmd(&r, "%s train --quiet --threads 1 --resume %s", t, in_scratch("killed.npz"));
+    if (r.status != 0)
+        fail_msg("resume after the kill:\n%s", r.out);
+}
+
 int main(void)
 {
     if (!have_mpirun()) {
@@ -315,6 +335,7 @@ int main(void)
         cmocka_unit_test(only_rank_0_writes),
         cmocka_unit_test(a_hung_rank_ends_the_job),
         cmocka_unit_test(a_failed_rank_ends_the_job),
+        cmocka_unit_test(a_killed_rank_ends_the_job),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
