@@ -5,8 +5,8 @@
  * libyaml's event parser does the YAML (and so JSON) syntax; this file builds
  * the tree from its events and refuses what a model file never needs but a
  * hostile one could use to hurt us: alias bombs (a few lines that expand to
- * billions of nodes), deep nesting, huge files, several documents, non-scalar
- * or repeated keys.
+ * billions of nodes), deep nesting, huge files and lines, several documents,
+ * non-scalar or repeated keys.
  *
  * Aliases (`*id001`) point at the anchored node itself: the tree is a DAG that
  * shares nodes, which the readers never notice because they never modify it.
@@ -30,6 +30,7 @@
 #include <yaml.h>
 
 #define MAX_FILE_BYTES (64L << 20)
+#define MAX_LINE_BYTES (16L << 20) /* a Keras model_config is one line of JSON: room for it */
 #define MAX_DEPTH 64
 #define MAX_EXPANDED 1000000   /* nodes, counting each alias as what it points at */
 
@@ -395,6 +396,21 @@ static void read_whole_file(const char *path)
     L.text_len = len;
 }
 
+/* Refuses a line longer than MAX_LINE_BYTES, at the column where it passes it. */
+static void check_line_lengths(void)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= L.text_len; i++) {
+        if (i < L.text_len && L.text[i] != '\n')
+            continue;
+        if (i - start > (size_t)MAX_LINE_BYTES) {
+            Node where = mark_node(mark_of_offset(start + MAX_LINE_BYTES));
+            error_at(&where, "a line longer than %ld MiB", MAX_LINE_BYTES >> 20);
+        }
+        start = i + 1;
+    }
+}
+
 static Node *parse_stream(void)
 {
     next_event();                              /* STREAM-START */
@@ -435,6 +451,7 @@ Node *yaml_load(const char *path)
         L.file = arena_strndup(path, strlen(path));
         read_whole_file(path);
     }
+    check_line_lengths();
     if (!yaml_parser_initialize(&L.parser))
         error_at(NULL, "out of memory starting the YAML parser");
     yaml_parser_set_input_string(&L.parser, (const unsigned char *)L.text, L.text_len);

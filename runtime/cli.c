@@ -52,7 +52,7 @@ typedef enum {
     OPT_EPOCHS, OPT_BATCH_SIZE, OPT_LEARNING_RATE, OPT_SEED, OPT_THREADS, OPT_DATA, OPT_LIMIT,
     OPT_NO_SHUFFLE, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_HISTORY, OPT_QUIET, OPT_WEIGHTS, OPT_SHOW,
     OPT_CONFUSION, OPT_NPY, OPT_SERIES, OPT_OUT, OPT_INPUT, OPT_ALL, OPT_FORMAT, OPT_SKIP_MISSING,
-    OPT_REPORT, OPT_SPLIT, OPT_COUNT, OPT_AUGMENTED, N_OPTIONS
+    OPT_REPORT, OPT_SPLIT, OPT_COUNT, OPT_AUGMENTED, OPT_MAX_PIXELS, N_OPTIONS
 } OptionId;
 
 static const struct {
@@ -119,6 +119,10 @@ static const struct {
     [OPT_COUNT] = {"--count", "N", ON(SHOW_DATA), "how many samples, 1 to 1024", "16"},
     [OPT_AUGMENTED] = {"--augmented", NULL, ON(SHOW_DATA),
                        "N draws of data: augment:'s transformations of the first sample", "off"},
+    [OPT_MAX_PIXELS] = {"--max-pixels", "N",
+                        ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS) | ON(SHOW_DATA),
+                        "refuse image files of more than N pixels (width x height), by name, "
+                        "before decoding them; 1 to 2^31", "67108864 (64 megapixels)"},
 };
 
 static const char *program;
@@ -284,6 +288,7 @@ static void set_option(Args *a, OptionId id, const char *v)
     case OPT_SPLIT: o->split = parse_split(c, v); break;
     case OPT_COUNT: o->count = (int)parse_long(c, opt, v, 1, 1024); break;
     case OPT_AUGMENTED: o->augmented = 1; break;
+    case OPT_MAX_PIXELS: o->max_pixels = parse_long(c, opt, v, 1, 1L << 31); break;
     case N_OPTIONS: break;
     }
 }
@@ -512,6 +517,8 @@ int nnrt_main(const nn_model *m, int argc, char **argv)
         omp_set_num_threads(a.o.threads);
     else if (nn_dist_local_size() > 1 && !getenv("OMP_NUM_THREADS"))
         omp_set_num_threads(threads_per_rank());
+    if (a.o.max_pixels > 0)
+        nn_set_max_pixels(a.o.max_pixels);
     flush_denormals();
     int rc = run(m, &a);
     free(a.inputs);

@@ -7,7 +7,8 @@
  * without a final newline; blank lines are skipped. Every row must have as
  * many fields as the first, and every field of a data row must be a finite
  * number that fits a float: a bad file is an error naming FILE:LINE and the
- * column, never a silent zero.
+ * column, never a silent zero. A line beyond NN_MAX_LINE_BYTES or
+ * NN_MAX_FIELDS fields is refused before its fields are read.
  *
  * The header is never guessed at the cost of a row: header: true on a first
  * row of numbers is an error, and by default (NN_HEADER_AUTO) the first row
@@ -148,6 +149,8 @@ static int read_first_row(csv_reader *r, const char *s, const char *e, int field
 static int read_row(csv_reader *r, const char *s, const char *e)
 {
     int fields = count_fields(s, e);
+    if (fields > NN_MAX_FIELDS)
+        return row_error(r, "%d fields, more than %d", fields, NN_MAX_FIELDS);
     if (!r->first_line) {
         r->first_line = r->line;
         r->ncols = fields;
@@ -188,6 +191,8 @@ static int read_rows(csv_reader *r, const char *text, size_t len)
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         const char *e = nl ? nl : end;
         r->line++;
+        if (e - s > NN_MAX_LINE_BYTES)
+            return row_error(r, "a line longer than %ld MiB", NN_MAX_LINE_BYTES >> 20);
         if (!is_blank_line(s, e) && read_row(r, s, e) < 0)
             return -1;
         s = e + 1;
@@ -197,12 +202,15 @@ static int read_rows(csv_reader *r, const char *text, size_t len)
 
 /* Splits the cells into features (every column but the label's) and labels;
  * label_column -1: all features, no labels. */
-static void fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
+static int fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
 {
     d->n = r->rows;
     d->h = d->w = 1;
     d->c = d->sample_size = label_column < 0 ? r->ncols : r->ncols - 1;
-    d->floats = nn_alloc((size_t)d->n * (size_t)d->sample_size, sizeof(float));
+    d->floats = nn_alloc_for(r->path, "the samples", (size_t)d->n * (size_t)d->sample_size,
+                             sizeof(float));
+    if (!d->floats)
+        return -1;
     if (label_column >= 0) {
         d->label_size = 1;
         d->labels = nn_alloc((size_t)d->n, sizeof(float));
@@ -218,6 +226,7 @@ static void fill_dataset(const csv_reader *r, int label_column, nn_dataset *d)
         }
     }
     d->origin = nn_join_path(NULL, r->path);
+    return 0;
 }
 
 /* The label column by its name in the header. */
@@ -265,8 +274,8 @@ int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_datas
     /* Each number takes a character and a separator, so the file's length
      * bounds the cells: no reallocation, whatever the file holds. */
     csv_reader r = {.path = path, .fmt = fmt, .named = -1};
-    r.cells = nn_alloc(len / 2 + 1, sizeof(float));
-    int rc = read_rows(&r, text, len);
+    r.cells = nn_alloc_for(path, "its numbers", len / 2 + 1, sizeof(float));
+    int rc = r.cells ? read_rows(&r, text, len) : -1;
     free(text);
 
     int col = -1;
@@ -277,7 +286,7 @@ int nn_load_csv(const char *path, const nn_source *fmt, int input_size, nn_datas
     else if (rc == 0)
         rc = find_label_column(&r, input_size, &col);
     if (rc == 0)
-        fill_dataset(&r, col, d);
+        rc = fill_dataset(&r, col, d);
     free(r.cells);
     free(r.names);
     return rc;

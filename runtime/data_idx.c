@@ -22,6 +22,7 @@
 
 #define IDX_UBYTE 0x08
 #define IDX_MAX_RANK 3
+#define IDX_TRAILING_COUNTED (1u << 20)
 
 /* What one IDX file holds once its header has been checked. */
 typedef struct {
@@ -149,7 +150,8 @@ static int read_body(gzFile f, const char *path, const char *what, idx_file *idx
         return nn_error(path, "truncated: expected %zu bytes of %s data, got %zu", idx->size, what, got);
     }
 
-    /* Count what follows: the header and the data disagree, so say by how much. */
+    /* Count what follows, up to a bound: the header and the data disagree, so
+     * say by how much, without inflating whatever a gzip bomb holds beyond. */
     uint8_t rest[65536];
     size_t extra = 0, n;
     do {
@@ -158,11 +160,12 @@ static int read_body(gzFile f, const char *path, const char *what, idx_file *idx
             return -1;
         }
         extra += n;
-    } while (n == sizeof rest);
+    } while (n == sizeof rest && extra < IDX_TRAILING_COUNTED);
     if (extra) {
         free(buf);
-        return nn_error(path, "%zu trailing byte%s after the %zu bytes of %s data the header announces",
-                        extra, extra == 1 ? "" : "s", idx->size, what);
+        return nn_error(path, "%s%zu trailing byte%s after the %zu bytes of %s data the header "
+                        "announces", n == sizeof rest ? "at least " : "", extra,
+                        extra == 1 ? "" : "s", idx->size, what);
     }
     idx->data = buf;
     return 0;
@@ -207,7 +210,12 @@ int nn_load_idx(const char *images_path, const char *labels_path, nn_dataset *d)
     d->sample_size = d->h * d->w;
     d->bytes = img.data;
     d->label_size = 1;
-    d->labels = nn_alloc((size_t)d->n, sizeof(float));
+    d->labels = nn_alloc_for(labels_path, "the labels", (size_t)d->n, sizeof(float));
+    if (!d->labels) {
+        free(lab.data);
+        nn_dataset_free(d);
+        return -1;
+    }
     int max_label = 0;
     for (int i = 0; i < d->n; i++) {
         d->labels[i] = lab.data[i];

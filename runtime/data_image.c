@@ -37,9 +37,16 @@
 #include <omp.h>
 #endif
 
-/* Refused before decoding: a 1<<26-pixel RGBA image already needs 256 MB, and
- * a hostile header can claim far more than the file holds. */
-#define MAX_SOURCE_PIXELS (1LL << 26)
+/* Refused before decoding (stbi_info reads only the header): a 1<<26-pixel
+ * (64 megapixel) RGBA image already needs 256 MB, and a hostile header can
+ * claim far more than the file holds. --max-pixels changes it, for the whole
+ * process: every image a command reads obeys the same limit. */
+static long long max_source_pixels = NN_DEFAULT_MAX_PIXELS;
+
+void nn_set_max_pixels(long long pixels)
+{
+    max_source_pixels = pixels;
+}
 
 /* ---- one image ----------------------------------------------------------- */
 
@@ -110,8 +117,11 @@ static int decode_image(const char *path, int h, int w, int channels, uint8_t *o
     uint8_t *px = NULL;
     if (!stbi_info_from_file(f, &sw, &sh, &comp))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
-    else if (sw <= 0 || sh <= 0 || (long long)sw * sh > MAX_SOURCE_PIXELS)
-        snprintf(why, why_len, "image too large to load (%d x %d pixels)", sw, sh);
+    else if (sw <= 0 || sh <= 0)
+        snprintf(why, why_len, "cannot decode image: it says it is %d x %d pixels", sw, sh);
+    else if ((long long)sw * sh > max_source_pixels)
+        snprintf(why, why_len, "image too large to load: %d x %d is %lld pixels, more than "
+                 "the limit of %lld (--max-pixels)", sw, sh, (long long)sw * sh, max_source_pixels);
     else if (!(px = stbi_load_from_file(f, &sw, &sh, &comp, 0)))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
     else if (comp < 1 || comp > 4)

@@ -64,20 +64,27 @@ static void part_bounds(const nn_source *src, nn_series_part part, int n, int *f
         *from = split - src->window_size > 0 ? split - src->window_size : 0;
 }
 
-static void fill_windows(const nn_source *src, const float *v, int from, int to, nn_dataset *d)
+/* Each window is a copy: n values make about n windows of w values, so the
+ * memory is w times the series' (allocated by name, where it may lack). */
+static int fill_windows(const nn_source *src, const char *path, const float *v, int from, int to,
+                        nn_dataset *d)
 {
     int w = src->window_size, h = src->horizon;
     d->n = (to - from - w - h) / src->shift + 1;
     d->h = d->w = 1;
     d->c = d->sample_size = w;
     d->label_size = h;
-    d->floats = nn_alloc((size_t)d->n * (size_t)w, sizeof *d->floats);
-    d->labels = nn_alloc((size_t)d->n * (size_t)h, sizeof *d->labels);
+    d->floats = nn_alloc_for(path, "the windows", (size_t)d->n * (size_t)w, sizeof *d->floats);
+    d->labels = nn_alloc_for(path, "the windows' labels", (size_t)d->n * (size_t)h,
+                             sizeof *d->labels);
+    if (!d->floats || !d->labels)
+        return -1;
     for (int i = 0; i < d->n; i++) {
         const float *start = v + from + (size_t)i * (size_t)src->shift;
         memcpy(d->floats + (size_t)i * (size_t)w, start, (size_t)w * sizeof *start);
         memcpy(d->labels + (size_t)i * (size_t)h, start + w, (size_t)h * sizeof *start);
     }
+    return 0;
 }
 
 int nn_load_series(const nn_source *src, const char *path, nn_series_part part, nn_dataset *d)
@@ -95,9 +102,11 @@ int nn_load_series(const nn_source *src, const char *path, nn_series_part part, 
                       ? " before split_time" : " from split_time - window_size on",
                       src->window_size, src->horizon, src->horizon == 1 ? "" : "s");
     else
-        fill_windows(src, v, from, to, d);
+        rc = fill_windows(src, path, v, from, to, d);
     free(v);
     if (rc == 0)
         d->origin = nn_join_path(NULL, path);
+    else
+        nn_dataset_free(d);
     return rc;
 }

@@ -124,7 +124,10 @@ static int fill_rows(const nn_model *m, const nn_source *src, const char *path, 
     d->h = d->w = 1;
     d->c = d->sample_size = s->max_length;
     d->label_size = 1;
-    d->floats = nn_alloc((size_t)d->n * (size_t)s->max_length, sizeof *d->floats);
+    d->floats = nn_alloc_for(path, "the token ids", (size_t)d->n * (size_t)s->max_length,
+                             sizeof *d->floats);
+    if (!d->floats)
+        return -1;
     d->labels = nn_alloc((size_t)d->n, sizeof *d->labels);
     for (int i = 0; i < r->n; i++) {
         char *const *row = r->cells + (size_t)i * (size_t)r->n_fields;

@@ -18,16 +18,20 @@
  *
  * The HDF5 library prints its own error stack by default; it is switched off
  * (H5Eset_auto2) and every failure becomes one message naming the file and
- * the group, attribute or dataset. */
+ * the group, attribute or dataset. Files are opened read-only, and a
+ * dataset's dimensions are believed only as far as the file stores its bytes
+ * (check_stored), so a few bytes of header cannot make us allocate gigabytes. */
 #include "h5.h"
 #include "report.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
@@ -144,13 +148,23 @@ static void names_free(Names *l)
     memset(l, 0, sizeof *l);
 }
 
+/* items (n of size bytes) with room for one more: the room doubles when n
+ * reaches a power of two, so that a list of a million names read from a
+ * hostile file costs a million copies, not half a million million. */
+static void *room_for_one_more(void *items, int n, size_t size)
+{
+    if (n > 0 && (n & (n - 1)) != 0)
+        return items;
+    void *more = nn_alloc(n > 0 ? 2 * (size_t)n : 1, size);
+    if (n)
+        memcpy(more, items, (size_t)n * size);
+    free(items);
+    return more;
+}
+
 static void names_add(Names *l, const char *s, size_t len)
 {
-    char **more = nn_alloc((size_t)l->n + 1, sizeof *more);
-    if (l->n)
-        memcpy(more, l->s, (size_t)l->n * sizeof *more);
-    free(l->s);
-    l->s = more;
+    l->s = room_for_one_more(l->s, l->n, sizeof *l->s);
     l->s[l->n] = nn_alloc(len + 1, 1);
     memcpy(l->s[l->n], s, len);
     l->n++;
@@ -244,20 +258,34 @@ static int tensor_name(const char *layer, const char *keras, char *out, size_t c
 
 static void file_add(nn_weight_file *w, const nn_array *a, const char *where)
 {
-    nn_array *arrays = nn_alloc((size_t)w->n + 1, sizeof *arrays);
-    char **wheres = nn_alloc((size_t)w->n + 1, sizeof *wheres);
-    if (w->n) {
-        memcpy(arrays, w->arrays, (size_t)w->n * sizeof *arrays);
-        memcpy(wheres, w->where, (size_t)w->n * sizeof *wheres);
-    }
-    free(w->arrays);
-    free(w->where);
-    w->arrays = arrays;
-    w->where = wheres;
+    w->arrays = room_for_one_more(w->arrays, w->n, sizeof *w->arrays);
+    w->where = room_for_one_more(w->where, w->n, sizeof *w->where);
     w->arrays[w->n] = *a;
     w->where[w->n] = nn_alloc(strlen(where) + 1, 1);
     strcpy(w->where[w->n], where);
     w->n++;
+}
+
+/* Deflate, HDF5's usual filter, cannot shrink data by more than 1032:1. */
+#define MAX_FILTER_RATIO 1032
+
+/* Whether the file holds the bytes dataset d's dimensions claim: a few bytes
+ * of header can declare 2^31 floats that were never written (HDF5 then reads
+ * fill values), and allocating for them would be a tiny file's doing. */
+static int check_stored(const char *path, hid_t d, hid_t type, const char *where, size_t count)
+{
+    uint64_t need = (uint64_t)count * (uint64_t)H5Tget_size(type);
+    uint64_t stored = H5Dget_storage_size(d);
+    hid_t dcpl = H5Dget_create_plist(d);
+    int filters = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    uint64_t most = filters > 0 ? stored * MAX_FILTER_RATIO : stored;
+    if (need > most)
+        return nn_error(path, "dataset %s claims %zu values (%llu bytes), but the file stores "
+                        "%llu bytes of it", where, count, (unsigned long long)need,
+                        (unsigned long long)stored);
+    return 0;
 }
 
 /* One dataset into a (named by the caller): floats as float32; integers as
@@ -287,15 +315,21 @@ static int read_dataset(const char *path, hid_t d, const char *where, bool ints,
             a->shape[k] = (int)dims[k];
             a->size *= (size_t)dims[k];
         }
+        if (rc == 0)
+            rc = check_stored(path, d, type, where, a->size);
     }
     if (rc == 0) {
         bool f = a->dtype == NN_F32;
-        void *buf = nn_alloc(a->size ? a->size : 1, f ? sizeof *a->f : sizeof *a->i);
+        char what[1100];
+        snprintf(what, sizeof what, "dataset %s", where);
+        void *buf = nn_alloc_for(path, what, a->size, f ? sizeof *a->f : sizeof *a->i);
         if (f)
             a->f = buf;
         else
             a->i = buf;
-        if (a->size && H5Dread(d, f ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+        if (!buf)
+            rc = -1;
+        else if (a->size && H5Dread(d, f ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
                                H5P_DEFAULT, buf) < 0)
             rc = nn_error(path, "cannot read dataset %s", where);
     }
@@ -320,8 +354,11 @@ static int read_layer(const char *path, hid_t g, const char *group_path, const c
         }
         hid_t d = H5Dopen2(g, names.s[i], H5P_DEFAULT);
         if (d < 0) {
-            rc = nn_error(path, "no dataset %s, which weight_names of %s lists", where,
-                          group_path);
+            rc = H5Lexists(g, names.s[i], H5P_DEFAULT) > 0
+                     ? nn_error(path, "%s is not a dataset, but weight_names of %s lists it",
+                                where, group_path)
+                     : nn_error(path, "no dataset %s, which weight_names of %s lists", where,
+                                group_path);
             break;
         }
         rc = read_dataset(path, d, where, false, &a);
@@ -401,13 +438,76 @@ static int read_meta_group(const char *path, hid_t f, nn_weight_file *w)
     return rc;
 }
 
+/* libhdf5 1.10 can loop forever on a damaged file (fuzz_h5 found a global
+ * heap that makes H5Aread spin; h5py hangs on it too). Reading a file has a
+ * time limit, NNRT_HDF5_SECONDS or 30 s and a second per 16 MB, after which
+ * the process says so, naming the file, and exits 1: a file is only read
+ * here, and nothing is being written while it is. */
+#define HDF5_SECONDS 30
+#define HDF5_BYTES_PER_SECOND (16L << 20)
+
+static char timeout_message[4300];
+static size_t timeout_len;
+static struct sigaction saved_alarm;
+
+static void hdf5_timed_out(int sig)
+{
+    (void)sig;
+    ssize_t wrote = write(STDERR_FILENO, timeout_message, timeout_len);
+    (void)wrote;
+    _exit(1);
+}
+
+static unsigned reading_seconds(const char *path)
+{
+    const char *env = getenv("NNRT_HDF5_SECONDS");
+    long given = env ? strtol(env, NULL, 10) : 0;
+    if (given > 0)
+        return given < 86400 ? (unsigned)given : 86400;
+    struct stat st;
+    long long size = stat(path, &st) == 0 ? (long long)st.st_size : 0;
+    return HDF5_SECONDS + (unsigned)(size / HDF5_BYTES_PER_SECOND);
+}
+
+static void start_watchdog(const char *path)
+{
+    unsigned seconds = reading_seconds(path);
+    int n = snprintf(timeout_message, sizeof timeout_message,
+                     "%s: error: the HDF5 library did not finish reading the file in %u s "
+                     "(damaged?)\n", path, seconds);
+    timeout_len = n < 0 ? 0 : (size_t)n < sizeof timeout_message ? (size_t)n
+                                                                : sizeof timeout_message - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hdf5_timed_out;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &saved_alarm);
+    alarm(seconds);
+}
+
+static void stop_watchdog(void)
+{
+    alarm(0);
+    sigaction(SIGALRM, &saved_alarm, NULL);
+}
+
+/* The file, read-only, under the watchdog until close_hdf5. */
 static hid_t open_hdf5(const char *path)
 {
     quiet_hdf5();
+    start_watchdog(path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
+    if (f < 0) {
+        stop_watchdog();
         nn_error(path, "cannot open as an HDF5 file (damaged?)");
+    }
     return f;
+}
+
+static void close_hdf5(hid_t f)
+{
+    H5Fclose(f);
+    stop_watchdog();
 }
 
 static int read_h5_weights(const char *path, nn_weight_file *w)
@@ -419,7 +519,7 @@ static int read_h5_weights(const char *path, nn_weight_file *w)
     w->n_weights = w->n;
     if (rc == 0 && H5Lexists(f, META_GROUP, H5P_DEFAULT) > 0)
         rc = read_meta_group(path, f, w);
-    H5Fclose(f);
+    close_hdf5(f);
     return rc;
 }
 
@@ -443,7 +543,7 @@ int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t
         s.s[0] = NULL;
     }
     names_free(&s);
-    H5Fclose(f);
+    close_hdf5(f);
     return rc;
 }
 
@@ -705,11 +805,17 @@ bool nn_weight_file_by_position(nn_weight_file *w, const char *path, const char 
 
 int nn_weight_file_read(const char *path, nn_weight_file *w)
 {
+    return nn_weight_file_read_checked(path, NULL, NULL, w);
+}
+
+int nn_weight_file_read_checked(const char *path, nn_npz_check check, void *ctx,
+                                nn_weight_file *w)
+{
     memset(w, 0, sizeof *w);
     if (nn_h5_check_signature(path) != 0)
         return -1;
     if (!nn_is_hdf5(path))
-        return nn_npz_read(path, &w->arrays, &w->n);
+        return nn_npz_read_checked(path, check, ctx, &w->arrays, &w->n);
     w->keras = true;
     int rc = read_h5_weights(path, w);
     if (rc != 0)

@@ -30,6 +30,10 @@ typedef struct {
 } nn_weight_file;
 
 int nn_weight_file_read(const char *path, nn_weight_file *w);
+/* The same, asking check about each .npz member before its data is read
+ * (nn_npz_read_checked); an .h5's datasets are bounded by what it stores. */
+int nn_weight_file_read_checked(const char *path, nn_npz_check check, void *ctx,
+                                nn_weight_file *w);
 /* Keras's load_weights matches a file's layers to the model's by position
  * (load_weights_from_hdf5_group): the layers with weights in order, and each
  * one's weights in order. When some of the model's tensors names[0..n), in

@@ -13,11 +13,15 @@
  * (numpy's writer puts ZIP64 fields in every local header), taking sizes and
  * offsets from the central directory and checking each against the file.
  *
- * Reading loads the whole file into memory: weight files are small next to
- * the data a trainer holds, and one buffer with one length makes every bounds
- * check a plain comparison. Every number read from a file is checked before
- * it is used as a size, offset or multiplier, so a hostile file gets an error
- * naming the file (and member), never a crash or an over-read.
+ * Reading maps the whole file (read-only): one buffer with one length makes
+ * every bounds check a plain comparison, and costs no memory of its own. Every
+ * number read from a file is checked before it is used as a size, offset or
+ * multiplier, so a hostile file gets an error naming the file (and member),
+ * never a crash or an over-read. An array's header is read first and its
+ * data size (shape x item size) must be exactly what the file, or the ZIP
+ * entry's stated uncompressed size, holds, before anything is allocated or
+ * inflated; then the elements are inflated and converted a piece at a time,
+ * so reading an array costs the array (docs/limits.md).
  */
 #include "npz.h"
 #include "report.h"
@@ -27,6 +31,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -283,94 +289,255 @@ static int64_t load_int(const uint8_t *p, Dtype t)
     return s;
 }
 
-/* ---- .npy: reading from memory ----------------------------------------------------- */
+/* ---- .npy: reading, front to back ------------------------------------------------------ */
 
-/* The array in buf[0..len): a whole .npy file or an .npz member. */
-static int parse_npy(const uint8_t *buf, size_t len, const Origin *o, nn_array *a)
+/* numpy's np.load refuses headers longer than this (max_header_size, numpy
+ * 1.24); every header numpy writes for the dtypes we read is far shorter. */
+#define NPY_MAX_HEADER 10000
+/* Elements are converted a piece at a time: memory is the array, not the file too. */
+#define NPY_PIECE (64 * 1024)
+
+/* Where a .npy's bytes come from: a slice of the mapped file (a plain .npy or
+ * a stored member), or a deflated member inflated as it is read, so that no
+ * byte the header did not account for is ever inflated or allocated. */
+typedef struct {
+    const Origin *o;
+    const uint8_t *in;     /* stored: the next byte; deflated: the compressed data */
+    uint64_t in_left;      /* compressed bytes not yet given to zlib (deflated) */
+    uint64_t total, done;  /* the .npy's size (file or uncompressed member) and bytes read */
+    bool deflated;
+    z_stream z;
+    uLong crc;
+    const uint8_t *kept;   /* stored: mapped pages from here to in are still resident */
+    nn_npz_check check;    /* asked before the data is read, if not NULL */
+    void *ctx;
+} Source;
+
+/* Stored data is read once, front to back: the mapped pages behind the reader
+ * are given back (they are the file's, read again if ever touched), so that
+ * reading a 1 GB array costs the array, not the array and the file. */
+#define RELEASE_BYTES (4u << 20)
+
+static void release_read_pages(Source *s)
 {
-    static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-    if (len < 10 || memcmp(buf, magic, 6) != 0)
-        return fail(o, "not a .npy array (bad magic)");
-    int major = buf[6];
-    if (major < 1 || major > 3 || buf[7] != 0)
-        return fail(o, "unsupported .npy version %d.%d", major, buf[7]);
-    size_t field = major == 1 ? 2 : 4;
-    if (len < 8 + field)
-        return fail(o, "truncated .npy header");
-    size_t hlen = major == 1 ? get16(buf + 8) : get32(buf + 8);
-    size_t start = 8 + field;
-    if (hlen > len - start)
-        return fail(o, "truncated .npy header (it says %zu bytes, %zu are left)", hlen, len - start);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = (uintptr_t)s->kept & ~(page - 1), to = (uintptr_t)s->in & ~(page - 1);
+    if (to - from < RELEASE_BYTES)
+        return;
+    madvise((void *)from, to - from, MADV_DONTNEED);
+    s->kept = (const uint8_t *)to;
+}
 
-    NpyHeader h = {0};
-    Dtype t = {0};
-    if (parse_dict((const char *)buf + start, hlen, o, &h) < 0 || parse_descr(h.descr, o, &t) < 0)
-        return -1;
-    if (h.fortran_order)
-        return fail(o, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+/* zlib counts in 32 bits: the next piece of a (ZIP64) input of *left bytes. */
+static uInt next_piece(uint64_t *left)
+{
+    uInt n = *left > UINT_MAX ? UINT_MAX : (uInt)*left;
+    *left -= n;
+    return n;
+}
 
-    size_t count = 1;
-    for (int d = 0; d < h.rank; d++) {
-        if (h.shape[d] != 0 && count > SIZE_MAX / (size_t)h.shape[d] / (size_t)t.itemsize)
-            return fail(o, "shape is too large");
-        count *= (size_t)h.shape[d];
-    }
-    size_t data = start + hlen, need = count * (size_t)t.itemsize;
-    if (len - data != need)
-        return fail(o, "the shape needs %zu bytes of data, the array has %zu", need, len - data);
-
-    a->rank = h.rank;
-    memcpy(a->shape, h.shape, sizeof a->shape);
-    a->size = count;
-    const uint8_t *p = buf + data;
-    if (t.kind == 'f') {
-        a->dtype = NN_F32;
-        a->f = nn_alloc(count, sizeof(float));
-        for (size_t k = 0; k < count; k++)
-            a->f[k] = load_float(p + k * (size_t)t.itemsize, t);
-    } else {
-        a->dtype = NN_I64;
-        a->i = nn_alloc(count, sizeof(int64_t));
-        for (size_t k = 0; k < count; k++)
-            a->i[k] = load_int(p + k * (size_t)t.itemsize, t);
+/* Inflates exactly n bytes into dst; the stream must not end before. */
+static int inflate_into(Source *s, uint8_t *dst, size_t n)
+{
+    s->z.next_out = dst;
+    s->z.avail_out = (uInt)n;
+    while (s->z.avail_out > 0) {
+        if (s->z.avail_in == 0)
+            s->z.avail_in = next_piece(&s->in_left);
+        int zr = inflate(&s->z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END && s->z.avail_out > 0)
+            return fail(s->o, "deflated data is shorter than its stated size");
+        if (zr == Z_BUF_ERROR)
+            return fail(s->o, "corrupt deflated data: truncated");
+        if (zr != Z_OK && zr != Z_STREAM_END)
+            return fail(s->o, "corrupt deflated data: %s", s->z.msg ? s->z.msg : "?");
     }
     return 0;
 }
 
+/* The next n (at most NPY_PIECE or a header's) bytes of the .npy into dst. */
+static int source_read(Source *s, uint8_t *dst, size_t n, const char *what)
+{
+    if (n > s->total - s->done)
+        return fail(s->o, "truncated .npy %s", what);
+    if (s->deflated) {
+        if (inflate_into(s, dst, n) < 0)
+            return -1;
+    } else {
+        memcpy(dst, s->in, n);
+        s->in += n;
+        release_read_pages(s);
+    }
+    s->done += n;
+    s->crc = crc32_z(s->crc, dst, n);
+    return 0;
+}
+
+/* A deflated member must end exactly where its stated size does. */
+static int source_finish(Source *s)
+{
+    if (!s->deflated)
+        return 0;
+    uint8_t extra;
+    s->z.next_out = &extra;
+    s->z.avail_out = 1;
+    int zr;
+    do {
+        if (s->z.avail_in == 0)
+            s->z.avail_in = next_piece(&s->in_left);
+        zr = inflate(&s->z, Z_NO_FLUSH);
+    } while (zr == Z_OK && s->z.avail_out == 1);
+    if (zr == Z_STREAM_END && s->z.avail_out == 1)
+        return 0;
+    if (s->z.avail_out == 0)
+        return fail(s->o, "deflated data is longer than its stated size");
+    return fail(s->o, "corrupt deflated data: %s", s->z.msg ? s->z.msg : "truncated");
+}
+
+/* The header: checked against the .npy's size before anything is allocated. */
+static int read_npy_header(Source *s, NpyHeader *h, Dtype *t, size_t *count)
+{
+    static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+    uint8_t head[12];
+    if (s->total < 10 || source_read(s, head, 8, "header") < 0 || memcmp(head, magic, 6) != 0)
+        return fail(s->o, "not a .npy array (bad magic)");
+    int major = head[6];
+    if (major < 1 || major > 3 || head[7] != 0)
+        return fail(s->o, "unsupported .npy version %d.%d", major, head[7]);
+    size_t field = major == 1 ? 2 : 4;
+    if (source_read(s, head + 8, field, "header") < 0)
+        return -1;
+    uint64_t hlen = major == 1 ? get16(head + 8) : get32(head + 8);
+    if (hlen > s->total - s->done)
+        return fail(s->o, "truncated .npy header (it says %llu bytes, %llu are left)",
+                    (unsigned long long)hlen, (unsigned long long)(s->total - s->done));
+    if (hlen > NPY_MAX_HEADER)
+        return fail(s->o, "the .npy header is %llu bytes long; at most %d are read (as numpy)",
+                    (unsigned long long)hlen, NPY_MAX_HEADER);
+    char text[NPY_MAX_HEADER];
+    if (source_read(s, (uint8_t *)text, (size_t)hlen, "header") < 0 ||
+        parse_dict(text, (size_t)hlen, s->o, h) < 0 || parse_descr(h->descr, s->o, t) < 0)
+        return -1;
+    if (h->fortran_order)
+        return fail(s->o, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+
+    *count = 1;
+    for (int d = 0; d < h->rank; d++) {
+        if (h->shape[d] != 0 && *count > SIZE_MAX / 8 / (size_t)h->shape[d])
+            return fail(s->o, "shape is too large");
+        *count *= (size_t)h->shape[d];
+    }
+    uint64_t need = (uint64_t)*count * (uint64_t)t->itemsize, left = s->total - s->done;
+    if (left != need)
+        return fail(s->o, "the shape needs %llu bytes of data, %s %llu", (unsigned long long)need,
+                    s->deflated ? "the member's stated size leaves room for" : "the array has",
+                    (unsigned long long)left);
+    return 0;
+}
+
+/* Room for count elements of size bytes, or an error naming the array: the
+ * size is real (the file or member holds that many), but memory may still lack. */
+static void *alloc_elements(const Source *s, size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size);
+    if (!p)
+        fail(s->o, "out of memory for its %zu elements (%zu bytes)", count, count * size);
+    return p;
+}
+
+/* The elements, converted a piece at a time (a piece holds whole elements). */
+static int read_npy_data(Source *s, Dtype t, size_t count, nn_array *a)
+{
+    void *out = alloc_elements(s, count, a->dtype == NN_F32 ? sizeof(float) : sizeof(int64_t));
+    if (!out)
+        return -1;
+    if (a->dtype == NN_F32)
+        a->f = out;
+    else
+        a->i = out;
+    uint8_t piece[NPY_PIECE];
+    size_t per_piece = NPY_PIECE / (size_t)t.itemsize;
+    for (size_t k = 0; k < count; k += per_piece) {
+        size_t n = count - k < per_piece ? count - k : per_piece;
+        if (source_read(s, piece, n * (size_t)t.itemsize, "data") < 0)
+            return -1;
+        for (size_t j = 0; j < n; j++) {
+            const uint8_t *p = piece + j * (size_t)t.itemsize;
+            if (a->dtype == NN_F32)
+                a->f[k + j] = load_float(p, t);
+            else
+                a->i[k + j] = load_int(p, t);
+        }
+    }
+    return source_finish(s);
+}
+
+/* The array s holds: a whole .npy file or an .npz member. */
+static int parse_npy(Source *s, nn_array *a)
+{
+    NpyHeader h = {0};
+    Dtype t = {0};
+    size_t count;
+    if (read_npy_header(s, &h, &t, &count) < 0)
+        return -1;
+    a->rank = h.rank;
+    memcpy(a->shape, h.shape, sizeof a->shape);
+    a->size = count;
+    a->dtype = t.kind == 'f' ? NN_F32 : NN_I64;
+    if (s->check && s->check(s->ctx, s->o->path, a) < 0)
+        return -1;
+    return read_npy_data(s, t, count, a);
+}
+
 /* ---- reading files ----------------------------------------------------------------------- */
 
-static int read_whole_file(const char *path, uint8_t **buf, size_t *len)
+/* The file, mapped read-only: memory is what the reader keeps, not the file
+ * (a large .npz costs its arrays, not its arrays and a copy of itself). */
+typedef struct {
+    const uint8_t *buf;
+    size_t len;
+} Mapped;
+
+static int map_file(const char *path, Mapped *m)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    m->buf = NULL;
+    m->len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
         return nn_error(path, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return nn_error(path, "not a regular file");
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = nn_error(path, "not a regular file");
+    else if ((uint64_t)st.st_size > SIZE_MAX)
+        rc = nn_error(path, "too large to map");
+    else if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+            rc = nn_error(path, "cannot read: %s", strerror(errno));
+        else
+            m->buf = p, m->len = (size_t)st.st_size;
     }
-    *len = (size_t)st.st_size;
-    *buf = nn_alloc(*len, 1);
-    size_t got = fread(*buf, 1, *len, f);
-    fclose(f);
-    if (got != *len) {
-        free(*buf);
-        *buf = NULL;
-        return nn_error(path, "cannot read: %s", strerror(errno));
-    }
-    return 0;
+    close(fd);
+    return rc;
+}
+
+static void unmap_file(Mapped *m)
+{
+    if (m->buf)
+        munmap((void *)m->buf, m->len);
 }
 
 int nn_npy_read(const char *path, nn_array *a)
 {
     memset(a, 0, sizeof *a);
-    uint8_t *buf;
-    size_t len;
-    if (read_whole_file(path, &buf, &len) < 0)
+    Mapped m;
+    if (map_file(path, &m) < 0)
         return -1;
     Origin o = {path, NULL};
-    int rc = parse_npy(buf, len, &o, a);
-    free(buf);
+    Source s = {.o = &o, .in = m.buf, .kept = m.buf, .total = m.len};
+    int rc = parse_npy(&s, a);
+    unmap_file(&m);
     if (rc < 0)
         nn_array_free(a);
     return rc;
@@ -493,114 +660,88 @@ static int read_entry(const uint8_t *buf, size_t *at, size_t dir_end, const Orig
     return read_zip64_extra(p + CENTRAL_SIZE + nlen, xlen, &mo, e);
 }
 
-/* zlib counts in 32 bits: the next piece of a (ZIP64) buffer of *left bytes. */
-static uInt next_piece(uint64_t *left)
+/* Where entry e's data starts, checked against the file. */
+static int member_start(const uint8_t *buf, size_t len, const Entry *e, const Origin *o,
+                        uint64_t *start)
 {
-    uInt n = *left > UINT_MAX ? UINT_MAX : (uInt)*left;
-    *left -= n;
-    return n;
-}
-
-/* Inflates raw deflate data (no zlib header: windowBits -15) into exactly usize bytes. */
-static int inflate_member(const uint8_t *in, uint64_t csize, uint8_t *out, uint64_t usize,
-                          const Origin *o)
-{
-    z_stream z = {0};
-    if (inflateInit2(&z, -15) != Z_OK)
-        return fail(o, "cannot start zlib's inflate");
-    uint64_t in_left = csize, out_left = usize;
-    z.next_in = (Bytef *)in;
-    z.next_out = out;
-    int zr;
-    /* Z_BUF_ERROR ends the loop too: it means the input ran out (truncated)
-     * or the output did (more data than the stated size). */
-    do {
-        if (z.avail_in == 0)
-            z.avail_in = next_piece(&in_left);
-        if (z.avail_out == 0)
-            z.avail_out = next_piece(&out_left);
-        zr = inflate(&z, Z_NO_FLUSH);
-    } while (zr == Z_OK);
-    uint64_t unfilled = out_left + z.avail_out;
-    const char *why = z.msg ? z.msg : "truncated";
-    inflateEnd(&z);
-    if (zr == Z_BUF_ERROR && unfilled == 0)
-        return fail(o, "deflated data is longer than its stated size");
-    if (zr != Z_STREAM_END)
-        return fail(o, "corrupt deflated data: %s", why);
-    if (unfilled != 0)
-        return fail(o, "deflated data is shorter than its stated size");
+    if (e->offset > len || len - e->offset < LOCAL_SIZE || get32(buf + e->offset) != LOCAL_SIG)
+        return fail(o, "corrupt ZIP archive: bad local header offset");
+    *start = e->offset + LOCAL_SIZE + get16(buf + e->offset + 26) + get16(buf + e->offset + 28);
+    if (*start > len || e->csize > len - *start)
+        return fail(o, "the member's data (%llu bytes at offset %llu) lies past the end of the file",
+                    (unsigned long long)e->csize, (unsigned long long)*start);
     return 0;
 }
 
-/* The member's .npy bytes: in place when stored, inflated into *owned when deflated. */
-static int member_bytes(const uint8_t *buf, size_t len, const Entry *e, const Origin *o,
-                        const uint8_t **data, uint8_t **owned)
+/* Entry e's .npy, read straight from the file (stored) or inflated as its
+ * header and elements are read (deflated), then its CRC checked. */
+/* What reading an .npz needs besides the file: the caller's check. */
+typedef struct {
+    const char *path;
+    nn_npz_check check;
+    void *ctx;
+} Reading;
+
+static int read_member_npy(const uint8_t *buf, size_t len, const Entry *e, const Origin *o,
+                           const Reading *r, nn_array *a)
 {
-    *owned = NULL;
-    if (e->offset > len || len - e->offset < LOCAL_SIZE || get32(buf + e->offset) != LOCAL_SIG)
-        return fail(o, "corrupt ZIP archive: bad local header offset");
-    uint64_t start = e->offset + LOCAL_SIZE + get16(buf + e->offset + 26) + get16(buf + e->offset + 28);
-    if (start > len || e->csize > len - start)
-        return fail(o, "the member's data (%llu bytes at offset %llu) lies past the end of the file",
-                    (unsigned long long)e->csize, (unsigned long long)start);
+    uint64_t start = 0;
+    if (member_start(buf, len, e, o, &start) < 0)
+        return -1;
+    Source s = {.o = o, .in = buf + start, .kept = buf + start, .in_left = e->csize,
+                .total = e->usize, .check = r->check, .ctx = r->ctx};
     if (e->method == METHOD_STORED) {
         if (e->csize != e->usize)
             return fail(o, "corrupt ZIP archive: a stored member's sizes differ");
-        *data = buf + start;
     } else if (e->method == METHOD_DEFLATED) {
         if (e->usize > (e->csize + 64) * MAX_DEFLATE_RATIO)
             return fail(o, "corrupt ZIP archive: implausible uncompressed size %llu",
                         (unsigned long long)e->usize);
-        *owned = nn_alloc((size_t)e->usize, 1);
-        if (inflate_member(buf + start, e->csize, *owned, e->usize, o) < 0) {
-            free(*owned);
-            *owned = NULL;
-            return -1;
-        }
-        *data = *owned;
+        s.deflated = true;
+        s.z.next_in = (Bytef *)(buf + start);
+        if (inflateInit2(&s.z, -15) != Z_OK)    /* raw deflate: no zlib header */
+            return fail(o, "cannot start zlib's inflate");
     } else {
         return fail(o, "compression method %d is not supported (stored and deflated are)", e->method);
     }
-    if (crc32_z(0, *data, (size_t)e->usize) != e->crc) {
-        free(*owned);
-        *owned = NULL;
-        return fail(o, "CRC mismatch: the member is corrupt");
-    }
-    return 0;
+    int rc = parse_npy(&s, a);
+    if (s.deflated)
+        inflateEnd(&s.z);
+    if (rc == 0 && s.crc != e->crc)
+        rc = fail(o, "CRC mismatch: the member is corrupt");
+    return rc;
 }
 
-/* Entry e as array a, named without its ".npy". */
-static int read_member(const uint8_t *buf, size_t len, const Entry *e, const char *path, nn_array *a)
+/* Entry e as array a, named without its ".npy"; a holds no data on error. */
+static int read_member(const uint8_t *buf, size_t len, const Entry *e, const Reading *r,
+                       nn_array *a)
 {
-    Origin o = {path, e->name};
+    Origin o = {r->path, e->name};
     size_t n = strlen(e->name);
     if (n < 4 || strcmp(e->name + n - 4, ".npy") != 0)
         return fail(&o, "not a .npy member");
     if (n - 4 >= sizeof a->name)
         return fail(&o, "the name is longer than %zu bytes", sizeof a->name - 1);
-    const uint8_t *data = NULL;
-    uint8_t *owned;
-    if (member_bytes(buf, len, e, &o, &data, &owned) < 0)
-        return -1;
-    int rc = parse_npy(data, (size_t)e->usize, &o, a);
-    free(owned);
     memcpy(a->name, e->name, n - 4);
     a->name[n - 4] = '\0';
-    return rc;
+    if (read_member_npy(buf, len, e, &o, r, a) < 0) {
+        nn_array_free(a);
+        return -1;
+    }
+    return 0;
 }
 
-static int parse_npz(const uint8_t *buf, size_t len, const char *path, nn_array **arrays, int *n)
+static int parse_npz(const uint8_t *buf, size_t len, const Reading *r, nn_array **arrays, int *n)
 {
-    Origin o = {path, NULL};
+    Origin o = {r->path, NULL};
     Directory dir = {0};
     if (find_directory(buf, len, &o, &dir) < 0)
         return -1;
     *arrays = nn_alloc(dir.entries, sizeof(nn_array));
     size_t at = (size_t)dir.offset, end = (size_t)(dir.offset + dir.size);
     for (*n = 0; (uint64_t)*n < dir.entries; (*n)++) {
-        Entry e;    /* a member that fails allocates nothing: *n counts what to free */
-        if (read_entry(buf, &at, end, &o, &e) < 0 || read_member(buf, len, &e, path, &(*arrays)[*n]) < 0)
+        Entry e;    /* a member that fails holds nothing: *n counts what to free */
+        if (read_entry(buf, &at, end, &o, &e) < 0 || read_member(buf, len, &e, r, &(*arrays)[*n]) < 0)
             return -1;
     }
     return 0;
@@ -608,14 +749,19 @@ static int parse_npz(const uint8_t *buf, size_t len, const char *path, nn_array 
 
 int nn_npz_read(const char *path, nn_array **arrays, int *n)
 {
+    return nn_npz_read_checked(path, NULL, NULL, arrays, n);
+}
+
+int nn_npz_read_checked(const char *path, nn_npz_check check, void *ctx, nn_array **arrays, int *n)
+{
     *arrays = NULL;
     *n = 0;
-    uint8_t *buf;
-    size_t len;
-    if (read_whole_file(path, &buf, &len) < 0)
+    Mapped m;
+    if (map_file(path, &m) < 0)
         return -1;
-    int rc = parse_npz(buf, len, path, arrays, n);
-    free(buf);
+    Reading r = {path, check, ctx};
+    int rc = parse_npz(m.buf, m.len, &r, arrays, n);
+    unmap_file(&m);
     if (rc < 0) {
         nn_npz_free(*arrays, *n);
         *arrays = NULL;

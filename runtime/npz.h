@@ -37,6 +37,13 @@ int nn_npz_write(const char *path, const nn_array *arrays, int n);
  * Big-endian, Fortran-order, object and other dtypes, and rank > NN_MAX_RANK
  * are errors. On error *arrays is NULL and *n is 0. */
 int nn_npz_read(const char *path, nn_array **arrays, int *n);
+/* What nn_npz_read_checked asks about each member once its header is read,
+ * before its data is: header holds the name, dtype, rank, shape and size, no
+ * data. -1 (after an error naming path) refuses the file before the member's
+ * data is allocated or inflated: a reader that knows what it wants (a model's
+ * weights) refuses a 1 MB member that inflates to gigabytes at no cost. */
+typedef int (*nn_npz_check)(void *ctx, const char *path, const nn_array *header);
+int nn_npz_read_checked(const char *path, nn_npz_check check, void *ctx, nn_array **arrays, int *n);
 const nn_array *nn_npz_find(const nn_array *arrays, int n, const char *name);
 void nn_npz_free(nn_array *arrays, int n);
 /* One .npy file, with nn_npz_read's conversions (a->name is left empty); and

@@ -10,7 +10,9 @@
  * comes from its first non-blank character, '[' or '{'.
  *
  * Every record has every field: a CSV row with another field count, or a JSON
- * object missing a field another has, is an error naming FILE:LINE.
+ * object missing a field another has, is an error naming FILE:LINE. So is a
+ * record, JSON line or value beyond NN_MAX_LINE_BYTES, a row beyond
+ * NN_MAX_FIELDS fields, and JSON nested deeper than a list of objects.
  */
 #include "rt.h"
 
@@ -31,29 +33,40 @@ typedef struct {
     size_t n, cap;
 } longs;
 
-/* items, with room for one more of size bytes. */
-static void *grow(void *items, size_t n, size_t *cap, size_t size)
+/* *items, with room for one more of size bytes; -1 after an error naming
+ * path (NULL: cannot fail, aborting as nn_alloc does) when memory lacks. */
+static int grow(void **items, size_t n, size_t *cap, size_t size, const char *path)
 {
     if (n < *cap)
-        return items;
-    *cap = *cap ? 2 * *cap : 64;
-    void *bigger = nn_alloc(*cap, size);
+        return 0;
+    size_t more = *cap ? 2 * *cap : 64;
+    void *bigger = path ? nn_alloc_for(path, "its records", more, size) : nn_alloc(more, size);
+    if (!bigger)
+        return -1;
     if (n)
-        memcpy(bigger, items, n * size);
-    free(items);
-    return bigger;
+        memcpy(bigger, *items, n * size);
+    free(*items);
+    *items = bigger;
+    *cap = more;
+    return 0;
 }
 
-static void push(strings *s, char *item)
+/* The CSV reader's cells and lines, which grow with the file, say so by name
+ * when memory lacks; JSON's strings are each allocated anyway (path NULL). */
+static int push(strings *s, char *item, const char *path)
 {
-    s->items = grow(s->items, s->n, &s->cap, sizeof *s->items);
+    if (grow((void **)&s->items, s->n, &s->cap, sizeof *s->items, path) < 0)
+        return -1;
     s->items[s->n++] = item;
+    return 0;
 }
 
-static void push_line(longs *s, long line)
+static int push_line(longs *s, long line, const char *path)
 {
-    s->items = grow(s->items, s->n, &s->cap, sizeof *s->items);
+    if (grow((void **)&s->items, s->n, &s->cap, sizeof *s->items, path) < 0)
+        return -1;
     s->items[s->n++] = line;
+    return 0;
 }
 
 static char *copy_span(const char *s, size_t len)
@@ -79,10 +92,13 @@ static int line_error(const char *path, long line, const char *fmt, ...)
 
 void nn_records_free(nn_records *r)
 {
-    for (int k = 0; k < r->n_fields; k++)
-        free(r->names[k]);
-    for (size_t i = 0; i < (size_t)r->n * (size_t)r->n_fields; i++)
-        free(r->cells[i]);
+    if (!r->text) {                 /* JSON: every string its own */
+        for (int k = 0; k < r->n_fields; k++)
+            free(r->names[k]);
+        for (size_t i = 0; i < (size_t)r->n * (size_t)r->n_fields; i++)
+            free(r->cells[i]);
+    }
+    free(r->text);
     free(r->names);
     free(r->cells);
     free(r->lines);
@@ -91,8 +107,14 @@ void nn_records_free(nn_records *r)
 
 /* ---- CSV (RFC 4180) ------------------------------------------------------------- */
 
+/* Fields are unquoted in place, in the file's text, and end with a '\0'
+ * written over their separator (a field never grows by unquoting): a cell
+ * costs its pointer, however short, so a file of empty fields cannot
+ * multiply its size by a malloc per field. */
 typedef struct {
-    const char *path, *p, *end;
+    const char *path;
+    char *p, *end;
+    const char *row;       /* where the current record starts */
     long line;
 } csv_cursor;
 
@@ -100,20 +122,20 @@ typedef struct {
 static int csv_field(csv_cursor *c, char **out, int *last)
 {
     long start_line = c->line;
-    size_t cap = 64, n = 0;
-    char *buf = nn_alloc(cap, 1);
+    char *field = c->p, *w = c->p;
     int quoted = c->p < c->end && *c->p == '"';
     if (quoted)
         c->p++;
     for (;;) {
         if (c->p == c->end) {
-            if (quoted) {
-                free(buf);
+            if (quoted)
                 return line_error(c->path, start_line, "a quoted field is never closed");
-            }
             *last = 1;
             break;
         }
+        if (c->p - c->row >= NN_MAX_LINE_BYTES)
+            return line_error(c->path, start_line, "a record longer than %ld MiB",
+                              NN_MAX_LINE_BYTES >> 20);
         char ch = *c->p;
         if (quoted && ch == '"') {
             if (c->p + 1 < c->end && c->p[1] == '"') {
@@ -132,16 +154,10 @@ static int csv_field(csv_cursor *c, char **out, int *last)
         } else if (ch == '\n') {
             c->line++;
         }
-        if (n + 1 == cap) {
-            char *bigger = nn_alloc(cap *= 2, 1);
-            memcpy(bigger, buf, n);
-            free(buf);
-            buf = bigger;
-        }
-        buf[n++] = *c->p++;
+        *w++ = *c->p++;
     }
-    buf[n] = '\0';
-    *out = buf;
+    *w = '\0';                 /* at most where the separator was, or the text's own '\0' */
+    *out = field;
     return 0;
 }
 
@@ -149,20 +165,26 @@ static int csv_field(csv_cursor *c, char **out, int *last)
 static int csv_row(csv_cursor *c, strings *s, int *fields)
 {
     int last = 0;
+    long line = c->line;
     *fields = 0;
+    c->row = c->p;
     while (!last) {
+        if (*fields == NN_MAX_FIELDS)
+            return line_error(c->path, line, "more than %d fields", NN_MAX_FIELDS);
         char *f = NULL;
         if (csv_field(c, &f, &last) < 0)
             return -1;
-        push(s, f);
+        if (push(s, f, c->path) < 0)
+            return -1;
         ++*fields;
     }
     return 0;
 }
 
-static int read_csv_records(const char *path, const char *text, size_t len, nn_records *r)
+static int read_csv_records(const char *path, char *text, size_t len, nn_records *r)
 {
-    csv_cursor c = {path, text, text + len, 1};
+    csv_cursor c = {.path = path, .p = text, .end = text + len, .row = text, .line = 1};
+    r->text = text;
     strings names = {0}, cells = {0};
     longs lines = {0};
     int fields, rc = csv_row(&c, &names, &fields);
@@ -179,15 +201,11 @@ static int read_csv_records(const char *path, const char *text, size_t len, nn_r
             rc = line_error(path, line, "%d field%s, but the header has %d", fields,
                             fields == 1 ? "" : "s", r->n_fields);
         if (rc == 0)
-            push_line(&lines, line);
+            rc = push_line(&lines, line, path);
     }
     r->cells = cells.items;
     r->n = r->n_fields ? (int)(cells.n / (size_t)r->n_fields) : 0;
     r->lines = lines.items;
-    if (rc < 0) {
-        for (size_t i = (size_t)r->n * (size_t)r->n_fields; i < cells.n; i++)
-            free(cells.items[i]);
-    }
     return rc;
 }
 
@@ -231,10 +249,10 @@ static int field_index(json_reader *j, const char *key)
     for (size_t k = 0; k < j->names.n; k++)
         if (strcmp(j->names.items[k], key) == 0)
             return (int)k;
-    if (j->cells.n > 0)
-        return -1;                          /* a field the first object lacked */
-    push(&j->names, copy_span(key, strlen(key)));
-    push(&j->pending, NULL);
+    if (j->cells.n > 0 || j->names.n == NN_MAX_FIELDS)
+        return -1;                          /* a field the first object lacked, or too many */
+    push(&j->names, copy_span(key, strlen(key)), NULL);
+    push(&j->pending, NULL, NULL);
     return (int)j->names.n - 1;
 }
 
@@ -250,6 +268,8 @@ static int json_object(json_reader *j)
         if (j->event.type != YAML_SCALAR_EVENT)
             return line_error(j->path, event_line(j), "expected a field name");
         int k = field_index(j, (const char *)j->event.data.scalar.value);
+        if (k < 0 && j->names.n == NN_MAX_FIELDS)
+            return line_error(j->path, line, "more than %d fields", NN_MAX_FIELDS);
         if (k < 0)
             return line_error(j->path, event_line(j), "field '%s' is in no earlier object",
                               (const char *)j->event.data.scalar.value);
@@ -258,6 +278,9 @@ static int json_object(json_reader *j)
         if (j->event.type != YAML_SCALAR_EVENT)
             return line_error(j->path, event_line(j), "field '%s' must be a string or a number, "
                               "not a list or an object", j->names.items[k]);
+        if (j->event.data.scalar.length > (size_t)NN_MAX_LINE_BYTES)
+            return line_error(j->path, event_line(j), "field '%s' is longer than %ld MiB",
+                              j->names.items[k], NN_MAX_LINE_BYTES >> 20);
         free(j->pending.items[k]);
         j->pending.items[k] = copy_span((const char *)j->event.data.scalar.value,
                                         j->event.data.scalar.length);
@@ -266,10 +289,10 @@ static int json_object(json_reader *j)
         if (!j->pending.items[k])
             return line_error(j->path, line, "this object has no field '%s'", j->names.items[k]);
     for (size_t k = 0; k < j->names.n; k++) {   /* whole records only: nn_records_free's count */
-        push(&j->cells, j->pending.items[k]);
+        push(&j->cells, j->pending.items[k], NULL);
         j->pending.items[k] = NULL;
     }
-    push_line(&j->lines, line);
+    push_line(&j->lines, line, NULL);
     return 0;
 }
 
@@ -283,8 +306,10 @@ static int json_document(json_reader *j, const char *text, size_t len)
         if ((rc = next_event(j)) < 0)
             break;
         switch (j->event.type) {
-        case YAML_SEQUENCE_START_EVENT:
-            list++;
+        case YAML_SEQUENCE_START_EVENT:    /* one list of objects, nothing deeper */
+            if (++list > 1)
+                rc = line_error(j->path, event_line(j), "a list inside the list: expected "
+                                "objects {\"field\": ...}");
             break;
         case YAML_SEQUENCE_END_EVENT:
             list--;
@@ -319,7 +344,9 @@ static int read_json_records(const char *path, const char *text, size_t len, nn_
             const char *nl = memchr(s, '\n', (size_t)(end - s));
             const char *e = nl ? nl : end;
             j.line0 = line;
-            if (s + strspn(s, " \t\r") < e)
+            if (e - s > NN_MAX_LINE_BYTES)
+                rc = line_error(path, line, "a line longer than %ld MiB", NN_MAX_LINE_BYTES >> 20);
+            else if (s + strspn(s, " \t\r") < e)
                 rc = json_document(&j, s, (size_t)(e - s));
             s = e + 1;
         }
@@ -344,7 +371,8 @@ int nn_read_records(const char *path, nn_records *r)
     const char *first = text + strspn(text, " \t\r\n");
     int rc = *first == '[' || *first == '{' ? read_json_records(path, text, len, r)
                                             : read_csv_records(path, text, len, r);
-    free(text);
+    if (r->text != text)
+        free(text);                /* JSON: the strings were copied */
     if (rc == 0 && r->n == 0)
         rc = nn_error(path, "no records");
     if (rc < 0)

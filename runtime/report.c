@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 static void vreport(const char *kind, const char *place, const char *fmt, va_list ap)
@@ -41,6 +42,14 @@ void *nn_alloc(size_t count, size_t size)
         fprintf(stderr, "error: out of memory (%zu x %zu bytes)\n", count, size);
         abort();
     }
+    return p;
+}
+
+void *nn_alloc_for(const char *place, const char *what, size_t count, size_t size)
+{
+    void *p = size && count > SIZE_MAX / size ? NULL : calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        nn_error(place, "out of memory for %s (%zu x %zu bytes)", what, count, size);
     return p;
 }
 

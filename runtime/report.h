@@ -13,6 +13,10 @@
 int nn_error(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nn_warning(const char *place, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *nn_alloc(size_t count, size_t size);       /* zeroed; aborts with a message if out of memory */
+/* Zeroed memory for what a file holds (place: the file, what: for what), or
+ * NULL after an error naming them: a file whose data is real but larger than
+ * memory is refused by name, not with an abort naming nothing. */
+void *nn_alloc_for(const char *place, const char *what, size_t count, size_t size);
 
 /* The choice (a NULL-terminated list) nearest to word, within a third of its
  * length in slips (a wrong, missing, extra or swapped letter; case ignored),

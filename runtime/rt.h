@@ -137,6 +137,7 @@ typedef struct {
     char **names;          /* n_fields */
     char **cells;          /* n * n_fields: record i's field k at i * n_fields + k */
     long *lines;           /* where each record starts in the file */
+    char *text;            /* CSV: the file, which names and cells point into; JSON: NULL */
 } nn_records;
 int nn_read_records(const char *path, nn_records *r);
 void nn_records_free(nn_records *r);
@@ -144,6 +145,13 @@ void nn_records_free(nn_records *r);
 int nn_records_field(const nn_records *r, const char *path, const char *name, const char *what);
 /* The whole file, NUL-terminated, or NULL after an error naming it. */
 char *nn_read_text(const char *path, size_t *len);
+/* What the text readers (records.c, data_csv.c) accept, each refusal naming
+ * FILE:LINE: a line (a CSV record, quoted line breaks included, a JSON line or
+ * one JSON value) of at most NN_MAX_LINE_BYTES, a row or object of at most
+ * NN_MAX_FIELDS fields. Far above any table or corpus a model trains on; a
+ * binary file read as text, or a row of a million commas, stops there. */
+#define NN_MAX_LINE_BYTES (16L << 20)
+#define NN_MAX_FIELDS (1 << 20)
 
 /* Keras's Tokenizer vocabulary: words[id - 1] has id (0 pads), with a hash table. */
 typedef struct nn_vocab {
@@ -195,6 +203,10 @@ void nn_image_stream_free(nn_image_stream *s);
 int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *out);
 /* An image file's height and width as stored; -1 (silently) if unreadable. */
 int nn_image_file_size(const char *path, int *h, int *w);
+/* Images with more pixels than this are refused, by name, before decoding
+ * (--max-pixels; the default: 64 megapixels, 256 MB decoded as RGBA). */
+#define NN_DEFAULT_MAX_PIXELS (1LL << 26)
+void nn_set_max_pixels(long long pixels);
 /* The class folders of dir, sorted as Keras sorts them; the image files under
  * dir, in Keras's walk order. Each returns the count (the strings and the
  * array are malloc'd) or -1. */
@@ -569,6 +581,7 @@ typedef struct {
     const char *report;              /* train --report DIR */
     int skip_missing;                /* train --skip-missing */
     nn_format format;                /* predict --format */
+    long long max_pixels;            /* --max-pixels: 0, the default (NN_DEFAULT_MAX_PIXELS) */
 } nn_options;
 
 int nn_train(const nn_model *m, const nn_options *o);

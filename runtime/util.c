@@ -70,7 +70,12 @@ char *nn_read_text(const char *path, size_t *len)
     char *buf = nn_alloc(cap, 1);
     for (;;) {
         if (n + 1 == cap) {
-            char *bigger = nn_alloc(cap * 2, 1);
+            char *bigger = nn_alloc_for(path, "its text", cap * 2, 1);
+            if (!bigger) {
+                fclose(f);
+                free(buf);
+                return NULL;
+            }
             memcpy(bigger, buf, n);
             free(buf);
             buf = bigger;

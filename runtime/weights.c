@@ -549,6 +549,20 @@ static int shape_error(const char *path, const nn_model *m, const nn_tensor *t, 
                     m->name, want);
 }
 
+/* Asked about each .npz member before its data is read: a tensor of the
+ * model with another shape or dtype is refused at once, so a small file whose
+ * member inflates to gigabytes costs nothing (nn_npz_read_checked). */
+static int check_member(void *ctx, const char *path, const nn_array *a)
+{
+    const nn_model *m = ctx;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        if (strcmp(t->name, a->name) == 0)
+            return nn_array_is_f32(a, t->rank, t->shape) ? 0 : shape_error(path, m, t, a, NULL);
+    }
+    return 0;
+}
+
 /* Every tensor of the model from w. skip_missing: one not there keeps what
  * params holds (its initial value), and a warning names them all. */
 static int load_tensors(const nn_model *m, const char *path, nn_weight_file *w,
@@ -590,7 +604,7 @@ int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta 
                     nn_optim *o, nn_train_state *st)
 {
     nn_weight_file w;
-    if (nn_weight_file_read(path, &w) != 0)
+    if (nn_weight_file_read_checked(path, check_member, (void *)m, &w) != 0)
         return -1;
     int rc = 0;
     if (o && st && w.keras)
@@ -610,7 +624,7 @@ int nn_load_weights(const nn_model *m, const char *path, float *params, nn_meta 
 int nn_load_start_weights(const nn_model *m, const char *path, float *params, bool skip_missing)
 {
     nn_weight_file w;
-    if (nn_weight_file_read(path, &w) != 0)
+    if (nn_weight_file_read_checked(path, check_member, (void *)m, &w) != 0)
         return -1;
     int rc = load_tensors(m, path, &w, params, skip_missing);
     if (rc == 0)

@@ -384,8 +384,26 @@ static void test_bad_files(void **state)
                  "error: dataset /dense/dense/kernel:0 does not hold floating-point numbers");
     expect_error(t, "predict --weights tests/h5/bad_no_names.h5 1,2,3", 1,
                  "the file's root has no attribute 'layer_names'");
+    expect_error(t, "evaluate --weights tests/h5/bad_group.h5", 1,
+                 "tests/h5/bad_group.h5: error: /dense/dense/kernel:0 is not a dataset, but "
+                 "weight_names of /dense lists it");
+    /* (2^28, 4) floats declared in an 18 KB file: refused before allocating 4 GB */
+    expect_error(t, "evaluate --weights tests/h5/bad_huge.h5", 1,
+                 "tests/h5/bad_huge.h5: error: dataset /dense/dense/kernel:0 claims 1073741824 "
+                 "values (4294967296 bytes), but the file stores 0 bytes of it");
     write_text(in_scratch("text.h5"), "not HDF5\n");
     char args[700];
+    /* the first half of a good file: the signature is there, the rest is not */
+    snprintf(args, sizeof args, "head -c 4000 tests/h5/weights.h5 > %s", in_scratch("cut.h5"));
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "evaluate --weights %s", in_scratch("cut.h5"));
+    expect_error(t, args, 1, "cut.h5: error: cannot open as an HDF5 file (damaged?)");
+    /* fuzz_h5's file whose global heap makes libhdf5 1.10 loop forever in H5Aread */
+    setenv("NNRT_HDF5_SECONDS", "1", 1);
+    expect_error(t, "evaluate --weights tests/h5/bad_heap_loop.h5", 1,
+                 "tests/h5/bad_heap_loop.h5: error: the HDF5 library did not finish reading the "
+                 "file in 1 s (damaged?)");
+    unsetenv("NNRT_HDF5_SECONDS");
     snprintf(args, sizeof args, "evaluate --weights %s", in_scratch("text.h5"));
     expect_error(t, args, 1, "error: not an HDF5 file");
     expect_error(t, "train --resume tests/h5/weights.h5", 1,

@@ -304,6 +304,21 @@ static void test_alias_bomb_refused(void **state)
                       "counting what each alias stands for");
 }
 
+/* A 17 MiB line (inside the 64 MB a model file may have): refused where it
+ * passes 16 MiB, before libyaml scans it. */
+static void test_long_line_refused(void **state)
+{
+    (void)state;
+    size_t len = (17u << 20) + 16;
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    memset(text, 'x', len);
+    memcpy(text, "name: m\nnote: ", 14);
+    text[len] = '\0';
+    expect_load_error(write_model("long.yaml", text), ":2:16777217", "a line longer than 16 MiB");
+    free(text);
+}
+
 /* ---- the real Keras exports ---------------------------------------------------------------------- */
 
 static void test_keras_exports(void **state)
@@ -578,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_structure_errors),
         cmocka_unit_test(test_deep_nesting_refused),
         cmocka_unit_test(test_alias_bomb_refused),
+        cmocka_unit_test(test_long_line_refused),
         cmocka_unit_test(test_keras_exports),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_closest_word),

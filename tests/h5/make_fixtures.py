@@ -265,6 +265,18 @@ def main():
     with h5py.File(os.path.join(HERE, "bad_config.h5"), "w") as f:
         f.attrs["model_config"] = json.dumps(config).encode("utf8")
 
+    # Hostile files: the kernel's name leads to a group; the kernel declared
+    # (2^28, 4) float32 (4 GB) but never written, so the file stays small.
+    hostile = sequential_weights(np.random.RandomState(2))
+    with h5py.File(os.path.join(HERE, "bad_group.h5"), "w") as f:
+        save_weights(f, hostile)
+        del f["dense/dense/kernel:0"]
+        f["dense"].create_group("dense/kernel:0")
+    with h5py.File(os.path.join(HERE, "bad_huge.h5"), "w") as f:
+        save_weights(f, hostile)
+        del f["dense/dense/kernel:0"]
+        f["dense"].create_dataset("dense/kernel:0", (1 << 28, 4), dtype=np.float32)
+
 
 if __name__ == "__main__":
     main()
