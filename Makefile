@@ -49,12 +49,22 @@ ifeq ($(HDF5),1)
   HDF5_CFLAGS = -DNN_HAVE_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
   HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 endif
-RT_LIBS     = -lstb -lyaml -lz -lm -fopenmp $(HDF5_LIBS)
+# MPI=1: the runtime (only runtime/dist.c calls MPI) is built with Open MPI into
+# its own folder, $(B)/mpi, so that it never mixes with a plain build's objects,
+# and trainers link it (mpicc's flags, read after ensure-deps installed it).
+ifeq ($(MPI),1)
+  RB := $(B)/mpi
+  MPI_CFLAGS = -DNN_HAVE_MPI $(shell mpicc --showme:compile)
+  MPI_LIBS   = $(shell mpicc --showme:link)
+else
+  RB := $(B)
+endif
+RT_LIBS     = -lstb -lyaml -lz -lm -fopenmp $(HDF5_LIBS) $(MPI_LIBS)
 
 COMPILER_SRC := $(filter-out compiler/embed.c,$(wildcard compiler/*.c))
 COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(B)/compiler/%.o) $(B)/compiler/templates.o
 RUNTIME_SRC  := $(wildcard runtime/*.c)
-RUNTIME_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
+RUNTIME_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(RB)/runtime/%.o)
 # What nncc takes from the runtime: .npy/.npz and Keras .h5 files (for --inference
 # --weights, and a Keras model_config), the summary table, and the error reports
 # both use. libc, zlib and (when found) libhdf5 only.
@@ -63,8 +73,8 @@ TEMPLATES    := $(sort $(wildcard templates/*.c.in))
 MODELS       := $(wildcard models/*.yaml)
 TRAINERS     := $(MODELS:models/%.yaml=generated/%)
 TEST_SRC     := $(wildcard tests/test_*.c)
-TESTS        := $(TEST_SRC:tests/%.c=$(B)/tests/%)
-LIBNNRT      := $(B)/libnnrt.a
+TESTS        := $(TEST_SRC:tests/%.c=$(RB)/tests/%)
+LIBNNRT      := $(RB)/libnnrt.a
 
 .PHONY: all deps test-deps run test fixtures trainer bench install clean FORCE
 .SECONDARY:
@@ -73,6 +83,7 @@ all: deps nncc $(LIBNNRT) $(TRAINERS)
 
 deps:
 	@HDF5=$(HDF5) tools/ensure-deps build
+	@$(if $(filter 1,$(MPI)),tools/ensure-deps mpi)
 
 test-deps: deps
 	@tools/ensure-deps test
@@ -104,9 +115,9 @@ $(LIBNNRT): $(RUNTIME_OBJ)
 
 # The runtime's loops over whole buffers (optimizers, losses, batches) run
 # every step: they are built for this CPU too.
-$(B)/runtime/%.o: runtime/%.c
+$(RB)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(RUNTIME_OPT) $(STB_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(RUNTIME_OPT) $(STB_CFLAGS) $(MPI_CFLAGS) $(if $(filter %/h5.o,$@),$(HDF5_CFLAGS)) -c -o $@ $<
 
 # ...except those nncc links as well: built as the compiler is (they run no
 # step's loops), so that nncc holds no OpenMP and no code for this CPU only.
@@ -119,7 +130,11 @@ $(NNCC_RT_OBJ): $(B)/runtime/%.o: runtime/%.c
 $(B)/hdf5.config: FORCE
 	@mkdir -p $(B)
 	@echo 'HDF5=$(HDF5)' | cmp -s - $@ || echo 'HDF5=$(HDF5)' > $@
-$(B)/runtime/h5.o: $(B)/hdf5.config
+$(B)/runtime/h5.o $(RB)/runtime/h5.o: $(B)/hdf5.config
+# Likewise trainers are relinked when MPI changes (make MPI=1, then make).
+$(B)/mpi.config: FORCE
+	@mkdir -p $(B)
+	@echo 'MPI=$(MPI)' | cmp -s - $@ || echo 'MPI=$(MPI)' > $@
 FORCE:
 
 # ---- trainers ----------------------------------------------------------------------
@@ -127,7 +142,7 @@ FORCE:
 generated/%.c: models/%.yaml nncc
 	./nncc $< -o $@
 
-generated/%: generated/%.c $(LIBNNRT) runtime/nnrt.h
+generated/%: generated/%.c $(LIBNNRT) runtime/nnrt.h $(B)/mpi.config
 	$(CC) -std=c11 $(WARN) $(TRAINER_CFLAGS) $(SANFLAGS) -fopenmp -Iruntime -o $@ $< $(LIBNNRT) $(RT_LIBS)
 
 trainer: deps $(NNCC) $(LIBNNRT)
@@ -143,13 +158,13 @@ run: all
 	@tools/run-model $(MODEL)
 
 # ---- tests -------------------------------------------------------------------------
-$(B)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) | test-deps
+$(RB)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) | test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -DNN_RT_LIBS='"$(RT_LIBS)"' -Iruntime -Icompiler -o $@ $< \
 	  $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) -lcmocka -lyaml $(RT_LIBS)
 
 test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
-	@NNCC=./$(NNCC) NNCC_BUILD=$(B) SAN=$(SAN) tools/run-tests $(TESTS)
+	@NNCC=./$(NNCC) NNCC_BUILD=$(RB) SAN=$(SAN) tools/run-tests $(TESTS)
 
 # The reference fixtures that tests/test_ref.c checks against: PyTorch and numpy,
 # Debian's, so /usr/bin/python3, not whatever python3 is first on PATH. They are
@@ -177,4 +192,4 @@ install: nncc $(LIBNNRT)
 clean:
 	rm -rf build nncc $(TRAINERS)
 
--include $(wildcard $(B)/*/*.d)
+-include $(wildcard $(B)/*/*.d $(RB)/*/*.d)

@@ -421,6 +421,34 @@ static char *forward_block(const Model *m, const Plan *p, bool inference)
     return block_close(&b);
 }
 
+/* Where the gradients that are final once op i's backward has run begin:
+ * the end of the highest tensor of an op before it (those run later), or 0. */
+static long grads_final_from(const Plan *p, int i)
+{
+    long from = 0;
+    for (int j = 0; j < i; j++)
+        for (int k = 0; k < MAX_LAYER_TENSORS && p->ops[j].tensor[k] >= 0; k++) {
+            const Tensor *t = &p->tensors[p->ops[j].tensor[k]];
+            from = t->offset + t->size > from ? t->offset + t->size : from;
+        }
+    return from;
+}
+
+/* GRADS_READY(tensor) after an op's backward when more gradients are final
+ * than after the op before it: the runtime may start summing them. */
+static void emit_grads_ready(FILE *out, const Plan *p, int i, long *ready)
+{
+    long from = grads_final_from(p, i);
+    if (from >= *ready)
+        return;
+    *ready = from;
+    for (int t = 0; t < p->n_tensors; t++)
+        if (p->tensors[t].offset == from) {
+            fprintf(out, "    GRADS_READY(%s);\n", p->tensors[t].ident);
+            return;
+        }
+}
+
 static char *backward_block(const Plan *p, const Model *m)
 {
     Block b;
@@ -431,8 +459,11 @@ static char *backward_block(const Plan *p, const Model *m)
                 buf_ref(p, dout), shape_size(&m->layers[m->output].out));
     else
         fprintf(b.f, "    (void)dout, (void)work, (void)n;   /* nothing learns */\n");
-    for (int i = p->n_ops - 1; i >= 0; i--)
+    long ready = p->n_params;
+    for (int i = p->n_ops - 1; i >= 0; i--) {
         emit_backward_call(b.f, p, &p->ops[i]);
+        emit_grads_ready(b.f, p, i, &ready);
+    }
     return block_close(&b);
 }
 

@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -519,6 +521,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)dout, (void)work, (void)n;   /* nothing learns */
     (void)pooled_backward;  /* pooled: nothing to learn, nothing flows back */
     (void)filters_backward;  /* filters: nothing to learn, nothing flows back */
+    GRADS_READY(filters_kernel);
 }
 
 static const float filters_kernel_values[27] = {

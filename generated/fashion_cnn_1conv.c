@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -874,16 +876,19 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     memcpy(W(dense_1_dout), dout, (size_t)n * 10 * sizeof *dout);
     /* dense_1: Dense, line 10 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    GRADS_READY(dense_1_kernel);
     /* dense: relu, line 9 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 9 */
     dense_backward(n, W(max_pooling2d_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    GRADS_READY(dense_kernel);
     /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
     /* conv2d: relu, line 6 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 6 */
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    GRADS_READY(conv2d_kernel);
 }
 
 static const nn_metric metrics[1] = {

@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -1549,26 +1551,31 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     conv2d_2_sigmoid_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: Conv2D, line 16 */
     conv2d_2_backward(n, W(conv2d_transpose_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(conv2d_transpose_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
+    GRADS_READY(conv2d_2_kernel);
     /* conv2d_transpose_1: relu, line 15 */
     conv2d_transpose_1_relu_backward(n, W(conv2d_transpose_1_out), W(conv2d_transpose_1_out), W(conv2d_transpose_1_dout), W(conv2d_transpose_1_dout));
     /* conv2d_transpose_1: Conv2DTranspose, line 15 */
     conv2d_transpose_1_backward(n, W(conv2d_transpose_out), P(conv2d_transpose_1_kernel), W(conv2d_transpose_1_dout), W(conv2d_transpose_dout), G(conv2d_transpose_1_kernel), G(conv2d_transpose_1_bias));
+    GRADS_READY(conv2d_transpose_1_kernel);
     /* conv2d_transpose: relu, line 14 */
     conv2d_transpose_relu_backward(n, W(conv2d_transpose_out), W(conv2d_transpose_out), W(conv2d_transpose_dout), W(conv2d_transpose_dout));
     /* conv2d_transpose: Conv2DTranspose, line 14 */
     conv2d_transpose_backward(n, W(max_pooling2d_1_out), P(conv2d_transpose_kernel), W(conv2d_transpose_dout), W(max_pooling2d_1_dout), G(conv2d_transpose_kernel), G(conv2d_transpose_bias));
+    GRADS_READY(conv2d_transpose_kernel);
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: relu, line 12 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 12 */
     conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
+    GRADS_READY(conv2d_1_kernel);
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
     /* conv2d: relu, line 10 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    GRADS_READY(conv2d_kernel);
 }
 
 

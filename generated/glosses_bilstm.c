@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -1695,14 +1697,18 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     memcpy(W(dense_1_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense_1: Dense, line 15 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    GRADS_READY(dense_1_kernel);
     /* dense: relu, line 14 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 14 */
     dense_backward(n, W(bidirectional_out), P(dense_kernel), W(dense_dout), W(bidirectional_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    GRADS_READY(dense_kernel);
     /* bidirectional: Bidirectional, line 13 */
     bidirectional_backward(n, W(embedding_out), P(bidirectional_forward_lstm_kernel), P(bidirectional_forward_lstm_recurrent_kernel), P(bidirectional_backward_lstm_kernel), P(bidirectional_backward_lstm_recurrent_kernel), W(bidirectional_dout), W(embedding_dout), G(bidirectional_forward_lstm_kernel), G(bidirectional_forward_lstm_recurrent_kernel), G(bidirectional_forward_lstm_bias), G(bidirectional_backward_lstm_kernel), G(bidirectional_backward_lstm_recurrent_kernel), G(bidirectional_backward_lstm_bias), W(bidirectional_state), SCRATCH);
+    GRADS_READY(bidirectional_forward_lstm_kernel);
     /* embedding: Embedding, line 12 */
     embedding_backward(n, x, W(embedding_dout), G(embedding_embeddings));
+    GRADS_READY(embedding_embeddings);
 }
 
 static const nn_metric metrics[1] = {

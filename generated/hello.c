@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -310,6 +312,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     memcpy(W(dense_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense: Dense, line 5 */
     dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), NULL);
+    GRADS_READY(dense_kernel);
 }
 
 static const float train_x[6] = {

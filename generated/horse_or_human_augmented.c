@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -2035,34 +2037,40 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     memcpy(W(dense_1_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense_1: Dense, line 20 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    GRADS_READY(dense_1_kernel);
     /* dense: relu, line 19 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 19 */
     dense_backward(n, W(max_pooling2d_3_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_3_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    GRADS_READY(dense_kernel);
     /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_backward(n, W(conv2d_3_out), W(max_pooling2d_3_out), W(max_pooling2d_3_dout), W(conv2d_3_dout));
     /* conv2d_3: relu, line 16 */
     conv2d_3_relu_backward(n, W(conv2d_3_out), W(conv2d_3_out), W(conv2d_3_dout), W(conv2d_3_dout));
     /* conv2d_3: Conv2D, line 16 */
     conv2d_3_backward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias), SCRATCH);
+    GRADS_READY(conv2d_3_kernel);
     /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_backward(n, W(conv2d_2_out), W(max_pooling2d_2_out), W(max_pooling2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: relu, line 14 */
     conv2d_2_relu_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: Conv2D, line 14 */
     conv2d_2_backward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
+    GRADS_READY(conv2d_2_kernel);
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: relu, line 12 */
     conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 12 */
     conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
+    GRADS_READY(conv2d_1_kernel);
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
     /* conv2d: relu, line 10 */
     conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
     conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    GRADS_READY(conv2d_kernel);
 }
 
 static const nn_metric metrics[1] = {

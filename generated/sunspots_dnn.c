@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -664,14 +666,17 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     memcpy(W(dense_2_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense_2: Dense, line 13 */
     dense_2_backward(n, W(dense_1_out), P(dense_2_kernel), W(dense_2_dout), W(dense_1_dout), G(dense_2_kernel), G(dense_2_bias), SCRATCH);
+    GRADS_READY(dense_2_kernel);
     /* dense_1: relu, line 12 */
     dense_1_relu_backward(n, W(dense_1_out), W(dense_1_out), W(dense_1_dout), W(dense_1_dout));
     /* dense_1: Dense, line 12 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    GRADS_READY(dense_1_kernel);
     /* dense: relu, line 11 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 11 */
     dense_backward(n, x, P(dense_kernel), W(dense_dout), NULL, G(dense_kernel), G(dense_bias), NULL);
+    GRADS_READY(dense_kernel);
 }
 
 

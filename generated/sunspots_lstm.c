@@ -14,6 +14,8 @@
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
+/* The gradients from tensor t's to the end are final (nnrt.h, nn_pass). */
+#define GRADS_READY(t) do { if (pass->grads_ready) pass->grads_ready(pass, (size_t)(t)); } while (0)
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
@@ -2044,22 +2046,28 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     lambda_backward(n, W(dense_2_out), W(lambda_dout), W(dense_2_dout));
     /* dense_2: Dense, line 17 */
     dense_2_backward(n, W(dense_1_out), P(dense_2_kernel), W(dense_2_dout), W(dense_1_dout), G(dense_2_kernel), G(dense_2_bias), SCRATCH);
+    GRADS_READY(dense_2_kernel);
     /* dense_1: relu, line 16 */
     dense_1_relu_backward(n, W(dense_1_out), W(dense_1_out), W(dense_1_dout), W(dense_1_dout));
     /* dense_1: Dense, line 16 */
     dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    GRADS_READY(dense_1_kernel);
     /* dense: relu, line 15 */
     dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 15 */
     dense_backward(n, W(lstm_1_out), P(dense_kernel), W(dense_dout), W(lstm_1_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    GRADS_READY(dense_kernel);
     /* lstm_1: LSTM, line 14 */
     lstm_1_backward(n, W(lstm_out), P(lstm_1_kernel), P(lstm_1_recurrent_kernel), W(lstm_1_dout), W(lstm_dout), G(lstm_1_kernel), G(lstm_1_recurrent_kernel), G(lstm_1_bias), W(lstm_1_state), SCRATCH);
+    GRADS_READY(lstm_1_kernel);
     /* lstm: LSTM, line 13 */
     lstm_backward(n, W(conv1d_out), P(lstm_kernel), P(lstm_recurrent_kernel), W(lstm_dout), W(conv1d_dout), G(lstm_kernel), G(lstm_recurrent_kernel), G(lstm_bias), W(lstm_state), SCRATCH);
+    GRADS_READY(lstm_kernel);
     /* conv1d: relu, line 12 */
     conv1d_relu_backward(n, W(conv1d_out), W(conv1d_out), W(conv1d_dout), W(conv1d_dout));
     /* conv1d: Conv1D, line 12 */
     conv1d_backward(n, x, P(conv1d_kernel), W(conv1d_dout), NULL, G(conv1d_kernel), G(conv1d_bias), NULL);
+    GRADS_READY(conv1d_kernel);
 }
 
 static const nn_metric metrics[1] = {

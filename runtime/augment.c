@@ -45,11 +45,11 @@ static float shift(float range, float u, int size)
 
 /* The draw for sample i of a batch, in get_random_transform's terms. */
 static nn_transform random_transform(const nn_augment *a, int h, int w, uint64_t seed,
-                                     uint64_t step, int i)
+                                     uint64_t step, uint64_t i)
 {
     float u[U_COUNT];
     for (int k = 0; k < U_COUNT; k++)
-        u[k] = nn_uniform(seed, step, (uint64_t)i * 16 + (uint64_t)k);
+        u[k] = nn_uniform(seed, step, i * 16 + (uint64_t)k);
     nn_transform t = {.zx = 1, .zy = 1};
     t.theta = symmetric(a->rotation_range, u[U_THETA]);
     t.tx = shift(a->width_shift_range, u[U_TX], w);
@@ -145,14 +145,14 @@ void nn_transform_image(const nn_transform *t, float *img, int h, int w, int c)
 }
 
 void nn_augment_batch(const nn_augment *a, float *x, int n, int h, int w, int c, uint64_t seed,
-                      uint64_t step)
+                      uint64_t step, uint64_t first)
 {
     if (!nn_augment_active(a))
         return;
     size_t size = (size_t)h * w * c;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        nn_transform t = random_transform(a, h, w, seed, step, i);
+        nn_transform t = random_transform(a, h, w, seed, step, first + (uint64_t)i);
         nn_transform_image(&t, x + (size_t)i * size, h, w, c);
     }
 }

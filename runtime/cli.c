@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -70,7 +71,8 @@ static const struct {
                   "0 to 2^63-1: initial weights, shuffling, dropout, augmentation", NULL},
     [OPT_THREADS] = {"--threads", "N",
                      ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(ACTIVATIONS) | ON(GRADCHECK),
-                     "OpenMP threads, 1 to 1024", "OMP_NUM_THREADS, else every core"},
+                     "OpenMP threads, 1 to 1024",
+                     "OMP_NUM_THREADS, else every core (under mpirun: the cores / the ranks on the machine)"},
     [OPT_DATA] = {"--data", "DIR", ON(TRAIN) | ON(EVALUATE) | ON(PREDICT) | ON(INIT) | ON(SHOW_DATA),
                   "the folder relative data paths start from (predict, init: where the class "
                   "folders are); evaluate: also a .csv file to score", NULL},
@@ -493,18 +495,33 @@ static int run(const nn_model *m, const Args *a)
     }
 }
 
+/* Several ranks on one machine share its cores: each gets its share (at
+ * least 1), and no more than mpirun's binding leaves it. */
+static int threads_per_rank(void)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int share = (int)(online > 0 ? online : 1) / nn_dist_local_size();
+    int bound = omp_get_num_procs();
+    share = share < bound ? share : bound;
+    return share > 0 ? share : 1;
+}
+
 int nnrt_main(const nn_model *m, int argc, char **argv)
 {
     const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
     program = slash ? slash + 1 : argc > 0 ? argv[0] : m->name;
     Args a = parse_args(m, argc, argv);
+    if (nn_dist_init(&argc, &argv) != 0)
+        return 1;
     if (a.o.threads > 0)
         omp_set_num_threads(a.o.threads);
+    else if (nn_dist_local_size() > 1 && !getenv("OMP_NUM_THREADS"))
+        omp_set_num_threads(threads_per_rank());
     if (a.o.max_pixels > 0)
         nn_set_max_pixels(a.o.max_pixels);
     flush_denormals();
     int rc = run(m, &a);
     free(a.inputs);
     fflush(stdout);
-    return rc == 0 ? 0 : rc == 130 ? 130 : 1;
+    return nn_dist_finalize(rc == 0 ? 0 : rc == 130 ? 130 : 1);
 }

@@ -87,10 +87,14 @@ typedef struct {
  * BatchNormalization use batch statistics. seed, step and the sample's place
  * in its batch make dropout masks a function of those alone, so neither
  * threads nor passing a batch in parts can change them. */
-typedef struct {
+typedef struct nn_pass {
     int training;
     uint64_t seed, step;
     uint64_t first;        /* the batch's first sample, when it passes in parts */
+    /* Called by the backward pass (GRADS_READY) once the gradients from
+     * offset `from` to the end of grads are final, or NULL: under mpirun their
+     * sum over the ranks starts while the earlier layers' backward runs. */
+    void (*grads_ready)(const struct nn_pass *pass, size_t from);
 } nn_pass;
 
 typedef const float *(*nn_forward_fn)(const nn_pass *pass, float *params, float *work,

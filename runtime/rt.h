@@ -224,9 +224,10 @@ int nn_check_token_ids(const nn_model *m, const float *x, int n, const char *pla
 /* ---- augment.c --------------------------------------------------------------------- */
 
 /* Transforms each image of a batch in place (NHWC floats); a pure function of
- * (seed, step) so runs repeat. */
+ * (seed, step) and each image's place in its batch, first + i (first: where
+ * x begins in the batch, when a rank has its share of it), so runs repeat. */
 void nn_augment_batch(const nn_augment *a, float *x, int n, int h, int w, int c,
-                      uint64_t seed, uint64_t step);
+                      uint64_t seed, uint64_t step, uint64_t first);
 bool nn_augment_active(const nn_augment *a);
 /* One draw of those transformations, as apply_transform takes it: theta and
  * shear in degrees, tx along the width and ty along the height in pixels, zoom
@@ -628,5 +629,34 @@ typedef struct {
 
 void nn_batch_init(nn_batch *b, const nn_model *m, int capacity);
 void nn_batch_free(nn_batch *b);
+
+/* ---- dist.c ---------------------------------------------------------------------------------------- */
+
+/* Data-parallel training with Open MPI (make MPI=1, run under mpirun); without
+ * it, or run alone, a job of one process of rank 0 where these do nothing.
+ * A collective that fails or that some rank does not join within
+ * NNRT_MPI_TIMEOUT seconds ends the job with a message naming the rank;
+ * `what` says which collective, for that message. */
+int nn_dist_init(int *argc, char ***argv);
+int nn_dist_rank(void);
+int nn_dist_size(void);
+int nn_dist_local_size(void);          /* the ranks on this machine */
+void nn_dist_bcast(void *buf, size_t bytes, const char *what);   /* rank 0's to every rank */
+void nn_dist_sum_doubles(double *buf, size_t n, const char *what);   /* in place, over the ranks */
+/* A step's gradient sum, bucket by bucket (buckets of whole tensors, about
+ * NN_DIST_BUCKET_FLOATS each, from the last tensor down): begin before the
+ * backward pass; nn_dist_grads_ready as the pass's grads_ready starts each
+ * bucket whose gradients are final while the backward pass goes on; end
+ * starts the others and waits for all. Every rank starts the same buckets in
+ * the same order, so a rank that passes no hook (a batch in parts, no samples)
+ * only starts them later. */
+#define NN_DIST_BUCKET_FLOATS ((size_t)1 << 16)
+void nn_dist_sum_begin(const nn_model *m, float *grads);
+void nn_dist_grads_ready(const nn_pass *pass, size_t from);
+void nn_dist_sum_end(const char *what);
+/* Ends MPI: rc != 0 on any rank ends the whole job (MPI_Abort) naming it. */
+int nn_dist_finalize(int rc);
+/* NNRT_TEST_FAULT=RANK:STEP:hang|exit|kill, for the tests: -1 (exit) or never returns. */
+int nn_dist_test_fault(int64_t step);
 
 #endif

@@ -134,7 +134,7 @@ static int fill_grid(const nn_model *m, const nn_options *o, const nn_dataset *d
     uint64_t seed = o->has_seed ? o->seed : m->fit.seed;
     for (int i = 0; rc == 0 && o->augmented && i < count; i++)
         nn_augment_batch(&m->data.augment, images + i * size, 1, g->h, g->w, g->c, seed,
-                         (uint64_t)i);
+                         (uint64_t)i, 0);
     for (int i = 0; rc == 0 && i < count; i++) {
         char buf[16];
         if (d->labels)

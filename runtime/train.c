@@ -152,8 +152,28 @@ static void count_confusion(const nn_model *m, const float *out, const float *y,
     free(probs);
 }
 
+/* Under mpirun each rank takes a contiguous share of every batch of n
+ * samples: its first sample in the batch, and how many. */
+static int rank_share(int n, int *first)
+{
+    int rank = nn_dist_rank(), size = nn_dist_size();
+    *first = (int)((long)n * rank / size);
+    return (int)((long)n * (rank + 1) / size) - *first;
+}
+
+/* A batch's sums from every rank: the loss's (sums[0]) then the metrics'
+ * (delta), added into the running metric sums. */
+static void reduce_batch_sums(const nn_model *m, double *delta, double *metric_sums)
+{
+    size_t n = nn_metrics_size(m);
+    nn_dist_sum_doubles(delta, n + 1, "the sums of the loss and metrics");
+    for (size_t i = 0; i < n; i++)
+        metric_sums[i] += delta[i + 1];
+}
+
 /* Batches of b->capacity samples (the steps a progress bar counts), each
- * passing in parts of b->part. p: the bar, or NULL. */
+ * passing in parts of b->part (under mpirun, each rank its share of each
+ * batch, the sums added over the ranks). p: the bar, or NULL. */
 static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset *d,
                  nn_progress *p, nn_score *result)
 {
@@ -161,25 +181,33 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
     int *idx = nn_alloc((size_t)b->capacity, sizeof *idx);
     int width = nn_label_width(m), step = 0;
     double loss = 0, penalty = nn_weight_penalty(m, params, NULL);
-    double *sums = nn_alloc(nn_metrics_size(m) + 1, sizeof *sums);
+    size_t n_sums = nn_metrics_size(m);
+    double *sums = nn_alloc(n_sums + 1, sizeof *sums);
+    double *delta = nn_alloc(n_sums + 1, sizeof *delta);
     int rc = 0;
     for (int start = 0; start < d->n && rc == 0; start += b->capacity) {
-        int n = d->n - start < b->capacity ? d->n - start : b->capacity;
-        for (int s = 0; s < n; s++)
-            idx[s] = start + s;
-        if ((rc = batch_fill(b, m, d, idx, n)) != 0)
+        int n = d->n - start < b->capacity ? d->n - start : b->capacity, lo;
+        int mine = rank_share(n, &lo);
+        for (int s = 0; s < mine; s++)
+            idx[s] = start + lo + s;
+        if ((rc = batch_fill(b, m, d, idx, mine)) != 0)
             break;
-        for (int first = 0; first < n; first += b->part) {
-            int k = n - first < b->part ? n - first : b->part;
+        memset(delta, 0, (n_sums + 1) * sizeof *delta);
+        for (int first = 0; first < mine; first += b->part) {
+            int k = mine - first < b->part ? mine - first : b->part;
             const float *y = b->y + (size_t)first * (size_t)width;
             const float *out = m->forward(&pass, params, b->work,
                                           b->x + (size_t)first * (size_t)m->input_size, k);
-            loss += nn_loss(m, out, y, k, NULL) * k;
-            if ((rc = nn_metrics_update(m, out, y, k, sums)) != 0)
+            delta[0] += nn_loss(m, out, y, k, NULL) * k;
+            if ((rc = nn_metrics_update(m, out, y, k, delta + 1)) != 0)
                 break;
             if (result->confusion)
                 count_confusion(m, out, y, k, result);
         }
+        if (rc != 0)
+            break;
+        reduce_batch_sums(m, delta, sums);
+        loss += delta[0];
         nn_metrics_results(m, sums, result->metrics);
         if (p && rc == 0) {
             nn_logs l = {0};
@@ -189,6 +217,7 @@ static int score(const nn_model *m, float *params, nn_batch *b, const nn_dataset
     }
     free(idx);
     free(sums);
+    free(delta);
     result->loss = loss / d->n + penalty;
     return rc;
 }
@@ -216,6 +245,7 @@ typedef struct {
     nn_rng rng;
     int *order;            /* the epoch's order of the training samples */
     float *sample_weights; /* the batch's, from class_weight, or NULL */
+    double *step_sums;     /* a step's loss and metric sums on this rank, then on all */
     uint64_t step;         /* optimizer steps done, for dropout and augmentation */
     double epoch_start;    /* when the epoch began, less the time an earlier run spent on it */
     bool ran_out;          /* an epoch's data ended before its steps_per_epoch */
@@ -273,6 +303,41 @@ static const nn_callback *find_callback(const nn_model *m, nn_callback_kind kind
     return NULL;
 }
 
+/* The weights and state to start from: the checkpoint's (--resume), or
+ * fresh ones (from --weights). */
+static int read_start(Trainer *t, uint64_t seed)
+{
+    const nn_model *m = t->m;
+    if (t->o->resume)
+        return nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st);
+    nn_init_params(m, t->params, seed);
+    /* --weights: Keras's load_weights then fit: epoch 0, a fresh optimizer. */
+    if (t->o->weights &&
+        nn_load_start_weights(m, t->o->weights, t->params, t->o->skip_missing) != 0)
+        return -1;
+    return 0;
+}
+
+/* Under mpirun rank 0 alone read or made them: every rank gets its weights,
+ * optimizer state and where the loop stands, so all step alike from here. */
+static void share_start(Trainer *t)
+{
+    size_t n = t->m->n_params;
+    nn_dist_bcast(t->params, n * sizeof *t->params, "sending the weights");
+    for (int i = 0; i < NN_OPT_BUFFERS; i++)
+        if (t->opt.state[i])
+            nn_dist_bcast(t->opt.state[i], n * sizeof *t->opt.state[i],
+                          "sending the optimizer state");
+    nn_dist_bcast(&t->opt.iterations, sizeof t->opt.iterations, "sending the optimizer state");
+    nn_dist_bcast(&t->opt.product, sizeof t->opt.product, "sending the optimizer state");
+    nn_dist_bcast(&t->opt.product_steps, sizeof t->opt.product_steps,
+                  "sending the optimizer state");
+    double *sums = t->st.metric_sums;
+    nn_dist_bcast(&t->st, sizeof t->st, "sending the training state");
+    t->st.metric_sums = sums;
+    nn_dist_bcast(sums, t->st.n_metric_sums * sizeof *sums, "sending the training state");
+}
+
 static int start_state(Trainer *t)
 {
     const nn_model *m = t->m;
@@ -293,17 +358,10 @@ static int start_state(Trainer *t)
     t->st.metric_sums = nn_alloc(t->st.n_metric_sums + 1, sizeof *t->st.metric_sums);
     if (t->plateau)
         nn_plateau_begin(t->plateau, &t->st.plateau);
-    if (t->o->resume) {
-        if (nn_load_weights(m, t->o->resume, t->params, NULL, &t->opt, &t->st) != 0)
-            return -1;
-        t->opt.cfg.learning_rate = cfg.learning_rate;   /* begin_epoch_lr: st.lr's, if set */
-    } else {
-        nn_init_params(m, t->params, seed);
-        /* --weights: Keras's load_weights then fit: epoch 0, a fresh optimizer. */
-        if (t->o->weights &&
-            nn_load_start_weights(m, t->o->weights, t->params, t->o->skip_missing) != 0)
-            return -1;
-    }
+    if (nn_dist_rank() == 0 && read_start(t, seed) != 0)
+        return -1;
+    t->opt.cfg.learning_rate = cfg.learning_rate;   /* begin_epoch_lr: st.lr's, if set */
+    share_start(t);
     if (t->st.sample > t->train.n)
         return nn_error(t->o->resume, "the checkpoint stopped at sample %lld of an epoch of "
                                       "%d: it was written for other training data (--data, "
@@ -312,6 +370,7 @@ static int start_state(Trainer *t)
     t->order = nn_alloc((size_t)t->train.n, sizeof *t->order);
     if (m->fit.class_weight)
         t->sample_weights = nn_alloc((size_t)t->o->batch_size, sizeof *t->sample_weights);
+    t->step_sums = nn_alloc(t->st.n_metric_sums + 1, sizeof *t->step_sums);
     return 0;
 }
 
@@ -387,33 +446,70 @@ static void add_into(float *restrict sum, const float *restrict part, size_t n)
         sum[i] += part[i];
 }
 
-/* forward, loss, backward, update; *mean_loss is the batch's loss (weighted by
- * class_weight), and the metrics' sums take the batch in. */
-static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
+/* BatchNormalization's moving statistics (the tensors a forward pass
+ * changes, not the optimizer) moved on each rank with its own share of the
+ * batch: every rank takes their mean. Summed in double, so that a frozen
+ * tensor, equal on every rank, stays exactly as it was. */
+static void average_moving_statistics(Trainer *t)
+{
+    const nn_model *m = t->m;
+    int ranks = nn_dist_size();
+    if (ranks == 1 || !m->whole_batches)
+        return;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const nn_tensor *x = &m->tensors[i];
+        if (x->trainable)
+            continue;
+        float *v = t->params + x->offset;
+        double *d = nn_alloc(x->size, sizeof *d);
+        for (size_t j = 0; j < x->size; j++)
+            d[j] = v[j];
+        nn_dist_sum_doubles(d, x->size, "averaging the moving statistics");
+        for (size_t j = 0; j < x->size; j++)
+            v[j] = (float)(d[j] / ranks);
+        free(d);
+    }
+}
+
+/* This rank's share of a batch of n (idx: the whole batch's samples):
+ * forward, loss, backward, its gradient as its share of the whole batch's
+ * mean (so that the sum over the ranks is the batch's gradient); its loss
+ * and metric sums into t->step_sums. */
+static int rank_gradients(Trainer *t, const int *idx, int n)
 {
     const nn_model *m = t->m;
     nn_batch *b = &t->batch;
-    if (batch_fill(b, m, &t->train, idx, n) != 0)
+    int lo, mine = rank_share(n, &lo);
+    idx += lo;
+    memset(t->step_sums, 0, (t->st.n_metric_sums + 1) * sizeof *t->step_sums);
+    if (mine == 0) {   /* a last batch smaller than the ranks */
+        memset(t->grads, 0, m->n_params * sizeof *t->grads);
+        return 0;
+    }
+    if (batch_fill(b, m, &t->train, idx, mine) != 0)
         return -1;
-    if (t->sample_weights && nn_class_weights(m, b->y, n, t->sample_weights) != 0)
+    if (t->sample_weights && nn_class_weights(m, b->y, mine, t->sample_weights) != 0)
         return -1;
     if (nn_augment_active(&m->data.augment) && m->input_rank == 3)
-        nn_augment_batch(&m->data.augment, b->x, n, m->input_shape[0], m->input_shape[1],
-                         m->input_shape[2], t->st.seed, t->step);
+        nn_augment_batch(&m->data.augment, b->x, mine, m->input_shape[0], m->input_shape[1],
+                         m->input_shape[2], t->st.seed, t->step, (uint64_t)lo);
     /* Equal parts of at most b->part samples; each part's gradient is its
      * share of the whole batch's mean, so their sum is the batch's gradient. */
-    int parts = (n + b->part - 1) / b->part, size = (n + parts - 1) / parts;
+    int parts = (mine + b->part - 1) / b->part, size = (mine + parts - 1) / parts;
     int width = nn_label_width(m);
-    double loss = 0;
-    for (int first = 0; first < n; first += size) {
-        int k = n - first < size ? n - first : size;
+    /* Under mpirun a whole batch's backward pass starts summing the gradients
+     * of its last layers while it goes on (parts add up only at the end). */
+    void (*ready)(const nn_pass *, size_t) =
+        parts == 1 && nn_dist_size() > 1 ? nn_dist_grads_ready : NULL;
+    for (int first = 0; first < mine; first += size) {
+        int k = mine - first < size ? mine - first : size;
         const float *x = b->x + (size_t)first * (size_t)m->input_size;
         const float *y = b->y + (size_t)first * (size_t)width;
-        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)first};
+        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)(lo + first), ready};
         const float *out = m->forward(&pass, t->params, b->work, x, k);
         const float *weights = t->sample_weights ? t->sample_weights + first : NULL;
-        loss += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
-        if (nn_metrics_update(m, out, y, k, t->st.metric_sums) != 0)
+        t->step_sums[0] += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
+        if (nn_metrics_update(m, out, y, k, t->step_sums + 1) != 0)
             return -1;
         for (size_t i = 0; i < (size_t)k * (size_t)m->output_size; i++)
             b->dout[i] *= (float)k / (float)n;
@@ -422,6 +518,23 @@ static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
         if (first > 0)
             add_into(t->grads, b->part_grads, m->n_params);
     }
+    return 0;
+}
+
+/* forward, loss, backward, update; *mean_loss is the batch's loss (weighted by
+ * class_weight), and the metrics' sums take the batch in. Under mpirun the
+ * ranks share the batch and add their gradients before the one update they
+ * all make alike. */
+static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
+{
+    const nn_model *m = t->m;
+    nn_dist_sum_begin(m, t->grads);
+    if (rank_gradients(t, idx, n) != 0)
+        return -1;
+    nn_dist_sum_end("adding the gradients");
+    average_moving_statistics(t);
+    reduce_batch_sums(m, t->step_sums, t->st.metric_sums);
+    double loss = t->step_sums[0];
     /* a schedule object: Keras's rate for the optimizer's iterations so far */
     if (m->lr_schedule.kind != NN_LR_CONSTANT)
         t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
@@ -454,7 +567,8 @@ static int epoch_step(Trainer *t, int batch)
     nn_train_state *st = &t->st;
     int n = t->train.n - (int)st->sample < batch ? t->train.n - (int)st->sample : batch;
     double loss;
-    if (train_step(t, t->order + st->sample, n, &loss) != 0)
+    if (nn_dist_test_fault((int64_t)t->step + 1) != 0 ||
+        train_step(t, t->order + st->sample, n, &loss) != 0)
         return -1;
     if (!isfinite(loss))
         return nn_error(t->m->name, "the loss became %s at epoch %lld, step %lld; try a "
@@ -621,14 +735,15 @@ static int run_callbacks(Trainer *t, int epoch, const nn_logs *l)
     for (int i = 0; i < fit->n_callbacks; i++) {
         const nn_callback *c = &fit->callbacks[i];
         int act = nn_callback_epoch_end(c, &t->cb[i], l, epoch);
+        bool writes = nn_dist_rank() == 0;   /* under mpirun only rank 0 writes files */
         if (c->kind == NN_CB_CSV_LOGGER) {
-            if (csv_log(c, epoch, &with_lr) != 0)
+            if (writes && csv_log(c, epoch, &with_lr) != 0)
                 return -1;
             continue;
         }
         if (c->kind == NN_CB_REDUCE_LR_ON_PLATEAU)
             reduce_lr(t, c, l, epoch);
-        if ((act & NN_CB_SAVE) && c->kind == NN_CB_MODEL_CHECKPOINT &&
+        if (writes && (act & NN_CB_SAVE) && c->kind == NN_CB_MODEL_CHECKPOINT &&
             nn_save_weights(t->m, c->filepath, t->params, &t->meta, NULL, NULL) != 0)
             return -1;
         if ((act & NN_CB_SAVE) && c->kind == NN_CB_EARLY_STOPPING) {
@@ -659,6 +774,7 @@ static void trainer_free(Trainer *t)
     free(t->best);
     free(t->order);
     free(t->sample_weights);
+    free(t->step_sums);
     free(t->st.metric_sums);
     nn_optim_free(&t->opt);
     nn_batch_free(&t->batch);
@@ -729,6 +845,11 @@ int nn_train(const nn_model *m, const nn_options *o)
     if (m->loss == NN_LOSS_NONE)
         return nn_error(m->data.model_file, "the model has no loss: give compile: loss: in the "
                                             "model file");
+    /* Under mpirun only rank 0 writes files: the checkpoint, the history, the report. */
+    nn_options mine = *o;
+    if (nn_dist_rank() != 0)
+        mine.save = mine.history = mine.report = NULL;
+    o = &mine;
     Trainer t = {.m = m, .o = o};
     int rc = -1;
     if (load_train_data(&t) == 0 && start_state(&t) == 0 && open_history(&t) == 0) {
@@ -885,6 +1006,18 @@ static int evaluation_data(const nn_model *m, const nn_options *o, const nn_data
                                         "test: in the model file, or evaluate --data FILE.csv");
 }
 
+/* Under mpirun each rank counted its share of the samples. */
+static void sum_confusion(long *counts, size_t n)
+{
+    double *d = nn_alloc(n, sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (double)counts[i];
+    nn_dist_sum_doubles(d, n, "adding the confusion matrix");
+    for (size_t i = 0; i < n; i++)
+        counts[i] = (long)d[i];
+    free(d);
+}
+
 /* Keras's evaluate(): a bar over the batches ending in the loss and metrics;
  * with --quiet only `loss: ... - accuracy: ...`. */
 static int evaluate_with(const nn_model *m, const nn_options *o, const nn_dataset *d,
@@ -899,6 +1032,8 @@ static int evaluate_with(const nn_model *m, const nn_options *o, const nn_datase
     nn_progress p;
     nn_progress_begin(&p, 0, 0, (d->n + b.capacity - 1) / b.capacity, o->quiet);
     int rc = score(m, params, &b, d, &p, &s);
+    if (rc == 0 && s.confusion)
+        sum_confusion(s.confusion, (size_t)k * (size_t)k);
     if (rc == 0) {
         nn_logs l = {0};
         add_logs(&l, m, false, s.loss, s.metrics);

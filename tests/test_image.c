@@ -730,14 +730,14 @@ static void test_augment_batch(void **state)
     nn_augment none = {0};
     assert_false(nn_augment_active(&none));
     memcpy(a, base, sizeof a);
-    nn_augment_batch(&none, a, N, H, W, 1, 1, 1);
+    nn_augment_batch(&none, a, N, H, W, 1, 1, 1, 0);
     assert_memory_equal(a, base, sizeof a);
 
     /* horizontal_flip alone: each image is itself or its mirror, both occur */
     nn_augment flip = {.horizontal_flip = 1};
     assert_true(nn_augment_active(&flip));
     memcpy(a, base, sizeof a);
-    nn_augment_batch(&flip, a, N, H, W, 1, 7, 3);
+    nn_augment_batch(&flip, a, N, H, W, 1, 7, 3, 0);
     int flipped = 0;
     for (int s = 0; s < N; s++) {
         float *img = a + s * H * W;
@@ -757,15 +757,15 @@ static void test_augment_batch(void **state)
     nn_augment all = {1, 1, 40, 0.2f, 0.2f, 0.2f, 10};
     memcpy(a, base, sizeof a);
     memcpy(b, base, sizeof b);
-    nn_augment_batch(&all, a, N, H, W, 1, 42, 5);
-    nn_augment_batch(&all, b, N, H, W, 1, 42, 5);
+    nn_augment_batch(&all, a, N, H, W, 1, 42, 5, 0);
+    nn_augment_batch(&all, b, N, H, W, 1, 42, 5, 0);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_not_equal(a, base, sizeof a);
     memcpy(b, base, sizeof b);
-    nn_augment_batch(&all, b, N, H, W, 1, 42, 6);
+    nn_augment_batch(&all, b, N, H, W, 1, 42, 6, 0);
     assert_memory_not_equal(a, b, sizeof a);
     memcpy(b, base, sizeof b);
-    nn_augment_batch(&all, b, N, H, W, 1, 43, 5);
+    nn_augment_batch(&all, b, N, H, W, 1, 43, 5, 0);
     assert_memory_not_equal(a, b, sizeof a);
     /* edge replication keeps every value inside the image's own range */
     for (int s = 0; s < N; s++)
