@@ -80,8 +80,8 @@ const LayerOps dense_ops = {
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
     .tmpl = "dense", .holes = dense_holes,
-    .scratch_size = dense_scratch,
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
+    .scratch_size = dense_scratch, .flags = LF_OWN_RELU | LF_OWN_UPDATE,
+    .forward_args = "n x P0 P1 y", .backward_args = "pass n x y P0 P1 dy dx G0 G1 scratch",
 };
 
 /* ---- Flatten: NHWC is already flat, so no op; its output is its input's buffer ---- */

@@ -295,6 +295,10 @@ enum {
     LF_SCRATCH_ALWAYS = 1 << 6,   /* its backward uses scratch even with no dx to give
                                      (the RNNs' recurrent kernel, transposed) */
     LF_NO_INPUT_GRADIENT = 1 << 7,   /* reads token ids: no gradient flows back (Embedding) */
+    LF_OWN_RELU = 1 << 8,         /* its templates apply a relu activation themselves
+                                     (hole RELU), forward and backward: no op for it */
+    LF_OWN_UPDATE = 1 << 9,       /* its backward takes the optimizer's step for its
+                                     tensors when given pass->update (nn_update_span) */
 };
 
 struct LayerOps {

@@ -9,7 +9,8 @@
  * several layers read gets the sum of their gradients (sum_gradients).
  * Fusion: a final softmax before a cross-entropy loss, or a final sigmoid
  * before binary cross-entropy, is left to the loss, which works from logits
- * as Keras does. */
+ * as Keras does; a relu after a layer whose row has LF_OWN_RELU (Dense) is
+ * applied by the layer's own templates. */
 #include "nncc.h"
 #include "h5.h"
 
@@ -266,7 +267,9 @@ static void plan_layer(Plan *p, const Model *m, int i, bool learns)
         dcur = op->dout;
         shared = false;   /* the activation reads the op's own output */
     }
-    if (layer_act(m, l) != ACT_LINEAR)
+    if (l->ops->tmpl && (l->ops->flags & LF_OWN_RELU) && layer_act(m, l) == ACT_RELU)
+        p->ops[p->n_ops - 1].act = ACT_RELU;   /* the layer's own op applies it */
+    else if (layer_act(m, l) != ACT_LINEAR)
         add_activation(p, l, layer_act(m, l), &cur, &dcur, shared);
     p->layer_out[i] = cur;
     p->layer_dout[i] = learns ? dcur : NO_BUF;

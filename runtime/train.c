@@ -405,11 +405,17 @@ static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
     int parts = (n + b->part - 1) / b->part, size = (n + parts - 1) / parts;
     int width = nn_label_width(m);
     double loss = 0;
+    /* a schedule object: Keras's rate for the optimizer's iterations so far */
+    if (m->lr_schedule.kind != NN_LR_CONSTANT)
+        t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
+    /* In one part, a model that can takes the optimizer's step inside backward,
+     * each tensor while its gradient is in the cache. */
+    bool fused = m->fused_update && parts == 1;
     for (int first = 0; first < n; first += size) {
         int k = n - first < size ? n - first : size;
         const float *x = b->x + (size_t)first * (size_t)m->input_size;
         const float *y = b->y + (size_t)first * (size_t)width;
-        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)first};
+        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)first, NULL};
         const float *out = m->forward(&pass, t->params, b->work, x, k);
         const float *weights = t->sample_weights ? t->sample_weights + first : NULL;
         loss += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
@@ -418,15 +424,17 @@ static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
         for (size_t i = 0; i < (size_t)k * (size_t)m->output_size; i++)
             b->dout[i] *= (float)k / (float)n;
         float *grads = first == 0 ? t->grads : b->part_grads;
+        if (fused)
+            pass.update = nn_optim_begin(&t->opt, t->params);
         m->backward(&pass, t->params, grads, b->work, x, b->dout, k);
         if (first > 0)
             add_into(t->grads, b->part_grads, m->n_params);
     }
-    /* a schedule object: Keras's rate for the optimizer's iterations so far */
-    if (m->lr_schedule.kind != NN_LR_CONSTANT)
-        t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
     double penalty = nn_weight_penalty(m, t->params, t->grads);
-    nn_optim_step(&t->opt, t->params, t->grads);
+    if (fused)
+        nn_optim_end(&t->opt);
+    else
+        nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
     *mean_loss = loss / n + penalty;
     return 0;
