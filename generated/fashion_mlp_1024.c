@@ -71,7 +71,7 @@ static inline float nn_gelu_grad(float z, float y)
            z * 0.39894228040143268f * expf(-0.5f * z * z);
 }
 
-/* ---- dense: Dense(1024), models/fashion_mlp_1024.yaml:6 ------------------------------------------ */
+/* ---- dense_mm: Dense(1024), models/fashion_mlp_1024.yaml:6 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 784 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -98,39 +98,38 @@ enum { DENSE_VMAX = 8, DENSE_NBMAX = 2 };
 #endif
 #endif
 enum {
-    dense_IN = 784, dense_OUT = 1024, dense_ROWS = 1, dense_RELU = 1,
-    dense_V = DENSE_VMAX >= 16 && (784 | 1024) % 16 == 0 ? 16 : (784 | 1024) % 8 == 0 ? 8
+    dense_mm_IN = 784, dense_mm_OUT = 1024, dense_mm_ROWS = 1, dense_mm_RELU = 1,
+    dense_mm_V = DENSE_VMAX >= 16 && (784 | 1024) % 16 == 0 ? 16 : (784 | 1024) % 8 == 0 ? 8
            : (784 | 1024) % 4 == 0 ? 4 : (784 | 1024) % 2 == 0 ? 2 : 1,
-    dense_NBO = DENSE_NBMAX >= 4 && 1024 / dense_V % 4 == 0 ? 4
-             : DENSE_NBMAX >= 3 && 1024 / dense_V % 3 == 0 ? 3 : 1024 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = DENSE_NBMAX >= 4 && 784 / dense_V % 4 == 0 ? 4
-             : DENSE_NBMAX >= 3 && 784 / dense_V % 3 == 0 ? 3 : 784 / dense_V % 2 == 0 ? 2 : 1,
-    dense_R = 6,
+    dense_mm_NBO = DENSE_NBMAX >= 4 && 1024 / dense_mm_V % 4 == 0 ? 4
+             : DENSE_NBMAX >= 3 && 1024 / dense_mm_V % 3 == 0 ? 3 : 1024 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_NBI = DENSE_NBMAX >= 4 && 784 / dense_mm_V % 4 == 0 ? 4
+             : DENSE_NBMAX >= 3 && 784 / dense_mm_V % 3 == 0 ? 3 : 784 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
- * r < rn and nb vectors of columns j, then relu'd if relu. A[r][k] is at
- * a[r * am + k * ak], row k of B at b + k * ldb, row r of C at c + r * ldc and
- * of init at init + r * ild (0: one row for all, the bias; ldc with init = c:
- * add to C). Inlined with rn, nb and relu constants, so that the sums become
- * registers. */
+ * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
+ * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
+ * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
+ * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc, int relu)
+          float *c, size_t ldc)
 {
-    dense_vec acc[dense_R][4];
+    dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_vec *)(init + r * ild + j * dense_V) : (dense_vec){0};
+            acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_vec w[4];
+        dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+            w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -138,23 +137,20 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
         }
     }
     for (int r = 0; r < rn; r++)
-        for (int j = 0; j < nb; j++) {
-            for (int e = 0; relu && e < dense_V; e++)
-                acc[r][j][e] = nn_relu(acc[r][j][e]);
-            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
-        }
+        for (int j = 0; j < nb; j++)
+            *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_BY_ROWS(rows, CALL)                                                             \
+#define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_R); break;                                                          \
+    default: CALL(dense_mm_R); break;                                                          \
     }
 
 /* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
@@ -162,30 +158,41 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
  * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
  * all the samples pass it. A kernel of more rows goes in steps of KC, each
  * adding to y; the relu waits for the last. */
-static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
-    n *= dense_ROWS;
+    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    n *= dense_mm_ROWS;
     for (int k0 = 0; k0 < 784; k0 += KC) {
         const int kn = 784 - k0 < KC ? 784 - k0 : KC, last = k0 + kn == 784;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 1024; o += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
                 const float *a = x + (size_t)s0 * 784 + k0;
                 float *c = y + (size_t)s0 * 1024 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 1024 : 0;
-                #define dense_FORWARD(rn) dense_tile(rn, dense_NBO, kn, a, 784, 1, \
-                    kernel + (size_t)k0 * 1024 + o, 1024, init, ild, c, 1024, dense_RELU && last)
-                dense_BY_ROWS(rows, dense_FORWARD);
-                #undef dense_FORWARD
+                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 784, 1, \
+                    kernel + (size_t)k0 * 1024 + o, 1024, init, ild, c, 1024)
+                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                #undef dense_mm_FORWARD
+                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 1024 + j] = nn_relu(c[(size_t)r * 1024 + j]);
             }
     }
 }
+/* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
+static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    dense_mm_forward(n, x, kernel, bias, y);
+}
 
-/* One parallel region for the whole backward pass, three steps:
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
  *      kernel transposed into kt (scratch, 1024 x 784 floats), so that B's
  *      rows are contiguous for dx = dy . kt; then a barrier;
@@ -193,23 +200,25 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
  *      kernel being updated: kernel and bias are not restrict, the update
- *      writes them);
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
  *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
  *      and its step.
  * A bias is trained only with its kernel: outside that branch GCC would follow
  * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
-                          const float *restrict y, const float *kernel, const float *bias,
-                          float *restrict dy, float *restrict dx, float *restrict dkernel,
-                          float *restrict dbias, float *restrict kt)
+static void dense_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    enum { TILES = 784 / dense_R, REST = 784 % dense_R };
-    const nn_update *update = pass->update;
+    enum { TILES = 784 / dense_mm_R, REST = 784 % dense_mm_R };
     (void)y, (void)bias;
-    n *= dense_ROWS;
+    n *= dense_mm_ROWS;
     #pragma omp parallel
     {
-        if (dense_RELU) {
+        if (dense_mm_RELU) {
             #pragma omp for schedule(static) nowait
             for (size_t i = 0; i < (size_t)n * 1024; i++)
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
@@ -225,35 +234,36 @@ static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
         }
         #pragma omp barrier
         if (dkernel) {
-            enum { COLS = dense_NBO * dense_V };
+            enum { COLS = dense_mm_NBO * dense_mm_V, OWN = dense_mm_R * 1024 <= 8192 };
+            float own[OWN ? dense_mm_R * 1024 : 1];
             #pragma omp for schedule(static) nowait
             for (int t = 0; t < TILES + (REST > 0); t++) {
-                const int i0 = t * dense_R, rows = t < TILES ? dense_R : REST;
-                float *g = dkernel + (size_t)i0 * 1024;
+                const int i0 = t * dense_mm_R, rows = t < TILES ? dense_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 1024;
                 for (int o = 0; o < 1024; o += COLS) {
                     if (t < TILES)
-                        dense_tile(dense_R, dense_NBO, n, x + i0, 1, 784, dy + o, 1024,
-                                  NULL, 0, g + o, 1024, 0);
+                        dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 784, dy + o, 1024,
+                                  NULL, 0, g + o, 1024);
                     else
-                        dense_tile(REST, dense_NBO, n, x + i0, 1, 784, dy + o, 1024,
-                                  NULL, 0, g + o, 1024, 0);
+                        dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 784, dy + o, 1024,
+                                  NULL, 0, g + o, 1024);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 1024, g, (size_t)rows * 1024);
             }
         }
         if (dx) {
-            enum { COLS = dense_NBI * dense_V };
+            enum { COLS = dense_mm_NBI * dense_mm_V };
             #pragma omp for collapse(2) schedule(static) nowait
             for (int i = 0; i < 784; i += COLS)
-                for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                    const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
                     const float *a = dy + (size_t)s0 * 1024;
                     float *c = dx + (size_t)s0 * 784 + i;
-                    #define dense_DX(rn) dense_tile(rn, dense_NBI, 1024, a, 1024, 1, kt + i, 784, \
-                                                  NULL, 0, c, 784, 0)
-                    dense_BY_ROWS(rows, dense_DX);
-                    #undef dense_DX
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 1024, a, 1024, 1, kt + i, 784, \
+                                                  NULL, 0, c, 784)
+                    dense_mm_BY_ROWS(rows, dense_mm_DX);
+                    #undef dense_mm_DX
                 }
         }
         if (dkernel && dbias) {
@@ -271,7 +281,26 @@ static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
     }
 }
 
-/* ---- dense_1: Dense(10), models/fashion_mlp_1024.yaml:7 ------------------------------------------ */
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    dense_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
+}
+
+/* ---- dense_1_mm: Dense(10), models/fashion_mlp_1024.yaml:7 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 1024 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -298,39 +327,38 @@ enum { DENSE_VMAX = 8, DENSE_NBMAX = 2 };
 #endif
 #endif
 enum {
-    dense_1_IN = 1024, dense_1_OUT = 10, dense_1_ROWS = 1, dense_1_RELU = 0,
-    dense_1_V = DENSE_VMAX >= 16 && (1024 | 10) % 16 == 0 ? 16 : (1024 | 10) % 8 == 0 ? 8
+    dense_1_mm_IN = 1024, dense_1_mm_OUT = 10, dense_1_mm_ROWS = 1, dense_1_mm_RELU = 0,
+    dense_1_mm_V = DENSE_VMAX >= 16 && (1024 | 10) % 16 == 0 ? 16 : (1024 | 10) % 8 == 0 ? 8
            : (1024 | 10) % 4 == 0 ? 4 : (1024 | 10) % 2 == 0 ? 2 : 1,
-    dense_1_NBO = DENSE_NBMAX >= 4 && 10 / dense_1_V % 4 == 0 ? 4
-             : DENSE_NBMAX >= 3 && 10 / dense_1_V % 3 == 0 ? 3 : 10 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = DENSE_NBMAX >= 4 && 1024 / dense_1_V % 4 == 0 ? 4
-             : DENSE_NBMAX >= 3 && 1024 / dense_1_V % 3 == 0 ? 3 : 1024 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_R = 6,
+    dense_1_mm_NBO = DENSE_NBMAX >= 4 && 10 / dense_1_mm_V % 4 == 0 ? 4
+             : DENSE_NBMAX >= 3 && 10 / dense_1_mm_V % 3 == 0 ? 3 : 10 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_NBI = DENSE_NBMAX >= 4 && 1024 / dense_1_mm_V % 4 == 0 ? 4
+             : DENSE_NBMAX >= 3 && 1024 / dense_1_mm_V % 3 == 0 ? 3 : 1024 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
- * r < rn and nb vectors of columns j, then relu'd if relu. A[r][k] is at
- * a[r * am + k * ak], row k of B at b + k * ldb, row r of C at c + r * ldc and
- * of init at init + r * ild (0: one row for all, the bias; ldc with init = c:
- * add to C). Inlined with rn, nb and relu constants, so that the sums become
- * registers. */
+ * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
+ * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
+ * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
+ * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc, int relu)
+          float *c, size_t ldc)
 {
-    dense_1_vec acc[dense_1_R][4];
+    dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_1_vec *)(init + r * ild + j * dense_1_V) : (dense_1_vec){0};
+            acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_1_vec w[4];
+        dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+            w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -338,23 +366,20 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
         }
     }
     for (int r = 0; r < rn; r++)
-        for (int j = 0; j < nb; j++) {
-            for (int e = 0; relu && e < dense_1_V; e++)
-                acc[r][j][e] = nn_relu(acc[r][j][e]);
-            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
-        }
+        for (int j = 0; j < nb; j++)
+            *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_1_BY_ROWS(rows, CALL)                                                             \
+#define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_1_R); break;                                                          \
+    default: CALL(dense_1_mm_R); break;                                                          \
     }
 
 /* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
@@ -362,30 +387,41 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
  * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
  * all the samples pass it. A kernel of more rows goes in steps of KC, each
  * adding to y; the relu waits for the last. */
-static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
-    n *= dense_1_ROWS;
+    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    n *= dense_1_mm_ROWS;
     for (int k0 = 0; k0 < 1024; k0 += KC) {
         const int kn = 1024 - k0 < KC ? 1024 - k0 : KC, last = k0 + kn == 1024;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 10; o += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
                 const float *a = x + (size_t)s0 * 1024 + k0;
                 float *c = y + (size_t)s0 * 10 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 10 : 0;
-                #define dense_1_FORWARD(rn) dense_1_tile(rn, dense_1_NBO, kn, a, 1024, 1, \
-                    kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10, dense_1_RELU && last)
-                dense_1_BY_ROWS(rows, dense_1_FORWARD);
-                #undef dense_1_FORWARD
+                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 1024, 1, \
+                    kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
+                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                #undef dense_1_mm_FORWARD
+                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
             }
     }
 }
+/* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
+static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
+{
+    dense_1_mm_forward(n, x, kernel, bias, y);
+}
 
-/* One parallel region for the whole backward pass, three steps:
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
  *      kernel transposed into kt (scratch, 10 x 1024 floats), so that B's
  *      rows are contiguous for dx = dy . kt; then a barrier;
@@ -393,23 +429,25 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
  *      kernel being updated: kernel and bias are not restrict, the update
- *      writes them);
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
  *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
  *      and its step.
  * A bias is trained only with its kernel: outside that branch GCC would follow
  * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x,
-                          const float *restrict y, const float *kernel, const float *bias,
-                          float *restrict dy, float *restrict dx, float *restrict dkernel,
-                          float *restrict dbias, float *restrict kt)
+static void dense_1_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    enum { TILES = 1024 / dense_1_R, REST = 1024 % dense_1_R };
-    const nn_update *update = pass->update;
+    enum { TILES = 1024 / dense_1_mm_R, REST = 1024 % dense_1_mm_R };
     (void)y, (void)bias;
-    n *= dense_1_ROWS;
+    n *= dense_1_mm_ROWS;
     #pragma omp parallel
     {
-        if (dense_1_RELU) {
+        if (dense_1_mm_RELU) {
             #pragma omp for schedule(static) nowait
             for (size_t i = 0; i < (size_t)n * 10; i++)
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
@@ -425,35 +463,36 @@ static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x
         }
         #pragma omp barrier
         if (dkernel) {
-            enum { COLS = dense_1_NBO * dense_1_V };
+            enum { COLS = dense_1_mm_NBO * dense_1_mm_V, OWN = dense_1_mm_R * 10 <= 8192 };
+            float own[OWN ? dense_1_mm_R * 10 : 1];
             #pragma omp for schedule(static) nowait
             for (int t = 0; t < TILES + (REST > 0); t++) {
-                const int i0 = t * dense_1_R, rows = t < TILES ? dense_1_R : REST;
-                float *g = dkernel + (size_t)i0 * 10;
+                const int i0 = t * dense_1_mm_R, rows = t < TILES ? dense_1_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 10;
                 for (int o = 0; o < 10; o += COLS) {
                     if (t < TILES)
-                        dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 1024, dy + o, 10,
-                                  NULL, 0, g + o, 10, 0);
+                        dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 1024, dy + o, 10,
+                                  NULL, 0, g + o, 10);
                     else
-                        dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 1024, dy + o, 10,
-                                  NULL, 0, g + o, 10, 0);
+                        dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 1024, dy + o, 10,
+                                  NULL, 0, g + o, 10);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 10, g, (size_t)rows * 10);
             }
         }
         if (dx) {
-            enum { COLS = dense_1_NBI * dense_1_V };
+            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
             #pragma omp for collapse(2) schedule(static) nowait
             for (int i = 0; i < 1024; i += COLS)
-                for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                    const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
                     const float *a = dy + (size_t)s0 * 10;
                     float *c = dx + (size_t)s0 * 1024 + i;
-                    #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 10, a, 10, 1, kt + i, 1024, \
-                                                  NULL, 0, c, 1024, 0)
-                    dense_1_BY_ROWS(rows, dense_1_DX);
-                    #undef dense_1_DX
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + i, 1024, \
+                                                  NULL, 0, c, 1024)
+                    dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
+                    #undef dense_1_mm_DX
                 }
         }
         if (dkernel && dbias) {
@@ -469,6 +508,25 @@ static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x
             }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_1_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    dense_1_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_1_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
 /* ---- fashion_mlp_1024: the whole model ----------------------------------------------- */
