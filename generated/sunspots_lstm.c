@@ -344,6 +344,8 @@ static void conv1d_backward(int n, const float *restrict x, const float *restric
 /* ---- conv1d: relu activation of 4096 values, models/sunspots_lstm.yaml:12 ------------------------ */
 static void conv1d_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
     for (size_t i = 0; i < (size_t)n * 4096; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -351,6 +353,8 @@ static void conv1d_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv1d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
     for (size_t i = 0; i < (size_t)n * 4096; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
