@@ -83,7 +83,7 @@ const LayerOps dense_ops = {
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
-    .tmpl = "dense_layer", .holes = dense_holes,
+    .tmpl = "dense_layer", .parts = "mm", .holes = dense_holes,
     .scratch_size = dense_scratch, .flags = LF_OWN_RELU | LF_OWN_UPDATE,
     .forward_args = "n x P0 P1 y", .backward_args = "pass n x y P0 P1 dy dx G0 G1 scratch",
 };

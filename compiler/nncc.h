@@ -318,6 +318,8 @@ struct LayerOps {
     long (*aux_size)(const Layer *);   /* floats per sample */
     long (*scratch_size)(const Layer *);  /* floats its backward uses for dx, any batch */
     const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
+    const char *parts;            /* the hole_part names its templates add, "mm": their
+                                     functions FN_mm_forward ... are claimed too (plan.c) */
     const char *inference_tmpl;   /* for --inference, if not tmpl */
     /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
      * y (its output), dy, dx, aux, scratch, P0..P5 (its tensors), G0..G5 (their gradients),

@@ -345,9 +345,18 @@ static void claim_names(const Plan *p)
     static Names ns;
     ns.n = 0;
     static const char *const suffixes[] = {"_forward", "_backward", "_IN", "_OUT"};
-    for (int i = 0; i < p->n_ops; i++)
+    for (int i = 0; i < p->n_ops; i++) {
+        const Op *op = &p->ops[i];
         for (int k = 0; k < 4; k++)
-            claim(&ns, p->ops[i].layer->where, p->ops[i].fn, suffixes[k]);
+            claim(&ns, op->layer->where, op->fn, suffixes[k]);
+        const char *parts = op->ops && op->ops->parts ? op->ops->parts : "";
+        for (const char *w = parts; *w; w += strcspn(w, " "), w += strspn(w, " ")) {
+            char part[C_NAME];
+            snprintf(part, sizeof part, "%s_%.*s", op->fn, (int)strcspn(w, " "), w);
+            for (int k = 0; k < 4; k++)
+                claim(&ns, op->layer->where, part, suffixes[k]);
+        }
+    }
     for (int i = 0; i < p->n_tensors; i++)
         claim(&ns, p->tensors[i].layer->where, p->tensors[i].ident, "");
     for (int i = 0; i < p->n_bufs; i++)
