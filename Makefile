@@ -119,6 +119,10 @@ $(RB)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(RUNTIME_OPT) $(STB_CFLAGS) $(MPI_CFLAGS) $(if $(filter %/h5.o,$@),$(HDF5_CFLAGS)) -c -o $@ $<
 
+# optim.c's update rules take square roots: without errno GCC vectorises them
+# (a square root or a quotient has the same bits in a vector lane).
+$(B)/runtime/optim.o: RUNTIME_OPT += -fno-math-errno
+
 # ...except those nncc links as well: built as the compiler is (they run no
 # step's loops), so that nncc holds no OpenMP and no code for this CPU only.
 $(NNCC_RT_OBJ): $(B)/runtime/%.o: runtime/%.c

@@ -39,8 +39,12 @@ from torch import nn
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def fashion_mlp(units):
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, units), nn.ReLU(), nn.Linear(units, 10))
+def fashion_mlp(*units):
+    layers, width = [nn.Flatten()], 784
+    for u in units:
+        layers += [nn.Linear(width, u), nn.ReLU()]
+        width = u
+    return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
 def fashion_cnn():
@@ -98,6 +102,7 @@ class SunspotsLSTM(nn.Module):
 MODELS = {
     "fashion_mlp": (lambda: fashion_mlp(128), 32, None, "fashion", "adam"),
     "fashion_mlp_1024": (lambda: fashion_mlp(1024), 32, None, "fashion", "adam"),
+    "fashion_mlp_512_256": (lambda: fashion_mlp(512, 256), 32, None, "fashion", "adam"),
     "fashion_cnn": (fashion_cnn, 32, None, "fashion", "adam"),
     "horse_or_human": (horse_or_human, 128, 6, "images", "rmsprop"),
     "glosses_bilstm": (GlossesBiLSTM, 32, None, "text", "adam"),

@@ -254,6 +254,7 @@ static void op_holes(Holes *h, const Model *m, const Plan *p, const Op *op, int 
     hole(h, "KIND", fmt("%s", op->ops ? op->ops->keras_name : activation_names[op->act]));
     hole(h, "WHERE", fmt("%s:%d", comment_text(m->file), l->where->line));
     hole(h, "ACT", fmt("%s", activation_names[op->act]));
+    hole_long(h, "RELU", op->ops && op->act == ACT_RELU);   /* LF_OWN_RELU */
     hole_long(h, "SIZE", op->size);
     hole_long(h, "IN", shape_size(&l->in));
     hole_long(h, "OUT", shape_size(&l->out));
@@ -822,6 +823,27 @@ static char *optimizer_init(const OptimizerSpec *o)
     return s;
 }
 
+/* Whether backward can take the optimizer's step itself (nn_model.fused_update):
+ * every trainable tensor belongs to an op that does it (LF_OWN_UPDATE), and
+ * nothing needs the whole gradient first: no clipping (the norms), no weight
+ * decay and no regulariser (the runtime's passes before the update). */
+static bool fused_update(const Model *m, const Plan *p)
+{
+    const OptimizerSpec *o = &m->optimizer;
+    if (o->clipnorm != 0 || o->clipvalue != 0 || o->global_clipnorm != 0 || o->weight_decay != 0)
+        return false;
+    for (int i = 0; i < p->n_ops; i++)
+        for (int k = 0; k < MAX_LAYER_TENSORS; k++) {
+            int t = p->ops[i].tensor[k];
+            if (t < 0 || !p->tensors[t].trainable)
+                continue;
+            if (!(p->ops[i].ops->flags & LF_OWN_UPDATE) || p->tensors[t].l1 != 0 ||
+                p->tensors[t].l2 != 0)
+                return false;
+        }
+    return true;
+}
+
 /* ---- the file --------------------------------------------------------------------------- */
 
 static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
@@ -840,6 +862,7 @@ static void model_holes(Holes *h, const Model *m, const Plan *p, FILE *arrays)
     for (int i = 0; i < p->n_ops; i++)
         batch_statistics |= p->ops[i].ops && (p->ops[i].ops->flags & LF_WHOLE_BATCH);
     hole_long(h, "WHOLE_BATCHES", batch_statistics);
+    hole_long(h, "FUSED_UPDATE", fused_update(m, p));
     static const char *const act_words[] = {"activation", "softmax", "sigmoid"};
     hole(h, "OUTPUT_ACT", fmt("%s", act_words[p->output_act]));
     hole(h, "FORWARD", forward_block(m, p, false));

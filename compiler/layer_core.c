@@ -63,6 +63,10 @@ static void dense_holes(Holes *h, const Layer *l)
     hole_long(h, "IN", dense_features(l));
     hole_long(h, "OUT", l->units);
     hole_long(h, "ROWS", shape_size(&l->in) / dense_features(l));
+    /* the product (templates/dense*.c.in, which the recurrent layers share) as
+     * FN_mm; the layer's templates (dense_layer*.c.in) call it */
+    hole_part(h, "PRODUCT", "dense", "mm", NULL, NULL, NULL, NULL);
+    hole_part(h, "PRODUCT_BACKWARD", "dense_backward", "mm", NULL, NULL, NULL, NULL);
 }
 
 static const KeySpec dense_keys[] = {
@@ -79,9 +83,9 @@ const LayerOps dense_ops = {
     .keras_name = "Dense", .default_name = "dense",
     .keys = dense_keys, .keras = (const KerasKey *const[]){weighted_keras_keys, NULL},
     .shape = dense_shape, .tensors = dense_tensors,
-    .tmpl = "dense", .holes = dense_holes,
-    .scratch_size = dense_scratch,
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
+    .tmpl = "dense_layer", .parts = "mm", .holes = dense_holes,
+    .scratch_size = dense_scratch, .flags = LF_OWN_RELU | LF_OWN_UPDATE,
+    .forward_args = "n x P0 P1 y", .backward_args = "pass n x y P0 P1 dy dx G0 G1 scratch",
 };
 
 /* ---- Flatten: NHWC is already flat, so no op; its output is its input's buffer ---- */

@@ -295,6 +295,10 @@ enum {
     LF_SCRATCH_ALWAYS = 1 << 6,   /* its backward uses scratch even with no dx to give
                                      (the RNNs' recurrent kernel, transposed) */
     LF_NO_INPUT_GRADIENT = 1 << 7,   /* reads token ids: no gradient flows back (Embedding) */
+    LF_OWN_RELU = 1 << 8,         /* its templates apply a relu activation themselves
+                                     (hole RELU), forward and backward: no op for it */
+    LF_OWN_UPDATE = 1 << 9,       /* its backward takes the optimizer's step for its
+                                     tensors when given pass->update (nn_update_span) */
 };
 
 struct LayerOps {
@@ -314,6 +318,8 @@ struct LayerOps {
     long (*aux_size)(const Layer *);   /* floats per sample */
     long (*scratch_size)(const Layer *);  /* floats its backward uses for dx, any batch */
     const char *tmpl;             /* templates/TMPL.c.in and TMPL_backward.c.in (or NULL: no op) */
+    const char *parts;            /* the hole_part names its templates add, "mm": their
+                                     functions FN_mm_forward ... are claimed too (plan.c) */
     const char *inference_tmpl;   /* for --inference, if not tmpl */
     /* The arguments of its calls, words joined by ", ": n, pass, x (its input),
      * y (its output), dy, dx, aux, scratch, P0..P5 (its tensors), G0..G5 (their gradients),

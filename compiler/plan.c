@@ -9,7 +9,8 @@
  * several layers read gets the sum of their gradients (sum_gradients).
  * Fusion: a final softmax before a cross-entropy loss, or a final sigmoid
  * before binary cross-entropy, is left to the loss, which works from logits
- * as Keras does. */
+ * as Keras does; a relu after a layer whose row has LF_OWN_RELU (Dense) is
+ * applied by the layer's own templates. */
 #include "nncc.h"
 #include "h5.h"
 
@@ -266,7 +267,9 @@ static void plan_layer(Plan *p, const Model *m, int i, bool learns)
         dcur = op->dout;
         shared = false;   /* the activation reads the op's own output */
     }
-    if (layer_act(m, l) != ACT_LINEAR)
+    if (l->ops->tmpl && (l->ops->flags & LF_OWN_RELU) && layer_act(m, l) == ACT_RELU)
+        p->ops[p->n_ops - 1].act = ACT_RELU;   /* the layer's own op applies it */
+    else if (layer_act(m, l) != ACT_LINEAR)
         add_activation(p, l, layer_act(m, l), &cur, &dcur, shared);
     p->layer_out[i] = cur;
     p->layer_dout[i] = learns ? dcur : NO_BUF;
@@ -342,9 +345,18 @@ static void claim_names(const Plan *p)
     static Names ns;
     ns.n = 0;
     static const char *const suffixes[] = {"_forward", "_backward", "_IN", "_OUT"};
-    for (int i = 0; i < p->n_ops; i++)
+    for (int i = 0; i < p->n_ops; i++) {
+        const Op *op = &p->ops[i];
         for (int k = 0; k < 4; k++)
-            claim(&ns, p->ops[i].layer->where, p->ops[i].fn, suffixes[k]);
+            claim(&ns, op->layer->where, op->fn, suffixes[k]);
+        const char *parts = op->ops && op->ops->parts ? op->ops->parts : "";
+        for (const char *w = parts; *w; w += strcspn(w, " "), w += strspn(w, " ")) {
+            char part[C_NAME];
+            snprintf(part, sizeof part, "%s_%.*s", op->fn, (int)strcspn(w, " "), w);
+            for (int k = 0; k < 4; k++)
+                claim(&ns, op->layer->where, part, suffixes[k]);
+        }
+    }
     for (int i = 0; i < p->n_tensors; i++)
         claim(&ns, p->tensors[i].layer->where, p->tensors[i].ident, "");
     for (int i = 0; i < p->n_bufs; i++)

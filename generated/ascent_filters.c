@@ -559,6 +559,7 @@ const nn_model ascent_filters_model = {
     .work_floats = WORK_PER_SAMPLE,
     .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
+    .fused_update = 1,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_RMSPROP, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

@@ -395,6 +395,8 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
 /* ---- conv2d: relu activation of 43264 values, models/fashion_cnn_1conv.yaml:6 ------------------------ */
 static void conv2d_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 43264 >= 65536)
     for (size_t i = 0; i < (size_t)n * 43264; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -402,6 +404,8 @@ static void conv2d_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 43264 >= 65536)
     for (size_t i = 0; i < (size_t)n * 43264; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -497,7 +501,7 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
     }
 }
 
-/* ---- dense: Dense(128), models/fashion_cnn_1conv.yaml:9 ------------------------------------------ */
+/* ---- dense_mm: Dense(128), models/fashion_cnn_1conv.yaml:9 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 10816 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -508,28 +512,30 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 10816 and
  * 128; NBO and NBI, vectors per tile across 128 and 10816, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_IN = 10816, dense_OUT = 128, dense_ROWS = 1,
-    dense_V = (10816 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_mm_IN = 10816, dense_mm_OUT = 128, dense_mm_ROWS = 1, dense_mm_RELU = 1,
+    dense_mm_V = (10816 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (10816 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (10816 | 128) % 4 == 0 ? 4 : (10816 | 128) % 2 == 0 ? 2 : 1,
-    dense_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_NBO = 128 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 128 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 128 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = 10816 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 10816 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 10816 / dense_V % 2 == 0 ? 2 : 1,
-    dense_R = 6,
+    dense_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_mm_NBO = 128 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 128 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 128 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_NBI = 10816 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 10816 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 10816 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -537,18 +543,18 @@ typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), ali
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_vec acc[dense_R][4];
+    dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_vec *)(init + r * ild + j * dense_V) : (dense_vec){0};
+            acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_vec w[4];
+        dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+            w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -557,116 +563,169 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+            *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_BY_ROWS(rows, CALL)                                                             \
+#define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_R); break;                                                          \
+    default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
-    n *= dense_ROWS;
+    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    n *= dense_mm_ROWS;
     for (int k0 = 0; k0 < 10816; k0 += KC) {
-        const int kn = 10816 - k0 < KC ? 10816 - k0 : KC;
+        const int kn = 10816 - k0 < KC ? 10816 - k0 : KC, last = k0 + kn == 10816;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
                 const float *a = x + (size_t)s0 * 10816 + k0;
                 float *c = y + (size_t)s0 * 128 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 128 : 0;
-                #define dense_FORWARD(rn) dense_tile(rn, dense_NBO, kn, a, 10816, 1, \
+                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 10816, 1, \
                     kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                dense_BY_ROWS(rows, dense_FORWARD);
-                #undef dense_FORWARD
+                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                #undef dense_mm_FORWARD
+                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (128 x 10816 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
+static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 128; o0 += 16)
-            for (int i = 0; i < 10816; i++)
-                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                    kt[(size_t)o * 10816 + i] = kernel[(size_t)i * 128 + o];
-        enum { COLS = dense_NBI * dense_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 10816; i += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
-                const float *a = dy + (size_t)s0 * 128;
-                float *c = dx + (size_t)s0 * 10816 + i;
-                #define dense_DX(rn) dense_tile(rn, dense_NBI, 128, a, 128, 1, kt + i, 10816, NULL, 0, c, 10816)
-                dense_BY_ROWS(rows, dense_DX);
-                #undef dense_DX
+    dense_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 128 x 10816 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 10816 / dense_mm_R, REST = 10816 % dense_mm_R };
+    (void)y, (void)bias;
+    n *= dense_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 128; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = 0; i < 10816; i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 10816 + i] = kernel[(size_t)i * 128 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_mm_NBO * dense_mm_V, OWN = dense_mm_R * 128 <= 8192 };
+            float own[OWN ? dense_mm_R * 128 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_mm_R, rows = t < TILES ? dense_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 128;
+                for (int o = 0; o < 128; o += COLS) {
+                    if (t < TILES)
+                        dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 10816, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                    else
+                        dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 10816, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_NBO * dense_V, TILES = 10816 / dense_R, REST = 10816 % dense_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 128; o += COLS) {
-                const int i0 = t * dense_R;
-                if (t < TILES)
-                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 10816, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-                else
-                    dense_tile(REST, dense_NBO, n, x + i0, 1, 10816, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-            }
-        if (dbias) {
-            for (int o = 0; o < 128; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_mm_NBI * dense_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 10816; i += COLS)
+                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+                    const float *a = dy + (size_t)s0 * 128;
+                    float *c = dx + (size_t)s0 * 10816 + i;
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 128, a, 128, 1, kt + i, 10816, \
+                                                  NULL, 0, c, 10816)
+                    dense_mm_BY_ROWS(rows, dense_mm_DX);
+                    #undef dense_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 128; o++)
-                    dbias[o] += dy[(size_t)s * 128 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 128; o++)
+                        dbias[o] += dy[(size_t)s * 128 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 128);
+            }
         }
     }
 }
 
-/* ---- dense: relu activation of 128 values, models/fashion_cnn_1conv.yaml:9 ------------------------ */
-static void dense_relu_forward(int n, const float *z, float *y)
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    for (size_t i = 0; i < (size_t)n * 128; i++)
-        y[i] = nn_relu(z[i]);
+    dense_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
-/* May run in place: z may be y and dz may be dy. */
-static void dense_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    for (size_t i = 0; i < (size_t)n * 128; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
-}
-
-/* ---- dense_1: Dense(10), models/fashion_cnn_1conv.yaml:10 ------------------------------------------ */
+/* ---- dense_1_mm: Dense(10), models/fashion_cnn_1conv.yaml:10 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 128 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -677,28 +736,30 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 128 and
  * 10; NBO and NBI, vectors per tile across 10 and 128, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_1_IN = 128, dense_1_OUT = 10, dense_1_ROWS = 1,
-    dense_1_V = (128 | 10) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_1_mm_IN = 128, dense_1_mm_OUT = 10, dense_1_mm_ROWS = 1, dense_1_mm_RELU = 0,
+    dense_1_mm_V = (128 | 10) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (128 | 10) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (128 | 10) % 4 == 0 ? 4 : (128 | 10) % 2 == 0 ? 2 : 1,
-    dense_1_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_1_NBO = 10 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 10 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 10 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = 128 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 128 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 128 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_R = 6,
+    dense_1_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_1_mm_NBO = 10 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 10 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 10 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_NBI = 128 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 128 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 128 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -706,18 +767,18 @@ typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)),
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_1_vec acc[dense_1_R][4];
+    dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_1_vec *)(init + r * ild + j * dense_1_V) : (dense_1_vec){0};
+            acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_1_vec w[4];
+        dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+            w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -726,99 +787,166 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
+            *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_1_BY_ROWS(rows, CALL)                                                             \
+#define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_1_R); break;                                                          \
+    default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
-    n *= dense_1_ROWS;
+    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    n *= dense_1_mm_ROWS;
     for (int k0 = 0; k0 < 128; k0 += KC) {
-        const int kn = 128 - k0 < KC ? 128 - k0 : KC;
+        const int kn = 128 - k0 < KC ? 128 - k0 : KC, last = k0 + kn == 128;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 10; o += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
                 const float *a = x + (size_t)s0 * 128 + k0;
                 float *c = y + (size_t)s0 * 10 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 10 : 0;
-                #define dense_1_FORWARD(rn) dense_1_tile(rn, dense_1_NBO, kn, a, 128, 1, \
+                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 128, 1, \
                     kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
-                dense_1_BY_ROWS(rows, dense_1_FORWARD);
-                #undef dense_1_FORWARD
+                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                #undef dense_1_mm_FORWARD
+                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (10 x 128 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
+static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_1_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 10; o0 += 16)
-            for (int i = 0; i < 128; i++)
-                for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                    kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
-        enum { COLS = dense_1_NBI * dense_1_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 128; i += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
-                const float *a = dy + (size_t)s0 * 10;
-                float *c = dx + (size_t)s0 * 128 + i;
-                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 10, a, 10, 1, kt + i, 128, NULL, 0, c, 128)
-                dense_1_BY_ROWS(rows, dense_1_DX);
-                #undef dense_1_DX
+    dense_1_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 10 x 128 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_1_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 128 / dense_1_mm_R, REST = 128 % dense_1_mm_R };
+    (void)y, (void)bias;
+    n *= dense_1_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_1_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 10; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 10; o0 += 16)
+                for (int i = 0; i < 128; i++)
+                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
+                        kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_1_mm_NBO * dense_1_mm_V, OWN = dense_1_mm_R * 10 <= 8192 };
+            float own[OWN ? dense_1_mm_R * 10 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_1_mm_R, rows = t < TILES ? dense_1_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 10;
+                for (int o = 0; o < 10; o += COLS) {
+                    if (t < TILES)
+                        dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 128, dy + o, 10,
+                                  NULL, 0, g + o, 10);
+                    else
+                        dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 128, dy + o, 10,
+                                  NULL, 0, g + o, 10);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 10, g, (size_t)rows * 10);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_1_NBO * dense_1_V, TILES = 128 / dense_1_R, REST = 128 % dense_1_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 10; o += COLS) {
-                const int i0 = t * dense_1_R;
-                if (t < TILES)
-                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 128, dy + o, 10, NULL, 0,
-                              dkernel + (size_t)i0 * 10 + o, 10);
-                else
-                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 128, dy + o, 10, NULL, 0,
-                              dkernel + (size_t)i0 * 10 + o, 10);
-            }
-        if (dbias) {
-            for (int o = 0; o < 10; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 128; i += COLS)
+                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+                    const float *a = dy + (size_t)s0 * 10;
+                    float *c = dx + (size_t)s0 * 128 + i;
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + i, 128, \
+                                                  NULL, 0, c, 128)
+                    dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
+                    #undef dense_1_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 10; o++)
-                    dbias[o] += dy[(size_t)s * 10 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 10; o++)
+                        dbias[o] += dy[(size_t)s * 10 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 10);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_1_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    dense_1_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_1_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
 /* ---- fashion_cnn_1conv: the whole model ----------------------------------------------- */
@@ -861,8 +989,6 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* dense: Dense, line 9 */
     dense_forward(n, W(max_pooling2d_out), P(dense_kernel), P(dense_bias), W(dense_out));
-    /* dense: relu, line 9 */
-    dense_relu_forward(n, W(dense_out), W(dense_out));
     /* dense_1: Dense, line 10 */
     dense_1_forward(n, W(dense_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_out));
     return W(dense_1_out);
@@ -875,12 +1001,10 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 10 * sizeof *dout);
     /* dense_1: Dense, line 10 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    dense_1_backward(pass, n, W(dense_out), W(dense_1_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     GRADS_READY(dense_1_kernel);
-    /* dense: relu, line 9 */
-    dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 9 */
-    dense_backward(n, W(max_pooling2d_out), P(dense_kernel), W(dense_dout), W(max_pooling2d_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    dense_backward(pass, n, W(max_pooling2d_out), W(dense_out), P(dense_kernel), P(dense_bias), W(dense_dout), W(max_pooling2d_dout), G(dense_kernel), G(dense_bias), SCRATCH);
     GRADS_READY(dense_kernel);
     /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
@@ -936,6 +1060,7 @@ const nn_model fashion_cnn_1conv_model = {
     .work_floats = WORK_PER_SAMPLE,
     .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
+    .fused_update = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

@@ -395,6 +395,8 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
 /* ---- conv2d: relu activation of 12544 values, models/fashion_denoiser.yaml:10 ------------------------ */
 static void conv2d_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
     for (size_t i = 0; i < (size_t)n * 12544; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -402,6 +404,8 @@ static void conv2d_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
     for (size_t i = 0; i < (size_t)n * 12544; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -770,6 +774,8 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
 /* ---- conv2d_1: relu activation of 1568 values, models/fashion_denoiser.yaml:12 ------------------------ */
 static void conv2d_1_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
     for (size_t i = 0; i < (size_t)n * 1568; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -777,6 +783,8 @@ static void conv2d_1_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_1_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
     for (size_t i = 0; i < (size_t)n * 1568; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -1019,6 +1027,8 @@ static void conv2d_transpose_backward(int n, const float *restrict x, const floa
 /* ---- conv2d_transpose: relu activation of 1568 values, models/fashion_denoiser.yaml:14 ------------------------ */
 static void conv2d_transpose_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
     for (size_t i = 0; i < (size_t)n * 1568; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -1026,6 +1036,8 @@ static void conv2d_transpose_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_transpose_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
     for (size_t i = 0; i < (size_t)n * 1568; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -1177,6 +1189,8 @@ static void conv2d_transpose_1_backward(int n, const float *restrict x, const fl
 /* ---- conv2d_transpose_1: relu activation of 12544 values, models/fashion_denoiser.yaml:15 ------------------------ */
 static void conv2d_transpose_1_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
     for (size_t i = 0; i < (size_t)n * 12544; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -1184,6 +1198,8 @@ static void conv2d_transpose_1_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_transpose_1_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
     for (size_t i = 0; i < (size_t)n * 12544; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -1461,6 +1477,8 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
 /* ---- conv2d_2: sigmoid activation of 784 values, models/fashion_denoiser.yaml:16 ------------------------ */
 static void conv2d_2_sigmoid_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 784 >= 65536)
     for (size_t i = 0; i < (size_t)n * 784; i++)
         y[i] = nn_sigmoid(z[i]);
 }
@@ -1468,6 +1486,8 @@ static void conv2d_2_sigmoid_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv2d_2_sigmoid_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 784 >= 65536)
     for (size_t i = 0; i < (size_t)n * 784; i++)
         dz[i] = dy[i] * nn_sigmoid_grad(z[i], y[i]);
 }
@@ -1622,6 +1642,7 @@ const nn_model fashion_denoiser_model = {
     .work_floats = WORK_PER_SAMPLE,
     .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
+    .fused_update = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

@@ -198,12 +198,14 @@ static void embedding_backward(int n, const float *restrict x, const float *rest
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 16 and
  * 128; NBO and NBI, vectors per tile across 128 and 16, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    bidirectional_fw_x_IN = 16, bidirectional_fw_x_OUT = 128, bidirectional_fw_x_ROWS = 1,
+    bidirectional_fw_x_IN = 16, bidirectional_fw_x_OUT = 128, bidirectional_fw_x_ROWS = 1, bidirectional_fw_x_RELU = 0,
     bidirectional_fw_x_V = (16 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (16 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (16 | 128) % 4 == 0 ? 4 : (16 | 128) % 2 == 0 ? 2 : 1,
@@ -262,17 +264,18 @@ bidirectional_fw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_fw_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void bidirectional_fw_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = bidirectional_fw_x_NBO * bidirectional_fw_x_V, KC = 65536 / COLS };
     n *= bidirectional_fw_x_ROWS;
     for (int k0 = 0; k0 < 16; k0 += KC) {
-        const int kn = 16 - k0 < KC ? 16 - k0 : KC;
+        const int kn = 16 - k0 < KC ? 16 - k0 : KC, last = k0 + kn == 16;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 128; o += COLS)
             for (int t = 0; t < (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R; t++) {
@@ -285,10 +288,12 @@ static void bidirectional_fw_x_forward(int n, const float *restrict x, const flo
                     kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
                 bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_FORWARD);
                 #undef bidirectional_fw_x_FORWARD
+                for (int r = 0; bidirectional_fw_x_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
             }
     }
 }
-
 
 /* ---- bidirectional_fw_h: Dense(128), models/glosses_bilstm.yaml:13 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
@@ -301,12 +306,14 @@ static void bidirectional_fw_x_forward(int n, const float *restrict x, const flo
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 32 and
  * 128; NBO and NBI, vectors per tile across 128 and 32, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    bidirectional_fw_h_IN = 32, bidirectional_fw_h_OUT = 128, bidirectional_fw_h_ROWS = 1,
+    bidirectional_fw_h_IN = 32, bidirectional_fw_h_OUT = 128, bidirectional_fw_h_ROWS = 1, bidirectional_fw_h_RELU = 0,
     bidirectional_fw_h_V = (32 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (32 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (32 | 128) % 4 == 0 ? 4 : (32 | 128) % 2 == 0 ? 2 : 1,
@@ -365,17 +372,18 @@ bidirectional_fw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_fw_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void bidirectional_fw_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = bidirectional_fw_h_NBO * bidirectional_fw_h_V, KC = 65536 / COLS };
     n *= bidirectional_fw_h_ROWS;
     for (int k0 = 0; k0 < 32; k0 += KC) {
-        const int kn = 32 - k0 < KC ? 32 - k0 : KC;
+        const int kn = 32 - k0 < KC ? 32 - k0 : KC, last = k0 + kn == 32;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 128; o += COLS)
             for (int t = 0; t < (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R; t++) {
@@ -388,10 +396,12 @@ static void bidirectional_fw_h_forward(int n, const float *restrict x, const flo
                     kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
                 bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_FORWARD);
                 #undef bidirectional_fw_h_FORWARD
+                for (int r = 0; bidirectional_fw_h_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
             }
     }
 }
-
 /* bidirectional_fw's sizes: 120 steps of 16 features in, 32 units, G gate columns.
  * Its work memory (aux) holds regions for all n samples:
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
@@ -548,12 +558,14 @@ static void bidirectional_fw_forward(int n, const float *restrict x, const float
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 16 and
  * 128; NBO and NBI, vectors per tile across 128 and 16, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    bidirectional_bw_x_IN = 16, bidirectional_bw_x_OUT = 128, bidirectional_bw_x_ROWS = 1,
+    bidirectional_bw_x_IN = 16, bidirectional_bw_x_OUT = 128, bidirectional_bw_x_ROWS = 1, bidirectional_bw_x_RELU = 0,
     bidirectional_bw_x_V = (16 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (16 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (16 | 128) % 4 == 0 ? 4 : (16 | 128) % 2 == 0 ? 2 : 1,
@@ -612,17 +624,18 @@ bidirectional_bw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_bw_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void bidirectional_bw_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = bidirectional_bw_x_NBO * bidirectional_bw_x_V, KC = 65536 / COLS };
     n *= bidirectional_bw_x_ROWS;
     for (int k0 = 0; k0 < 16; k0 += KC) {
-        const int kn = 16 - k0 < KC ? 16 - k0 : KC;
+        const int kn = 16 - k0 < KC ? 16 - k0 : KC, last = k0 + kn == 16;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 128; o += COLS)
             for (int t = 0; t < (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R; t++) {
@@ -635,10 +648,12 @@ static void bidirectional_bw_x_forward(int n, const float *restrict x, const flo
                     kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
                 bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_FORWARD);
                 #undef bidirectional_bw_x_FORWARD
+                for (int r = 0; bidirectional_bw_x_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
             }
     }
 }
-
 
 /* ---- bidirectional_bw_h: Dense(128), models/glosses_bilstm.yaml:13 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
@@ -651,12 +666,14 @@ static void bidirectional_bw_x_forward(int n, const float *restrict x, const flo
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 32 and
  * 128; NBO and NBI, vectors per tile across 128 and 32, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    bidirectional_bw_h_IN = 32, bidirectional_bw_h_OUT = 128, bidirectional_bw_h_ROWS = 1,
+    bidirectional_bw_h_IN = 32, bidirectional_bw_h_OUT = 128, bidirectional_bw_h_ROWS = 1, bidirectional_bw_h_RELU = 0,
     bidirectional_bw_h_V = (32 | 128) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (32 | 128) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (32 | 128) % 4 == 0 ? 4 : (32 | 128) % 2 == 0 ? 2 : 1,
@@ -715,17 +732,18 @@ bidirectional_bw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_bw_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void bidirectional_bw_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = bidirectional_bw_h_NBO * bidirectional_bw_h_V, KC = 65536 / COLS };
     n *= bidirectional_bw_h_ROWS;
     for (int k0 = 0; k0 < 32; k0 += KC) {
-        const int kn = 32 - k0 < KC ? 32 - k0 : KC;
+        const int kn = 32 - k0 < KC ? 32 - k0 : KC, last = k0 + kn == 32;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 128; o += COLS)
             for (int t = 0; t < (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R; t++) {
@@ -738,10 +756,12 @@ static void bidirectional_bw_h_forward(int n, const float *restrict x, const flo
                     kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
                 bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_FORWARD);
                 #undef bidirectional_bw_h_FORWARD
+                for (int r = 0; bidirectional_bw_h_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
             }
     }
 }
-
 /* bidirectional_bw's sizes: 120 steps of 16 features in, 32 units, G gate columns.
  * Its work memory (aux) holds regions for all n samples:
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
@@ -933,109 +953,207 @@ static void bidirectional_forward(int n, const float *restrict x, const float *r
                 }
             }
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (128 x 16 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void bidirectional_fw_x_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 128 x 16 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void bidirectional_fw_x_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    enum { TILES = 16 / bidirectional_fw_x_R, REST = 16 % bidirectional_fw_x_R };
+    (void)y, (void)bias;
     n *= bidirectional_fw_x_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 128; o0 += 16)
-            for (int i = 0; i < 16; i++)
-                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                    kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
-        enum { COLS = bidirectional_fw_x_NBI * bidirectional_fw_x_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 16; i += COLS)
-            for (int t = 0; t < (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R; t++) {
-                const int s0 = t * bidirectional_fw_x_R, rows = n - s0 < bidirectional_fw_x_R ? n - s0 : bidirectional_fw_x_R;
-                const float *a = dy + (size_t)s0 * 128;
-                float *c = dx + (size_t)s0 * 16 + i;
-                #define bidirectional_fw_x_DX(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBI, 128, a, 128, 1, kt + i, 16, NULL, 0, c, 16)
-                bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_DX);
-                #undef bidirectional_fw_x_DX
+    #pragma omp parallel
+    {
+        if (bidirectional_fw_x_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 128; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = 0; i < 16; i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = bidirectional_fw_x_NBO * bidirectional_fw_x_V, OWN = bidirectional_fw_x_R * 128 <= 8192 };
+            float own[OWN ? bidirectional_fw_x_R * 128 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * bidirectional_fw_x_R, rows = t < TILES ? bidirectional_fw_x_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 128;
+                for (int o = 0; o < 128; o += COLS) {
+                    if (t < TILES)
+                        bidirectional_fw_x_tile(bidirectional_fw_x_R, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                    else
+                        bidirectional_fw_x_tile(REST, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
-    }
-    if (dkernel) {
-        enum { COLS = bidirectional_fw_x_NBO * bidirectional_fw_x_V, TILES = 16 / bidirectional_fw_x_R, REST = 16 % bidirectional_fw_x_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 128; o += COLS) {
-                const int i0 = t * bidirectional_fw_x_R;
-                if (t < TILES)
-                    bidirectional_fw_x_tile(bidirectional_fw_x_R, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-                else
-                    bidirectional_fw_x_tile(REST, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-            }
-        if (dbias) {
-            for (int o = 0; o < 128; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = bidirectional_fw_x_NBI * bidirectional_fw_x_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 16; i += COLS)
+                for (int t = 0; t < (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R; t++) {
+                    const int s0 = t * bidirectional_fw_x_R, rows = n - s0 < bidirectional_fw_x_R ? n - s0 : bidirectional_fw_x_R;
+                    const float *a = dy + (size_t)s0 * 128;
+                    float *c = dx + (size_t)s0 * 16 + i;
+                    #define bidirectional_fw_x_DX(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBI, 128, a, 128, 1, kt + i, 16, \
+                                                  NULL, 0, c, 16)
+                    bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_DX);
+                    #undef bidirectional_fw_x_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 128; o++)
-                    dbias[o] += dy[(size_t)s * 128 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 128; o++)
+                        dbias[o] += dy[(size_t)s * 128 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 128);
+            }
         }
     }
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (128 x 32 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void bidirectional_fw_h_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void bidirectional_fw_x_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    bidirectional_fw_x_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 128 x 32 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void bidirectional_fw_h_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 32 / bidirectional_fw_h_R, REST = 32 % bidirectional_fw_h_R };
+    (void)y, (void)bias;
     n *= bidirectional_fw_h_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 128; o0 += 16)
-            for (int i = 0; i < 32; i++)
-                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                    kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
-        enum { COLS = bidirectional_fw_h_NBI * bidirectional_fw_h_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 32; i += COLS)
-            for (int t = 0; t < (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R; t++) {
-                const int s0 = t * bidirectional_fw_h_R, rows = n - s0 < bidirectional_fw_h_R ? n - s0 : bidirectional_fw_h_R;
-                const float *a = dy + (size_t)s0 * 128;
-                float *c = dx + (size_t)s0 * 32 + i;
-                #define bidirectional_fw_h_DX(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBI, 128, a, 128, 1, kt + i, 32, NULL, 0, c, 32)
-                bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_DX);
-                #undef bidirectional_fw_h_DX
+    #pragma omp parallel
+    {
+        if (bidirectional_fw_h_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 128; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = 0; i < 32; i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = bidirectional_fw_h_NBO * bidirectional_fw_h_V, OWN = bidirectional_fw_h_R * 128 <= 8192 };
+            float own[OWN ? bidirectional_fw_h_R * 128 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * bidirectional_fw_h_R, rows = t < TILES ? bidirectional_fw_h_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 128;
+                for (int o = 0; o < 128; o += COLS) {
+                    if (t < TILES)
+                        bidirectional_fw_h_tile(bidirectional_fw_h_R, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                    else
+                        bidirectional_fw_h_tile(REST, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
-    }
-    if (dkernel) {
-        enum { COLS = bidirectional_fw_h_NBO * bidirectional_fw_h_V, TILES = 32 / bidirectional_fw_h_R, REST = 32 % bidirectional_fw_h_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 128; o += COLS) {
-                const int i0 = t * bidirectional_fw_h_R;
-                if (t < TILES)
-                    bidirectional_fw_h_tile(bidirectional_fw_h_R, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-                else
-                    bidirectional_fw_h_tile(REST, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-            }
-        if (dbias) {
-            for (int o = 0; o < 128; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = bidirectional_fw_h_NBI * bidirectional_fw_h_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 32; i += COLS)
+                for (int t = 0; t < (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R; t++) {
+                    const int s0 = t * bidirectional_fw_h_R, rows = n - s0 < bidirectional_fw_h_R ? n - s0 : bidirectional_fw_h_R;
+                    const float *a = dy + (size_t)s0 * 128;
+                    float *c = dx + (size_t)s0 * 32 + i;
+                    #define bidirectional_fw_h_DX(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBI, 128, a, 128, 1, kt + i, 32, \
+                                                  NULL, 0, c, 32)
+                    bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_DX);
+                    #undef bidirectional_fw_h_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 128; o++)
-                    dbias[o] += dy[(size_t)s * 128 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 128; o++)
+                        dbias[o] += dy[(size_t)s * 128 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 128);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void bidirectional_fw_h_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    bidirectional_fw_h_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
 }
 /* dz of every step (time-major, in gates) to proj, in x's row order, for the
  * kernel's product: its gradient, the bias's (dbias, or NULL) and dx. */
@@ -1107,109 +1225,207 @@ static void bidirectional_fw_backward(int n, const float *restrict x, const floa
         bidirectional_fw_h_backward(n * bidirectional_fw_T, r.hs, rkernel, r.gates, NULL, drkernel, NULL, NULL);
     bidirectional_fw_input_backward(n, x, kernel, r.gates, r.proj, dx, dkernel, dbias, kt);
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (128 x 16 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void bidirectional_bw_x_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 128 x 16 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void bidirectional_bw_x_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    enum { TILES = 16 / bidirectional_bw_x_R, REST = 16 % bidirectional_bw_x_R };
+    (void)y, (void)bias;
     n *= bidirectional_bw_x_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 128; o0 += 16)
-            for (int i = 0; i < 16; i++)
-                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                    kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
-        enum { COLS = bidirectional_bw_x_NBI * bidirectional_bw_x_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 16; i += COLS)
-            for (int t = 0; t < (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R; t++) {
-                const int s0 = t * bidirectional_bw_x_R, rows = n - s0 < bidirectional_bw_x_R ? n - s0 : bidirectional_bw_x_R;
-                const float *a = dy + (size_t)s0 * 128;
-                float *c = dx + (size_t)s0 * 16 + i;
-                #define bidirectional_bw_x_DX(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBI, 128, a, 128, 1, kt + i, 16, NULL, 0, c, 16)
-                bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_DX);
-                #undef bidirectional_bw_x_DX
+    #pragma omp parallel
+    {
+        if (bidirectional_bw_x_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 128; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = 0; i < 16; i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = bidirectional_bw_x_NBO * bidirectional_bw_x_V, OWN = bidirectional_bw_x_R * 128 <= 8192 };
+            float own[OWN ? bidirectional_bw_x_R * 128 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * bidirectional_bw_x_R, rows = t < TILES ? bidirectional_bw_x_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 128;
+                for (int o = 0; o < 128; o += COLS) {
+                    if (t < TILES)
+                        bidirectional_bw_x_tile(bidirectional_bw_x_R, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                    else
+                        bidirectional_bw_x_tile(REST, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
-    }
-    if (dkernel) {
-        enum { COLS = bidirectional_bw_x_NBO * bidirectional_bw_x_V, TILES = 16 / bidirectional_bw_x_R, REST = 16 % bidirectional_bw_x_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 128; o += COLS) {
-                const int i0 = t * bidirectional_bw_x_R;
-                if (t < TILES)
-                    bidirectional_bw_x_tile(bidirectional_bw_x_R, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-                else
-                    bidirectional_bw_x_tile(REST, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-            }
-        if (dbias) {
-            for (int o = 0; o < 128; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = bidirectional_bw_x_NBI * bidirectional_bw_x_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 16; i += COLS)
+                for (int t = 0; t < (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R; t++) {
+                    const int s0 = t * bidirectional_bw_x_R, rows = n - s0 < bidirectional_bw_x_R ? n - s0 : bidirectional_bw_x_R;
+                    const float *a = dy + (size_t)s0 * 128;
+                    float *c = dx + (size_t)s0 * 16 + i;
+                    #define bidirectional_bw_x_DX(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBI, 128, a, 128, 1, kt + i, 16, \
+                                                  NULL, 0, c, 16)
+                    bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_DX);
+                    #undef bidirectional_bw_x_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 128; o++)
-                    dbias[o] += dy[(size_t)s * 128 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 128; o++)
+                        dbias[o] += dy[(size_t)s * 128 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 128);
+            }
         }
     }
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (128 x 32 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void bidirectional_bw_h_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void bidirectional_bw_x_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    bidirectional_bw_x_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 128 x 32 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void bidirectional_bw_h_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 32 / bidirectional_bw_h_R, REST = 32 % bidirectional_bw_h_R };
+    (void)y, (void)bias;
     n *= bidirectional_bw_h_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 128; o0 += 16)
-            for (int i = 0; i < 32; i++)
-                for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                    kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
-        enum { COLS = bidirectional_bw_h_NBI * bidirectional_bw_h_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 32; i += COLS)
-            for (int t = 0; t < (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R; t++) {
-                const int s0 = t * bidirectional_bw_h_R, rows = n - s0 < bidirectional_bw_h_R ? n - s0 : bidirectional_bw_h_R;
-                const float *a = dy + (size_t)s0 * 128;
-                float *c = dx + (size_t)s0 * 32 + i;
-                #define bidirectional_bw_h_DX(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBI, 128, a, 128, 1, kt + i, 32, NULL, 0, c, 32)
-                bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_DX);
-                #undef bidirectional_bw_h_DX
+    #pragma omp parallel
+    {
+        if (bidirectional_bw_h_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 128; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 128; o0 += 16)
+                for (int i = 0; i < 32; i++)
+                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
+                        kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = bidirectional_bw_h_NBO * bidirectional_bw_h_V, OWN = bidirectional_bw_h_R * 128 <= 8192 };
+            float own[OWN ? bidirectional_bw_h_R * 128 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * bidirectional_bw_h_R, rows = t < TILES ? bidirectional_bw_h_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 128;
+                for (int o = 0; o < 128; o += COLS) {
+                    if (t < TILES)
+                        bidirectional_bw_h_tile(bidirectional_bw_h_R, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                    else
+                        bidirectional_bw_h_tile(REST, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
+                                  NULL, 0, g + o, 128);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
-    }
-    if (dkernel) {
-        enum { COLS = bidirectional_bw_h_NBO * bidirectional_bw_h_V, TILES = 32 / bidirectional_bw_h_R, REST = 32 % bidirectional_bw_h_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 128; o += COLS) {
-                const int i0 = t * bidirectional_bw_h_R;
-                if (t < TILES)
-                    bidirectional_bw_h_tile(bidirectional_bw_h_R, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-                else
-                    bidirectional_bw_h_tile(REST, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128, NULL, 0,
-                              dkernel + (size_t)i0 * 128 + o, 128);
-            }
-        if (dbias) {
-            for (int o = 0; o < 128; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = bidirectional_bw_h_NBI * bidirectional_bw_h_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 32; i += COLS)
+                for (int t = 0; t < (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R; t++) {
+                    const int s0 = t * bidirectional_bw_h_R, rows = n - s0 < bidirectional_bw_h_R ? n - s0 : bidirectional_bw_h_R;
+                    const float *a = dy + (size_t)s0 * 128;
+                    float *c = dx + (size_t)s0 * 32 + i;
+                    #define bidirectional_bw_h_DX(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBI, 128, a, 128, 1, kt + i, 32, \
+                                                  NULL, 0, c, 32)
+                    bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_DX);
+                    #undef bidirectional_bw_h_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 128; o++)
-                    dbias[o] += dy[(size_t)s * 128 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 128; o++)
+                        dbias[o] += dy[(size_t)s * 128 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 128);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void bidirectional_bw_h_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    bidirectional_bw_h_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
 }
 /* dz of every step (time-major, in gates) to proj, in x's row order, for the
  * kernel's product: its gradient, the bias's (dbias, or NULL) and dx. */
@@ -1314,7 +1530,7 @@ static void bidirectional_backward(int n, const float *restrict x, const float *
             dx[k] += r.dxb[k];
 }
 
-/* ---- dense: Dense(6), models/glosses_bilstm.yaml:14 ------------------------------------------ */
+/* ---- dense_mm: Dense(6), models/glosses_bilstm.yaml:14 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 64 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -1325,28 +1541,30 @@ static void bidirectional_backward(int n, const float *restrict x, const float *
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 6; NBO and NBI, vectors per tile across 6 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_IN = 64, dense_OUT = 6, dense_ROWS = 1,
-    dense_V = (64 | 6) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_mm_IN = 64, dense_mm_OUT = 6, dense_mm_ROWS = 1, dense_mm_RELU = 1,
+    dense_mm_V = (64 | 6) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 6) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 6) % 4 == 0 ? 4 : (64 | 6) % 2 == 0 ? 2 : 1,
-    dense_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_NBO = 6 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 6 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 6 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = 64 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 64 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 64 / dense_V % 2 == 0 ? 2 : 1,
-    dense_R = 6,
+    dense_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_mm_NBO = 6 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 6 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 6 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_NBI = 64 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 64 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 64 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1354,18 +1572,18 @@ typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), ali
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_vec acc[dense_R][4];
+    dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_vec *)(init + r * ild + j * dense_V) : (dense_vec){0};
+            acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_vec w[4];
+        dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+            w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -1374,116 +1592,169 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+            *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_BY_ROWS(rows, CALL)                                                             \
+#define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_R); break;                                                          \
+    default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
-    n *= dense_ROWS;
+    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    n *= dense_mm_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 6; o += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
                 const float *a = x + (size_t)s0 * 64 + k0;
                 float *c = y + (size_t)s0 * 6 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 6 : 0;
-                #define dense_FORWARD(rn) dense_tile(rn, dense_NBO, kn, a, 64, 1, \
+                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, \
                     kernel + (size_t)k0 * 6 + o, 6, init, ild, c, 6)
-                dense_BY_ROWS(rows, dense_FORWARD);
-                #undef dense_FORWARD
+                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                #undef dense_mm_FORWARD
+                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 6 + j] = nn_relu(c[(size_t)r * 6 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (6 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
+static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 6; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 6 ? o0 + 16 : 6); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 6 + o];
-        enum { COLS = dense_NBI * dense_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
-                const float *a = dy + (size_t)s0 * 6;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define dense_DX(rn) dense_tile(rn, dense_NBI, 6, a, 6, 1, kt + i, 64, NULL, 0, c, 64)
-                dense_BY_ROWS(rows, dense_DX);
-                #undef dense_DX
+    dense_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 6 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R };
+    (void)y, (void)bias;
+    n *= dense_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 6; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 6; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 6 ? o0 + 16 : 6); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 6 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_mm_NBO * dense_mm_V, OWN = dense_mm_R * 6 <= 8192 };
+            float own[OWN ? dense_mm_R * 6 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_mm_R, rows = t < TILES ? dense_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 6;
+                for (int o = 0; o < 6; o += COLS) {
+                    if (t < TILES)
+                        dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 6,
+                                  NULL, 0, g + o, 6);
+                    else
+                        dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 6,
+                                  NULL, 0, g + o, 6);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 6, g, (size_t)rows * 6);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_NBO * dense_V, TILES = 64 / dense_R, REST = 64 % dense_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 6; o += COLS) {
-                const int i0 = t * dense_R;
-                if (t < TILES)
-                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 64, dy + o, 6, NULL, 0,
-                              dkernel + (size_t)i0 * 6 + o, 6);
-                else
-                    dense_tile(REST, dense_NBO, n, x + i0, 1, 64, dy + o, 6, NULL, 0,
-                              dkernel + (size_t)i0 * 6 + o, 6);
-            }
-        if (dbias) {
-            for (int o = 0; o < 6; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_mm_NBI * dense_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+                    const float *a = dy + (size_t)s0 * 6;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 6, a, 6, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    dense_mm_BY_ROWS(rows, dense_mm_DX);
+                    #undef dense_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 6; o++)
-                    dbias[o] += dy[(size_t)s * 6 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 6; o++)
+                        dbias[o] += dy[(size_t)s * 6 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 6);
+            }
         }
     }
 }
 
-/* ---- dense: relu activation of 6 values, models/glosses_bilstm.yaml:14 ------------------------ */
-static void dense_relu_forward(int n, const float *z, float *y)
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    for (size_t i = 0; i < (size_t)n * 6; i++)
-        y[i] = nn_relu(z[i]);
+    dense_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
-/* May run in place: z may be y and dz may be dy. */
-static void dense_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    for (size_t i = 0; i < (size_t)n * 6; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
-}
-
-/* ---- dense_1: Dense(1), models/glosses_bilstm.yaml:15 ------------------------------------------ */
+/* ---- dense_1_mm: Dense(1), models/glosses_bilstm.yaml:15 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 6 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -1494,28 +1765,30 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 6 and
  * 1; NBO and NBI, vectors per tile across 1 and 6, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_1_IN = 6, dense_1_OUT = 1, dense_1_ROWS = 1,
-    dense_1_V = (6 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_1_mm_IN = 6, dense_1_mm_OUT = 1, dense_1_mm_ROWS = 1, dense_1_mm_RELU = 0,
+    dense_1_mm_V = (6 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (6 | 1) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (6 | 1) % 4 == 0 ? 4 : (6 | 1) % 2 == 0 ? 2 : 1,
-    dense_1_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_1_NBO = 1 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 1 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 1 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = 6 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 6 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 6 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_R = 6,
+    dense_1_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_1_mm_NBO = 1 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 1 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 1 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_NBI = 6 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 6 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 6 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1523,18 +1796,18 @@ typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)),
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_1_vec acc[dense_1_R][4];
+    dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_1_vec *)(init + r * ild + j * dense_1_V) : (dense_1_vec){0};
+            acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_1_vec w[4];
+        dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+            w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -1543,99 +1816,166 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
+            *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_1_BY_ROWS(rows, CALL)                                                             \
+#define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_1_R); break;                                                          \
+    default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
-    n *= dense_1_ROWS;
+    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    n *= dense_1_mm_ROWS;
     for (int k0 = 0; k0 < 6; k0 += KC) {
-        const int kn = 6 - k0 < KC ? 6 - k0 : KC;
+        const int kn = 6 - k0 < KC ? 6 - k0 : KC, last = k0 + kn == 6;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 1; o += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
                 const float *a = x + (size_t)s0 * 6 + k0;
                 float *c = y + (size_t)s0 * 1 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 1 : 0;
-                #define dense_1_FORWARD(rn) dense_1_tile(rn, dense_1_NBO, kn, a, 6, 1, \
+                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 6, 1, \
                     kernel + (size_t)k0 * 1 + o, 1, init, ild, c, 1)
-                dense_1_BY_ROWS(rows, dense_1_FORWARD);
-                #undef dense_1_FORWARD
+                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                #undef dense_1_mm_FORWARD
+                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (1 x 6 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
+static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_1_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 1; o0 += 16)
-            for (int i = 0; i < 6; i++)
-                for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
-                    kt[(size_t)o * 6 + i] = kernel[(size_t)i * 1 + o];
-        enum { COLS = dense_1_NBI * dense_1_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 6; i += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
-                const float *a = dy + (size_t)s0 * 1;
-                float *c = dx + (size_t)s0 * 6 + i;
-                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 1, a, 1, 1, kt + i, 6, NULL, 0, c, 6)
-                dense_1_BY_ROWS(rows, dense_1_DX);
-                #undef dense_1_DX
+    dense_1_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 1 x 6 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_1_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 6 / dense_1_mm_R, REST = 6 % dense_1_mm_R };
+    (void)y, (void)bias;
+    n *= dense_1_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_1_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 1; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 1; o0 += 16)
+                for (int i = 0; i < 6; i++)
+                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
+                        kt[(size_t)o * 6 + i] = kernel[(size_t)i * 1 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_1_mm_NBO * dense_1_mm_V, OWN = dense_1_mm_R * 1 <= 8192 };
+            float own[OWN ? dense_1_mm_R * 1 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_1_mm_R, rows = t < TILES ? dense_1_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 1;
+                for (int o = 0; o < 1; o += COLS) {
+                    if (t < TILES)
+                        dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 6, dy + o, 1,
+                                  NULL, 0, g + o, 1);
+                    else
+                        dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 6, dy + o, 1,
+                                  NULL, 0, g + o, 1);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 1, g, (size_t)rows * 1);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_1_NBO * dense_1_V, TILES = 6 / dense_1_R, REST = 6 % dense_1_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 1; o += COLS) {
-                const int i0 = t * dense_1_R;
-                if (t < TILES)
-                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 6, dy + o, 1, NULL, 0,
-                              dkernel + (size_t)i0 * 1 + o, 1);
-                else
-                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 6, dy + o, 1, NULL, 0,
-                              dkernel + (size_t)i0 * 1 + o, 1);
-            }
-        if (dbias) {
-            for (int o = 0; o < 1; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 6; i += COLS)
+                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+                    const float *a = dy + (size_t)s0 * 1;
+                    float *c = dx + (size_t)s0 * 6 + i;
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 1, a, 1, 1, kt + i, 6, \
+                                                  NULL, 0, c, 6)
+                    dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
+                    #undef dense_1_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 1; o++)
-                    dbias[o] += dy[(size_t)s * 1 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 1; o++)
+                        dbias[o] += dy[(size_t)s * 1 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 1);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_1_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    dense_1_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_1_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
 /* ---- glosses_bilstm: the whole model ----------------------------------------------- */
@@ -1682,8 +2022,6 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     bidirectional_forward(n, W(embedding_out), P(bidirectional_forward_lstm_kernel), P(bidirectional_forward_lstm_recurrent_kernel), P(bidirectional_forward_lstm_bias), P(bidirectional_backward_lstm_kernel), P(bidirectional_backward_lstm_recurrent_kernel), P(bidirectional_backward_lstm_bias), W(bidirectional_state), W(bidirectional_out));
     /* dense: Dense, line 14 */
     dense_forward(n, W(bidirectional_out), P(dense_kernel), P(dense_bias), W(dense_out));
-    /* dense: relu, line 14 */
-    dense_relu_forward(n, W(dense_out), W(dense_out));
     /* dense_1: Dense, line 15 */
     dense_1_forward(n, W(dense_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_out));
     return W(dense_1_out);
@@ -1696,12 +2034,10 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     (void)pass, (void)params, (void)grads, (void)x;
     memcpy(W(dense_1_dout), dout, (size_t)n * 1 * sizeof *dout);
     /* dense_1: Dense, line 15 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    dense_1_backward(pass, n, W(dense_out), W(dense_1_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     GRADS_READY(dense_1_kernel);
-    /* dense: relu, line 14 */
-    dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 14 */
-    dense_backward(n, W(bidirectional_out), P(dense_kernel), W(dense_dout), W(bidirectional_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    dense_backward(pass, n, W(bidirectional_out), W(dense_out), P(dense_kernel), P(dense_bias), W(dense_dout), W(bidirectional_dout), G(dense_kernel), G(dense_bias), SCRATCH);
     GRADS_READY(dense_kernel);
     /* bidirectional: Bidirectional, line 13 */
     bidirectional_backward(n, W(embedding_out), P(bidirectional_forward_lstm_kernel), P(bidirectional_forward_lstm_recurrent_kernel), P(bidirectional_backward_lstm_kernel), P(bidirectional_backward_lstm_recurrent_kernel), W(bidirectional_dout), W(embedding_dout), G(bidirectional_forward_lstm_kernel), G(bidirectional_forward_lstm_recurrent_kernel), G(bidirectional_forward_lstm_bias), G(bidirectional_backward_lstm_kernel), G(bidirectional_backward_lstm_recurrent_kernel), G(bidirectional_backward_lstm_bias), W(bidirectional_state), SCRATCH);
@@ -1755,6 +2091,7 @@ const nn_model glosses_bilstm_model = {
     .work_floats = WORK_PER_SAMPLE,
     .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
+    .fused_update = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_ADAM, .learning_rate = 0.001f, .momentum = 0.0f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

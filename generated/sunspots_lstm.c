@@ -395,6 +395,8 @@ static void conv1d_backward(int n, const float *restrict x, const float *restric
 /* ---- conv1d: relu activation of 4096 values, models/sunspots_lstm.yaml:12 ------------------------ */
 static void conv1d_relu_forward(int n, const float *z, float *y)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
     for (size_t i = 0; i < (size_t)n * 4096; i++)
         y[i] = nn_relu(z[i]);
 }
@@ -402,6 +404,8 @@ static void conv1d_relu_forward(int n, const float *z, float *y)
 /* May run in place: z may be y and dz may be dy. */
 static void conv1d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
 {
+    /* element by element, so threads change no result; a team for large batches only */
+    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
     for (size_t i = 0; i < (size_t)n * 4096; i++)
         dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
@@ -426,12 +430,14 @@ static void conv1d_relu_backward(int n, const float *z, const float *y, const fl
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    lstm_x_IN = 64, lstm_x_OUT = 256, lstm_x_ROWS = 1,
+    lstm_x_IN = 64, lstm_x_OUT = 256, lstm_x_ROWS = 1, lstm_x_RELU = 0,
     lstm_x_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
@@ -490,17 +496,18 @@ lstm_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
     default: CALL(lstm_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void lstm_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = lstm_x_NBO * lstm_x_V, KC = 65536 / COLS };
     n *= lstm_x_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 256; o += COLS)
             for (int t = 0; t < (n + lstm_x_R - 1) / lstm_x_R; t++) {
@@ -513,10 +520,12 @@ static void lstm_x_forward(int n, const float *restrict x, const float *restrict
                     kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
                 lstm_x_BY_ROWS(rows, lstm_x_FORWARD);
                 #undef lstm_x_FORWARD
+                for (int r = 0; lstm_x_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
             }
     }
 }
-
 
 /* ---- lstm_h: Dense(256), models/sunspots_lstm.yaml:13 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
@@ -529,12 +538,14 @@ static void lstm_x_forward(int n, const float *restrict x, const float *restrict
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    lstm_h_IN = 64, lstm_h_OUT = 256, lstm_h_ROWS = 1,
+    lstm_h_IN = 64, lstm_h_OUT = 256, lstm_h_ROWS = 1, lstm_h_RELU = 0,
     lstm_h_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
@@ -593,17 +604,18 @@ lstm_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
     default: CALL(lstm_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void lstm_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = lstm_h_NBO * lstm_h_V, KC = 65536 / COLS };
     n *= lstm_h_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 256; o += COLS)
             for (int t = 0; t < (n + lstm_h_R - 1) / lstm_h_R; t++) {
@@ -616,10 +628,12 @@ static void lstm_h_forward(int n, const float *restrict x, const float *restrict
                     kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
                 lstm_h_BY_ROWS(rows, lstm_h_FORWARD);
                 #undef lstm_h_FORWARD
+                for (int r = 0; lstm_h_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
             }
     }
 }
-
 /* lstm's sizes: 64 steps of 64 features in, 64 units, G gate columns.
  * Its work memory (aux) holds regions for all n samples:
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
@@ -755,109 +769,207 @@ static void lstm_forward(int n, const float *restrict x, const float *restrict k
     }
     lstm_output(n, r.hs, y);
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (256 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void lstm_x_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void lstm_x_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    enum { TILES = 64 / lstm_x_R, REST = 64 % lstm_x_R };
+    (void)y, (void)bias;
     n *= lstm_x_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 256; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
-        enum { COLS = lstm_x_NBI * lstm_x_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + lstm_x_R - 1) / lstm_x_R; t++) {
-                const int s0 = t * lstm_x_R, rows = n - s0 < lstm_x_R ? n - s0 : lstm_x_R;
-                const float *a = dy + (size_t)s0 * 256;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define lstm_x_DX(rn) lstm_x_tile(rn, lstm_x_NBI, 256, a, 256, 1, kt + i, 64, NULL, 0, c, 64)
-                lstm_x_BY_ROWS(rows, lstm_x_DX);
-                #undef lstm_x_DX
+    #pragma omp parallel
+    {
+        if (lstm_x_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 256; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 256; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = lstm_x_NBO * lstm_x_V, OWN = lstm_x_R * 256 <= 8192 };
+            float own[OWN ? lstm_x_R * 256 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * lstm_x_R, rows = t < TILES ? lstm_x_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 256;
+                for (int o = 0; o < 256; o += COLS) {
+                    if (t < TILES)
+                        lstm_x_tile(lstm_x_R, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                    else
+                        lstm_x_tile(REST, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
-    }
-    if (dkernel) {
-        enum { COLS = lstm_x_NBO * lstm_x_V, TILES = 64 / lstm_x_R, REST = 64 % lstm_x_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 256; o += COLS) {
-                const int i0 = t * lstm_x_R;
-                if (t < TILES)
-                    lstm_x_tile(lstm_x_R, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-                else
-                    lstm_x_tile(REST, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-            }
-        if (dbias) {
-            for (int o = 0; o < 256; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = lstm_x_NBI * lstm_x_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + lstm_x_R - 1) / lstm_x_R; t++) {
+                    const int s0 = t * lstm_x_R, rows = n - s0 < lstm_x_R ? n - s0 : lstm_x_R;
+                    const float *a = dy + (size_t)s0 * 256;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define lstm_x_DX(rn) lstm_x_tile(rn, lstm_x_NBI, 256, a, 256, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    lstm_x_BY_ROWS(rows, lstm_x_DX);
+                    #undef lstm_x_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 256; o++)
-                    dbias[o] += dy[(size_t)s * 256 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 256; o++)
+                        dbias[o] += dy[(size_t)s * 256 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 256);
+            }
         }
     }
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (256 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void lstm_h_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void lstm_x_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    lstm_x_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void lstm_h_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 64 / lstm_h_R, REST = 64 % lstm_h_R };
+    (void)y, (void)bias;
     n *= lstm_h_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 256; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
-        enum { COLS = lstm_h_NBI * lstm_h_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + lstm_h_R - 1) / lstm_h_R; t++) {
-                const int s0 = t * lstm_h_R, rows = n - s0 < lstm_h_R ? n - s0 : lstm_h_R;
-                const float *a = dy + (size_t)s0 * 256;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define lstm_h_DX(rn) lstm_h_tile(rn, lstm_h_NBI, 256, a, 256, 1, kt + i, 64, NULL, 0, c, 64)
-                lstm_h_BY_ROWS(rows, lstm_h_DX);
-                #undef lstm_h_DX
+    #pragma omp parallel
+    {
+        if (lstm_h_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 256; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 256; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = lstm_h_NBO * lstm_h_V, OWN = lstm_h_R * 256 <= 8192 };
+            float own[OWN ? lstm_h_R * 256 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * lstm_h_R, rows = t < TILES ? lstm_h_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 256;
+                for (int o = 0; o < 256; o += COLS) {
+                    if (t < TILES)
+                        lstm_h_tile(lstm_h_R, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                    else
+                        lstm_h_tile(REST, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
-    }
-    if (dkernel) {
-        enum { COLS = lstm_h_NBO * lstm_h_V, TILES = 64 / lstm_h_R, REST = 64 % lstm_h_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 256; o += COLS) {
-                const int i0 = t * lstm_h_R;
-                if (t < TILES)
-                    lstm_h_tile(lstm_h_R, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-                else
-                    lstm_h_tile(REST, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-            }
-        if (dbias) {
-            for (int o = 0; o < 256; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = lstm_h_NBI * lstm_h_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + lstm_h_R - 1) / lstm_h_R; t++) {
+                    const int s0 = t * lstm_h_R, rows = n - s0 < lstm_h_R ? n - s0 : lstm_h_R;
+                    const float *a = dy + (size_t)s0 * 256;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define lstm_h_DX(rn) lstm_h_tile(rn, lstm_h_NBI, 256, a, 256, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    lstm_h_BY_ROWS(rows, lstm_h_DX);
+                    #undef lstm_h_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 256; o++)
-                    dbias[o] += dy[(size_t)s * 256 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 256; o++)
+                        dbias[o] += dy[(size_t)s * 256 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 256);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void lstm_h_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    lstm_h_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
 }
 /* dz of every step (time-major, in gates) to proj, in x's row order, for the
  * kernel's product: its gradient, the bias's (dbias, or NULL) and dx. */
@@ -950,12 +1062,14 @@ static void lstm_backward(int n, const float *restrict x, const float *restrict 
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    lstm_1_x_IN = 64, lstm_1_x_OUT = 256, lstm_1_x_ROWS = 1,
+    lstm_1_x_IN = 64, lstm_1_x_OUT = 256, lstm_1_x_ROWS = 1, lstm_1_x_RELU = 0,
     lstm_1_x_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
@@ -1014,17 +1128,18 @@ lstm_1_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(lstm_1_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void lstm_1_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = lstm_1_x_NBO * lstm_1_x_V, KC = 65536 / COLS };
     n *= lstm_1_x_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 256; o += COLS)
             for (int t = 0; t < (n + lstm_1_x_R - 1) / lstm_1_x_R; t++) {
@@ -1037,10 +1152,12 @@ static void lstm_1_x_forward(int n, const float *restrict x, const float *restri
                     kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
                 lstm_1_x_BY_ROWS(rows, lstm_1_x_FORWARD);
                 #undef lstm_1_x_FORWARD
+                for (int r = 0; lstm_1_x_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
             }
     }
 }
-
 
 /* ---- lstm_1_h: Dense(256), models/sunspots_lstm.yaml:14 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
@@ -1053,12 +1170,14 @@ static void lstm_1_x_forward(int n, const float *restrict x, const float *restri
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 256; NBO and NBI, vectors per tile across 256 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    lstm_1_h_IN = 64, lstm_1_h_OUT = 256, lstm_1_h_ROWS = 1,
+    lstm_1_h_IN = 64, lstm_1_h_OUT = 256, lstm_1_h_ROWS = 1, lstm_1_h_RELU = 0,
     lstm_1_h_V = (64 | 256) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 256) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 256) % 4 == 0 ? 4 : (64 | 256) % 2 == 0 ? 2 : 1,
@@ -1117,17 +1236,18 @@ lstm_1_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(lstm_1_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
 static void lstm_1_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
     enum { COLS = lstm_1_h_NBO * lstm_1_h_V, KC = 65536 / COLS };
     n *= lstm_1_h_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 256; o += COLS)
             for (int t = 0; t < (n + lstm_1_h_R - 1) / lstm_1_h_R; t++) {
@@ -1140,10 +1260,12 @@ static void lstm_1_h_forward(int n, const float *restrict x, const float *restri
                     kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
                 lstm_1_h_BY_ROWS(rows, lstm_1_h_FORWARD);
                 #undef lstm_1_h_FORWARD
+                for (int r = 0; lstm_1_h_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
             }
     }
 }
-
 /* lstm_1's sizes: 64 steps of 64 features in, 64 units, G gate columns.
  * Its work memory (aux) holds regions for all n samples:
  *   proj  [n][T][G]    x . kernel + bias, row (s, t) as x's; backward: dz, so
@@ -1279,109 +1401,207 @@ static void lstm_1_forward(int n, const float *restrict x, const float *restrict
     }
     lstm_1_output(n, r.hs, y);
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (256 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void lstm_1_x_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void lstm_1_x_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    enum { TILES = 64 / lstm_1_x_R, REST = 64 % lstm_1_x_R };
+    (void)y, (void)bias;
     n *= lstm_1_x_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 256; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
-        enum { COLS = lstm_1_x_NBI * lstm_1_x_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + lstm_1_x_R - 1) / lstm_1_x_R; t++) {
-                const int s0 = t * lstm_1_x_R, rows = n - s0 < lstm_1_x_R ? n - s0 : lstm_1_x_R;
-                const float *a = dy + (size_t)s0 * 256;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define lstm_1_x_DX(rn) lstm_1_x_tile(rn, lstm_1_x_NBI, 256, a, 256, 1, kt + i, 64, NULL, 0, c, 64)
-                lstm_1_x_BY_ROWS(rows, lstm_1_x_DX);
-                #undef lstm_1_x_DX
+    #pragma omp parallel
+    {
+        if (lstm_1_x_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 256; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 256; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = lstm_1_x_NBO * lstm_1_x_V, OWN = lstm_1_x_R * 256 <= 8192 };
+            float own[OWN ? lstm_1_x_R * 256 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * lstm_1_x_R, rows = t < TILES ? lstm_1_x_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 256;
+                for (int o = 0; o < 256; o += COLS) {
+                    if (t < TILES)
+                        lstm_1_x_tile(lstm_1_x_R, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                    else
+                        lstm_1_x_tile(REST, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
-    }
-    if (dkernel) {
-        enum { COLS = lstm_1_x_NBO * lstm_1_x_V, TILES = 64 / lstm_1_x_R, REST = 64 % lstm_1_x_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 256; o += COLS) {
-                const int i0 = t * lstm_1_x_R;
-                if (t < TILES)
-                    lstm_1_x_tile(lstm_1_x_R, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-                else
-                    lstm_1_x_tile(REST, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-            }
-        if (dbias) {
-            for (int o = 0; o < 256; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = lstm_1_x_NBI * lstm_1_x_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + lstm_1_x_R - 1) / lstm_1_x_R; t++) {
+                    const int s0 = t * lstm_1_x_R, rows = n - s0 < lstm_1_x_R ? n - s0 : lstm_1_x_R;
+                    const float *a = dy + (size_t)s0 * 256;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define lstm_1_x_DX(rn) lstm_1_x_tile(rn, lstm_1_x_NBI, 256, a, 256, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    lstm_1_x_BY_ROWS(rows, lstm_1_x_DX);
+                    #undef lstm_1_x_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 256; o++)
-                    dbias[o] += dy[(size_t)s * 256 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 256; o++)
+                        dbias[o] += dy[(size_t)s * 256 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 256);
+            }
         }
     }
 }
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (256 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void lstm_1_h_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void lstm_1_x_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
+    lstm_1_x_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void lstm_1_h_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 64 / lstm_1_h_R, REST = 64 % lstm_1_h_R };
+    (void)y, (void)bias;
     n *= lstm_1_h_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 256; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
-        enum { COLS = lstm_1_h_NBI * lstm_1_h_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + lstm_1_h_R - 1) / lstm_1_h_R; t++) {
-                const int s0 = t * lstm_1_h_R, rows = n - s0 < lstm_1_h_R ? n - s0 : lstm_1_h_R;
-                const float *a = dy + (size_t)s0 * 256;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define lstm_1_h_DX(rn) lstm_1_h_tile(rn, lstm_1_h_NBI, 256, a, 256, 1, kt + i, 64, NULL, 0, c, 64)
-                lstm_1_h_BY_ROWS(rows, lstm_1_h_DX);
-                #undef lstm_1_h_DX
+    #pragma omp parallel
+    {
+        if (lstm_1_h_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 256; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 256; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = lstm_1_h_NBO * lstm_1_h_V, OWN = lstm_1_h_R * 256 <= 8192 };
+            float own[OWN ? lstm_1_h_R * 256 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * lstm_1_h_R, rows = t < TILES ? lstm_1_h_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 256;
+                for (int o = 0; o < 256; o += COLS) {
+                    if (t < TILES)
+                        lstm_1_h_tile(lstm_1_h_R, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                    else
+                        lstm_1_h_tile(REST, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256,
+                                  NULL, 0, g + o, 256);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
-    }
-    if (dkernel) {
-        enum { COLS = lstm_1_h_NBO * lstm_1_h_V, TILES = 64 / lstm_1_h_R, REST = 64 % lstm_1_h_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 256; o += COLS) {
-                const int i0 = t * lstm_1_h_R;
-                if (t < TILES)
-                    lstm_1_h_tile(lstm_1_h_R, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-                else
-                    lstm_1_h_tile(REST, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256, NULL, 0,
-                              dkernel + (size_t)i0 * 256 + o, 256);
-            }
-        if (dbias) {
-            for (int o = 0; o < 256; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = lstm_1_h_NBI * lstm_1_h_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + lstm_1_h_R - 1) / lstm_1_h_R; t++) {
+                    const int s0 = t * lstm_1_h_R, rows = n - s0 < lstm_1_h_R ? n - s0 : lstm_1_h_R;
+                    const float *a = dy + (size_t)s0 * 256;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define lstm_1_h_DX(rn) lstm_1_h_tile(rn, lstm_1_h_NBI, 256, a, 256, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    lstm_1_h_BY_ROWS(rows, lstm_1_h_DX);
+                    #undef lstm_1_h_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 256; o++)
-                    dbias[o] += dy[(size_t)s * 256 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 256; o++)
+                        dbias[o] += dy[(size_t)s * 256 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 256);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void lstm_1_h_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    lstm_1_h_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
 }
 /* dz of every step (time-major, in gates) to proj, in x's row order, for the
  * kernel's product: its gradient, the bias's (dbias, or NULL) and dx. */
@@ -1454,7 +1674,7 @@ static void lstm_1_backward(int n, const float *restrict x, const float *restric
     lstm_1_input_backward(n, x, kernel, r.gates, r.proj, dx, dkernel, dbias, kt);
 }
 
-/* ---- dense: Dense(30), models/sunspots_lstm.yaml:15 ------------------------------------------ */
+/* ---- dense_mm: Dense(30), models/sunspots_lstm.yaml:15 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 64 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -1465,28 +1685,30 @@ static void lstm_1_backward(int n, const float *restrict x, const float *restric
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 64 and
  * 30; NBO and NBI, vectors per tile across 30 and 64, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_IN = 64, dense_OUT = 30, dense_ROWS = 1,
-    dense_V = (64 | 30) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_mm_IN = 64, dense_mm_OUT = 30, dense_mm_ROWS = 1, dense_mm_RELU = 1,
+    dense_mm_V = (64 | 30) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (64 | 30) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (64 | 30) % 4 == 0 ? 4 : (64 | 30) % 2 == 0 ? 2 : 1,
-    dense_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_NBO = 30 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 30 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 30 / dense_V % 2 == 0 ? 2 : 1,
-    dense_NBI = 64 / dense_V % 4 == 0 && dense_NB_MAX >= 4 ? 4
-             : 64 / dense_V % 3 == 0 && dense_NB_MAX >= 3 ? 3
-             : 64 / dense_V % 2 == 0 ? 2 : 1,
-    dense_R = 6,
+    dense_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_mm_NBO = 30 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 30 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 30 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_NBI = 64 / dense_mm_V % 4 == 0 && dense_mm_NB_MAX >= 4 ? 4
+             : 64 / dense_mm_V % 3 == 0 && dense_mm_NB_MAX >= 3 ? 3
+             : 64 / dense_mm_V % 2 == 0 ? 2 : 1,
+    dense_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1494,18 +1716,18 @@ typedef float dense_vec __attribute__((vector_size(dense_V * sizeof(float)), ali
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_vec acc[dense_R][4];
+    dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_vec *)(init + r * ild + j * dense_V) : (dense_vec){0};
+            acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_vec w[4];
+        dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_vec *)(b + k * ldb + j * dense_V);
+            w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -1514,116 +1736,169 @@ dense_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_vec *)(c + r * ldc + j * dense_V) = acc[r][j];
+            *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_BY_ROWS(rows, CALL)                                                             \
+#define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_R); break;                                                          \
+    default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_NBO * dense_V, KC = 65536 / COLS };
-    n *= dense_ROWS;
+    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    n *= dense_mm_ROWS;
     for (int k0 = 0; k0 < 64; k0 += KC) {
-        const int kn = 64 - k0 < KC ? 64 - k0 : KC;
+        const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 30; o += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
+            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
                 const float *a = x + (size_t)s0 * 64 + k0;
                 float *c = y + (size_t)s0 * 30 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 30 : 0;
-                #define dense_FORWARD(rn) dense_tile(rn, dense_NBO, kn, a, 64, 1, \
+                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, \
                     kernel + (size_t)k0 * 30 + o, 30, init, ild, c, 30)
-                dense_BY_ROWS(rows, dense_FORWARD);
-                #undef dense_FORWARD
+                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                #undef dense_mm_FORWARD
+                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 30 + j] = nn_relu(c[(size_t)r * 30 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (30 x 64 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
+static void dense_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 30; o0 += 16)
-            for (int i = 0; i < 64; i++)
-                for (int o = o0; o < (o0 + 16 < 30 ? o0 + 16 : 30); o++)
-                    kt[(size_t)o * 64 + i] = kernel[(size_t)i * 30 + o];
-        enum { COLS = dense_NBI * dense_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 64; i += COLS)
-            for (int t = 0; t < (n + dense_R - 1) / dense_R; t++) {
-                const int s0 = t * dense_R, rows = n - s0 < dense_R ? n - s0 : dense_R;
-                const float *a = dy + (size_t)s0 * 30;
-                float *c = dx + (size_t)s0 * 64 + i;
-                #define dense_DX(rn) dense_tile(rn, dense_NBI, 30, a, 30, 1, kt + i, 64, NULL, 0, c, 64)
-                dense_BY_ROWS(rows, dense_DX);
-                #undef dense_DX
+    dense_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 30 x 64 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R };
+    (void)y, (void)bias;
+    n *= dense_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 30; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 30; o0 += 16)
+                for (int i = 0; i < 64; i++)
+                    for (int o = o0; o < (o0 + 16 < 30 ? o0 + 16 : 30); o++)
+                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 30 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_mm_NBO * dense_mm_V, OWN = dense_mm_R * 30 <= 8192 };
+            float own[OWN ? dense_mm_R * 30 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_mm_R, rows = t < TILES ? dense_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 30;
+                for (int o = 0; o < 30; o += COLS) {
+                    if (t < TILES)
+                        dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 30,
+                                  NULL, 0, g + o, 30);
+                    else
+                        dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 30,
+                                  NULL, 0, g + o, 30);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 30, g, (size_t)rows * 30);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_NBO * dense_V, TILES = 64 / dense_R, REST = 64 % dense_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 30; o += COLS) {
-                const int i0 = t * dense_R;
-                if (t < TILES)
-                    dense_tile(dense_R, dense_NBO, n, x + i0, 1, 64, dy + o, 30, NULL, 0,
-                              dkernel + (size_t)i0 * 30 + o, 30);
-                else
-                    dense_tile(REST, dense_NBO, n, x + i0, 1, 64, dy + o, 30, NULL, 0,
-                              dkernel + (size_t)i0 * 30 + o, 30);
-            }
-        if (dbias) {
-            for (int o = 0; o < 30; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_mm_NBI * dense_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 64; i += COLS)
+                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
+                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+                    const float *a = dy + (size_t)s0 * 30;
+                    float *c = dx + (size_t)s0 * 64 + i;
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 30, a, 30, 1, kt + i, 64, \
+                                                  NULL, 0, c, 64)
+                    dense_mm_BY_ROWS(rows, dense_mm_DX);
+                    #undef dense_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 30; o++)
-                    dbias[o] += dy[(size_t)s * 30 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 30; o++)
+                        dbias[o] += dy[(size_t)s * 30 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 30);
+            }
         }
     }
 }
 
-/* ---- dense: relu activation of 30 values, models/sunspots_lstm.yaml:15 ------------------------ */
-static void dense_relu_forward(int n, const float *z, float *y)
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    for (size_t i = 0; i < (size_t)n * 30; i++)
-        y[i] = nn_relu(z[i]);
+    dense_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
-/* May run in place: z may be y and dz may be dy. */
-static void dense_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    for (size_t i = 0; i < (size_t)n * 30; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
-}
-
-/* ---- dense_1: Dense(10), models/sunspots_lstm.yaml:16 ------------------------------------------ */
+/* ---- dense_1_mm: Dense(10), models/sunspots_lstm.yaml:16 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 30 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -1634,28 +1909,30 @@ static void dense_relu_backward(int n, const float *z, const float *y, const flo
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 30 and
  * 10; NBO and NBI, vectors per tile across 10 and 30, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_1_IN = 30, dense_1_OUT = 10, dense_1_ROWS = 1,
-    dense_1_V = (30 | 10) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_1_mm_IN = 30, dense_1_mm_OUT = 10, dense_1_mm_ROWS = 1, dense_1_mm_RELU = 1,
+    dense_1_mm_V = (30 | 10) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (30 | 10) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (30 | 10) % 4 == 0 ? 4 : (30 | 10) % 2 == 0 ? 2 : 1,
-    dense_1_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_1_NBO = 10 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 10 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 10 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_NBI = 30 / dense_1_V % 4 == 0 && dense_1_NB_MAX >= 4 ? 4
-             : 30 / dense_1_V % 3 == 0 && dense_1_NB_MAX >= 3 ? 3
-             : 30 / dense_1_V % 2 == 0 ? 2 : 1,
-    dense_1_R = 6,
+    dense_1_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_1_mm_NBO = 10 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 10 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 10 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_NBI = 30 / dense_1_mm_V % 4 == 0 && dense_1_mm_NB_MAX >= 4 ? 4
+             : 30 / dense_1_mm_V % 3 == 0 && dense_1_mm_NB_MAX >= 3 ? 3
+             : 30 / dense_1_mm_V % 2 == 0 ? 2 : 1,
+    dense_1_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1663,18 +1940,18 @@ typedef float dense_1_vec __attribute__((vector_size(dense_1_V * sizeof(float)),
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_1_vec acc[dense_1_R][4];
+    dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_1_vec *)(init + r * ild + j * dense_1_V) : (dense_1_vec){0};
+            acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_1_vec w[4];
+        dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_1_vec *)(b + k * ldb + j * dense_1_V);
+            w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -1683,116 +1960,169 @@ dense_1_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_1_vec *)(c + r * ldc + j * dense_1_V) = acc[r][j];
+            *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_1_BY_ROWS(rows, CALL)                                                             \
+#define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_1_R); break;                                                          \
+    default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_NBO * dense_1_V, KC = 65536 / COLS };
-    n *= dense_1_ROWS;
+    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    n *= dense_1_mm_ROWS;
     for (int k0 = 0; k0 < 30; k0 += KC) {
-        const int kn = 30 - k0 < KC ? 30 - k0 : KC;
+        const int kn = 30 - k0 < KC ? 30 - k0 : KC, last = k0 + kn == 30;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 10; o += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
+            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
                 const float *a = x + (size_t)s0 * 30 + k0;
                 float *c = y + (size_t)s0 * 10 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 10 : 0;
-                #define dense_1_FORWARD(rn) dense_1_tile(rn, dense_1_NBO, kn, a, 30, 1, \
+                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 30, 1, \
                     kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
-                dense_1_BY_ROWS(rows, dense_1_FORWARD);
-                #undef dense_1_FORWARD
+                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                #undef dense_1_mm_FORWARD
+                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (10 x 30 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_1_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
+static void dense_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_1_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 10; o0 += 16)
-            for (int i = 0; i < 30; i++)
-                for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                    kt[(size_t)o * 30 + i] = kernel[(size_t)i * 10 + o];
-        enum { COLS = dense_1_NBI * dense_1_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 30; i += COLS)
-            for (int t = 0; t < (n + dense_1_R - 1) / dense_1_R; t++) {
-                const int s0 = t * dense_1_R, rows = n - s0 < dense_1_R ? n - s0 : dense_1_R;
-                const float *a = dy + (size_t)s0 * 10;
-                float *c = dx + (size_t)s0 * 30 + i;
-                #define dense_1_DX(rn) dense_1_tile(rn, dense_1_NBI, 10, a, 10, 1, kt + i, 30, NULL, 0, c, 30)
-                dense_1_BY_ROWS(rows, dense_1_DX);
-                #undef dense_1_DX
+    dense_1_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 10 x 30 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_1_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 30 / dense_1_mm_R, REST = 30 % dense_1_mm_R };
+    (void)y, (void)bias;
+    n *= dense_1_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_1_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 10; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 10; o0 += 16)
+                for (int i = 0; i < 30; i++)
+                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
+                        kt[(size_t)o * 30 + i] = kernel[(size_t)i * 10 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_1_mm_NBO * dense_1_mm_V, OWN = dense_1_mm_R * 10 <= 8192 };
+            float own[OWN ? dense_1_mm_R * 10 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_1_mm_R, rows = t < TILES ? dense_1_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 10;
+                for (int o = 0; o < 10; o += COLS) {
+                    if (t < TILES)
+                        dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 30, dy + o, 10,
+                                  NULL, 0, g + o, 10);
+                    else
+                        dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 30, dy + o, 10,
+                                  NULL, 0, g + o, 10);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 10, g, (size_t)rows * 10);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_1_NBO * dense_1_V, TILES = 30 / dense_1_R, REST = 30 % dense_1_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 10; o += COLS) {
-                const int i0 = t * dense_1_R;
-                if (t < TILES)
-                    dense_1_tile(dense_1_R, dense_1_NBO, n, x + i0, 1, 30, dy + o, 10, NULL, 0,
-                              dkernel + (size_t)i0 * 10 + o, 10);
-                else
-                    dense_1_tile(REST, dense_1_NBO, n, x + i0, 1, 30, dy + o, 10, NULL, 0,
-                              dkernel + (size_t)i0 * 10 + o, 10);
-            }
-        if (dbias) {
-            for (int o = 0; o < 10; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 30; i += COLS)
+                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
+                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+                    const float *a = dy + (size_t)s0 * 10;
+                    float *c = dx + (size_t)s0 * 30 + i;
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + i, 30, \
+                                                  NULL, 0, c, 30)
+                    dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
+                    #undef dense_1_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 10; o++)
-                    dbias[o] += dy[(size_t)s * 10 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 10; o++)
+                        dbias[o] += dy[(size_t)s * 10 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 10);
+            }
         }
     }
 }
 
-/* ---- dense_1: relu activation of 10 values, models/sunspots_lstm.yaml:16 ------------------------ */
-static void dense_1_relu_forward(int n, const float *z, float *y)
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_1_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
 {
-    for (size_t i = 0; i < (size_t)n * 10; i++)
-        y[i] = nn_relu(z[i]);
+    dense_1_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_1_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_1_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
-/* May run in place: z may be y and dz may be dy. */
-static void dense_1_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    for (size_t i = 0; i < (size_t)n * 10; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
-}
-
-/* ---- dense_2: Dense(1), models/sunspots_lstm.yaml:17 ------------------------------------------ */
+/* ---- dense_2_mm: Dense(1), models/sunspots_lstm.yaml:17 ------------------------------------------ */
 /* On a sequence, Dense applies to the last axis, as Keras's does: each of a
  * sample's 1 steps is a row of 10 (n samples are n x 1 rows).
  * Every pass is one matrix product C = A . B with the rows of B contiguous:
@@ -1803,28 +2133,30 @@ static void dense_1_relu_backward(int n, const float *z, const float *y, const f
  * sums stay in registers while the loop over k broadcasts A[r][k] and
  * multiplies-adds the vectors of B's row k. A thread owns whole tiles of C, so
  * no sum is split between threads and results do not depend on their number.
+ * With RELU the layer's relu is applied here: to each tile of y as it is
+ * stored, and to dy (times relu'(y)) before the gradients use it.
  *
  * Sizes: V, the largest power of two up to NN_VEC_FLOATS dividing 10 and
  * 1; NBO and NBI, vectors per tile across 1 and 10, up to NB_MAX; R rows
  * per tile, so that R x NB sums fit in the vector registers (see NN_VEC_REGS). */
 enum {
-    dense_2_IN = 10, dense_2_OUT = 1, dense_2_ROWS = 1,
-    dense_2_V = (10 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
+    dense_2_mm_IN = 10, dense_2_mm_OUT = 1, dense_2_mm_ROWS = 1, dense_2_mm_RELU = 0,
+    dense_2_mm_V = (10 | 1) % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16
            : (10 | 1) % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
            : (10 | 1) % 4 == 0 ? 4 : (10 | 1) % 2 == 0 ? 2 : 1,
-    dense_2_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
-    dense_2_NBO = 1 / dense_2_V % 4 == 0 && dense_2_NB_MAX >= 4 ? 4
-             : 1 / dense_2_V % 3 == 0 && dense_2_NB_MAX >= 3 ? 3
-             : 1 / dense_2_V % 2 == 0 ? 2 : 1,
-    dense_2_NBI = 10 / dense_2_V % 4 == 0 && dense_2_NB_MAX >= 4 ? 4
-             : 10 / dense_2_V % 3 == 0 && dense_2_NB_MAX >= 3 ? 3
-             : 10 / dense_2_V % 2 == 0 ? 2 : 1,
-    dense_2_R = 6,
+    dense_2_mm_NB_MAX = NN_VEC_REGS >= 32 ? 4 : 2,
+    dense_2_mm_NBO = 1 / dense_2_mm_V % 4 == 0 && dense_2_mm_NB_MAX >= 4 ? 4
+             : 1 / dense_2_mm_V % 3 == 0 && dense_2_mm_NB_MAX >= 3 ? 3
+             : 1 / dense_2_mm_V % 2 == 0 ? 2 : 1,
+    dense_2_mm_NBI = 10 / dense_2_mm_V % 4 == 0 && dense_2_mm_NB_MAX >= 4 ? 4
+             : 10 / dense_2_mm_V % 3 == 0 && dense_2_mm_NB_MAX >= 3 ? 3
+             : 10 / dense_2_mm_V % 2 == 0 ? 2 : 1,
+    dense_2_mm_R = 6,
 };
 
 /* A vector that may sit at any float boundary (the buffers are packed) and that
  * reads and writes float arrays (may_alias). */
-typedef float dense_2_vec __attribute__((vector_size(dense_2_V * sizeof(float)), aligned(4), may_alias));
+typedef float dense_2_mm_vec __attribute__((vector_size(dense_2_mm_V * sizeof(float)), aligned(4), may_alias));
 
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
@@ -1832,18 +2164,18 @@ typedef float dense_2_vec __attribute__((vector_size(dense_2_V * sizeof(float)),
  * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
  * nb constants, so that the sums become registers. */
 static inline __attribute__((always_inline)) void
-dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
+dense_2_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
           float *c, size_t ldc)
 {
-    dense_2_vec acc[dense_2_R][4];
+    dense_2_mm_vec acc[dense_2_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            acc[r][j] = init ? *(const dense_2_vec *)(init + r * ild + j * dense_2_V) : (dense_2_vec){0};
+            acc[r][j] = init ? *(const dense_2_mm_vec *)(init + r * ild + j * dense_2_mm_V) : (dense_2_mm_vec){0};
     for (int k = 0; k < kn; k++) {
-        dense_2_vec w[4];
+        dense_2_mm_vec w[4];
         for (int j = 0; j < nb; j++)
-            w[j] = *(const dense_2_vec *)(b + k * ldb + j * dense_2_V);
+            w[j] = *(const dense_2_mm_vec *)(b + k * ldb + j * dense_2_mm_V);
         for (int r = 0; r < rn; r++) {
             const float av = a[r * am + k * ak];
             for (int j = 0; j < nb; j++)
@@ -1852,99 +2184,166 @@ dense_2_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t 
     }
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
-            *(dense_2_vec *)(c + r * ldc + j * dense_2_V) = acc[r][j];
+            *(dense_2_mm_vec *)(c + r * ldc + j * dense_2_mm_V) = acc[r][j];
 }
 
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
-#define dense_2_BY_ROWS(rows, CALL)                                                             \
+#define dense_2_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
     case 2: CALL(2); break;                                                                \
     case 3: CALL(3); break;                                                                \
     case 4: CALL(4); break;                                                                \
     case 5: CALL(5); break;                                                                \
-    default: CALL(dense_2_R); break;                                                          \
+    default: CALL(dense_2_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias: tiles of R samples, with the loop over them inside
- * the loop over column blocks, so that a block of the kernel, KC rows of COLS
- * floats (256 KiB at most), stays in the cache while all the samples pass it.
- * A kernel of more rows goes in steps of KC, each adding to y. */
-static void dense_2_forward(int n, const float *restrict x, const float *restrict kernel,
+/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
+ * over them inside the loop over column blocks, so that a block of the
+ * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
+ * all the samples pass it. A kernel of more rows goes in steps of KC, each
+ * adding to y; the relu waits for the last. */
+static void dense_2_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_2_NBO * dense_2_V, KC = 65536 / COLS };
-    n *= dense_2_ROWS;
+    enum { COLS = dense_2_mm_NBO * dense_2_mm_V, KC = 65536 / COLS };
+    n *= dense_2_mm_ROWS;
     for (int k0 = 0; k0 < 10; k0 += KC) {
-        const int kn = 10 - k0 < KC ? 10 - k0 : KC;
+        const int kn = 10 - k0 < KC ? 10 - k0 : KC, last = k0 + kn == 10;
         #pragma omp parallel for collapse(2) schedule(static)
         for (int o = 0; o < 1; o += COLS)
-            for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
-                const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
+            for (int t = 0; t < (n + dense_2_mm_R - 1) / dense_2_mm_R; t++) {
+                const int s0 = t * dense_2_mm_R, rows = n - s0 < dense_2_mm_R ? n - s0 : dense_2_mm_R;
                 const float *a = x + (size_t)s0 * 10 + k0;
                 float *c = y + (size_t)s0 * 1 + o;
                 const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
                 const size_t ild = k0 > 0 ? 1 : 0;
-                #define dense_2_FORWARD(rn) dense_2_tile(rn, dense_2_NBO, kn, a, 10, 1, \
+                #define dense_2_mm_FORWARD(rn) dense_2_mm_tile(rn, dense_2_mm_NBO, kn, a, 10, 1, \
                     kernel + (size_t)k0 * 1 + o, 1, init, ild, c, 1)
-                dense_2_BY_ROWS(rows, dense_2_FORWARD);
-                #undef dense_2_FORWARD
+                dense_2_mm_BY_ROWS(rows, dense_2_mm_FORWARD);
+                #undef dense_2_mm_FORWARD
+                for (int r = 0; dense_2_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                    for (int j = 0; j < COLS; j++)
+                        c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
             }
     }
 }
-
-/* dx through kt, the kernel transposed once per call into the model's scratch
- * (1 x 10 floats), so that B's rows are contiguous. dkernel: tiles of R kernel rows, each summed
- * over the batch in sample order. dbias: dy summed over the batch; a bias is
- * trained only with its kernel, and outside that branch GCC would follow the
- * path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
-static void dense_2_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+/* ---- dense_2: the Dense layer, its product dense_2_mm above ---------------------------- */
+static void dense_2_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y)
 {
-    n *= dense_2_ROWS;
-    if (dx) {
-        /* Columns o0..o0+16 of the kernel at a time: each of its rows is then one
-         * cache line read, and the 16 rows of kt written stay in the cache. */
-        #pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < 1; o0 += 16)
-            for (int i = 0; i < 10; i++)
-                for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
-                    kt[(size_t)o * 10 + i] = kernel[(size_t)i * 1 + o];
-        enum { COLS = dense_2_NBI * dense_2_V };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < 10; i += COLS)
-            for (int t = 0; t < (n + dense_2_R - 1) / dense_2_R; t++) {
-                const int s0 = t * dense_2_R, rows = n - s0 < dense_2_R ? n - s0 : dense_2_R;
-                const float *a = dy + (size_t)s0 * 1;
-                float *c = dx + (size_t)s0 * 10 + i;
-                #define dense_2_DX(rn) dense_2_tile(rn, dense_2_NBI, 1, a, 1, 1, kt + i, 10, NULL, 0, c, 10)
-                dense_2_BY_ROWS(rows, dense_2_DX);
-                #undef dense_2_DX
+    dense_2_mm_forward(n, x, kernel, bias, y);
+}
+
+/* The products' backward pass, as Dense and the recurrent layers use it (the
+ * layer's own output y, bias and update are given by Dense alone), in one
+ * parallel region, three steps:
+ *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
+ *      kernel transposed into kt (scratch, 1 x 10 floats), so that B's
+ *      rows are contiguous for dx = dy . kt; then a barrier;
+ *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
+ *      order; given pass->update, the optimizer's step for those rows follows
+ *      at once, while their gradient is in the cache (dx reads kt, not the
+ *      kernel being updated: kernel and bias are not restrict, the update
+ *      writes them); a tile of at most 32 KiB is then summed into the
+ *      thread's own array, not dkernel, which nobody reads after the step:
+ *      the gradient never goes to memory;
+ *   3. dx, without waiting for 2; dbias by one thread, summed over the batch,
+ *      and its step.
+ * A bias is trained only with its kernel: outside that branch GCC would follow
+ * the path where grads is NULL to a bias at NULL + offset (-Warray-bounds). */
+static void dense_2_mm_backward_update(const nn_update *update, int n, const float *restrict x,
+                                 const float *restrict y, const float *kernel,
+                                 const float *bias, float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    enum { TILES = 10 / dense_2_mm_R, REST = 10 % dense_2_mm_R };
+    (void)y, (void)bias;
+    n *= dense_2_mm_ROWS;
+    #pragma omp parallel
+    {
+        if (dense_2_mm_RELU) {
+            #pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < (size_t)n * 1; i++)
+                dy[i] *= nn_relu_grad(0.0f, y[i]);
+        }
+        if (dx) {
+            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
+             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            #pragma omp for schedule(static) nowait
+            for (int o0 = 0; o0 < 1; o0 += 16)
+                for (int i = 0; i < 10; i++)
+                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
+                        kt[(size_t)o * 10 + i] = kernel[(size_t)i * 1 + o];
+        }
+        #pragma omp barrier
+        if (dkernel) {
+            enum { COLS = dense_2_mm_NBO * dense_2_mm_V, OWN = dense_2_mm_R * 1 <= 8192 };
+            float own[OWN ? dense_2_mm_R * 1 : 1];
+            #pragma omp for schedule(static) nowait
+            for (int t = 0; t < TILES + (REST > 0); t++) {
+                const int i0 = t * dense_2_mm_R, rows = t < TILES ? dense_2_mm_R : REST;
+                float *g = update && OWN ? own : dkernel + (size_t)i0 * 1;
+                for (int o = 0; o < 1; o += COLS) {
+                    if (t < TILES)
+                        dense_2_mm_tile(dense_2_mm_R, dense_2_mm_NBO, n, x + i0, 1, 10, dy + o, 1,
+                                  NULL, 0, g + o, 1);
+                    else
+                        dense_2_mm_tile(REST, dense_2_mm_NBO, n, x + i0, 1, 10, dy + o, 1,
+                                  NULL, 0, g + o, 1);
+                }
+                if (update)
+                    nn_update_span(update, kernel + (size_t)i0 * 1, g, (size_t)rows * 1);
             }
-    }
-    if (dkernel) {
-        enum { COLS = dense_2_NBO * dense_2_V, TILES = 10 / dense_2_R, REST = 10 % dense_2_R };
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < TILES + (REST > 0); t++)
-            for (int o = 0; o < 1; o += COLS) {
-                const int i0 = t * dense_2_R;
-                if (t < TILES)
-                    dense_2_tile(dense_2_R, dense_2_NBO, n, x + i0, 1, 10, dy + o, 1, NULL, 0,
-                              dkernel + (size_t)i0 * 1 + o, 1);
-                else
-                    dense_2_tile(REST, dense_2_NBO, n, x + i0, 1, 10, dy + o, 1, NULL, 0,
-                              dkernel + (size_t)i0 * 1 + o, 1);
-            }
-        if (dbias) {
-            for (int o = 0; o < 1; o++)
-                dbias[o] = 0.0f;
-            for (int s = 0; s < n; s++)
+        }
+        if (dx) {
+            enum { COLS = dense_2_mm_NBI * dense_2_mm_V };
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int i = 0; i < 10; i += COLS)
+                for (int t = 0; t < (n + dense_2_mm_R - 1) / dense_2_mm_R; t++) {
+                    const int s0 = t * dense_2_mm_R, rows = n - s0 < dense_2_mm_R ? n - s0 : dense_2_mm_R;
+                    const float *a = dy + (size_t)s0 * 1;
+                    float *c = dx + (size_t)s0 * 10 + i;
+                    #define dense_2_mm_DX(rn) dense_2_mm_tile(rn, dense_2_mm_NBI, 1, a, 1, 1, kt + i, 10, \
+                                                  NULL, 0, c, 10)
+                    dense_2_mm_BY_ROWS(rows, dense_2_mm_DX);
+                    #undef dense_2_mm_DX
+                }
+        }
+        if (dkernel && dbias) {
+            #pragma omp single nowait
+            {
                 for (int o = 0; o < 1; o++)
-                    dbias[o] += dy[(size_t)s * 1 + o];
+                    dbias[o] = 0.0f;
+                for (int s = 0; s < n; s++)
+                    for (int o = 0; o < 1; o++)
+                        dbias[o] += dy[(size_t)s * 1 + o];
+                if (update)
+                    nn_update_span(update, bias, dbias, 1);
+            }
         }
     }
+}
+
+/* Without the layer's own relu and update: the recurrent layers' products,
+ * whose dy is never written (their RELU is 0). */
+static inline void dense_2_mm_backward(int n, const float *restrict x, const float *kernel,
+                                 const float *restrict dy, float *restrict dx,
+                                 float *restrict dkernel, float *restrict dbias,
+                                 float *restrict kt)
+{
+    dense_2_mm_backward_update(NULL, n, x, NULL, kernel, NULL, (float *)dy, dx, dkernel, dbias, kt);
+}
+/* Given pass->update, the optimizer's step for kernel and bias is taken here
+ * (nn_model.fused_update); y, the layer's output, gives relu's derivative. */
+static void dense_2_backward(const nn_pass *pass, int n, const float *restrict x,
+                          const float *restrict y, const float *kernel, const float *bias,
+                          float *restrict dy, float *restrict dx, float *restrict dkernel,
+                          float *restrict dbias, float *restrict kt)
+{
+    dense_2_mm_backward_update(pass->update, n, x, y, kernel, bias, dy, dx, dkernel, dbias, kt);
 }
 
 /* ---- lambda: Lambda, y = (x[i] * 400.0f) for each of 1 values, models/sunspots_lstm.yaml:18 ---- */
@@ -1998,12 +2397,12 @@ enum {
     lstm_1_state = 57600,
     dense_out = 123456,
     dense_dout = 123486,
-    dense_1_out = 123486,
-    dense_1_dout = 123516,
-    dense_2_out = 123496,
-    dense_2_dout = 123497,
-    lambda_out = 123498,
-    lambda_dout = 123499,
+    dense_1_out = 123516,
+    dense_1_dout = 123526,
+    dense_2_out = 123486,
+    dense_2_dout = 123487,
+    lambda_out = 123488,
+    lambda_dout = 123489,
     WORK_PER_SAMPLE = 127552,
     SCRATCH_FLOATS = 16384
 };
@@ -2023,12 +2422,8 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     lstm_1_forward(n, W(lstm_out), P(lstm_1_kernel), P(lstm_1_recurrent_kernel), P(lstm_1_bias), W(lstm_1_state), W(lstm_1_out));
     /* dense: Dense, line 15 */
     dense_forward(n, W(lstm_1_out), P(dense_kernel), P(dense_bias), W(dense_out));
-    /* dense: relu, line 15 */
-    dense_relu_forward(n, W(dense_out), W(dense_out));
     /* dense_1: Dense, line 16 */
     dense_1_forward(n, W(dense_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_out));
-    /* dense_1: relu, line 16 */
-    dense_1_relu_forward(n, W(dense_1_out), W(dense_1_out));
     /* dense_2: Dense, line 17 */
     dense_2_forward(n, W(dense_1_out), P(dense_2_kernel), P(dense_2_bias), W(dense_2_out));
     /* lambda: Lambda, line 18 */
@@ -2045,17 +2440,13 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     /* lambda: Lambda, line 18 */
     lambda_backward(n, W(dense_2_out), W(lambda_dout), W(dense_2_dout));
     /* dense_2: Dense, line 17 */
-    dense_2_backward(n, W(dense_1_out), P(dense_2_kernel), W(dense_2_dout), W(dense_1_dout), G(dense_2_kernel), G(dense_2_bias), SCRATCH);
+    dense_2_backward(pass, n, W(dense_1_out), W(dense_2_out), P(dense_2_kernel), P(dense_2_bias), W(dense_2_dout), W(dense_1_dout), G(dense_2_kernel), G(dense_2_bias), SCRATCH);
     GRADS_READY(dense_2_kernel);
-    /* dense_1: relu, line 16 */
-    dense_1_relu_backward(n, W(dense_1_out), W(dense_1_out), W(dense_1_dout), W(dense_1_dout));
     /* dense_1: Dense, line 16 */
-    dense_1_backward(n, W(dense_out), P(dense_1_kernel), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
+    dense_1_backward(pass, n, W(dense_out), W(dense_1_out), P(dense_1_kernel), P(dense_1_bias), W(dense_1_dout), W(dense_dout), G(dense_1_kernel), G(dense_1_bias), SCRATCH);
     GRADS_READY(dense_1_kernel);
-    /* dense: relu, line 15 */
-    dense_relu_backward(n, W(dense_out), W(dense_out), W(dense_dout), W(dense_dout));
     /* dense: Dense, line 15 */
-    dense_backward(n, W(lstm_1_out), P(dense_kernel), W(dense_dout), W(lstm_1_dout), G(dense_kernel), G(dense_bias), SCRATCH);
+    dense_backward(pass, n, W(lstm_1_out), W(dense_out), P(dense_kernel), P(dense_bias), W(dense_dout), W(lstm_1_dout), G(dense_kernel), G(dense_bias), SCRATCH);
     GRADS_READY(dense_kernel);
     /* lstm_1: LSTM, line 14 */
     lstm_1_backward(n, W(lstm_out), P(lstm_1_kernel), P(lstm_1_recurrent_kernel), W(lstm_1_dout), W(lstm_dout), G(lstm_1_kernel), G(lstm_1_recurrent_kernel), G(lstm_1_bias), W(lstm_1_state), SCRATCH);
@@ -2120,6 +2511,7 @@ const nn_model sunspots_lstm_model = {
     .work_floats = WORK_PER_SAMPLE,
     .scratch_floats = SCRATCH_FLOATS,
     .whole_batches = 0,
+    .fused_update = 0,
     .forward = forward,
     .backward = backward,
     .optimizer = {.kind = NN_OPT_SGD, .learning_rate = 1e-05f, .momentum = 0.9f, .beta_1 = 0.9f, .beta_2 = 0.999f, .epsilon = 1e-07f, .rho = 0.9f, .nesterov = 0},

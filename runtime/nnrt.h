@@ -87,6 +87,7 @@ typedef struct {
  * BatchNormalization use batch statistics. seed, step and the sample's place
  * in its batch make dropout masks a function of those alone, so neither
  * threads nor passing a batch in parts can change them. */
+typedef struct nn_update nn_update;
 typedef struct nn_pass {
     int training;
     uint64_t seed, step;
@@ -95,7 +96,15 @@ typedef struct nn_pass {
      * offset `from` to the end of grads are final, or NULL: under mpirun their
      * sum over the ranks starts while the earlier layers' backward runs. */
     void (*grads_ready)(const struct nn_pass *pass, size_t from);
+    /* Not NULL: backward applies the optimizer's step itself, each tensor as
+     * soon as its gradient is complete (nn_model.fused_update) */
+    const nn_update *update;
 } nn_pass;
+
+/* The optimizer's update of params[w - params, + n) from the gradient g, for
+ * a backward pass given pass->update: w points into the params the trainer
+ * passes (backward sees them as const; the update holds them writable). */
+void nn_update_span(const nn_update *u, const float *w, const float *g, size_t n);
 
 typedef const float *(*nn_forward_fn)(const nn_pass *pass, float *params, float *work,
                                      const float *x, int n);
@@ -296,6 +305,8 @@ typedef struct {
     size_t work_floats;            /* per sample */
     size_t scratch_floats;         /* at the start of work, whatever the batch */
     int whole_batches;             /* BatchNormalization: a batch may not pass in parts */
+    int fused_update;              /* backward updates every trainable tensor given
+                                      pass->update (no clipping, decay or regulariser) */
 
     nn_forward_fn forward;
     nn_backward_fn backward;

@@ -45,8 +45,13 @@
 #include <string.h>
 
 /* Below this many elements a tensor is updated by one thread: starting the
- * team would cost more than the loop. */
+ * team would cost more than the loop. The update rules below are serial; a
+ * tensor is split among threads in chunks of UPDATE_CHUNK elements
+ * (update_tensor), or updated tile by tile inside a backward pass that was
+ * given an nn_update (nn_update_span). Every rule is element-wise, so the
+ * split changes no result. */
 #define PARALLEL_MIN 32768
+#define UPDATE_CHUNK 4096
 
 /* Nadam's momentum schedule, u_t = beta_1 (1 - 0.5 * 0.96^t), as Keras 2.11+'s
  * keras/optimizers/nadam.py writes it (the legacy Nadam had 0.96^(0.004 t)). */
@@ -85,17 +90,17 @@ static void sgd_update(const nn_optimizer *c, const Step *s, float *restrict w,
     const float lr = s->lr, mu = c->momentum;
     float *restrict vel = state[0];
     if (!vel) {
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
         for (size_t i = 0; i < n; i++)
             w[i] -= lr * g[i];
     } else if (c->nesterov) {
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             vel[i] = mu * vel[i] - lr * g[i];
             w[i] += mu * vel[i] - lr * g[i];
         }
     } else {
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             vel[i] = mu * vel[i] - lr * g[i];
             w[i] += vel[i];
@@ -111,7 +116,7 @@ static void adam_update(const nn_optimizer *c, const Step *s, float *restrict w,
     const float b1 = c->beta_1, b2 = c->beta_2, eps = c->epsilon, lr_t = s->lr_t;
     const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
     float *restrict m = state[0], *restrict v = state[1];
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + one_b1 * g[i];
         v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
@@ -130,13 +135,13 @@ static void rmsprop_update(const nn_optimizer *c, const Step *s, float *restrict
     const float mu = c->momentum, eps = c->epsilon;
     float *restrict mom = state[0], *restrict avg = state[1];
     if (!mom) {
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             avg[i] = rho * avg[i] + one_rho * g[i] * g[i];
             w[i] -= lr * g[i] / (sqrtf(avg[i]) + eps);
         }
     } else {
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             avg[i] = rho * avg[i] + one_rho * g[i] * g[i];
             mom[i] = mu * mom[i] + lr * g[i] / sqrtf(avg[i] + eps);
@@ -155,7 +160,7 @@ static void nadam_update(const nn_optimizer *c, const Step *s, float *restrict w
     const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
     const float m_coef = s->m_coef, g_coef = s->g_coef, v_coef = s->v_coef;
     float *restrict m = state[0], *restrict v = state[1];
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + one_b1 * g[i];
         v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
@@ -171,7 +176,7 @@ static void adamax_update(const nn_optimizer *c, const Step *s, float *restrict 
     const float b1 = c->beta_1, b2 = c->beta_2, eps = c->epsilon, lr_t = s->lr_t;
     const float one_b1 = 1.0f - b1;
     float *restrict m = state[0], *restrict u = state[1];
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + one_b1 * g[i];
         u[i] = fmaxf(b2 * u[i], fabsf(g[i]));
@@ -185,7 +190,7 @@ static void adagrad_update(const nn_optimizer *c, const Step *s, float *restrict
 {
     const float lr = s->lr, eps = c->epsilon;
     float *restrict acc = state[0];
-#pragma omp parallel for simd if (n >= PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         acc[i] += g[i] * g[i];
         w[i] -= lr * g[i] / sqrtf(acc[i] + eps);
@@ -253,6 +258,37 @@ static const OptimizerRow *row_of(const nn_optim *o)
     return &rows[o->cfg.kind];
 }
 
+/* One step's update as a backward pass applies it (nn_update_span). */
+struct nn_update {
+    const nn_optimizer *cfg;
+    const OptimizerRow *row;
+    Step step;
+    float *params;
+    float *state[NN_OPT_BUFFERS];   /* laid out as params; NULL when unused */
+};
+
+/* params[off, off+n) from g: the row's rule on the state at the same place. */
+static void update_range(const nn_update *u, size_t off, const float *g, size_t n)
+{
+    float *state[NN_OPT_BUFFERS];
+    for (int b = 0; b < NN_OPT_BUFFERS; b++)
+        state[b] = u->state[b] ? u->state[b] + off : NULL;
+    u->row->update(u->cfg, &u->step, u->params + off, g, state, n);
+}
+
+void nn_update_span(const nn_update *u, const float *w, const float *g, size_t n)
+{
+    update_range(u, (size_t)(w - u->params), g, n);
+}
+
+/* A whole tensor, in chunks shared among the threads. */
+static void update_tensor(const nn_update *u, size_t off, const float *g, size_t n)
+{
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t c = 0; c < n; c += UPDATE_CHUNK)
+        update_range(u, off + c, g + c, n - c < UPDATE_CHUNK ? n - c : UPDATE_CHUNK);
+}
+
 /* ---- the state --------------------------------------------------------------------- */
 
 static bool buffer_used(const BufferSpec *b, const nn_optimizer *c)
@@ -281,6 +317,7 @@ void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg)
     }
     if (clips(cfg))
         o->clipped = nn_alloc(m->n_params, sizeof(float));
+    o->update = nn_alloc(1, sizeof *o->update);
 }
 
 void nn_optim_free(nn_optim *o)
@@ -291,6 +328,8 @@ void nn_optim_free(nn_optim *o)
     }
     free(o->clipped);
     o->clipped = NULL;
+    free(o->update);
+    o->update = NULL;
 }
 
 /* ---- clipping and weight decay ---------------------------------------------------- */
@@ -354,28 +393,38 @@ static void decay_weights(float *w, size_t n, float decay)
         w[i] -= w[i] * decay;
 }
 
+const nn_update *nn_optim_begin(nn_optim *o, float *params)
+{
+    nn_update *u = o->update;
+    *u = (nn_update){.cfg = &o->cfg, .row = row_of(o), .step = {.lr = o->cfg.learning_rate},
+                     .params = params};
+    for (int b = 0; b < NN_OPT_BUFFERS; b++)
+        u->state[b] = o->state[b];
+    if (u->row->prepare)
+        u->row->prepare(o, &u->step);
+    return u;
+}
+
+void nn_optim_end(nn_optim *o)
+{
+    o->iterations++;
+}
+
 void nn_optim_step(nn_optim *o, float *params, const float *grads)
 {
     const nn_model *model = o->model;
-    const OptimizerRow *row = row_of(o);
-    Step s = {.lr = o->cfg.learning_rate};
-    if (row->prepare)
-        row->prepare(o, &s);
+    const nn_update *u = nn_optim_begin(o, params);
     const float *use = clip_gradients(o, grads);
-    const float decay = o->cfg.weight_decay * s.lr;
+    const float decay = o->cfg.weight_decay * u->step.lr;
     for (int k = 0; k < model->n_tensors; k++) {
         const nn_tensor *t = &model->tensors[k];
         if (!t->trainable)
             continue;
-        float *w = params + t->offset;
-        float *state[NN_OPT_BUFFERS];
-        for (int b = 0; b < NN_OPT_BUFFERS; b++)
-            state[b] = o->state[b] ? o->state[b] + t->offset : NULL;
         if (decay > 0)
-            decay_weights(w, t->size, decay);
-        row->update(&o->cfg, &s, w, use + t->offset, state, t->size);
+            decay_weights(params + t->offset, t->size, decay);
+        update_tensor(u, t->offset, use + t->offset, t->size);
     }
-    o->iterations++;
+    nn_optim_end(o);
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */

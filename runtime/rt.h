@@ -429,12 +429,17 @@ typedef struct {
      * recomputed from iterations after a resume. */
     double product;
     int64_t product_steps;
+    nn_update *update;     /* the step being taken (nn_optim_begin) */
 } nn_optim;
 
 void nn_optim_init(nn_optim *o, const nn_model *m, const nn_optimizer *cfg);
 void nn_optim_free(nn_optim *o);
 /* One update of every trainable tensor from grads. */
 void nn_optim_step(nn_optim *o, float *params, const float *grads);
+/* The step nn_optim_step takes, for a backward pass that applies it itself
+ * (pass->update, nn_update_span): begin before backward, end after it. */
+const nn_update *nn_optim_begin(nn_optim *o, float *params);
+void nn_optim_end(nn_optim *o);
 /* The state as arrays for a checkpoint: "optimizer.iterations" (NN_I64, one
  * element), then "optimizer.<tensor>.<buffer>" (m, v, u, accumulator: the row's
  * names) for each buffer in use, shaped like the tensor. At most

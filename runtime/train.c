@@ -475,12 +475,13 @@ static void average_moving_statistics(Trainer *t)
  * forward, loss, backward, its gradient as its share of the whole batch's
  * mean (so that the sum over the ranks is the batch's gradient); its loss
  * and metric sums into t->step_sums. */
-static int rank_gradients(Trainer *t, const int *idx, int n)
+static int rank_gradients(Trainer *t, const int *idx, int n, bool *fused)
 {
     const nn_model *m = t->m;
     nn_batch *b = &t->batch;
     int lo, mine = rank_share(n, &lo);
     idx += lo;
+    *fused = false;
     memset(t->step_sums, 0, (t->st.n_metric_sums + 1) * sizeof *t->step_sums);
     if (mine == 0) {   /* a last batch smaller than the ranks */
         memset(t->grads, 0, m->n_params * sizeof *t->grads);
@@ -501,11 +502,15 @@ static int rank_gradients(Trainer *t, const int *idx, int n)
      * of its last layers while it goes on (parts add up only at the end). */
     void (*ready)(const nn_pass *, size_t) =
         parts == 1 && nn_dist_size() > 1 ? nn_dist_grads_ready : NULL;
+    /* Alone and in one part, a model that can takes the optimizer's step
+     * inside backward, each tensor while its gradient is in the cache (ranks
+     * must first add their gradients). */
+    *fused = m->fused_update && parts == 1 && nn_dist_size() == 1;
     for (int first = 0; first < mine; first += size) {
         int k = mine - first < size ? mine - first : size;
         const float *x = b->x + (size_t)first * (size_t)m->input_size;
         const float *y = b->y + (size_t)first * (size_t)width;
-        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)(lo + first), ready};
+        nn_pass pass = {1, t->st.seed, t->step, (uint64_t)(lo + first), ready, NULL};
         const float *out = m->forward(&pass, t->params, b->work, x, k);
         const float *weights = t->sample_weights ? t->sample_weights + first : NULL;
         t->step_sums[0] += nn_loss_weighted(m, out, y, weights, k, b->dout) * k;
@@ -514,6 +519,8 @@ static int rank_gradients(Trainer *t, const int *idx, int n)
         for (size_t i = 0; i < (size_t)k * (size_t)m->output_size; i++)
             b->dout[i] *= (float)k / (float)n;
         float *grads = first == 0 ? t->grads : b->part_grads;
+        if (*fused)
+            pass.update = nn_optim_begin(&t->opt, t->params);
         m->backward(&pass, t->params, grads, b->work, x, b->dout, k);
         if (first > 0)
             add_into(t->grads, b->part_grads, m->n_params);
@@ -528,18 +535,23 @@ static int rank_gradients(Trainer *t, const int *idx, int n)
 static int train_step(Trainer *t, const int *idx, int n, double *mean_loss)
 {
     const nn_model *m = t->m;
+    /* a schedule object: Keras's rate for the optimizer's iterations so far
+     * (set before backward, which may take the step itself) */
+    if (m->lr_schedule.kind != NN_LR_CONSTANT)
+        t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
+    bool fused;
     nn_dist_sum_begin(m, t->grads);
-    if (rank_gradients(t, idx, n) != 0)
+    if (rank_gradients(t, idx, n, &fused) != 0)
         return -1;
     nn_dist_sum_end("adding the gradients");
     average_moving_statistics(t);
     reduce_batch_sums(m, t->step_sums, t->st.metric_sums);
     double loss = t->step_sums[0];
-    /* a schedule object: Keras's rate for the optimizer's iterations so far */
-    if (m->lr_schedule.kind != NN_LR_CONSTANT)
-        t->opt.cfg.learning_rate = nn_lr_at(&m->lr_schedule, t->opt.iterations);
     double penalty = nn_weight_penalty(m, t->params, t->grads);
-    nn_optim_step(&t->opt, t->params, t->grads);
+    if (fused)
+        nn_optim_end(&t->opt);
+    else
+        nn_optim_step(&t->opt, t->params, t->grads);
     t->step++;
     *mean_loss = loss / n + penalty;
     return 0;
