@@ -463,15 +463,24 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_1_fwd_VMAX = 16, conv2d_1_fwd_FBMAX = 4 };
+#else
+enum { conv2d_1_fwd_VMAX = 8, conv2d_1_fwd_FBMAX = 2 };
+#endif
 enum {
     conv2d_1_fwd_TH = (147 + 1) / 2, conv2d_1_fwd_TW = (147 + 1) / 2,
-    conv2d_1_fwd_VC = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_fwd_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_1_fwd_FB = 32 / conv2d_1_fwd_VF % 4 == 0 ? 4 : 32 / conv2d_1_fwd_VF % 3 == 0 ? 3
-            : 32 / conv2d_1_fwd_VF % 2 == 0 ? 2 : 1,
-    conv2d_1_fwd_R = conv2d_1_fwd_FB == 4 ? 6 : conv2d_1_fwd_FB == 3 ? 8 : 12,
+    conv2d_1_fwd_VC = 16 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_VF = 32 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_FB = conv2d_1_fwd_FBMAX == 4 && 32 / conv2d_1_fwd_VF % 4 == 0 ? 4
+            : conv2d_1_fwd_FBMAX == 4 && 32 / conv2d_1_fwd_VF % 3 == 0 ? 3 : 32 / conv2d_1_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_R = conv2d_1_fwd_FB == 4 ? 6 : conv2d_1_fwd_FB == 3 ? 8 : conv2d_1_fwd_FB == 2 && conv2d_1_fwd_FBMAX == 2 ? 6 : 12,
     conv2d_1_fwd_FBLOCK = conv2d_1_fwd_FB * conv2d_1_fwd_VF,
 };
 
@@ -648,15 +657,24 @@ static void conv2d_1_forward(int n, const float *restrict x, const float *restri
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_1_dx_VMAX = 16, conv2d_1_dx_FBMAX = 4 };
+#else
+enum { conv2d_1_dx_VMAX = 8, conv2d_1_dx_FBMAX = 2 };
+#endif
 enum {
     conv2d_1_dx_TH = (149 + 1) / 2, conv2d_1_dx_TW = (149 + 1) / 2,
-    conv2d_1_dx_VC = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_1_dx_VF = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_dx_FB = 16 / conv2d_1_dx_VF % 4 == 0 ? 4 : 16 / conv2d_1_dx_VF % 3 == 0 ? 3
-            : 16 / conv2d_1_dx_VF % 2 == 0 ? 2 : 1,
-    conv2d_1_dx_R = conv2d_1_dx_FB == 4 ? 6 : conv2d_1_dx_FB == 3 ? 8 : 12,
+    conv2d_1_dx_VC = 32 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_VF = 16 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_FB = conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 4 == 0 ? 4
+            : conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 3 == 0 ? 3 : 16 / conv2d_1_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_R = conv2d_1_dx_FB == 4 ? 6 : conv2d_1_dx_FB == 3 ? 8 : conv2d_1_dx_FB == 2 && conv2d_1_dx_FBMAX == 2 ? 6 : 12,
     conv2d_1_dx_FBLOCK = conv2d_1_dx_FB * conv2d_1_dx_VF,
 };
 
@@ -1052,15 +1070,24 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_2_fwd_VMAX = 16, conv2d_2_fwd_FBMAX = 4 };
+#else
+enum { conv2d_2_fwd_VMAX = 8, conv2d_2_fwd_FBMAX = 2 };
+#endif
 enum {
     conv2d_2_fwd_TH = (71 + 1) / 2, conv2d_2_fwd_TW = (71 + 1) / 2,
-    conv2d_2_fwd_VC = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_2_fwd_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_2_fwd_FB = 64 / conv2d_2_fwd_VF % 4 == 0 ? 4 : 64 / conv2d_2_fwd_VF % 3 == 0 ? 3
-            : 64 / conv2d_2_fwd_VF % 2 == 0 ? 2 : 1,
-    conv2d_2_fwd_R = conv2d_2_fwd_FB == 4 ? 6 : conv2d_2_fwd_FB == 3 ? 8 : 12,
+    conv2d_2_fwd_VC = 32 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_VF = 64 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_FB = conv2d_2_fwd_FBMAX == 4 && 64 / conv2d_2_fwd_VF % 4 == 0 ? 4
+            : conv2d_2_fwd_FBMAX == 4 && 64 / conv2d_2_fwd_VF % 3 == 0 ? 3 : 64 / conv2d_2_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_R = conv2d_2_fwd_FB == 4 ? 6 : conv2d_2_fwd_FB == 3 ? 8 : conv2d_2_fwd_FB == 2 && conv2d_2_fwd_FBMAX == 2 ? 6 : 12,
     conv2d_2_fwd_FBLOCK = conv2d_2_fwd_FB * conv2d_2_fwd_VF,
 };
 
@@ -1237,15 +1264,24 @@ static void conv2d_2_forward(int n, const float *restrict x, const float *restri
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_2_dx_VMAX = 16, conv2d_2_dx_FBMAX = 4 };
+#else
+enum { conv2d_2_dx_VMAX = 8, conv2d_2_dx_FBMAX = 2 };
+#endif
 enum {
     conv2d_2_dx_TH = (73 + 1) / 2, conv2d_2_dx_TW = (73 + 1) / 2,
-    conv2d_2_dx_VC = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_2_dx_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_2_dx_FB = 32 / conv2d_2_dx_VF % 4 == 0 ? 4 : 32 / conv2d_2_dx_VF % 3 == 0 ? 3
-            : 32 / conv2d_2_dx_VF % 2 == 0 ? 2 : 1,
-    conv2d_2_dx_R = conv2d_2_dx_FB == 4 ? 6 : conv2d_2_dx_FB == 3 ? 8 : 12,
+    conv2d_2_dx_VC = 64 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_VF = 32 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_FB = conv2d_2_dx_FBMAX == 4 && 32 / conv2d_2_dx_VF % 4 == 0 ? 4
+            : conv2d_2_dx_FBMAX == 4 && 32 / conv2d_2_dx_VF % 3 == 0 ? 3 : 32 / conv2d_2_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_R = conv2d_2_dx_FB == 4 ? 6 : conv2d_2_dx_FB == 3 ? 8 : conv2d_2_dx_FB == 2 && conv2d_2_dx_FBMAX == 2 ? 6 : 12,
     conv2d_2_dx_FBLOCK = conv2d_2_dx_FB * conv2d_2_dx_VF,
 };
 
@@ -1641,15 +1677,24 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_3_fwd_VMAX = 16, conv2d_3_fwd_FBMAX = 4 };
+#else
+enum { conv2d_3_fwd_VMAX = 8, conv2d_3_fwd_FBMAX = 2 };
+#endif
 enum {
     conv2d_3_fwd_TH = (33 + 1) / 2, conv2d_3_fwd_TW = (33 + 1) / 2,
-    conv2d_3_fwd_VC = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_fwd_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_fwd_FB = 64 / conv2d_3_fwd_VF % 4 == 0 ? 4 : 64 / conv2d_3_fwd_VF % 3 == 0 ? 3
-            : 64 / conv2d_3_fwd_VF % 2 == 0 ? 2 : 1,
-    conv2d_3_fwd_R = conv2d_3_fwd_FB == 4 ? 6 : conv2d_3_fwd_FB == 3 ? 8 : 12,
+    conv2d_3_fwd_VC = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_VF = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_FB = conv2d_3_fwd_FBMAX == 4 && 64 / conv2d_3_fwd_VF % 4 == 0 ? 4
+            : conv2d_3_fwd_FBMAX == 4 && 64 / conv2d_3_fwd_VF % 3 == 0 ? 3 : 64 / conv2d_3_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_R = conv2d_3_fwd_FB == 4 ? 6 : conv2d_3_fwd_FB == 3 ? 8 : conv2d_3_fwd_FB == 2 && conv2d_3_fwd_FBMAX == 2 ? 6 : 12,
     conv2d_3_fwd_FBLOCK = conv2d_3_fwd_FB * conv2d_3_fwd_VF,
 };
 
@@ -1826,15 +1871,24 @@ static void conv2d_3_forward(int n, const float *restrict x, const float *restri
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
  * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile (FB x R sums fit in the 32
- * vector registers of AVX-512), FBLOCK filters per pass over a block of tiles. */
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_3_dx_VMAX = 16, conv2d_3_dx_FBMAX = 4 };
+#else
+enum { conv2d_3_dx_VMAX = 8, conv2d_3_dx_FBMAX = 2 };
+#endif
 enum {
     conv2d_3_dx_TH = (35 + 1) / 2, conv2d_3_dx_TW = (35 + 1) / 2,
-    conv2d_3_dx_VC = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_dx_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_dx_FB = 64 / conv2d_3_dx_VF % 4 == 0 ? 4 : 64 / conv2d_3_dx_VF % 3 == 0 ? 3
-            : 64 / conv2d_3_dx_VF % 2 == 0 ? 2 : 1,
-    conv2d_3_dx_R = conv2d_3_dx_FB == 4 ? 6 : conv2d_3_dx_FB == 3 ? 8 : 12,
+    conv2d_3_dx_VC = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_VF = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_FB = conv2d_3_dx_FBMAX == 4 && 64 / conv2d_3_dx_VF % 4 == 0 ? 4
+            : conv2d_3_dx_FBMAX == 4 && 64 / conv2d_3_dx_VF % 3 == 0 ? 3 : 64 / conv2d_3_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_R = conv2d_3_dx_FB == 4 ? 6 : conv2d_3_dx_FB == 3 ? 8 : conv2d_3_dx_FB == 2 && conv2d_3_dx_FBMAX == 2 ? 6 : 12,
     conv2d_3_dx_FBLOCK = conv2d_3_dx_FB * conv2d_3_dx_VF,
 };
 
