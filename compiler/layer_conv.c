@@ -6,6 +6,8 @@
 #include "nnrt.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define F(field) offsetof(Layer, field)
 
@@ -14,6 +16,8 @@ const KerasKey channels_last_keras_keys[] = {
 };
 
 /* ---- Conv2D ----------------------------------------------------------------------- */
+
+static const LayerOps conv2d_winograd_ops;
 
 static void conv2d_shape(Layer *l)
 {
@@ -51,6 +55,83 @@ const KerasKey conv2d_keras_keys[] = {
     {"dilation_rate", KERAS_ALL_ONES}, {"groups", KERAS_ALL_ONES}, {NULL, 0},
 };
 
+/* ---- Conv2D by Winograd's F(2x2, 3x3) (templates/conv2d_winograd*.c.in) ----------------
+ * For a 3x3 stride-1 kernel without dilation on an image, 16 multiplies per
+ * tile of 2x2 outputs and channel pair instead of 36, for the cost of
+ * transforming each tile's 4x4 inputs and its outputs (about 4 vector ops per
+ * transformed value). The cost rule below counts those, and the tiles an odd
+ * output size wastes, against the direct convolution's multiplies; with few
+ * channels the products are too short to pay for the transforms. The
+ * environment variable NNCC_WINOGRAD (auto, always, never; docs/commands.md)
+ * overrides the rule where the algorithm applies, so that tests run both. */
+
+static bool winograd_applies(const Layer *l)
+{
+    return l->in.rank == 3 && l->kh == 3 && l->kw == 3 && l->sh == 1 && l->sw == 1 &&
+           l->dh == 1 && l->dw == 1;
+}
+
+static bool winograd_wins(const Layer *l)
+{
+    double c = (double)l->in.dim[2], f = (double)l->filters;
+    double tiles = (double)((l->out.dim[0] + 1) / 2) * (double)((l->out.dim[1] + 1) / 2);
+    double direct = 9.0 * c * f * (double)l->out.dim[0] * (double)l->out.dim[1];
+    double winograd = tiles * (16.0 * c * f + 4.0 * 16.0 * (c + f));
+    return c >= 8 && f >= 8 && winograd < 0.7 * direct;
+}
+
+static const LayerOps *conv2d_variant(const Layer *l)
+{
+    static const char *const choices[] = {"auto", "always", "never", NULL};
+    const char *force = getenv("NNCC_WINOGRAD");
+    int choice = 0;
+    while (force && *force && choices[choice] && strcmp(force, choices[choice]) != 0)
+        choice++;
+    if (force && *force && !choices[choice])
+        error_at(NULL, "NNCC_WINOGRAD is '%s'; supported: auto, always, never", force);
+    bool winograd = winograd_applies(l) && (choice == 1 || (choice == 0 && winograd_wins(l)));
+    return winograd ? &conv2d_winograd_ops : l->ops;
+}
+
+/* Tiles of dkernel's chunk: about 32 KB of v and q per 16 products. */
+static long winograd_chunk(const Layer *l)
+{
+    return 8192 / (l->in.dim[2] + l->filters) + 1;
+}
+
+/* The transformed kernel (forward and dx); du and a chunk's v and q (dkernel). */
+static long winograd_scratch(const Layer *l)
+{
+    long c = l->in.dim[2], f = l->filters;
+    return 16 * c * f + 16 * winograd_chunk(l) * (c + f);
+}
+
+/* The steps for the forward pass, and for dx on dy's geometry with the
+ * padding that makes the convolution with the turned kernel "full". */
+static void winograd_holes(Holes *h, const Layer *l)
+{
+    long pt = l->same ? pad_before(l->in.dim[0], l->out.dim[0], 3, 1) : 0;
+    long pl = l->same ? pad_before(l->in.dim[1], l->out.dim[1], 3, 1) : 0;
+    static const char *const keys[] = {"H", "W", "C", "OH", "OW", "OC", "PT", "PL", NULL};
+    const long fwd[] = {l->in.dim[0], l->in.dim[1], l->in.dim[2],
+                        l->out.dim[0], l->out.dim[1], l->out.dim[2], pt, pl};
+    const long dx[] = {l->out.dim[0], l->out.dim[1], l->out.dim[2],
+                       l->in.dim[0], l->in.dim[1], l->in.dim[2], 2 - pt, 2 - pl};
+    hole_part(h, "STEPS", "conv2d_winograd_core", "fwd", keys, fwd, NULL, NULL);
+    hole_part(h, "DX_STEPS", "conv2d_winograd_core", "dx", keys, dx, NULL, NULL);
+    hole_long(h, "CHUNK", winograd_chunk(l));
+}
+
+/* Training runs Winograd; --inference runs the direct template, which needs no scratch. */
+static const LayerOps conv2d_winograd_ops = {
+    .keras_name = "Conv2D", .default_name = "conv2d", .keys = conv2d_keys,
+    .tensors = conv2d_tensors, .tmpl = "conv2d_winograd", .inference_tmpl = "conv2d",
+    .scratch_size = winograd_scratch, .holes = winograd_holes,
+    .forward_args = "n x P0 P1 y scratch", .inference_args = "n x P0 P1 y",
+    .backward_args = "n x P0 dy dx G0 G1 scratch",
+    .flags = LF_FEATURE_MAP | LF_SCRATCH_ALWAYS,
+};
+
 const LayerOps conv2d_ops = {
     /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */
     .positional = (const char *const[]){"filters", "kernel_size", "strides", "padding", NULL},
@@ -61,7 +142,7 @@ const LayerOps conv2d_ops = {
     .shape = conv2d_shape, .tensors = conv2d_tensors, .tmpl = "conv2d",
     .scratch_size = conv2d_scratch,
     .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
-    .flags = LF_FEATURE_MAP,
+    .flags = LF_FEATURE_MAP, .variant = conv2d_variant,
 };
 
 /* ---- MaxPooling2D, AveragePooling2D ------------------------------------------------ */

@@ -328,6 +328,10 @@ struct LayerOps {
     /* Its templates' own holes beyond the common ones (emit.c's op_holes). */
     void (*holes)(Holes *, const Layer *);
     unsigned flags;
+    /* The row that runs this layer when its shapes choose between ways of
+     * computing it (Conv2D: Winograd or direct; or NULL: this row). plan.c
+     * takes the op's templates, calls, buffers and flags from it. */
+    const LayerOps *(*variant)(const Layer *);
 };
 
 #define MAX_LAYER_KINDS 64

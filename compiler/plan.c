@@ -251,18 +251,20 @@ static void plan_layer(Plan *p, const Model *m, int i, bool learns)
     int cur = first == MODEL_INPUT ? NO_BUF : p->layer_out[first];
     int dcur = first == MODEL_INPUT ? NO_BUF : p->layer_dout[first];
     bool shared = first != MODEL_INPUT && buffer_readers(m, first) > 1;
-    if (l->ops->tmpl) {
-        Op *op = new_op(p, l, l->ops->tmpl);
+    const LayerOps *ops = l->ops->variant ? l->ops->variant(l) : l->ops;
+    if (ops->tmpl) {
+        Op *op = new_op(p, l, ops->tmpl);
+        op->ops = ops;
         read_inputs(p, l, op);
         op->size = shape_size(&l->out);
         layer_tensors(p, l, op);
         op->out = add_buffer(p, l, "out", op->size);
         op->dout = add_buffer(p, l, "dout", op->size);
-        if (l->ops->aux)
-            op->aux = add_buffer(p, l, l->ops->aux, l->ops->aux_size(l));
-        bool dx = op->din[0] != NO_BUF || (l->ops->flags & LF_SCRATCH_ALWAYS);
-        if (dx && l->ops->scratch_size && l->ops->scratch_size(l) > p->scratch_floats)
-            p->scratch_floats = l->ops->scratch_size(l);
+        if (ops->aux)
+            op->aux = add_buffer(p, l, ops->aux, ops->aux_size(l));
+        bool dx = op->din[0] != NO_BUF || (ops->flags & LF_SCRATCH_ALWAYS);
+        if (dx && ops->scratch_size && ops->scratch_size(l) > p->scratch_floats)
+            p->scratch_floats = ops->scratch_size(l);
         cur = op->out;
         dcur = op->dout;
         shared = false;   /* the activation reads the op's own output */

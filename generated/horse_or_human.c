@@ -500,274 +500,506 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
         }
     }
 }
-
-/* ---- conv2d_1: Conv2D(32, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:12 ---- */
+/* ---- conv2d_1: Conv2D(32, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:12 ---- */
 /* Convolution in NHWC: input 149x149x16, output 147x147x32, kernel in Keras's
- * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
- * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
- * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
+ * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
+ * nncc chose Winograd's algorithm for it over the direct convolution of
+ * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
+ * once per call, then the steps below do the rest. The activation is a
+ * separate op. */
+/* ---- conv2d_1_fwd: Winograd F(2x2, 3x3) steps, 149x149x16 -> 147x147x32, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 16] x [16 x 32], computed by register tiles as the direct
+ * convolution's are: 16 x 16 x 32 multiplies per tile instead of 36.
+ * The transformed kernel u[16][16][32] is made by the caller.
  *
- * Each pass is a matrix product in disguise, computed by register tiles: a few
- * output positions along a row times a few vectors of filters (or channels),
- * whose sums stay in registers while the loop over the shared dimension
- * broadcasts one operand and multiplies-adds vectors of the other. Padding is
- * never read: a tile covers positions whose windows share one range of kernel
- * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
- *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 32), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width;
- * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_1_fwd_VMAX = 16, conv2d_1_fwd_FBMAX = 4 };
+#else
+enum { conv2d_1_fwd_VMAX = 8, conv2d_1_fwd_FBMAX = 2 };
+#endif
 enum {
-    conv2d_1_IN = 355216, conv2d_1_OUT = 691488,
-    conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
-    conv2d_1_VF = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_1_FB = 32 / conv2d_1_VF % 4 == 0 ? 4 : 32 / conv2d_1_VF % 3 == 0 ? 3
-            : 32 / conv2d_1_VF % 2 == 0 ? 2 : 1,
-    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : 12,
-    conv2d_1_VC = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_CB = 16 / conv2d_1_VC % 4 == 0 ? 4 : 16 / conv2d_1_VC % 3 == 0 ? 3
-            : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
-    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
-    conv2d_1_OW0 = (0 + 1 - 1) / 1,
-    conv2d_1_OW1 = 149 + 0 - conv2d_1_EW < 0 ? conv2d_1_OW0
-             : (149 + 0 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
-             : (149 + 0 - conv2d_1_EW) / 1 + 1 > 147 ? 147 : (149 + 0 - conv2d_1_EW) / 1 + 1,
+    conv2d_1_fwd_TH = (147 + 1) / 2, conv2d_1_fwd_TW = (147 + 1) / 2,
+    conv2d_1_fwd_VC = 16 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_VF = 32 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_FB = conv2d_1_fwd_FBMAX == 4 && 32 / conv2d_1_fwd_VF % 4 == 0 ? 4
+            : conv2d_1_fwd_FBMAX == 4 && 32 / conv2d_1_fwd_VF % 3 == 0 ? 3 : 32 / conv2d_1_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_R = conv2d_1_fwd_FB == 4 ? 6 : conv2d_1_fwd_FB == 3 ? 8 : conv2d_1_fwd_FB == 2 && conv2d_1_fwd_FBMAX == 2 ? 6 : 12,
+    conv2d_1_fwd_FBLOCK = conv2d_1_fwd_FB * conv2d_1_fwd_VF,
 };
 
-/* Vectors that may sit at any float boundary (the buffers are packed) and that
- * read and write float arrays (may_alias). */
-typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4), may_alias));
-typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_1_fwd_vc __attribute__((vector_size(conv2d_1_fwd_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_fwd_vf __attribute__((vector_size(conv2d_1_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
-/* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
- * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
-typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
-
-static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_1_fwd_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
-                         ih0 + conv2d_1_EH > 149 ? (149 - ih0 + 1 - 1) / 1 : 3,
-                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
-                         iw0 + conv2d_1_EW > 149 ? (149 - iw0 + 1 - 1) / 1 : 3};
-}
-
-/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
- * kernel columns of the first inside the image (all do between OW0 and OW1).
- * Inlined with rn a constant, so that the sums become registers. */
-static inline __attribute__((always_inline)) void
-conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
-                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
-{
-    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
-    float *yp = ys + ((size_t)oh * 147 + ow) * 32;
-    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
-        conv2d_1_vf acc[conv2d_1_R][conv2d_1_FB];
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
-        for (int kh = win.kh0; kh < win.kh1; kh++)
-            for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 149 + (win.iw0 + kw * 1)) * 16;
-                const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 32 + f0;
-                for (int c = 0; c < 16; c++) {
-                    conv2d_1_vf w[conv2d_1_FB];
-                    for (int j = 0; j < conv2d_1_FB; j++)
-                        w[j] = *(const conv2d_1_vf *)(wp + (size_t)c * 32 + j * conv2d_1_VF);
-                    for (int r = 0; r < rn; r++) {
-                        const float xv = xp[(size_t)r * 1 * 16 + c];
-                        for (int j = 0; j < conv2d_1_FB; j++)
-                            acc[r][j] += xv * w[j];
-                    }
-                }
-            }
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                *(conv2d_1_vf *)(yp + (size_t)r * 32 + f0 + j * conv2d_1_VF) = acc[r][j];
+    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 149 && iw >= 0 && iw < 149
+                       ? xs + ((size_t)ih * 149 + iw) * 16 : NULL;
+        }
+    for (int c = 0; c < 16; c += conv2d_1_fwd_VC) {
+        conv2d_1_fwd_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_1_fwd_vc *)(cell[i][j] + c) : (conv2d_1_fwd_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_1_fwd_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_1_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_1_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_1_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
-static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_R, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_R };
+    for (int j = 0; j < conv2d_1_fwd_FB; j++) {
+        const int f = f0 + j * conv2d_1_fwd_VF;
+        conv2d_1_fwd_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_1_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_1_fwd_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_1_fwd_vf b0 = bias ? *(const conv2d_1_fwd_vf *)(bias + f) : (conv2d_1_fwd_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 147; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 147 + 2 * tx) * 32 + f;
+            *(conv2d_1_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 147)
+                *(conv2d_1_fwd_vf *)(yp + 32) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
+}
+
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_1_fwd_R * 16] __attribute__((aligned(64)));
+    float m[16 * conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_1_fwd_input_tile(xs, ty, tx0 + r, v + (size_t)r * 16, (size_t)conv2d_1_fwd_R * 16);
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_fwd_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 16;
+            const float *up = u + (size_t)xi * 16 * 32 + f0;
+            conv2d_1_fwd_vf acc[conv2d_1_fwd_R][conv2d_1_fwd_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    acc[r][j] = (conv2d_1_fwd_vf){0};
+            for (int c = 0; c < 16; c++) {
+                conv2d_1_fwd_vf w[conv2d_1_fwd_FB];
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    w[j] = *(const conv2d_1_fwd_vf *)(up + (size_t)c * 32 + j * conv2d_1_fwd_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 16 + c];
+                    for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    *(conv2d_1_fwd_vf *)(m + ((size_t)xi * conv2d_1_fwd_R + r) * conv2d_1_fwd_FBLOCK + j * conv2d_1_fwd_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_1_fwd_output_tile(m + (size_t)r * conv2d_1_fwd_FBLOCK, (size_t)conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_1_fwd_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_1_fwd_TW / conv2d_1_fwd_R, REST = conv2d_1_fwd_TW % conv2d_1_fwd_R };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int oh = 0; oh < 147; oh++) {
-            const float *xs = x + (size_t)s * conv2d_1_IN;
-            float *ys = y + (size_t)s * conv2d_1_OUT;
-            for (int ow = 0; ow < conv2d_1_OW0; ow++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW0 + t * conv2d_1_R, conv2d_1_R);
+        for (int ty = 0; ty < conv2d_1_fwd_TH; ty++) {
+            const float *xs = x + (size_t)s * (149 * 149 * 16);
+            float *ys = y + (size_t)s * (147 * 147 * 32);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_1_fwd_tiles(xs, u, bias, ys, ty, b * conv2d_1_fwd_R, conv2d_1_fwd_R);
             if (REST)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW1 - REST, REST);
-            for (int ow = conv2d_1_OW1; ow < 147; ow++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+                conv2d_1_fwd_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_1_fwd_R, REST);
         }
 }
-
-/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
- * conv2d_1_forward_tile: for each kernel cell, the sums over the filters of dy times
- * the transposed kernel kt[kh][kw][f][c], added to dx. */
-static inline __attribute__((always_inline)) void
-conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
-             int oh, int ow, int rn)
+/* The kernel transformed, G g G^T for each channel c and filter f, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
+ * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
+ * degrees, channels and filters swapped) u[xi][f][c]. */
+static void conv2d_1_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
-    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
-    const float *dyp = dys + ((size_t)oh * 147 + ow) * 32;
-    for (int kh = win.kh0; kh < win.kh1; kh++)
-        for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 149 + (win.iw0 + kw * 1)) * 16;
-            const float *wp = kt + (size_t)(kh * 3 + kw) * 32 * 16;
-            for (int c0 = 0; c0 < 16; c0 += conv2d_1_CB * conv2d_1_VC) {
-                conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
-                for (int f = 0; f < 32; f++) {
-                    conv2d_1_vc w[conv2d_1_CB];
-                    for (int j = 0; j < conv2d_1_CB; j++)
-                        w[j] = *(const conv2d_1_vc *)(wp + (size_t)f * 16 + c0 + j * conv2d_1_VC);
-                    for (int r = 0; r < rn; r++) {
-                        const float d = dyp[(size_t)r * 32 + f];
-                        for (int j = 0; j < conv2d_1_CB; j++)
-                            acc[r][j] += d * w[j];
-                    }
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < 16; c++)
+        for (int f = 0; f < 32; f++) {
+            float g[3][3], t[4][3];
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++) {
+                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+                    g[kh][kw] = kernel[((size_t)cell * 16 + c) * 32 + f];
                 }
-                for (int r = 0; r < rn; r++)
-                    for (int j = 0; j < conv2d_1_CB; j++)
-                        *(conv2d_1_vc *)(dxp + (size_t)r * 1 * 16 + c0 + j * conv2d_1_VC) += acc[r][j];
+            for (int k = 0; k < 3; k++) {   /* G g */
+                t[0][k] = g[0][k];
+                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
+                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
+                t[3][k] = g[2][k];
+            }
+            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
+                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
+                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
+                for (int b = 0; b < 4; b++)
+                    u[for_dx ? ((size_t)(a * 4 + b) * 32 + f) * 16 + c
+                             : ((size_t)(a * 4 + b) * 16 + c) * 32 + f] = row[b];
             }
         }
 }
 
-/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
- * the batch and every position whose window puts (kh, kw) inside the image. */
+/* u: 16 x 16 x 32 floats of scratch. */
+static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y, float *restrict u)
+{
+    conv2d_1_transform_kernel(kernel, u, 0);
+    conv2d_1_fwd_run(n, x, u, bias, y);
+}
+/* dx is the forward convolution of dy (147x147x32, padded by 2 - 0 rows
+ * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
+/* ---- conv2d_1_dx: Winograd F(2x2, 3x3) steps, 147x147x32 -> 149x149x16, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 32] x [32 x 16], computed by register tiles as the direct
+ * convolution's are: 16 x 32 x 16 multiplies per tile instead of 36.
+ * The transformed kernel u[16][32][16] is made by the caller.
+ *
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_1_dx_VMAX = 16, conv2d_1_dx_FBMAX = 4 };
+#else
+enum { conv2d_1_dx_VMAX = 8, conv2d_1_dx_FBMAX = 2 };
+#endif
 enum {
-    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
-     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
-     * the positions. */
-    conv2d_1_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (147 - 1) * 1 + conv2d_1_EH <= 149
-                  && (147 - 1) * 1 + conv2d_1_EW <= 149,
-    conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
-    conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
-             : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
-    conv2d_1_DKB = 3 * 3 * 16 / conv2d_1_CBK,        /* row blocks */
+    conv2d_1_dx_TH = (149 + 1) / 2, conv2d_1_dx_TW = (149 + 1) / 2,
+    conv2d_1_dx_VC = 32 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_VF = 16 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_FB = conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 4 == 0 ? 4
+            : conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 3 == 0 ? 3 : 16 / conv2d_1_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_R = conv2d_1_dx_FB == 4 ? 6 : conv2d_1_dx_FB == 3 ? 8 : conv2d_1_dx_FB == 2 && conv2d_1_dx_FBMAX == 2 ? 6 : 12,
+    conv2d_1_dx_FBLOCK = conv2d_1_dx_FB * conv2d_1_dx_VF,
 };
 
-/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
-static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict dy,
-                              float *restrict dkernel, int b, int s, int begin, int end)
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_1_dx_vc __attribute__((vector_size(conv2d_1_dx_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_dx_vf __attribute__((vector_size(conv2d_1_dx_VF * sizeof(float)), aligned(4), may_alias));
+
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_1_dx_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
-    const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_1_GROUP;   /* c, or kw * C + c when INSIDE */
-    /* The output rows and columns whose window puts (kh, kw) inside the image:
-     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
-    const int cell_h = kh * 1, cell_w = kw * 1;
-    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
-    const int oh1 = 149 - 1 + 0 - cell_h < 0 ? 0 : (149 - 1 + 0 - cell_h) / 1 + 1;
-    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
-    const int ow1 = 149 - 1 + 0 - cell_w < 0 ? 0 : (149 - 1 + 0 - cell_w) / 1 + 1;
-    begin = begin > oh0 ? begin : oh0;
-    end = end < oh1 ? end : oh1;
-    const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
-    for (int f0 = 0; f0 < 32; f0 += conv2d_1_FB * conv2d_1_VF) {
-        float *dw = dkernel + (size_t)row * 32 + f0;
-        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB];
-        for (int i = 0; i < conv2d_1_CBK; i++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 32 + j * conv2d_1_VF);
-        for (int oh = begin; oh < end; oh++)
-            for (int ow = ow0; ow < (ow1 < 147 ? ow1 : 147); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 149 + ow * 1 - 0 + cell_w) * 16 + col;
-                const float *dyp = dys + ((size_t)oh * 147 + ow) * 32 + f0;
-                conv2d_1_vf d[conv2d_1_FB];
-                for (int j = 0; j < conv2d_1_FB; j++)
-                    d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
-                for (int i = 0; i < conv2d_1_CBK; i++)
-                    for (int j = 0; j < conv2d_1_FB; j++)
-                        acc[i][j] += xp[i] * d[j];
-            }
-        for (int i = 0; i < conv2d_1_CBK; i++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                *(conv2d_1_vf *)(dw + (size_t)i * 32 + j * conv2d_1_VF) = acc[i][j];
+    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 147 && iw >= 0 && iw < 147
+                       ? xs + ((size_t)ih * 147 + iw) * 32 : NULL;
+        }
+    for (int c = 0; c < 32; c += conv2d_1_dx_VC) {
+        conv2d_1_dx_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_1_dx_vc *)(cell[i][j] + c) : (conv2d_1_dx_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_1_dx_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_1_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_1_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_1_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* Adds to dbias the terms of sample s's output rows begin..end. */
-static void conv2d_1_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_1_dx_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    for (size_t p = ((size_t)s * 147 + begin) * 147; p < ((size_t)s * 147 + end) * 147; p++)
-        for (int f = 0; f < 32; f++)
-            dbias[f] += dy[p * 32 + f];
+    for (int j = 0; j < conv2d_1_dx_FB; j++) {
+        const int f = f0 + j * conv2d_1_dx_VF;
+        conv2d_1_dx_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_1_dx_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_1_dx_vf b0 = bias ? *(const conv2d_1_dx_vf *)(bias + f) : (conv2d_1_dx_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 149; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 149 + 2 * tx) * 16 + f;
+            *(conv2d_1_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 149)
+                *(conv2d_1_dx_vf *)(yp + 16) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
 }
 
-/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
- * transposed so that the channels are contiguous, is made once per call into a
- * buffer of this layer (backward is not reentrant; the runtime calls it from one
- * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. A bias is trained only
- * with its kernel: outside that branch, GCC would follow the path where grads
- * is NULL to a bias at NULL + offset. */
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
+    float m[16 * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_1_dx_input_tile(xs, ty, tx0 + r, v + (size_t)r * 32, (size_t)conv2d_1_dx_R * 32);
+    for (int f0 = 0; f0 < 16; f0 += conv2d_1_dx_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_1_dx_R * 32;
+            const float *up = u + (size_t)xi * 32 * 16 + f0;
+            conv2d_1_dx_vf acc[conv2d_1_dx_R][conv2d_1_dx_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    acc[r][j] = (conv2d_1_dx_vf){0};
+            for (int c = 0; c < 32; c++) {
+                conv2d_1_dx_vf w[conv2d_1_dx_FB];
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    w[j] = *(const conv2d_1_dx_vf *)(up + (size_t)c * 16 + j * conv2d_1_dx_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 32 + c];
+                    for (int j = 0; j < conv2d_1_dx_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    *(conv2d_1_dx_vf *)(m + ((size_t)xi * conv2d_1_dx_R + r) * conv2d_1_dx_FBLOCK + j * conv2d_1_dx_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_1_dx_output_tile(m + (size_t)r * conv2d_1_dx_FBLOCK, (size_t)conv2d_1_dx_R * conv2d_1_dx_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_1_dx_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_1_dx_TW / conv2d_1_dx_R, REST = conv2d_1_dx_TW % conv2d_1_dx_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int ty = 0; ty < conv2d_1_dx_TH; ty++) {
+            const float *xs = x + (size_t)s * (147 * 147 * 32);
+            float *ys = y + (size_t)s * (149 * 149 * 16);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_1_dx_tiles(xs, u, bias, ys, ty, b * conv2d_1_dx_R, conv2d_1_dx_R);
+            if (REST)
+                conv2d_1_dx_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_1_dx_R, REST);
+        }
+}
+/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+ * of a tile is A dY A^T, so the transformed kernel's gradient is
+ * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
+ * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * [16 x tiles] x [tiles x 32], and dkernel = G^T du G. The tiles of the
+ * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
+ * vectors are a register tile; an item is one block of CBK rows of du.
+ * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+enum {
+    conv2d_1_TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, conv2d_1_CHUNK = 171,
+    conv2d_1_CBK = 16 % 6 == 0 ? 6 : 16 % 4 == 0 ? 4 : 16 % 5 == 0 ? 5
+             : 16 % 3 == 0 ? 3 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_ITEMS = 16 * (16 / conv2d_1_CBK),   /* and one more: the bias */
+};
+
+/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
+ * outputs past the edge have no gradient. Product xi of filter f at
+ * q[xi * stride + f]. */
+static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
+                                float *restrict q, size_t stride)
+{
+    for (int f = 0; f < 32; f += conv2d_1_fwd_VF) {
+        conv2d_1_fwd_vf d[2][2], t[4][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const int oh = 2 * ty + i, ow = 2 * tx + j;
+                d[i][j] = oh < 147 && ow < 147
+                        ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 147 + ow) * 32 + f)
+                        : (conv2d_1_fwd_vf){0};
+            }
+        for (int j = 0; j < 2; j++) {   /* A d */
+            t[0][j] = d[0][j];
+            t[1][j] = d[0][j] + d[1][j];
+            t[2][j] = d[0][j] - d[1][j];
+            t[3][j] = -d[1][j];
+        }
+        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
+            float *qp = q + (size_t)a * 4 * stride + f;
+            *(conv2d_1_fwd_vf *)qp = t[a][0];
+            *(conv2d_1_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
+            *(conv2d_1_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
+            *(conv2d_1_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        }
+    }
+}
+
+/* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
+static void conv2d_1_dkernel_item(const float *restrict v, const float *restrict q,
+                              float *restrict du, float *restrict dbias, int b, int tn)
+{
+    const int xi = b < conv2d_1_ITEMS ? b / (16 / conv2d_1_CBK) : 5;
+    const int c0 = b % (16 / conv2d_1_CBK) * conv2d_1_CBK;
+    const float *vp = v + (size_t)xi * conv2d_1_CHUNK * 16 + c0;
+    const float *qp = q + (size_t)xi * conv2d_1_CHUNK * 32;
+    if (b == conv2d_1_ITEMS) {
+        for (int t = 0; t < tn; t++)
+            for (int f = 0; f < 32; f++)
+                dbias[f] += qp[(size_t)t * 32 + f];
+        return;
+    }
+    for (int f0 = 0; f0 < 32; f0 += conv2d_1_fwd_FBLOCK) {
+        float *dp = du + ((size_t)xi * 16 + c0) * 32 + f0;
+        conv2d_1_fwd_vf acc[conv2d_1_CBK][conv2d_1_fwd_FB];
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                acc[i][j] = *(const conv2d_1_fwd_vf *)(dp + (size_t)i * 32 + j * conv2d_1_fwd_VF);
+        for (int t = 0; t < tn; t++) {
+            conv2d_1_fwd_vf d[conv2d_1_fwd_FB];
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                d[j] = *(const conv2d_1_fwd_vf *)(qp + (size_t)t * 32 + f0 + j * conv2d_1_fwd_VF);
+            for (int i = 0; i < conv2d_1_CBK; i++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    acc[i][j] += vp[(size_t)t * 16 + i] * d[j];
+        }
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                *(conv2d_1_fwd_vf *)(dp + (size_t)i * 32 + j * conv2d_1_fwd_VF) = acc[i][j];
+    }
+}
+
+/* dkernel = G^T du G for each channel and filter (inside a parallel region). */
+static void conv2d_1_dkernel_untransform(const float *restrict du, float *restrict dkernel)
+{
+    #pragma omp for schedule(static)
+    for (int c = 0; c < 16; c++)
+        for (int f = 0; f < 32; f++) {
+            float q[4][4], t[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    q[a][b] = du[((size_t)(a * 4 + b) * 16 + c) * 32 + f];
+            for (int b = 0; b < 4; b++) {   /* G^T du */
+                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
+                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
+                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            }
+            for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
+                float *dk = dkernel + ((size_t)kh * 3 * 16 + c) * 32 + f;
+                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
+                dk[(size_t)16 * 32] = 0.5f * (t[kh][1] - t[kh][2]);
+                dk[(size_t)2 * 16 * 32] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+            }
+        }
+}
+
+/* scratch: the transformed kernel for dx; then du and a chunk's v and q for
+ * dkernel. Every item sums its tiles in the batch's order whichever thread
+ * owns it, so the result does not depend on the number of threads. A bias is
+ * trained only with its kernel. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
 {
     if (dx) {
-        for (int k = 0; k < 3 * 3; k++)
-            for (int c = 0; c < 16; c++)
-                for (int f = 0; f < 32; f++)
-                    kt[((size_t)k * 32 + f) * 16 + c] = kernel[((size_t)k * 16 + c) * 32 + f];
-        enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_RC, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_RC };
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * conv2d_1_OUT;
-            float *dxs = dx + (size_t)s * conv2d_1_IN;
-            memset(dxs, 0, conv2d_1_IN * sizeof *dxs);
-            for (int oh = 0; oh < 147; oh++) {
-                for (int ow = 0; ow < conv2d_1_OW0; ow++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
-                for (int t = 0; t < TILES; t++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW0 + t * conv2d_1_RC, conv2d_1_RC);
-                if (REST)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW1 - REST, REST);
-                for (int ow = conv2d_1_OW1; ow < 147; ow++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
-            }
-        }
+        conv2d_1_transform_kernel(kernel, scratch, 1);
+        conv2d_1_dx_run(n, dy, scratch, NULL, dx);
     }
-    if (dkernel) {
-        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
-         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
-         * the same items in all of them (OpenMP's rule, hence nowait): it owns
-         * them. All threads walk the batch in steps of CHUNK output rows, which
-         * stay in the cache while each thread adds them to its items. */
-        enum { CHUNK = 147 * 32 >= 4096 ? 1 : 4096 / (147 * 32) };
-        #pragma omp parallel
-        {
-            #pragma omp for schedule(static) nowait
-            for (int b = 0; b <= conv2d_1_DKB; b++)
-                if (b < conv2d_1_DKB)
-                    memset(dkernel + (size_t)b * conv2d_1_CBK * 32, 0, conv2d_1_CBK * 32 * sizeof *dkernel);
-                else if (dbias)
-                    memset(dbias, 0, 32 * sizeof *dbias);
-            for (int s = 0; s < n; s++)
-                for (int oh = 0; oh < 147; oh += CHUNK) {
-                    const int end = oh + CHUNK < 147 ? oh + CHUNK : 147;
-                    #pragma omp for schedule(static) nowait
-                    for (int b = 0; b <= conv2d_1_DKB; b++)
-                        if (b < conv2d_1_DKB)
-                            conv2d_1_dkernel_rows(x, dy, dkernel, b, s, oh, end);
-                        else if (dbias)
-                            conv2d_1_dbias_rows(dy, dbias, s, oh, end);
-                }
+    if (!dkernel)
+        return;
+    float *du = scratch, *v = du + (size_t)16 * 16 * 32, *q = v + (size_t)16 * conv2d_1_CHUNK * 16;
+    const long tiles = (long)n * conv2d_1_TILES;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (size_t i = 0; i < (size_t)16 * 16 * 32; i++)
+            du[i] = 0;
+        #pragma omp single
+        if (dbias)
+            memset(dbias, 0, 32 * sizeof *dbias);
+        for (long g0 = 0; g0 < tiles; g0 += conv2d_1_CHUNK) {
+            const int tn = tiles - g0 < conv2d_1_CHUNK ? (int)(tiles - g0) : conv2d_1_CHUNK;
+            #pragma omp for schedule(static)
+            for (int t = 0; t < tn; t++) {
+                const int s = (int)((g0 + t) / conv2d_1_TILES), tile = (int)((g0 + t) % conv2d_1_TILES);
+                const int ty = tile / conv2d_1_fwd_TW, tx = tile % conv2d_1_fwd_TW;
+                conv2d_1_fwd_input_tile(x + (size_t)s * 355216, ty, tx, v + (size_t)t * 16,
+                                    (size_t)conv2d_1_CHUNK * 16);
+                conv2d_1_dy_tile(dy + (size_t)s * 691488, ty, tx, q + (size_t)t * 32,
+                             (size_t)conv2d_1_CHUNK * 32);
+            }
+            #pragma omp for schedule(static)
+            for (int b = 0; b <= conv2d_1_ITEMS; b++)
+                if (b < conv2d_1_ITEMS || dbias)
+                    conv2d_1_dkernel_item(v, q, du, dbias, b, tn);
         }
+        conv2d_1_dkernel_untransform(du, dkernel);
     }
 }
 
@@ -879,274 +1111,506 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
         }
     }
 }
-
-/* ---- conv2d_2: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:14 ---- */
+/* ---- conv2d_2: Conv2D(64, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:14 ---- */
 /* Convolution in NHWC: input 73x73x32, output 71x71x64, kernel in Keras's
- * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
- * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
- * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
+ * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
+ * nncc chose Winograd's algorithm for it over the direct convolution of
+ * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
+ * once per call, then the steps below do the rest. The activation is a
+ * separate op. */
+/* ---- conv2d_2_fwd: Winograd F(2x2, 3x3) steps, 73x73x32 -> 71x71x64, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 32] x [32 x 64], computed by register tiles as the direct
+ * convolution's are: 16 x 32 x 64 multiplies per tile instead of 36.
+ * The transformed kernel u[16][32][64] is made by the caller.
  *
- * Each pass is a matrix product in disguise, computed by register tiles: a few
- * output positions along a row times a few vectors of filters (or channels),
- * whose sums stay in registers while the loop over the shared dimension
- * broadcasts one operand and multiplies-adds vectors of the other. Padding is
- * never read: a tile covers positions whose windows share one range of kernel
- * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
- *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width;
- * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_2_fwd_VMAX = 16, conv2d_2_fwd_FBMAX = 4 };
+#else
+enum { conv2d_2_fwd_VMAX = 8, conv2d_2_fwd_FBMAX = 2 };
+#endif
 enum {
-    conv2d_2_IN = 170528, conv2d_2_OUT = 322624,
-    conv2d_2_EH = (3 - 1) * 1 + 1, conv2d_2_EW = (3 - 1) * 1 + 1,
-    conv2d_2_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_2_FB = 64 / conv2d_2_VF % 4 == 0 ? 4 : 64 / conv2d_2_VF % 3 == 0 ? 3
-            : 64 / conv2d_2_VF % 2 == 0 ? 2 : 1,
-    conv2d_2_R = conv2d_2_FB == 4 ? 6 : conv2d_2_FB == 3 ? 8 : 12,
-    conv2d_2_VC = 32 % 16 == 0 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_2_CB = 32 / conv2d_2_VC % 4 == 0 ? 4 : 32 / conv2d_2_VC % 3 == 0 ? 3
-            : 32 / conv2d_2_VC % 2 == 0 ? 2 : 1,
-    conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : 12,
-    conv2d_2_OW0 = (0 + 1 - 1) / 1,
-    conv2d_2_OW1 = 73 + 0 - conv2d_2_EW < 0 ? conv2d_2_OW0
-             : (73 + 0 - conv2d_2_EW) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
-             : (73 + 0 - conv2d_2_EW) / 1 + 1 > 71 ? 71 : (73 + 0 - conv2d_2_EW) / 1 + 1,
+    conv2d_2_fwd_TH = (71 + 1) / 2, conv2d_2_fwd_TW = (71 + 1) / 2,
+    conv2d_2_fwd_VC = 32 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_VF = 64 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_FB = conv2d_2_fwd_FBMAX == 4 && 64 / conv2d_2_fwd_VF % 4 == 0 ? 4
+            : conv2d_2_fwd_FBMAX == 4 && 64 / conv2d_2_fwd_VF % 3 == 0 ? 3 : 64 / conv2d_2_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_fwd_R = conv2d_2_fwd_FB == 4 ? 6 : conv2d_2_fwd_FB == 3 ? 8 : conv2d_2_fwd_FB == 2 && conv2d_2_fwd_FBMAX == 2 ? 6 : 12,
+    conv2d_2_fwd_FBLOCK = conv2d_2_fwd_FB * conv2d_2_fwd_VF,
 };
 
-/* Vectors that may sit at any float boundary (the buffers are packed) and that
- * read and write float arrays (may_alias). */
-typedef float conv2d_2_vf __attribute__((vector_size(conv2d_2_VF * sizeof(float)), aligned(4), may_alias));
-typedef float conv2d_2_vc __attribute__((vector_size(conv2d_2_VC * sizeof(float)), aligned(4), may_alias));
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_2_fwd_vc __attribute__((vector_size(conv2d_2_fwd_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_2_fwd_vf __attribute__((vector_size(conv2d_2_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
-/* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
- * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
-typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_2_window;
-
-static inline conv2d_2_window conv2d_2_window_at(int oh, int ow)
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_2_fwd_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_2_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
-                         ih0 + conv2d_2_EH > 73 ? (73 - ih0 + 1 - 1) / 1 : 3,
-                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
-                         iw0 + conv2d_2_EW > 73 ? (73 - iw0 + 1 - 1) / 1 : 3};
-}
-
-/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
- * kernel columns of the first inside the image (all do between OW0 and OW1).
- * Inlined with rn a constant, so that the sums become registers. */
-static inline __attribute__((always_inline)) void
-conv2d_2_forward_tile(const float *restrict xs, const float *restrict kernel,
-                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
-{
-    const conv2d_2_window win = conv2d_2_window_at(oh, ow);
-    float *yp = ys + ((size_t)oh * 71 + ow) * 64;
-    for (int f0 = 0; f0 < 64; f0 += conv2d_2_FB * conv2d_2_VF) {
-        conv2d_2_vf acc[conv2d_2_R][conv2d_2_FB];
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_2_FB; j++)
-                acc[r][j] = bias ? *(const conv2d_2_vf *)(bias + f0 + j * conv2d_2_VF) : (conv2d_2_vf){0};
-        for (int kh = win.kh0; kh < win.kh1; kh++)
-            for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 73 + (win.iw0 + kw * 1)) * 32;
-                const float *wp = kernel + (size_t)(kh * 3 + kw) * 32 * 64 + f0;
-                for (int c = 0; c < 32; c++) {
-                    conv2d_2_vf w[conv2d_2_FB];
-                    for (int j = 0; j < conv2d_2_FB; j++)
-                        w[j] = *(const conv2d_2_vf *)(wp + (size_t)c * 64 + j * conv2d_2_VF);
-                    for (int r = 0; r < rn; r++) {
-                        const float xv = xp[(size_t)r * 1 * 32 + c];
-                        for (int j = 0; j < conv2d_2_FB; j++)
-                            acc[r][j] += xv * w[j];
-                    }
-                }
-            }
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_2_FB; j++)
-                *(conv2d_2_vf *)(yp + (size_t)r * 64 + f0 + j * conv2d_2_VF) = acc[r][j];
+    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 73 && iw >= 0 && iw < 73
+                       ? xs + ((size_t)ih * 73 + iw) * 32 : NULL;
+        }
+    for (int c = 0; c < 32; c += conv2d_2_fwd_VC) {
+        conv2d_2_fwd_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_2_fwd_vc *)(cell[i][j] + c) : (conv2d_2_fwd_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_2_fwd_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_2_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_2_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_2_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
-static void conv2d_2_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_2_fwd_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    enum { TILES = (conv2d_2_OW1 - conv2d_2_OW0) / conv2d_2_R, REST = (conv2d_2_OW1 - conv2d_2_OW0) % conv2d_2_R };
+    for (int j = 0; j < conv2d_2_fwd_FB; j++) {
+        const int f = f0 + j * conv2d_2_fwd_VF;
+        conv2d_2_fwd_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_2_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_2_fwd_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_2_fwd_vf b0 = bias ? *(const conv2d_2_fwd_vf *)(bias + f) : (conv2d_2_fwd_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 71; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 71 + 2 * tx) * 64 + f;
+            *(conv2d_2_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 71)
+                *(conv2d_2_fwd_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
+}
+
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_2_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_2_fwd_R * 32] __attribute__((aligned(64)));
+    float m[16 * conv2d_2_fwd_R * conv2d_2_fwd_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_2_fwd_input_tile(xs, ty, tx0 + r, v + (size_t)r * 32, (size_t)conv2d_2_fwd_R * 32);
+    for (int f0 = 0; f0 < 64; f0 += conv2d_2_fwd_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_2_fwd_R * 32;
+            const float *up = u + (size_t)xi * 32 * 64 + f0;
+            conv2d_2_fwd_vf acc[conv2d_2_fwd_R][conv2d_2_fwd_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                    acc[r][j] = (conv2d_2_fwd_vf){0};
+            for (int c = 0; c < 32; c++) {
+                conv2d_2_fwd_vf w[conv2d_2_fwd_FB];
+                for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                    w[j] = *(const conv2d_2_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_2_fwd_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 32 + c];
+                    for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                    *(conv2d_2_fwd_vf *)(m + ((size_t)xi * conv2d_2_fwd_R + r) * conv2d_2_fwd_FBLOCK + j * conv2d_2_fwd_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_2_fwd_output_tile(m + (size_t)r * conv2d_2_fwd_FBLOCK, (size_t)conv2d_2_fwd_R * conv2d_2_fwd_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_2_fwd_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_2_fwd_TW / conv2d_2_fwd_R, REST = conv2d_2_fwd_TW % conv2d_2_fwd_R };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int oh = 0; oh < 71; oh++) {
-            const float *xs = x + (size_t)s * conv2d_2_IN;
-            float *ys = y + (size_t)s * conv2d_2_OUT;
-            for (int ow = 0; ow < conv2d_2_OW0; ow++)
-                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, conv2d_2_OW0 + t * conv2d_2_R, conv2d_2_R);
+        for (int ty = 0; ty < conv2d_2_fwd_TH; ty++) {
+            const float *xs = x + (size_t)s * (73 * 73 * 32);
+            float *ys = y + (size_t)s * (71 * 71 * 64);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_2_fwd_tiles(xs, u, bias, ys, ty, b * conv2d_2_fwd_R, conv2d_2_fwd_R);
             if (REST)
-                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, conv2d_2_OW1 - REST, REST);
-            for (int ow = conv2d_2_OW1; ow < 71; ow++)
-                conv2d_2_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+                conv2d_2_fwd_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_2_fwd_R, REST);
         }
 }
-
-/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
- * conv2d_2_forward_tile: for each kernel cell, the sums over the filters of dy times
- * the transposed kernel kt[kh][kw][f][c], added to dx. */
-static inline __attribute__((always_inline)) void
-conv2d_2_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
-             int oh, int ow, int rn)
+/* The kernel transformed, G g G^T for each channel c and filter f, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
+ * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
+ * degrees, channels and filters swapped) u[xi][f][c]. */
+static void conv2d_2_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
-    const conv2d_2_window win = conv2d_2_window_at(oh, ow);
-    const float *dyp = dys + ((size_t)oh * 71 + ow) * 64;
-    for (int kh = win.kh0; kh < win.kh1; kh++)
-        for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 73 + (win.iw0 + kw * 1)) * 32;
-            const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 32;
-            for (int c0 = 0; c0 < 32; c0 += conv2d_2_CB * conv2d_2_VC) {
-                conv2d_2_vc acc[conv2d_2_RC][conv2d_2_CB] = {{{0}}};
-                for (int f = 0; f < 64; f++) {
-                    conv2d_2_vc w[conv2d_2_CB];
-                    for (int j = 0; j < conv2d_2_CB; j++)
-                        w[j] = *(const conv2d_2_vc *)(wp + (size_t)f * 32 + c0 + j * conv2d_2_VC);
-                    for (int r = 0; r < rn; r++) {
-                        const float d = dyp[(size_t)r * 64 + f];
-                        for (int j = 0; j < conv2d_2_CB; j++)
-                            acc[r][j] += d * w[j];
-                    }
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < 32; c++)
+        for (int f = 0; f < 64; f++) {
+            float g[3][3], t[4][3];
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++) {
+                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+                    g[kh][kw] = kernel[((size_t)cell * 32 + c) * 64 + f];
                 }
-                for (int r = 0; r < rn; r++)
-                    for (int j = 0; j < conv2d_2_CB; j++)
-                        *(conv2d_2_vc *)(dxp + (size_t)r * 1 * 32 + c0 + j * conv2d_2_VC) += acc[r][j];
+            for (int k = 0; k < 3; k++) {   /* G g */
+                t[0][k] = g[0][k];
+                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
+                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
+                t[3][k] = g[2][k];
+            }
+            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
+                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
+                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
+                for (int b = 0; b < 4; b++)
+                    u[for_dx ? ((size_t)(a * 4 + b) * 64 + f) * 32 + c
+                             : ((size_t)(a * 4 + b) * 32 + c) * 64 + f] = row[b];
             }
         }
 }
 
-/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
- * the batch and every position whose window puts (kh, kw) inside the image. */
+/* u: 16 x 32 x 64 floats of scratch. */
+static void conv2d_2_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y, float *restrict u)
+{
+    conv2d_2_transform_kernel(kernel, u, 0);
+    conv2d_2_fwd_run(n, x, u, bias, y);
+}
+/* dx is the forward convolution of dy (71x71x64, padded by 2 - 0 rows
+ * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
+/* ---- conv2d_2_dx: Winograd F(2x2, 3x3) steps, 71x71x64 -> 73x73x32, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 64] x [64 x 32], computed by register tiles as the direct
+ * convolution's are: 16 x 64 x 32 multiplies per tile instead of 36.
+ * The transformed kernel u[16][64][32] is made by the caller.
+ *
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_2_dx_VMAX = 16, conv2d_2_dx_FBMAX = 4 };
+#else
+enum { conv2d_2_dx_VMAX = 8, conv2d_2_dx_FBMAX = 2 };
+#endif
 enum {
-    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
-     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
-     * the positions. */
-    conv2d_2_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (71 - 1) * 1 + conv2d_2_EH <= 73
-                  && (71 - 1) * 1 + conv2d_2_EW <= 73,
-    conv2d_2_GROUP = conv2d_2_INSIDE ? 3 * 32 : 32,   /* rows sharing one range of positions */
-    conv2d_2_CBK = conv2d_2_GROUP % 6 == 0 ? 6 : conv2d_2_GROUP % 4 == 0 ? 4 : conv2d_2_GROUP % 5 == 0 ? 5
-             : conv2d_2_GROUP % 3 == 0 ? 3 : conv2d_2_GROUP % 2 == 0 ? 2 : 1,
-    conv2d_2_DKB = 3 * 3 * 32 / conv2d_2_CBK,        /* row blocks */
+    conv2d_2_dx_TH = (73 + 1) / 2, conv2d_2_dx_TW = (73 + 1) / 2,
+    conv2d_2_dx_VC = 64 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_VF = 32 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
+            : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_FB = conv2d_2_dx_FBMAX == 4 && 32 / conv2d_2_dx_VF % 4 == 0 ? 4
+            : conv2d_2_dx_FBMAX == 4 && 32 / conv2d_2_dx_VF % 3 == 0 ? 3 : 32 / conv2d_2_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_dx_R = conv2d_2_dx_FB == 4 ? 6 : conv2d_2_dx_FB == 3 ? 8 : conv2d_2_dx_FB == 2 && conv2d_2_dx_FBMAX == 2 ? 6 : 12,
+    conv2d_2_dx_FBLOCK = conv2d_2_dx_FB * conv2d_2_dx_VF,
 };
 
-/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
-static void conv2d_2_dkernel_rows(const float *restrict x, const float *restrict dy,
-                              float *restrict dkernel, int b, int s, int begin, int end)
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_2_dx_vc __attribute__((vector_size(conv2d_2_dx_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_2_dx_vf __attribute__((vector_size(conv2d_2_dx_VF * sizeof(float)), aligned(4), may_alias));
+
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_2_dx_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int row = b * conv2d_2_CBK, group = row / conv2d_2_GROUP;
-    const int kh = row / (3 * 32), kw = conv2d_2_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_2_GROUP;   /* c, or kw * C + c when INSIDE */
-    /* The output rows and columns whose window puts (kh, kw) inside the image:
-     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
-    const int cell_h = kh * 1, cell_w = kw * 1;
-    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
-    const int oh1 = 73 - 1 + 0 - cell_h < 0 ? 0 : (73 - 1 + 0 - cell_h) / 1 + 1;
-    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
-    const int ow1 = 73 - 1 + 0 - cell_w < 0 ? 0 : (73 - 1 + 0 - cell_w) / 1 + 1;
-    begin = begin > oh0 ? begin : oh0;
-    end = end < oh1 ? end : oh1;
-    const float *xs = x + (size_t)s * conv2d_2_IN, *dys = dy + (size_t)s * conv2d_2_OUT;
-    for (int f0 = 0; f0 < 64; f0 += conv2d_2_FB * conv2d_2_VF) {
-        float *dw = dkernel + (size_t)row * 64 + f0;
-        conv2d_2_vf acc[conv2d_2_CBK][conv2d_2_FB];
-        for (int i = 0; i < conv2d_2_CBK; i++)
-            for (int j = 0; j < conv2d_2_FB; j++)
-                acc[i][j] = *(const conv2d_2_vf *)(dw + (size_t)i * 64 + j * conv2d_2_VF);
-        for (int oh = begin; oh < end; oh++)
-            for (int ow = ow0; ow < (ow1 < 71 ? ow1 : 71); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 73 + ow * 1 - 0 + cell_w) * 32 + col;
-                const float *dyp = dys + ((size_t)oh * 71 + ow) * 64 + f0;
-                conv2d_2_vf d[conv2d_2_FB];
-                for (int j = 0; j < conv2d_2_FB; j++)
-                    d[j] = *(const conv2d_2_vf *)(dyp + j * conv2d_2_VF);
-                for (int i = 0; i < conv2d_2_CBK; i++)
-                    for (int j = 0; j < conv2d_2_FB; j++)
-                        acc[i][j] += xp[i] * d[j];
-            }
-        for (int i = 0; i < conv2d_2_CBK; i++)
-            for (int j = 0; j < conv2d_2_FB; j++)
-                *(conv2d_2_vf *)(dw + (size_t)i * 64 + j * conv2d_2_VF) = acc[i][j];
+    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 71 && iw >= 0 && iw < 71
+                       ? xs + ((size_t)ih * 71 + iw) * 64 : NULL;
+        }
+    for (int c = 0; c < 64; c += conv2d_2_dx_VC) {
+        conv2d_2_dx_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_2_dx_vc *)(cell[i][j] + c) : (conv2d_2_dx_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_2_dx_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_2_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_2_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_2_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* Adds to dbias the terms of sample s's output rows begin..end. */
-static void conv2d_2_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_2_dx_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    for (size_t p = ((size_t)s * 71 + begin) * 71; p < ((size_t)s * 71 + end) * 71; p++)
-        for (int f = 0; f < 64; f++)
-            dbias[f] += dy[p * 64 + f];
+    for (int j = 0; j < conv2d_2_dx_FB; j++) {
+        const int f = f0 + j * conv2d_2_dx_VF;
+        conv2d_2_dx_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_2_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_2_dx_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_2_dx_vf b0 = bias ? *(const conv2d_2_dx_vf *)(bias + f) : (conv2d_2_dx_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 73; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 73 + 2 * tx) * 32 + f;
+            *(conv2d_2_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 73)
+                *(conv2d_2_dx_vf *)(yp + 32) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
 }
 
-/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
- * transposed so that the channels are contiguous, is made once per call into a
- * buffer of this layer (backward is not reentrant; the runtime calls it from one
- * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. A bias is trained only
- * with its kernel: outside that branch, GCC would follow the path where grads
- * is NULL to a bias at NULL + offset. */
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_2_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
+    float m[16 * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_2_dx_input_tile(xs, ty, tx0 + r, v + (size_t)r * 64, (size_t)conv2d_2_dx_R * 64);
+    for (int f0 = 0; f0 < 32; f0 += conv2d_2_dx_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_2_dx_R * 64;
+            const float *up = u + (size_t)xi * 64 * 32 + f0;
+            conv2d_2_dx_vf acc[conv2d_2_dx_R][conv2d_2_dx_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_2_dx_FB; j++)
+                    acc[r][j] = (conv2d_2_dx_vf){0};
+            for (int c = 0; c < 64; c++) {
+                conv2d_2_dx_vf w[conv2d_2_dx_FB];
+                for (int j = 0; j < conv2d_2_dx_FB; j++)
+                    w[j] = *(const conv2d_2_dx_vf *)(up + (size_t)c * 32 + j * conv2d_2_dx_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 64 + c];
+                    for (int j = 0; j < conv2d_2_dx_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_2_dx_FB; j++)
+                    *(conv2d_2_dx_vf *)(m + ((size_t)xi * conv2d_2_dx_R + r) * conv2d_2_dx_FBLOCK + j * conv2d_2_dx_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_2_dx_output_tile(m + (size_t)r * conv2d_2_dx_FBLOCK, (size_t)conv2d_2_dx_R * conv2d_2_dx_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_2_dx_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_2_dx_TW / conv2d_2_dx_R, REST = conv2d_2_dx_TW % conv2d_2_dx_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int ty = 0; ty < conv2d_2_dx_TH; ty++) {
+            const float *xs = x + (size_t)s * (71 * 71 * 64);
+            float *ys = y + (size_t)s * (73 * 73 * 32);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_2_dx_tiles(xs, u, bias, ys, ty, b * conv2d_2_dx_R, conv2d_2_dx_R);
+            if (REST)
+                conv2d_2_dx_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_2_dx_R, REST);
+        }
+}
+/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+ * of a tile is A dY A^T, so the transformed kernel's gradient is
+ * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
+ * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * [32 x tiles] x [tiles x 64], and dkernel = G^T du G. The tiles of the
+ * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
+ * vectors are a register tile; an item is one block of CBK rows of du.
+ * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+enum {
+    conv2d_2_TILES = conv2d_2_fwd_TH * conv2d_2_fwd_TW, conv2d_2_CHUNK = 86,
+    conv2d_2_CBK = 32 % 6 == 0 ? 6 : 32 % 4 == 0 ? 4 : 32 % 5 == 0 ? 5
+             : 32 % 3 == 0 ? 3 : 32 % 2 == 0 ? 2 : 1,
+    conv2d_2_ITEMS = 16 * (32 / conv2d_2_CBK),   /* and one more: the bias */
+};
+
+/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
+ * outputs past the edge have no gradient. Product xi of filter f at
+ * q[xi * stride + f]. */
+static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
+                                float *restrict q, size_t stride)
+{
+    for (int f = 0; f < 64; f += conv2d_2_fwd_VF) {
+        conv2d_2_fwd_vf d[2][2], t[4][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const int oh = 2 * ty + i, ow = 2 * tx + j;
+                d[i][j] = oh < 71 && ow < 71
+                        ? *(const conv2d_2_fwd_vf *)(dys + ((size_t)oh * 71 + ow) * 64 + f)
+                        : (conv2d_2_fwd_vf){0};
+            }
+        for (int j = 0; j < 2; j++) {   /* A d */
+            t[0][j] = d[0][j];
+            t[1][j] = d[0][j] + d[1][j];
+            t[2][j] = d[0][j] - d[1][j];
+            t[3][j] = -d[1][j];
+        }
+        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
+            float *qp = q + (size_t)a * 4 * stride + f;
+            *(conv2d_2_fwd_vf *)qp = t[a][0];
+            *(conv2d_2_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
+            *(conv2d_2_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
+            *(conv2d_2_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        }
+    }
+}
+
+/* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
+static void conv2d_2_dkernel_item(const float *restrict v, const float *restrict q,
+                              float *restrict du, float *restrict dbias, int b, int tn)
+{
+    const int xi = b < conv2d_2_ITEMS ? b / (32 / conv2d_2_CBK) : 5;
+    const int c0 = b % (32 / conv2d_2_CBK) * conv2d_2_CBK;
+    const float *vp = v + (size_t)xi * conv2d_2_CHUNK * 32 + c0;
+    const float *qp = q + (size_t)xi * conv2d_2_CHUNK * 64;
+    if (b == conv2d_2_ITEMS) {
+        for (int t = 0; t < tn; t++)
+            for (int f = 0; f < 64; f++)
+                dbias[f] += qp[(size_t)t * 64 + f];
+        return;
+    }
+    for (int f0 = 0; f0 < 64; f0 += conv2d_2_fwd_FBLOCK) {
+        float *dp = du + ((size_t)xi * 32 + c0) * 64 + f0;
+        conv2d_2_fwd_vf acc[conv2d_2_CBK][conv2d_2_fwd_FB];
+        for (int i = 0; i < conv2d_2_CBK; i++)
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                acc[i][j] = *(const conv2d_2_fwd_vf *)(dp + (size_t)i * 64 + j * conv2d_2_fwd_VF);
+        for (int t = 0; t < tn; t++) {
+            conv2d_2_fwd_vf d[conv2d_2_fwd_FB];
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                d[j] = *(const conv2d_2_fwd_vf *)(qp + (size_t)t * 64 + f0 + j * conv2d_2_fwd_VF);
+            for (int i = 0; i < conv2d_2_CBK; i++)
+                for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                    acc[i][j] += vp[(size_t)t * 32 + i] * d[j];
+        }
+        for (int i = 0; i < conv2d_2_CBK; i++)
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                *(conv2d_2_fwd_vf *)(dp + (size_t)i * 64 + j * conv2d_2_fwd_VF) = acc[i][j];
+    }
+}
+
+/* dkernel = G^T du G for each channel and filter (inside a parallel region). */
+static void conv2d_2_dkernel_untransform(const float *restrict du, float *restrict dkernel)
+{
+    #pragma omp for schedule(static)
+    for (int c = 0; c < 32; c++)
+        for (int f = 0; f < 64; f++) {
+            float q[4][4], t[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    q[a][b] = du[((size_t)(a * 4 + b) * 32 + c) * 64 + f];
+            for (int b = 0; b < 4; b++) {   /* G^T du */
+                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
+                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
+                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            }
+            for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
+                float *dk = dkernel + ((size_t)kh * 3 * 32 + c) * 64 + f;
+                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
+                dk[(size_t)32 * 64] = 0.5f * (t[kh][1] - t[kh][2]);
+                dk[(size_t)2 * 32 * 64] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+            }
+        }
+}
+
+/* scratch: the transformed kernel for dx; then du and a chunk's v and q for
+ * dkernel. Every item sums its tiles in the batch's order whichever thread
+ * owns it, so the result does not depend on the number of threads. A bias is
+ * trained only with its kernel. */
 static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
 {
     if (dx) {
-        for (int k = 0; k < 3 * 3; k++)
-            for (int c = 0; c < 32; c++)
-                for (int f = 0; f < 64; f++)
-                    kt[((size_t)k * 64 + f) * 32 + c] = kernel[((size_t)k * 32 + c) * 64 + f];
-        enum { TILES = (conv2d_2_OW1 - conv2d_2_OW0) / conv2d_2_RC, REST = (conv2d_2_OW1 - conv2d_2_OW0) % conv2d_2_RC };
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * conv2d_2_OUT;
-            float *dxs = dx + (size_t)s * conv2d_2_IN;
-            memset(dxs, 0, conv2d_2_IN * sizeof *dxs);
-            for (int oh = 0; oh < 71; oh++) {
-                for (int ow = 0; ow < conv2d_2_OW0; ow++)
-                    conv2d_2_dx_tile(dys, kt, dxs, oh, ow, 1);
-                for (int t = 0; t < TILES; t++)
-                    conv2d_2_dx_tile(dys, kt, dxs, oh, conv2d_2_OW0 + t * conv2d_2_RC, conv2d_2_RC);
-                if (REST)
-                    conv2d_2_dx_tile(dys, kt, dxs, oh, conv2d_2_OW1 - REST, REST);
-                for (int ow = conv2d_2_OW1; ow < 71; ow++)
-                    conv2d_2_dx_tile(dys, kt, dxs, oh, ow, 1);
-            }
-        }
+        conv2d_2_transform_kernel(kernel, scratch, 1);
+        conv2d_2_dx_run(n, dy, scratch, NULL, dx);
     }
-    if (dkernel) {
-        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
-         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
-         * the same items in all of them (OpenMP's rule, hence nowait): it owns
-         * them. All threads walk the batch in steps of CHUNK output rows, which
-         * stay in the cache while each thread adds them to its items. */
-        enum { CHUNK = 71 * 64 >= 4096 ? 1 : 4096 / (71 * 64) };
-        #pragma omp parallel
-        {
-            #pragma omp for schedule(static) nowait
-            for (int b = 0; b <= conv2d_2_DKB; b++)
-                if (b < conv2d_2_DKB)
-                    memset(dkernel + (size_t)b * conv2d_2_CBK * 64, 0, conv2d_2_CBK * 64 * sizeof *dkernel);
-                else if (dbias)
-                    memset(dbias, 0, 64 * sizeof *dbias);
-            for (int s = 0; s < n; s++)
-                for (int oh = 0; oh < 71; oh += CHUNK) {
-                    const int end = oh + CHUNK < 71 ? oh + CHUNK : 71;
-                    #pragma omp for schedule(static) nowait
-                    for (int b = 0; b <= conv2d_2_DKB; b++)
-                        if (b < conv2d_2_DKB)
-                            conv2d_2_dkernel_rows(x, dy, dkernel, b, s, oh, end);
-                        else if (dbias)
-                            conv2d_2_dbias_rows(dy, dbias, s, oh, end);
-                }
+    if (!dkernel)
+        return;
+    float *du = scratch, *v = du + (size_t)16 * 32 * 64, *q = v + (size_t)16 * conv2d_2_CHUNK * 32;
+    const long tiles = (long)n * conv2d_2_TILES;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (size_t i = 0; i < (size_t)16 * 32 * 64; i++)
+            du[i] = 0;
+        #pragma omp single
+        if (dbias)
+            memset(dbias, 0, 64 * sizeof *dbias);
+        for (long g0 = 0; g0 < tiles; g0 += conv2d_2_CHUNK) {
+            const int tn = tiles - g0 < conv2d_2_CHUNK ? (int)(tiles - g0) : conv2d_2_CHUNK;
+            #pragma omp for schedule(static)
+            for (int t = 0; t < tn; t++) {
+                const int s = (int)((g0 + t) / conv2d_2_TILES), tile = (int)((g0 + t) % conv2d_2_TILES);
+                const int ty = tile / conv2d_2_fwd_TW, tx = tile % conv2d_2_fwd_TW;
+                conv2d_2_fwd_input_tile(x + (size_t)s * 170528, ty, tx, v + (size_t)t * 32,
+                                    (size_t)conv2d_2_CHUNK * 32);
+                conv2d_2_dy_tile(dy + (size_t)s * 322624, ty, tx, q + (size_t)t * 64,
+                             (size_t)conv2d_2_CHUNK * 64);
+            }
+            #pragma omp for schedule(static)
+            for (int b = 0; b <= conv2d_2_ITEMS; b++)
+                if (b < conv2d_2_ITEMS || dbias)
+                    conv2d_2_dkernel_item(v, q, du, dbias, b, tn);
         }
+        conv2d_2_dkernel_untransform(du, dkernel);
     }
 }
 
@@ -1258,274 +1722,506 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
         }
     }
 }
-
-/* ---- conv2d_3: Conv2D(64, 3x3, strides 1x1, dilation 1x1), models/horse_or_human.yaml:16 ---- */
+/* ---- conv2d_3: Conv2D(64, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:16 ---- */
 /* Convolution in NHWC: input 35x35x64, output 33x33x64, kernel in Keras's
- * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
- * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
- * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
+ * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
+ * nncc chose Winograd's algorithm for it over the direct convolution of
+ * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
+ * once per call, then the steps below do the rest. The activation is a
+ * separate op. */
+/* ---- conv2d_3_fwd: Winograd F(2x2, 3x3) steps, 35x35x64 -> 33x33x64, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 64] x [64 x 64], computed by register tiles as the direct
+ * convolution's are: 16 x 64 x 64 multiplies per tile instead of 36.
+ * The transformed kernel u[16][64][64] is made by the caller.
  *
- * Each pass is a matrix product in disguise, computed by register tiles: a few
- * output positions along a row times a few vectors of filters (or channels),
- * whose sums stay in registers while the loop over the shared dimension
- * broadcasts one operand and multiplies-adds vectors of the other. Padding is
- * never read: a tile covers positions whose windows share one range of kernel
- * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
- *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width;
- * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_3_fwd_VMAX = 16, conv2d_3_fwd_FBMAX = 4 };
+#else
+enum { conv2d_3_fwd_VMAX = 8, conv2d_3_fwd_FBMAX = 2 };
+#endif
 enum {
-    conv2d_3_IN = 78400, conv2d_3_OUT = 69696,
-    conv2d_3_EH = (3 - 1) * 1 + 1, conv2d_3_EW = (3 - 1) * 1 + 1,
-    conv2d_3_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_FB = 64 / conv2d_3_VF % 4 == 0 ? 4 : 64 / conv2d_3_VF % 3 == 0 ? 3
-            : 64 / conv2d_3_VF % 2 == 0 ? 2 : 1,
-    conv2d_3_R = conv2d_3_FB == 4 ? 6 : conv2d_3_FB == 3 ? 8 : 12,
-    conv2d_3_VC = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_CB = 64 / conv2d_3_VC % 4 == 0 ? 4 : 64 / conv2d_3_VC % 3 == 0 ? 3
-            : 64 / conv2d_3_VC % 2 == 0 ? 2 : 1,
-    conv2d_3_RC = conv2d_3_CB == 4 ? 6 : conv2d_3_CB == 3 ? 8 : 12,
-    conv2d_3_OW0 = (0 + 1 - 1) / 1,
-    conv2d_3_OW1 = 35 + 0 - conv2d_3_EW < 0 ? conv2d_3_OW0
-             : (35 + 0 - conv2d_3_EW) / 1 + 1 < conv2d_3_OW0 ? conv2d_3_OW0
-             : (35 + 0 - conv2d_3_EW) / 1 + 1 > 33 ? 33 : (35 + 0 - conv2d_3_EW) / 1 + 1,
+    conv2d_3_fwd_TH = (33 + 1) / 2, conv2d_3_fwd_TW = (33 + 1) / 2,
+    conv2d_3_fwd_VC = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_VF = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_FB = conv2d_3_fwd_FBMAX == 4 && 64 / conv2d_3_fwd_VF % 4 == 0 ? 4
+            : conv2d_3_fwd_FBMAX == 4 && 64 / conv2d_3_fwd_VF % 3 == 0 ? 3 : 64 / conv2d_3_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_3_fwd_R = conv2d_3_fwd_FB == 4 ? 6 : conv2d_3_fwd_FB == 3 ? 8 : conv2d_3_fwd_FB == 2 && conv2d_3_fwd_FBMAX == 2 ? 6 : 12,
+    conv2d_3_fwd_FBLOCK = conv2d_3_fwd_FB * conv2d_3_fwd_VF,
 };
 
-/* Vectors that may sit at any float boundary (the buffers are packed) and that
- * read and write float arrays (may_alias). */
-typedef float conv2d_3_vf __attribute__((vector_size(conv2d_3_VF * sizeof(float)), aligned(4), may_alias));
-typedef float conv2d_3_vc __attribute__((vector_size(conv2d_3_VC * sizeof(float)), aligned(4), may_alias));
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_3_fwd_vc __attribute__((vector_size(conv2d_3_fwd_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_3_fwd_vf __attribute__((vector_size(conv2d_3_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
-/* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
- * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
-typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_3_window;
-
-static inline conv2d_3_window conv2d_3_window_at(int oh, int ow)
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_3_fwd_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int ih0 = oh * 1 - 0, iw0 = ow * 1 - 0;
-    return (conv2d_3_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
-                         ih0 + conv2d_3_EH > 35 ? (35 - ih0 + 1 - 1) / 1 : 3,
-                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
-                         iw0 + conv2d_3_EW > 35 ? (35 - iw0 + 1 - 1) / 1 : 3};
-}
-
-/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
- * kernel columns of the first inside the image (all do between OW0 and OW1).
- * Inlined with rn a constant, so that the sums become registers. */
-static inline __attribute__((always_inline)) void
-conv2d_3_forward_tile(const float *restrict xs, const float *restrict kernel,
-                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
-{
-    const conv2d_3_window win = conv2d_3_window_at(oh, ow);
-    float *yp = ys + ((size_t)oh * 33 + ow) * 64;
-    for (int f0 = 0; f0 < 64; f0 += conv2d_3_FB * conv2d_3_VF) {
-        conv2d_3_vf acc[conv2d_3_R][conv2d_3_FB];
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_3_FB; j++)
-                acc[r][j] = bias ? *(const conv2d_3_vf *)(bias + f0 + j * conv2d_3_VF) : (conv2d_3_vf){0};
-        for (int kh = win.kh0; kh < win.kh1; kh++)
-            for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 35 + (win.iw0 + kw * 1)) * 64;
-                const float *wp = kernel + (size_t)(kh * 3 + kw) * 64 * 64 + f0;
-                for (int c = 0; c < 64; c++) {
-                    conv2d_3_vf w[conv2d_3_FB];
-                    for (int j = 0; j < conv2d_3_FB; j++)
-                        w[j] = *(const conv2d_3_vf *)(wp + (size_t)c * 64 + j * conv2d_3_VF);
-                    for (int r = 0; r < rn; r++) {
-                        const float xv = xp[(size_t)r * 1 * 64 + c];
-                        for (int j = 0; j < conv2d_3_FB; j++)
-                            acc[r][j] += xv * w[j];
-                    }
-                }
-            }
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_3_FB; j++)
-                *(conv2d_3_vf *)(yp + (size_t)r * 64 + f0 + j * conv2d_3_VF) = acc[r][j];
+    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 35 && iw >= 0 && iw < 35
+                       ? xs + ((size_t)ih * 35 + iw) * 64 : NULL;
+        }
+    for (int c = 0; c < 64; c += conv2d_3_fwd_VC) {
+        conv2d_3_fwd_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_3_fwd_vc *)(cell[i][j] + c) : (conv2d_3_fwd_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_3_fwd_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_3_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_3_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_3_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
-static void conv2d_3_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_3_fwd_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    enum { TILES = (conv2d_3_OW1 - conv2d_3_OW0) / conv2d_3_R, REST = (conv2d_3_OW1 - conv2d_3_OW0) % conv2d_3_R };
+    for (int j = 0; j < conv2d_3_fwd_FB; j++) {
+        const int f = f0 + j * conv2d_3_fwd_VF;
+        conv2d_3_fwd_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_3_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_3_fwd_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_3_fwd_vf b0 = bias ? *(const conv2d_3_fwd_vf *)(bias + f) : (conv2d_3_fwd_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 33; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 33 + 2 * tx) * 64 + f;
+            *(conv2d_3_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 33)
+                *(conv2d_3_fwd_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
+}
+
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_3_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_3_fwd_R * 64] __attribute__((aligned(64)));
+    float m[16 * conv2d_3_fwd_R * conv2d_3_fwd_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_3_fwd_input_tile(xs, ty, tx0 + r, v + (size_t)r * 64, (size_t)conv2d_3_fwd_R * 64);
+    for (int f0 = 0; f0 < 64; f0 += conv2d_3_fwd_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_3_fwd_R * 64;
+            const float *up = u + (size_t)xi * 64 * 64 + f0;
+            conv2d_3_fwd_vf acc[conv2d_3_fwd_R][conv2d_3_fwd_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                    acc[r][j] = (conv2d_3_fwd_vf){0};
+            for (int c = 0; c < 64; c++) {
+                conv2d_3_fwd_vf w[conv2d_3_fwd_FB];
+                for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                    w[j] = *(const conv2d_3_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_3_fwd_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 64 + c];
+                    for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                    *(conv2d_3_fwd_vf *)(m + ((size_t)xi * conv2d_3_fwd_R + r) * conv2d_3_fwd_FBLOCK + j * conv2d_3_fwd_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_3_fwd_output_tile(m + (size_t)r * conv2d_3_fwd_FBLOCK, (size_t)conv2d_3_fwd_R * conv2d_3_fwd_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_3_fwd_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_3_fwd_TW / conv2d_3_fwd_R, REST = conv2d_3_fwd_TW % conv2d_3_fwd_R };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int oh = 0; oh < 33; oh++) {
-            const float *xs = x + (size_t)s * conv2d_3_IN;
-            float *ys = y + (size_t)s * conv2d_3_OUT;
-            for (int ow = 0; ow < conv2d_3_OW0; ow++)
-                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, conv2d_3_OW0 + t * conv2d_3_R, conv2d_3_R);
+        for (int ty = 0; ty < conv2d_3_fwd_TH; ty++) {
+            const float *xs = x + (size_t)s * (35 * 35 * 64);
+            float *ys = y + (size_t)s * (33 * 33 * 64);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_3_fwd_tiles(xs, u, bias, ys, ty, b * conv2d_3_fwd_R, conv2d_3_fwd_R);
             if (REST)
-                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, conv2d_3_OW1 - REST, REST);
-            for (int ow = conv2d_3_OW1; ow < 33; ow++)
-                conv2d_3_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+                conv2d_3_fwd_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_3_fwd_R, REST);
         }
 }
-
-/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
- * conv2d_3_forward_tile: for each kernel cell, the sums over the filters of dy times
- * the transposed kernel kt[kh][kw][f][c], added to dx. */
-static inline __attribute__((always_inline)) void
-conv2d_3_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
-             int oh, int ow, int rn)
+/* The kernel transformed, G g G^T for each channel c and filter f, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
+ * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
+ * degrees, channels and filters swapped) u[xi][f][c]. */
+static void conv2d_3_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
-    const conv2d_3_window win = conv2d_3_window_at(oh, ow);
-    const float *dyp = dys + ((size_t)oh * 33 + ow) * 64;
-    for (int kh = win.kh0; kh < win.kh1; kh++)
-        for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 35 + (win.iw0 + kw * 1)) * 64;
-            const float *wp = kt + (size_t)(kh * 3 + kw) * 64 * 64;
-            for (int c0 = 0; c0 < 64; c0 += conv2d_3_CB * conv2d_3_VC) {
-                conv2d_3_vc acc[conv2d_3_RC][conv2d_3_CB] = {{{0}}};
-                for (int f = 0; f < 64; f++) {
-                    conv2d_3_vc w[conv2d_3_CB];
-                    for (int j = 0; j < conv2d_3_CB; j++)
-                        w[j] = *(const conv2d_3_vc *)(wp + (size_t)f * 64 + c0 + j * conv2d_3_VC);
-                    for (int r = 0; r < rn; r++) {
-                        const float d = dyp[(size_t)r * 64 + f];
-                        for (int j = 0; j < conv2d_3_CB; j++)
-                            acc[r][j] += d * w[j];
-                    }
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < 64; c++)
+        for (int f = 0; f < 64; f++) {
+            float g[3][3], t[4][3];
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++) {
+                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+                    g[kh][kw] = kernel[((size_t)cell * 64 + c) * 64 + f];
                 }
-                for (int r = 0; r < rn; r++)
-                    for (int j = 0; j < conv2d_3_CB; j++)
-                        *(conv2d_3_vc *)(dxp + (size_t)r * 1 * 64 + c0 + j * conv2d_3_VC) += acc[r][j];
+            for (int k = 0; k < 3; k++) {   /* G g */
+                t[0][k] = g[0][k];
+                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
+                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
+                t[3][k] = g[2][k];
+            }
+            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
+                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
+                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
+                for (int b = 0; b < 4; b++)
+                    u[for_dx ? ((size_t)(a * 4 + b) * 64 + f) * 64 + c
+                             : ((size_t)(a * 4 + b) * 64 + c) * 64 + f] = row[b];
             }
         }
 }
 
-/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
- * the batch and every position whose window puts (kh, kw) inside the image. */
+/* u: 16 x 64 x 64 floats of scratch. */
+static void conv2d_3_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y, float *restrict u)
+{
+    conv2d_3_transform_kernel(kernel, u, 0);
+    conv2d_3_fwd_run(n, x, u, bias, y);
+}
+/* dx is the forward convolution of dy (33x33x64, padded by 2 - 0 rows
+ * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
+/* ---- conv2d_3_dx: Winograd F(2x2, 3x3) steps, 33x33x64 -> 35x35x64, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
+ * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
+ * of each tile, summed over the channels, are 16 matrix products
+ * [tiles x 64] x [64 x 64], computed by register tiles as the direct
+ * convolution's are: 16 x 64 x 64 multiplies per tile instead of 36.
+ * The transformed kernel u[16][64][64] is made by the caller.
+ *
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is odd); VC floats per channel vector, VF per filter vector,
+ * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
+ * a block of tiles. The register tile fits the vector registers the trainer is
+ * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
+ * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+#ifdef __AVX512F__
+enum { conv2d_3_dx_VMAX = 16, conv2d_3_dx_FBMAX = 4 };
+#else
+enum { conv2d_3_dx_VMAX = 8, conv2d_3_dx_FBMAX = 2 };
+#endif
 enum {
-    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
-     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
-     * the positions. */
-    conv2d_3_INSIDE = 0 == 0 && 0 == 0 && 1 == 1 && (33 - 1) * 1 + conv2d_3_EH <= 35
-                  && (33 - 1) * 1 + conv2d_3_EW <= 35,
-    conv2d_3_GROUP = conv2d_3_INSIDE ? 3 * 64 : 64,   /* rows sharing one range of positions */
-    conv2d_3_CBK = conv2d_3_GROUP % 6 == 0 ? 6 : conv2d_3_GROUP % 4 == 0 ? 4 : conv2d_3_GROUP % 5 == 0 ? 5
-             : conv2d_3_GROUP % 3 == 0 ? 3 : conv2d_3_GROUP % 2 == 0 ? 2 : 1,
-    conv2d_3_DKB = 3 * 3 * 64 / conv2d_3_CBK,        /* row blocks */
+    conv2d_3_dx_TH = (35 + 1) / 2, conv2d_3_dx_TW = (35 + 1) / 2,
+    conv2d_3_dx_VC = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_VF = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
+            : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_FB = conv2d_3_dx_FBMAX == 4 && 64 / conv2d_3_dx_VF % 4 == 0 ? 4
+            : conv2d_3_dx_FBMAX == 4 && 64 / conv2d_3_dx_VF % 3 == 0 ? 3 : 64 / conv2d_3_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_3_dx_R = conv2d_3_dx_FB == 4 ? 6 : conv2d_3_dx_FB == 3 ? 8 : conv2d_3_dx_FB == 2 && conv2d_3_dx_FBMAX == 2 ? 6 : 12,
+    conv2d_3_dx_FBLOCK = conv2d_3_dx_FB * conv2d_3_dx_VF,
 };
 
-/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
-static void conv2d_3_dkernel_rows(const float *restrict x, const float *restrict dy,
-                              float *restrict dkernel, int b, int s, int begin, int end)
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_3_dx_vc __attribute__((vector_size(conv2d_3_dx_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_3_dx_vf __attribute__((vector_size(conv2d_3_dx_VF * sizeof(float)), aligned(4), may_alias));
+
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_3_dx_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
 {
-    const int row = b * conv2d_3_CBK, group = row / conv2d_3_GROUP;
-    const int kh = row / (3 * 64), kw = conv2d_3_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_3_GROUP;   /* c, or kw * C + c when INSIDE */
-    /* The output rows and columns whose window puts (kh, kw) inside the image:
-     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
-    const int cell_h = kh * 1, cell_w = kw * 1;
-    const int oh0 = 0 - cell_h > 0 ? (0 - cell_h + 1 - 1) / 1 : 0;
-    const int oh1 = 35 - 1 + 0 - cell_h < 0 ? 0 : (35 - 1 + 0 - cell_h) / 1 + 1;
-    const int ow0 = 0 - cell_w > 0 ? (0 - cell_w + 1 - 1) / 1 : 0;
-    const int ow1 = 35 - 1 + 0 - cell_w < 0 ? 0 : (35 - 1 + 0 - cell_w) / 1 + 1;
-    begin = begin > oh0 ? begin : oh0;
-    end = end < oh1 ? end : oh1;
-    const float *xs = x + (size_t)s * conv2d_3_IN, *dys = dy + (size_t)s * conv2d_3_OUT;
-    for (int f0 = 0; f0 < 64; f0 += conv2d_3_FB * conv2d_3_VF) {
-        float *dw = dkernel + (size_t)row * 64 + f0;
-        conv2d_3_vf acc[conv2d_3_CBK][conv2d_3_FB];
-        for (int i = 0; i < conv2d_3_CBK; i++)
-            for (int j = 0; j < conv2d_3_FB; j++)
-                acc[i][j] = *(const conv2d_3_vf *)(dw + (size_t)i * 64 + j * conv2d_3_VF);
-        for (int oh = begin; oh < end; oh++)
-            for (int ow = ow0; ow < (ow1 < 33 ? ow1 : 33); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 0 + cell_h) * 35 + ow * 1 - 0 + cell_w) * 64 + col;
-                const float *dyp = dys + ((size_t)oh * 33 + ow) * 64 + f0;
-                conv2d_3_vf d[conv2d_3_FB];
-                for (int j = 0; j < conv2d_3_FB; j++)
-                    d[j] = *(const conv2d_3_vf *)(dyp + j * conv2d_3_VF);
-                for (int i = 0; i < conv2d_3_CBK; i++)
-                    for (int j = 0; j < conv2d_3_FB; j++)
-                        acc[i][j] += xp[i] * d[j];
-            }
-        for (int i = 0; i < conv2d_3_CBK; i++)
-            for (int j = 0; j < conv2d_3_FB; j++)
-                *(conv2d_3_vf *)(dw + (size_t)i * 64 + j * conv2d_3_VF) = acc[i][j];
+    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
+    const float *cell[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 33 && iw >= 0 && iw < 33
+                       ? xs + ((size_t)ih * 33 + iw) * 64 : NULL;
+        }
+    for (int c = 0; c < 64; c += conv2d_3_dx_VC) {
+        conv2d_3_dx_vc d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                d[i][j] = cell[i][j] ? *(const conv2d_3_dx_vc *)(cell[i][j] + c) : (conv2d_3_dx_vc){0};
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+            float *vp = v + (size_t)i * 4 * stride + c;
+            *(conv2d_3_dx_vc *)vp = t[i][0] - t[i][2];
+            *(conv2d_3_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
+            *(conv2d_3_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
+            *(conv2d_3_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        }
     }
 }
 
-/* Adds to dbias the terms of sample s's output rows begin..end. */
-static void conv2d_3_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_3_dx_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
 {
-    for (size_t p = ((size_t)s * 33 + begin) * 33; p < ((size_t)s * 33 + end) * 33; p++)
-        for (int f = 0; f < 64; f++)
-            dbias[f] += dy[p * 64 + f];
+    for (int j = 0; j < conv2d_3_dx_FB; j++) {
+        const int f = f0 + j * conv2d_3_dx_VF;
+        conv2d_3_dx_vf q[4][4], t[2][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                q[a][b] = *(const conv2d_3_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_3_dx_VF);
+        for (int b = 0; b < 4; b++) {   /* A^T m */
+            t[0][b] = q[0][b] + q[1][b] + q[2][b];
+            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        }
+        const conv2d_3_dx_vf b0 = bias ? *(const conv2d_3_dx_vf *)(bias + f) : (conv2d_3_dx_vf){0};
+        for (int i = 0; i < 2 && 2 * ty + i < 35; i++) {   /* (A^T m) A */
+            float *yp = ys + ((size_t)(2 * ty + i) * 35 + 2 * tx) * 64 + f;
+            *(conv2d_3_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
+            if (2 * tx + 1 < 35)
+                *(conv2d_3_dx_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        }
+    }
 }
 
-/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
- * transposed so that the channels are contiguous, is made once per call into a
- * buffer of this layer (backward is not reentrant; the runtime calls it from one
- * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. A bias is trained only
- * with its kernel: outside that branch, GCC would follow the path where grads
- * is NULL to a bias at NULL + offset. */
+/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
+ * then for each block of filters the 16 products by register tiles into m,
+ * and their outputs. Inlined with rn a constant, so that the sums become
+ * registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_3_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int ty, int tx0, int rn)
+{
+    float v[16 * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
+    float m[16 * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_3_dx_input_tile(xs, ty, tx0 + r, v + (size_t)r * 64, (size_t)conv2d_3_dx_R * 64);
+    for (int f0 = 0; f0 < 64; f0 += conv2d_3_dx_FBLOCK) {
+        for (int xi = 0; xi < 16; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_3_dx_R * 64;
+            const float *up = u + (size_t)xi * 64 * 64 + f0;
+            conv2d_3_dx_vf acc[conv2d_3_dx_R][conv2d_3_dx_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_3_dx_FB; j++)
+                    acc[r][j] = (conv2d_3_dx_vf){0};
+            for (int c = 0; c < 64; c++) {
+                conv2d_3_dx_vf w[conv2d_3_dx_FB];
+                for (int j = 0; j < conv2d_3_dx_FB; j++)
+                    w[j] = *(const conv2d_3_dx_vf *)(up + (size_t)c * 64 + j * conv2d_3_dx_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 64 + c];
+                    for (int j = 0; j < conv2d_3_dx_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_3_dx_FB; j++)
+                    *(conv2d_3_dx_vf *)(m + ((size_t)xi * conv2d_3_dx_R + r) * conv2d_3_dx_FBLOCK + j * conv2d_3_dx_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_3_dx_output_tile(m + (size_t)r * conv2d_3_dx_FBLOCK, (size_t)conv2d_3_dx_R * conv2d_3_dx_FBLOCK, bias, ys,
+                             ty, tx0 + r, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+static void conv2d_3_dx_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum { BLOCKS = conv2d_3_dx_TW / conv2d_3_dx_R, REST = conv2d_3_dx_TW % conv2d_3_dx_R };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int ty = 0; ty < conv2d_3_dx_TH; ty++) {
+            const float *xs = x + (size_t)s * (33 * 33 * 64);
+            float *ys = y + (size_t)s * (35 * 35 * 64);
+            for (int b = 0; b < BLOCKS; b++)
+                conv2d_3_dx_tiles(xs, u, bias, ys, ty, b * conv2d_3_dx_R, conv2d_3_dx_R);
+            if (REST)
+                conv2d_3_dx_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_3_dx_R, REST);
+        }
+}
+/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+ * of a tile is A dY A^T, so the transformed kernel's gradient is
+ * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
+ * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * [64 x tiles] x [tiles x 64], and dkernel = G^T du G. The tiles of the
+ * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
+ * vectors are a register tile; an item is one block of CBK rows of du.
+ * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+enum {
+    conv2d_3_TILES = conv2d_3_fwd_TH * conv2d_3_fwd_TW, conv2d_3_CHUNK = 65,
+    conv2d_3_CBK = 64 % 6 == 0 ? 6 : 64 % 4 == 0 ? 4 : 64 % 5 == 0 ? 5
+             : 64 % 3 == 0 ? 3 : 64 % 2 == 0 ? 2 : 1,
+    conv2d_3_ITEMS = 16 * (64 / conv2d_3_CBK),   /* and one more: the bias */
+};
+
+/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
+ * outputs past the edge have no gradient. Product xi of filter f at
+ * q[xi * stride + f]. */
+static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
+                                float *restrict q, size_t stride)
+{
+    for (int f = 0; f < 64; f += conv2d_3_fwd_VF) {
+        conv2d_3_fwd_vf d[2][2], t[4][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const int oh = 2 * ty + i, ow = 2 * tx + j;
+                d[i][j] = oh < 33 && ow < 33
+                        ? *(const conv2d_3_fwd_vf *)(dys + ((size_t)oh * 33 + ow) * 64 + f)
+                        : (conv2d_3_fwd_vf){0};
+            }
+        for (int j = 0; j < 2; j++) {   /* A d */
+            t[0][j] = d[0][j];
+            t[1][j] = d[0][j] + d[1][j];
+            t[2][j] = d[0][j] - d[1][j];
+            t[3][j] = -d[1][j];
+        }
+        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
+            float *qp = q + (size_t)a * 4 * stride + f;
+            *(conv2d_3_fwd_vf *)qp = t[a][0];
+            *(conv2d_3_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
+            *(conv2d_3_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
+            *(conv2d_3_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        }
+    }
+}
+
+/* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
+static void conv2d_3_dkernel_item(const float *restrict v, const float *restrict q,
+                              float *restrict du, float *restrict dbias, int b, int tn)
+{
+    const int xi = b < conv2d_3_ITEMS ? b / (64 / conv2d_3_CBK) : 5;
+    const int c0 = b % (64 / conv2d_3_CBK) * conv2d_3_CBK;
+    const float *vp = v + (size_t)xi * conv2d_3_CHUNK * 64 + c0;
+    const float *qp = q + (size_t)xi * conv2d_3_CHUNK * 64;
+    if (b == conv2d_3_ITEMS) {
+        for (int t = 0; t < tn; t++)
+            for (int f = 0; f < 64; f++)
+                dbias[f] += qp[(size_t)t * 64 + f];
+        return;
+    }
+    for (int f0 = 0; f0 < 64; f0 += conv2d_3_fwd_FBLOCK) {
+        float *dp = du + ((size_t)xi * 64 + c0) * 64 + f0;
+        conv2d_3_fwd_vf acc[conv2d_3_CBK][conv2d_3_fwd_FB];
+        for (int i = 0; i < conv2d_3_CBK; i++)
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                acc[i][j] = *(const conv2d_3_fwd_vf *)(dp + (size_t)i * 64 + j * conv2d_3_fwd_VF);
+        for (int t = 0; t < tn; t++) {
+            conv2d_3_fwd_vf d[conv2d_3_fwd_FB];
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                d[j] = *(const conv2d_3_fwd_vf *)(qp + (size_t)t * 64 + f0 + j * conv2d_3_fwd_VF);
+            for (int i = 0; i < conv2d_3_CBK; i++)
+                for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                    acc[i][j] += vp[(size_t)t * 64 + i] * d[j];
+        }
+        for (int i = 0; i < conv2d_3_CBK; i++)
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                *(conv2d_3_fwd_vf *)(dp + (size_t)i * 64 + j * conv2d_3_fwd_VF) = acc[i][j];
+    }
+}
+
+/* dkernel = G^T du G for each channel and filter (inside a parallel region). */
+static void conv2d_3_dkernel_untransform(const float *restrict du, float *restrict dkernel)
+{
+    #pragma omp for schedule(static)
+    for (int c = 0; c < 64; c++)
+        for (int f = 0; f < 64; f++) {
+            float q[4][4], t[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    q[a][b] = du[((size_t)(a * 4 + b) * 64 + c) * 64 + f];
+            for (int b = 0; b < 4; b++) {   /* G^T du */
+                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
+                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
+                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            }
+            for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
+                float *dk = dkernel + ((size_t)kh * 3 * 64 + c) * 64 + f;
+                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
+                dk[(size_t)64 * 64] = 0.5f * (t[kh][1] - t[kh][2]);
+                dk[(size_t)2 * 64 * 64] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+            }
+        }
+}
+
+/* scratch: the transformed kernel for dx; then du and a chunk's v and q for
+ * dkernel. Every item sums its tiles in the batch's order whichever thread
+ * owns it, so the result does not depend on the number of threads. A bias is
+ * trained only with its kernel. */
 static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
 {
     if (dx) {
-        for (int k = 0; k < 3 * 3; k++)
-            for (int c = 0; c < 64; c++)
-                for (int f = 0; f < 64; f++)
-                    kt[((size_t)k * 64 + f) * 64 + c] = kernel[((size_t)k * 64 + c) * 64 + f];
-        enum { TILES = (conv2d_3_OW1 - conv2d_3_OW0) / conv2d_3_RC, REST = (conv2d_3_OW1 - conv2d_3_OW0) % conv2d_3_RC };
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * conv2d_3_OUT;
-            float *dxs = dx + (size_t)s * conv2d_3_IN;
-            memset(dxs, 0, conv2d_3_IN * sizeof *dxs);
-            for (int oh = 0; oh < 33; oh++) {
-                for (int ow = 0; ow < conv2d_3_OW0; ow++)
-                    conv2d_3_dx_tile(dys, kt, dxs, oh, ow, 1);
-                for (int t = 0; t < TILES; t++)
-                    conv2d_3_dx_tile(dys, kt, dxs, oh, conv2d_3_OW0 + t * conv2d_3_RC, conv2d_3_RC);
-                if (REST)
-                    conv2d_3_dx_tile(dys, kt, dxs, oh, conv2d_3_OW1 - REST, REST);
-                for (int ow = conv2d_3_OW1; ow < 33; ow++)
-                    conv2d_3_dx_tile(dys, kt, dxs, oh, ow, 1);
-            }
-        }
+        conv2d_3_transform_kernel(kernel, scratch, 1);
+        conv2d_3_dx_run(n, dy, scratch, NULL, dx);
     }
-    if (dkernel) {
-        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
-         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
-         * the same items in all of them (OpenMP's rule, hence nowait): it owns
-         * them. All threads walk the batch in steps of CHUNK output rows, which
-         * stay in the cache while each thread adds them to its items. */
-        enum { CHUNK = 33 * 64 >= 4096 ? 1 : 4096 / (33 * 64) };
-        #pragma omp parallel
-        {
-            #pragma omp for schedule(static) nowait
-            for (int b = 0; b <= conv2d_3_DKB; b++)
-                if (b < conv2d_3_DKB)
-                    memset(dkernel + (size_t)b * conv2d_3_CBK * 64, 0, conv2d_3_CBK * 64 * sizeof *dkernel);
-                else if (dbias)
-                    memset(dbias, 0, 64 * sizeof *dbias);
-            for (int s = 0; s < n; s++)
-                for (int oh = 0; oh < 33; oh += CHUNK) {
-                    const int end = oh + CHUNK < 33 ? oh + CHUNK : 33;
-                    #pragma omp for schedule(static) nowait
-                    for (int b = 0; b <= conv2d_3_DKB; b++)
-                        if (b < conv2d_3_DKB)
-                            conv2d_3_dkernel_rows(x, dy, dkernel, b, s, oh, end);
-                        else if (dbias)
-                            conv2d_3_dbias_rows(dy, dbias, s, oh, end);
-                }
+    if (!dkernel)
+        return;
+    float *du = scratch, *v = du + (size_t)16 * 64 * 64, *q = v + (size_t)16 * conv2d_3_CHUNK * 64;
+    const long tiles = (long)n * conv2d_3_TILES;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (size_t i = 0; i < (size_t)16 * 64 * 64; i++)
+            du[i] = 0;
+        #pragma omp single
+        if (dbias)
+            memset(dbias, 0, 64 * sizeof *dbias);
+        for (long g0 = 0; g0 < tiles; g0 += conv2d_3_CHUNK) {
+            const int tn = tiles - g0 < conv2d_3_CHUNK ? (int)(tiles - g0) : conv2d_3_CHUNK;
+            #pragma omp for schedule(static)
+            for (int t = 0; t < tn; t++) {
+                const int s = (int)((g0 + t) / conv2d_3_TILES), tile = (int)((g0 + t) % conv2d_3_TILES);
+                const int ty = tile / conv2d_3_fwd_TW, tx = tile % conv2d_3_fwd_TW;
+                conv2d_3_fwd_input_tile(x + (size_t)s * 78400, ty, tx, v + (size_t)t * 64,
+                                    (size_t)conv2d_3_CHUNK * 64);
+                conv2d_3_dy_tile(dy + (size_t)s * 69696, ty, tx, q + (size_t)t * 64,
+                             (size_t)conv2d_3_CHUNK * 64);
+            }
+            #pragma omp for schedule(static)
+            for (int b = 0; b <= conv2d_3_ITEMS; b++)
+                if (b < conv2d_3_ITEMS || dbias)
+                    conv2d_3_dkernel_item(v, q, du, dbias, b, tn);
         }
+        conv2d_3_dkernel_untransform(du, dkernel);
     }
 }
 
@@ -2143,19 +2839,19 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* conv2d_1: Conv2D, line 12 */
-    conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out));
+    conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out), SCRATCH);
     /* conv2d_1: relu, line 12 */
     conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_forward(n, W(conv2d_1_out), W(max_pooling2d_1_out));
     /* conv2d_2: Conv2D, line 14 */
-    conv2d_2_forward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), P(conv2d_2_bias), W(conv2d_2_out));
+    conv2d_2_forward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), P(conv2d_2_bias), W(conv2d_2_out), SCRATCH);
     /* conv2d_2: relu, line 14 */
     conv2d_2_relu_forward(n, W(conv2d_2_out), W(conv2d_2_out));
     /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_forward(n, W(conv2d_2_out), W(max_pooling2d_2_out));
     /* conv2d_3: Conv2D, line 16 */
-    conv2d_3_forward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), P(conv2d_3_bias), W(conv2d_3_out));
+    conv2d_3_forward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), P(conv2d_3_bias), W(conv2d_3_out), SCRATCH);
     /* conv2d_3: relu, line 16 */
     conv2d_3_relu_forward(n, W(conv2d_3_out), W(conv2d_3_out));
     /* max_pooling2d_3: MaxPooling2D, line 17 */

@@ -573,6 +573,85 @@ static void batchnorm_frozen_image(void **state)
     expect_values(r.out, "moving", (const double[]){0.5, -2, 3.999, 0.249}, 4);
 }
 
+/* ---- Winograd ------------------------------------------------------------------------------ */
+
+/* Two 3x3 stride-1 convolutions, same padding on odd sizes then valid, that
+ * NNCC_WINOGRAD=always runs by Winograd's algorithm (compiler/layer_conv.c) and
+ * =never directly; tanh between them, smooth for gradcheck. Four samples of
+ * 7x5x3 values in [-1, 1] and two targets each. */
+static void write_winograd_model(const char *name)
+{
+    char yaml[16384];
+    int len = snprintf(yaml, sizeof yaml,
+                       "name: %s\ninput_shape: [7, 5, 3]\nlayers:\n"
+                       "  - Conv2D: {filters: 8, kernel_size: 3, padding: same, activation: tanh}\n"
+                       "  - Conv2D: {filters: 4, kernel_size: 3, activation: tanh}\n"
+                       "  - Flatten\n  - Dense: {units: 2}\n"
+                       "compile: {optimizer: {name: adam, learning_rate: 0.01}, loss: mse}\n"
+                       "fit: {epochs: 3, batch_size: 4}\n"
+                       "data:\n  train:\n    format: inline\n    x:\n", name);
+    for (int s = 0; s < 4; s++) {
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "      - [");
+        for (int i = 0; i < 7 * 5 * 3; i++)
+            len += snprintf(yaml + len, sizeof yaml - (size_t)len, "%s%.2f", i ? ", " : "",
+                            ((i * (s + 3) + s) % 9) / 4.0 - 1.0);
+        len += snprintf(yaml + len, sizeof yaml - (size_t)len, "]\n");
+    }
+    snprintf(yaml + len, sizeof yaml - (size_t)len,
+             "    y: [[0.5, -0.5], [-0.3, 0.2], [0.1, 0.6], [-0.6, -0.1]]\n");
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.yaml", scratch, name);
+    write_text(path, yaml);
+}
+
+/* How many layers of the generated C in the scratch folder run Winograd's steps. */
+static int winograd_layers(const char *name)
+{
+    char c_file[64];
+    snprintf(c_file, sizeof c_file, "%s.c", name);
+    FILE *f = fopen(in_scratch(c_file), "r");
+    assert_non_null(f);
+    char line[512];
+    int count = 0;
+    while (fgets(line, sizeof line, f))
+        count += strstr(line, "), Winograd F(2x2, 3x3), ") != NULL;
+    fclose(f);
+    return count;
+}
+
+static void conv_winograd_forced(void **state)
+{
+    (void)state;
+    RunResult r;
+    setenv("NNCC_WINOGRAD", "never", 1);
+    write_winograd_model("direct");
+    build_file(in_scratch("direct.yaml"), "direct");
+    assert_int_equal(winograd_layers("direct"), 0);
+
+    setenv("NNCC_WINOGRAD", "always", 1);
+    write_winograd_model("wino");
+    char trainer[600];
+    snprintf(trainer, sizeof trainer, "%s", build_file(in_scratch("wino.yaml"), "wino"));
+    assert_int_equal(winograd_layers("wino"), 2);
+    run_cmd(&r, "%s gradcheck", trainer);
+    if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
+        fail_msg("gradcheck:\n%s", r.out);
+    /* No sum is split between threads: the weights come out the same bits. */
+    run_cmd(&r, "%s train --threads 1 --quiet --save %s && %s train --threads 2 --quiet --save %s"
+                " && %s train --threads 3 --quiet --save %s && cmp %s %s && cmp %s %s",
+            trainer, in_scratch("one.npz"), trainer, in_scratch("two.npz"), trainer,
+            in_scratch("three.npz"), in_scratch("one.npz"), in_scratch("two.npz"),
+            in_scratch("one.npz"), in_scratch("three.npz"));
+    if (r.status != 0)
+        fail_msg("1, 2 and 3 threads:\n%s", r.out);
+
+    setenv("NNCC_WINOGRAD", "sometimes", 1);
+    run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("wino.yaml"));
+    assert_int_not_equal(r.status, 0);
+    assert_output_contains(&r, "NNCC_WINOGRAD is 'sometimes'; supported: auto, always, never");
+    unsetenv("NNCC_WINOGRAD");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +669,7 @@ int main(void)
         cmocka_unit_test(batchnorm_vector_training),
         cmocka_unit_test(batchnorm_inference),
         cmocka_unit_test(batchnorm_frozen_image),
+        cmocka_unit_test_setup_teardown(conv_winograd_forced, scratch_setup, scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,11 @@
  * fails if it starts to agree (so that the list is kept true).
  *
  * REF_ONLY=NAME (a shell pattern, e.g. 'conv_*') runs only the fixtures it matches.
+ *
+ * The Conv2D fixtures (conv_*, not conv_transpose_*) run three times: as nncc's
+ * cost rule chooses between the direct convolution and Winograd's, and with
+ * NNCC_WINOGRAD=always and =never, so that both stay checked on every shape
+ * that Winograd applies to (3x3, stride 1; same and valid padding, odd sizes).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +47,8 @@ typedef struct {
     char name[96];
     char npz[256];
     bool layer;            /* has x: the driver needs the feed layer's offsets */
+    const char *winograd;  /* NNCC_WINOGRAD for nncc: auto, always, never */
+    char test_name[128];
 } Fixture;
 
 /* The reason nncc is known to disagree on this fixture, or NULL. */
@@ -81,7 +88,8 @@ static void print_lines(const char *out, const char *const *prefixes)
 static void build_driver(const Fixture *fx, const char *dir)
 {
     RunResult r;
-    run_cmd(&r, "%s %s/%s.yaml --no-main -o %s/m.c", nncc_path(), REF_DIR, fx->name, dir);
+    run_cmd(&r, "NNCC_WINOGRAD=%s %s %s/%s.yaml --no-main -o %s/m.c", fx->winograd, nncc_path(),
+            REF_DIR, fx->name, dir);
     if (r.status != 0)
         fail_msg("nncc %s/%s.yaml failed:\n%s", REF_DIR, fx->name, r.out);
     bool sanitize = strcmp(san(), "1") == 0;
@@ -183,9 +191,10 @@ int main(void)
         return cmocka_run_group_tests(none, NULL, NULL);
     }
     const char *only = getenv("REF_ONLY");
+    static const char *const winograd[] = {"auto", "always", "never"};
     size_t count = 0;
-    Fixture *fixtures = calloc(g.gl_pathc, sizeof *fixtures);
-    struct CMUnitTest *tests = calloc(g.gl_pathc, sizeof *tests);
+    Fixture *fixtures = calloc(3 * g.gl_pathc, sizeof *fixtures);
+    struct CMUnitTest *tests = calloc(3 * g.gl_pathc, sizeof *tests);
     assert_non_null(fixtures);
     assert_non_null(tests);
     for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -201,8 +210,19 @@ int main(void)
             fx->layer = nn_npz_find(arrays, n, "x") != NULL;
             nn_npz_free(arrays, n);
         }
-        tests[count++] = (struct CMUnitTest){.name = fx->name, .test_func = check_fixture,
-                                             .initial_state = fx};
+        bool conv2d = strncmp(fx->name, "conv_", 5) == 0 &&
+                      strncmp(fx->name, "conv_transpose_", 15) != 0;
+        for (int w = 0; w < (conv2d ? 3 : 1); w++) {
+            Fixture *run = &fixtures[count];
+            if (w)
+                *run = *fx;
+            run->winograd = winograd[w];
+            snprintf(run->test_name, sizeof run->test_name, "%s%s%s", run->name,
+                     w ? " NNCC_WINOGRAD=" : "", w ? winograd[w] : "");
+            tests[count++] = (struct CMUnitTest){.name = run->test_name,
+                                                 .test_func = check_fixture,
+                                                 .initial_state = run};
+        }
     }
     globfree(&g);
     int failed = _cmocka_run_group_tests("test_ref", tests, count, NULL, NULL);
