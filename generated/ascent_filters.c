@@ -137,22 +137,26 @@ static inline float nn_tanh_inline(float z)
  * rows and columns inside the image; the positions at the left and right edges,
  * whose ranges differ, go one at a time. The activation is a separate op.
  *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 3), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * Sizes: VF floats per filter vector (the largest power of two up to
+ * NN_VEC_FLOATS that divides 3), FB vectors per tile, R positions per tile
+ * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
+ * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
+ * VC, CB, RC the same for channels (dx).
  * OW0..OW1: the output columns whose window lies inside the image's width;
  * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     filters_IN = 262144, filters_OUT = 780300,
     filters_EH = (3 - 1) * 1 + 1, filters_EW = (3 - 1) * 1 + 1,
-    filters_VF = 3 % 16 == 0 ? 16 : 3 % 8 == 0 ? 8 : 3 % 4 == 0 ? 4 : 3 % 2 == 0 ? 2 : 1,
-    filters_FB = 3 / filters_VF % 4 == 0 ? 4 : 3 / filters_VF % 3 == 0 ? 3
-            : 3 / filters_VF % 2 == 0 ? 2 : 1,
-    filters_R = filters_FB == 4 ? 6 : filters_FB == 3 ? 8 : 12,
-    filters_VC = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
-    filters_CB = 1 / filters_VC % 4 == 0 ? 4 : 1 / filters_VC % 3 == 0 ? 3
-            : 1 / filters_VC % 2 == 0 ? 2 : 1,
-    filters_RC = filters_CB == 4 ? 6 : filters_CB == 3 ? 8 : 12,
+    filters_VF = 3 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 3 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 3 % 4 == 0 ? 4 : 3 % 2 == 0 ? 2 : 1,
+    filters_FB = NN_VEC_REGS >= 32 && 3 / filters_VF % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 3 / filters_VF % 3 == 0 ? 3 : 3 / filters_VF % 2 == 0 ? 2 : 1,
+    filters_R = filters_FB == 4 ? 6 : filters_FB == 3 ? 8 : filters_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
+    filters_VC = 1 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 1 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    filters_CB = NN_VEC_REGS >= 32 && 1 / filters_VC % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 1 / filters_VC % 3 == 0 ? 3 : 1 / filters_VC % 2 == 0 ? 2 : 1,
+    filters_RC = filters_CB == 4 ? 6 : filters_CB == 3 ? 8 : filters_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
     filters_OW0 = (0 + 1 - 1) / 1,
     filters_OW1 = 512 + 0 - filters_EW < 0 ? filters_OW0
              : (512 + 0 - filters_EW) / 1 + 1 < filters_OW0 ? filters_OW0

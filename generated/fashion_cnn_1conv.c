@@ -137,22 +137,26 @@ static inline float nn_tanh_inline(float z)
  * rows and columns inside the image; the positions at the left and right edges,
  * whose ranges differ, go one at a time. The activation is a separate op.
  *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 64), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * Sizes: VF floats per filter vector (the largest power of two up to
+ * NN_VEC_FLOATS that divides 64), FB vectors per tile, R positions per tile
+ * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
+ * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
+ * VC, CB, RC the same for channels (dx).
  * OW0..OW1: the output columns whose window lies inside the image's width;
  * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_IN = 784, conv2d_OUT = 43264,
     conv2d_EH = (3 - 1) * 1 + 1, conv2d_EW = (3 - 1) * 1 + 1,
-    conv2d_VF = 64 % 16 == 0 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_FB = 64 / conv2d_VF % 4 == 0 ? 4 : 64 / conv2d_VF % 3 == 0 ? 3
-            : 64 / conv2d_VF % 2 == 0 ? 2 : 1,
-    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : 12,
-    conv2d_VC = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
-    conv2d_CB = 1 / conv2d_VC % 4 == 0 ? 4 : 1 / conv2d_VC % 3 == 0 ? 3
-            : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
-    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
+    conv2d_VF = 64 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 64 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 64 % 4 == 0 ? 4 : 64 % 2 == 0 ? 2 : 1,
+    conv2d_FB = NN_VEC_REGS >= 32 && 64 / conv2d_VF % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 64 / conv2d_VF % 3 == 0 ? 3 : 64 / conv2d_VF % 2 == 0 ? 2 : 1,
+    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : conv2d_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
+    conv2d_VC = 1 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 1 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    conv2d_CB = NN_VEC_REGS >= 32 && 1 / conv2d_VC % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 1 / conv2d_VC % 3 == 0 ? 3 : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
+    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : conv2d_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
     conv2d_OW0 = (0 + 1 - 1) / 1,
     conv2d_OW1 = 28 + 0 - conv2d_EW < 0 ? conv2d_OW0
              : (28 + 0 - conv2d_EW) / 1 + 1 < conv2d_OW0 ? conv2d_OW0

@@ -137,22 +137,26 @@ static inline float nn_tanh_inline(float z)
  * rows and columns inside the image; the positions at the left and right edges,
  * whose ranges differ, go one at a time. The activation is a separate op.
  *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 16), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * Sizes: VF floats per filter vector (the largest power of two up to
+ * NN_VEC_FLOATS that divides 16), FB vectors per tile, R positions per tile
+ * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
+ * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
+ * VC, CB, RC the same for channels (dx).
  * OW0..OW1: the output columns whose window lies inside the image's width;
  * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_IN = 784, conv2d_OUT = 12544,
     conv2d_EH = (3 - 1) * 1 + 1, conv2d_EW = (3 - 1) * 1 + 1,
-    conv2d_VF = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_FB = 16 / conv2d_VF % 4 == 0 ? 4 : 16 / conv2d_VF % 3 == 0 ? 3
-            : 16 / conv2d_VF % 2 == 0 ? 2 : 1,
-    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : 12,
-    conv2d_VC = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
-    conv2d_CB = 1 / conv2d_VC % 4 == 0 ? 4 : 1 / conv2d_VC % 3 == 0 ? 3
-            : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
-    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : 12,
+    conv2d_VF = 16 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 16 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_FB = NN_VEC_REGS >= 32 && 16 / conv2d_VF % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 16 / conv2d_VF % 3 == 0 ? 3 : 16 / conv2d_VF % 2 == 0 ? 2 : 1,
+    conv2d_R = conv2d_FB == 4 ? 6 : conv2d_FB == 3 ? 8 : conv2d_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
+    conv2d_VC = 1 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 1 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    conv2d_CB = NN_VEC_REGS >= 32 && 1 / conv2d_VC % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 1 / conv2d_VC % 3 == 0 ? 3 : 1 / conv2d_VC % 2 == 0 ? 2 : 1,
+    conv2d_RC = conv2d_CB == 4 ? 6 : conv2d_CB == 3 ? 8 : conv2d_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
     conv2d_OW0 = (1 + 1 - 1) / 1,
     conv2d_OW1 = 28 + 1 - conv2d_EW < 0 ? conv2d_OW0
              : (28 + 1 - conv2d_EW) / 1 + 1 < conv2d_OW0 ? conv2d_OW0
@@ -516,22 +520,26 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * rows and columns inside the image; the positions at the left and right edges,
  * whose ranges differ, go one at a time. The activation is a separate op.
  *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 8), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * Sizes: VF floats per filter vector (the largest power of two up to
+ * NN_VEC_FLOATS that divides 8), FB vectors per tile, R positions per tile
+ * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
+ * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
+ * VC, CB, RC the same for channels (dx).
  * OW0..OW1: the output columns whose window lies inside the image's width;
  * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_1_IN = 3136, conv2d_1_OUT = 1568,
     conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
-    conv2d_1_VF = 8 % 16 == 0 ? 16 : 8 % 8 == 0 ? 8 : 8 % 4 == 0 ? 4 : 8 % 2 == 0 ? 2 : 1,
-    conv2d_1_FB = 8 / conv2d_1_VF % 4 == 0 ? 4 : 8 / conv2d_1_VF % 3 == 0 ? 3
-            : 8 / conv2d_1_VF % 2 == 0 ? 2 : 1,
-    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : 12,
-    conv2d_1_VC = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_CB = 16 / conv2d_1_VC % 4 == 0 ? 4 : 16 / conv2d_1_VC % 3 == 0 ? 3
-            : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
-    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : 12,
+    conv2d_1_VF = 8 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 8 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 8 % 4 == 0 ? 4 : 8 % 2 == 0 ? 2 : 1,
+    conv2d_1_FB = NN_VEC_REGS >= 32 && 8 / conv2d_1_VF % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 8 / conv2d_1_VF % 3 == 0 ? 3 : 8 / conv2d_1_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : conv2d_1_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
+    conv2d_1_VC = 16 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 16 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_CB = NN_VEC_REGS >= 32 && 16 / conv2d_1_VC % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 16 / conv2d_1_VC % 3 == 0 ? 3 : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
+    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : conv2d_1_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
     conv2d_1_OW0 = (1 + 1 - 1) / 1,
     conv2d_1_OW1 = 14 + 1 - conv2d_1_EW < 0 ? conv2d_1_OW0
              : (14 + 1 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
@@ -1219,22 +1227,26 @@ static void conv2d_transpose_1_relu_backward(int n, const float *z, const float 
  * rows and columns inside the image; the positions at the left and right edges,
  * whose ranges differ, go one at a time. The activation is a separate op.
  *
- * Sizes: VF floats per filter vector (the largest power of two up to 16 that
- * divides 1), FB vectors per tile, R positions per tile (FB x R sums fit in
- * the 32 vector registers of AVX-512); VC, CB, RC the same for channels (dx).
+ * Sizes: VF floats per filter vector (the largest power of two up to
+ * NN_VEC_FLOATS that divides 1), FB vectors per tile, R positions per tile
+ * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
+ * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
+ * VC, CB, RC the same for channels (dx).
  * OW0..OW1: the output columns whose window lies inside the image's width;
  * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
 enum {
     conv2d_2_IN = 12544, conv2d_2_OUT = 784,
     conv2d_2_EH = (3 - 1) * 1 + 1, conv2d_2_EW = (3 - 1) * 1 + 1,
-    conv2d_2_VF = 1 % 16 == 0 ? 16 : 1 % 8 == 0 ? 8 : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
-    conv2d_2_FB = 1 / conv2d_2_VF % 4 == 0 ? 4 : 1 / conv2d_2_VF % 3 == 0 ? 3
-            : 1 / conv2d_2_VF % 2 == 0 ? 2 : 1,
-    conv2d_2_R = conv2d_2_FB == 4 ? 6 : conv2d_2_FB == 3 ? 8 : 12,
-    conv2d_2_VC = 16 % 16 == 0 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_2_CB = 16 / conv2d_2_VC % 4 == 0 ? 4 : 16 / conv2d_2_VC % 3 == 0 ? 3
-            : 16 / conv2d_2_VC % 2 == 0 ? 2 : 1,
-    conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : 12,
+    conv2d_2_VF = 1 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 1 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 1 % 4 == 0 ? 4 : 1 % 2 == 0 ? 2 : 1,
+    conv2d_2_FB = NN_VEC_REGS >= 32 && 1 / conv2d_2_VF % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 1 / conv2d_2_VF % 3 == 0 ? 3 : 1 / conv2d_2_VF % 2 == 0 ? 2 : 1,
+    conv2d_2_R = conv2d_2_FB == 4 ? 6 : conv2d_2_FB == 3 ? 8 : conv2d_2_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
+    conv2d_2_VC = 16 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 16 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
+            : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_2_CB = NN_VEC_REGS >= 32 && 16 / conv2d_2_VC % 4 == 0 ? 4
+            : NN_VEC_REGS >= 32 && 16 / conv2d_2_VC % 3 == 0 ? 3 : 16 / conv2d_2_VC % 2 == 0 ? 2 : 1,
+    conv2d_2_RC = conv2d_2_CB == 4 ? 6 : conv2d_2_CB == 3 ? 8 : conv2d_2_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
     conv2d_2_OW0 = (1 + 1 - 1) / 1,
     conv2d_2_OW1 = 28 + 1 - conv2d_2_EW < 0 ? conv2d_2_OW0
              : (28 + 1 - conv2d_2_EW) / 1 + 1 < conv2d_2_OW0 ? conv2d_2_OW0
