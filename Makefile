@@ -5,6 +5,7 @@
 #   make fixtures     regenerate tests/ref/ (the PyTorch reference fixtures; needs torch)
 #   make trainer MODEL=path/to/my.yaml [OUT=dir]
 #   make bench        nncc against PyTorch on this machine
+#   make fuzz         fuzz every file reader (FUZZ_SECONDS=N each; docs/fuzzing.md)
 #   make install PREFIX=/usr/local
 
 PREFIX  ?= /usr/local
