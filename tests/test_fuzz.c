@@ -7,7 +7,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+static char scratch[64];
+
 #include "testutil.h"
+#include "rt.h"
 
 #include <dirent.h>
 
@@ -43,10 +47,43 @@ static void test_every_regression_replays(void **state)
     assert_true(harnesses > 0);
 }
 
+/* What fuzz_image found: a JPEG whose Huffman table (DHT) declares 257 codes,
+ * which stb_image 2.27 would write past its tables. The harness's input is
+ * two settings bytes and then the file. */
+static void test_jpeg_with_a_huffman_table_of_257_codes_is_refused(void **state)
+{
+    (void)state;
+    make_scratch(scratch, sizeof scratch);
+    FILE *in = fopen(REGRESSIONS "/image/jpeg-huffman-table-of-257-codes", "rb");
+    assert_non_null(in);
+    static char bytes[1 << 16];
+    size_t len = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    assert_true(len > 2 && (unsigned char)bytes[2] == 0xFF && (unsigned char)bytes[3] == 0xD8);
+    char path[128];
+    snprintf(path, sizeof path, "%s/bad.jpg", scratch);
+    FILE *out = fopen(path, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(bytes + 2, 1, len - 2, out), len - 2);
+    fclose(out);
+
+    uint8_t px[4 * 4 * 3];
+    capture_stderr();
+    assert_int_equal(nn_load_image_file(path, 4, 4, 3, px), -1);
+    char expected[256];
+    snprintf(expected, sizeof expected,
+             "%s: error: cannot decode image: a JPEG Huffman table of more than 256 codes\n", path);
+    assert_string_equal(captured(), expected);
+    int h, w;
+    assert_int_equal(nn_image_file_size(path, &h, &w), -1);
+    rm_tree(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_regression_replays),
+        cmocka_unit_test(test_jpeg_with_a_huffman_table_of_257_codes_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
