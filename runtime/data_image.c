@@ -125,10 +125,21 @@ static bool huffman_tables_fit(FILE *f, long len)
     return true;
 }
 
+/* stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then SOI (0xD8). */
+static bool starts_as_jpeg(FILE *f)
+{
+    int c = fgetc(f);
+    if (c != 0xFF)
+        return false;
+    while ((c = fgetc(f)) == 0xFF)
+        ;
+    return c == 0xD8;
+}
+
 static bool jpeg_tables_fit(FILE *f)
 {
     bool fit = true;
-    if (get16(f) == 0xFFD8) {
+    if (starts_as_jpeg(f)) {
         for (int c = fgetc(f); fit && c != EOF; c = fgetc(f)) {
             if (c != 0xFF)
                 continue;
