@@ -3,7 +3,7 @@
  * and for its model_config attribute (what nncc reads from a model.h5).
  *
  * libhdf5 1.10.8 loses memory of its own on some broken files (a leak whose
- * every frame is inside libhdf5, tests/fuzz/findings-limits/h5/): such leaks
+ * every frame is inside libhdf5, tests/fuzz/findings-libraries/h5/): such leaks
  * are not reported, so that the fuzzer goes on looking for h5.c's. */
 #include "fuzz.h"
 #include "h5.h"
