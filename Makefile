@@ -5,6 +5,7 @@
 #   make fixtures     regenerate tests/ref/ (the PyTorch reference fixtures; needs torch)
 #   make trainer MODEL=path/to/my.yaml [OUT=dir]
 #   make bench        nncc against PyTorch on this machine
+#   make fuzz         fuzz every file reader (FUZZ_SECONDS=N each; docs/fuzzing.md)
 #   make install PREFIX=/usr/local
 
 PREFIX  ?= /usr/local
@@ -76,7 +77,7 @@ TEST_SRC     := $(wildcard tests/test_*.c)
 TESTS        := $(TEST_SRC:tests/%.c=$(RB)/tests/%)
 LIBNNRT      := $(RB)/libnnrt.a
 
-.PHONY: all deps test-deps run test fixtures trainer bench install clean FORCE
+.PHONY: all deps test-deps run test fixtures trainer bench install clean fuzz FORCE
 .SECONDARY:
 
 all: deps nncc $(LIBNNRT) $(TRAINERS)
@@ -169,6 +170,64 @@ $(RB)/tests/%: tests/%.c tests/testutil.h $(filter-out $(B)/compiler/main.o,$(CO
 
 test: test-deps $(NNCC) $(LIBNNRT) $(if $(filter 1,$(SAN)),,$(TRAINERS)) $(TESTS)
 	@NNCC=./$(NNCC) NNCC_BUILD=$(RB) SAN=$(SAN) tools/run-tests $(TESTS)
+
+# ---- fuzzing (docs/fuzzing.md) --------------------------------------------------------
+# make test replays every input under tests/fuzz/regressions/HARNESS/ through its
+# harness, linked with tests/fuzz/replay.c instead of libFuzzer (tests/test_fuzz.c).
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS := $(FUZZERS:%=$(B)/fuzz/replay_%)
+
+$(B)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(STB_CFLAGS) -Iruntime -Icompiler -o $@ $< tests/fuzz/replay.c \
+	  $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ)) $(LIBNNRT) $(RT_LIBS) -ldl
+
+$(B)/tests/test_fuzz: $(REPLAYS)
+
+# make fuzz [FUZZ_SECONDS=N] [FUZZERS="csv npz"]: every harness with libFuzzer under
+# ASan and UBSan, one after the other, N seconds each, niced; the corpora stay in
+# build/fuzz/corpus/ so that the next run goes on where this one stopped.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(WARN) -Wno-missing-field-initializers -Wno-pass-failed -O1 -g -fno-omit-frame-pointer -fopenmp \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined $(STB_CFLAGS)
+FUZZ_RT_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(FUZZ_DIR)/obj/runtime/%.o)
+FUZZ_CC_OBJ  := $(filter-out $(FUZZ_DIR)/obj/compiler/main.o,$(COMPILER_SRC:compiler/%.c=$(FUZZ_DIR)/obj/compiler/%.o)) \
+                $(FUZZ_DIR)/obj/compiler/templates.o
+FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
+
+$(FUZZ_DIR)/obj/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(HDF5_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/compiler/%.o: compiler/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iruntime -c -o $@ $<
+
+$(FUZZ_DIR)/obj/compiler/templates.o: build/compiler/templates.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/stb_image.o: tests/fuzz/stb_image.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -w -c -o $@ $<
+
+# Archives, so that a harness links (and libFuzzer counts the edges of) only what it calls.
+$(FUZZ_DIR)/libcompiler.a: $(FUZZ_CC_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/libnnrt.a: $(FUZZ_RT_OBJ) $(FUZZ_DIR)/obj/stb_image.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libcompiler.a $(FUZZ_DIR)/libnnrt.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iruntime -Icompiler -o $@ $< \
+	  $(FUZZ_DIR)/libcompiler.a $(FUZZ_DIR)/libnnrt.a $(RT_LIBS) -ldl
+
+fuzz: deps $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz $(FUZZERS)
 
 # The reference fixtures that tests/test_ref.c checks against: PyTorch and numpy,
 # Debian's, so /usr/bin/python3, not whatever python3 is first on PATH. They are

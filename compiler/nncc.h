@@ -44,6 +44,8 @@ struct Node {
 /* Reads FILE (YAML, and so JSON too). Aliases are resolved; a document that
  * would expand to more than a sane number of nodes is refused. */
 Node *yaml_load(const char *path);
+/* Frees every loaded node, for a program that loads many files (tests/fuzz/). */
+void yaml_release(void);
 
 /* ---- diag.c ------------------------------------------------------------------- */
 

@@ -463,3 +463,20 @@ Node *yaml_load(const char *path)
     L.text = NULL;
     return root;
 }
+
+/* Frees every node and what a load left behind, even one that error_at()
+ * ended halfway: for a program that loads many files in one process (the
+ * fuzzing harness, tests/fuzz/fuzz_model.c); nncc itself loads one and exits. */
+void yaml_release(void)
+{
+    if (L.have_event)
+        yaml_event_delete(&L.event);
+    yaml_parser_delete(&L.parser);
+    free(L.text);
+    memset(&L, 0, sizeof L);
+    while (arena) {
+        Block *next = arena->next;
+        free(arena);
+        arena = next;
+    }
+}

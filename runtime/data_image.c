@@ -101,6 +101,75 @@ static void resize_convert(const uint8_t *src, int sh, int sw, int comp, uint8_t
     free(xs);
 }
 
+/* stb_image 2.27 (Debian 12's libstb) does not check that a JPEG Huffman
+ * table declares at most 256 codes, and one that declares more makes it write
+ * past its tables (stb 2.28 refuses it: "bad DHT header"). So such a file is
+ * refused before stb reads it. This walks the JPEG's markers as stb does: a
+ * segment's length skips its bytes; between segments (a scan's coded data),
+ * 0xFF 0x00 and the restart markers are data. Leaves f at its start. */
+static int get16(FILE *f)
+{
+    int hi = fgetc(f), lo = fgetc(f);
+    return hi == EOF || lo == EOF ? -1 : hi << 8 | lo;
+}
+
+static bool huffman_tables_fit(FILE *f, long len)
+{
+    while (len > 0) {
+        int n = 0;
+        if (fgetc(f) == EOF)
+            return true;                 /* truncated: stb says so */
+        for (int i = 0; i < 16; i++) {
+            int count = fgetc(f);
+            n += count == EOF ? 0 : count;    /* stb reads zeros past the end */
+        }
+        if (n > 256)
+            return false;
+        if (fseek(f, n, SEEK_CUR) != 0)
+            return true;
+        len -= 17 + n;
+    }
+    return true;
+}
+
+/* stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then SOI (0xD8). */
+static bool starts_as_jpeg(FILE *f)
+{
+    int c = fgetc(f);
+    if (c != 0xFF)
+        return false;
+    while ((c = fgetc(f)) == 0xFF)
+        ;
+    return c == 0xD8;
+}
+
+static bool jpeg_tables_fit(FILE *f)
+{
+    bool fit = true;
+    if (starts_as_jpeg(f)) {
+        for (int c = fgetc(f); fit && c != EOF; c = fgetc(f)) {
+            if (c != 0xFF)
+                continue;
+            while ((c = fgetc(f)) == 0xFF)
+                ;
+            if (c == EOF || c == 0xD9)
+                break;
+            if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD7))
+                continue;
+            long len = get16(f) - 2;
+            if (len < 0)
+                break;
+            long start = ftell(f);
+            if (c == 0xC4)
+                fit = huffman_tables_fit(f, len);
+            if (fseek(f, start + len, SEEK_SET) != 0)
+                break;
+        }
+    }
+    rewind(f);
+    return fit;
+}
+
 /* Decodes path into out (h x w x channels bytes). On failure writes the
  * reason into why and returns -1 without printing: the folder loader runs
  * this on many threads and reports in file order afterwards. stb_image 2.27
@@ -115,7 +184,9 @@ static int decode_image(const char *path, int h, int w, int channels, uint8_t *o
     }
     int sw, sh, comp, rc = -1;
     uint8_t *px = NULL;
-    if (!stbi_info_from_file(f, &sw, &sh, &comp))
+    if (!jpeg_tables_fit(f))
+        snprintf(why, why_len, "cannot decode image: a JPEG Huffman table of more than 256 codes");
+    else if (!stbi_info_from_file(f, &sw, &sh, &comp))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
     else if (sw <= 0 || sh <= 0)
         snprintf(why, why_len, "cannot decode image: it says it is %d x %d pixels", sw, sh);
@@ -156,8 +227,12 @@ int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *ou
 
 int nn_image_file_size(const char *path, int *h, int *w)
 {
-    int comp;
-    return stbi_info(path, w, h, &comp) ? 0 : -1;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int comp, ok = jpeg_tables_fit(f) && stbi_info_from_file(f, w, h, &comp);
+    fclose(f);
+    return ok ? 0 : -1;
 }
 
 /* ---- a folder of class folders -------------------------------------------- */
