@@ -270,13 +270,9 @@ static int parse_descr(const char *descr, const Origin *o, Dtype *t)
 }
 
 /* Element k of little-endian data as a float or as an integer. */
-static float load_float(const uint8_t *p, Dtype t)
+/* float64, rounded: float32 data is read straight into place (read_npy_data). */
+static float load_float64(const uint8_t *p)
 {
-    if (t.itemsize == 4) {
-        float f;
-        memcpy(&f, p, 4);
-        return f;
-    }
     double d;
     memcpy(&d, p, 8);
     return (float)d;
@@ -475,7 +471,7 @@ static int read_npy_data(Source *s, Dtype t, size_t count, nn_array *a)
         for (size_t j = 0; j < n; j++) {
             const uint8_t *p = piece + j * (size_t)t.itemsize;
             if (a->dtype == NN_F32)
-                a->f[k + j] = load_float(p, t);
+                a->f[k + j] = load_float64(p);
             else
                 a->i[k + j] = load_int(p, t);
         }
