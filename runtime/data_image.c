@@ -101,18 +101,36 @@ static void resize_convert(const uint8_t *src, int sh, int sw, int comp, uint8_t
     free(xs);
 }
 
-/* stb_image 2.27 (Debian 12's libstb) does not check that a JPEG Huffman
- * table declares at most 256 codes, and one that declares more makes it write
- * past its tables (stb 2.28 refuses it: "bad DHT header"). So such a file is
- * refused before stb reads it. This walks the JPEG's markers as stb does: a
- * segment's length skips its bytes; between segments (a scan's coded data),
- * 0xFF 0x00 and the restart markers are data. Leaves f at its start. */
+/* ---- what reaches stb_image ------------------------------------------------ */
+
+/* stb_image also decodes TGA, PSD, HDR and PIC, and its TGA test accepts
+ * almost any bytes: 440 bytes of noise passed as a 65496 x 224 TGA. Keras
+ * reads PNG, JPEG, BMP, GIF and PPM, so only files that start as one of those
+ * reach stb, and for three of them the parts Debian 12's stb 2.27 trusts are
+ * checked first (below). Each check leaves f at its start. */
 static int get16(FILE *f)
 {
     int hi = fgetc(f), lo = fgetc(f);
     return hi == EOF || lo == EOF ? -1 : hi << 8 | lo;
 }
 
+static long get32(FILE *f)
+{
+    int hi = get16(f), lo = get16(f);
+    return hi < 0 || lo < 0 ? -1 : (long)hi << 16 | lo;
+}
+
+static bool starts_with(FILE *f, const char *magic, size_t n)
+{
+    char head[8];
+    bool same = fread(head, 1, n, f) == n && memcmp(head, magic, n) == 0;
+    rewind(f);
+    return same;
+}
+
+/* stb 2.27 does not check that a JPEG Huffman table declares at most 256
+ * codes, and one that declares more makes it write past its tables (stb 2.28
+ * refuses it: "bad DHT header"). */
 static bool huffman_tables_fit(FILE *f, long len)
 {
     while (len > 0) {
@@ -132,7 +150,8 @@ static bool huffman_tables_fit(FILE *f, long len)
     return true;
 }
 
-/* stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then SOI (0xD8). */
+/* stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then SOI (0xD8).
+ * Leaves f after SOI. */
 static bool starts_as_jpeg(FILE *f)
 {
     int c = fgetc(f);
@@ -143,32 +162,97 @@ static bool starts_as_jpeg(FILE *f)
     return c == 0xD8;
 }
 
-static bool jpeg_tables_fit(FILE *f)
+/* Walks the JPEG's markers as stb does: a segment's length skips its bytes;
+ * between segments (a scan's coded data), 0xFF 0x00 and the restart markers
+ * are data. */
+static const char *jpeg_problem(FILE *f)
 {
     bool fit = true;
-    if (starts_as_jpeg(f)) {
-        for (int c = fgetc(f); fit && c != EOF; c = fgetc(f)) {
-            if (c != 0xFF)
-                continue;
-            while ((c = fgetc(f)) == 0xFF)
-                ;
-            if (c == EOF || c == 0xD9)
-                break;
-            if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD7))
-                continue;
-            long len = get16(f) - 2;
-            if (len < 0)
-                break;
-            long start = ftell(f);
-            if (c == 0xC4)
-                fit = huffman_tables_fit(f, len);
-            if (fseek(f, start + len, SEEK_SET) != 0)
-                break;
-        }
-    }
     rewind(f);
-    return fit;
+    starts_as_jpeg(f);
+    for (int c = fgetc(f); fit && c != EOF; c = fgetc(f)) {
+        if (c != 0xFF)
+            continue;
+        while ((c = fgetc(f)) == 0xFF)
+            ;
+        if (c == EOF || c == 0xD9)
+            break;
+        if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD7))
+            continue;
+        long len = get16(f) - 2;
+        if (len < 0)
+            break;
+        long start = ftell(f);
+        if (c == 0xC4)
+            fit = huffman_tables_fit(f, len);
+        if (fseek(f, start + len, SEEK_SET) != 0)
+            break;
+    }
+    return fit ? NULL : "a JPEG Huffman table of more than 256 codes";
 }
+
+/* stb allocates a PNG chunk's claimed length (up to 1 GB) before reading it,
+ * so a 72-byte file could ask for 1 GB: every chunk must fit in the file. */
+static const char *png_problem(FILE *f)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return NULL;
+    long pos = 8;
+    while (fseek(f, pos, SEEK_SET) == 0) {
+        long len = get32(f), type = get32(f);
+        if (len < 0 || type < 0)
+            break;                       /* truncated: stb says so */
+        if (len > st.st_size - pos - 12)
+            return "a PNG chunk longer than the file";
+        if (type == 0x49454E44)          /* IEND */
+            break;
+        pos += 12 + len;
+    }
+    return NULL;
+}
+
+/* stb 2.27 reads a PPM header's numbers without bounding them (int overflow
+ * on a long one): width, height and maxval must each have at most 9 digits. */
+static const char *ppm_problem(FILE *f)
+{
+    fseek(f, 2, SEEK_SET);
+    for (int number = 0; number < 3; number++) {
+        int c = fgetc(f);
+        while (c == '#' || (c != EOF && strchr(" \t\n\v\f\r", c))) {
+            if (c == '#')
+                while ((c = fgetc(f)) != EOF && c != '\n' && c != '\r')
+                    ;
+            c = fgetc(f);
+        }
+        int digits = 0;
+        for (; c >= '0' && c <= '9'; c = fgetc(f))
+            digits++;
+        if (digits > 9)
+            return "a PPM header number of more than 9 digits";
+    }
+    return NULL;
+}
+
+/* NULL if stb may decode the file, else why not. */
+static const char *undecodable(FILE *f)
+{
+    const char *why = "not a PNG, JPEG, BMP, GIF or PPM file";
+    bool jpeg = starts_as_jpeg(f);
+    rewind(f);
+    if (jpeg)
+        why = jpeg_problem(f);
+    else if (starts_with(f, "\x89PNG\r\n\x1a\n", 8))
+        why = png_problem(f);
+    else if (starts_with(f, "P5", 2) || starts_with(f, "P6", 2))
+        why = ppm_problem(f);
+    else if (starts_with(f, "BM", 2) || starts_with(f, "GIF87a", 6) || starts_with(f, "GIF89a", 6))
+        why = NULL;
+    rewind(f);
+    return why;
+}
+
+/* ---- decoding ----------------------------------------------------------------- */
 
 /* Decodes path into out (h x w x channels bytes). On failure writes the
  * reason into why and returns -1 without printing: the folder loader runs
@@ -184,8 +268,9 @@ static int decode_image(const char *path, int h, int w, int channels, uint8_t *o
     }
     int sw, sh, comp, rc = -1;
     uint8_t *px = NULL;
-    if (!jpeg_tables_fit(f))
-        snprintf(why, why_len, "cannot decode image: a JPEG Huffman table of more than 256 codes");
+    const char *problem = undecodable(f);
+    if (problem)
+        snprintf(why, why_len, "cannot decode image: %s", problem);
     else if (!stbi_info_from_file(f, &sw, &sh, &comp))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
     else if (sw <= 0 || sh <= 0)
@@ -230,7 +315,7 @@ int nn_image_file_size(const char *path, int *h, int *w)
     FILE *f = fopen(path, "rb");
     if (!f)
         return -1;
-    int comp, ok = jpeg_tables_fit(f) && stbi_info_from_file(f, w, h, &comp);
+    int comp, ok = !undecodable(f) && stbi_info_from_file(f, w, h, &comp);
     fclose(f);
     return ok ? 0 : -1;
 }

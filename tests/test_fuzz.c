@@ -12,6 +12,7 @@ static char scratch[64];
 
 #include "testutil.h"
 #include "rt.h"
+#include "h5.h"
 
 #include <dirent.h>
 
@@ -47,35 +48,85 @@ static void test_every_regression_replays(void **state)
     assert_true(harnesses > 0);
 }
 
-/* What fuzz_image found: a JPEG whose Huffman table (DHT) declares 257 codes,
- * which stb_image 2.27 would write past its tables. The harness's input is
- * two settings bytes and then the file. */
-static void test_jpeg_with_a_huffman_table_of_257_codes_is_refused(void **state)
+/* What the fuzzers found, refused by name. An image harness's input is two
+ * settings bytes and then the file; an h5 harness's is the file. */
+typedef struct {
+    const char *input;       /* under tests/fuzz/regressions/ */
+    const char *why;         /* after "PATH: error: " */
+} Refusal;
+
+static const Refusal image_refusals[] = {
+    /* stb_image 2.27 would write past its Huffman tables */
+    {"image/jpeg-huffman-table-of-257-codes",
+     "cannot decode image: a JPEG Huffman table of more than 256 codes"},
+    /* stb would allocate the chunk's claimed 1 GB before reading it */
+    {"image/png-72-bytes-idat-chunk-claiming-1gb",
+     "cannot decode image: a PNG chunk longer than the file"},
+    /* stb's TGA test took 440 bytes of noise for a 65496 x 224 image */
+    {"image/tga-440-bytes-claiming-65496x224-pixels",
+     "cannot decode image: not a PNG, JPEG, BMP, GIF or PPM file"},
+    /* stb reads the header's numbers into an int without a bound */
+    {"image/ppm-header-number-of-many-digits",
+     "cannot decode image: a PPM header number of more than 9 digits"},
+};
+
+/* Writes the regression input `name`, less its first `skip` bytes, to
+ * scratch/file and returns that path. */
+static const char *write_input(const char *name, size_t skip, const char *file)
+{
+    static char bytes[1 << 16], path[128];
+    char in_path[256];
+    snprintf(in_path, sizeof in_path, REGRESSIONS "/%s", name);
+    FILE *in = fopen(in_path, "rb");
+    assert_non_null(in);
+    size_t len = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    assert_true(len > skip);
+    snprintf(path, sizeof path, "%s/%s", scratch, file);
+    FILE *out = fopen(path, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(bytes + skip, 1, len - skip, out), len - skip);
+    fclose(out);
+    return path;
+}
+
+static void assert_error(const char *path, const char *why)
+{
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s: error: %s\n", path, why);
+    assert_string_equal(captured(), expected);
+}
+
+static void test_hostile_images_are_refused_before_decoding(void **state)
 {
     (void)state;
     make_scratch(scratch, sizeof scratch);
-    FILE *in = fopen(REGRESSIONS "/image/jpeg-huffman-table-of-257-codes", "rb");
-    assert_non_null(in);
-    static char bytes[1 << 16];
-    size_t len = fread(bytes, 1, sizeof bytes, in);
-    fclose(in);
-    assert_true(len > 2 && (unsigned char)bytes[2] == 0xFF && (unsigned char)bytes[3] == 0xD8);
-    char path[128];
-    snprintf(path, sizeof path, "%s/bad.jpg", scratch);
-    FILE *out = fopen(path, "wb");
-    assert_non_null(out);
-    assert_int_equal(fwrite(bytes + 2, 1, len - 2, out), len - 2);
-    fclose(out);
+    for (size_t i = 0; i < sizeof image_refusals / sizeof *image_refusals; i++) {
+        const Refusal *r = &image_refusals[i];
+        const char *path = write_input(r->input, 2, "bad.png");
+        uint8_t px[4 * 4 * 3];
+        capture_stderr();
+        assert_int_equal(nn_load_image_file(path, 4, 4, 3, px), -1);
+        assert_error(path, r->why);
+        int h, w;
+        assert_int_equal(nn_image_file_size(path, &h, &w), -1);
+    }
+    rm_tree(scratch);
+}
 
-    uint8_t px[4 * 4 * 3];
+/* libhdf5 1.10.8 crashed or looped reading these files' variable-length
+ * layer_names from a broken global heap; Keras writes names fixed-length. */
+static void test_variable_length_names_are_refused_before_libhdf5_reads_them(void **state)
+{
+    (void)state;
+    make_scratch(scratch, sizeof scratch);
+    const char *path = write_input("h5/variable-length-names-segv-in-libhdf5-global-heap-read", 0,
+                                   "bad.h5");
+    nn_weight_file w;
     capture_stderr();
-    assert_int_equal(nn_load_image_file(path, 4, 4, 3, px), -1);
-    char expected[256];
-    snprintf(expected, sizeof expected,
-             "%s: error: cannot decode image: a JPEG Huffman table of more than 256 codes\n", path);
-    assert_string_equal(captured(), expected);
-    int h, w;
-    assert_int_equal(nn_image_file_size(path, &h, &w), -1);
+    assert_int_equal(nn_weight_file_read(path, &w), -1);
+    assert_error(path, "attribute 'layer_names' of the file's root is not a list of "
+                       "fixed-length names");
     rm_tree(scratch);
 }
 
@@ -83,7 +134,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_regression_replays),
-        cmocka_unit_test(test_jpeg_with_a_huffman_table_of_257_codes_is_refused),
+        cmocka_unit_test(test_hostile_images_are_refused_before_decoding),
+        cmocka_unit_test(test_variable_length_names_are_refused_before_libhdf5_reads_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
