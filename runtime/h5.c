@@ -171,13 +171,9 @@ static void names_add(Names *l, const char *s, size_t len)
 }
 
 /* The strings of attribute `name` of obj appended to l; -1 if it is not a
- * string attribute, or holds variable-length strings and `variable` is
- * false. An empty attribute of any type (Keras writes a layer without weights
- * an empty float array) adds nothing. Variable-length strings live in the
- * file's global heap, which libhdf5 1.10.8 reads without enough checks (the
- * crashes in tests/fuzz/findings-libraries/h5/); Keras writes layer and
- * weight names fixed-length, and only model_config variable-length. */
-static int read_string_attr(hid_t obj, const char *name, bool variable, Names *l)
+ * string attribute. An empty attribute of any type (Keras writes a layer
+ * without weights an empty float array) adds nothing. */
+static int read_string_attr(hid_t obj, const char *name, Names *l)
 {
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
@@ -186,8 +182,6 @@ static int read_string_attr(hid_t obj, const char *name, bool variable, Names *l
     hssize_t count = H5Sget_simple_extent_npoints(space);
     int rc = type < 0 || space < 0 || count < 0 ? -1 : 0;
     if (rc == 0 && count > 0 && H5Tget_class(type) != H5T_STRING)
-        rc = -1;
-    else if (rc == 0 && count > 0 && H5Tis_variable_str(type) > 0 && !variable)
         rc = -1;
     else if (rc == 0 && count > 0 && H5Tis_variable_str(type) > 0) {
         char **v = nn_alloc((size_t)count, sizeof *v);
@@ -221,8 +215,8 @@ static int read_name_list(const char *path, hid_t obj, const char *where, const 
 {
     char part[80];
     if (H5Aexists(obj, name) > 0) {
-        if (read_string_attr(obj, name, false, l) != 0)
-            return nn_error(path, "attribute '%s' of %s is not a list of fixed-length names", name, where);
+        if (read_string_attr(obj, name, l) != 0)
+            return nn_error(path, "attribute '%s' of %s is not a list of names", name, where);
         return 0;
     }
     int k = 0;
@@ -230,8 +224,8 @@ static int read_name_list(const char *path, hid_t obj, const char *where, const 
         snprintf(part, sizeof part, "%s%d", name, k);
         if (H5Aexists(obj, part) <= 0)
             break;
-        if (read_string_attr(obj, part, false, l) != 0)
-            return nn_error(path, "attribute '%s' of %s is not a list of fixed-length names", part, where);
+        if (read_string_attr(obj, part, l) != 0)
+            return nn_error(path, "attribute '%s' of %s is not a list of names", part, where);
     }
     if (k == 0)
         return nn_error(path, "%s has no attribute '%s': not weights as Keras writes them", where,
@@ -541,7 +535,7 @@ int nn_h5_read_attribute(const char *path, const char *name, char **text, size_t
     if (H5Aexists(f, name) <= 0)
         rc = nn_error(path, "no attribute '%s' at the file's root: not a model as Keras's "
                             "model.save() writes it", name);
-    else if (read_string_attr(f, name, true, &s) != 0 || s.n != 1)
+    else if (read_string_attr(f, name, &s) != 0 || s.n != 1)
         rc = nn_error(path, "attribute '%s' is not one string", name);
     if (rc == 0) {
         *len = strlen(s.s[0]);

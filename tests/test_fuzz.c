@@ -12,7 +12,6 @@ static char scratch[64];
 
 #include "testutil.h"
 #include "rt.h"
-#include "h5.h"
 
 #include <dirent.h>
 
@@ -48,8 +47,8 @@ static void test_every_regression_replays(void **state)
     assert_true(harnesses > 0);
 }
 
-/* What the fuzzers found, refused by name. An image harness's input is two
- * settings bytes and then the file; an h5 harness's is the file. */
+/* What fuzz_image found, refused by name. The harness's input is two
+ * settings bytes and then the file. */
 typedef struct {
     const char *input;       /* under tests/fuzz/regressions/ */
     const char *why;         /* after "PATH: error: " */
@@ -114,28 +113,11 @@ static void test_hostile_images_are_refused_before_decoding(void **state)
     rm_tree(scratch);
 }
 
-/* libhdf5 1.10.8 crashed or looped reading these files' variable-length
- * layer_names from a broken global heap; Keras writes names fixed-length. */
-static void test_variable_length_names_are_refused_before_libhdf5_reads_them(void **state)
-{
-    (void)state;
-    make_scratch(scratch, sizeof scratch);
-    const char *path = write_input("h5/variable-length-names-segv-in-libhdf5-global-heap-read", 0,
-                                   "bad.h5");
-    nn_weight_file w;
-    capture_stderr();
-    assert_int_equal(nn_weight_file_read(path, &w), -1);
-    assert_error(path, "attribute 'layer_names' of the file's root is not a list of "
-                       "fixed-length names");
-    rm_tree(scratch);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_regression_replays),
         cmocka_unit_test(test_hostile_images_are_refused_before_decoding),
-        cmocka_unit_test(test_variable_length_names_are_refused_before_libhdf5_reads_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
