@@ -190,7 +190,7 @@ $(B)/tests/test_fuzz: $(REPLAYS)
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
-FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(WARN) -Wno-missing-field-initializers -Wno-pass-failed -O1 -g -fno-omit-frame-pointer -fopenmp \
+FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -DNN_FUZZING $(WARN) -Wno-missing-field-initializers -Wno-pass-failed -O1 -g -fno-omit-frame-pointer -fopenmp \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined $(STB_CFLAGS)
 FUZZ_RT_OBJ  := $(RUNTIME_SRC:runtime/%.c=$(FUZZ_DIR)/obj/runtime/%.o)
 FUZZ_CC_OBJ  := $(filter-out $(FUZZ_DIR)/obj/compiler/main.o,$(COMPILER_SRC:compiler/%.c=$(FUZZ_DIR)/obj/compiler/%.o)) \

@@ -404,6 +404,10 @@ static void test_bad_files(void **state)
                  "tests/h5/bad_heap_loop.h5: error: the HDF5 library did not finish reading the "
                  "file in 1 s (damaged?)");
     unsetenv("NNRT_HDF5_SECONDS");
+    /* and one whose global heap makes it jump through a bad pointer */
+    expect_error(t, "evaluate --weights tests/h5/bad_heap_crash.h5", 1,
+                 "tests/h5/bad_heap_crash.h5: error: the HDF5 library crashed reading the file "
+                 "(damaged?)");
     snprintf(args, sizeof args, "evaluate --weights %s", in_scratch("text.h5"));
     expect_error(t, args, 1, "error: not an HDF5 file");
     expect_error(t, "train --resume tests/h5/weights.h5", 1,
