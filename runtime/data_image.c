@@ -217,13 +217,14 @@ static const char *png_problem(FILE *f)
 static const char *ppm_problem(FILE *f)
 {
     fseek(f, 2, SEEK_SET);
+    int c = fgetc(f);
     for (int number = 0; number < 3; number++) {
-        int c = fgetc(f);
         while (c == '#' || (c != EOF && strchr(" \t\n\v\f\r", c))) {
             if (c == '#')
                 while ((c = fgetc(f)) != EOF && c != '\n' && c != '\r')
                     ;
-            c = fgetc(f);
+            else
+                c = fgetc(f);
         }
         int digits = 0;
         for (; c >= '0' && c <= '9'; c = fgetc(f))
@@ -254,6 +255,37 @@ static const char *undecodable(FILE *f)
 
 /* ---- decoding ----------------------------------------------------------------- */
 
+/* The file's bytes, once undecodable() has passed them; NULL and why if
+ * not. stb is given memory, not the FILE: its FILE reader rewinds only
+ * within its first buffer, so after a JPEG failed deep inside, stb tested
+ * the middle of the file as PPM (fuzz_image found JPEGs holding "P6"
+ * headers that reached stb's PPM parser past the checks). */
+static uint8_t *image_bytes(const char *path, int *len, char *why, size_t why_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_len, "cannot open image: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    uint8_t *bytes = NULL;
+    const char *problem = undecodable(f);
+    if (problem)
+        snprintf(why, why_len, "cannot decode image: %s", problem);
+    else if (fstat(fileno(f), &st) != 0 || st.st_size > INT_MAX)
+        snprintf(why, why_len, "cannot decode image: larger than 2 GB");
+    else if (!(bytes = malloc(st.st_size ? (size_t)st.st_size : 1)))
+        snprintf(why, why_len, "out of memory reading %lld bytes", (long long)st.st_size);
+    else if (fread(bytes, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        snprintf(why, why_len, "cannot read image: %s", ferror(f) ? strerror(errno) : "cut short");
+        free(bytes);
+        bytes = NULL;
+    }
+    *len = bytes ? (int)st.st_size : 0;
+    fclose(f);
+    return bytes;
+}
+
 /* Decodes path into out (h x w x channels bytes). On failure writes the
  * reason into why and returns -1 without printing: the folder loader runs
  * this on many threads and reports in file order afterwards. stb_image 2.27
@@ -261,24 +293,18 @@ static const char *undecodable(FILE *f)
 static int decode_image(const char *path, int h, int w, int channels, uint8_t *out, char *why,
                         size_t why_len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, why_len, "cannot open image: %s", strerror(errno));
+    int len, sw, sh, comp, rc = -1;
+    uint8_t *bytes = image_bytes(path, &len, why, why_len), *px = NULL;
+    if (!bytes)
         return -1;
-    }
-    int sw, sh, comp, rc = -1;
-    uint8_t *px = NULL;
-    const char *problem = undecodable(f);
-    if (problem)
-        snprintf(why, why_len, "cannot decode image: %s", problem);
-    else if (!stbi_info_from_file(f, &sw, &sh, &comp))
+    if (!stbi_info_from_memory(bytes, len, &sw, &sh, &comp))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
     else if (sw <= 0 || sh <= 0)
         snprintf(why, why_len, "cannot decode image: it says it is %d x %d pixels", sw, sh);
     else if ((long long)sw * sh > max_source_pixels)
         snprintf(why, why_len, "image too large to load: %d x %d is %lld pixels, more than "
                  "the limit of %lld (--max-pixels)", sw, sh, (long long)sw * sh, max_source_pixels);
-    else if (!(px = stbi_load_from_file(f, &sw, &sh, &comp, 0)))
+    else if (!(px = stbi_load_from_memory(bytes, len, &sw, &sh, &comp, 0)))
         snprintf(why, why_len, "cannot decode image: %s", stbi_failure_reason());
     else if (comp < 1 || comp > 4)
         snprintf(why, why_len, "cannot decode image: %d channels", comp);
@@ -286,7 +312,7 @@ static int decode_image(const char *path, int h, int w, int channels, uint8_t *o
         resize_convert(px, sh, sw, comp, out, h, w, channels);
         rc = 0;
     }
-    fclose(f);
+    free(bytes);
     stbi_image_free(px);
     return rc;
 }
@@ -312,11 +338,11 @@ int nn_load_image_file(const char *path, int h, int w, int channels, uint8_t *ou
 
 int nn_image_file_size(const char *path, int *h, int *w)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    int comp, ok = !undecodable(f) && stbi_info_from_file(f, w, h, &comp);
-    fclose(f);
+    char why[256];
+    int len, comp;
+    uint8_t *bytes = image_bytes(path, &len, why, sizeof why);
+    int ok = bytes && stbi_info_from_memory(bytes, len, w, h, &comp);
+    free(bytes);
     return ok ? 0 : -1;
 }
 

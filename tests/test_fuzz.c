@@ -67,6 +67,8 @@ static const Refusal image_refusals[] = {
     /* stb reads the header's numbers into an int without a bound */
     {"image/ppm-header-number-of-many-digits",
      "cannot decode image: a PPM header number of more than 9 digits"},
+    {"image/ppm-header-number-after-a-comment",
+     "cannot decode image: a PPM header number of more than 9 digits"},
 };
 
 /* Writes the regression input `name`, less its first `skip` bytes, to
