@@ -604,18 +604,19 @@ static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stri
     }
 }
 
-/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
- * then for each block of filters the 16 products by register tiles into m,
- * and their outputs. Inlined with rn a constant, so that the sums become
- * registers; v and m stay in the L1 cache. */
+/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
+ * input transformed into v, then for each block of filters the 16 products
+ * by register tiles into m, and their outputs. Inlined with rn a constant, so
+ * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
-           float *restrict ys, int ty, int tx0, int rn)
+           float *restrict ys, int t0, int rn)
 {
     float v[16 * conv2d_1_fwd_R * 64] __attribute__((aligned(64)));
     float m[16 * conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_1_fwd_input_tile(xs, ty, tx0 + r, v + (size_t)r * 64, (size_t)conv2d_1_fwd_R * 64);
+        conv2d_1_fwd_input_tile(xs, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, v + (size_t)r * 64,
+                        (size_t)conv2d_1_fwd_R * 64);
     for (int f0 = 0; f0 < 64; f0 += conv2d_1_fwd_FBLOCK) {
         for (int xi = 0; xi < 16; xi++) {
             const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 64;
@@ -640,25 +641,32 @@ conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
         }
         for (int r = 0; r < rn; r++)
             conv2d_1_fwd_output_tile(m + (size_t)r * conv2d_1_fwd_FBLOCK, (size_t)conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK, bias, ys,
-                             ty, tx0 + r, f0);
+                             (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, f0);
     }
 }
 
 /* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
- * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+ * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
+ * counted across its rows of tiles: a row at a time, 7 tiles made a block of
+ * 6 and one of 1, whose single row of sums waits on each multiply-add's
+ * latency (dx of 11x11 outputs spent a third of its time there). A thread
+ * owns whole blocks: no sum is split between threads. */
 static void conv2d_1_fwd_run(int n, const float *restrict x, const float *restrict u,
                      const float *restrict bias, float *restrict y)
 {
-    enum { BLOCKS = conv2d_1_fwd_TW / conv2d_1_fwd_R, REST = conv2d_1_fwd_TW % conv2d_1_fwd_R };
+    enum {
+        TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, BLOCKS = (TILES + conv2d_1_fwd_R - 1) / conv2d_1_fwd_R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int ty = 0; ty < conv2d_1_fwd_TH; ty++) {
+        for (int b = 0; b < BLOCKS; b++) {
             const float *xs = x + (size_t)s * (13 * 13 * 64);
             float *ys = y + (size_t)s * (11 * 11 * 64);
-            for (int b = 0; b < BLOCKS; b++)
-                conv2d_1_fwd_tiles(xs, u, bias, ys, ty, b * conv2d_1_fwd_R, conv2d_1_fwd_R);
-            if (REST)
-                conv2d_1_fwd_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_1_fwd_R, REST);
+            if (b < NBIG)
+                conv2d_1_fwd_tiles(xs, u, bias, ys, b * RBIG, RBIG);
+            else
+                conv2d_1_fwd_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
 /* The kernel transformed, G g G^T for each channel c and filter f, with
@@ -794,18 +802,19 @@ static inline void conv2d_1_dx_output_tile(const float *restrict m, size_t strid
     }
 }
 
-/* Tiles (ty, tx0..tx0+rn-1) of one sample: their input transformed into v,
- * then for each block of filters the 16 products by register tiles into m,
- * and their outputs. Inlined with rn a constant, so that the sums become
- * registers; v and m stay in the L1 cache. */
+/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
+ * input transformed into v, then for each block of filters the 16 products
+ * by register tiles into m, and their outputs. Inlined with rn a constant, so
+ * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
-           float *restrict ys, int ty, int tx0, int rn)
+           float *restrict ys, int t0, int rn)
 {
     float v[16 * conv2d_1_dx_R * 64] __attribute__((aligned(64)));
     float m[16 * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_1_dx_input_tile(xs, ty, tx0 + r, v + (size_t)r * 64, (size_t)conv2d_1_dx_R * 64);
+        conv2d_1_dx_input_tile(xs, (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, v + (size_t)r * 64,
+                        (size_t)conv2d_1_dx_R * 64);
     for (int f0 = 0; f0 < 64; f0 += conv2d_1_dx_FBLOCK) {
         for (int xi = 0; xi < 16; xi++) {
             const float *vp = v + (size_t)xi * conv2d_1_dx_R * 64;
@@ -830,25 +839,32 @@ conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float
         }
         for (int r = 0; r < rn; r++)
             conv2d_1_dx_output_tile(m + (size_t)r * conv2d_1_dx_FBLOCK, (size_t)conv2d_1_dx_R * conv2d_1_dx_FBLOCK, bias, ys,
-                             ty, tx0 + r, f0);
+                             (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, f0);
     }
 }
 
 /* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
- * NULL). A thread owns whole rows of tiles: no sum is split between threads. */
+ * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
+ * counted across its rows of tiles: a row at a time, 7 tiles made a block of
+ * 6 and one of 1, whose single row of sums waits on each multiply-add's
+ * latency (dx of 11x11 outputs spent a third of its time there). A thread
+ * owns whole blocks: no sum is split between threads. */
 static void conv2d_1_dx_run(int n, const float *restrict x, const float *restrict u,
                      const float *restrict bias, float *restrict y)
 {
-    enum { BLOCKS = conv2d_1_dx_TW / conv2d_1_dx_R, REST = conv2d_1_dx_TW % conv2d_1_dx_R };
+    enum {
+        TILES = conv2d_1_dx_TH * conv2d_1_dx_TW, BLOCKS = (TILES + conv2d_1_dx_R - 1) / conv2d_1_dx_R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int ty = 0; ty < conv2d_1_dx_TH; ty++) {
+        for (int b = 0; b < BLOCKS; b++) {
             const float *xs = x + (size_t)s * (11 * 11 * 64);
             float *ys = y + (size_t)s * (13 * 13 * 64);
-            for (int b = 0; b < BLOCKS; b++)
-                conv2d_1_dx_tiles(xs, u, bias, ys, ty, b * conv2d_1_dx_R, conv2d_1_dx_R);
-            if (REST)
-                conv2d_1_dx_tiles(xs, u, bias, ys, ty, BLOCKS * conv2d_1_dx_R, REST);
+            if (b < NBIG)
+                conv2d_1_dx_tiles(xs, u, bias, ys, b * RBIG, RBIG);
+            else
+                conv2d_1_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
 /* dkernel by the same algorithm run backwards: the gradient of the 16 products
