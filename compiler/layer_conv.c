@@ -17,8 +17,6 @@ const KerasKey channels_last_keras_keys[] = {
 
 /* ---- Conv2D ----------------------------------------------------------------------- */
 
-static const LayerOps conv2d_winograd_ops;
-
 static void conv2d_shape(Layer *l)
 {
     need_image(l);
@@ -55,15 +53,22 @@ const KerasKey conv2d_keras_keys[] = {
     {"dilation_rate", KERAS_ALL_ONES}, {"groups", KERAS_ALL_ONES}, {NULL, 0},
 };
 
-/* ---- Conv2D by Winograd's F(2x2, 3x3) (templates/conv2d_winograd*.c.in) ----------------
- * For a 3x3 stride-1 kernel without dilation on an image, 16 multiplies per
- * tile of 2x2 outputs and channel pair instead of 36, for the cost of
- * transforming each tile's 4x4 inputs and its outputs (about 4 vector ops per
- * transformed value). The cost rule below counts those, and the tiles an odd
- * output size wastes, against the direct convolution's multiplies; with few
- * channels the products are too short to pay for the transforms. The
- * environment variable NNCC_WINOGRAD (auto, always, never; docs/commands.md)
- * overrides the rule where the algorithm applies, so that tests run both. */
+/* ---- Conv2D by Winograd's F(2x2, 3x3) or F(4x4, 3x3) (templates/conv2d_winograd*.c.in) ----
+ * For a 3x3 stride-1 kernel without dilation on an image, a tile of MxM
+ * outputs takes (M+2)^2 multiplies per channel pair instead of 9 M^2: 16 for
+ * 36 (M = 2), 36 for 144 (M = 4), for the cost of transforming each tile's
+ * (M+2)^2 inputs and its outputs (about 4 vector ops per transformed value).
+ * The cost rule below counts those, and the tiles a size that is not a
+ * multiple of M wastes, against the direct convolution's multiplies; with few
+ * channels the products are too short to pay for the transforms, and a tile
+ * block's transformed inputs (R x (M+2)^2 x channels floats, on the stack)
+ * must stay small. Measured on horse_or_human (CPU samples per layer, direct
+ * against F(2x2)): 3 channels, direct 1.5x faster; 16, 32 and 64 channels,
+ * Winograd 1.3x, 1.5x and 1.6x faster. The environment variable
+ * NNCC_WINOGRAD (auto, never, 2x2, 4x4; docs/commands.md) overrides the rule
+ * where the algorithm applies, so that tests run every way. */
+
+enum { WINOGRAD_STACK_BYTES = 256 << 10 };
 
 static bool winograd_applies(const Layer *l)
 {
@@ -71,66 +76,107 @@ static bool winograd_applies(const Layer *l)
            l->dh == 1 && l->dw == 1;
 }
 
-static bool winograd_wins(const Layer *l)
+/* Multiply-adds and transform ops of F(MxM, 3x3) for the layer's forward pass. */
+static double winograd_cost(const Layer *l, int m)
+{
+    double c = (double)l->in.dim[2], f = (double)l->filters, xi = (m + 2.0) * (m + 2.0);
+    double tiles = (double)((l->out.dim[0] + m - 1) / m) * (double)((l->out.dim[1] + m - 1) / m);
+    return tiles * (xi * c * f + 4.0 * xi * (c + f));
+}
+
+/* The tile size the rule picks: 4, 2, or 0 for the direct convolution. */
+static int winograd_tile(const Layer *l)
 {
     double c = (double)l->in.dim[2], f = (double)l->filters;
-    double tiles = (double)((l->out.dim[0] + 1) / 2) * (double)((l->out.dim[1] + 1) / 2);
     double direct = 9.0 * c * f * (double)l->out.dim[0] * (double)l->out.dim[1];
-    double winograd = tiles * (16.0 * c * f + 4.0 * 16.0 * (c + f));
-    return c >= 8 && f >= 8 && winograd < 0.7 * direct;
+    int best = 0;
+    double best_cost = 0.7 * direct;
+    for (int m = 2; m <= 4; m += 2) {
+        bool fits = 12.0 * (m + 2.0) * (m + 2.0) * c * 4.0 <= WINOGRAD_STACK_BYTES;
+        if (c >= 8 && f >= 8 && fits && winograd_cost(l, m) < best_cost)
+            best = m, best_cost = winograd_cost(l, m);
+    }
+    return best;
 }
+
+static const LayerOps conv2d_winograd2_ops, conv2d_winograd4_ops;
 
 static const LayerOps *conv2d_variant(const Layer *l)
 {
-    static const char *const choices[] = {"auto", "always", "never", NULL};
+    static const char *const choices[] = {"auto", "never", "2x2", "4x4", NULL};
     const char *force = getenv("NNCC_WINOGRAD");
     int choice = 0;
     while (force && *force && choices[choice] && strcmp(force, choices[choice]) != 0)
         choice++;
     if (force && *force && !choices[choice])
-        error_at(NULL, "NNCC_WINOGRAD is '%s'; supported: auto, always, never", force);
-    bool winograd = winograd_applies(l) && (choice == 1 || (choice == 0 && winograd_wins(l)));
-    return winograd ? &conv2d_winograd_ops : l->ops;
+        error_at(NULL, "NNCC_WINOGRAD is '%s'; supported: auto, never, 2x2, 4x4", force);
+    int m = !winograd_applies(l) ? 0 : choice == 0 ? winograd_tile(l) : choice == 1 ? 0
+          : 2 * (choice - 1);
+    return m == 4 ? &conv2d_winograd4_ops : m == 2 ? &conv2d_winograd2_ops : l->ops;
 }
 
 /* Tiles of dkernel's chunk: about 32 KB of v and q per 16 products. */
-static long winograd_chunk(const Layer *l)
+static long winograd_chunk(const Layer *l, int m)
 {
-    return 8192 / (l->in.dim[2] + l->filters) + 1;
+    return 8192 * 16 / ((m + 2) * (m + 2)) / (l->in.dim[2] + l->filters) + 1;
 }
 
 /* The transformed kernel (forward and dx); du and a chunk's v and q (dkernel). */
-static long winograd_scratch(const Layer *l)
+static long winograd_scratch(const Layer *l, int m)
 {
-    long c = l->in.dim[2], f = l->filters;
-    return 16 * c * f + 16 * winograd_chunk(l) * (c + f);
+    long c = l->in.dim[2], f = l->filters, xi = (m + 2) * (m + 2);
+    return xi * c * f + xi * winograd_chunk(l, m) * (c + f);
+}
+
+static long winograd2_scratch(const Layer *l)
+{
+    return winograd_scratch(l, 2);
+}
+
+static long winograd4_scratch(const Layer *l)
+{
+    return winograd_scratch(l, 4);
 }
 
 /* The steps for the forward pass, and for dx on dy's geometry with the
  * padding that makes the convolution with the turned kernel "full". */
-static void winograd_holes(Holes *h, const Layer *l)
+static void winograd_holes(Holes *h, const Layer *l, int m)
 {
     long pt = l->same ? pad_before(l->in.dim[0], l->out.dim[0], 3, 1) : 0;
     long pl = l->same ? pad_before(l->in.dim[1], l->out.dim[1], 3, 1) : 0;
-    static const char *const keys[] = {"H", "W", "C", "OH", "OW", "OC", "PT", "PL", NULL};
+    static const char *const keys[] = {"H", "W", "C", "OH", "OW", "OC", "PT", "PL", "M", NULL};
     const long fwd[] = {l->in.dim[0], l->in.dim[1], l->in.dim[2],
-                        l->out.dim[0], l->out.dim[1], l->out.dim[2], pt, pl};
+                        l->out.dim[0], l->out.dim[1], l->out.dim[2], pt, pl, m};
     const long dx[] = {l->out.dim[0], l->out.dim[1], l->out.dim[2],
-                       l->in.dim[0], l->in.dim[1], l->in.dim[2], 2 - pt, 2 - pl};
+                       l->in.dim[0], l->in.dim[1], l->in.dim[2], 2 - pt, 2 - pl, m};
     hole_part(h, "STEPS", "conv2d_winograd_core", "fwd", keys, fwd, NULL, NULL);
     hole_part(h, "DX_STEPS", "conv2d_winograd_core", "dx", keys, dx, NULL, NULL);
-    hole_long(h, "CHUNK", winograd_chunk(l));
+    hole_long(h, "CHUNK", winograd_chunk(l, m));
+    hole_long(h, "M", m);
+}
+
+static void winograd2_holes(Holes *h, const Layer *l)
+{
+    winograd_holes(h, l, 2);
+}
+
+static void winograd4_holes(Holes *h, const Layer *l)
+{
+    winograd_holes(h, l, 4);
 }
 
 /* Training runs Winograd; --inference runs the direct template, which needs no scratch. */
-static const LayerOps conv2d_winograd_ops = {
-    .keras_name = "Conv2D", .default_name = "conv2d", .keys = conv2d_keys,
-    .tensors = conv2d_tensors, .tmpl = "conv2d_winograd", .inference_tmpl = "conv2d",
-    .scratch_size = winograd_scratch, .holes = winograd_holes,
-    .forward_args = "n x P0 P1 y scratch", .inference_args = "n x P0 P1 y",
-    .backward_args = "n x P0 dy dx G0 G1 scratch",
-    .flags = LF_FEATURE_MAP | LF_SCRATCH_ALWAYS,
-};
+#define CONV2D_WINOGRAD_OPS(M)                                                                 \
+    {                                                                                          \
+        .keras_name = "Conv2D", .default_name = "conv2d", .keys = conv2d_keys,                 \
+        .tensors = conv2d_tensors, .tmpl = "conv2d_winograd", .inference_tmpl = "conv2d",      \
+        .scratch_size = winograd##M##_scratch, .holes = winograd##M##_holes,                   \
+        .forward_args = "n x P0 P1 y scratch", .inference_args = "n x P0 P1 y",                \
+        .backward_args = "n x P0 dy dx G0 G1 scratch",                                         \
+        .flags = LF_FEATURE_MAP | LF_SCRATCH_ALWAYS,                                           \
+    }
+static const LayerOps conv2d_winograd2_ops = CONV2D_WINOGRAD_OPS(2);
+static const LayerOps conv2d_winograd4_ops = CONV2D_WINOGRAD_OPS(4);
 
 const LayerOps conv2d_ops = {
     /* Keras's positional arguments, in order (`Conv2D: [32, 3]`) */

@@ -504,278 +504,656 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
         }
     }
 }
-
-/* ---- conv2d_1: Conv2D(8, 3x3, strides 1x1, dilation 1x1), models/fashion_denoiser.yaml:12 ---- */
+/* ---- conv2d_1: Conv2D(8, 3x3), Winograd F(4x4, 3x3), models/fashion_denoiser.yaml:12 ---- */
 /* Convolution in NHWC: input 14x14x16, output 14x14x8, kernel in Keras's
- * [kh][kw][c][f] layout, padding 1 rows on top and 1 columns on the left (the rest
- * of TensorFlow's same padding falls off the bottom and right edges). Kernel cell
- * (kh, kw) reads the input 1 x kh rows and 1 x kw columns from its window's
- * corner (dilation_rate); a sequence (Conv1D) is an image of one row.
+ * [kh][kw][c][f] layout, padding 1 rows on top and 1 columns on the left.
+ * nncc chose Winograd's algorithm for it over the direct convolution of
+ * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
+ * once per call, then the steps below do the rest. The activation is a
+ * separate op. */
+/* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) steps, 14x14x16 -> 14x14x8, padding 1 top, 1 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 16] x [16 x 8], computed by register tiles as the
+ * direct convolution's are: XI x 16 x 8 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][16][8] is made by the caller.
  *
- * Each pass is a matrix product in disguise, computed by register tiles: a few
- * output positions along a row times a few vectors of filters (or channels),
- * whose sums stay in registers while the loop over the shared dimension
- * broadcasts one operand and multiplies-adds vectors of the other. Padding is
- * never read: a tile covers positions whose windows share one range of kernel
- * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
- *
- * Sizes: VF floats per filter vector (the largest power of two up to
- * NN_VEC_FLOATS that divides 8), FB vectors per tile, R positions per tile
- * (FB x R sums, FB vectors and a broadcast fit in the vector registers: 32 of
- * 16 floats with AVX-512, 16 of 8 with AVX2, where wider tiles would spill);
- * VC, CB, RC the same for channels (dx).
- * OW0..OW1: the output columns whose window lies inside the image's width;
- * EH, EW: the window's extent, (k - 1) x dilation + 1 cells. */
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
+enum { conv2d_1_fwd_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_1_fwd_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_1_IN = 3136, conv2d_1_OUT = 1568,
-    conv2d_1_EH = (3 - 1) * 1 + 1, conv2d_1_EW = (3 - 1) * 1 + 1,
-    conv2d_1_VF = 8 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 8 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
-            : 8 % 4 == 0 ? 4 : 8 % 2 == 0 ? 2 : 1,
-    conv2d_1_FB = NN_VEC_REGS >= 32 && 8 / conv2d_1_VF % 4 == 0 ? 4
-            : NN_VEC_REGS >= 32 && 8 / conv2d_1_VF % 3 == 0 ? 3 : 8 / conv2d_1_VF % 2 == 0 ? 2 : 1,
-    conv2d_1_R = conv2d_1_FB == 4 ? 6 : conv2d_1_FB == 3 ? 8 : conv2d_1_FB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
-    conv2d_1_VC = 16 % 16 == 0 && NN_VEC_FLOATS >= 16 ? 16 : 16 % 8 == 0 && NN_VEC_FLOATS >= 8 ? 8
-            : 16 % 4 == 0 ? 4 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_CB = NN_VEC_REGS >= 32 && 16 / conv2d_1_VC % 4 == 0 ? 4
-            : NN_VEC_REGS >= 32 && 16 / conv2d_1_VC % 3 == 0 ? 3 : 16 / conv2d_1_VC % 2 == 0 ? 2 : 1,
-    conv2d_1_RC = conv2d_1_CB == 4 ? 6 : conv2d_1_CB == 3 ? 8 : conv2d_1_CB == 2 && NN_VEC_REGS < 32 ? 6 : 12,
-    conv2d_1_OW0 = (1 + 1 - 1) / 1,
-    conv2d_1_OW1 = 14 + 1 - conv2d_1_EW < 0 ? conv2d_1_OW0
-             : (14 + 1 - conv2d_1_EW) / 1 + 1 < conv2d_1_OW0 ? conv2d_1_OW0
-             : (14 + 1 - conv2d_1_EW) / 1 + 1 > 14 ? 14 : (14 + 1 - conv2d_1_EW) / 1 + 1,
+    conv2d_1_fwd_M = 4, conv2d_1_fwd_A = 4 + 2, conv2d_1_fwd_XI = (4 + 2) * (4 + 2),
+    conv2d_1_fwd_TH = (14 + 4 - 1) / 4, conv2d_1_fwd_TW = (14 + 4 - 1) / 4,
+    conv2d_1_fwd_VC = 16 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_VF = 8 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 8 % 8 == 0 ? 8 : 8 % 4 == 0 ? 4
+            : 8 % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_FB = conv2d_1_fwd_FBMAX == 4 && 8 / conv2d_1_fwd_VF % 4 == 0 ? 4
+            : conv2d_1_fwd_FBMAX == 4 && 8 / conv2d_1_fwd_VF % 3 == 0 ? 3 : 8 / conv2d_1_fwd_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_fwd_R = conv2d_1_fwd_FB == 4 ? 6 : conv2d_1_fwd_FB == 3 ? 8 : conv2d_1_fwd_FB == 2 && conv2d_1_fwd_FBMAX == 2 ? 6 : 12,
+    conv2d_1_fwd_FBLOCK = conv2d_1_fwd_FB * conv2d_1_fwd_VF,
 };
 
-/* Vectors that may sit at any float boundary (the buffers are packed) and that
- * read and write float arrays (may_alias). */
-typedef float conv2d_1_vf __attribute__((vector_size(conv2d_1_VF * sizeof(float)), aligned(4), may_alias));
-typedef float conv2d_1_vc __attribute__((vector_size(conv2d_1_VC * sizeof(float)), aligned(4), may_alias));
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_1_fwd_vc __attribute__((vector_size(conv2d_1_fwd_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_fwd_vf __attribute__((vector_size(conv2d_1_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
-/* Position (oh, ow)'s window: its first input row and column, and the kernel
- * rows kh0..kh1 and columns kw0..kw1 that land inside the image (with the
- * dilation: the first kh whose row ih0 + kh DH is at least 0, and so on). */
-typedef struct { int ih0, iw0, kh0, kh1, kw0, kw1; } conv2d_1_window;
-
-static inline conv2d_1_window conv2d_1_window_at(int oh, int ow)
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_1_fwd_bt(conv2d_1_fwd_vc out[6], const conv2d_1_fwd_vc r[6])
 {
-    const int ih0 = oh * 1 - 1, iw0 = ow * 1 - 1;
-    return (conv2d_1_window){ih0, iw0, ih0 < 0 ? (-ih0 + 1 - 1) / 1 : 0,
-                         ih0 + conv2d_1_EH > 14 ? (14 - ih0 + 1 - 1) / 1 : 3,
-                         iw0 < 0 ? (-iw0 + 1 - 1) / 1 : 0,
-                         iw0 + conv2d_1_EW > 14 ? (14 - iw0 + 1 - 1) / 1 : 3};
-}
-
-/* Outputs at positions (oh, ow..ow+rn-1) of one sample, whose windows have the
- * kernel columns of the first inside the image (all do between OW0 and OW1).
- * Inlined with rn a constant, so that the sums become registers. */
-static inline __attribute__((always_inline)) void
-conv2d_1_forward_tile(const float *restrict xs, const float *restrict kernel,
-                  const float *restrict bias, float *restrict ys, int oh, int ow, int rn)
-{
-    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
-    float *yp = ys + ((size_t)oh * 14 + ow) * 8;
-    for (int f0 = 0; f0 < 8; f0 += conv2d_1_FB * conv2d_1_VF) {
-        conv2d_1_vf acc[conv2d_1_R][conv2d_1_FB];
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                acc[r][j] = bias ? *(const conv2d_1_vf *)(bias + f0 + j * conv2d_1_VF) : (conv2d_1_vf){0};
-        for (int kh = win.kh0; kh < win.kh1; kh++)
-            for (int kw = win.kw0; kw < win.kw1; kw++) {
-                const float *xp = xs + ((size_t)(win.ih0 + kh * 1) * 14 + (win.iw0 + kw * 1)) * 16;
-                const float *wp = kernel + (size_t)(kh * 3 + kw) * 16 * 8 + f0;
-                for (int c = 0; c < 16; c++) {
-                    conv2d_1_vf w[conv2d_1_FB];
-                    for (int j = 0; j < conv2d_1_FB; j++)
-                        w[j] = *(const conv2d_1_vf *)(wp + (size_t)c * 8 + j * conv2d_1_VF);
-                    for (int r = 0; r < rn; r++) {
-                        const float xv = xp[(size_t)r * 1 * 16 + c];
-                        for (int j = 0; j < conv2d_1_FB; j++)
-                            acc[r][j] += xv * w[j];
-                    }
-                }
-            }
-        for (int r = 0; r < rn; r++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                *(conv2d_1_vf *)(yp + (size_t)r * 8 + f0 + j * conv2d_1_VF) = acc[r][j];
+    if (conv2d_1_fwd_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
-static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
-                         const float *restrict bias, float *restrict y)
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_1_fwd_at(conv2d_1_fwd_vf out[4], const conv2d_1_fwd_vf r[6])
 {
-    enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_R, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_R };
+    if (conv2d_1_fwd_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_1_fwd_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_1_fwd_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
+{
+    enum { A = conv2d_1_fwd_A };
+    const int ih0 = 4 * ty - 1, iw0 = 4 * tx - 1;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 14 && iw >= 0 && iw < 14
+                       ? xs + ((size_t)ih * 14 + iw) * 16 : NULL;
+        }
+    for (int c = 0; c < 16; c += conv2d_1_fwd_VC) {
+        conv2d_1_fwd_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_1_fwd_vc *)(cell[i][j] + c) : (conv2d_1_fwd_vc){0};
+            conv2d_1_fwd_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
+        }
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_1_fwd_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_1_fwd_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
+        }
+    }
+}
+
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
+{
+    enum { A = conv2d_1_fwd_A, M = 4 };
+    for (int j = 0; j < conv2d_1_fwd_FB; j++) {
+        const int f = f0 + j * conv2d_1_fwd_VF;
+        conv2d_1_fwd_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_1_fwd_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_fwd_VF);
+            conv2d_1_fwd_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
+        }
+        const conv2d_1_fwd_vf b0 = bias ? *(const conv2d_1_fwd_vf *)(bias + f) : (conv2d_1_fwd_vf){0};
+        for (int i = 0; i < M && M * ty + i < 14; i++) {   /* (A^T m) A */
+            conv2d_1_fwd_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 14 + M * tx) * 8 + f;
+            for (int k = 0; k < M && M * tx + k < 14; k++)
+                *(conv2d_1_fwd_vf *)(yp + (size_t)k * 8) = row[k] + b0;
+        }
+    }
+}
+
+/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
+ * input transformed into v, then for each block of filters the XI products
+ * by register tiles into m, and their outputs. Inlined with rn a constant, so
+ * that the sums become registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int t0, int rn)
+{
+    float v[conv2d_1_fwd_XI * conv2d_1_fwd_R * 16] __attribute__((aligned(64)));
+    float m[conv2d_1_fwd_XI * conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_1_fwd_input_tile(xs, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, v + (size_t)r * 16,
+                        (size_t)conv2d_1_fwd_R * 16);
+    for (int f0 = 0; f0 < 8; f0 += conv2d_1_fwd_FBLOCK) {
+        for (int xi = 0; xi < conv2d_1_fwd_XI; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 16;
+            const float *up = u + (size_t)xi * 16 * 8 + f0;
+            conv2d_1_fwd_vf acc[conv2d_1_fwd_R][conv2d_1_fwd_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    acc[r][j] = (conv2d_1_fwd_vf){0};
+            for (int c = 0; c < 16; c++) {
+                conv2d_1_fwd_vf w[conv2d_1_fwd_FB];
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    w[j] = *(const conv2d_1_fwd_vf *)(up + (size_t)c * 8 + j * conv2d_1_fwd_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 16 + c];
+                    for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    *(conv2d_1_fwd_vf *)(m + ((size_t)xi * conv2d_1_fwd_R + r) * conv2d_1_fwd_FBLOCK + j * conv2d_1_fwd_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_1_fwd_output_tile(m + (size_t)r * conv2d_1_fwd_FBLOCK, (size_t)conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK, bias, ys,
+                             (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
+ * counted across its rows of tiles: a row at a time, 7 tiles made a block of
+ * 6 and one of 1, whose single row of sums waits on each multiply-add's
+ * latency (dx of 11x11 outputs spent a third of its time there). A thread
+ * owns whole blocks: no sum is split between threads. */
+static void conv2d_1_fwd_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum {
+        TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, BLOCKS = (TILES + conv2d_1_fwd_R - 1) / conv2d_1_fwd_R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
-        for (int oh = 0; oh < 14; oh++) {
-            const float *xs = x + (size_t)s * conv2d_1_IN;
-            float *ys = y + (size_t)s * conv2d_1_OUT;
-            for (int ow = 0; ow < conv2d_1_OW0; ow++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW0 + t * conv2d_1_R, conv2d_1_R);
-            if (REST)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, conv2d_1_OW1 - REST, REST);
-            for (int ow = conv2d_1_OW1; ow < 14; ow++)
-                conv2d_1_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
+        for (int b = 0; b < BLOCKS; b++) {
+            const float *xs = x + (size_t)s * (14 * 14 * 16);
+            float *ys = y + (size_t)s * (14 * 14 * 8);
+            if (b < NBIG)
+                conv2d_1_fwd_tiles(xs, u, bias, ys, b * RBIG, RBIG);
+            else
+                conv2d_1_fwd_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-
-/* dx at the cells that positions (oh, ow..ow+rn-1) of one sample read, as in
- * conv2d_1_forward_tile: for each kernel cell, the sums over the filters of dy times
- * the transposed kernel kt[kh][kw][f][c], added to dx. */
-static inline __attribute__((always_inline)) void
-conv2d_1_dx_tile(const float *restrict dys, const float *restrict kt, float *restrict dxs,
-             int oh, int ow, int rn)
+/* G g for a line g of 3 kernel values: the A values of the transformed line.
+ * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; F(4x4): G =
+ * [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+static inline void conv2d_1_g(float out[6], const float g[3])
 {
-    const conv2d_1_window win = conv2d_1_window_at(oh, ow);
-    const float *dyp = dys + ((size_t)oh * 14 + ow) * 8;
-    for (int kh = win.kh0; kh < win.kh1; kh++)
-        for (int kw = win.kw0; kw < win.kw1; kw++) {
-            float *dxp = dxs + ((size_t)(win.ih0 + kh * 1) * 14 + (win.iw0 + kw * 1)) * 16;
-            const float *wp = kt + (size_t)(kh * 3 + kw) * 8 * 16;
-            for (int c0 = 0; c0 < 16; c0 += conv2d_1_CB * conv2d_1_VC) {
-                conv2d_1_vc acc[conv2d_1_RC][conv2d_1_CB] = {{{0}}};
-                for (int f = 0; f < 8; f++) {
-                    conv2d_1_vc w[conv2d_1_CB];
-                    for (int j = 0; j < conv2d_1_CB; j++)
-                        w[j] = *(const conv2d_1_vc *)(wp + (size_t)f * 16 + c0 + j * conv2d_1_VC);
-                    for (int r = 0; r < rn; r++) {
-                        const float d = dyp[(size_t)r * 8 + f];
-                        for (int j = 0; j < conv2d_1_CB; j++)
-                            acc[r][j] += d * w[j];
-                    }
-                }
-                for (int r = 0; r < rn; r++)
-                    for (int j = 0; j < conv2d_1_CB; j++)
-                        *(conv2d_1_vc *)(dxp + (size_t)r * 1 * 16 + c0 + j * conv2d_1_VC) += acc[r][j];
-            }
+    if (4 == 2) {
+        out[0] = g[0];
+        out[1] = 0.5f * (g[0] + g[1] + g[2]);
+        out[2] = 0.5f * (g[0] - g[1] + g[2]);
+        out[3] = g[2];
+    } else {
+        /* multiplied by the reciprocals: a divide costs ten multiplies */
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * g[0];
+        out[1] = -sixth * (g[0] + g[1] + g[2]);
+        out[2] = -sixth * (g[0] - g[1] + g[2]);
+        out[3] = twentyfourth * g[0] + twelfth * g[1] + sixth * g[2];
+        out[4] = twentyfourth * g[0] - twelfth * g[1] + sixth * g[2];
+        out[5] = g[2];
+    }
+}
+
+/* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
+static inline void conv2d_1_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+                                      float blk[][16], int k)
+{
+    enum { A = 4 + 2 };
+    float g[3][3], t[6][3], col[3], tcol[6], row[6];
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+            g[kh][kw] = kernel[((size_t)cell * 16 + c) * 8 + f];
+        }
+    for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
+        for (int i = 0; i < 3; i++)
+            col[i] = g[i][j];
+        conv2d_1_g(tcol, col);
+        for (int a = 0; a < A; a++)
+            t[a][j] = tcol[a];
+    }
+    for (int a = 0; a < A; a++) {   /* (G g) G^T */
+        conv2d_1_g(row, t[a]);
+        for (int b = 0; b < A; b++)
+            blk[a * A + b][k] = row[b];
+    }
+}
+
+/* The kernel transformed, G g G^T for each channel c and filter f: for the
+ * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
+ * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
+ * of the inner index at a time and written a line per product: written one
+ * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
+ * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
+static void conv2d_1_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
+{
+    enum { XI = (4 + 2) * (4 + 2), B = 16 };
+    const int outer = for_dx ? 8 : 16, inner = for_dx ? 16 : 8;
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < outer; o++)
+        for (int i0 = 0; i0 < inner; i0 += B) {
+            const int n = inner - i0 < B ? inner - i0 : B;
+            float blk[XI][B];
+            for (int k = 0; k < n; k++)
+                conv2d_1_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
+                                   blk, k);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
 }
 
-/* dkernel: row (kh, kw, c) is the sum of x[cell][c] times dy[position][:] over
- * the batch and every position whose window puts (kh, kw) inside the image. */
+/* u: (4 + 2)^2 x 16 x 8 floats of scratch. */
+static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
+                         const float *restrict bias, float *restrict y, float *restrict u)
+{
+    conv2d_1_transform_kernel(kernel, u, 0);
+    conv2d_1_fwd_run(n, x, u, bias, y);
+}
+/* dx is the forward convolution of dy (14x14x8, padded by 2 - 1 rows
+ * and 2 - 1 columns) with the kernel turned and transposed: the same steps. */
+/* ---- conv2d_1_dx: Winograd F(4x4, 3x3) steps, 14x14x8 -> 14x14x16, padding 1 top, 1 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 8] x [8 x 16], computed by register tiles as the
+ * direct convolution's are: XI x 8 x 16 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][8][16] is made by the caller.
+ *
+ * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
+enum { conv2d_1_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_1_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    /* Without padding or dilation across, rows kw*C + c of one kernel row kh read
-     * consecutive floats of x, so a block of rows may cross kw; otherwise kw fixes
-     * the positions. */
-    conv2d_1_INSIDE = 1 == 0 && 1 == 0 && 1 == 1 && (14 - 1) * 1 + conv2d_1_EH <= 14
-                  && (14 - 1) * 1 + conv2d_1_EW <= 14,
-    conv2d_1_GROUP = conv2d_1_INSIDE ? 3 * 16 : 16,   /* rows sharing one range of positions */
-    conv2d_1_CBK = conv2d_1_GROUP % 6 == 0 ? 6 : conv2d_1_GROUP % 4 == 0 ? 4 : conv2d_1_GROUP % 5 == 0 ? 5
-             : conv2d_1_GROUP % 3 == 0 ? 3 : conv2d_1_GROUP % 2 == 0 ? 2 : 1,
-    conv2d_1_DKB = 3 * 3 * 16 / conv2d_1_CBK,        /* row blocks */
+    conv2d_1_dx_M = 4, conv2d_1_dx_A = 4 + 2, conv2d_1_dx_XI = (4 + 2) * (4 + 2),
+    conv2d_1_dx_TH = (14 + 4 - 1) / 4, conv2d_1_dx_TW = (14 + 4 - 1) / 4,
+    conv2d_1_dx_VC = 8 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 8 % 8 == 0 ? 8 : 8 % 4 == 0 ? 4
+            : 8 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_VF = 16 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
+            : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_FB = conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 4 == 0 ? 4
+            : conv2d_1_dx_FBMAX == 4 && 16 / conv2d_1_dx_VF % 3 == 0 ? 3 : 16 / conv2d_1_dx_VF % 2 == 0 ? 2 : 1,
+    conv2d_1_dx_R = conv2d_1_dx_FB == 4 ? 6 : conv2d_1_dx_FB == 3 ? 8 : conv2d_1_dx_FB == 2 && conv2d_1_dx_FBMAX == 2 ? 6 : 12,
+    conv2d_1_dx_FBLOCK = conv2d_1_dx_FB * conv2d_1_dx_VF,
 };
 
-/* Adds to dkernel's row block b the terms of sample s's output rows begin..end. */
-static void conv2d_1_dkernel_rows(const float *restrict x, const float *restrict dy,
-                              float *restrict dkernel, int b, int s, int begin, int end)
+/* Vectors that may sit at any float boundary and alias float arrays. */
+typedef float conv2d_1_dx_vc __attribute__((vector_size(conv2d_1_dx_VC * sizeof(float)), aligned(4), may_alias));
+typedef float conv2d_1_dx_vf __attribute__((vector_size(conv2d_1_dx_VF * sizeof(float)), aligned(4), may_alias));
+
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_1_dx_bt(conv2d_1_dx_vc out[6], const conv2d_1_dx_vc r[6])
 {
-    const int row = b * conv2d_1_CBK, group = row / conv2d_1_GROUP;
-    const int kh = row / (3 * 16), kw = conv2d_1_INSIDE ? 0 : group % 3;
-    const int col = row % conv2d_1_GROUP;   /* c, or kw * C + c when INSIDE */
-    /* The output rows and columns whose window puts (kh, kw) inside the image:
-     * cell (kh, kw) is cell_h rows and cell_w columns from the window's corner. */
-    const int cell_h = kh * 1, cell_w = kw * 1;
-    const int oh0 = 1 - cell_h > 0 ? (1 - cell_h + 1 - 1) / 1 : 0;
-    const int oh1 = 14 - 1 + 1 - cell_h < 0 ? 0 : (14 - 1 + 1 - cell_h) / 1 + 1;
-    const int ow0 = 1 - cell_w > 0 ? (1 - cell_w + 1 - 1) / 1 : 0;
-    const int ow1 = 14 - 1 + 1 - cell_w < 0 ? 0 : (14 - 1 + 1 - cell_w) / 1 + 1;
-    begin = begin > oh0 ? begin : oh0;
-    end = end < oh1 ? end : oh1;
-    const float *xs = x + (size_t)s * conv2d_1_IN, *dys = dy + (size_t)s * conv2d_1_OUT;
-    for (int f0 = 0; f0 < 8; f0 += conv2d_1_FB * conv2d_1_VF) {
-        float *dw = dkernel + (size_t)row * 8 + f0;
-        conv2d_1_vf acc[conv2d_1_CBK][conv2d_1_FB];
-        for (int i = 0; i < conv2d_1_CBK; i++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                acc[i][j] = *(const conv2d_1_vf *)(dw + (size_t)i * 8 + j * conv2d_1_VF);
-        for (int oh = begin; oh < end; oh++)
-            for (int ow = ow0; ow < (ow1 < 14 ? ow1 : 14); ow++) {
-                const float *xp = xs + ((size_t)(oh * 1 - 1 + cell_h) * 14 + ow * 1 - 1 + cell_w) * 16 + col;
-                const float *dyp = dys + ((size_t)oh * 14 + ow) * 8 + f0;
-                conv2d_1_vf d[conv2d_1_FB];
-                for (int j = 0; j < conv2d_1_FB; j++)
-                    d[j] = *(const conv2d_1_vf *)(dyp + j * conv2d_1_VF);
-                for (int i = 0; i < conv2d_1_CBK; i++)
-                    for (int j = 0; j < conv2d_1_FB; j++)
-                        acc[i][j] += xp[i] * d[j];
-            }
-        for (int i = 0; i < conv2d_1_CBK; i++)
-            for (int j = 0; j < conv2d_1_FB; j++)
-                *(conv2d_1_vf *)(dw + (size_t)i * 8 + j * conv2d_1_VF) = acc[i][j];
+    if (conv2d_1_dx_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
     }
 }
 
-/* Adds to dbias the terms of sample s's output rows begin..end. */
-static void conv2d_1_dbias_rows(const float *restrict dy, float *restrict dbias, int s, int begin, int end)
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_1_dx_at(conv2d_1_dx_vf out[4], const conv2d_1_dx_vf r[6])
 {
-    for (size_t p = ((size_t)s * 14 + begin) * 14; p < ((size_t)s * 14 + end) * 14; p++)
-        for (int f = 0; f < 8; f++)
-            dbias[f] += dy[p * 8 + f];
+    if (conv2d_1_dx_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_1_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
 }
 
-/* dx: one sample per thread, as its positions' windows overlap; kt, the kernel
- * transposed so that the channels are contiguous, is made once per call into a
- * buffer of this layer (backward is not reentrant; the runtime calls it from one
- * thread). dkernel: a thread owns blocks of rows, each summed over the whole
- * batch in one order, so the result does not depend on the number of threads;
- * so is dbias, dy summed over the batch and positions. A bias is trained only
- * with its kernel: outside that branch, GCC would follow the path where grads
- * is NULL to a bias at NULL + offset. */
+/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
+ * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
+ * zeros. */
+static inline void conv2d_1_dx_input_tile(const float *restrict xs, int ty, int tx,
+                                   float *restrict v, size_t stride)
+{
+    enum { A = conv2d_1_dx_A };
+    const int ih0 = 4 * ty - 1, iw0 = 4 * tx - 1;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
+            const int ih = ih0 + i, iw = iw0 + j;
+            cell[i][j] = ih >= 0 && ih < 14 && iw >= 0 && iw < 14
+                       ? xs + ((size_t)ih * 14 + iw) * 8 : NULL;
+        }
+    for (int c = 0; c < 8; c += conv2d_1_dx_VC) {
+        conv2d_1_dx_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_1_dx_vc *)(cell[i][j] + c) : (conv2d_1_dx_vc){0};
+            conv2d_1_dx_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
+        }
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_1_dx_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_1_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
+        }
+    }
+}
+
+/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
+ * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
+static inline void conv2d_1_dx_output_tile(const float *restrict m, size_t stride,
+                                    const float *restrict bias, float *restrict ys,
+                                    int ty, int tx, int f0)
+{
+    enum { A = conv2d_1_dx_A, M = 4 };
+    for (int j = 0; j < conv2d_1_dx_FB; j++) {
+        const int f = f0 + j * conv2d_1_dx_VF;
+        conv2d_1_dx_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_dx_VF);
+            conv2d_1_dx_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
+        }
+        const conv2d_1_dx_vf b0 = bias ? *(const conv2d_1_dx_vf *)(bias + f) : (conv2d_1_dx_vf){0};
+        for (int i = 0; i < M && M * ty + i < 14; i++) {   /* (A^T m) A */
+            conv2d_1_dx_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 14 + M * tx) * 16 + f;
+            for (int k = 0; k < M && M * tx + k < 14; k++)
+                *(conv2d_1_dx_vf *)(yp + (size_t)k * 16) = row[k] + b0;
+        }
+    }
+}
+
+/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
+ * input transformed into v, then for each block of filters the XI products
+ * by register tiles into m, and their outputs. Inlined with rn a constant, so
+ * that the sums become registers; v and m stay in the L1 cache. */
+static inline __attribute__((always_inline)) void
+conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
+           float *restrict ys, int t0, int rn)
+{
+    float v[conv2d_1_dx_XI * conv2d_1_dx_R * 8] __attribute__((aligned(64)));
+    float m[conv2d_1_dx_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_1_dx_input_tile(xs, (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, v + (size_t)r * 8,
+                        (size_t)conv2d_1_dx_R * 8);
+    for (int f0 = 0; f0 < 16; f0 += conv2d_1_dx_FBLOCK) {
+        for (int xi = 0; xi < conv2d_1_dx_XI; xi++) {
+            const float *vp = v + (size_t)xi * conv2d_1_dx_R * 8;
+            const float *up = u + (size_t)xi * 8 * 16 + f0;
+            conv2d_1_dx_vf acc[conv2d_1_dx_R][conv2d_1_dx_FB];
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    acc[r][j] = (conv2d_1_dx_vf){0};
+            for (int c = 0; c < 8; c++) {
+                conv2d_1_dx_vf w[conv2d_1_dx_FB];
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    w[j] = *(const conv2d_1_dx_vf *)(up + (size_t)c * 16 + j * conv2d_1_dx_VF);
+                for (int r = 0; r < rn; r++) {
+                    const float xv = vp[(size_t)r * 8 + c];
+                    for (int j = 0; j < conv2d_1_dx_FB; j++)
+                        acc[r][j] += xv * w[j];
+                }
+            }
+            for (int r = 0; r < rn; r++)
+                for (int j = 0; j < conv2d_1_dx_FB; j++)
+                    *(conv2d_1_dx_vf *)(m + ((size_t)xi * conv2d_1_dx_R + r) * conv2d_1_dx_FBLOCK + j * conv2d_1_dx_VF) = acc[r][j];
+        }
+        for (int r = 0; r < rn; r++)
+            conv2d_1_dx_output_tile(m + (size_t)r * conv2d_1_dx_FBLOCK, (size_t)conv2d_1_dx_R * conv2d_1_dx_FBLOCK, bias, ys,
+                             (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, f0);
+    }
+}
+
+/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
+ * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
+ * counted across its rows of tiles: a row at a time, 7 tiles made a block of
+ * 6 and one of 1, whose single row of sums waits on each multiply-add's
+ * latency (dx of 11x11 outputs spent a third of its time there). A thread
+ * owns whole blocks: no sum is split between threads. */
+static void conv2d_1_dx_run(int n, const float *restrict x, const float *restrict u,
+                     const float *restrict bias, float *restrict y)
+{
+    enum {
+        TILES = conv2d_1_dx_TH * conv2d_1_dx_TW, BLOCKS = (TILES + conv2d_1_dx_R - 1) / conv2d_1_dx_R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int s = 0; s < n; s++)
+        for (int b = 0; b < BLOCKS; b++) {
+            const float *xs = x + (size_t)s * (14 * 14 * 8);
+            float *ys = y + (size_t)s * (14 * 14 * 16);
+            if (b < NBIG)
+                conv2d_1_dx_tiles(xs, u, bias, ys, b * RBIG, RBIG);
+            else
+                conv2d_1_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+        }
+}
+/* dkernel by the same algorithm run backwards: the gradient of the XI products
+ * of a tile is A dY A^T, so the transformed kernel's gradient is
+ * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
+ * transformed as the forward pass does, q = A dY A^T), XI matrix products
+ * [16 x tiles] x [tiles x 8], and dkernel = G^T du G. The tiles of the
+ * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
+ * vectors are a register tile; an item is one block of CBK rows of du.
+ * dbias is the sum of dy, q[BIAS_XI] (q[1][1] sums the tile's outputs). */
+enum {
+    conv2d_1_TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, conv2d_1_CHUNK = 152,
+    conv2d_1_XI = conv2d_1_fwd_XI, conv2d_1_BIAS_XI = conv2d_1_fwd_A + 1,
+    conv2d_1_CBK = 16 % 6 == 0 ? 6 : 16 % 4 == 0 ? 4 : 16 % 5 == 0 ? 5
+             : 16 % 3 == 0 ? 3 : 16 % 2 == 0 ? 2 : 1,
+    conv2d_1_ITEMS = conv2d_1_XI * (16 / conv2d_1_CBK),   /* and one more: the bias */
+};
+
+/* A r for a line r of M output gradients: its A values (A = (A^T)^T). */
+static inline void conv2d_1_a(conv2d_1_fwd_vf out[6], const conv2d_1_fwd_vf r[4])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[0] + r[1];
+        out[2] = r[0] - r[1];
+        out[3] = -r[1];
+    } else {
+        const conv2d_1_fwd_vf e = r[0] + r[2], o = r[1] + r[3];
+        const conv2d_1_fwd_vf e4 = r[0] + 4.0f * r[2], o8 = 2.0f * r[1] + 8.0f * r[3];
+        out[0] = r[0];
+        out[1] = e + o;
+        out[2] = e - o;
+        out[3] = e4 + o8;
+        out[4] = e4 - o8;
+        out[5] = r[3];
+    }
+}
+
+/* G^T r for a line r of A values of du: the 3 kernel values. */
+static inline void conv2d_1_gt(float out[3], const float r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0] + 0.5f * (r[1] + r[2]);
+        out[1] = 0.5f * (r[1] - r[2]);
+        out[2] = 0.5f * (r[1] + r[2]) + r[3];
+    } else {
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * r[0] - sixth * (r[1] + r[2]) + twentyfourth * (r[3] + r[4]);
+        out[1] = sixth * (r[2] - r[1]) + twelfth * (r[3] - r[4]);
+        out[2] = sixth * (r[3] + r[4] - r[1] - r[2]) + r[5];
+    }
+}
+
+/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
+ * no gradient. Product xi of filter f at q[xi * stride + f]. */
+static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
+                                float *restrict q, size_t stride)
+{
+    enum { A = conv2d_1_fwd_A, M = 4 };
+    for (int f = 0; f < 8; f += conv2d_1_fwd_VF) {
+        conv2d_1_fwd_vf t[6][4], col[4], tcol[6], row[6];
+        for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
+            for (int i = 0; i < M; i++) {
+                const int oh = M * ty + i, ow = M * tx + j;
+                col[i] = oh < 14 && ow < 14
+                       ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 14 + ow) * 8 + f)
+                       : (conv2d_1_fwd_vf){0};
+            }
+            conv2d_1_a(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][j] = tcol[a];
+        }
+        for (int a = 0; a < A; a++) {   /* (A dY) A^T */
+            conv2d_1_a(row, t[a]);
+            for (int b = 0; b < A; b++)
+                *(conv2d_1_fwd_vf *)(q + (size_t)(a * A + b) * stride + f) = row[b];
+        }
+    }
+}
+
+/* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
+static void conv2d_1_dkernel_item(const float *restrict v, const float *restrict q,
+                              float *restrict du, float *restrict dbias, int b, int tn)
+{
+    const int xi = b < conv2d_1_ITEMS ? b / (16 / conv2d_1_CBK) : conv2d_1_BIAS_XI;
+    const int c0 = b % (16 / conv2d_1_CBK) * conv2d_1_CBK;
+    const float *vp = v + (size_t)xi * conv2d_1_CHUNK * 16 + c0;
+    const float *qp = q + (size_t)xi * conv2d_1_CHUNK * 8;
+    if (b == conv2d_1_ITEMS) {
+        for (int t = 0; t < tn; t++)
+            for (int f = 0; f < 8; f++)
+                dbias[f] += qp[(size_t)t * 8 + f];
+        return;
+    }
+    for (int f0 = 0; f0 < 8; f0 += conv2d_1_fwd_FBLOCK) {
+        float *dp = du + ((size_t)xi * 16 + c0) * 8 + f0;
+        conv2d_1_fwd_vf acc[conv2d_1_CBK][conv2d_1_fwd_FB];
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                acc[i][j] = *(const conv2d_1_fwd_vf *)(dp + (size_t)i * 8 + j * conv2d_1_fwd_VF);
+        for (int t = 0; t < tn; t++) {
+            conv2d_1_fwd_vf d[conv2d_1_fwd_FB];
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                d[j] = *(const conv2d_1_fwd_vf *)(qp + (size_t)t * 8 + f0 + j * conv2d_1_fwd_VF);
+            for (int i = 0; i < conv2d_1_CBK; i++)
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    acc[i][j] += vp[(size_t)t * 16 + i] * d[j];
+        }
+        for (int i = 0; i < conv2d_1_CBK; i++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                *(conv2d_1_fwd_vf *)(dp + (size_t)i * 8 + j * conv2d_1_fwd_VF) = acc[i][j];
+    }
+}
+
+/* dkernel = G^T du G for each channel and filter (inside a parallel region). */
+static void conv2d_1_dkernel_untransform(const float *restrict du, float *restrict dkernel)
+{
+    enum { A = conv2d_1_fwd_A };
+    #pragma omp for schedule(static)
+    for (int c = 0; c < 16; c++)
+        for (int f = 0; f < 8; f++) {
+            float q[6][6], t[3][6], col[6], tcol[3], row[3];
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++)
+                    q[a][b] = du[((size_t)(a * A + b) * 16 + c) * 8 + f];
+            for (int b = 0; b < A; b++) {   /* G^T du, a column at a time */
+                for (int a = 0; a < A; a++)
+                    col[a] = q[a][b];
+                conv2d_1_gt(tcol, col);
+                for (int k = 0; k < 3; k++)
+                    t[k][b] = tcol[k];
+            }
+            for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
+                conv2d_1_gt(row, t[kh]);
+                for (int kw = 0; kw < 3; kw++)
+                    dkernel[((size_t)(kh * 3 + kw) * 16 + c) * 8 + f] = row[kw];
+            }
+        }
+}
+
+/* scratch: the transformed kernel for dx; then du and a chunk's v and q for
+ * dkernel. Every item sums its tiles in the batch's order whichever thread
+ * owns it, so the result does not depend on the number of threads. A bias is
+ * trained only with its kernel. */
 static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
                           const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict kt)
+                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
 {
     if (dx) {
-        for (int k = 0; k < 3 * 3; k++)
-            for (int c = 0; c < 16; c++)
-                for (int f = 0; f < 8; f++)
-                    kt[((size_t)k * 8 + f) * 16 + c] = kernel[((size_t)k * 16 + c) * 8 + f];
-        enum { TILES = (conv2d_1_OW1 - conv2d_1_OW0) / conv2d_1_RC, REST = (conv2d_1_OW1 - conv2d_1_OW0) % conv2d_1_RC };
-        #pragma omp parallel for schedule(static)
-        for (int s = 0; s < n; s++) {
-            const float *dys = dy + (size_t)s * conv2d_1_OUT;
-            float *dxs = dx + (size_t)s * conv2d_1_IN;
-            memset(dxs, 0, conv2d_1_IN * sizeof *dxs);
-            for (int oh = 0; oh < 14; oh++) {
-                for (int ow = 0; ow < conv2d_1_OW0; ow++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
-                for (int t = 0; t < TILES; t++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW0 + t * conv2d_1_RC, conv2d_1_RC);
-                if (REST)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, conv2d_1_OW1 - REST, REST);
-                for (int ow = conv2d_1_OW1; ow < 14; ow++)
-                    conv2d_1_dx_tile(dys, kt, dxs, oh, ow, 1);
-            }
-        }
+        conv2d_1_transform_kernel(kernel, scratch, 1);
+        conv2d_1_dx_run(n, dy, scratch, NULL, dx);
     }
-    if (dkernel) {
-        /* Items 0..DKB-1: the kernel's row blocks; item DKB: the bias. Each
-         * schedule(static) loop below has DKB + 1 iterations, so a thread gets
-         * the same items in all of them (OpenMP's rule, hence nowait): it owns
-         * them. All threads walk the batch in steps of CHUNK output rows, which
-         * stay in the cache while each thread adds them to its items. */
-        enum { CHUNK = 14 * 8 >= 4096 ? 1 : 4096 / (14 * 8) };
-        #pragma omp parallel
-        {
-            #pragma omp for schedule(static) nowait
-            for (int b = 0; b <= conv2d_1_DKB; b++)
-                if (b < conv2d_1_DKB)
-                    memset(dkernel + (size_t)b * conv2d_1_CBK * 8, 0, conv2d_1_CBK * 8 * sizeof *dkernel);
-                else if (dbias)
-                    memset(dbias, 0, 8 * sizeof *dbias);
-            for (int s = 0; s < n; s++)
-                for (int oh = 0; oh < 14; oh += CHUNK) {
-                    const int end = oh + CHUNK < 14 ? oh + CHUNK : 14;
-                    #pragma omp for schedule(static) nowait
-                    for (int b = 0; b <= conv2d_1_DKB; b++)
-                        if (b < conv2d_1_DKB)
-                            conv2d_1_dkernel_rows(x, dy, dkernel, b, s, oh, end);
-                        else if (dbias)
-                            conv2d_1_dbias_rows(dy, dbias, s, oh, end);
-                }
+    if (!dkernel)
+        return;
+    float *du = scratch, *v = du + (size_t)conv2d_1_XI * 16 * 8;
+    float *q = v + (size_t)conv2d_1_XI * conv2d_1_CHUNK * 16;
+    const long tiles = (long)n * conv2d_1_TILES;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (size_t i = 0; i < (size_t)conv2d_1_XI * 16 * 8; i++)
+            du[i] = 0;
+        #pragma omp single
+        if (dbias)
+            memset(dbias, 0, 8 * sizeof *dbias);
+        for (long g0 = 0; g0 < tiles; g0 += conv2d_1_CHUNK) {
+            const int tn = tiles - g0 < conv2d_1_CHUNK ? (int)(tiles - g0) : conv2d_1_CHUNK;
+            #pragma omp for schedule(static)
+            for (int t = 0; t < tn; t++) {
+                const int s = (int)((g0 + t) / conv2d_1_TILES), tile = (int)((g0 + t) % conv2d_1_TILES);
+                const int ty = tile / conv2d_1_fwd_TW, tx = tile % conv2d_1_fwd_TW;
+                conv2d_1_fwd_input_tile(x + (size_t)s * 3136, ty, tx, v + (size_t)t * 16,
+                                    (size_t)conv2d_1_CHUNK * 16);
+                conv2d_1_dy_tile(dy + (size_t)s * 1568, ty, tx, q + (size_t)t * 8,
+                             (size_t)conv2d_1_CHUNK * 8);
+            }
+            #pragma omp for schedule(static)
+            for (int b = 0; b <= conv2d_1_ITEMS; b++)
+                if (b < conv2d_1_ITEMS || dbias)
+                    conv2d_1_dkernel_item(v, q, du, dbias, b, tn);
         }
+        conv2d_1_dkernel_untransform(du, dkernel);
     }
 }
 
@@ -1538,7 +1916,7 @@ enum {
     conv2d_2_out = 25088,
     conv2d_2_dout = 43904,
     WORK_PER_SAMPLE = 45080,
-    SCRATCH_FLOATS = 1152
+    SCRATCH_FLOATS = 135936
 };
 
 /* Runs the layers in order; returns the output (the logits, where the loss
@@ -1553,7 +1931,7 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* conv2d_1: Conv2D, line 12 */
-    conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out));
+    conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out), SCRATCH);
     /* conv2d_1: relu, line 12 */
     conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
     /* max_pooling2d_1: MaxPooling2D, line 13 */

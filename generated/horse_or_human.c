@@ -504,31 +504,34 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
         }
     }
 }
-/* ---- conv2d_1: Conv2D(32, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:12 ---- */
+/* ---- conv2d_1: Conv2D(32, 3x3), Winograd F(4x4, 3x3), models/horse_or_human.yaml:12 ---- */
 /* Convolution in NHWC: input 149x149x16, output 147x147x32, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_1_fwd: Winograd F(2x2, 3x3) steps, 149x149x16 -> 147x147x32, padding 0 top, 0 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 16] x [16 x 32], computed by register tiles as the direct
- * convolution's are: 16 x 16 x 32 multiplies per tile instead of 36.
- * The transformed kernel u[16][16][32] is made by the caller.
+/* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) steps, 149x149x16 -> 147x147x32, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 16] x [16 x 32], computed by register tiles as the
+ * direct convolution's are: XI x 16 x 32 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][16][32] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_1_fwd_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_1_fwd_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_1_fwd_TH = (147 + 1) / 2, conv2d_1_fwd_TW = (147 + 1) / 2,
+    conv2d_1_fwd_M = 4, conv2d_1_fwd_A = 4 + 2, conv2d_1_fwd_XI = (4 + 2) * (4 + 2),
+    conv2d_1_fwd_TH = (147 + 4 - 1) / 4, conv2d_1_fwd_TW = (147 + 4 - 1) / 4,
     conv2d_1_fwd_VC = 16 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
             : 16 % 2 == 0 ? 2 : 1,
     conv2d_1_fwd_VF = 32 % 16 == 0 && conv2d_1_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
@@ -543,37 +546,67 @@ enum {
 typedef float conv2d_1_fwd_vc __attribute__((vector_size(conv2d_1_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_1_fwd_vf __attribute__((vector_size(conv2d_1_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_1_fwd_bt(conv2d_1_fwd_vc out[6], const conv2d_1_fwd_vc r[6])
+{
+    if (conv2d_1_fwd_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_1_fwd_at(conv2d_1_fwd_vf out[4], const conv2d_1_fwd_vf r[6])
+{
+    if (conv2d_1_fwd_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_1_fwd_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_1_fwd_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_1_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 149 && iw >= 0 && iw < 149
                        ? xs + ((size_t)ih * 149 + iw) * 16 : NULL;
         }
     for (int c = 0; c < 16; c += conv2d_1_fwd_VC) {
-        conv2d_1_fwd_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_1_fwd_vc *)(cell[i][j] + c) : (conv2d_1_fwd_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_1_fwd_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_1_fwd_vc *)(cell[i][j] + c) : (conv2d_1_fwd_vc){0};
+            conv2d_1_fwd_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_1_fwd_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_1_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_1_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_1_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_1_fwd_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_1_fwd_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -584,41 +617,42 @@ static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stri
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_1_fwd_A, M = 4 };
     for (int j = 0; j < conv2d_1_fwd_FB; j++) {
         const int f = f0 + j * conv2d_1_fwd_VF;
-        conv2d_1_fwd_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_1_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_1_fwd_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_1_fwd_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_1_fwd_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_fwd_VF);
+            conv2d_1_fwd_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_1_fwd_vf b0 = bias ? *(const conv2d_1_fwd_vf *)(bias + f) : (conv2d_1_fwd_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 147; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 147 + 2 * tx) * 32 + f;
-            *(conv2d_1_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 147)
-                *(conv2d_1_fwd_vf *)(yp + 32) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 147; i++) {   /* (A^T m) A */
+            conv2d_1_fwd_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 147 + M * tx) * 32 + f;
+            for (int k = 0; k < M && M * tx + k < 147; k++)
+                *(conv2d_1_fwd_vf *)(yp + (size_t)k * 32) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_1_fwd_R * 16] __attribute__((aligned(64)));
-    float m[16 * conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_1_fwd_XI * conv2d_1_fwd_R * 16] __attribute__((aligned(64)));
+    float m[conv2d_1_fwd_XI * conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_1_fwd_input_tile(xs, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, v + (size_t)r * 16,
                         (size_t)conv2d_1_fwd_R * 16);
     for (int f0 = 0; f0 < 32; f0 += conv2d_1_fwd_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_1_fwd_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 16;
             const float *up = u + (size_t)xi * 16 * 32 + f0;
             conv2d_1_fwd_vf acc[conv2d_1_fwd_R][conv2d_1_fwd_FB];
@@ -669,38 +703,77 @@ static void conv2d_1_fwd_run(int n, const float *restrict x, const float *restri
                 conv2d_1_fwd_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* The kernel transformed, G g G^T for each channel c and filter f, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
- * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
- * degrees, channels and filters swapped) u[xi][f][c]. */
+/* G g for a line g of 3 kernel values: the A values of the transformed line.
+ * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; F(4x4): G =
+ * [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+static inline void conv2d_1_g(float out[6], const float g[3])
+{
+    if (4 == 2) {
+        out[0] = g[0];
+        out[1] = 0.5f * (g[0] + g[1] + g[2]);
+        out[2] = 0.5f * (g[0] - g[1] + g[2]);
+        out[3] = g[2];
+    } else {
+        /* multiplied by the reciprocals: a divide costs ten multiplies */
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * g[0];
+        out[1] = -sixth * (g[0] + g[1] + g[2]);
+        out[2] = -sixth * (g[0] - g[1] + g[2]);
+        out[3] = twentyfourth * g[0] + twelfth * g[1] + sixth * g[2];
+        out[4] = twentyfourth * g[0] - twelfth * g[1] + sixth * g[2];
+        out[5] = g[2];
+    }
+}
+
+/* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
+static inline void conv2d_1_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+                                      float blk[][16], int k)
+{
+    enum { A = 4 + 2 };
+    float g[3][3], t[6][3], col[3], tcol[6], row[6];
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+            g[kh][kw] = kernel[((size_t)cell * 16 + c) * 32 + f];
+        }
+    for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
+        for (int i = 0; i < 3; i++)
+            col[i] = g[i][j];
+        conv2d_1_g(tcol, col);
+        for (int a = 0; a < A; a++)
+            t[a][j] = tcol[a];
+    }
+    for (int a = 0; a < A; a++) {   /* (G g) G^T */
+        conv2d_1_g(row, t[a]);
+        for (int b = 0; b < A; b++)
+            blk[a * A + b][k] = row[b];
+    }
+}
+
+/* The kernel transformed, G g G^T for each channel c and filter f: for the
+ * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
+ * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
+ * of the inner index at a time and written a line per product: written one
+ * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
+ * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
 static void conv2d_1_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
+    enum { XI = (4 + 2) * (4 + 2), B = 16 };
+    const int outer = for_dx ? 32 : 16, inner = for_dx ? 16 : 32;
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < 16; c++)
-        for (int f = 0; f < 32; f++) {
-            float g[3][3], t[4][3];
-            for (int kh = 0; kh < 3; kh++)
-                for (int kw = 0; kw < 3; kw++) {
-                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-                    g[kh][kw] = kernel[((size_t)cell * 16 + c) * 32 + f];
-                }
-            for (int k = 0; k < 3; k++) {   /* G g */
-                t[0][k] = g[0][k];
-                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
-                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
-                t[3][k] = g[2][k];
-            }
-            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
-                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
-                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
-                for (int b = 0; b < 4; b++)
-                    u[for_dx ? ((size_t)(a * 4 + b) * 32 + f) * 16 + c
-                             : ((size_t)(a * 4 + b) * 16 + c) * 32 + f] = row[b];
-            }
+    for (int o = 0; o < outer; o++)
+        for (int i0 = 0; i0 < inner; i0 += B) {
+            const int n = inner - i0 < B ? inner - i0 : B;
+            float blk[XI][B];
+            for (int k = 0; k < n; k++)
+                conv2d_1_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
+                                   blk, k);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
 }
 
-/* u: 16 x 16 x 32 floats of scratch. */
+/* u: (4 + 2)^2 x 16 x 32 floats of scratch. */
 static void conv2d_1_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y, float *restrict u)
 {
@@ -709,24 +782,27 @@ static void conv2d_1_forward(int n, const float *restrict x, const float *restri
 }
 /* dx is the forward convolution of dy (147x147x32, padded by 2 - 0 rows
  * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_1_dx: Winograd F(2x2, 3x3) steps, 147x147x32 -> 149x149x16, padding 2 top, 2 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 32] x [32 x 16], computed by register tiles as the direct
- * convolution's are: 16 x 32 x 16 multiplies per tile instead of 36.
- * The transformed kernel u[16][32][16] is made by the caller.
+/* ---- conv2d_1_dx: Winograd F(4x4, 3x3) steps, 147x147x32 -> 149x149x16, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 32] x [32 x 16], computed by register tiles as the
+ * direct convolution's are: XI x 32 x 16 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][32][16] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_1_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_1_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_1_dx_TH = (149 + 1) / 2, conv2d_1_dx_TW = (149 + 1) / 2,
+    conv2d_1_dx_M = 4, conv2d_1_dx_A = 4 + 2, conv2d_1_dx_XI = (4 + 2) * (4 + 2),
+    conv2d_1_dx_TH = (149 + 4 - 1) / 4, conv2d_1_dx_TW = (149 + 4 - 1) / 4,
     conv2d_1_dx_VC = 32 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
             : 32 % 2 == 0 ? 2 : 1,
     conv2d_1_dx_VF = 16 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
@@ -741,37 +817,67 @@ enum {
 typedef float conv2d_1_dx_vc __attribute__((vector_size(conv2d_1_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_1_dx_vf __attribute__((vector_size(conv2d_1_dx_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_1_dx_bt(conv2d_1_dx_vc out[6], const conv2d_1_dx_vc r[6])
+{
+    if (conv2d_1_dx_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_1_dx_at(conv2d_1_dx_vf out[4], const conv2d_1_dx_vf r[6])
+{
+    if (conv2d_1_dx_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_1_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_1_dx_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_1_dx_A };
+    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 147 && iw >= 0 && iw < 147
                        ? xs + ((size_t)ih * 147 + iw) * 32 : NULL;
         }
     for (int c = 0; c < 32; c += conv2d_1_dx_VC) {
-        conv2d_1_dx_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_1_dx_vc *)(cell[i][j] + c) : (conv2d_1_dx_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_1_dx_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_1_dx_vc *)(cell[i][j] + c) : (conv2d_1_dx_vc){0};
+            conv2d_1_dx_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_1_dx_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_1_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_1_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_1_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_1_dx_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_1_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -782,41 +888,42 @@ static inline void conv2d_1_dx_output_tile(const float *restrict m, size_t strid
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_1_dx_A, M = 4 };
     for (int j = 0; j < conv2d_1_dx_FB; j++) {
         const int f = f0 + j * conv2d_1_dx_VF;
-        conv2d_1_dx_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_1_dx_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_1_dx_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_dx_VF);
+            conv2d_1_dx_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_1_dx_vf b0 = bias ? *(const conv2d_1_dx_vf *)(bias + f) : (conv2d_1_dx_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 149; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 149 + 2 * tx) * 16 + f;
-            *(conv2d_1_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 149)
-                *(conv2d_1_dx_vf *)(yp + 16) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 149; i++) {   /* (A^T m) A */
+            conv2d_1_dx_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 149 + M * tx) * 16 + f;
+            for (int k = 0; k < M && M * tx + k < 149; k++)
+                *(conv2d_1_dx_vf *)(yp + (size_t)k * 16) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
-    float m[16 * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_1_dx_XI * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
+    float m[conv2d_1_dx_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_1_dx_input_tile(xs, (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, v + (size_t)r * 32,
                         (size_t)conv2d_1_dx_R * 32);
     for (int f0 = 0; f0 < 16; f0 += conv2d_1_dx_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_1_dx_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_1_dx_R * 32;
             const float *up = u + (size_t)xi * 32 * 16 + f0;
             conv2d_1_dx_vf acc[conv2d_1_dx_R][conv2d_1_dx_FB];
@@ -867,48 +974,80 @@ static void conv2d_1_dx_run(int n, const float *restrict x, const float *restric
                 conv2d_1_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+/* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
  * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
- * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * transformed as the forward pass does, q = A dY A^T), XI matrix products
  * [16 x tiles] x [tiles x 32], and dkernel = G^T du G. The tiles of the
  * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
  * vectors are a register tile; an item is one block of CBK rows of du.
- * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+ * dbias is the sum of dy, q[BIAS_XI] (q[1][1] sums the tile's outputs). */
 enum {
-    conv2d_1_TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, conv2d_1_CHUNK = 171,
+    conv2d_1_TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, conv2d_1_CHUNK = 76,
+    conv2d_1_XI = conv2d_1_fwd_XI, conv2d_1_BIAS_XI = conv2d_1_fwd_A + 1,
     conv2d_1_CBK = 16 % 6 == 0 ? 6 : 16 % 4 == 0 ? 4 : 16 % 5 == 0 ? 5
              : 16 % 3 == 0 ? 3 : 16 % 2 == 0 ? 2 : 1,
-    conv2d_1_ITEMS = 16 * (16 / conv2d_1_CBK),   /* and one more: the bias */
+    conv2d_1_ITEMS = conv2d_1_XI * (16 / conv2d_1_CBK),   /* and one more: the bias */
 };
 
-/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
- * outputs past the edge have no gradient. Product xi of filter f at
- * q[xi * stride + f]. */
+/* A r for a line r of M output gradients: its A values (A = (A^T)^T). */
+static inline void conv2d_1_a(conv2d_1_fwd_vf out[6], const conv2d_1_fwd_vf r[4])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[0] + r[1];
+        out[2] = r[0] - r[1];
+        out[3] = -r[1];
+    } else {
+        const conv2d_1_fwd_vf e = r[0] + r[2], o = r[1] + r[3];
+        const conv2d_1_fwd_vf e4 = r[0] + 4.0f * r[2], o8 = 2.0f * r[1] + 8.0f * r[3];
+        out[0] = r[0];
+        out[1] = e + o;
+        out[2] = e - o;
+        out[3] = e4 + o8;
+        out[4] = e4 - o8;
+        out[5] = r[3];
+    }
+}
+
+/* G^T r for a line r of A values of du: the 3 kernel values. */
+static inline void conv2d_1_gt(float out[3], const float r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0] + 0.5f * (r[1] + r[2]);
+        out[1] = 0.5f * (r[1] - r[2]);
+        out[2] = 0.5f * (r[1] + r[2]) + r[3];
+    } else {
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * r[0] - sixth * (r[1] + r[2]) + twentyfourth * (r[3] + r[4]);
+        out[1] = sixth * (r[2] - r[1]) + twelfth * (r[3] - r[4]);
+        out[2] = sixth * (r[3] + r[4] - r[1] - r[2]) + r[5];
+    }
+}
+
+/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
+ * no gradient. Product xi of filter f at q[xi * stride + f]. */
 static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
                                 float *restrict q, size_t stride)
 {
+    enum { A = conv2d_1_fwd_A, M = 4 };
     for (int f = 0; f < 32; f += conv2d_1_fwd_VF) {
-        conv2d_1_fwd_vf d[2][2], t[4][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) {
-                const int oh = 2 * ty + i, ow = 2 * tx + j;
-                d[i][j] = oh < 147 && ow < 147
-                        ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 147 + ow) * 32 + f)
-                        : (conv2d_1_fwd_vf){0};
+        conv2d_1_fwd_vf t[6][4], col[4], tcol[6], row[6];
+        for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
+            for (int i = 0; i < M; i++) {
+                const int oh = M * ty + i, ow = M * tx + j;
+                col[i] = oh < 147 && ow < 147
+                       ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 147 + ow) * 32 + f)
+                       : (conv2d_1_fwd_vf){0};
             }
-        for (int j = 0; j < 2; j++) {   /* A d */
-            t[0][j] = d[0][j];
-            t[1][j] = d[0][j] + d[1][j];
-            t[2][j] = d[0][j] - d[1][j];
-            t[3][j] = -d[1][j];
+            conv2d_1_a(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][j] = tcol[a];
         }
-        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
-            float *qp = q + (size_t)a * 4 * stride + f;
-            *(conv2d_1_fwd_vf *)qp = t[a][0];
-            *(conv2d_1_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
-            *(conv2d_1_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
-            *(conv2d_1_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        for (int a = 0; a < A; a++) {   /* (A dY) A^T */
+            conv2d_1_a(row, t[a]);
+            for (int b = 0; b < A; b++)
+                *(conv2d_1_fwd_vf *)(q + (size_t)(a * A + b) * stride + f) = row[b];
         }
     }
 }
@@ -917,7 +1056,7 @@ static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
 static void conv2d_1_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
 {
-    const int xi = b < conv2d_1_ITEMS ? b / (16 / conv2d_1_CBK) : 5;
+    const int xi = b < conv2d_1_ITEMS ? b / (16 / conv2d_1_CBK) : conv2d_1_BIAS_XI;
     const int c0 = b % (16 / conv2d_1_CBK) * conv2d_1_CBK;
     const float *vp = v + (size_t)xi * conv2d_1_CHUNK * 16 + c0;
     const float *qp = q + (size_t)xi * conv2d_1_CHUNK * 32;
@@ -950,23 +1089,25 @@ static void conv2d_1_dkernel_item(const float *restrict v, const float *restrict
 /* dkernel = G^T du G for each channel and filter (inside a parallel region). */
 static void conv2d_1_dkernel_untransform(const float *restrict du, float *restrict dkernel)
 {
+    enum { A = conv2d_1_fwd_A };
     #pragma omp for schedule(static)
     for (int c = 0; c < 16; c++)
         for (int f = 0; f < 32; f++) {
-            float q[4][4], t[3][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    q[a][b] = du[((size_t)(a * 4 + b) * 16 + c) * 32 + f];
-            for (int b = 0; b < 4; b++) {   /* G^T du */
-                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
-                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
-                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            float q[6][6], t[3][6], col[6], tcol[3], row[3];
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++)
+                    q[a][b] = du[((size_t)(a * A + b) * 16 + c) * 32 + f];
+            for (int b = 0; b < A; b++) {   /* G^T du, a column at a time */
+                for (int a = 0; a < A; a++)
+                    col[a] = q[a][b];
+                conv2d_1_gt(tcol, col);
+                for (int k = 0; k < 3; k++)
+                    t[k][b] = tcol[k];
             }
             for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
-                float *dk = dkernel + ((size_t)kh * 3 * 16 + c) * 32 + f;
-                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
-                dk[(size_t)16 * 32] = 0.5f * (t[kh][1] - t[kh][2]);
-                dk[(size_t)2 * 16 * 32] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+                conv2d_1_gt(row, t[kh]);
+                for (int kw = 0; kw < 3; kw++)
+                    dkernel[((size_t)(kh * 3 + kw) * 16 + c) * 32 + f] = row[kw];
             }
         }
 }
@@ -985,12 +1126,13 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
     }
     if (!dkernel)
         return;
-    float *du = scratch, *v = du + (size_t)16 * 16 * 32, *q = v + (size_t)16 * conv2d_1_CHUNK * 16;
+    float *du = scratch, *v = du + (size_t)conv2d_1_XI * 16 * 32;
+    float *q = v + (size_t)conv2d_1_XI * conv2d_1_CHUNK * 16;
     const long tiles = (long)n * conv2d_1_TILES;
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
-        for (size_t i = 0; i < (size_t)16 * 16 * 32; i++)
+        for (size_t i = 0; i < (size_t)conv2d_1_XI * 16 * 32; i++)
             du[i] = 0;
         #pragma omp single
         if (dbias)
@@ -1123,31 +1265,34 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
         }
     }
 }
-/* ---- conv2d_2: Conv2D(64, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:14 ---- */
+/* ---- conv2d_2: Conv2D(64, 3x3), Winograd F(4x4, 3x3), models/horse_or_human.yaml:14 ---- */
 /* Convolution in NHWC: input 73x73x32, output 71x71x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_2_fwd: Winograd F(2x2, 3x3) steps, 73x73x32 -> 71x71x64, padding 0 top, 0 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 32] x [32 x 64], computed by register tiles as the direct
- * convolution's are: 16 x 32 x 64 multiplies per tile instead of 36.
- * The transformed kernel u[16][32][64] is made by the caller.
+/* ---- conv2d_2_fwd: Winograd F(4x4, 3x3) steps, 73x73x32 -> 71x71x64, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 32] x [32 x 64], computed by register tiles as the
+ * direct convolution's are: XI x 32 x 64 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][32][64] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_2_fwd_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_2_fwd_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_2_fwd_TH = (71 + 1) / 2, conv2d_2_fwd_TW = (71 + 1) / 2,
+    conv2d_2_fwd_M = 4, conv2d_2_fwd_A = 4 + 2, conv2d_2_fwd_XI = (4 + 2) * (4 + 2),
+    conv2d_2_fwd_TH = (71 + 4 - 1) / 4, conv2d_2_fwd_TW = (71 + 4 - 1) / 4,
     conv2d_2_fwd_VC = 32 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
             : 32 % 2 == 0 ? 2 : 1,
     conv2d_2_fwd_VF = 64 % 16 == 0 && conv2d_2_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
@@ -1162,37 +1307,67 @@ enum {
 typedef float conv2d_2_fwd_vc __attribute__((vector_size(conv2d_2_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_2_fwd_vf __attribute__((vector_size(conv2d_2_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_2_fwd_bt(conv2d_2_fwd_vc out[6], const conv2d_2_fwd_vc r[6])
+{
+    if (conv2d_2_fwd_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_2_fwd_at(conv2d_2_fwd_vf out[4], const conv2d_2_fwd_vf r[6])
+{
+    if (conv2d_2_fwd_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_2_fwd_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_2_fwd_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_2_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 73 && iw >= 0 && iw < 73
                        ? xs + ((size_t)ih * 73 + iw) * 32 : NULL;
         }
     for (int c = 0; c < 32; c += conv2d_2_fwd_VC) {
-        conv2d_2_fwd_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_2_fwd_vc *)(cell[i][j] + c) : (conv2d_2_fwd_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_2_fwd_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_2_fwd_vc *)(cell[i][j] + c) : (conv2d_2_fwd_vc){0};
+            conv2d_2_fwd_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_2_fwd_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_2_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_2_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_2_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_2_fwd_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_2_fwd_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -1203,41 +1378,42 @@ static inline void conv2d_2_fwd_output_tile(const float *restrict m, size_t stri
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_2_fwd_A, M = 4 };
     for (int j = 0; j < conv2d_2_fwd_FB; j++) {
         const int f = f0 + j * conv2d_2_fwd_VF;
-        conv2d_2_fwd_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_2_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_2_fwd_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_2_fwd_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_2_fwd_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_2_fwd_VF);
+            conv2d_2_fwd_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_2_fwd_vf b0 = bias ? *(const conv2d_2_fwd_vf *)(bias + f) : (conv2d_2_fwd_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 71; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 71 + 2 * tx) * 64 + f;
-            *(conv2d_2_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 71)
-                *(conv2d_2_fwd_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 71; i++) {   /* (A^T m) A */
+            conv2d_2_fwd_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 71 + M * tx) * 64 + f;
+            for (int k = 0; k < M && M * tx + k < 71; k++)
+                *(conv2d_2_fwd_vf *)(yp + (size_t)k * 64) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_2_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_2_fwd_R * 32] __attribute__((aligned(64)));
-    float m[16 * conv2d_2_fwd_R * conv2d_2_fwd_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_2_fwd_XI * conv2d_2_fwd_R * 32] __attribute__((aligned(64)));
+    float m[conv2d_2_fwd_XI * conv2d_2_fwd_R * conv2d_2_fwd_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_2_fwd_input_tile(xs, (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, v + (size_t)r * 32,
                         (size_t)conv2d_2_fwd_R * 32);
     for (int f0 = 0; f0 < 64; f0 += conv2d_2_fwd_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_2_fwd_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_2_fwd_R * 32;
             const float *up = u + (size_t)xi * 32 * 64 + f0;
             conv2d_2_fwd_vf acc[conv2d_2_fwd_R][conv2d_2_fwd_FB];
@@ -1288,38 +1464,77 @@ static void conv2d_2_fwd_run(int n, const float *restrict x, const float *restri
                 conv2d_2_fwd_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* The kernel transformed, G g G^T for each channel c and filter f, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
- * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
- * degrees, channels and filters swapped) u[xi][f][c]. */
+/* G g for a line g of 3 kernel values: the A values of the transformed line.
+ * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; F(4x4): G =
+ * [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+static inline void conv2d_2_g(float out[6], const float g[3])
+{
+    if (4 == 2) {
+        out[0] = g[0];
+        out[1] = 0.5f * (g[0] + g[1] + g[2]);
+        out[2] = 0.5f * (g[0] - g[1] + g[2]);
+        out[3] = g[2];
+    } else {
+        /* multiplied by the reciprocals: a divide costs ten multiplies */
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * g[0];
+        out[1] = -sixth * (g[0] + g[1] + g[2]);
+        out[2] = -sixth * (g[0] - g[1] + g[2]);
+        out[3] = twentyfourth * g[0] + twelfth * g[1] + sixth * g[2];
+        out[4] = twentyfourth * g[0] - twelfth * g[1] + sixth * g[2];
+        out[5] = g[2];
+    }
+}
+
+/* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
+static inline void conv2d_2_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+                                      float blk[][16], int k)
+{
+    enum { A = 4 + 2 };
+    float g[3][3], t[6][3], col[3], tcol[6], row[6];
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+            g[kh][kw] = kernel[((size_t)cell * 32 + c) * 64 + f];
+        }
+    for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
+        for (int i = 0; i < 3; i++)
+            col[i] = g[i][j];
+        conv2d_2_g(tcol, col);
+        for (int a = 0; a < A; a++)
+            t[a][j] = tcol[a];
+    }
+    for (int a = 0; a < A; a++) {   /* (G g) G^T */
+        conv2d_2_g(row, t[a]);
+        for (int b = 0; b < A; b++)
+            blk[a * A + b][k] = row[b];
+    }
+}
+
+/* The kernel transformed, G g G^T for each channel c and filter f: for the
+ * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
+ * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
+ * of the inner index at a time and written a line per product: written one
+ * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
+ * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
 static void conv2d_2_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
+    enum { XI = (4 + 2) * (4 + 2), B = 16 };
+    const int outer = for_dx ? 64 : 32, inner = for_dx ? 32 : 64;
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < 32; c++)
-        for (int f = 0; f < 64; f++) {
-            float g[3][3], t[4][3];
-            for (int kh = 0; kh < 3; kh++)
-                for (int kw = 0; kw < 3; kw++) {
-                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-                    g[kh][kw] = kernel[((size_t)cell * 32 + c) * 64 + f];
-                }
-            for (int k = 0; k < 3; k++) {   /* G g */
-                t[0][k] = g[0][k];
-                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
-                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
-                t[3][k] = g[2][k];
-            }
-            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
-                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
-                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
-                for (int b = 0; b < 4; b++)
-                    u[for_dx ? ((size_t)(a * 4 + b) * 64 + f) * 32 + c
-                             : ((size_t)(a * 4 + b) * 32 + c) * 64 + f] = row[b];
-            }
+    for (int o = 0; o < outer; o++)
+        for (int i0 = 0; i0 < inner; i0 += B) {
+            const int n = inner - i0 < B ? inner - i0 : B;
+            float blk[XI][B];
+            for (int k = 0; k < n; k++)
+                conv2d_2_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
+                                   blk, k);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
 }
 
-/* u: 16 x 32 x 64 floats of scratch. */
+/* u: (4 + 2)^2 x 32 x 64 floats of scratch. */
 static void conv2d_2_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y, float *restrict u)
 {
@@ -1328,24 +1543,27 @@ static void conv2d_2_forward(int n, const float *restrict x, const float *restri
 }
 /* dx is the forward convolution of dy (71x71x64, padded by 2 - 0 rows
  * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_2_dx: Winograd F(2x2, 3x3) steps, 71x71x64 -> 73x73x32, padding 2 top, 2 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 64] x [64 x 32], computed by register tiles as the direct
- * convolution's are: 16 x 64 x 32 multiplies per tile instead of 36.
- * The transformed kernel u[16][64][32] is made by the caller.
+/* ---- conv2d_2_dx: Winograd F(4x4, 3x3) steps, 71x71x64 -> 73x73x32, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 64] x [64 x 32], computed by register tiles as the
+ * direct convolution's are: XI x 64 x 32 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][64][32] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_2_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_2_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_2_dx_TH = (73 + 1) / 2, conv2d_2_dx_TW = (73 + 1) / 2,
+    conv2d_2_dx_M = 4, conv2d_2_dx_A = 4 + 2, conv2d_2_dx_XI = (4 + 2) * (4 + 2),
+    conv2d_2_dx_TH = (73 + 4 - 1) / 4, conv2d_2_dx_TW = (73 + 4 - 1) / 4,
     conv2d_2_dx_VC = 64 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
             : 64 % 2 == 0 ? 2 : 1,
     conv2d_2_dx_VF = 32 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
@@ -1360,37 +1578,67 @@ enum {
 typedef float conv2d_2_dx_vc __attribute__((vector_size(conv2d_2_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_2_dx_vf __attribute__((vector_size(conv2d_2_dx_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_2_dx_bt(conv2d_2_dx_vc out[6], const conv2d_2_dx_vc r[6])
+{
+    if (conv2d_2_dx_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_2_dx_at(conv2d_2_dx_vf out[4], const conv2d_2_dx_vf r[6])
+{
+    if (conv2d_2_dx_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_2_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_2_dx_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_2_dx_A };
+    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 71 && iw >= 0 && iw < 71
                        ? xs + ((size_t)ih * 71 + iw) * 64 : NULL;
         }
     for (int c = 0; c < 64; c += conv2d_2_dx_VC) {
-        conv2d_2_dx_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_2_dx_vc *)(cell[i][j] + c) : (conv2d_2_dx_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_2_dx_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_2_dx_vc *)(cell[i][j] + c) : (conv2d_2_dx_vc){0};
+            conv2d_2_dx_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_2_dx_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_2_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_2_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_2_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_2_dx_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_2_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -1401,41 +1649,42 @@ static inline void conv2d_2_dx_output_tile(const float *restrict m, size_t strid
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_2_dx_A, M = 4 };
     for (int j = 0; j < conv2d_2_dx_FB; j++) {
         const int f = f0 + j * conv2d_2_dx_VF;
-        conv2d_2_dx_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_2_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_2_dx_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_2_dx_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_2_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_2_dx_VF);
+            conv2d_2_dx_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_2_dx_vf b0 = bias ? *(const conv2d_2_dx_vf *)(bias + f) : (conv2d_2_dx_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 73; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 73 + 2 * tx) * 32 + f;
-            *(conv2d_2_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 73)
-                *(conv2d_2_dx_vf *)(yp + 32) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 73; i++) {   /* (A^T m) A */
+            conv2d_2_dx_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 73 + M * tx) * 32 + f;
+            for (int k = 0; k < M && M * tx + k < 73; k++)
+                *(conv2d_2_dx_vf *)(yp + (size_t)k * 32) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_2_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
-    float m[16 * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_2_dx_XI * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
+    float m[conv2d_2_dx_XI * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_2_dx_input_tile(xs, (t0 + r) / conv2d_2_dx_TW, (t0 + r) % conv2d_2_dx_TW, v + (size_t)r * 64,
                         (size_t)conv2d_2_dx_R * 64);
     for (int f0 = 0; f0 < 32; f0 += conv2d_2_dx_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_2_dx_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_2_dx_R * 64;
             const float *up = u + (size_t)xi * 64 * 32 + f0;
             conv2d_2_dx_vf acc[conv2d_2_dx_R][conv2d_2_dx_FB];
@@ -1486,48 +1735,80 @@ static void conv2d_2_dx_run(int n, const float *restrict x, const float *restric
                 conv2d_2_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+/* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
  * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
- * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * transformed as the forward pass does, q = A dY A^T), XI matrix products
  * [32 x tiles] x [tiles x 64], and dkernel = G^T du G. The tiles of the
  * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
  * vectors are a register tile; an item is one block of CBK rows of du.
- * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+ * dbias is the sum of dy, q[BIAS_XI] (q[1][1] sums the tile's outputs). */
 enum {
-    conv2d_2_TILES = conv2d_2_fwd_TH * conv2d_2_fwd_TW, conv2d_2_CHUNK = 86,
+    conv2d_2_TILES = conv2d_2_fwd_TH * conv2d_2_fwd_TW, conv2d_2_CHUNK = 38,
+    conv2d_2_XI = conv2d_2_fwd_XI, conv2d_2_BIAS_XI = conv2d_2_fwd_A + 1,
     conv2d_2_CBK = 32 % 6 == 0 ? 6 : 32 % 4 == 0 ? 4 : 32 % 5 == 0 ? 5
              : 32 % 3 == 0 ? 3 : 32 % 2 == 0 ? 2 : 1,
-    conv2d_2_ITEMS = 16 * (32 / conv2d_2_CBK),   /* and one more: the bias */
+    conv2d_2_ITEMS = conv2d_2_XI * (32 / conv2d_2_CBK),   /* and one more: the bias */
 };
 
-/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
- * outputs past the edge have no gradient. Product xi of filter f at
- * q[xi * stride + f]. */
+/* A r for a line r of M output gradients: its A values (A = (A^T)^T). */
+static inline void conv2d_2_a(conv2d_2_fwd_vf out[6], const conv2d_2_fwd_vf r[4])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[0] + r[1];
+        out[2] = r[0] - r[1];
+        out[3] = -r[1];
+    } else {
+        const conv2d_2_fwd_vf e = r[0] + r[2], o = r[1] + r[3];
+        const conv2d_2_fwd_vf e4 = r[0] + 4.0f * r[2], o8 = 2.0f * r[1] + 8.0f * r[3];
+        out[0] = r[0];
+        out[1] = e + o;
+        out[2] = e - o;
+        out[3] = e4 + o8;
+        out[4] = e4 - o8;
+        out[5] = r[3];
+    }
+}
+
+/* G^T r for a line r of A values of du: the 3 kernel values. */
+static inline void conv2d_2_gt(float out[3], const float r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0] + 0.5f * (r[1] + r[2]);
+        out[1] = 0.5f * (r[1] - r[2]);
+        out[2] = 0.5f * (r[1] + r[2]) + r[3];
+    } else {
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * r[0] - sixth * (r[1] + r[2]) + twentyfourth * (r[3] + r[4]);
+        out[1] = sixth * (r[2] - r[1]) + twelfth * (r[3] - r[4]);
+        out[2] = sixth * (r[3] + r[4] - r[1] - r[2]) + r[5];
+    }
+}
+
+/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
+ * no gradient. Product xi of filter f at q[xi * stride + f]. */
 static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
                                 float *restrict q, size_t stride)
 {
+    enum { A = conv2d_2_fwd_A, M = 4 };
     for (int f = 0; f < 64; f += conv2d_2_fwd_VF) {
-        conv2d_2_fwd_vf d[2][2], t[4][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) {
-                const int oh = 2 * ty + i, ow = 2 * tx + j;
-                d[i][j] = oh < 71 && ow < 71
-                        ? *(const conv2d_2_fwd_vf *)(dys + ((size_t)oh * 71 + ow) * 64 + f)
-                        : (conv2d_2_fwd_vf){0};
+        conv2d_2_fwd_vf t[6][4], col[4], tcol[6], row[6];
+        for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
+            for (int i = 0; i < M; i++) {
+                const int oh = M * ty + i, ow = M * tx + j;
+                col[i] = oh < 71 && ow < 71
+                       ? *(const conv2d_2_fwd_vf *)(dys + ((size_t)oh * 71 + ow) * 64 + f)
+                       : (conv2d_2_fwd_vf){0};
             }
-        for (int j = 0; j < 2; j++) {   /* A d */
-            t[0][j] = d[0][j];
-            t[1][j] = d[0][j] + d[1][j];
-            t[2][j] = d[0][j] - d[1][j];
-            t[3][j] = -d[1][j];
+            conv2d_2_a(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][j] = tcol[a];
         }
-        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
-            float *qp = q + (size_t)a * 4 * stride + f;
-            *(conv2d_2_fwd_vf *)qp = t[a][0];
-            *(conv2d_2_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
-            *(conv2d_2_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
-            *(conv2d_2_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        for (int a = 0; a < A; a++) {   /* (A dY) A^T */
+            conv2d_2_a(row, t[a]);
+            for (int b = 0; b < A; b++)
+                *(conv2d_2_fwd_vf *)(q + (size_t)(a * A + b) * stride + f) = row[b];
         }
     }
 }
@@ -1536,7 +1817,7 @@ static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
 static void conv2d_2_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
 {
-    const int xi = b < conv2d_2_ITEMS ? b / (32 / conv2d_2_CBK) : 5;
+    const int xi = b < conv2d_2_ITEMS ? b / (32 / conv2d_2_CBK) : conv2d_2_BIAS_XI;
     const int c0 = b % (32 / conv2d_2_CBK) * conv2d_2_CBK;
     const float *vp = v + (size_t)xi * conv2d_2_CHUNK * 32 + c0;
     const float *qp = q + (size_t)xi * conv2d_2_CHUNK * 64;
@@ -1569,23 +1850,25 @@ static void conv2d_2_dkernel_item(const float *restrict v, const float *restrict
 /* dkernel = G^T du G for each channel and filter (inside a parallel region). */
 static void conv2d_2_dkernel_untransform(const float *restrict du, float *restrict dkernel)
 {
+    enum { A = conv2d_2_fwd_A };
     #pragma omp for schedule(static)
     for (int c = 0; c < 32; c++)
         for (int f = 0; f < 64; f++) {
-            float q[4][4], t[3][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    q[a][b] = du[((size_t)(a * 4 + b) * 32 + c) * 64 + f];
-            for (int b = 0; b < 4; b++) {   /* G^T du */
-                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
-                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
-                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            float q[6][6], t[3][6], col[6], tcol[3], row[3];
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++)
+                    q[a][b] = du[((size_t)(a * A + b) * 32 + c) * 64 + f];
+            for (int b = 0; b < A; b++) {   /* G^T du, a column at a time */
+                for (int a = 0; a < A; a++)
+                    col[a] = q[a][b];
+                conv2d_2_gt(tcol, col);
+                for (int k = 0; k < 3; k++)
+                    t[k][b] = tcol[k];
             }
             for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
-                float *dk = dkernel + ((size_t)kh * 3 * 32 + c) * 64 + f;
-                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
-                dk[(size_t)32 * 64] = 0.5f * (t[kh][1] - t[kh][2]);
-                dk[(size_t)2 * 32 * 64] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+                conv2d_2_gt(row, t[kh]);
+                for (int kw = 0; kw < 3; kw++)
+                    dkernel[((size_t)(kh * 3 + kw) * 32 + c) * 64 + f] = row[kw];
             }
         }
 }
@@ -1604,12 +1887,13 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
     }
     if (!dkernel)
         return;
-    float *du = scratch, *v = du + (size_t)16 * 32 * 64, *q = v + (size_t)16 * conv2d_2_CHUNK * 32;
+    float *du = scratch, *v = du + (size_t)conv2d_2_XI * 32 * 64;
+    float *q = v + (size_t)conv2d_2_XI * conv2d_2_CHUNK * 32;
     const long tiles = (long)n * conv2d_2_TILES;
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
-        for (size_t i = 0; i < (size_t)16 * 32 * 64; i++)
+        for (size_t i = 0; i < (size_t)conv2d_2_XI * 32 * 64; i++)
             du[i] = 0;
         #pragma omp single
         if (dbias)
@@ -1742,31 +2026,34 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
         }
     }
 }
-/* ---- conv2d_3: Conv2D(64, 3x3), Winograd F(2x2, 3x3), models/horse_or_human.yaml:16 ---- */
+/* ---- conv2d_3: Conv2D(64, 3x3), Winograd F(4x4, 3x3), models/horse_or_human.yaml:16 ---- */
 /* Convolution in NHWC: input 35x35x64, output 33x33x64, kernel in Keras's
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_3_fwd: Winograd F(2x2, 3x3) steps, 35x35x64 -> 33x33x64, padding 0 top, 0 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 64] x [64 x 64], computed by register tiles as the direct
- * convolution's are: 16 x 64 x 64 multiplies per tile instead of 36.
- * The transformed kernel u[16][64][64] is made by the caller.
+/* ---- conv2d_3_fwd: Winograd F(4x4, 3x3) steps, 35x35x64 -> 33x33x64, padding 0 top, 0 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 64] x [64 x 64], computed by register tiles as the
+ * direct convolution's are: XI x 64 x 64 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][64][64] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_3_fwd_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_3_fwd_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_3_fwd_TH = (33 + 1) / 2, conv2d_3_fwd_TW = (33 + 1) / 2,
+    conv2d_3_fwd_M = 4, conv2d_3_fwd_A = 4 + 2, conv2d_3_fwd_XI = (4 + 2) * (4 + 2),
+    conv2d_3_fwd_TH = (33 + 4 - 1) / 4, conv2d_3_fwd_TW = (33 + 4 - 1) / 4,
     conv2d_3_fwd_VC = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
             : 64 % 2 == 0 ? 2 : 1,
     conv2d_3_fwd_VF = 64 % 16 == 0 && conv2d_3_fwd_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
@@ -1781,37 +2068,67 @@ enum {
 typedef float conv2d_3_fwd_vc __attribute__((vector_size(conv2d_3_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_3_fwd_vf __attribute__((vector_size(conv2d_3_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_3_fwd_bt(conv2d_3_fwd_vc out[6], const conv2d_3_fwd_vc r[6])
+{
+    if (conv2d_3_fwd_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_3_fwd_at(conv2d_3_fwd_vf out[4], const conv2d_3_fwd_vf r[6])
+{
+    if (conv2d_3_fwd_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_3_fwd_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_3_fwd_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 0, iw0 = 2 * tx - 0;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_3_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 35 && iw >= 0 && iw < 35
                        ? xs + ((size_t)ih * 35 + iw) * 64 : NULL;
         }
     for (int c = 0; c < 64; c += conv2d_3_fwd_VC) {
-        conv2d_3_fwd_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_3_fwd_vc *)(cell[i][j] + c) : (conv2d_3_fwd_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_3_fwd_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_3_fwd_vc *)(cell[i][j] + c) : (conv2d_3_fwd_vc){0};
+            conv2d_3_fwd_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_3_fwd_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_3_fwd_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_3_fwd_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_3_fwd_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_3_fwd_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_3_fwd_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -1822,41 +2139,42 @@ static inline void conv2d_3_fwd_output_tile(const float *restrict m, size_t stri
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_3_fwd_A, M = 4 };
     for (int j = 0; j < conv2d_3_fwd_FB; j++) {
         const int f = f0 + j * conv2d_3_fwd_VF;
-        conv2d_3_fwd_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_3_fwd_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_3_fwd_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_3_fwd_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_3_fwd_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_3_fwd_VF);
+            conv2d_3_fwd_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_3_fwd_vf b0 = bias ? *(const conv2d_3_fwd_vf *)(bias + f) : (conv2d_3_fwd_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 33; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 33 + 2 * tx) * 64 + f;
-            *(conv2d_3_fwd_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 33)
-                *(conv2d_3_fwd_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 33; i++) {   /* (A^T m) A */
+            conv2d_3_fwd_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 33 + M * tx) * 64 + f;
+            for (int k = 0; k < M && M * tx + k < 33; k++)
+                *(conv2d_3_fwd_vf *)(yp + (size_t)k * 64) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_3_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_3_fwd_R * 64] __attribute__((aligned(64)));
-    float m[16 * conv2d_3_fwd_R * conv2d_3_fwd_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_3_fwd_XI * conv2d_3_fwd_R * 64] __attribute__((aligned(64)));
+    float m[conv2d_3_fwd_XI * conv2d_3_fwd_R * conv2d_3_fwd_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_3_fwd_input_tile(xs, (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, v + (size_t)r * 64,
                         (size_t)conv2d_3_fwd_R * 64);
     for (int f0 = 0; f0 < 64; f0 += conv2d_3_fwd_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_3_fwd_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_3_fwd_R * 64;
             const float *up = u + (size_t)xi * 64 * 64 + f0;
             conv2d_3_fwd_vf acc[conv2d_3_fwd_R][conv2d_3_fwd_FB];
@@ -1907,38 +2225,77 @@ static void conv2d_3_fwd_run(int n, const float *restrict x, const float *restri
                 conv2d_3_fwd_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* The kernel transformed, G g G^T for each channel c and filter f, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: for the forward pass
- * u[xi][c][f]; for dx (the convolution of dy with the kernel turned by 180
- * degrees, channels and filters swapped) u[xi][f][c]. */
+/* G g for a line g of 3 kernel values: the A values of the transformed line.
+ * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; F(4x4): G =
+ * [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+static inline void conv2d_3_g(float out[6], const float g[3])
+{
+    if (4 == 2) {
+        out[0] = g[0];
+        out[1] = 0.5f * (g[0] + g[1] + g[2]);
+        out[2] = 0.5f * (g[0] - g[1] + g[2]);
+        out[3] = g[2];
+    } else {
+        /* multiplied by the reciprocals: a divide costs ten multiplies */
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * g[0];
+        out[1] = -sixth * (g[0] + g[1] + g[2]);
+        out[2] = -sixth * (g[0] - g[1] + g[2]);
+        out[3] = twentyfourth * g[0] + twelfth * g[1] + sixth * g[2];
+        out[4] = twentyfourth * g[0] - twelfth * g[1] + sixth * g[2];
+        out[5] = g[2];
+    }
+}
+
+/* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
+static inline void conv2d_3_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+                                      float blk[][16], int k)
+{
+    enum { A = 4 + 2 };
+    float g[3][3], t[6][3], col[3], tcol[6], row[6];
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
+            g[kh][kw] = kernel[((size_t)cell * 64 + c) * 64 + f];
+        }
+    for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
+        for (int i = 0; i < 3; i++)
+            col[i] = g[i][j];
+        conv2d_3_g(tcol, col);
+        for (int a = 0; a < A; a++)
+            t[a][j] = tcol[a];
+    }
+    for (int a = 0; a < A; a++) {   /* (G g) G^T */
+        conv2d_3_g(row, t[a]);
+        for (int b = 0; b < A; b++)
+            blk[a * A + b][k] = row[b];
+    }
+}
+
+/* The kernel transformed, G g G^T for each channel c and filter f: for the
+ * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
+ * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
+ * of the inner index at a time and written a line per product: written one
+ * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
+ * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
 static void conv2d_3_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
 {
+    enum { XI = (4 + 2) * (4 + 2), B = 16 };
+    const int outer = for_dx ? 64 : 64, inner = for_dx ? 64 : 64;
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < 64; c++)
-        for (int f = 0; f < 64; f++) {
-            float g[3][3], t[4][3];
-            for (int kh = 0; kh < 3; kh++)
-                for (int kw = 0; kw < 3; kw++) {
-                    const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-                    g[kh][kw] = kernel[((size_t)cell * 64 + c) * 64 + f];
-                }
-            for (int k = 0; k < 3; k++) {   /* G g */
-                t[0][k] = g[0][k];
-                t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
-                t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
-                t[3][k] = g[2][k];
-            }
-            for (int a = 0; a < 4; a++) {   /* (G g) G^T */
-                const float row[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]),
-                                      0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
-                for (int b = 0; b < 4; b++)
-                    u[for_dx ? ((size_t)(a * 4 + b) * 64 + f) * 64 + c
-                             : ((size_t)(a * 4 + b) * 64 + c) * 64 + f] = row[b];
-            }
+    for (int o = 0; o < outer; o++)
+        for (int i0 = 0; i0 < inner; i0 += B) {
+            const int n = inner - i0 < B ? inner - i0 : B;
+            float blk[XI][B];
+            for (int k = 0; k < n; k++)
+                conv2d_3_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
+                                   blk, k);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
 }
 
-/* u: 16 x 64 x 64 floats of scratch. */
+/* u: (4 + 2)^2 x 64 x 64 floats of scratch. */
 static void conv2d_3_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y, float *restrict u)
 {
@@ -1947,24 +2304,27 @@ static void conv2d_3_forward(int n, const float *restrict x, const float *restri
 }
 /* dx is the forward convolution of dy (33x33x64, padded by 2 - 0 rows
  * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_3_dx: Winograd F(2x2, 3x3) steps, 33x33x64 -> 35x35x64, padding 2 top, 2 left ---- */
-/* A 3x3 stride-1 convolution, computed per tile of 2x2 outputs from the 4x4
- * input cells under it (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A. The 16 products
- * of each tile, summed over the channels, are 16 matrix products
- * [tiles x 64] x [64 x 64], computed by register tiles as the direct
- * convolution's are: 16 x 64 x 64 multiplies per tile instead of 36.
- * The transformed kernel u[16][64][64] is made by the caller.
+/* ---- conv2d_3_dx: Winograd F(4x4, 3x3) steps, 33x33x64 -> 35x35x64, padding 2 top, 2 left ---- */
+/* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
+ * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The XI = AxA products of each tile, summed over the channels, are XI matrix
+ * products [tiles x 64] x [64 x 64], computed by register tiles as the
+ * direct convolution's are: XI x 64 x 64 multiplies per tile instead of
+ * 9 x MxM (F(2x2): 16 for 36; F(4x4): 36 for 144). The transformed kernel
+ * u[XI][64][64] is made by the caller.
  *
  * Sizes: TH x TW tiles (the last row or column of tiles is cut off where the
- * output's size is odd); VC floats per channel vector, VF per filter vector,
- * FB filter vectors and R tiles per register tile, FBLOCK filters per pass over
- * a block of tiles. The register tile fits the vector registers the trainer is
- * built for: 32 of 16 floats with AVX-512 (FB x R up to 24 sums), else 16 of
- * 8 floats (AVX2: up to 12), as wider vectors would spill. */
+ * output's size is not a multiple of M); VC floats per channel vector, VF per
+ * filter vector, FB filter vectors and R tiles per register tile, FBLOCK
+ * filters per pass over a block of tiles. The register tile fits the vector
+ * registers the trainer is built for: 32 of 16 floats with AVX-512 (FB x R up
+ * to 24 sums), else 16 of 8 floats (AVX2: up to 12), as wider vectors would
+ * spill. */
 enum { conv2d_3_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_3_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
-    conv2d_3_dx_TH = (35 + 1) / 2, conv2d_3_dx_TW = (35 + 1) / 2,
+    conv2d_3_dx_M = 4, conv2d_3_dx_A = 4 + 2, conv2d_3_dx_XI = (4 + 2) * (4 + 2),
+    conv2d_3_dx_TH = (35 + 4 - 1) / 4, conv2d_3_dx_TW = (35 + 4 - 1) / 4,
     conv2d_3_dx_VC = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
             : 64 % 2 == 0 ? 2 : 1,
     conv2d_3_dx_VF = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
@@ -1979,37 +2339,67 @@ enum {
 typedef float conv2d_3_dx_vc __attribute__((vector_size(conv2d_3_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_3_dx_vf __attribute__((vector_size(conv2d_3_dx_VF * sizeof(float)), aligned(4), may_alias));
 
+/* B^T r for a line r of A cells (arrays of 6: the larger A). */
+static inline void conv2d_3_dx_bt(conv2d_3_dx_vc out[6], const conv2d_3_dx_vc r[6])
+{
+    if (conv2d_3_dx_M == 2) {
+        out[0] = r[0] - r[2];
+        out[1] = r[1] + r[2];
+        out[2] = r[2] - r[1];
+        out[3] = r[1] - r[3];
+    } else {
+        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
+        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
+        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
+        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
+        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
+        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
+    }
+}
+
+/* A^T r: the M outputs of a line r of A products. */
+static inline void conv2d_3_dx_at(conv2d_3_dx_vf out[4], const conv2d_3_dx_vf r[6])
+{
+    if (conv2d_3_dx_M == 2) {
+        out[0] = r[0] + r[1] + r[2];
+        out[1] = r[1] - r[2] - r[3];
+    } else {
+        const conv2d_3_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
+        out[0] = r[0] + s12 + s34;
+        out[1] = d12 + 2.0f * d34;
+        out[2] = s12 + 4.0f * s34;
+        out[3] = d12 + 8.0f * d34 + r[5];
+    }
+}
+
 /* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
  * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
  * zeros. */
 static inline void conv2d_3_dx_input_tile(const float *restrict xs, int ty, int tx,
                                    float *restrict v, size_t stride)
 {
-    const int ih0 = 2 * ty - 2, iw0 = 2 * tx - 2;
-    const float *cell[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    enum { A = conv2d_3_dx_A };
+    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
+    const float *cell[A][A];
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             const int ih = ih0 + i, iw = iw0 + j;
             cell[i][j] = ih >= 0 && ih < 33 && iw >= 0 && iw < 33
                        ? xs + ((size_t)ih * 33 + iw) * 64 : NULL;
         }
     for (int c = 0; c < 64; c += conv2d_3_dx_VC) {
-        conv2d_3_dx_vc d[4][4], t[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++)
-                d[i][j] = cell[i][j] ? *(const conv2d_3_dx_vc *)(cell[i][j] + c) : (conv2d_3_dx_vc){0};
-        for (int j = 0; j < 4; j++) {   /* B^T d */
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+        conv2d_3_dx_vc t[6][6], col[6], tcol[6], row[6];
+        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
+            for (int i = 0; i < A; i++)
+                col[i] = cell[i][j] ? *(const conv2d_3_dx_vc *)(cell[i][j] + c) : (conv2d_3_dx_vc){0};
+            conv2d_3_dx_bt(tcol, col);
+            for (int i = 0; i < A; i++)
+                t[i][j] = tcol[i];
         }
-        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
-            float *vp = v + (size_t)i * 4 * stride + c;
-            *(conv2d_3_dx_vc *)vp = t[i][0] - t[i][2];
-            *(conv2d_3_dx_vc *)(vp + stride) = t[i][1] + t[i][2];
-            *(conv2d_3_dx_vc *)(vp + 2 * stride) = t[i][2] - t[i][1];
-            *(conv2d_3_dx_vc *)(vp + 3 * stride) = t[i][1] - t[i][3];
+        for (int i = 0; i < A; i++) {   /* (B^T d) B */
+            conv2d_3_dx_bt(row, t[i]);
+            for (int j = 0; j < A; j++)
+                *(conv2d_3_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
         }
     }
 }
@@ -2020,41 +2410,42 @@ static inline void conv2d_3_dx_output_tile(const float *restrict m, size_t strid
                                     const float *restrict bias, float *restrict ys,
                                     int ty, int tx, int f0)
 {
+    enum { A = conv2d_3_dx_A, M = 4 };
     for (int j = 0; j < conv2d_3_dx_FB; j++) {
         const int f = f0 + j * conv2d_3_dx_VF;
-        conv2d_3_dx_vf q[4][4], t[2][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                q[a][b] = *(const conv2d_3_dx_vf *)(m + (size_t)(a * 4 + b) * stride + j * conv2d_3_dx_VF);
-        for (int b = 0; b < 4; b++) {   /* A^T m */
-            t[0][b] = q[0][b] + q[1][b] + q[2][b];
-            t[1][b] = q[1][b] - q[2][b] - q[3][b];
+        conv2d_3_dx_vf t[4][6], col[6], tcol[4], row[4];
+        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_3_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_3_dx_VF);
+            conv2d_3_dx_at(tcol, col);
+            for (int a = 0; a < M; a++)
+                t[a][b] = tcol[a];
         }
         const conv2d_3_dx_vf b0 = bias ? *(const conv2d_3_dx_vf *)(bias + f) : (conv2d_3_dx_vf){0};
-        for (int i = 0; i < 2 && 2 * ty + i < 35; i++) {   /* (A^T m) A */
-            float *yp = ys + ((size_t)(2 * ty + i) * 35 + 2 * tx) * 64 + f;
-            *(conv2d_3_dx_vf *)yp = t[i][0] + t[i][1] + t[i][2] + b0;
-            if (2 * tx + 1 < 35)
-                *(conv2d_3_dx_vf *)(yp + 64) = t[i][1] - t[i][2] - t[i][3] + b0;
+        for (int i = 0; i < M && M * ty + i < 35; i++) {   /* (A^T m) A */
+            conv2d_3_dx_at(row, t[i]);
+            float *yp = ys + ((size_t)(M * ty + i) * 35 + M * tx) * 64 + f;
+            for (int k = 0; k < M && M * tx + k < 35; k++)
+                *(conv2d_3_dx_vf *)(yp + (size_t)k * 64) = row[k] + b0;
         }
     }
 }
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the 16 products
+ * input transformed into v, then for each block of filters the XI products
  * by register tiles into m, and their outputs. Inlined with rn a constant, so
  * that the sums become registers; v and m stay in the L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_3_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
 {
-    float v[16 * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
-    float m[16 * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
+    float v[conv2d_3_dx_XI * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
+    float m[conv2d_3_dx_XI * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
         conv2d_3_dx_input_tile(xs, (t0 + r) / conv2d_3_dx_TW, (t0 + r) % conv2d_3_dx_TW, v + (size_t)r * 64,
                         (size_t)conv2d_3_dx_R * 64);
     for (int f0 = 0; f0 < 64; f0 += conv2d_3_dx_FBLOCK) {
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < conv2d_3_dx_XI; xi++) {
             const float *vp = v + (size_t)xi * conv2d_3_dx_R * 64;
             const float *up = u + (size_t)xi * 64 * 64 + f0;
             conv2d_3_dx_vf acc[conv2d_3_dx_R][conv2d_3_dx_FB];
@@ -2105,48 +2496,80 @@ static void conv2d_3_dx_run(int n, const float *restrict x, const float *restric
                 conv2d_3_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
 }
-/* dkernel by the same algorithm run backwards: the gradient of the 16 products
+/* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
  * du[xi][c][f] = sum over tiles of v[xi][tile][c] q[xi][tile][f] (v the input
- * transformed as the forward pass does, q = A dY A^T), 16 matrix products
+ * transformed as the forward pass does, q = A dY A^T), XI matrix products
  * [64 x tiles] x [tiles x 64], and dkernel = G^T du G. The tiles of the
  * batch go in chunks of CHUNK through scratch; CBK channels by FB filter
  * vectors are a register tile; an item is one block of CBK rows of du.
- * dbias is the sum of dy, q[5] (q[1][1] sums the tile's four outputs). */
+ * dbias is the sum of dy, q[BIAS_XI] (q[1][1] sums the tile's outputs). */
 enum {
-    conv2d_3_TILES = conv2d_3_fwd_TH * conv2d_3_fwd_TW, conv2d_3_CHUNK = 65,
+    conv2d_3_TILES = conv2d_3_fwd_TH * conv2d_3_fwd_TW, conv2d_3_CHUNK = 29,
+    conv2d_3_XI = conv2d_3_fwd_XI, conv2d_3_BIAS_XI = conv2d_3_fwd_A + 1,
     conv2d_3_CBK = 64 % 6 == 0 ? 6 : 64 % 4 == 0 ? 4 : 64 % 5 == 0 ? 5
              : 64 % 3 == 0 ? 3 : 64 % 2 == 0 ? 2 : 1,
-    conv2d_3_ITEMS = 16 * (64 / conv2d_3_CBK),   /* and one more: the bias */
+    conv2d_3_ITEMS = conv2d_3_XI * (64 / conv2d_3_CBK),   /* and one more: the bias */
 };
 
-/* A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], for tile (ty, tx) of one sample's dy;
- * outputs past the edge have no gradient. Product xi of filter f at
- * q[xi * stride + f]. */
+/* A r for a line r of M output gradients: its A values (A = (A^T)^T). */
+static inline void conv2d_3_a(conv2d_3_fwd_vf out[6], const conv2d_3_fwd_vf r[4])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[0] + r[1];
+        out[2] = r[0] - r[1];
+        out[3] = -r[1];
+    } else {
+        const conv2d_3_fwd_vf e = r[0] + r[2], o = r[1] + r[3];
+        const conv2d_3_fwd_vf e4 = r[0] + 4.0f * r[2], o8 = 2.0f * r[1] + 8.0f * r[3];
+        out[0] = r[0];
+        out[1] = e + o;
+        out[2] = e - o;
+        out[3] = e4 + o8;
+        out[4] = e4 - o8;
+        out[5] = r[3];
+    }
+}
+
+/* G^T r for a line r of A values of du: the 3 kernel values. */
+static inline void conv2d_3_gt(float out[3], const float r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0] + 0.5f * (r[1] + r[2]);
+        out[1] = 0.5f * (r[1] - r[2]);
+        out[2] = 0.5f * (r[1] + r[2]) + r[3];
+    } else {
+        const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+        out[0] = 0.25f * r[0] - sixth * (r[1] + r[2]) + twentyfourth * (r[3] + r[4]);
+        out[1] = sixth * (r[2] - r[1]) + twelfth * (r[3] - r[4]);
+        out[2] = sixth * (r[3] + r[4] - r[1] - r[2]) + r[5];
+    }
+}
+
+/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
+ * no gradient. Product xi of filter f at q[xi * stride + f]. */
 static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
                                 float *restrict q, size_t stride)
 {
+    enum { A = conv2d_3_fwd_A, M = 4 };
     for (int f = 0; f < 64; f += conv2d_3_fwd_VF) {
-        conv2d_3_fwd_vf d[2][2], t[4][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) {
-                const int oh = 2 * ty + i, ow = 2 * tx + j;
-                d[i][j] = oh < 33 && ow < 33
-                        ? *(const conv2d_3_fwd_vf *)(dys + ((size_t)oh * 33 + ow) * 64 + f)
-                        : (conv2d_3_fwd_vf){0};
+        conv2d_3_fwd_vf t[6][4], col[4], tcol[6], row[6];
+        for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
+            for (int i = 0; i < M; i++) {
+                const int oh = M * ty + i, ow = M * tx + j;
+                col[i] = oh < 33 && ow < 33
+                       ? *(const conv2d_3_fwd_vf *)(dys + ((size_t)oh * 33 + ow) * 64 + f)
+                       : (conv2d_3_fwd_vf){0};
             }
-        for (int j = 0; j < 2; j++) {   /* A d */
-            t[0][j] = d[0][j];
-            t[1][j] = d[0][j] + d[1][j];
-            t[2][j] = d[0][j] - d[1][j];
-            t[3][j] = -d[1][j];
+            conv2d_3_a(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][j] = tcol[a];
         }
-        for (int a = 0; a < 4; a++) {   /* (A d) A^T */
-            float *qp = q + (size_t)a * 4 * stride + f;
-            *(conv2d_3_fwd_vf *)qp = t[a][0];
-            *(conv2d_3_fwd_vf *)(qp + stride) = t[a][0] + t[a][1];
-            *(conv2d_3_fwd_vf *)(qp + 2 * stride) = t[a][0] - t[a][1];
-            *(conv2d_3_fwd_vf *)(qp + 3 * stride) = -t[a][1];
+        for (int a = 0; a < A; a++) {   /* (A dY) A^T */
+            conv2d_3_a(row, t[a]);
+            for (int b = 0; b < A; b++)
+                *(conv2d_3_fwd_vf *)(q + (size_t)(a * A + b) * stride + f) = row[b];
         }
     }
 }
@@ -2155,7 +2578,7 @@ static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
 static void conv2d_3_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
 {
-    const int xi = b < conv2d_3_ITEMS ? b / (64 / conv2d_3_CBK) : 5;
+    const int xi = b < conv2d_3_ITEMS ? b / (64 / conv2d_3_CBK) : conv2d_3_BIAS_XI;
     const int c0 = b % (64 / conv2d_3_CBK) * conv2d_3_CBK;
     const float *vp = v + (size_t)xi * conv2d_3_CHUNK * 64 + c0;
     const float *qp = q + (size_t)xi * conv2d_3_CHUNK * 64;
@@ -2188,23 +2611,25 @@ static void conv2d_3_dkernel_item(const float *restrict v, const float *restrict
 /* dkernel = G^T du G for each channel and filter (inside a parallel region). */
 static void conv2d_3_dkernel_untransform(const float *restrict du, float *restrict dkernel)
 {
+    enum { A = conv2d_3_fwd_A };
     #pragma omp for schedule(static)
     for (int c = 0; c < 64; c++)
         for (int f = 0; f < 64; f++) {
-            float q[4][4], t[3][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    q[a][b] = du[((size_t)(a * 4 + b) * 64 + c) * 64 + f];
-            for (int b = 0; b < 4; b++) {   /* G^T du */
-                t[0][b] = q[0][b] + 0.5f * (q[1][b] + q[2][b]);
-                t[1][b] = 0.5f * (q[1][b] - q[2][b]);
-                t[2][b] = 0.5f * (q[1][b] + q[2][b]) + q[3][b];
+            float q[6][6], t[3][6], col[6], tcol[3], row[3];
+            for (int a = 0; a < A; a++)
+                for (int b = 0; b < A; b++)
+                    q[a][b] = du[((size_t)(a * A + b) * 64 + c) * 64 + f];
+            for (int b = 0; b < A; b++) {   /* G^T du, a column at a time */
+                for (int a = 0; a < A; a++)
+                    col[a] = q[a][b];
+                conv2d_3_gt(tcol, col);
+                for (int k = 0; k < 3; k++)
+                    t[k][b] = tcol[k];
             }
             for (int kh = 0; kh < 3; kh++) {   /* (G^T du) G */
-                float *dk = dkernel + ((size_t)kh * 3 * 64 + c) * 64 + f;
-                dk[0] = t[kh][0] + 0.5f * (t[kh][1] + t[kh][2]);
-                dk[(size_t)64 * 64] = 0.5f * (t[kh][1] - t[kh][2]);
-                dk[(size_t)2 * 64 * 64] = 0.5f * (t[kh][1] + t[kh][2]) + t[kh][3];
+                conv2d_3_gt(row, t[kh]);
+                for (int kw = 0; kw < 3; kw++)
+                    dkernel[((size_t)(kh * 3 + kw) * 64 + c) * 64 + f] = row[kw];
             }
         }
 }
@@ -2223,12 +2648,13 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
     }
     if (!dkernel)
         return;
-    float *du = scratch, *v = du + (size_t)16 * 64 * 64, *q = v + (size_t)16 * conv2d_3_CHUNK * 64;
+    float *du = scratch, *v = du + (size_t)conv2d_3_XI * 64 * 64;
+    float *q = v + (size_t)conv2d_3_XI * conv2d_3_CHUNK * 64;
     const long tiles = (long)n * conv2d_3_TILES;
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
-        for (size_t i = 0; i < (size_t)16 * 64 * 64; i++)
+        for (size_t i = 0; i < (size_t)conv2d_3_XI * 64 * 64; i++)
             du[i] = 0;
         #pragma omp single
         if (dbias)

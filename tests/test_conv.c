@@ -576,8 +576,8 @@ static void batchnorm_frozen_image(void **state)
 /* ---- Winograd ------------------------------------------------------------------------------ */
 
 /* Two 3x3 stride-1 convolutions, same padding on odd sizes then valid, that
- * NNCC_WINOGRAD=always runs by Winograd's algorithm (compiler/layer_conv.c) and
- * =never directly; tanh between them, smooth for gradcheck. Four samples of
+ * NNCC_WINOGRAD=2x2 and =4x4 run by Winograd's algorithm (compiler/layer_conv.c)
+ * and =never directly; tanh between them, smooth for gradcheck. Four samples of
  * 7x5x3 values in [-1, 1] and two targets each. */
 static void write_winograd_model(const char *name)
 {
@@ -604,19 +604,47 @@ static void write_winograd_model(const char *name)
     write_text(path, yaml);
 }
 
-/* How many layers of the generated C in the scratch folder run Winograd's steps. */
-static int winograd_layers(const char *name)
+/* How many layers of the generated C in the scratch folder run Winograd's
+ * steps with tiles of `tile` (2x2, 4x4). */
+static int winograd_layers(const char *name, const char *tile)
 {
-    char c_file[64];
+    char c_file[64], heading[64];
     snprintf(c_file, sizeof c_file, "%s.c", name);
+    snprintf(heading, sizeof heading, "), Winograd F(%s, 3x3), ", tile);
     FILE *f = fopen(in_scratch(c_file), "r");
     assert_non_null(f);
     char line[512];
     int count = 0;
     while (fgets(line, sizeof line, f))
-        count += strstr(line, "), Winograd F(2x2, 3x3), ") != NULL;
+        count += strstr(line, heading) != NULL;
     fclose(f);
     return count;
+}
+
+/* Both layers by Winograd's algorithm with tiles of `tile`: its gradients
+ * agree with finite differences, and no sum is split between threads (the
+ * weights come out the same bits on 1, 2 and 3 threads). */
+static void check_winograd(const char *tile)
+{
+    RunResult r;
+    setenv("NNCC_WINOGRAD", tile, 1);
+    char name[16], trainer[600];
+    snprintf(name, sizeof name, "wino%c", tile[0]);
+    write_winograd_model(name);
+    char yaml[64];
+    snprintf(yaml, sizeof yaml, "%s.yaml", name);
+    snprintf(trainer, sizeof trainer, "%s", build_file(in_scratch(yaml), name));
+    assert_int_equal(winograd_layers(name, tile), 2);
+    run_cmd(&r, "%s gradcheck", trainer);
+    if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
+        fail_msg("%s gradcheck:\n%s", tile, r.out);
+    run_cmd(&r, "%s train --threads 1 --quiet --save %s && %s train --threads 2 --quiet --save %s"
+                " && %s train --threads 3 --quiet --save %s && cmp %s %s && cmp %s %s",
+            trainer, in_scratch("one.npz"), trainer, in_scratch("two.npz"), trainer,
+            in_scratch("three.npz"), in_scratch("one.npz"), in_scratch("two.npz"),
+            in_scratch("one.npz"), in_scratch("three.npz"));
+    if (r.status != 0)
+        fail_msg("%s on 1, 2 and 3 threads:\n%s", tile, r.out);
 }
 
 static void conv_winograd_forced(void **state)
@@ -626,29 +654,14 @@ static void conv_winograd_forced(void **state)
     setenv("NNCC_WINOGRAD", "never", 1);
     write_winograd_model("direct");
     build_file(in_scratch("direct.yaml"), "direct");
-    assert_int_equal(winograd_layers("direct"), 0);
+    assert_int_equal(winograd_layers("direct", "2x2") + winograd_layers("direct", "4x4"), 0);
+    check_winograd("2x2");
+    check_winograd("4x4");
 
     setenv("NNCC_WINOGRAD", "always", 1);
-    write_winograd_model("wino");
-    char trainer[600];
-    snprintf(trainer, sizeof trainer, "%s", build_file(in_scratch("wino.yaml"), "wino"));
-    assert_int_equal(winograd_layers("wino"), 2);
-    run_cmd(&r, "%s gradcheck", trainer);
-    if (r.status != 0 || !strstr(r.out, "gradcheck passed\n"))
-        fail_msg("gradcheck:\n%s", r.out);
-    /* No sum is split between threads: the weights come out the same bits. */
-    run_cmd(&r, "%s train --threads 1 --quiet --save %s && %s train --threads 2 --quiet --save %s"
-                " && %s train --threads 3 --quiet --save %s && cmp %s %s && cmp %s %s",
-            trainer, in_scratch("one.npz"), trainer, in_scratch("two.npz"), trainer,
-            in_scratch("three.npz"), in_scratch("one.npz"), in_scratch("two.npz"),
-            in_scratch("one.npz"), in_scratch("three.npz"));
-    if (r.status != 0)
-        fail_msg("1, 2 and 3 threads:\n%s", r.out);
-
-    setenv("NNCC_WINOGRAD", "sometimes", 1);
-    run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("wino.yaml"));
+    run_cmd(&r, "%s %s --check", nncc_path(), in_scratch("wino2.yaml"));
     assert_int_not_equal(r.status, 0);
-    assert_output_contains(&r, "NNCC_WINOGRAD is 'sometimes'; supported: auto, always, never");
+    assert_output_contains(&r, "NNCC_WINOGRAD is 'always'; supported: auto, never, 2x2, 4x4");
     unsetenv("NNCC_WINOGRAD");
 }
 

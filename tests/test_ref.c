@@ -23,10 +23,11 @@
  *
  * REF_ONLY=NAME (a shell pattern, e.g. 'conv_*') runs only the fixtures it matches.
  *
- * The Conv2D fixtures (conv_*, not conv_transpose_*) run three times: as nncc's
+ * The Conv2D fixtures (conv_*, not conv_transpose_*) run four times: as nncc's
  * cost rule chooses between the direct convolution and Winograd's, and with
- * NNCC_WINOGRAD=always and =never, so that both stay checked on every shape
- * that Winograd applies to (3x3, stride 1; same and valid padding, odd sizes).
+ * NNCC_WINOGRAD=2x2, =4x4 and =never, so that every way stays checked on every
+ * shape that Winograd applies to (3x3, stride 1; same and valid padding, sizes
+ * that are not multiples of the tile).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,7 +48,7 @@ typedef struct {
     char name[96];
     char npz[256];
     bool layer;            /* has x: the driver needs the feed layer's offsets */
-    const char *winograd;  /* NNCC_WINOGRAD for nncc: auto, always, never */
+    const char *winograd;  /* NNCC_WINOGRAD for nncc: auto, 2x2, 4x4, never */
     char test_name[128];
 } Fixture;
 
@@ -84,23 +85,42 @@ static void print_lines(const char *out, const char *const *prefixes)
     }
 }
 
-/* nncc NAME.yaml --no-main, and the driver built around it, in dir. */
+/* Whether the C file path runs a layer by Winograd's F(4x4, 3x3). */
+static bool has_winograd_4x4(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "Winograd F(4x4, 3x3)") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* nncc NAME.yaml --no-main, and the driver built around it, in dir. F(4x4,
+ * 3x3)'s transforms scale values by up to 8 and 1/24, and its float32
+ * rounding reaches 3e-5 of them: such a model is held to issue 15's bound for
+ * Winograd, 1e-4 (driver.c's REF_TOL), every other to 1e-5. */
 static void build_driver(const Fixture *fx, const char *dir)
 {
     RunResult r;
+    char c_file[600];
     run_cmd(&r, "NNCC_WINOGRAD=%s %s %s/%s.yaml --no-main -o %s/m.c", fx->winograd, nncc_path(),
             REF_DIR, fx->name, dir);
     if (r.status != 0)
         fail_msg("nncc %s/%s.yaml failed:\n%s", REF_DIR, fx->name, r.out);
     bool sanitize = strcmp(san(), "1") == 0;
+    snprintf(c_file, sizeof c_file, "%s/m.c", dir);
     run_cmd(&r,
             "cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp %s -Iruntime "
-            "-DREF_C='\"%s/m.c\"' -DREF_MODEL=%s_model -DREF_LAYER=%d -o %s/drv "
+            "-DREF_C='\"%s/m.c\"' -DREF_MODEL=%s_model -DREF_LAYER=%d -DREF_TOL=%s -o %s/drv "
             REF_DIR "/driver.c %s/libnnrt.a " TRAINER_LIBS,
             sanitize ? "-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer "
                        "-fno-sanitize-recover=undefined"
                      : "-O3 -march=native -ffp-contract=fast",
-            dir, fx->name, fx->layer, dir, build_dir());
+            dir, fx->name, fx->layer, has_winograd_4x4(c_file) ? "1e-4" : "1e-5", dir,
+            build_dir());
     if (r.status != 0)
         fail_msg("the driver for %s did not build:\n%s", fx->name, r.out);
 }
@@ -191,10 +211,11 @@ int main(void)
         return cmocka_run_group_tests(none, NULL, NULL);
     }
     const char *only = getenv("REF_ONLY");
-    static const char *const winograd[] = {"auto", "always", "never"};
+    static const char *const winograd[] = {"auto", "2x2", "4x4", "never"};
+    enum { WAYS = sizeof winograd / sizeof *winograd };
     size_t count = 0;
-    Fixture *fixtures = calloc(3 * g.gl_pathc, sizeof *fixtures);
-    struct CMUnitTest *tests = calloc(3 * g.gl_pathc, sizeof *tests);
+    Fixture *fixtures = calloc(WAYS * g.gl_pathc, sizeof *fixtures);
+    struct CMUnitTest *tests = calloc(WAYS * g.gl_pathc, sizeof *tests);
     assert_non_null(fixtures);
     assert_non_null(tests);
     for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -212,7 +233,7 @@ int main(void)
         }
         bool conv2d = strncmp(fx->name, "conv_", 5) == 0 &&
                       strncmp(fx->name, "conv_transpose_", 15) != 0;
-        for (int w = 0; w < (conv2d ? 3 : 1); w++) {
+        for (int w = 0; w < (conv2d ? WAYS : 1); w++) {
             Fixture *run = &fixtures[count];
             if (w)
                 *run = *fx;

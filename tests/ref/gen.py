@@ -879,8 +879,8 @@ LAYERS = [
     ("conv_same_strided_nobias", [7, 5, 2], Conv2D(filters=2, kernel_size=2, strides=2,
                                                    padding="same", use_bias=False)),
     ("conv_relu", [5, 4, 2], Conv2D(filters=3, kernel_size=2, activation="relu")),
-    # 3x3 stride 1: nncc's cost rule picks Winograd F(2x2, 3x3) for the first;
-    # test_ref runs every conv_ fixture with NNCC_WINOGRAD=always and =never too.
+    # 3x3 stride 1: nncc's cost rule picks Winograd F(4x4, 3x3) for the first;
+    # test_ref runs every conv_ fixture with NNCC_WINOGRAD=2x2, =4x4 and =never too.
     ("conv_wino_valid", [6, 6, 16], Conv2D(filters=16, kernel_size=3)),
     ("conv_3x3_same_odd", [7, 5, 4], Conv2D(filters=6, kernel_size=3, padding="same")),
     ("conv_3x3_valid_odd", [8, 7, 3], Conv2D(filters=5, kernel_size=3, use_bias=False)),
