@@ -139,8 +139,8 @@ static long winograd4_scratch(const Layer *l)
     return winograd_scratch(l, 4);
 }
 
-/* The steps for the forward pass, and for dx on dy's geometry with the
- * padding that makes the convolution with the turned kernel "full". */
+/* The products and steps of the forward pass, and dx's products (filters to
+ * channels, on the forward's tiles). */
 static void winograd_holes(Holes *h, const Layer *l, int m)
 {
     long pt = l->same ? pad_before(l->in.dim[0], l->out.dim[0], 3, 1) : 0;
@@ -148,9 +148,10 @@ static void winograd_holes(Holes *h, const Layer *l, int m)
     static const char *const keys[] = {"H", "W", "C", "OH", "OW", "OC", "PT", "PL", "M", NULL};
     const long fwd[] = {l->in.dim[0], l->in.dim[1], l->in.dim[2],
                         l->out.dim[0], l->out.dim[1], l->out.dim[2], pt, pl, m};
-    const long dx[] = {l->out.dim[0], l->out.dim[1], l->out.dim[2],
-                       l->in.dim[0], l->in.dim[1], l->in.dim[2], 2 - pt, 2 - pl, m};
+    const long dx[] = {l->in.dim[0], l->in.dim[1], l->out.dim[2],
+                       l->out.dim[0], l->out.dim[1], l->in.dim[2], pt, pl, m};
     hole_part(h, "STEPS", "conv2d_winograd_core", "fwd", keys, fwd, NULL, NULL);
+    hole_part(h, "RUN", "conv2d_winograd_run", "fwd", keys, fwd, NULL, NULL);
     hole_part(h, "DX_STEPS", "conv2d_winograd_core", "dx", keys, dx, NULL, NULL);
     hole_long(h, "CHUNK", winograd_chunk(l, m));
     hole_long(h, "M", m);

@@ -511,7 +511,7 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) steps, 149x149x16 -> 147x147x32, padding 0 top, 0 left ---- */
+/* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) products, 16 channels -> 32 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -546,6 +546,37 @@ enum {
 typedef float conv2d_1_fwd_vc __attribute__((vector_size(conv2d_1_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_1_fwd_vf __attribute__((vector_size(conv2d_1_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 16 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_1_fwd_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
+{
+    for (int xi = 0; xi < conv2d_1_fwd_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 16;
+        const float *up = u + (size_t)xi * 16 * 32 + f0;
+        conv2d_1_fwd_vf acc[conv2d_1_fwd_R][conv2d_1_fwd_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                acc[r][j] = (conv2d_1_fwd_vf){0};
+        for (int c = 0; c < 16; c++) {
+            conv2d_1_fwd_vf w[conv2d_1_fwd_FB];
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                w[j] = *(const conv2d_1_fwd_vf *)(up + (size_t)c * 32 + j * conv2d_1_fwd_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 16 + c];
+                for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                    acc[r][j] += xv * w[j];
+            }
+        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_fwd_FB; j++)
+                *(conv2d_1_fwd_vf *)(m + ((size_t)xi * conv2d_1_fwd_R + r) * conv2d_1_fwd_FBLOCK + j * conv2d_1_fwd_VF) = acc[r][j];
+    }
+}
+/* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) forward steps, 149x149x16 -> 147x147x32, padding 0 top, 0 left ---- */
 /* B^T r for a line r of A cells (arrays of 6: the larger A). */
 static inline void conv2d_1_fwd_bt(conv2d_1_fwd_vc out[6], const conv2d_1_fwd_vc r[6])
 {
@@ -640,8 +671,8 @@ static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stri
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
  * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+ * into m, and their outputs. Inlined with rn a constant; v and m stay in the
+ * L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
@@ -652,27 +683,7 @@ conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
         conv2d_1_fwd_input_tile(xs, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, v + (size_t)r * 16,
                         (size_t)conv2d_1_fwd_R * 16);
     for (int f0 = 0; f0 < 32; f0 += conv2d_1_fwd_FBLOCK) {
-        for (int xi = 0; xi < conv2d_1_fwd_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_1_fwd_R * 16;
-            const float *up = u + (size_t)xi * 16 * 32 + f0;
-            conv2d_1_fwd_vf acc[conv2d_1_fwd_R][conv2d_1_fwd_FB];
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_1_fwd_FB; j++)
-                    acc[r][j] = (conv2d_1_fwd_vf){0};
-            for (int c = 0; c < 16; c++) {
-                conv2d_1_fwd_vf w[conv2d_1_fwd_FB];
-                for (int j = 0; j < conv2d_1_fwd_FB; j++)
-                    w[j] = *(const conv2d_1_fwd_vf *)(up + (size_t)c * 32 + j * conv2d_1_fwd_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 16 + c];
-                    for (int j = 0; j < conv2d_1_fwd_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
-            }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_1_fwd_FB; j++)
-                    *(conv2d_1_fwd_vf *)(m + ((size_t)xi * conv2d_1_fwd_R + r) * conv2d_1_fwd_FBLOCK + j * conv2d_1_fwd_VF) = acc[r][j];
-        }
+        conv2d_1_fwd_products(v, u, f0, rn, m);
         for (int r = 0; r < rn; r++)
             conv2d_1_fwd_output_tile(m + (size_t)r * conv2d_1_fwd_FBLOCK, (size_t)conv2d_1_fwd_R * conv2d_1_fwd_FBLOCK, bias, ys,
                              (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, f0);
@@ -683,8 +694,7 @@ conv2d_1_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
  * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
  * counted across its rows of tiles: a row at a time, 7 tiles made a block of
  * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
+ * latency. A thread owns whole blocks: no sum is split between threads. */
 static void conv2d_1_fwd_run(int n, const float *restrict x, const float *restrict u,
                      const float *restrict bias, float *restrict y)
 {
@@ -726,16 +736,14 @@ static inline void conv2d_1_g(float out[6], const float g[3])
 }
 
 /* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
-static inline void conv2d_1_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+static inline void conv2d_1_transform_one(const float *restrict kernel, int c, int f,
                                       float blk[][16], int k)
 {
     enum { A = 4 + 2 };
     float g[3][3], t[6][3], col[3], tcol[6], row[6];
     for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
-            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-            g[kh][kw] = kernel[((size_t)cell * 16 + c) * 32 + f];
-        }
+        for (int kw = 0; kw < 3; kw++)
+            g[kh][kw] = kernel[((size_t)(kh * 3 + kw) * 16 + c) * 32 + f];
     for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
         for (int i = 0; i < 3; i++)
             col[i] = g[i][j];
@@ -751,23 +759,21 @@ static inline void conv2d_1_transform_one(const float *restrict kernel, int c, i
 }
 
 /* The kernel transformed, G g G^T for each channel c and filter f: for the
- * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
- * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
- * of the inner index at a time and written a line per product: written one
- * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
- * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
-static void conv2d_1_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
+ * forward pass u[xi][c][f]; transposed, u[xi][f][c], for dx. Made 16 of the
+ * inner index at a time and written a line per product: written one float at
+ * a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64, fell into one
+ * cache set (F(4x4): 9 % of fashion_cnn's step). */
+static void conv2d_1_transform_kernel(const float *restrict kernel, float *restrict u, int transposed)
 {
     enum { XI = (4 + 2) * (4 + 2), B = 16 };
-    const int outer = for_dx ? 32 : 16, inner = for_dx ? 16 : 32;
+    const int outer = transposed ? 32 : 16, inner = transposed ? 16 : 32;
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < outer; o++)
         for (int i0 = 0; i0 < inner; i0 += B) {
             const int n = inner - i0 < B ? inner - i0 : B;
             float blk[XI][B];
             for (int k = 0; k < n; k++)
-                conv2d_1_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
-                                   blk, k);
+                conv2d_1_transform_one(kernel, transposed ? i0 + k : o, transposed ? o : i0 + k, blk, k);
             for (int xi = 0; xi < XI; xi++)
                 memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
@@ -780,9 +786,8 @@ static void conv2d_1_forward(int n, const float *restrict x, const float *restri
     conv2d_1_transform_kernel(kernel, u, 0);
     conv2d_1_fwd_run(n, x, u, bias, y);
 }
-/* dx is the forward convolution of dy (147x147x32, padded by 2 - 0 rows
- * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_1_dx: Winograd F(4x4, 3x3) steps, 147x147x32 -> 149x149x16, padding 2 top, 2 left ---- */
+/* dx's products, dV[xi] = q[xi] U[xi]^T: 32 filters -> 16 channels. */
+/* ---- conv2d_1_dx: Winograd F(4x4, 3x3) products, 32 channels -> 16 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -802,7 +807,7 @@ static void conv2d_1_forward(int n, const float *restrict x, const float *restri
 enum { conv2d_1_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_1_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
     conv2d_1_dx_M = 4, conv2d_1_dx_A = 4 + 2, conv2d_1_dx_XI = (4 + 2) * (4 + 2),
-    conv2d_1_dx_TH = (149 + 4 - 1) / 4, conv2d_1_dx_TW = (149 + 4 - 1) / 4,
+    conv2d_1_dx_TH = (147 + 4 - 1) / 4, conv2d_1_dx_TW = (147 + 4 - 1) / 4,
     conv2d_1_dx_VC = 32 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
             : 32 % 2 == 0 ? 2 : 1,
     conv2d_1_dx_VF = 16 % 16 == 0 && conv2d_1_dx_VMAX == 16 ? 16 : 16 % 8 == 0 ? 8 : 16 % 4 == 0 ? 4
@@ -817,162 +822,35 @@ enum {
 typedef float conv2d_1_dx_vc __attribute__((vector_size(conv2d_1_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_1_dx_vf __attribute__((vector_size(conv2d_1_dx_VF * sizeof(float)), aligned(4), may_alias));
 
-/* B^T r for a line r of A cells (arrays of 6: the larger A). */
-static inline void conv2d_1_dx_bt(conv2d_1_dx_vc out[6], const conv2d_1_dx_vc r[6])
-{
-    if (conv2d_1_dx_M == 2) {
-        out[0] = r[0] - r[2];
-        out[1] = r[1] + r[2];
-        out[2] = r[2] - r[1];
-        out[3] = r[1] - r[3];
-    } else {
-        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
-        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
-        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
-        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
-        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
-        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
-    }
-}
-
-/* A^T r: the M outputs of a line r of A products. */
-static inline void conv2d_1_dx_at(conv2d_1_dx_vf out[4], const conv2d_1_dx_vf r[6])
-{
-    if (conv2d_1_dx_M == 2) {
-        out[0] = r[0] + r[1] + r[2];
-        out[1] = r[1] - r[2] - r[3];
-    } else {
-        const conv2d_1_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
-        out[0] = r[0] + s12 + s34;
-        out[1] = d12 + 2.0f * d34;
-        out[2] = s12 + 4.0f * s34;
-        out[3] = d12 + 8.0f * d34 + r[5];
-    }
-}
-
-/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
- * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
- * zeros. */
-static inline void conv2d_1_dx_input_tile(const float *restrict xs, int ty, int tx,
-                                   float *restrict v, size_t stride)
-{
-    enum { A = conv2d_1_dx_A };
-    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
-    const float *cell[A][A];
-    for (int i = 0; i < A; i++)
-        for (int j = 0; j < A; j++) {
-            const int ih = ih0 + i, iw = iw0 + j;
-            cell[i][j] = ih >= 0 && ih < 147 && iw >= 0 && iw < 147
-                       ? xs + ((size_t)ih * 147 + iw) * 32 : NULL;
-        }
-    for (int c = 0; c < 32; c += conv2d_1_dx_VC) {
-        conv2d_1_dx_vc t[6][6], col[6], tcol[6], row[6];
-        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
-            for (int i = 0; i < A; i++)
-                col[i] = cell[i][j] ? *(const conv2d_1_dx_vc *)(cell[i][j] + c) : (conv2d_1_dx_vc){0};
-            conv2d_1_dx_bt(tcol, col);
-            for (int i = 0; i < A; i++)
-                t[i][j] = tcol[i];
-        }
-        for (int i = 0; i < A; i++) {   /* (B^T d) B */
-            conv2d_1_dx_bt(row, t[i]);
-            for (int j = 0; j < A; j++)
-                *(conv2d_1_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
-        }
-    }
-}
-
-/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
- * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
-static inline void conv2d_1_dx_output_tile(const float *restrict m, size_t stride,
-                                    const float *restrict bias, float *restrict ys,
-                                    int ty, int tx, int f0)
-{
-    enum { A = conv2d_1_dx_A, M = 4 };
-    for (int j = 0; j < conv2d_1_dx_FB; j++) {
-        const int f = f0 + j * conv2d_1_dx_VF;
-        conv2d_1_dx_vf t[4][6], col[6], tcol[4], row[4];
-        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
-            for (int a = 0; a < A; a++)
-                col[a] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_dx_VF);
-            conv2d_1_dx_at(tcol, col);
-            for (int a = 0; a < M; a++)
-                t[a][b] = tcol[a];
-        }
-        const conv2d_1_dx_vf b0 = bias ? *(const conv2d_1_dx_vf *)(bias + f) : (conv2d_1_dx_vf){0};
-        for (int i = 0; i < M && M * ty + i < 149; i++) {   /* (A^T m) A */
-            conv2d_1_dx_at(row, t[i]);
-            float *yp = ys + ((size_t)(M * ty + i) * 149 + M * tx) * 16 + f;
-            for (int k = 0; k < M && M * tx + k < 149; k++)
-                *(conv2d_1_dx_vf *)(yp + (size_t)k * 16) = row[k] + b0;
-        }
-    }
-}
-
-/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 32 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
 static inline __attribute__((always_inline)) void
-conv2d_1_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
-           float *restrict ys, int t0, int rn)
+conv2d_1_dx_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
 {
-    float v[conv2d_1_dx_XI * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
-    float m[conv2d_1_dx_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
-    for (int r = 0; r < rn; r++)
-        conv2d_1_dx_input_tile(xs, (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, v + (size_t)r * 32,
-                        (size_t)conv2d_1_dx_R * 32);
-    for (int f0 = 0; f0 < 16; f0 += conv2d_1_dx_FBLOCK) {
-        for (int xi = 0; xi < conv2d_1_dx_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_1_dx_R * 32;
-            const float *up = u + (size_t)xi * 32 * 16 + f0;
-            conv2d_1_dx_vf acc[conv2d_1_dx_R][conv2d_1_dx_FB];
-            for (int r = 0; r < rn; r++)
+    for (int xi = 0; xi < conv2d_1_dx_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_1_dx_R * 32;
+        const float *up = u + (size_t)xi * 32 * 16 + f0;
+        conv2d_1_dx_vf acc[conv2d_1_dx_R][conv2d_1_dx_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_1_dx_FB; j++)
+                acc[r][j] = (conv2d_1_dx_vf){0};
+        for (int c = 0; c < 32; c++) {
+            conv2d_1_dx_vf w[conv2d_1_dx_FB];
+            for (int j = 0; j < conv2d_1_dx_FB; j++)
+                w[j] = *(const conv2d_1_dx_vf *)(up + (size_t)c * 16 + j * conv2d_1_dx_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 32 + c];
                 for (int j = 0; j < conv2d_1_dx_FB; j++)
-                    acc[r][j] = (conv2d_1_dx_vf){0};
-            for (int c = 0; c < 32; c++) {
-                conv2d_1_dx_vf w[conv2d_1_dx_FB];
-                for (int j = 0; j < conv2d_1_dx_FB; j++)
-                    w[j] = *(const conv2d_1_dx_vf *)(up + (size_t)c * 16 + j * conv2d_1_dx_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 32 + c];
-                    for (int j = 0; j < conv2d_1_dx_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
+                    acc[r][j] += xv * w[j];
             }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_1_dx_FB; j++)
-                    *(conv2d_1_dx_vf *)(m + ((size_t)xi * conv2d_1_dx_R + r) * conv2d_1_dx_FBLOCK + j * conv2d_1_dx_VF) = acc[r][j];
         }
         for (int r = 0; r < rn; r++)
-            conv2d_1_dx_output_tile(m + (size_t)r * conv2d_1_dx_FBLOCK, (size_t)conv2d_1_dx_R * conv2d_1_dx_FBLOCK, bias, ys,
-                             (t0 + r) / conv2d_1_dx_TW, (t0 + r) % conv2d_1_dx_TW, f0);
+            for (int j = 0; j < conv2d_1_dx_FB; j++)
+                *(conv2d_1_dx_vf *)(m + ((size_t)xi * conv2d_1_dx_R + r) * conv2d_1_dx_FBLOCK + j * conv2d_1_dx_VF) = acc[r][j];
     }
-}
-
-/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
- * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
- * counted across its rows of tiles: a row at a time, 7 tiles made a block of
- * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
-static void conv2d_1_dx_run(int n, const float *restrict x, const float *restrict u,
-                     const float *restrict bias, float *restrict y)
-{
-    enum {
-        TILES = conv2d_1_dx_TH * conv2d_1_dx_TW, BLOCKS = (TILES + conv2d_1_dx_R - 1) / conv2d_1_dx_R,
-        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
-    };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int s = 0; s < n; s++)
-        for (int b = 0; b < BLOCKS; b++) {
-            const float *xs = x + (size_t)s * (147 * 147 * 32);
-            float *ys = y + (size_t)s * (149 * 149 * 16);
-            if (b < NBIG)
-                conv2d_1_dx_tiles(xs, u, bias, ys, b * RBIG, RBIG);
-            else
-                conv2d_1_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
-        }
 }
 /* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
@@ -1052,6 +930,104 @@ static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
     }
 }
 
+/* B r for a line r of A values of dV: its A cells' gradients (B = (B^T)^T). */
+static inline void conv2d_1_b(conv2d_1_dx_vf out[6], const conv2d_1_dx_vf r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[1] - r[2] + r[3];
+        out[2] = r[1] + r[2] - r[0];
+        out[3] = -r[3];
+    } else {
+        out[0] = 4.0f * r[0];
+        out[1] = 4.0f * (r[2] - r[1] + r[5]) + 2.0f * (r[4] - r[3]);
+        out[2] = -5.0f * r[0] - 4.0f * (r[1] + r[2]) - r[3] - r[4];
+        out[3] = r[1] - r[2] + 2.0f * (r[3] - r[4]) - 5.0f * r[5];
+        out[4] = r[0] + r[1] + r[2] + r[3] + r[4];
+        out[5] = r[5];
+    }
+}
+
+/* Adds B dV B^T, the gradient of tile (ty, tx)'s A x A input cells, for
+ * channels c0..c0+FBLOCK (product xi of dV at m[xi * stride]) to one sample's
+ * dx; cells in the padding take none. */
+static inline void conv2d_1_dx_cells(const float *restrict m, size_t stride, float *restrict dxs,
+                                 int ty, int tx, int c0)
+{
+    enum { A = conv2d_1_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    for (int j = 0; j < conv2d_1_dx_FB; j++) {
+        conv2d_1_dx_vf t[6][6], col[6], tcol[6], row[6];
+        for (int b = 0; b < A; b++) {   /* B dV, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_1_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_1_dx_VF);
+            conv2d_1_b(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][b] = tcol[a];
+        }
+        for (int i = 0; i < A; i++) {   /* (B dV) B^T */
+            const int ih = ih0 + i;
+            if (ih < 0 || ih >= 149)
+                continue;
+            conv2d_1_b(row, t[i]);
+            for (int k = 0; k < A; k++) {
+                const int iw = iw0 + k;
+                if (iw >= 0 && iw < 149)
+                    *(conv2d_1_dx_vf *)(dxs + ((size_t)ih * 149 + iw) * 16 + c0 + j * conv2d_1_dx_VF) +=
+                        row[k];
+            }
+        }
+    }
+}
+
+/* dx for tiles t0..t0+rn-1 of one sample (the forward's tiles): their output
+ * gradients transformed into q, then for each block of channels the dx
+ * products into m and the cells' gradients added. Inlined with rn a constant. */
+static inline __attribute__((always_inline)) void
+conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
+              int rn)
+{
+    float q[conv2d_1_XI * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
+    float m[conv2d_1_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_1_dy_tile(dys, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, q + (size_t)r * 32,
+                     (size_t)conv2d_1_dx_R * 32);
+    for (int c0 = 0; c0 < 16; c0 += conv2d_1_dx_FBLOCK) {
+        conv2d_1_dx_products(q, ut, c0, rn, m);
+        for (int r = 0; r < rn; r++)
+            conv2d_1_dx_cells(m + (size_t)r * conv2d_1_dx_FBLOCK, (size_t)conv2d_1_dx_R * conv2d_1_dx_FBLOCK, dxs,
+                          (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, c0);
+    }
+}
+
+/* dx by the forward's tiles run backwards: each tile's output gradient
+ * transformed, q = A dY A^T (as for dkernel), times the transformed kernel,
+ * dV[xi] = q[xi] U[xi]^T, and its input cells' gradient B dV B^T added to dx.
+ * A sample's tiles overlap by 2 cells, so a thread takes whole samples and
+ * adds their tiles in order: the result does not depend on the thread count.
+ * (As the full convolution of dy with the turned kernel, dx ran over
+ * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
+static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
+                            float *restrict dx)
+{
+    enum {
+        R = conv2d_1_dx_R, TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, BLOCKS = (TILES + R - 1) / R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < n; s++) {
+        const float *dys = dy + (size_t)s * 691488;
+        float *dxs = dx + (size_t)s * 355216;
+        memset(dxs, 0, sizeof(float) * 355216);
+        for (int b = 0; b < BLOCKS; b++) {
+            if (b < NBIG)
+                conv2d_1_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+            else
+                conv2d_1_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+        }
+    }
+}
+
 /* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
 static void conv2d_1_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
@@ -1122,7 +1098,7 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
 {
     if (dx) {
         conv2d_1_transform_kernel(kernel, scratch, 1);
-        conv2d_1_dx_run(n, dy, scratch, NULL, dx);
+        conv2d_1_dx_scatter(n, dy, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -1272,7 +1248,7 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_2_fwd: Winograd F(4x4, 3x3) steps, 73x73x32 -> 71x71x64, padding 0 top, 0 left ---- */
+/* ---- conv2d_2_fwd: Winograd F(4x4, 3x3) products, 32 channels -> 64 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -1307,6 +1283,37 @@ enum {
 typedef float conv2d_2_fwd_vc __attribute__((vector_size(conv2d_2_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_2_fwd_vf __attribute__((vector_size(conv2d_2_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 32 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_2_fwd_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
+{
+    for (int xi = 0; xi < conv2d_2_fwd_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_2_fwd_R * 32;
+        const float *up = u + (size_t)xi * 32 * 64 + f0;
+        conv2d_2_fwd_vf acc[conv2d_2_fwd_R][conv2d_2_fwd_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                acc[r][j] = (conv2d_2_fwd_vf){0};
+        for (int c = 0; c < 32; c++) {
+            conv2d_2_fwd_vf w[conv2d_2_fwd_FB];
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                w[j] = *(const conv2d_2_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_2_fwd_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 32 + c];
+                for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                    acc[r][j] += xv * w[j];
+            }
+        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_2_fwd_FB; j++)
+                *(conv2d_2_fwd_vf *)(m + ((size_t)xi * conv2d_2_fwd_R + r) * conv2d_2_fwd_FBLOCK + j * conv2d_2_fwd_VF) = acc[r][j];
+    }
+}
+/* ---- conv2d_2_fwd: Winograd F(4x4, 3x3) forward steps, 73x73x32 -> 71x71x64, padding 0 top, 0 left ---- */
 /* B^T r for a line r of A cells (arrays of 6: the larger A). */
 static inline void conv2d_2_fwd_bt(conv2d_2_fwd_vc out[6], const conv2d_2_fwd_vc r[6])
 {
@@ -1401,8 +1408,8 @@ static inline void conv2d_2_fwd_output_tile(const float *restrict m, size_t stri
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
  * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+ * into m, and their outputs. Inlined with rn a constant; v and m stay in the
+ * L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_2_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
@@ -1413,27 +1420,7 @@ conv2d_2_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
         conv2d_2_fwd_input_tile(xs, (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, v + (size_t)r * 32,
                         (size_t)conv2d_2_fwd_R * 32);
     for (int f0 = 0; f0 < 64; f0 += conv2d_2_fwd_FBLOCK) {
-        for (int xi = 0; xi < conv2d_2_fwd_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_2_fwd_R * 32;
-            const float *up = u + (size_t)xi * 32 * 64 + f0;
-            conv2d_2_fwd_vf acc[conv2d_2_fwd_R][conv2d_2_fwd_FB];
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_2_fwd_FB; j++)
-                    acc[r][j] = (conv2d_2_fwd_vf){0};
-            for (int c = 0; c < 32; c++) {
-                conv2d_2_fwd_vf w[conv2d_2_fwd_FB];
-                for (int j = 0; j < conv2d_2_fwd_FB; j++)
-                    w[j] = *(const conv2d_2_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_2_fwd_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 32 + c];
-                    for (int j = 0; j < conv2d_2_fwd_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
-            }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_2_fwd_FB; j++)
-                    *(conv2d_2_fwd_vf *)(m + ((size_t)xi * conv2d_2_fwd_R + r) * conv2d_2_fwd_FBLOCK + j * conv2d_2_fwd_VF) = acc[r][j];
-        }
+        conv2d_2_fwd_products(v, u, f0, rn, m);
         for (int r = 0; r < rn; r++)
             conv2d_2_fwd_output_tile(m + (size_t)r * conv2d_2_fwd_FBLOCK, (size_t)conv2d_2_fwd_R * conv2d_2_fwd_FBLOCK, bias, ys,
                              (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, f0);
@@ -1444,8 +1431,7 @@ conv2d_2_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
  * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
  * counted across its rows of tiles: a row at a time, 7 tiles made a block of
  * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
+ * latency. A thread owns whole blocks: no sum is split between threads. */
 static void conv2d_2_fwd_run(int n, const float *restrict x, const float *restrict u,
                      const float *restrict bias, float *restrict y)
 {
@@ -1487,16 +1473,14 @@ static inline void conv2d_2_g(float out[6], const float g[3])
 }
 
 /* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
-static inline void conv2d_2_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+static inline void conv2d_2_transform_one(const float *restrict kernel, int c, int f,
                                       float blk[][16], int k)
 {
     enum { A = 4 + 2 };
     float g[3][3], t[6][3], col[3], tcol[6], row[6];
     for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
-            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-            g[kh][kw] = kernel[((size_t)cell * 32 + c) * 64 + f];
-        }
+        for (int kw = 0; kw < 3; kw++)
+            g[kh][kw] = kernel[((size_t)(kh * 3 + kw) * 32 + c) * 64 + f];
     for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
         for (int i = 0; i < 3; i++)
             col[i] = g[i][j];
@@ -1512,23 +1496,21 @@ static inline void conv2d_2_transform_one(const float *restrict kernel, int c, i
 }
 
 /* The kernel transformed, G g G^T for each channel c and filter f: for the
- * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
- * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
- * of the inner index at a time and written a line per product: written one
- * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
- * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
-static void conv2d_2_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
+ * forward pass u[xi][c][f]; transposed, u[xi][f][c], for dx. Made 16 of the
+ * inner index at a time and written a line per product: written one float at
+ * a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64, fell into one
+ * cache set (F(4x4): 9 % of fashion_cnn's step). */
+static void conv2d_2_transform_kernel(const float *restrict kernel, float *restrict u, int transposed)
 {
     enum { XI = (4 + 2) * (4 + 2), B = 16 };
-    const int outer = for_dx ? 64 : 32, inner = for_dx ? 32 : 64;
+    const int outer = transposed ? 64 : 32, inner = transposed ? 32 : 64;
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < outer; o++)
         for (int i0 = 0; i0 < inner; i0 += B) {
             const int n = inner - i0 < B ? inner - i0 : B;
             float blk[XI][B];
             for (int k = 0; k < n; k++)
-                conv2d_2_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
-                                   blk, k);
+                conv2d_2_transform_one(kernel, transposed ? i0 + k : o, transposed ? o : i0 + k, blk, k);
             for (int xi = 0; xi < XI; xi++)
                 memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
@@ -1541,9 +1523,8 @@ static void conv2d_2_forward(int n, const float *restrict x, const float *restri
     conv2d_2_transform_kernel(kernel, u, 0);
     conv2d_2_fwd_run(n, x, u, bias, y);
 }
-/* dx is the forward convolution of dy (71x71x64, padded by 2 - 0 rows
- * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_2_dx: Winograd F(4x4, 3x3) steps, 71x71x64 -> 73x73x32, padding 2 top, 2 left ---- */
+/* dx's products, dV[xi] = q[xi] U[xi]^T: 64 filters -> 32 channels. */
+/* ---- conv2d_2_dx: Winograd F(4x4, 3x3) products, 64 channels -> 32 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -1563,7 +1544,7 @@ static void conv2d_2_forward(int n, const float *restrict x, const float *restri
 enum { conv2d_2_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_2_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
     conv2d_2_dx_M = 4, conv2d_2_dx_A = 4 + 2, conv2d_2_dx_XI = (4 + 2) * (4 + 2),
-    conv2d_2_dx_TH = (73 + 4 - 1) / 4, conv2d_2_dx_TW = (73 + 4 - 1) / 4,
+    conv2d_2_dx_TH = (71 + 4 - 1) / 4, conv2d_2_dx_TW = (71 + 4 - 1) / 4,
     conv2d_2_dx_VC = 64 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
             : 64 % 2 == 0 ? 2 : 1,
     conv2d_2_dx_VF = 32 % 16 == 0 && conv2d_2_dx_VMAX == 16 ? 16 : 32 % 8 == 0 ? 8 : 32 % 4 == 0 ? 4
@@ -1578,162 +1559,35 @@ enum {
 typedef float conv2d_2_dx_vc __attribute__((vector_size(conv2d_2_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_2_dx_vf __attribute__((vector_size(conv2d_2_dx_VF * sizeof(float)), aligned(4), may_alias));
 
-/* B^T r for a line r of A cells (arrays of 6: the larger A). */
-static inline void conv2d_2_dx_bt(conv2d_2_dx_vc out[6], const conv2d_2_dx_vc r[6])
-{
-    if (conv2d_2_dx_M == 2) {
-        out[0] = r[0] - r[2];
-        out[1] = r[1] + r[2];
-        out[2] = r[2] - r[1];
-        out[3] = r[1] - r[3];
-    } else {
-        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
-        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
-        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
-        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
-        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
-        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
-    }
-}
-
-/* A^T r: the M outputs of a line r of A products. */
-static inline void conv2d_2_dx_at(conv2d_2_dx_vf out[4], const conv2d_2_dx_vf r[6])
-{
-    if (conv2d_2_dx_M == 2) {
-        out[0] = r[0] + r[1] + r[2];
-        out[1] = r[1] - r[2] - r[3];
-    } else {
-        const conv2d_2_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
-        out[0] = r[0] + s12 + s34;
-        out[1] = d12 + 2.0f * d34;
-        out[2] = s12 + 4.0f * s34;
-        out[3] = d12 + 8.0f * d34 + r[5];
-    }
-}
-
-/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
- * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
- * zeros. */
-static inline void conv2d_2_dx_input_tile(const float *restrict xs, int ty, int tx,
-                                   float *restrict v, size_t stride)
-{
-    enum { A = conv2d_2_dx_A };
-    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
-    const float *cell[A][A];
-    for (int i = 0; i < A; i++)
-        for (int j = 0; j < A; j++) {
-            const int ih = ih0 + i, iw = iw0 + j;
-            cell[i][j] = ih >= 0 && ih < 71 && iw >= 0 && iw < 71
-                       ? xs + ((size_t)ih * 71 + iw) * 64 : NULL;
-        }
-    for (int c = 0; c < 64; c += conv2d_2_dx_VC) {
-        conv2d_2_dx_vc t[6][6], col[6], tcol[6], row[6];
-        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
-            for (int i = 0; i < A; i++)
-                col[i] = cell[i][j] ? *(const conv2d_2_dx_vc *)(cell[i][j] + c) : (conv2d_2_dx_vc){0};
-            conv2d_2_dx_bt(tcol, col);
-            for (int i = 0; i < A; i++)
-                t[i][j] = tcol[i];
-        }
-        for (int i = 0; i < A; i++) {   /* (B^T d) B */
-            conv2d_2_dx_bt(row, t[i]);
-            for (int j = 0; j < A; j++)
-                *(conv2d_2_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
-        }
-    }
-}
-
-/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
- * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
-static inline void conv2d_2_dx_output_tile(const float *restrict m, size_t stride,
-                                    const float *restrict bias, float *restrict ys,
-                                    int ty, int tx, int f0)
-{
-    enum { A = conv2d_2_dx_A, M = 4 };
-    for (int j = 0; j < conv2d_2_dx_FB; j++) {
-        const int f = f0 + j * conv2d_2_dx_VF;
-        conv2d_2_dx_vf t[4][6], col[6], tcol[4], row[4];
-        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
-            for (int a = 0; a < A; a++)
-                col[a] = *(const conv2d_2_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_2_dx_VF);
-            conv2d_2_dx_at(tcol, col);
-            for (int a = 0; a < M; a++)
-                t[a][b] = tcol[a];
-        }
-        const conv2d_2_dx_vf b0 = bias ? *(const conv2d_2_dx_vf *)(bias + f) : (conv2d_2_dx_vf){0};
-        for (int i = 0; i < M && M * ty + i < 73; i++) {   /* (A^T m) A */
-            conv2d_2_dx_at(row, t[i]);
-            float *yp = ys + ((size_t)(M * ty + i) * 73 + M * tx) * 32 + f;
-            for (int k = 0; k < M && M * tx + k < 73; k++)
-                *(conv2d_2_dx_vf *)(yp + (size_t)k * 32) = row[k] + b0;
-        }
-    }
-}
-
-/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 64 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
 static inline __attribute__((always_inline)) void
-conv2d_2_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
-           float *restrict ys, int t0, int rn)
+conv2d_2_dx_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
 {
-    float v[conv2d_2_dx_XI * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
-    float m[conv2d_2_dx_XI * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
-    for (int r = 0; r < rn; r++)
-        conv2d_2_dx_input_tile(xs, (t0 + r) / conv2d_2_dx_TW, (t0 + r) % conv2d_2_dx_TW, v + (size_t)r * 64,
-                        (size_t)conv2d_2_dx_R * 64);
-    for (int f0 = 0; f0 < 32; f0 += conv2d_2_dx_FBLOCK) {
-        for (int xi = 0; xi < conv2d_2_dx_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_2_dx_R * 64;
-            const float *up = u + (size_t)xi * 64 * 32 + f0;
-            conv2d_2_dx_vf acc[conv2d_2_dx_R][conv2d_2_dx_FB];
-            for (int r = 0; r < rn; r++)
+    for (int xi = 0; xi < conv2d_2_dx_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_2_dx_R * 64;
+        const float *up = u + (size_t)xi * 64 * 32 + f0;
+        conv2d_2_dx_vf acc[conv2d_2_dx_R][conv2d_2_dx_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_2_dx_FB; j++)
+                acc[r][j] = (conv2d_2_dx_vf){0};
+        for (int c = 0; c < 64; c++) {
+            conv2d_2_dx_vf w[conv2d_2_dx_FB];
+            for (int j = 0; j < conv2d_2_dx_FB; j++)
+                w[j] = *(const conv2d_2_dx_vf *)(up + (size_t)c * 32 + j * conv2d_2_dx_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 64 + c];
                 for (int j = 0; j < conv2d_2_dx_FB; j++)
-                    acc[r][j] = (conv2d_2_dx_vf){0};
-            for (int c = 0; c < 64; c++) {
-                conv2d_2_dx_vf w[conv2d_2_dx_FB];
-                for (int j = 0; j < conv2d_2_dx_FB; j++)
-                    w[j] = *(const conv2d_2_dx_vf *)(up + (size_t)c * 32 + j * conv2d_2_dx_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 64 + c];
-                    for (int j = 0; j < conv2d_2_dx_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
+                    acc[r][j] += xv * w[j];
             }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_2_dx_FB; j++)
-                    *(conv2d_2_dx_vf *)(m + ((size_t)xi * conv2d_2_dx_R + r) * conv2d_2_dx_FBLOCK + j * conv2d_2_dx_VF) = acc[r][j];
         }
         for (int r = 0; r < rn; r++)
-            conv2d_2_dx_output_tile(m + (size_t)r * conv2d_2_dx_FBLOCK, (size_t)conv2d_2_dx_R * conv2d_2_dx_FBLOCK, bias, ys,
-                             (t0 + r) / conv2d_2_dx_TW, (t0 + r) % conv2d_2_dx_TW, f0);
+            for (int j = 0; j < conv2d_2_dx_FB; j++)
+                *(conv2d_2_dx_vf *)(m + ((size_t)xi * conv2d_2_dx_R + r) * conv2d_2_dx_FBLOCK + j * conv2d_2_dx_VF) = acc[r][j];
     }
-}
-
-/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
- * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
- * counted across its rows of tiles: a row at a time, 7 tiles made a block of
- * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
-static void conv2d_2_dx_run(int n, const float *restrict x, const float *restrict u,
-                     const float *restrict bias, float *restrict y)
-{
-    enum {
-        TILES = conv2d_2_dx_TH * conv2d_2_dx_TW, BLOCKS = (TILES + conv2d_2_dx_R - 1) / conv2d_2_dx_R,
-        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
-    };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int s = 0; s < n; s++)
-        for (int b = 0; b < BLOCKS; b++) {
-            const float *xs = x + (size_t)s * (71 * 71 * 64);
-            float *ys = y + (size_t)s * (73 * 73 * 32);
-            if (b < NBIG)
-                conv2d_2_dx_tiles(xs, u, bias, ys, b * RBIG, RBIG);
-            else
-                conv2d_2_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
-        }
 }
 /* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
@@ -1813,6 +1667,104 @@ static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
     }
 }
 
+/* B r for a line r of A values of dV: its A cells' gradients (B = (B^T)^T). */
+static inline void conv2d_2_b(conv2d_2_dx_vf out[6], const conv2d_2_dx_vf r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[1] - r[2] + r[3];
+        out[2] = r[1] + r[2] - r[0];
+        out[3] = -r[3];
+    } else {
+        out[0] = 4.0f * r[0];
+        out[1] = 4.0f * (r[2] - r[1] + r[5]) + 2.0f * (r[4] - r[3]);
+        out[2] = -5.0f * r[0] - 4.0f * (r[1] + r[2]) - r[3] - r[4];
+        out[3] = r[1] - r[2] + 2.0f * (r[3] - r[4]) - 5.0f * r[5];
+        out[4] = r[0] + r[1] + r[2] + r[3] + r[4];
+        out[5] = r[5];
+    }
+}
+
+/* Adds B dV B^T, the gradient of tile (ty, tx)'s A x A input cells, for
+ * channels c0..c0+FBLOCK (product xi of dV at m[xi * stride]) to one sample's
+ * dx; cells in the padding take none. */
+static inline void conv2d_2_dx_cells(const float *restrict m, size_t stride, float *restrict dxs,
+                                 int ty, int tx, int c0)
+{
+    enum { A = conv2d_2_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    for (int j = 0; j < conv2d_2_dx_FB; j++) {
+        conv2d_2_dx_vf t[6][6], col[6], tcol[6], row[6];
+        for (int b = 0; b < A; b++) {   /* B dV, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_2_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_2_dx_VF);
+            conv2d_2_b(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][b] = tcol[a];
+        }
+        for (int i = 0; i < A; i++) {   /* (B dV) B^T */
+            const int ih = ih0 + i;
+            if (ih < 0 || ih >= 73)
+                continue;
+            conv2d_2_b(row, t[i]);
+            for (int k = 0; k < A; k++) {
+                const int iw = iw0 + k;
+                if (iw >= 0 && iw < 73)
+                    *(conv2d_2_dx_vf *)(dxs + ((size_t)ih * 73 + iw) * 32 + c0 + j * conv2d_2_dx_VF) +=
+                        row[k];
+            }
+        }
+    }
+}
+
+/* dx for tiles t0..t0+rn-1 of one sample (the forward's tiles): their output
+ * gradients transformed into q, then for each block of channels the dx
+ * products into m and the cells' gradients added. Inlined with rn a constant. */
+static inline __attribute__((always_inline)) void
+conv2d_2_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
+              int rn)
+{
+    float q[conv2d_2_XI * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
+    float m[conv2d_2_XI * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_2_dy_tile(dys, (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, q + (size_t)r * 64,
+                     (size_t)conv2d_2_dx_R * 64);
+    for (int c0 = 0; c0 < 32; c0 += conv2d_2_dx_FBLOCK) {
+        conv2d_2_dx_products(q, ut, c0, rn, m);
+        for (int r = 0; r < rn; r++)
+            conv2d_2_dx_cells(m + (size_t)r * conv2d_2_dx_FBLOCK, (size_t)conv2d_2_dx_R * conv2d_2_dx_FBLOCK, dxs,
+                          (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, c0);
+    }
+}
+
+/* dx by the forward's tiles run backwards: each tile's output gradient
+ * transformed, q = A dY A^T (as for dkernel), times the transformed kernel,
+ * dV[xi] = q[xi] U[xi]^T, and its input cells' gradient B dV B^T added to dx.
+ * A sample's tiles overlap by 2 cells, so a thread takes whole samples and
+ * adds their tiles in order: the result does not depend on the thread count.
+ * (As the full convolution of dy with the turned kernel, dx ran over
+ * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
+static void conv2d_2_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
+                            float *restrict dx)
+{
+    enum {
+        R = conv2d_2_dx_R, TILES = conv2d_2_fwd_TH * conv2d_2_fwd_TW, BLOCKS = (TILES + R - 1) / R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < n; s++) {
+        const float *dys = dy + (size_t)s * 322624;
+        float *dxs = dx + (size_t)s * 170528;
+        memset(dxs, 0, sizeof(float) * 170528);
+        for (int b = 0; b < BLOCKS; b++) {
+            if (b < NBIG)
+                conv2d_2_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+            else
+                conv2d_2_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+        }
+    }
+}
+
 /* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
 static void conv2d_2_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
@@ -1883,7 +1835,7 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
 {
     if (dx) {
         conv2d_2_transform_kernel(kernel, scratch, 1);
-        conv2d_2_dx_run(n, dy, scratch, NULL, dx);
+        conv2d_2_dx_scatter(n, dy, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -2033,7 +1985,7 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
  * once per call, then the steps below do the rest. The activation is a
  * separate op. */
-/* ---- conv2d_3_fwd: Winograd F(4x4, 3x3) steps, 35x35x64 -> 33x33x64, padding 0 top, 0 left ---- */
+/* ---- conv2d_3_fwd: Winograd F(4x4, 3x3) products, 64 channels -> 64 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -2068,6 +2020,37 @@ enum {
 typedef float conv2d_3_fwd_vc __attribute__((vector_size(conv2d_3_fwd_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_3_fwd_vf __attribute__((vector_size(conv2d_3_fwd_VF * sizeof(float)), aligned(4), may_alias));
 
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 64 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
+static inline __attribute__((always_inline)) void
+conv2d_3_fwd_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
+{
+    for (int xi = 0; xi < conv2d_3_fwd_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_3_fwd_R * 64;
+        const float *up = u + (size_t)xi * 64 * 64 + f0;
+        conv2d_3_fwd_vf acc[conv2d_3_fwd_R][conv2d_3_fwd_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                acc[r][j] = (conv2d_3_fwd_vf){0};
+        for (int c = 0; c < 64; c++) {
+            conv2d_3_fwd_vf w[conv2d_3_fwd_FB];
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                w[j] = *(const conv2d_3_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_3_fwd_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 64 + c];
+                for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                    acc[r][j] += xv * w[j];
+            }
+        }
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_3_fwd_FB; j++)
+                *(conv2d_3_fwd_vf *)(m + ((size_t)xi * conv2d_3_fwd_R + r) * conv2d_3_fwd_FBLOCK + j * conv2d_3_fwd_VF) = acc[r][j];
+    }
+}
+/* ---- conv2d_3_fwd: Winograd F(4x4, 3x3) forward steps, 35x35x64 -> 33x33x64, padding 0 top, 0 left ---- */
 /* B^T r for a line r of A cells (arrays of 6: the larger A). */
 static inline void conv2d_3_fwd_bt(conv2d_3_fwd_vc out[6], const conv2d_3_fwd_vc r[6])
 {
@@ -2162,8 +2145,8 @@ static inline void conv2d_3_fwd_output_tile(const float *restrict m, size_t stri
 
 /* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
  * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+ * into m, and their outputs. Inlined with rn a constant; v and m stay in the
+ * L1 cache. */
 static inline __attribute__((always_inline)) void
 conv2d_3_fwd_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
            float *restrict ys, int t0, int rn)
@@ -2174,27 +2157,7 @@ conv2d_3_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
         conv2d_3_fwd_input_tile(xs, (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, v + (size_t)r * 64,
                         (size_t)conv2d_3_fwd_R * 64);
     for (int f0 = 0; f0 < 64; f0 += conv2d_3_fwd_FBLOCK) {
-        for (int xi = 0; xi < conv2d_3_fwd_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_3_fwd_R * 64;
-            const float *up = u + (size_t)xi * 64 * 64 + f0;
-            conv2d_3_fwd_vf acc[conv2d_3_fwd_R][conv2d_3_fwd_FB];
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_3_fwd_FB; j++)
-                    acc[r][j] = (conv2d_3_fwd_vf){0};
-            for (int c = 0; c < 64; c++) {
-                conv2d_3_fwd_vf w[conv2d_3_fwd_FB];
-                for (int j = 0; j < conv2d_3_fwd_FB; j++)
-                    w[j] = *(const conv2d_3_fwd_vf *)(up + (size_t)c * 64 + j * conv2d_3_fwd_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 64 + c];
-                    for (int j = 0; j < conv2d_3_fwd_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
-            }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_3_fwd_FB; j++)
-                    *(conv2d_3_fwd_vf *)(m + ((size_t)xi * conv2d_3_fwd_R + r) * conv2d_3_fwd_FBLOCK + j * conv2d_3_fwd_VF) = acc[r][j];
-        }
+        conv2d_3_fwd_products(v, u, f0, rn, m);
         for (int r = 0; r < rn; r++)
             conv2d_3_fwd_output_tile(m + (size_t)r * conv2d_3_fwd_FBLOCK, (size_t)conv2d_3_fwd_R * conv2d_3_fwd_FBLOCK, bias, ys,
                              (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, f0);
@@ -2205,8 +2168,7 @@ conv2d_3_fwd_tiles(const float *restrict xs, const float *restrict u, const floa
  * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
  * counted across its rows of tiles: a row at a time, 7 tiles made a block of
  * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
+ * latency. A thread owns whole blocks: no sum is split between threads. */
 static void conv2d_3_fwd_run(int n, const float *restrict x, const float *restrict u,
                      const float *restrict bias, float *restrict y)
 {
@@ -2248,16 +2210,14 @@ static inline void conv2d_3_g(float out[6], const float g[3])
 }
 
 /* G g G^T for channel c and filter f of the kernel into blk[xi][k]. */
-static inline void conv2d_3_transform_one(const float *restrict kernel, int c, int f, int for_dx,
+static inline void conv2d_3_transform_one(const float *restrict kernel, int c, int f,
                                       float blk[][16], int k)
 {
     enum { A = 4 + 2 };
     float g[3][3], t[6][3], col[3], tcol[6], row[6];
     for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
-            const int cell = for_dx ? (2 - kh) * 3 + 2 - kw : kh * 3 + kw;
-            g[kh][kw] = kernel[((size_t)cell * 64 + c) * 64 + f];
-        }
+        for (int kw = 0; kw < 3; kw++)
+            g[kh][kw] = kernel[((size_t)(kh * 3 + kw) * 64 + c) * 64 + f];
     for (int j = 0; j < 3; j++) {   /* G g, a column at a time */
         for (int i = 0; i < 3; i++)
             col[i] = g[i][j];
@@ -2273,23 +2233,21 @@ static inline void conv2d_3_transform_one(const float *restrict kernel, int c, i
 }
 
 /* The kernel transformed, G g G^T for each channel c and filter f: for the
- * forward pass u[xi][c][f]; for dx (the convolution of dy with the kernel
- * turned by 180 degrees, channels and filters swapped) u[xi][f][c]. Made 16
- * of the inner index at a time and written a line per product: written one
- * float at a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64,
- * fell into one cache set (F(4x4): 9 % of fashion_cnn's step). */
-static void conv2d_3_transform_kernel(const float *restrict kernel, float *restrict u, int for_dx)
+ * forward pass u[xi][c][f]; transposed, u[xi][f][c], for dx. Made 16 of the
+ * inner index at a time and written a line per product: written one float at
+ * a time, the (M+2)^2 products' rows, 64 KiB apart for 64 x 64, fell into one
+ * cache set (F(4x4): 9 % of fashion_cnn's step). */
+static void conv2d_3_transform_kernel(const float *restrict kernel, float *restrict u, int transposed)
 {
     enum { XI = (4 + 2) * (4 + 2), B = 16 };
-    const int outer = for_dx ? 64 : 64, inner = for_dx ? 64 : 64;
+    const int outer = transposed ? 64 : 64, inner = transposed ? 64 : 64;
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < outer; o++)
         for (int i0 = 0; i0 < inner; i0 += B) {
             const int n = inner - i0 < B ? inner - i0 : B;
             float blk[XI][B];
             for (int k = 0; k < n; k++)
-                conv2d_3_transform_one(kernel, for_dx ? i0 + k : o, for_dx ? o : i0 + k, for_dx,
-                                   blk, k);
+                conv2d_3_transform_one(kernel, transposed ? i0 + k : o, transposed ? o : i0 + k, blk, k);
             for (int xi = 0; xi < XI; xi++)
                 memcpy(u + ((size_t)xi * outer + o) * inner + i0, blk[xi], sizeof(float) * n);
         }
@@ -2302,9 +2260,8 @@ static void conv2d_3_forward(int n, const float *restrict x, const float *restri
     conv2d_3_transform_kernel(kernel, u, 0);
     conv2d_3_fwd_run(n, x, u, bias, y);
 }
-/* dx is the forward convolution of dy (33x33x64, padded by 2 - 0 rows
- * and 2 - 0 columns) with the kernel turned and transposed: the same steps. */
-/* ---- conv2d_3_dx: Winograd F(4x4, 3x3) steps, 33x33x64 -> 35x35x64, padding 2 top, 2 left ---- */
+/* dx's products, dV[xi] = q[xi] U[xi]^T: 64 filters -> 64 channels. */
+/* ---- conv2d_3_dx: Winograd F(4x4, 3x3) products, 64 channels -> 64 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015): Y = A^T [(G g G^T) . (B^T d B)] A.
@@ -2324,7 +2281,7 @@ static void conv2d_3_forward(int n, const float *restrict x, const float *restri
 enum { conv2d_3_dx_VMAX = NN_VEC_FLOATS >= 16 ? 16 : 8, conv2d_3_dx_FBMAX = NN_VEC_REGS >= 32 ? 4 : 2 };
 enum {
     conv2d_3_dx_M = 4, conv2d_3_dx_A = 4 + 2, conv2d_3_dx_XI = (4 + 2) * (4 + 2),
-    conv2d_3_dx_TH = (35 + 4 - 1) / 4, conv2d_3_dx_TW = (35 + 4 - 1) / 4,
+    conv2d_3_dx_TH = (33 + 4 - 1) / 4, conv2d_3_dx_TW = (33 + 4 - 1) / 4,
     conv2d_3_dx_VC = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
             : 64 % 2 == 0 ? 2 : 1,
     conv2d_3_dx_VF = 64 % 16 == 0 && conv2d_3_dx_VMAX == 16 ? 16 : 64 % 8 == 0 ? 8 : 64 % 4 == 0 ? 4
@@ -2339,162 +2296,35 @@ enum {
 typedef float conv2d_3_dx_vc __attribute__((vector_size(conv2d_3_dx_VC * sizeof(float)), aligned(4), may_alias));
 typedef float conv2d_3_dx_vf __attribute__((vector_size(conv2d_3_dx_VF * sizeof(float)), aligned(4), may_alias));
 
-/* B^T r for a line r of A cells (arrays of 6: the larger A). */
-static inline void conv2d_3_dx_bt(conv2d_3_dx_vc out[6], const conv2d_3_dx_vc r[6])
-{
-    if (conv2d_3_dx_M == 2) {
-        out[0] = r[0] - r[2];
-        out[1] = r[1] + r[2];
-        out[2] = r[2] - r[1];
-        out[3] = r[1] - r[3];
-    } else {
-        out[0] = 4.0f * r[0] - 5.0f * r[2] + r[4];
-        out[1] = r[3] + r[4] - 4.0f * (r[1] + r[2]);
-        out[2] = r[4] - r[3] + 4.0f * (r[1] - r[2]);
-        out[3] = r[4] - r[2] + 2.0f * (r[3] - r[1]);
-        out[4] = r[4] - r[2] + 2.0f * (r[1] - r[3]);
-        out[5] = 4.0f * r[1] - 5.0f * r[3] + r[5];
-    }
-}
-
-/* A^T r: the M outputs of a line r of A products. */
-static inline void conv2d_3_dx_at(conv2d_3_dx_vf out[4], const conv2d_3_dx_vf r[6])
-{
-    if (conv2d_3_dx_M == 2) {
-        out[0] = r[0] + r[1] + r[2];
-        out[1] = r[1] - r[2] - r[3];
-    } else {
-        const conv2d_3_dx_vf s12 = r[1] + r[2], d12 = r[1] - r[2], s34 = r[3] + r[4], d34 = r[3] - r[4];
-        out[0] = r[0] + s12 + s34;
-        out[1] = d12 + 2.0f * d34;
-        out[2] = s12 + 4.0f * s34;
-        out[3] = d12 + 8.0f * d34 + r[5];
-    }
-}
-
-/* B^T d B for tile (ty, tx) of one sample's input xs, every channel: product xi
- * of channel c at v[xi * stride + c]. Cells outside the image are the padding's
- * zeros. */
-static inline void conv2d_3_dx_input_tile(const float *restrict xs, int ty, int tx,
-                                   float *restrict v, size_t stride)
-{
-    enum { A = conv2d_3_dx_A };
-    const int ih0 = 4 * ty - 2, iw0 = 4 * tx - 2;
-    const float *cell[A][A];
-    for (int i = 0; i < A; i++)
-        for (int j = 0; j < A; j++) {
-            const int ih = ih0 + i, iw = iw0 + j;
-            cell[i][j] = ih >= 0 && ih < 33 && iw >= 0 && iw < 33
-                       ? xs + ((size_t)ih * 33 + iw) * 64 : NULL;
-        }
-    for (int c = 0; c < 64; c += conv2d_3_dx_VC) {
-        conv2d_3_dx_vc t[6][6], col[6], tcol[6], row[6];
-        for (int j = 0; j < A; j++) {   /* B^T d, a column at a time */
-            for (int i = 0; i < A; i++)
-                col[i] = cell[i][j] ? *(const conv2d_3_dx_vc *)(cell[i][j] + c) : (conv2d_3_dx_vc){0};
-            conv2d_3_dx_bt(tcol, col);
-            for (int i = 0; i < A; i++)
-                t[i][j] = tcol[i];
-        }
-        for (int i = 0; i < A; i++) {   /* (B^T d) B */
-            conv2d_3_dx_bt(row, t[i]);
-            for (int j = 0; j < A; j++)
-                *(conv2d_3_dx_vc *)(v + (size_t)(i * A + j) * stride + c) = row[j];
-        }
-    }
-}
-
-/* A^T m A plus the bias (or NULL) for filters f0..f0+FBLOCK of tile (ty, tx):
- * product xi at m[xi * stride + f - f0]; outputs past the edge are not written. */
-static inline void conv2d_3_dx_output_tile(const float *restrict m, size_t stride,
-                                    const float *restrict bias, float *restrict ys,
-                                    int ty, int tx, int f0)
-{
-    enum { A = conv2d_3_dx_A, M = 4 };
-    for (int j = 0; j < conv2d_3_dx_FB; j++) {
-        const int f = f0 + j * conv2d_3_dx_VF;
-        conv2d_3_dx_vf t[4][6], col[6], tcol[4], row[4];
-        for (int b = 0; b < A; b++) {   /* A^T m, a column at a time */
-            for (int a = 0; a < A; a++)
-                col[a] = *(const conv2d_3_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_3_dx_VF);
-            conv2d_3_dx_at(tcol, col);
-            for (int a = 0; a < M; a++)
-                t[a][b] = tcol[a];
-        }
-        const conv2d_3_dx_vf b0 = bias ? *(const conv2d_3_dx_vf *)(bias + f) : (conv2d_3_dx_vf){0};
-        for (int i = 0; i < M && M * ty + i < 35; i++) {   /* (A^T m) A */
-            conv2d_3_dx_at(row, t[i]);
-            float *yp = ys + ((size_t)(M * ty + i) * 35 + M * tx) * 64 + f;
-            for (int k = 0; k < M && M * tx + k < 35; k++)
-                *(conv2d_3_dx_vf *)(yp + (size_t)k * 64) = row[k] + b0;
-        }
-    }
-}
-
-/* Tiles t0..t0+rn-1 of one sample, counted along its rows of tiles: their
- * input transformed into v, then for each block of filters the XI products
- * by register tiles into m, and their outputs. Inlined with rn a constant, so
- * that the sums become registers; v and m stay in the L1 cache. */
+/* The XI products of rn tiles for filters f0..f0+FBLOCK, by register tiles:
+ * m[xi][r][f - f0] = sum over c of v[xi][r][c] u[xi][c][f], v holding R rows
+ * of 64 and m of FBLOCK per product. Inlined with rn a constant, so that the
+ * sums become registers. */
 static inline __attribute__((always_inline)) void
-conv2d_3_dx_tiles(const float *restrict xs, const float *restrict u, const float *restrict bias,
-           float *restrict ys, int t0, int rn)
+conv2d_3_dx_products(const float *restrict v, const float *restrict u, int f0, int rn,
+              float *restrict m)
 {
-    float v[conv2d_3_dx_XI * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
-    float m[conv2d_3_dx_XI * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
-    for (int r = 0; r < rn; r++)
-        conv2d_3_dx_input_tile(xs, (t0 + r) / conv2d_3_dx_TW, (t0 + r) % conv2d_3_dx_TW, v + (size_t)r * 64,
-                        (size_t)conv2d_3_dx_R * 64);
-    for (int f0 = 0; f0 < 64; f0 += conv2d_3_dx_FBLOCK) {
-        for (int xi = 0; xi < conv2d_3_dx_XI; xi++) {
-            const float *vp = v + (size_t)xi * conv2d_3_dx_R * 64;
-            const float *up = u + (size_t)xi * 64 * 64 + f0;
-            conv2d_3_dx_vf acc[conv2d_3_dx_R][conv2d_3_dx_FB];
-            for (int r = 0; r < rn; r++)
+    for (int xi = 0; xi < conv2d_3_dx_XI; xi++) {
+        const float *vp = v + (size_t)xi * conv2d_3_dx_R * 64;
+        const float *up = u + (size_t)xi * 64 * 64 + f0;
+        conv2d_3_dx_vf acc[conv2d_3_dx_R][conv2d_3_dx_FB];
+        for (int r = 0; r < rn; r++)
+            for (int j = 0; j < conv2d_3_dx_FB; j++)
+                acc[r][j] = (conv2d_3_dx_vf){0};
+        for (int c = 0; c < 64; c++) {
+            conv2d_3_dx_vf w[conv2d_3_dx_FB];
+            for (int j = 0; j < conv2d_3_dx_FB; j++)
+                w[j] = *(const conv2d_3_dx_vf *)(up + (size_t)c * 64 + j * conv2d_3_dx_VF);
+            for (int r = 0; r < rn; r++) {
+                const float xv = vp[(size_t)r * 64 + c];
                 for (int j = 0; j < conv2d_3_dx_FB; j++)
-                    acc[r][j] = (conv2d_3_dx_vf){0};
-            for (int c = 0; c < 64; c++) {
-                conv2d_3_dx_vf w[conv2d_3_dx_FB];
-                for (int j = 0; j < conv2d_3_dx_FB; j++)
-                    w[j] = *(const conv2d_3_dx_vf *)(up + (size_t)c * 64 + j * conv2d_3_dx_VF);
-                for (int r = 0; r < rn; r++) {
-                    const float xv = vp[(size_t)r * 64 + c];
-                    for (int j = 0; j < conv2d_3_dx_FB; j++)
-                        acc[r][j] += xv * w[j];
-                }
+                    acc[r][j] += xv * w[j];
             }
-            for (int r = 0; r < rn; r++)
-                for (int j = 0; j < conv2d_3_dx_FB; j++)
-                    *(conv2d_3_dx_vf *)(m + ((size_t)xi * conv2d_3_dx_R + r) * conv2d_3_dx_FBLOCK + j * conv2d_3_dx_VF) = acc[r][j];
         }
         for (int r = 0; r < rn; r++)
-            conv2d_3_dx_output_tile(m + (size_t)r * conv2d_3_dx_FBLOCK, (size_t)conv2d_3_dx_R * conv2d_3_dx_FBLOCK, bias, ys,
-                             (t0 + r) / conv2d_3_dx_TW, (t0 + r) % conv2d_3_dx_TW, f0);
+            for (int j = 0; j < conv2d_3_dx_FB; j++)
+                *(conv2d_3_dx_vf *)(m + ((size_t)xi * conv2d_3_dx_R + r) * conv2d_3_dx_FBLOCK + j * conv2d_3_dx_VF) = acc[r][j];
     }
-}
-
-/* y (n samples) = x convolved with the transformed kernel u, plus the bias (or
- * NULL). A sample's TH x TW tiles go in BLOCKS blocks of RBIG or RBIG - 1,
- * counted across its rows of tiles: a row at a time, 7 tiles made a block of
- * 6 and one of 1, whose single row of sums waits on each multiply-add's
- * latency (dx of 11x11 outputs spent a third of its time there). A thread
- * owns whole blocks: no sum is split between threads. */
-static void conv2d_3_dx_run(int n, const float *restrict x, const float *restrict u,
-                     const float *restrict bias, float *restrict y)
-{
-    enum {
-        TILES = conv2d_3_dx_TH * conv2d_3_dx_TW, BLOCKS = (TILES + conv2d_3_dx_R - 1) / conv2d_3_dx_R,
-        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
-    };
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int s = 0; s < n; s++)
-        for (int b = 0; b < BLOCKS; b++) {
-            const float *xs = x + (size_t)s * (33 * 33 * 64);
-            float *ys = y + (size_t)s * (35 * 35 * 64);
-            if (b < NBIG)
-                conv2d_3_dx_tiles(xs, u, bias, ys, b * RBIG, RBIG);
-            else
-                conv2d_3_dx_tiles(xs, u, bias, ys, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
-        }
 }
 /* dkernel by the same algorithm run backwards: the gradient of the XI products
  * of a tile is A dY A^T, so the transformed kernel's gradient is
@@ -2574,6 +2404,104 @@ static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
     }
 }
 
+/* B r for a line r of A values of dV: its A cells' gradients (B = (B^T)^T). */
+static inline void conv2d_3_b(conv2d_3_dx_vf out[6], const conv2d_3_dx_vf r[6])
+{
+    if (4 == 2) {
+        out[0] = r[0];
+        out[1] = r[1] - r[2] + r[3];
+        out[2] = r[1] + r[2] - r[0];
+        out[3] = -r[3];
+    } else {
+        out[0] = 4.0f * r[0];
+        out[1] = 4.0f * (r[2] - r[1] + r[5]) + 2.0f * (r[4] - r[3]);
+        out[2] = -5.0f * r[0] - 4.0f * (r[1] + r[2]) - r[3] - r[4];
+        out[3] = r[1] - r[2] + 2.0f * (r[3] - r[4]) - 5.0f * r[5];
+        out[4] = r[0] + r[1] + r[2] + r[3] + r[4];
+        out[5] = r[5];
+    }
+}
+
+/* Adds B dV B^T, the gradient of tile (ty, tx)'s A x A input cells, for
+ * channels c0..c0+FBLOCK (product xi of dV at m[xi * stride]) to one sample's
+ * dx; cells in the padding take none. */
+static inline void conv2d_3_dx_cells(const float *restrict m, size_t stride, float *restrict dxs,
+                                 int ty, int tx, int c0)
+{
+    enum { A = conv2d_3_fwd_A };
+    const int ih0 = 4 * ty - 0, iw0 = 4 * tx - 0;
+    for (int j = 0; j < conv2d_3_dx_FB; j++) {
+        conv2d_3_dx_vf t[6][6], col[6], tcol[6], row[6];
+        for (int b = 0; b < A; b++) {   /* B dV, a column at a time */
+            for (int a = 0; a < A; a++)
+                col[a] = *(const conv2d_3_dx_vf *)(m + (size_t)(a * A + b) * stride + j * conv2d_3_dx_VF);
+            conv2d_3_b(tcol, col);
+            for (int a = 0; a < A; a++)
+                t[a][b] = tcol[a];
+        }
+        for (int i = 0; i < A; i++) {   /* (B dV) B^T */
+            const int ih = ih0 + i;
+            if (ih < 0 || ih >= 35)
+                continue;
+            conv2d_3_b(row, t[i]);
+            for (int k = 0; k < A; k++) {
+                const int iw = iw0 + k;
+                if (iw >= 0 && iw < 35)
+                    *(conv2d_3_dx_vf *)(dxs + ((size_t)ih * 35 + iw) * 64 + c0 + j * conv2d_3_dx_VF) +=
+                        row[k];
+            }
+        }
+    }
+}
+
+/* dx for tiles t0..t0+rn-1 of one sample (the forward's tiles): their output
+ * gradients transformed into q, then for each block of channels the dx
+ * products into m and the cells' gradients added. Inlined with rn a constant. */
+static inline __attribute__((always_inline)) void
+conv2d_3_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
+              int rn)
+{
+    float q[conv2d_3_XI * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
+    float m[conv2d_3_XI * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
+    for (int r = 0; r < rn; r++)
+        conv2d_3_dy_tile(dys, (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, q + (size_t)r * 64,
+                     (size_t)conv2d_3_dx_R * 64);
+    for (int c0 = 0; c0 < 64; c0 += conv2d_3_dx_FBLOCK) {
+        conv2d_3_dx_products(q, ut, c0, rn, m);
+        for (int r = 0; r < rn; r++)
+            conv2d_3_dx_cells(m + (size_t)r * conv2d_3_dx_FBLOCK, (size_t)conv2d_3_dx_R * conv2d_3_dx_FBLOCK, dxs,
+                          (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, c0);
+    }
+}
+
+/* dx by the forward's tiles run backwards: each tile's output gradient
+ * transformed, q = A dY A^T (as for dkernel), times the transformed kernel,
+ * dV[xi] = q[xi] U[xi]^T, and its input cells' gradient B dV B^T added to dx.
+ * A sample's tiles overlap by 2 cells, so a thread takes whole samples and
+ * adds their tiles in order: the result does not depend on the thread count.
+ * (As the full convolution of dy with the turned kernel, dx ran over
+ * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
+static void conv2d_3_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
+                            float *restrict dx)
+{
+    enum {
+        R = conv2d_3_dx_R, TILES = conv2d_3_fwd_TH * conv2d_3_fwd_TW, BLOCKS = (TILES + R - 1) / R,
+        RBIG = (TILES + BLOCKS - 1) / BLOCKS, NBIG = TILES - BLOCKS * (RBIG - 1),
+    };
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < n; s++) {
+        const float *dys = dy + (size_t)s * 69696;
+        float *dxs = dx + (size_t)s * 78400;
+        memset(dxs, 0, sizeof(float) * 78400);
+        for (int b = 0; b < BLOCKS; b++) {
+            if (b < NBIG)
+                conv2d_3_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+            else
+                conv2d_3_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+        }
+    }
+}
+
 /* Adds to item b (du's rows xi, c0..c0+CBK; or dbias) the chunk's tn tiles. */
 static void conv2d_3_dkernel_item(const float *restrict v, const float *restrict q,
                               float *restrict du, float *restrict dbias, int b, int tn)
@@ -2644,7 +2572,7 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
 {
     if (dx) {
         conv2d_3_transform_kernel(kernel, scratch, 1);
-        conv2d_3_dx_run(n, dy, scratch, NULL, dx);
+        conv2d_3_dx_scatter(n, dy, scratch, dx);
     }
     if (!dkernel)
         return;
