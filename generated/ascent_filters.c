@@ -217,11 +217,19 @@ filters_forward_tile(const float *restrict xs, const float *restrict kernel,
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
+/* The OW1 - OW0 positions between the edges of a row go in BLOCKS tiles of
+ * RBIG or RBIG - 1 (26 positions, R = 6: 6 5 5 5 5, not 6 6 6 6 2, whose tile
+ * of 2 keeps too few sums to cover the multiply-adds' latency). A thread owns
+ * whole output rows: no sum is split between threads. */
+enum {
+    filters_SPAN = filters_OW1 - filters_OW0, filters_BLOCKS = (filters_SPAN + filters_R - 1) / filters_R,
+    filters_RBIG = filters_BLOCKS ? (filters_SPAN + filters_BLOCKS - 1) / filters_BLOCKS : 1,
+    filters_NBIG = filters_SPAN - filters_BLOCKS * (filters_RBIG - 1),
+};
+
 static void filters_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { TILES = (filters_OW1 - filters_OW0) / filters_R, REST = (filters_OW1 - filters_OW0) % filters_R };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
         for (int oh = 0; oh < 510; oh++) {
@@ -229,10 +237,14 @@ static void filters_forward(int n, const float *restrict x, const float *restric
             float *ys = y + (size_t)s * filters_OUT;
             for (int ow = 0; ow < filters_OW0; ow++)
                 filters_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                filters_forward_tile(xs, kernel, bias, ys, oh, filters_OW0 + t * filters_R, filters_R);
-            if (REST)
-                filters_forward_tile(xs, kernel, bias, ys, oh, filters_OW1 - REST, REST);
+            for (int b = 0; b < filters_BLOCKS; b++) {
+                const int ow = filters_OW0 + (b < filters_NBIG ? b * filters_RBIG
+                                           : filters_NBIG * filters_RBIG + (b - filters_NBIG) * (filters_RBIG - 1));
+                if (b < filters_NBIG)
+                    filters_forward_tile(xs, kernel, bias, ys, oh, ow, filters_RBIG);
+                else
+                    filters_forward_tile(xs, kernel, bias, ys, oh, ow, filters_RBIG - 1);
+            }
             for (int ow = filters_OW1; ow < 510; ow++)
                 filters_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
         }

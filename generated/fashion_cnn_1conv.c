@@ -217,11 +217,19 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
     }
 }
 
-/* A thread owns whole output rows: no sum is split between threads. */
+/* The OW1 - OW0 positions between the edges of a row go in BLOCKS tiles of
+ * RBIG or RBIG - 1 (26 positions, R = 6: 6 5 5 5 5, not 6 6 6 6 2, whose tile
+ * of 2 keeps too few sums to cover the multiply-adds' latency). A thread owns
+ * whole output rows: no sum is split between threads. */
+enum {
+    conv2d_SPAN = conv2d_OW1 - conv2d_OW0, conv2d_BLOCKS = (conv2d_SPAN + conv2d_R - 1) / conv2d_R,
+    conv2d_RBIG = conv2d_BLOCKS ? (conv2d_SPAN + conv2d_BLOCKS - 1) / conv2d_BLOCKS : 1,
+    conv2d_NBIG = conv2d_SPAN - conv2d_BLOCKS * (conv2d_RBIG - 1),
+};
+
 static void conv2d_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { TILES = (conv2d_OW1 - conv2d_OW0) / conv2d_R, REST = (conv2d_OW1 - conv2d_OW0) % conv2d_R };
     #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++)
         for (int oh = 0; oh < 26; oh++) {
@@ -229,10 +237,14 @@ static void conv2d_forward(int n, const float *restrict x, const float *restrict
             float *ys = y + (size_t)s * conv2d_OUT;
             for (int ow = 0; ow < conv2d_OW0; ow++)
                 conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
-            for (int t = 0; t < TILES; t++)
-                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW0 + t * conv2d_R, conv2d_R);
-            if (REST)
-                conv2d_forward_tile(xs, kernel, bias, ys, oh, conv2d_OW1 - REST, REST);
+            for (int b = 0; b < conv2d_BLOCKS; b++) {
+                const int ow = conv2d_OW0 + (b < conv2d_NBIG ? b * conv2d_RBIG
+                                           : conv2d_NBIG * conv2d_RBIG + (b - conv2d_NBIG) * (conv2d_RBIG - 1));
+                if (b < conv2d_NBIG)
+                    conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, conv2d_RBIG);
+                else
+                    conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, conv2d_RBIG - 1);
+            }
             for (int ow = conv2d_OW1; ow < 26; ow++)
                 conv2d_forward_tile(xs, kernel, bias, ys, oh, ow, 1);
         }
