@@ -174,8 +174,8 @@ static void winograd4_holes(Holes *h, const Layer *l)
         .tensors = conv2d_tensors, .tmpl = "conv2d_winograd", .inference_tmpl = "conv2d",      \
         .scratch_size = winograd##M##_scratch, .holes = winograd##M##_holes,                   \
         .forward_args = "n x P0 P1 y scratch", .inference_args = "n x P0 P1 y",                \
-        .backward_args = "n x P0 dy dx G0 G1 scratch",                                         \
-        .flags = LF_FEATURE_MAP | LF_SCRATCH_ALWAYS,                                           \
+        .backward_args = "n x y P0 dy dx G0 G1 scratch",                                       \
+        .flags = LF_FEATURE_MAP | LF_SCRATCH_ALWAYS | LF_OWN_RELU,                             \
     }
 static const LayerOps conv2d_winograd2_ops = CONV2D_WINOGRAD_OPS(2);
 static const LayerOps conv2d_winograd4_ops = CONV2D_WINOGRAD_OPS(4);
@@ -189,8 +189,8 @@ const LayerOps conv2d_ops = {
                                        channels_last_keras_keys, NULL},
     .shape = conv2d_shape, .tensors = conv2d_tensors, .tmpl = "conv2d",
     .scratch_size = conv2d_scratch,
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
-    .flags = LF_FEATURE_MAP, .variant = conv2d_variant,
+    .forward_args = "n x P0 P1 y", .backward_args = "n x y P0 dy dx G0 G1 scratch",
+    .flags = LF_FEATURE_MAP | LF_OWN_RELU, .variant = conv2d_variant,
 };
 
 /* ---- MaxPooling2D, AveragePooling2D ------------------------------------------------ */

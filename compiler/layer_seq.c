@@ -154,7 +154,8 @@ const LayerOps conv1d_ops = {
                                        channels_last_keras_keys, NULL},
     .defaults = one_row, .parse = conv1d_parse, .shape = conv1d_shape,
     .tensors = conv1d_tensors, .tmpl = "conv2d", .scratch_size = conv1d_scratch,
-    .forward_args = "n x P0 P1 y", .backward_args = "n x P0 dy dx G0 G1 scratch",
+    .forward_args = "n x P0 P1 y", .backward_args = "n x y P0 dy dx G0 G1 scratch",
+    .flags = LF_OWN_RELU,
 };
 
 /* ---- MaxPooling1D, AveragePooling1D: the 2-D pools' templates ---------------------- */

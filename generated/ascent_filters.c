@@ -135,7 +135,9 @@ static inline float nn_tanh_inline(float z)
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 3), FB vectors per tile, R positions per tile
@@ -214,6 +216,9 @@ filters_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < filters_FB; j++)
                 *(filters_vf *)(yp + (size_t)r * 3 + f0 + j * filters_VF) = acc[r][j];
+        for (int r = 0; 0 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < filters_FB * filters_VF; j++)
+                yp[(size_t)r * 3 + f0 + j] = nn_relu(yp[(size_t)r * 3 + f0 + j]);
     }
 }
 
@@ -352,10 +357,16 @@ static void filters_dbias_rows(const float *restrict dy, float *restrict dbias, 
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void filters_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void filters_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (0) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * filters_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)

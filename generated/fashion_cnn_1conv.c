@@ -135,7 +135,9 @@ static inline float nn_tanh_inline(float z)
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 64), FB vectors per tile, R positions per tile
@@ -214,6 +216,9 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < conv2d_FB; j++)
                 *(conv2d_vf *)(yp + (size_t)r * 64 + f0 + j * conv2d_VF) = acc[r][j];
+        for (int r = 0; 1 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < conv2d_FB * conv2d_VF; j++)
+                yp[(size_t)r * 64 + f0 + j] = nn_relu(yp[(size_t)r * 64 + f0 + j]);
     }
 }
 
@@ -352,10 +357,16 @@ static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void conv2d_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (1) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * conv2d_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
@@ -406,24 +417,6 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                 }
         }
     }
-}
-
-/* ---- conv2d: relu activation of 43264 values, models/fashion_cnn_1conv.yaml:6 ------------------------ */
-static void conv2d_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 43264 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 43264; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 43264 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 43264; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d: MaxPooling2D(2x2, strides 2x2), models/fashion_cnn_1conv.yaml:7 ------------------------- */
@@ -999,8 +992,6 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     (void)pass, (void)params;
     /* conv2d: Conv2D, line 6 */
     conv2d_forward(n, x, P(conv2d_kernel), P(conv2d_bias), W(conv2d_out));
-    /* conv2d: relu, line 6 */
-    conv2d_relu_forward(n, W(conv2d_out), W(conv2d_out));
     /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* dense: Dense, line 9 */
@@ -1024,10 +1015,8 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     GRADS_READY(dense_kernel);
     /* max_pooling2d: MaxPooling2D, line 7 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
-    /* conv2d: relu, line 6 */
-    conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 6 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    conv2d_backward(n, x, W(conv2d_out), P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
     GRADS_READY(conv2d_kernel);
 }
 

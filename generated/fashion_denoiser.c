@@ -135,7 +135,9 @@ static inline float nn_tanh_inline(float z)
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 16), FB vectors per tile, R positions per tile
@@ -214,6 +216,9 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < conv2d_FB; j++)
                 *(conv2d_vf *)(yp + (size_t)r * 16 + f0 + j * conv2d_VF) = acc[r][j];
+        for (int r = 0; 1 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < conv2d_FB * conv2d_VF; j++)
+                yp[(size_t)r * 16 + f0 + j] = nn_relu(yp[(size_t)r * 16 + f0 + j]);
     }
 }
 
@@ -352,10 +357,16 @@ static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void conv2d_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (1) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * conv2d_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 1; c++)
@@ -406,24 +417,6 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                 }
         }
     }
-}
-
-/* ---- conv2d: relu activation of 12544 values, models/fashion_denoiser.yaml:10 ------------------------ */
-static void conv2d_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 12544; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 12544 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 12544; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d: MaxPooling2D(2x2, strides 2x2), models/fashion_denoiser.yaml:11 ------------------------- */
@@ -675,8 +668,11 @@ static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stri
         for (int i = 0; i < M && M * ty + i < 14; i++) {   /* (A^T m) A */
             conv2d_1_fwd_at(row, t[i]);
             float *yp = ys + ((size_t)(M * ty + i) * 14 + M * tx) * 8 + f;
-            for (int k = 0; k < M && M * tx + k < 14; k++)
+            for (int k = 0; k < M && M * tx + k < 14; k++) {
                 *(conv2d_1_fwd_vf *)(yp + (size_t)k * 8) = row[k] + b0;
+                for (int q = 0; 1 && q < conv2d_1_fwd_VF; q++)
+                    yp[(size_t)k * 8 + q] = nn_relu(yp[(size_t)k * 8 + q]);
+            }
         }
     }
 }
@@ -915,10 +911,11 @@ static inline void conv2d_1_gt(float out[3], const float r[6])
     }
 }
 
-/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
- * no gradient. Product xi of filter f at q[xi * stride + f]. */
-static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
-                                float *restrict q, size_t stride)
+/* A dY A^T for tile (ty, tx) of one sample's dy (with RELU, dy times relu'(y),
+ * ys the sample's output); outputs past the edge have no gradient. Product xi
+ * of filter f at q[xi * stride + f]. */
+static inline void conv2d_1_dy_tile(const float *restrict dys, const float *restrict ys, int ty,
+                                int tx, float *restrict q, size_t stride)
 {
     enum { A = conv2d_1_fwd_A, M = 4 };
     for (int f = 0; f < 8; f += conv2d_1_fwd_VF) {
@@ -926,9 +923,14 @@ static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
         for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
             for (int i = 0; i < M; i++) {
                 const int oh = M * ty + i, ow = M * tx + j;
-                col[i] = oh < 14 && ow < 14
-                       ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 14 + ow) * 8 + f)
-                       : (conv2d_1_fwd_vf){0};
+                const size_t at = ((size_t)oh * 14 + ow) * 8 + f;
+                conv2d_1_fwd_vf d = (conv2d_1_fwd_vf){0};
+                if (oh < 14 && ow < 14) {
+                    d = *(const conv2d_1_fwd_vf *)(dys + at);
+                    for (int k = 0; 1 && k < conv2d_1_fwd_VF; k++)
+                        d[k] *= nn_relu_grad(0.0f, ys[at + k]);
+                }
+                col[i] = d;
             }
             conv2d_1_a(tcol, col);
             for (int a = 0; a < A; a++)
@@ -996,14 +998,14 @@ static inline void conv2d_1_dx_cells(const float *restrict m, size_t stride, flo
  * gradients transformed into q, then for each block of channels the dx
  * products into m and the cells' gradients added. Inlined with rn a constant. */
 static inline __attribute__((always_inline)) void
-conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
-              int rn)
+conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ys, const float *restrict ut,
+              float *restrict dxs, int t0, int rn)
 {
     float q[conv2d_1_XI * conv2d_1_dx_R * 8] __attribute__((aligned(64)));
     float m[conv2d_1_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_1_dy_tile(dys, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, q + (size_t)r * 8,
-                     (size_t)conv2d_1_dx_R * 8);
+        conv2d_1_dy_tile(dys, ys, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW,
+                     q + (size_t)r * 8, (size_t)conv2d_1_dx_R * 8);
     for (int c0 = 0; c0 < 16; c0 += conv2d_1_dx_FBLOCK) {
         conv2d_1_dx_products(q, ut, c0, rn, m);
         for (int r = 0; r < rn; r++)
@@ -1019,8 +1021,8 @@ conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ut, float *re
  * adds their tiles in order: the result does not depend on the thread count.
  * (As the full convolution of dy with the turned kernel, dx ran over
  * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
-static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
-                            float *restrict dx)
+static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *restrict y,
+                            const float *restrict ut, float *restrict dx)
 {
     enum {
         R = conv2d_1_dx_R, TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, BLOCKS = (TILES + R - 1) / R,
@@ -1028,14 +1030,14 @@ static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *re
     };
     #pragma omp parallel for schedule(static)
     for (int s = 0; s < n; s++) {
-        const float *dys = dy + (size_t)s * 1568;
+        const float *dys = dy + (size_t)s * 1568, *ys = y + (size_t)s * 1568;
         float *dxs = dx + (size_t)s * 3136;
         memset(dxs, 0, sizeof(float) * 3136);
         for (int b = 0; b < BLOCKS; b++) {
             if (b < NBIG)
-                conv2d_1_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+                conv2d_1_dx_tiles(dys, ys, ut, dxs, b * RBIG, RBIG);
             else
-                conv2d_1_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+                conv2d_1_dx_tiles(dys, ys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
     }
 }
@@ -1104,13 +1106,14 @@ static void conv2d_1_dkernel_untransform(const float *restrict du, float *restri
  * dkernel. Every item sums its tiles in the batch's order whichever thread
  * owns it, so the result does not depend on the number of threads. A bias is
  * trained only with its kernel. */
-static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
+static void conv2d_1_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, const float *restrict dy,
+                          float *restrict dx, float *restrict dkernel, float *restrict dbias,
+                          float *restrict scratch)
 {
     if (dx) {
         conv2d_1_transform_kernel(kernel, scratch, 1);
-        conv2d_1_dx_scatter(n, dy, scratch, dx);
+        conv2d_1_dx_scatter(n, dy, y, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -1133,7 +1136,8 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
                 const int ty = tile / conv2d_1_fwd_TW, tx = tile % conv2d_1_fwd_TW;
                 conv2d_1_fwd_input_tile(x + (size_t)s * 3136, ty, tx, v + (size_t)t * 16,
                                     (size_t)conv2d_1_CHUNK * 16);
-                conv2d_1_dy_tile(dy + (size_t)s * 1568, ty, tx, q + (size_t)t * 8,
+                conv2d_1_dy_tile(dy + (size_t)s * 1568, y + (size_t)s * 1568, ty, tx,
+                             q + (size_t)t * 8,
                              (size_t)conv2d_1_CHUNK * 8);
             }
             #pragma omp for schedule(static)
@@ -1143,24 +1147,6 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
         }
         conv2d_1_dkernel_untransform(du, dkernel);
     }
-}
-
-/* ---- conv2d_1: relu activation of 1568 values, models/fashion_denoiser.yaml:12 ------------------------ */
-static void conv2d_1_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 1568; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_1_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 1568 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 1568; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d_1: MaxPooling2D(2x2, strides 2x2), models/fashion_denoiser.yaml:13 ------------------------- */
@@ -1591,7 +1577,9 @@ static void conv2d_transpose_1_relu_backward(int n, const float *z, const float 
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 1), FB vectors per tile, R positions per tile
@@ -1670,6 +1658,9 @@ conv2d_2_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < conv2d_2_FB; j++)
                 *(conv2d_2_vf *)(yp + (size_t)r * 1 + f0 + j * conv2d_2_VF) = acc[r][j];
+        for (int r = 0; 0 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < conv2d_2_FB * conv2d_2_VF; j++)
+                yp[(size_t)r * 1 + f0 + j] = nn_relu(yp[(size_t)r * 1 + f0 + j]);
     }
 }
 
@@ -1808,10 +1799,16 @@ static void conv2d_2_dbias_rows(const float *restrict dy, float *restrict dbias,
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void conv2d_2_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (0) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * conv2d_2_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 16; c++)
@@ -1907,15 +1904,15 @@ enum {
     max_pooling2d_dout = 25088,
     conv2d_1_out = 40768,
     conv2d_1_dout = 12544,
-    max_pooling2d_1_out = 44688,
+    max_pooling2d_1_out = 45472,
     max_pooling2d_1_dout = 14112,
     conv2d_transpose_out = 42336,
     conv2d_transpose_dout = 12544,
     conv2d_transpose_1_out = 12544,
     conv2d_transpose_1_dout = 25088,
-    conv2d_2_out = 25088,
-    conv2d_2_dout = 43904,
-    WORK_PER_SAMPLE = 45080,
+    conv2d_2_out = 43904,
+    conv2d_2_dout = 44688,
+    WORK_PER_SAMPLE = 45864,
     SCRATCH_FLOATS = 135936
 };
 
@@ -1926,14 +1923,10 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     (void)pass, (void)params;
     /* conv2d: Conv2D, line 10 */
     conv2d_forward(n, x, P(conv2d_kernel), P(conv2d_bias), W(conv2d_out));
-    /* conv2d: relu, line 10 */
-    conv2d_relu_forward(n, W(conv2d_out), W(conv2d_out));
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* conv2d_1: Conv2D, line 12 */
     conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out), SCRATCH);
-    /* conv2d_1: relu, line 12 */
-    conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_forward(n, W(conv2d_1_out), W(max_pooling2d_1_out));
     /* conv2d_transpose: Conv2DTranspose, line 14 */
@@ -1960,7 +1953,7 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     /* conv2d_2: sigmoid, line 16 */
     conv2d_2_sigmoid_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: Conv2D, line 16 */
-    conv2d_2_backward(n, W(conv2d_transpose_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(conv2d_transpose_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
+    conv2d_2_backward(n, W(conv2d_transpose_1_out), W(conv2d_2_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(conv2d_transpose_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
     GRADS_READY(conv2d_2_kernel);
     /* conv2d_transpose_1: relu, line 15 */
     conv2d_transpose_1_relu_backward(n, W(conv2d_transpose_1_out), W(conv2d_transpose_1_out), W(conv2d_transpose_1_dout), W(conv2d_transpose_1_dout));
@@ -1974,17 +1967,13 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     GRADS_READY(conv2d_transpose_kernel);
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1: relu, line 12 */
-    conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 12 */
-    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
+    conv2d_1_backward(n, W(max_pooling2d_out), W(conv2d_1_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
     GRADS_READY(conv2d_1_kernel);
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
-    /* conv2d: relu, line 10 */
-    conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    conv2d_backward(n, x, W(conv2d_out), P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
     GRADS_READY(conv2d_kernel);
 }
 

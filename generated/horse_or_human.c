@@ -135,7 +135,9 @@ static inline float nn_tanh_inline(float z)
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 16), FB vectors per tile, R positions per tile
@@ -214,6 +216,9 @@ conv2d_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < conv2d_FB; j++)
                 *(conv2d_vf *)(yp + (size_t)r * 16 + f0 + j * conv2d_VF) = acc[r][j];
+        for (int r = 0; 1 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < conv2d_FB * conv2d_VF; j++)
+                yp[(size_t)r * 16 + f0 + j] = nn_relu(yp[(size_t)r * 16 + f0 + j]);
     }
 }
 
@@ -352,10 +357,16 @@ static void conv2d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void conv2d_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void conv2d_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (1) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * conv2d_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 3 * 3; k++)
             for (int c = 0; c < 3; c++)
@@ -406,24 +417,6 @@ static void conv2d_backward(int n, const float *restrict x, const float *restric
                 }
         }
     }
-}
-
-/* ---- conv2d: relu activation of 1420864 values, models/horse_or_human.yaml:10 ------------------------ */
-static void conv2d_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 1420864 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 1420864; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 1420864 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 1420864; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d: MaxPooling2D(2x2, strides 2x2), models/horse_or_human.yaml:11 ------------------------- */
@@ -675,8 +668,11 @@ static inline void conv2d_1_fwd_output_tile(const float *restrict m, size_t stri
         for (int i = 0; i < M && M * ty + i < 147; i++) {   /* (A^T m) A */
             conv2d_1_fwd_at(row, t[i]);
             float *yp = ys + ((size_t)(M * ty + i) * 147 + M * tx) * 32 + f;
-            for (int k = 0; k < M && M * tx + k < 147; k++)
+            for (int k = 0; k < M && M * tx + k < 147; k++) {
                 *(conv2d_1_fwd_vf *)(yp + (size_t)k * 32) = row[k] + b0;
+                for (int q = 0; 1 && q < conv2d_1_fwd_VF; q++)
+                    yp[(size_t)k * 32 + q] = nn_relu(yp[(size_t)k * 32 + q]);
+            }
         }
     }
 }
@@ -915,10 +911,11 @@ static inline void conv2d_1_gt(float out[3], const float r[6])
     }
 }
 
-/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
- * no gradient. Product xi of filter f at q[xi * stride + f]. */
-static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
-                                float *restrict q, size_t stride)
+/* A dY A^T for tile (ty, tx) of one sample's dy (with RELU, dy times relu'(y),
+ * ys the sample's output); outputs past the edge have no gradient. Product xi
+ * of filter f at q[xi * stride + f]. */
+static inline void conv2d_1_dy_tile(const float *restrict dys, const float *restrict ys, int ty,
+                                int tx, float *restrict q, size_t stride)
 {
     enum { A = conv2d_1_fwd_A, M = 4 };
     for (int f = 0; f < 32; f += conv2d_1_fwd_VF) {
@@ -926,9 +923,14 @@ static inline void conv2d_1_dy_tile(const float *restrict dys, int ty, int tx,
         for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
             for (int i = 0; i < M; i++) {
                 const int oh = M * ty + i, ow = M * tx + j;
-                col[i] = oh < 147 && ow < 147
-                       ? *(const conv2d_1_fwd_vf *)(dys + ((size_t)oh * 147 + ow) * 32 + f)
-                       : (conv2d_1_fwd_vf){0};
+                const size_t at = ((size_t)oh * 147 + ow) * 32 + f;
+                conv2d_1_fwd_vf d = (conv2d_1_fwd_vf){0};
+                if (oh < 147 && ow < 147) {
+                    d = *(const conv2d_1_fwd_vf *)(dys + at);
+                    for (int k = 0; 1 && k < conv2d_1_fwd_VF; k++)
+                        d[k] *= nn_relu_grad(0.0f, ys[at + k]);
+                }
+                col[i] = d;
             }
             conv2d_1_a(tcol, col);
             for (int a = 0; a < A; a++)
@@ -996,14 +998,14 @@ static inline void conv2d_1_dx_cells(const float *restrict m, size_t stride, flo
  * gradients transformed into q, then for each block of channels the dx
  * products into m and the cells' gradients added. Inlined with rn a constant. */
 static inline __attribute__((always_inline)) void
-conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
-              int rn)
+conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ys, const float *restrict ut,
+              float *restrict dxs, int t0, int rn)
 {
     float q[conv2d_1_XI * conv2d_1_dx_R * 32] __attribute__((aligned(64)));
     float m[conv2d_1_XI * conv2d_1_dx_R * conv2d_1_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_1_dy_tile(dys, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW, q + (size_t)r * 32,
-                     (size_t)conv2d_1_dx_R * 32);
+        conv2d_1_dy_tile(dys, ys, (t0 + r) / conv2d_1_fwd_TW, (t0 + r) % conv2d_1_fwd_TW,
+                     q + (size_t)r * 32, (size_t)conv2d_1_dx_R * 32);
     for (int c0 = 0; c0 < 16; c0 += conv2d_1_dx_FBLOCK) {
         conv2d_1_dx_products(q, ut, c0, rn, m);
         for (int r = 0; r < rn; r++)
@@ -1019,8 +1021,8 @@ conv2d_1_dx_tiles(const float *restrict dys, const float *restrict ut, float *re
  * adds their tiles in order: the result does not depend on the thread count.
  * (As the full convolution of dy with the turned kernel, dx ran over
  * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
-static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
-                            float *restrict dx)
+static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *restrict y,
+                            const float *restrict ut, float *restrict dx)
 {
     enum {
         R = conv2d_1_dx_R, TILES = conv2d_1_fwd_TH * conv2d_1_fwd_TW, BLOCKS = (TILES + R - 1) / R,
@@ -1028,14 +1030,14 @@ static void conv2d_1_dx_scatter(int n, const float *restrict dy, const float *re
     };
     #pragma omp parallel for schedule(static)
     for (int s = 0; s < n; s++) {
-        const float *dys = dy + (size_t)s * 691488;
+        const float *dys = dy + (size_t)s * 691488, *ys = y + (size_t)s * 691488;
         float *dxs = dx + (size_t)s * 355216;
         memset(dxs, 0, sizeof(float) * 355216);
         for (int b = 0; b < BLOCKS; b++) {
             if (b < NBIG)
-                conv2d_1_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+                conv2d_1_dx_tiles(dys, ys, ut, dxs, b * RBIG, RBIG);
             else
-                conv2d_1_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+                conv2d_1_dx_tiles(dys, ys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
     }
 }
@@ -1104,13 +1106,14 @@ static void conv2d_1_dkernel_untransform(const float *restrict du, float *restri
  * dkernel. Every item sums its tiles in the batch's order whichever thread
  * owns it, so the result does not depend on the number of threads. A bias is
  * trained only with its kernel. */
-static void conv2d_1_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
+static void conv2d_1_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, const float *restrict dy,
+                          float *restrict dx, float *restrict dkernel, float *restrict dbias,
+                          float *restrict scratch)
 {
     if (dx) {
         conv2d_1_transform_kernel(kernel, scratch, 1);
-        conv2d_1_dx_scatter(n, dy, scratch, dx);
+        conv2d_1_dx_scatter(n, dy, y, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -1133,7 +1136,8 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
                 const int ty = tile / conv2d_1_fwd_TW, tx = tile % conv2d_1_fwd_TW;
                 conv2d_1_fwd_input_tile(x + (size_t)s * 355216, ty, tx, v + (size_t)t * 16,
                                     (size_t)conv2d_1_CHUNK * 16);
-                conv2d_1_dy_tile(dy + (size_t)s * 691488, ty, tx, q + (size_t)t * 32,
+                conv2d_1_dy_tile(dy + (size_t)s * 691488, y + (size_t)s * 691488, ty, tx,
+                             q + (size_t)t * 32,
                              (size_t)conv2d_1_CHUNK * 32);
             }
             #pragma omp for schedule(static)
@@ -1143,24 +1147,6 @@ static void conv2d_1_backward(int n, const float *restrict x, const float *restr
         }
         conv2d_1_dkernel_untransform(du, dkernel);
     }
-}
-
-/* ---- conv2d_1: relu activation of 691488 values, models/horse_or_human.yaml:12 ------------------------ */
-static void conv2d_1_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 691488 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 691488; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_1_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 691488 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 691488; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d_1: MaxPooling2D(2x2, strides 2x2), models/horse_or_human.yaml:13 ------------------------- */
@@ -1412,8 +1398,11 @@ static inline void conv2d_2_fwd_output_tile(const float *restrict m, size_t stri
         for (int i = 0; i < M && M * ty + i < 71; i++) {   /* (A^T m) A */
             conv2d_2_fwd_at(row, t[i]);
             float *yp = ys + ((size_t)(M * ty + i) * 71 + M * tx) * 64 + f;
-            for (int k = 0; k < M && M * tx + k < 71; k++)
+            for (int k = 0; k < M && M * tx + k < 71; k++) {
                 *(conv2d_2_fwd_vf *)(yp + (size_t)k * 64) = row[k] + b0;
+                for (int q = 0; 1 && q < conv2d_2_fwd_VF; q++)
+                    yp[(size_t)k * 64 + q] = nn_relu(yp[(size_t)k * 64 + q]);
+            }
         }
     }
 }
@@ -1652,10 +1641,11 @@ static inline void conv2d_2_gt(float out[3], const float r[6])
     }
 }
 
-/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
- * no gradient. Product xi of filter f at q[xi * stride + f]. */
-static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
-                                float *restrict q, size_t stride)
+/* A dY A^T for tile (ty, tx) of one sample's dy (with RELU, dy times relu'(y),
+ * ys the sample's output); outputs past the edge have no gradient. Product xi
+ * of filter f at q[xi * stride + f]. */
+static inline void conv2d_2_dy_tile(const float *restrict dys, const float *restrict ys, int ty,
+                                int tx, float *restrict q, size_t stride)
 {
     enum { A = conv2d_2_fwd_A, M = 4 };
     for (int f = 0; f < 64; f += conv2d_2_fwd_VF) {
@@ -1663,9 +1653,14 @@ static inline void conv2d_2_dy_tile(const float *restrict dys, int ty, int tx,
         for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
             for (int i = 0; i < M; i++) {
                 const int oh = M * ty + i, ow = M * tx + j;
-                col[i] = oh < 71 && ow < 71
-                       ? *(const conv2d_2_fwd_vf *)(dys + ((size_t)oh * 71 + ow) * 64 + f)
-                       : (conv2d_2_fwd_vf){0};
+                const size_t at = ((size_t)oh * 71 + ow) * 64 + f;
+                conv2d_2_fwd_vf d = (conv2d_2_fwd_vf){0};
+                if (oh < 71 && ow < 71) {
+                    d = *(const conv2d_2_fwd_vf *)(dys + at);
+                    for (int k = 0; 1 && k < conv2d_2_fwd_VF; k++)
+                        d[k] *= nn_relu_grad(0.0f, ys[at + k]);
+                }
+                col[i] = d;
             }
             conv2d_2_a(tcol, col);
             for (int a = 0; a < A; a++)
@@ -1733,14 +1728,14 @@ static inline void conv2d_2_dx_cells(const float *restrict m, size_t stride, flo
  * gradients transformed into q, then for each block of channels the dx
  * products into m and the cells' gradients added. Inlined with rn a constant. */
 static inline __attribute__((always_inline)) void
-conv2d_2_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
-              int rn)
+conv2d_2_dx_tiles(const float *restrict dys, const float *restrict ys, const float *restrict ut,
+              float *restrict dxs, int t0, int rn)
 {
     float q[conv2d_2_XI * conv2d_2_dx_R * 64] __attribute__((aligned(64)));
     float m[conv2d_2_XI * conv2d_2_dx_R * conv2d_2_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_2_dy_tile(dys, (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW, q + (size_t)r * 64,
-                     (size_t)conv2d_2_dx_R * 64);
+        conv2d_2_dy_tile(dys, ys, (t0 + r) / conv2d_2_fwd_TW, (t0 + r) % conv2d_2_fwd_TW,
+                     q + (size_t)r * 64, (size_t)conv2d_2_dx_R * 64);
     for (int c0 = 0; c0 < 32; c0 += conv2d_2_dx_FBLOCK) {
         conv2d_2_dx_products(q, ut, c0, rn, m);
         for (int r = 0; r < rn; r++)
@@ -1756,8 +1751,8 @@ conv2d_2_dx_tiles(const float *restrict dys, const float *restrict ut, float *re
  * adds their tiles in order: the result does not depend on the thread count.
  * (As the full convolution of dy with the turned kernel, dx ran over
  * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
-static void conv2d_2_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
-                            float *restrict dx)
+static void conv2d_2_dx_scatter(int n, const float *restrict dy, const float *restrict y,
+                            const float *restrict ut, float *restrict dx)
 {
     enum {
         R = conv2d_2_dx_R, TILES = conv2d_2_fwd_TH * conv2d_2_fwd_TW, BLOCKS = (TILES + R - 1) / R,
@@ -1765,14 +1760,14 @@ static void conv2d_2_dx_scatter(int n, const float *restrict dy, const float *re
     };
     #pragma omp parallel for schedule(static)
     for (int s = 0; s < n; s++) {
-        const float *dys = dy + (size_t)s * 322624;
+        const float *dys = dy + (size_t)s * 322624, *ys = y + (size_t)s * 322624;
         float *dxs = dx + (size_t)s * 170528;
         memset(dxs, 0, sizeof(float) * 170528);
         for (int b = 0; b < BLOCKS; b++) {
             if (b < NBIG)
-                conv2d_2_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+                conv2d_2_dx_tiles(dys, ys, ut, dxs, b * RBIG, RBIG);
             else
-                conv2d_2_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+                conv2d_2_dx_tiles(dys, ys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
     }
 }
@@ -1841,13 +1836,14 @@ static void conv2d_2_dkernel_untransform(const float *restrict du, float *restri
  * dkernel. Every item sums its tiles in the batch's order whichever thread
  * owns it, so the result does not depend on the number of threads. A bias is
  * trained only with its kernel. */
-static void conv2d_2_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
+static void conv2d_2_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, const float *restrict dy,
+                          float *restrict dx, float *restrict dkernel, float *restrict dbias,
+                          float *restrict scratch)
 {
     if (dx) {
         conv2d_2_transform_kernel(kernel, scratch, 1);
-        conv2d_2_dx_scatter(n, dy, scratch, dx);
+        conv2d_2_dx_scatter(n, dy, y, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -1870,7 +1866,8 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
                 const int ty = tile / conv2d_2_fwd_TW, tx = tile % conv2d_2_fwd_TW;
                 conv2d_2_fwd_input_tile(x + (size_t)s * 170528, ty, tx, v + (size_t)t * 32,
                                     (size_t)conv2d_2_CHUNK * 32);
-                conv2d_2_dy_tile(dy + (size_t)s * 322624, ty, tx, q + (size_t)t * 64,
+                conv2d_2_dy_tile(dy + (size_t)s * 322624, y + (size_t)s * 322624, ty, tx,
+                             q + (size_t)t * 64,
                              (size_t)conv2d_2_CHUNK * 64);
             }
             #pragma omp for schedule(static)
@@ -1880,24 +1877,6 @@ static void conv2d_2_backward(int n, const float *restrict x, const float *restr
         }
         conv2d_2_dkernel_untransform(du, dkernel);
     }
-}
-
-/* ---- conv2d_2: relu activation of 322624 values, models/horse_or_human.yaml:14 ------------------------ */
-static void conv2d_2_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 322624 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 322624; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_2_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 322624 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 322624; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d_2: MaxPooling2D(2x2, strides 2x2), models/horse_or_human.yaml:15 ------------------------- */
@@ -2149,8 +2128,11 @@ static inline void conv2d_3_fwd_output_tile(const float *restrict m, size_t stri
         for (int i = 0; i < M && M * ty + i < 33; i++) {   /* (A^T m) A */
             conv2d_3_fwd_at(row, t[i]);
             float *yp = ys + ((size_t)(M * ty + i) * 33 + M * tx) * 64 + f;
-            for (int k = 0; k < M && M * tx + k < 33; k++)
+            for (int k = 0; k < M && M * tx + k < 33; k++) {
                 *(conv2d_3_fwd_vf *)(yp + (size_t)k * 64) = row[k] + b0;
+                for (int q = 0; 1 && q < conv2d_3_fwd_VF; q++)
+                    yp[(size_t)k * 64 + q] = nn_relu(yp[(size_t)k * 64 + q]);
+            }
         }
     }
 }
@@ -2389,10 +2371,11 @@ static inline void conv2d_3_gt(float out[3], const float r[6])
     }
 }
 
-/* A dY A^T for tile (ty, tx) of one sample's dy; outputs past the edge have
- * no gradient. Product xi of filter f at q[xi * stride + f]. */
-static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
-                                float *restrict q, size_t stride)
+/* A dY A^T for tile (ty, tx) of one sample's dy (with RELU, dy times relu'(y),
+ * ys the sample's output); outputs past the edge have no gradient. Product xi
+ * of filter f at q[xi * stride + f]. */
+static inline void conv2d_3_dy_tile(const float *restrict dys, const float *restrict ys, int ty,
+                                int tx, float *restrict q, size_t stride)
 {
     enum { A = conv2d_3_fwd_A, M = 4 };
     for (int f = 0; f < 64; f += conv2d_3_fwd_VF) {
@@ -2400,9 +2383,14 @@ static inline void conv2d_3_dy_tile(const float *restrict dys, int ty, int tx,
         for (int j = 0; j < M; j++) {   /* A dY, a column at a time */
             for (int i = 0; i < M; i++) {
                 const int oh = M * ty + i, ow = M * tx + j;
-                col[i] = oh < 33 && ow < 33
-                       ? *(const conv2d_3_fwd_vf *)(dys + ((size_t)oh * 33 + ow) * 64 + f)
-                       : (conv2d_3_fwd_vf){0};
+                const size_t at = ((size_t)oh * 33 + ow) * 64 + f;
+                conv2d_3_fwd_vf d = (conv2d_3_fwd_vf){0};
+                if (oh < 33 && ow < 33) {
+                    d = *(const conv2d_3_fwd_vf *)(dys + at);
+                    for (int k = 0; 1 && k < conv2d_3_fwd_VF; k++)
+                        d[k] *= nn_relu_grad(0.0f, ys[at + k]);
+                }
+                col[i] = d;
             }
             conv2d_3_a(tcol, col);
             for (int a = 0; a < A; a++)
@@ -2470,14 +2458,14 @@ static inline void conv2d_3_dx_cells(const float *restrict m, size_t stride, flo
  * gradients transformed into q, then for each block of channels the dx
  * products into m and the cells' gradients added. Inlined with rn a constant. */
 static inline __attribute__((always_inline)) void
-conv2d_3_dx_tiles(const float *restrict dys, const float *restrict ut, float *restrict dxs, int t0,
-              int rn)
+conv2d_3_dx_tiles(const float *restrict dys, const float *restrict ys, const float *restrict ut,
+              float *restrict dxs, int t0, int rn)
 {
     float q[conv2d_3_XI * conv2d_3_dx_R * 64] __attribute__((aligned(64)));
     float m[conv2d_3_XI * conv2d_3_dx_R * conv2d_3_dx_FBLOCK] __attribute__((aligned(64)));
     for (int r = 0; r < rn; r++)
-        conv2d_3_dy_tile(dys, (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW, q + (size_t)r * 64,
-                     (size_t)conv2d_3_dx_R * 64);
+        conv2d_3_dy_tile(dys, ys, (t0 + r) / conv2d_3_fwd_TW, (t0 + r) % conv2d_3_fwd_TW,
+                     q + (size_t)r * 64, (size_t)conv2d_3_dx_R * 64);
     for (int c0 = 0; c0 < 64; c0 += conv2d_3_dx_FBLOCK) {
         conv2d_3_dx_products(q, ut, c0, rn, m);
         for (int r = 0; r < rn; r++)
@@ -2493,8 +2481,8 @@ conv2d_3_dx_tiles(const float *restrict dys, const float *restrict ut, float *re
  * adds their tiles in order: the result does not depend on the thread count.
  * (As the full convolution of dy with the turned kernel, dx ran over
  * (OH + 2) x (OW + 2) outputs: 16 tiles of 4x4 for 11x11, where these are 9.) */
-static void conv2d_3_dx_scatter(int n, const float *restrict dy, const float *restrict ut,
-                            float *restrict dx)
+static void conv2d_3_dx_scatter(int n, const float *restrict dy, const float *restrict y,
+                            const float *restrict ut, float *restrict dx)
 {
     enum {
         R = conv2d_3_dx_R, TILES = conv2d_3_fwd_TH * conv2d_3_fwd_TW, BLOCKS = (TILES + R - 1) / R,
@@ -2502,14 +2490,14 @@ static void conv2d_3_dx_scatter(int n, const float *restrict dy, const float *re
     };
     #pragma omp parallel for schedule(static)
     for (int s = 0; s < n; s++) {
-        const float *dys = dy + (size_t)s * 69696;
+        const float *dys = dy + (size_t)s * 69696, *ys = y + (size_t)s * 69696;
         float *dxs = dx + (size_t)s * 78400;
         memset(dxs, 0, sizeof(float) * 78400);
         for (int b = 0; b < BLOCKS; b++) {
             if (b < NBIG)
-                conv2d_3_dx_tiles(dys, ut, dxs, b * RBIG, RBIG);
+                conv2d_3_dx_tiles(dys, ys, ut, dxs, b * RBIG, RBIG);
             else
-                conv2d_3_dx_tiles(dys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
+                conv2d_3_dx_tiles(dys, ys, ut, dxs, NBIG * RBIG + (b - NBIG) * (RBIG - 1), RBIG - 1);
         }
     }
 }
@@ -2578,13 +2566,14 @@ static void conv2d_3_dkernel_untransform(const float *restrict du, float *restri
  * dkernel. Every item sums its tiles in the batch's order whichever thread
  * owns it, so the result does not depend on the number of threads. A bias is
  * trained only with its kernel. */
-static void conv2d_3_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
-                          float *restrict dkernel, float *restrict dbias, float *restrict scratch)
+static void conv2d_3_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, const float *restrict dy,
+                          float *restrict dx, float *restrict dkernel, float *restrict dbias,
+                          float *restrict scratch)
 {
     if (dx) {
         conv2d_3_transform_kernel(kernel, scratch, 1);
-        conv2d_3_dx_scatter(n, dy, scratch, dx);
+        conv2d_3_dx_scatter(n, dy, y, scratch, dx);
     }
     if (!dkernel)
         return;
@@ -2607,7 +2596,8 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
                 const int ty = tile / conv2d_3_fwd_TW, tx = tile % conv2d_3_fwd_TW;
                 conv2d_3_fwd_input_tile(x + (size_t)s * 78400, ty, tx, v + (size_t)t * 64,
                                     (size_t)conv2d_3_CHUNK * 64);
-                conv2d_3_dy_tile(dy + (size_t)s * 69696, ty, tx, q + (size_t)t * 64,
+                conv2d_3_dy_tile(dy + (size_t)s * 69696, y + (size_t)s * 69696, ty, tx,
+                             q + (size_t)t * 64,
                              (size_t)conv2d_3_CHUNK * 64);
             }
             #pragma omp for schedule(static)
@@ -2617,24 +2607,6 @@ static void conv2d_3_backward(int n, const float *restrict x, const float *restr
         }
         conv2d_3_dkernel_untransform(du, dkernel);
     }
-}
-
-/* ---- conv2d_3: relu activation of 69696 values, models/horse_or_human.yaml:16 ------------------------ */
-static void conv2d_3_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 69696 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 69696; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv2d_3_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 69696 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 69696; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- max_pooling2d_3: MaxPooling2D(2x2, strides 2x2), models/horse_or_human.yaml:17 ------------------------- */
@@ -3228,26 +3200,18 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     (void)pass, (void)params;
     /* conv2d: Conv2D, line 10 */
     conv2d_forward(n, x, P(conv2d_kernel), P(conv2d_bias), W(conv2d_out));
-    /* conv2d: relu, line 10 */
-    conv2d_relu_forward(n, W(conv2d_out), W(conv2d_out));
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_forward(n, W(conv2d_out), W(max_pooling2d_out));
     /* conv2d_1: Conv2D, line 12 */
     conv2d_1_forward(n, W(max_pooling2d_out), P(conv2d_1_kernel), P(conv2d_1_bias), W(conv2d_1_out), SCRATCH);
-    /* conv2d_1: relu, line 12 */
-    conv2d_1_relu_forward(n, W(conv2d_1_out), W(conv2d_1_out));
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_forward(n, W(conv2d_1_out), W(max_pooling2d_1_out));
     /* conv2d_2: Conv2D, line 14 */
     conv2d_2_forward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), P(conv2d_2_bias), W(conv2d_2_out), SCRATCH);
-    /* conv2d_2: relu, line 14 */
-    conv2d_2_relu_forward(n, W(conv2d_2_out), W(conv2d_2_out));
     /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_forward(n, W(conv2d_2_out), W(max_pooling2d_2_out));
     /* conv2d_3: Conv2D, line 16 */
     conv2d_3_forward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), P(conv2d_3_bias), W(conv2d_3_out), SCRATCH);
-    /* conv2d_3: relu, line 16 */
-    conv2d_3_relu_forward(n, W(conv2d_3_out), W(conv2d_3_out));
     /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_forward(n, W(conv2d_3_out), W(max_pooling2d_3_out));
     /* dense: Dense, line 19 */
@@ -3271,31 +3235,23 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     GRADS_READY(dense_kernel);
     /* max_pooling2d_3: MaxPooling2D, line 17 */
     max_pooling2d_3_backward(n, W(conv2d_3_out), W(max_pooling2d_3_out), W(max_pooling2d_3_dout), W(conv2d_3_dout));
-    /* conv2d_3: relu, line 16 */
-    conv2d_3_relu_backward(n, W(conv2d_3_out), W(conv2d_3_out), W(conv2d_3_dout), W(conv2d_3_dout));
     /* conv2d_3: Conv2D, line 16 */
-    conv2d_3_backward(n, W(max_pooling2d_2_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias), SCRATCH);
+    conv2d_3_backward(n, W(max_pooling2d_2_out), W(conv2d_3_out), P(conv2d_3_kernel), W(conv2d_3_dout), W(max_pooling2d_2_dout), G(conv2d_3_kernel), G(conv2d_3_bias), SCRATCH);
     GRADS_READY(conv2d_3_kernel);
     /* max_pooling2d_2: MaxPooling2D, line 15 */
     max_pooling2d_2_backward(n, W(conv2d_2_out), W(max_pooling2d_2_out), W(max_pooling2d_2_dout), W(conv2d_2_dout));
-    /* conv2d_2: relu, line 14 */
-    conv2d_2_relu_backward(n, W(conv2d_2_out), W(conv2d_2_out), W(conv2d_2_dout), W(conv2d_2_dout));
     /* conv2d_2: Conv2D, line 14 */
-    conv2d_2_backward(n, W(max_pooling2d_1_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
+    conv2d_2_backward(n, W(max_pooling2d_1_out), W(conv2d_2_out), P(conv2d_2_kernel), W(conv2d_2_dout), W(max_pooling2d_1_dout), G(conv2d_2_kernel), G(conv2d_2_bias), SCRATCH);
     GRADS_READY(conv2d_2_kernel);
     /* max_pooling2d_1: MaxPooling2D, line 13 */
     max_pooling2d_1_backward(n, W(conv2d_1_out), W(max_pooling2d_1_out), W(max_pooling2d_1_dout), W(conv2d_1_dout));
-    /* conv2d_1: relu, line 12 */
-    conv2d_1_relu_backward(n, W(conv2d_1_out), W(conv2d_1_out), W(conv2d_1_dout), W(conv2d_1_dout));
     /* conv2d_1: Conv2D, line 12 */
-    conv2d_1_backward(n, W(max_pooling2d_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
+    conv2d_1_backward(n, W(max_pooling2d_out), W(conv2d_1_out), P(conv2d_1_kernel), W(conv2d_1_dout), W(max_pooling2d_dout), G(conv2d_1_kernel), G(conv2d_1_bias), SCRATCH);
     GRADS_READY(conv2d_1_kernel);
     /* max_pooling2d: MaxPooling2D, line 11 */
     max_pooling2d_backward(n, W(conv2d_out), W(max_pooling2d_out), W(max_pooling2d_dout), W(conv2d_dout));
-    /* conv2d: relu, line 10 */
-    conv2d_relu_backward(n, W(conv2d_out), W(conv2d_out), W(conv2d_dout), W(conv2d_dout));
     /* conv2d: Conv2D, line 10 */
-    conv2d_backward(n, x, P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
+    conv2d_backward(n, x, W(conv2d_out), P(conv2d_kernel), W(conv2d_dout), NULL, G(conv2d_kernel), G(conv2d_bias), NULL);
     GRADS_READY(conv2d_kernel);
 }
 

@@ -135,7 +135,9 @@ static inline float nn_tanh_inline(float z)
  * broadcasts one operand and multiplies-adds vectors of the other. Padding is
  * never read: a tile covers positions whose windows share one range of kernel
  * rows and columns inside the image; the positions at the left and right edges,
- * whose ranges differ, go one at a time. The activation is a separate op.
+ * whose ranges differ, go one at a time. With RELU the layer's relu is applied
+ * here, to each tile as it is stored, and to dy (times relu'(y)) before the
+ * backward pass uses it; another activation is a separate op.
  *
  * Sizes: VF floats per filter vector (the largest power of two up to
  * NN_VEC_FLOATS that divides 64), FB vectors per tile, R positions per tile
@@ -214,6 +216,9 @@ conv1d_forward_tile(const float *restrict xs, const float *restrict kernel,
         for (int r = 0; r < rn; r++)
             for (int j = 0; j < conv1d_FB; j++)
                 *(conv1d_vf *)(yp + (size_t)r * 64 + f0 + j * conv1d_VF) = acc[r][j];
+        for (int r = 0; 1 && r < rn; r++)   /* in L1 still */
+            for (int j = 0; j < conv1d_FB * conv1d_VF; j++)
+                yp[(size_t)r * 64 + f0 + j] = nn_relu(yp[(size_t)r * 64 + f0 + j]);
     }
 }
 
@@ -352,10 +357,16 @@ static void conv1d_dbias_rows(const float *restrict dy, float *restrict dbias, i
  * so is dbias, dy summed over the batch and positions. A bias is trained only
  * with its kernel: outside that branch, GCC would follow the path where grads
  * is NULL to a bias at NULL + offset. */
-static void conv1d_backward(int n, const float *restrict x, const float *restrict kernel,
-                          const float *restrict dy, float *restrict dx,
+static void conv1d_backward(int n, const float *restrict x, const float *restrict y,
+                          const float *restrict kernel, float *restrict dy, float *restrict dx,
                           float *restrict dkernel, float *restrict dbias, float *restrict kt)
 {
+    (void)y;
+    if (1) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)n * conv1d_OUT; i++)
+            dy[i] *= nn_relu_grad(0.0f, y[i]);
+    }
     if (dx) {
         for (int k = 0; k < 1 * 3; k++)
             for (int c = 0; c < 1; c++)
@@ -406,24 +417,6 @@ static void conv1d_backward(int n, const float *restrict x, const float *restric
                 }
         }
     }
-}
-
-/* ---- conv1d: relu activation of 4096 values, models/sunspots_lstm.yaml:12 ------------------------ */
-static void conv1d_relu_forward(int n, const float *z, float *y)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 4096; i++)
-        y[i] = nn_relu(z[i]);
-}
-
-/* May run in place: z may be y and dz may be dy. */
-static void conv1d_relu_backward(int n, const float *z, const float *y, const float *dy, float *dz)
-{
-    /* element by element, so threads change no result; a team for large batches only */
-    #pragma omp parallel for schedule(static) if ((size_t)n * 4096 >= 65536)
-    for (size_t i = 0; i < (size_t)n * 4096; i++)
-        dz[i] = dy[i] * nn_relu_grad(z[i], y[i]);
 }
 
 /* ---- lstm: LSTM(64), models/sunspots_lstm.yaml:13 ---------------------------------------------- */
@@ -2430,8 +2423,6 @@ static const float *forward(const nn_pass *pass, float *params, float *work, con
     (void)pass, (void)params;
     /* conv1d: Conv1D, line 12 */
     conv1d_forward(n, x, P(conv1d_kernel), P(conv1d_bias), W(conv1d_out));
-    /* conv1d: relu, line 12 */
-    conv1d_relu_forward(n, W(conv1d_out), W(conv1d_out));
     /* lstm: LSTM, line 13 */
     lstm_forward(n, W(conv1d_out), P(lstm_kernel), P(lstm_recurrent_kernel), P(lstm_bias), W(lstm_state), W(lstm_out));
     /* lstm_1: LSTM, line 14 */
@@ -2470,10 +2461,8 @@ static void backward(const nn_pass *pass, const float *params, float *grads, flo
     /* lstm: LSTM, line 13 */
     lstm_backward(n, W(conv1d_out), P(lstm_kernel), P(lstm_recurrent_kernel), W(lstm_dout), W(conv1d_dout), G(lstm_kernel), G(lstm_recurrent_kernel), G(lstm_bias), W(lstm_state), SCRATCH);
     GRADS_READY(lstm_kernel);
-    /* conv1d: relu, line 12 */
-    conv1d_relu_backward(n, W(conv1d_out), W(conv1d_out), W(conv1d_dout), W(conv1d_dout));
     /* conv1d: Conv1D, line 12 */
-    conv1d_backward(n, x, P(conv1d_kernel), W(conv1d_dout), NULL, G(conv1d_kernel), G(conv1d_bias), NULL);
+    conv1d_backward(n, x, W(conv1d_out), P(conv1d_kernel), W(conv1d_dout), NULL, G(conv1d_kernel), G(conv1d_bias), NULL);
     GRADS_READY(conv1d_kernel);
 }
 
