@@ -514,8 +514,9 @@ static void max_pooling2d_backward(int n, const float *restrict x, const float *
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
- * once per call, then the steps below do the rest. The activation is a
- * separate op. */
+ * once per call, then the steps below do the rest. With RELU the layer's
+ * relu is applied as each output is stored, and dy is multiplied by relu'(y)
+ * as the backward pass transforms it; another activation is a separate op. */
 /* ---- conv2d_1_fwd: Winograd F(4x4, 3x3) products, 16 channels -> 32 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
@@ -1244,8 +1245,9 @@ static void max_pooling2d_1_backward(int n, const float *restrict x, const float
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
- * once per call, then the steps below do the rest. The activation is a
- * separate op. */
+ * once per call, then the steps below do the rest. With RELU the layer's
+ * relu is applied as each output is stored, and dy is multiplied by relu'(y)
+ * as the backward pass transforms it; another activation is a separate op. */
 /* ---- conv2d_2_fwd: Winograd F(4x4, 3x3) products, 32 channels -> 64 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
@@ -1974,8 +1976,9 @@ static void max_pooling2d_2_backward(int n, const float *restrict x, const float
  * [kh][kw][c][f] layout, padding 0 rows on top and 0 columns on the left.
  * nncc chose Winograd's algorithm for it over the direct convolution of
  * conv2d.c.in (compiler/layer_conv.c's cost rule): the kernel is transformed
- * once per call, then the steps below do the rest. The activation is a
- * separate op. */
+ * once per call, then the steps below do the rest. With RELU the layer's
+ * relu is applied as each output is stored, and dy is multiplied by relu'(y)
+ * as the backward pass transforms it; another activation is a separate op. */
 /* ---- conv2d_3_fwd: Winograd F(4x4, 3x3) products, 64 channels -> 64 ---- */
 /* A 3x3 stride-1 convolution, computed per tile of MxM outputs from the AxA
  * input cells under it, A = M + 2 (Lavin and Gray, "Fast Algorithms for
