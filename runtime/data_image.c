@@ -107,7 +107,7 @@ static void resize_convert(const uint8_t *src, int sh, int sw, int comp, uint8_t
  * almost any bytes: 440 bytes of noise passed as a 65496 x 224 TGA. Keras
  * reads PNG, JPEG, BMP, GIF and PPM, so only files that start as one of those
  * reach stb, and for three of them the parts Debian 12's stb 2.27 trusts are
- * checked first (below). Each check leaves f at its start. */
+ * checked first (below); undecodable() leaves f at its start. */
 static int get16(FILE *f)
 {
     int hi = fgetc(f), lo = fgetc(f);
