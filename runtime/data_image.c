@@ -107,127 +107,127 @@ static void resize_convert(const uint8_t *src, int sh, int sw, int comp, uint8_t
  * almost any bytes: 440 bytes of noise passed as a 65496 x 224 TGA. Keras
  * reads PNG, JPEG, BMP, GIF and PPM, so only files that start as one of those
  * reach stb, and for three of them the parts Debian 12's stb 2.27 trusts are
- * checked first (below); undecodable() leaves f at its start. */
-static int get16(FILE *f)
+ * checked first (below), on the file's bytes in memory: a cursor over them
+ * reads as fgetc would, EOF past the end. */
+typedef struct {
+    const uint8_t *p;
+    long n, pos;
+} Cursor;
+
+static int next_byte(Cursor *c)
 {
-    int hi = fgetc(f), lo = fgetc(f);
+    return c->pos < c->n ? c->p[c->pos++] : EOF;
+}
+
+static int get16(Cursor *c)
+{
+    int hi = next_byte(c), lo = next_byte(c);
     return hi == EOF || lo == EOF ? -1 : hi << 8 | lo;
 }
 
-static long get32(FILE *f)
+static long get32(Cursor *c)
 {
-    int hi = get16(f), lo = get16(f);
+    int hi = get16(c), lo = get16(c);
     return hi < 0 || lo < 0 ? -1 : (long)hi << 16 | lo;
 }
 
-static bool starts_with(FILE *f, const char *magic, size_t n)
+static bool starts_with(const Cursor *c, const char *magic, size_t n)
 {
-    char head[8];
-    bool same = fread(head, 1, n, f) == n && memcmp(head, magic, n) == 0;
-    rewind(f);
-    return same;
+    return (size_t)c->n >= n && memcmp(c->p, magic, n) == 0;
 }
 
 /* stb 2.27 does not check that a JPEG Huffman table declares at most 256
  * codes, and one that declares more makes it write past its tables (stb 2.28
  * refuses it: "bad DHT header"). */
-static bool huffman_tables_fit(FILE *f, long len)
+static bool huffman_tables_fit(Cursor *c, long len)
 {
     while (len > 0) {
         int n = 0;
-        if (fgetc(f) == EOF)
+        if (next_byte(c) == EOF)
             return true;                 /* truncated: stb says so */
         for (int i = 0; i < 16; i++) {
-            int count = fgetc(f);
+            int count = next_byte(c);
             n += count == EOF ? 0 : count;    /* stb reads zeros past the end */
         }
         if (n > 256)
             return false;
-        if (fseek(f, n, SEEK_CUR) != 0)
-            return true;
+        c->pos += n;
         len -= 17 + n;
     }
     return true;
 }
 
 /* stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then SOI (0xD8).
- * Leaves f after SOI. */
-static bool starts_as_jpeg(FILE *f)
+ * Leaves the cursor after SOI. */
+static bool starts_as_jpeg(Cursor *c)
 {
-    int c = fgetc(f);
-    if (c != 0xFF)
+    c->pos = 0;
+    int b = next_byte(c);
+    if (b != 0xFF)
         return false;
-    while ((c = fgetc(f)) == 0xFF)
+    while ((b = next_byte(c)) == 0xFF)
         ;
-    return c == 0xD8;
+    return b == 0xD8;
 }
 
-/* Walks the JPEG's markers as stb does: a segment's length skips its bytes;
- * between segments (a scan's coded data), 0xFF 0x00 and the restart markers
- * are data. */
-static const char *jpeg_problem(FILE *f)
+/* Walks the JPEG's markers from after SOI as stb does: a segment's length
+ * skips its bytes; between segments (a scan's coded data), 0xFF 0x00 and the
+ * restart markers are data. */
+static const char *jpeg_problem(Cursor *c)
 {
     bool fit = true;
-    rewind(f);
-    starts_as_jpeg(f);
-    for (int c = fgetc(f); fit && c != EOF; c = fgetc(f)) {
-        if (c != 0xFF)
+    for (int b = next_byte(c); fit && b != EOF; b = next_byte(c)) {
+        if (b != 0xFF)
             continue;
-        while ((c = fgetc(f)) == 0xFF)
+        while ((b = next_byte(c)) == 0xFF)
             ;
-        if (c == EOF || c == 0xD9)
+        if (b == EOF || b == 0xD9)
             break;
-        if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD7))
+        if (b == 0x00 || b == 0x01 || (b >= 0xD0 && b <= 0xD7))
             continue;
-        long len = get16(f) - 2;
+        long len = get16(c) - 2, start = c->pos;
         if (len < 0)
             break;
-        long start = ftell(f);
-        if (c == 0xC4)
-            fit = huffman_tables_fit(f, len);
-        if (fseek(f, start + len, SEEK_SET) != 0)
-            break;
+        if (b == 0xC4)
+            fit = huffman_tables_fit(c, len);
+        c->pos = start + len;
     }
     return fit ? NULL : "a JPEG Huffman table of more than 256 codes";
 }
 
 /* stb allocates a PNG chunk's claimed length (up to 1 GB) before reading it,
  * so a 72-byte file could ask for 1 GB: every chunk must fit in the file. */
-static const char *png_problem(FILE *f)
+static const char *png_problem(Cursor *c)
 {
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        return NULL;
-    long pos = 8;
-    while (fseek(f, pos, SEEK_SET) == 0) {
-        long len = get32(f), type = get32(f);
+    for (long pos = 8;; pos += 12) {
+        c->pos = pos;
+        long len = get32(c), type = get32(c);
         if (len < 0 || type < 0)
-            break;                       /* truncated: stb says so */
-        if (len > st.st_size - pos - 12)
+            return NULL;                 /* truncated: stb says so */
+        if (len > c->n - pos - 12)
             return "a PNG chunk longer than the file";
         if (type == 0x49454E44)          /* IEND */
-            break;
-        pos += 12 + len;
+            return NULL;
+        pos += len;
     }
-    return NULL;
 }
 
 /* stb 2.27 reads a PPM header's numbers without bounding them (int overflow
  * on a long one): width, height and maxval must each have at most 9 digits. */
-static const char *ppm_problem(FILE *f)
+static const char *ppm_problem(Cursor *c)
 {
-    fseek(f, 2, SEEK_SET);
-    int c = fgetc(f);
+    c->pos = 2;
+    int b = next_byte(c);
     for (int number = 0; number < 3; number++) {
-        while (c == '#' || (c != EOF && strchr(" \t\n\v\f\r", c))) {
-            if (c == '#')
-                while ((c = fgetc(f)) != EOF && c != '\n' && c != '\r')
+        while (b == '#' || (b != EOF && strchr(" \t\n\v\f\r", b))) {
+            if (b == '#')
+                while ((b = next_byte(c)) != EOF && b != '\n' && b != '\r')
                     ;
             else
-                c = fgetc(f);
+                b = next_byte(c);
         }
         int digits = 0;
-        for (; c >= '0' && c <= '9'; c = fgetc(f))
+        for (; b >= '0' && b <= '9'; b = next_byte(c))
             digits++;
         if (digits > 9)
             return "a PPM header number of more than 9 digits";
@@ -235,31 +235,28 @@ static const char *ppm_problem(FILE *f)
     return NULL;
 }
 
-/* NULL if stb may decode the file, else why not. */
-static const char *undecodable(FILE *f)
+/* NULL if stb may decode the n bytes at p, else why not. */
+static const char *undecodable(const uint8_t *p, long n)
 {
-    const char *why = "not a PNG, JPEG, BMP, GIF or PPM file";
-    bool jpeg = starts_as_jpeg(f);
-    rewind(f);
-    if (jpeg)
-        why = jpeg_problem(f);
-    else if (starts_with(f, "\x89PNG\r\n\x1a\n", 8))
-        why = png_problem(f);
-    else if (starts_with(f, "P5", 2) || starts_with(f, "P6", 2))
-        why = ppm_problem(f);
-    else if (starts_with(f, "BM", 2) || starts_with(f, "GIF87a", 6) || starts_with(f, "GIF89a", 6))
-        why = NULL;
-    rewind(f);
-    return why;
+    Cursor c = {p, n, 0};
+    if (starts_as_jpeg(&c))
+        return jpeg_problem(&c);
+    if (starts_with(&c, "\x89PNG\r\n\x1a\n", 8))
+        return png_problem(&c);
+    if (starts_with(&c, "P5", 2) || starts_with(&c, "P6", 2))
+        return ppm_problem(&c);
+    if (starts_with(&c, "BM", 2) || starts_with(&c, "GIF87a", 6) || starts_with(&c, "GIF89a", 6))
+        return NULL;
+    return "not a PNG, JPEG, BMP, GIF or PPM file";
 }
 
 /* ---- decoding ----------------------------------------------------------------- */
 
-/* The file's bytes, once undecodable() has passed them; NULL and why if
- * not. stb is given memory, not the FILE: its FILE reader rewinds only
- * within its first buffer, so after a JPEG failed deep inside, stb tested
- * the middle of the file as PPM (fuzz_image found JPEGs holding "P6"
- * headers that reached stb's PPM parser past the checks). */
+/* The file's bytes, if undecodable() passes them; NULL and why if not. stb
+ * is given memory, not the FILE: its FILE reader rewinds only within its
+ * first buffer, so after a JPEG failed deep inside, stb tested the middle of
+ * the file as PPM (fuzz_image found JPEGs holding "P6" headers that reached
+ * stb's PPM parser past the checks). */
 static uint8_t *image_bytes(const char *path, int *len, char *why, size_t why_len)
 {
     FILE *f = fopen(path, "rb");
@@ -269,20 +266,24 @@ static uint8_t *image_bytes(const char *path, int *len, char *why, size_t why_le
     }
     struct stat st;
     uint8_t *bytes = NULL;
-    const char *problem = undecodable(f);
-    if (problem)
-        snprintf(why, why_len, "cannot decode image: %s", problem);
-    else if (fstat(fileno(f), &st) != 0 || st.st_size > INT_MAX)
+    const char *problem;
+    bool ok = false;
+    if (fstat(fileno(f), &st) != 0 || st.st_size > INT_MAX)
         snprintf(why, why_len, "cannot decode image: larger than 2 GB");
     else if (!(bytes = malloc(st.st_size ? (size_t)st.st_size : 1)))
         snprintf(why, why_len, "out of memory reading %lld bytes", (long long)st.st_size);
-    else if (fread(bytes, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+    else if (fread(bytes, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         snprintf(why, why_len, "cannot read image: %s", ferror(f) ? strerror(errno) : "cut short");
-        free(bytes);
-        bytes = NULL;
-    }
-    *len = bytes ? (int)st.st_size : 0;
+    else if ((problem = undecodable(bytes, (long)st.st_size)) != NULL)
+        snprintf(why, why_len, "cannot decode image: %s", problem);
+    else
+        ok = true;
     fclose(f);
+    if (!ok) {
+        free(bytes);
+        return NULL;
+    }
+    *len = (int)st.st_size;
     return bytes;
 }
 
