@@ -400,9 +400,11 @@ class Graph:
     as feed's output is, but no gradient of it is checked); without it a node reads
     the node before it (feed for the first), as in a plain stack: a one-node Graph
     named probe is a layer fixture. The last node is the model's output (Flatten
-    follows it where it is an image). A merge's forward gets the list of its inputs."""
+    follows it where it is an image). A merge's forward gets the list of its inputs.
+    batches: the batch sizes to store, where BATCHES would make the file too big."""
 
-    def __init__(self, *nodes):
+    def __init__(self, *nodes, batches=BATCHES):
+        self.batches = batches
         self.nodes = [(node[0], node[1], node[2] if len(node) > 2 else None) for node in nodes]
         names = ["input", "feed"]
         for node, layer, inputs in self.nodes:
@@ -1093,6 +1095,11 @@ GRAPHS = [
                                    ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
     ("embedding_frozen", [6], Graph(("probe", Embedding(input_dim=4, output_dim=3, trainable=False)),
                                     ("flat", Flatten()), ("cat", Concatenate(), ["flat", "feed"]))),
+    # A Dense layer big enough for the paths small ones skip: 520 inputs (two
+    # steps over the kernel's rows), 128 units (two packed blocks of columns),
+    # and its relu; a sequence flattened keeps feed small, one batch the file.
+    ("dense_big", [40, 13], Graph(("flat", Flatten()),
+                                  ("probe", Dense(units=128, activation="relu")), batches=[N])),
     # The layers that take any shape, on sequences [T, F]: Add, Activation,
     # Dropout, Concatenate over the steps and over the features, Reshape, then
     # Dense on the last axis (and Flatten, added, at the end).
@@ -1174,12 +1181,12 @@ def graph_fixture(name, in_shape, graph):
 
     _, _, _, y1, _ = run(1)
     dy = f32(rng.uniform(-1, 1, (N, y1.shape[1])))
-    arrays = {"x": x, "dy": dy, "batch_sizes": np.array(BATCHES, dtype=np.int64),
+    arrays = {"x": x, "dy": dy, "batch_sizes": np.array(graph.batches, dtype=np.int64),
               "feed.kernel": f32(feed_kernel)}
     for node, w in weights.items():
         arrays.update({node + "." + k: v for k, v in w.items()})
     per_n = {}
-    for n in BATCHES:
+    for n in graph.batches:
         h, fk, wt, y, updates = run(n)
         (y * t64(dy[:n])).sum().backward()
         # h feeds every branch that reads feed: autograd sums their gradients into h.grad.
@@ -1194,7 +1201,7 @@ def graph_fixture(name, in_shape, graph):
     # Per-sample results are stored once, for 13 samples, unless the batch changes them.
     y13, dx13 = per_n[N]
     arrays["y"], arrays["dx"] = f32(y13), f32(dx13)
-    for n in BATCHES[:-1]:
+    for n in graph.batches[:-1]:
         y, dx = per_n[n]
         if graph.batch_coupled():
             arrays["y@%d" % n], arrays["dx@%d" % n] = f32(y), f32(dx)
