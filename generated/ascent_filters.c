@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "nnrt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
@@ -19,6 +22,19 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+/* The share [*lo, *hi) of n items that the calling thread of a parallel region
+ * takes, in even parts in thread order, for a loop that must see where its
+ * own run of items starts (an --inference file's nn_share takes them all). */
+static inline void nn_share(int n, int *lo, int *hi)
+{
+#ifdef _OPENMP
+    const long long id = omp_get_thread_num(), threads = omp_get_num_threads();
+#else
+    const long long id = 0, threads = 1;
+#endif
+    *lo = (int)(n * id / threads);
+    *hi = (int)(n * (id + 1) / threads);
+}
 
 /* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
  * widest, NN_VEC_REGS registers of them. The register tiles of the products are

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "nnrt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
@@ -19,6 +22,19 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+/* The share [*lo, *hi) of n items that the calling thread of a parallel region
+ * takes, in even parts in thread order, for a loop that must see where its
+ * own run of items starts (an --inference file's nn_share takes them all). */
+static inline void nn_share(int n, int *lo, int *hi)
+{
+#ifdef _OPENMP
+    const long long id = omp_get_thread_num(), threads = omp_get_num_threads();
+#else
+    const long long id = 0, threads = 1;
+#endif
+    *lo = (int)(n * id / threads);
+    *hi = (int)(n * (id + 1) / threads);
+}
 
 /* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
  * widest, NN_VEC_REGS registers of them. The register tiles of the products are
@@ -549,18 +565,22 @@ typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
@@ -575,6 +595,14 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
             *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
@@ -587,34 +615,83 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 128 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_mm_V)
+            *(dense_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_mm_vec *)(kernel + (size_t)(k0 + k) * 128 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_mm_NBO * dense_mm_V,
+        SUB = 128 / COLS % 4 == 0 && COLS <= 16 ? 4 : 128 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_mm_ROWS;
+    const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
     for (int k0 = 0; k0 < 10816; k0 += KC) {
         const int kn = 10816 - k0 < KC ? 10816 - k0 : KC, last = k0 + kn == 10816;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
-                const float *a = x + (size_t)s0 * 10816 + k0;
-                float *c = y + (size_t)s0 * 128 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 128 : 0;
-                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 10816, 1, \
-                    kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
-                #undef dense_mm_FORWARD
-                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 10816 ? KC : 10816) * WIDE];
+            int lo, hi;
+            nn_share(128 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 128 + o;
+                size_t ldb = 128;
+                if (t1 - t0 > 1) {
+                    dense_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 128
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 128 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 10816 + k0;
+                    float *c = y + (size_t)s0 * 128 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 128 : 0;
+                        #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 10816, 1, b + j, \
+                            ldb, init, ild, c + j, 128, next + j, 128, fetch)
+                        dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                        #undef dense_mm_FORWARD
+                    }
+                    for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
@@ -628,8 +705,10 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 128 x 10816 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 128 x 10816 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      128 contiguous rows of COLS floats (rows 10816 floats apart would fall
+ *      into a few cache sets when 10816 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -647,7 +726,7 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 10816 / dense_mm_R, REST = 10816 % dense_mm_R };
+    enum { TILES = 10816 / dense_mm_R, REST = 10816 % dense_mm_R, COLS_DX = dense_mm_NBI * dense_mm_V };
     (void)y, (void)bias;
     n *= dense_mm_ROWS;
     #pragma omp parallel
@@ -658,13 +737,16 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 128 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = 0; i < 10816; i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 10816 + i] = kernel[(size_t)i * 128 + o];
+            for (int i0 = 0; i0 < 10816; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 128; o++)
+                        kt[(size_t)i0 * 128 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 128 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -677,25 +759,26 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 for (int o = 0; o < 128; o += COLS) {
                     if (t < TILES)
                         dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 10816, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                     else
                         dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 10816, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
         }
         if (dx) {
-            enum { COLS = dense_mm_NBI * dense_mm_V };
+            const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 10816; i += COLS)
-                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+            for (int i = 0; i < 10816; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 128;
                     float *c = dx + (size_t)s0 * 10816 + i;
-                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 128, a, 128, 1, kt + i, 10816, \
-                                                  NULL, 0, c, 10816)
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 128, a, 128, 1, kt + (size_t)i * 128, \
+                                                  COLS_DX, NULL, 0, c, 10816, NULL, 0, 0)
                     dense_mm_BY_ROWS(rows, dense_mm_DX);
                     #undef dense_mm_DX
                 }
@@ -773,18 +856,22 @@ typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(fl
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
@@ -799,6 +886,14 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
             *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_1_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
@@ -811,34 +906,83 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
     default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 10 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_1_mm_V)
+            *(dense_1_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_1_mm_vec *)(kernel + (size_t)(k0 + k) * 10 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_1_mm_NBO * dense_1_mm_V,
+        SUB = 10 / COLS % 4 == 0 && COLS <= 16 ? 4 : 10 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_1_mm_ROWS;
+    const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
     for (int k0 = 0; k0 < 128; k0 += KC) {
         const int kn = 128 - k0 < KC ? 128 - k0 : KC, last = k0 + kn == 128;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 10; o += COLS)
-            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
-                const float *a = x + (size_t)s0 * 128 + k0;
-                float *c = y + (size_t)s0 * 10 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 10 : 0;
-                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 128, 1, \
-                    kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
-                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
-                #undef dense_1_mm_FORWARD
-                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 128 ? KC : 128) * WIDE];
+            int lo, hi;
+            nn_share(10 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 10 + o;
+                size_t ldb = 10;
+                if (t1 - t0 > 1) {
+                    dense_1_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 10
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 10 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 128 + k0;
+                    float *c = y + (size_t)s0 * 10 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 10 : 0;
+                        #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 128, 1, b + j, \
+                            ldb, init, ild, c + j, 10, next + j, 10, fetch)
+                        dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                        #undef dense_1_mm_FORWARD
+                    }
+                    for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
@@ -852,8 +996,10 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 10 x 128 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 10 x 128 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      10 contiguous rows of COLS floats (rows 128 floats apart would fall
+ *      into a few cache sets when 128 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -871,7 +1017,7 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 128 / dense_1_mm_R, REST = 128 % dense_1_mm_R };
+    enum { TILES = 128 / dense_1_mm_R, REST = 128 % dense_1_mm_R, COLS_DX = dense_1_mm_NBI * dense_1_mm_V };
     (void)y, (void)bias;
     n *= dense_1_mm_ROWS;
     #pragma omp parallel
@@ -882,13 +1028,16 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 10 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 10; o0 += 16)
-                for (int i = 0; i < 128; i++)
-                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                        kt[(size_t)o * 128 + i] = kernel[(size_t)i * 10 + o];
+            for (int i0 = 0; i0 < 128; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 10; o++)
+                        kt[(size_t)i0 * 10 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 10 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -901,25 +1050,26 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 for (int o = 0; o < 10; o += COLS) {
                     if (t < TILES)
                         dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 128, dy + o, 10,
-                                  NULL, 0, g + o, 10);
+                                  NULL, 0, g + o, 10, NULL, 0, 0);
                     else
                         dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 128, dy + o, 10,
-                                  NULL, 0, g + o, 10);
+                                  NULL, 0, g + o, 10, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 10, g, (size_t)rows * 10);
             }
         }
         if (dx) {
-            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 128; i += COLS)
-                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+            for (int i = 0; i < 128; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 10;
                     float *c = dx + (size_t)s0 * 128 + i;
-                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + i, 128, \
-                                                  NULL, 0, c, 128)
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + (size_t)i * 10, \
+                                                  COLS_DX, NULL, 0, c, 128, NULL, 0, 0)
                     dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
                     #undef dense_1_mm_DX
                 }

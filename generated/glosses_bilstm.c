@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "nnrt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
@@ -19,6 +22,19 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+/* The share [*lo, *hi) of n items that the calling thread of a parallel region
+ * takes, in even parts in thread order, for a loop that must see where its
+ * own run of items starts (an --inference file's nn_share takes them all). */
+static inline void nn_share(int n, int *lo, int *hi)
+{
+#ifdef _OPENMP
+    const long long id = omp_get_thread_num(), threads = omp_get_num_threads();
+#else
+    const long long id = 0, threads = 1;
+#endif
+    *lo = (int)(n * id / threads);
+    *hi = (int)(n * (id + 1) / threads);
+}
 
 /* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
  * widest, NN_VEC_REGS registers of them. The register tiles of the products are
@@ -226,18 +242,22 @@ typedef float bidirectional_fw_x_vec __attribute__((vector_size(bidirectional_fw
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 bidirectional_fw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     bidirectional_fw_x_vec acc[bidirectional_fw_x_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const bidirectional_fw_x_vec *)(init + r * ild + j * bidirectional_fw_x_V) : (bidirectional_fw_x_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         bidirectional_fw_x_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const bidirectional_fw_x_vec *)(b + k * ldb + j * bidirectional_fw_x_V);
@@ -252,6 +272,14 @@ bidirectional_fw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
             *(bidirectional_fw_x_vec *)(c + r * ldc + j * bidirectional_fw_x_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int bidirectional_fw_x_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define bidirectional_fw_x_BY_ROWS(rows, CALL)                                                             \
@@ -264,34 +292,83 @@ bidirectional_fw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_fw_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 128 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void bidirectional_fw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += bidirectional_fw_x_V)
+            *(bidirectional_fw_x_vec *)(panel + (size_t)k * wide + j) =
+                *(const bidirectional_fw_x_vec *)(kernel + (size_t)(k0 + k) * 128 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void bidirectional_fw_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = bidirectional_fw_x_NBO * bidirectional_fw_x_V, KC = 65536 / COLS };
+    enum {
+        COLS = bidirectional_fw_x_NBO * bidirectional_fw_x_V,
+        SUB = 128 / COLS % 4 == 0 && COLS <= 16 ? 4 : 128 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= bidirectional_fw_x_ROWS;
+    const int tiles = (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R;
     for (int k0 = 0; k0 < 16; k0 += KC) {
         const int kn = 16 - k0 < KC ? 16 - k0 : KC, last = k0 + kn == 16;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R; t++) {
-                const int s0 = t * bidirectional_fw_x_R, rows = n - s0 < bidirectional_fw_x_R ? n - s0 : bidirectional_fw_x_R;
-                const float *a = x + (size_t)s0 * 16 + k0;
-                float *c = y + (size_t)s0 * 128 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 128 : 0;
-                #define bidirectional_fw_x_FORWARD(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBO, kn, a, 16, 1, \
-                    kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_FORWARD);
-                #undef bidirectional_fw_x_FORWARD
-                for (int r = 0; bidirectional_fw_x_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 16 ? KC : 16) * WIDE];
+            int lo, hi;
+            nn_share(128 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 128 + o;
+                size_t ldb = 128;
+                if (t1 - t0 > 1) {
+                    bidirectional_fw_x_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = bidirectional_fw_x_tile_row(n, tiles, t),
+                              rows = bidirectional_fw_x_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 128
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 128 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 16 + k0;
+                    float *c = y + (size_t)s0 * 128 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 128 : 0;
+                        #define bidirectional_fw_x_FORWARD(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBO, kn, a, 16, 1, b + j, \
+                            ldb, init, ild, c + j, 128, next + j, 128, fetch)
+                        bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_FORWARD);
+                        #undef bidirectional_fw_x_FORWARD
+                    }
+                    for (int r = 0; bidirectional_fw_x_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 
@@ -334,18 +411,22 @@ typedef float bidirectional_fw_h_vec __attribute__((vector_size(bidirectional_fw
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 bidirectional_fw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     bidirectional_fw_h_vec acc[bidirectional_fw_h_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const bidirectional_fw_h_vec *)(init + r * ild + j * bidirectional_fw_h_V) : (bidirectional_fw_h_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         bidirectional_fw_h_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const bidirectional_fw_h_vec *)(b + k * ldb + j * bidirectional_fw_h_V);
@@ -360,6 +441,14 @@ bidirectional_fw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
             *(bidirectional_fw_h_vec *)(c + r * ldc + j * bidirectional_fw_h_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int bidirectional_fw_h_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define bidirectional_fw_h_BY_ROWS(rows, CALL)                                                             \
@@ -372,34 +461,83 @@ bidirectional_fw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_fw_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 128 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void bidirectional_fw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += bidirectional_fw_h_V)
+            *(bidirectional_fw_h_vec *)(panel + (size_t)k * wide + j) =
+                *(const bidirectional_fw_h_vec *)(kernel + (size_t)(k0 + k) * 128 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void bidirectional_fw_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = bidirectional_fw_h_NBO * bidirectional_fw_h_V, KC = 65536 / COLS };
+    enum {
+        COLS = bidirectional_fw_h_NBO * bidirectional_fw_h_V,
+        SUB = 128 / COLS % 4 == 0 && COLS <= 16 ? 4 : 128 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= bidirectional_fw_h_ROWS;
+    const int tiles = (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R;
     for (int k0 = 0; k0 < 32; k0 += KC) {
         const int kn = 32 - k0 < KC ? 32 - k0 : KC, last = k0 + kn == 32;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R; t++) {
-                const int s0 = t * bidirectional_fw_h_R, rows = n - s0 < bidirectional_fw_h_R ? n - s0 : bidirectional_fw_h_R;
-                const float *a = x + (size_t)s0 * 32 + k0;
-                float *c = y + (size_t)s0 * 128 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 128 : 0;
-                #define bidirectional_fw_h_FORWARD(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBO, kn, a, 32, 1, \
-                    kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_FORWARD);
-                #undef bidirectional_fw_h_FORWARD
-                for (int r = 0; bidirectional_fw_h_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 32 ? KC : 32) * WIDE];
+            int lo, hi;
+            nn_share(128 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 128 + o;
+                size_t ldb = 128;
+                if (t1 - t0 > 1) {
+                    bidirectional_fw_h_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = bidirectional_fw_h_tile_row(n, tiles, t),
+                              rows = bidirectional_fw_h_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 128
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 128 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 32 + k0;
+                    float *c = y + (size_t)s0 * 128 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 128 : 0;
+                        #define bidirectional_fw_h_FORWARD(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBO, kn, a, 32, 1, b + j, \
+                            ldb, init, ild, c + j, 128, next + j, 128, fetch)
+                        bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_FORWARD);
+                        #undef bidirectional_fw_h_FORWARD
+                    }
+                    for (int r = 0; bidirectional_fw_h_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* bidirectional_fw's sizes: 120 steps of 16 features in, 32 units, G gate columns.
@@ -480,7 +618,7 @@ static inline void bidirectional_fw_dh(int rows, const float *dz, const float *k
     enum { COLS = bidirectional_fw_h_NBI * bidirectional_fw_h_V };
     for (int i = 0; i < bidirectional_fw_U; i += COLS) {
         #define bidirectional_fw_DH(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBI, bidirectional_fw_G, dz, bidirectional_fw_G, 1, kt + i, bidirectional_fw_U, \
-                                        NULL, 0, dh + i, bidirectional_fw_U)
+                                        NULL, 0, dh + i, bidirectional_fw_U, NULL, 0, 0)
         bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_DH);
         #undef bidirectional_fw_DH
     }
@@ -586,18 +724,22 @@ typedef float bidirectional_bw_x_vec __attribute__((vector_size(bidirectional_bw
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 bidirectional_bw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     bidirectional_bw_x_vec acc[bidirectional_bw_x_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const bidirectional_bw_x_vec *)(init + r * ild + j * bidirectional_bw_x_V) : (bidirectional_bw_x_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         bidirectional_bw_x_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const bidirectional_bw_x_vec *)(b + k * ldb + j * bidirectional_bw_x_V);
@@ -612,6 +754,14 @@ bidirectional_bw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
             *(bidirectional_bw_x_vec *)(c + r * ldc + j * bidirectional_bw_x_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int bidirectional_bw_x_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define bidirectional_bw_x_BY_ROWS(rows, CALL)                                                             \
@@ -624,34 +774,83 @@ bidirectional_bw_x_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_bw_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 128 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void bidirectional_bw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += bidirectional_bw_x_V)
+            *(bidirectional_bw_x_vec *)(panel + (size_t)k * wide + j) =
+                *(const bidirectional_bw_x_vec *)(kernel + (size_t)(k0 + k) * 128 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void bidirectional_bw_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = bidirectional_bw_x_NBO * bidirectional_bw_x_V, KC = 65536 / COLS };
+    enum {
+        COLS = bidirectional_bw_x_NBO * bidirectional_bw_x_V,
+        SUB = 128 / COLS % 4 == 0 && COLS <= 16 ? 4 : 128 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= bidirectional_bw_x_ROWS;
+    const int tiles = (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R;
     for (int k0 = 0; k0 < 16; k0 += KC) {
         const int kn = 16 - k0 < KC ? 16 - k0 : KC, last = k0 + kn == 16;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R; t++) {
-                const int s0 = t * bidirectional_bw_x_R, rows = n - s0 < bidirectional_bw_x_R ? n - s0 : bidirectional_bw_x_R;
-                const float *a = x + (size_t)s0 * 16 + k0;
-                float *c = y + (size_t)s0 * 128 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 128 : 0;
-                #define bidirectional_bw_x_FORWARD(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBO, kn, a, 16, 1, \
-                    kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_FORWARD);
-                #undef bidirectional_bw_x_FORWARD
-                for (int r = 0; bidirectional_bw_x_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 16 ? KC : 16) * WIDE];
+            int lo, hi;
+            nn_share(128 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 128 + o;
+                size_t ldb = 128;
+                if (t1 - t0 > 1) {
+                    bidirectional_bw_x_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = bidirectional_bw_x_tile_row(n, tiles, t),
+                              rows = bidirectional_bw_x_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 128
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 128 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 16 + k0;
+                    float *c = y + (size_t)s0 * 128 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 128 : 0;
+                        #define bidirectional_bw_x_FORWARD(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBO, kn, a, 16, 1, b + j, \
+                            ldb, init, ild, c + j, 128, next + j, 128, fetch)
+                        bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_FORWARD);
+                        #undef bidirectional_bw_x_FORWARD
+                    }
+                    for (int r = 0; bidirectional_bw_x_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 
@@ -694,18 +893,22 @@ typedef float bidirectional_bw_h_vec __attribute__((vector_size(bidirectional_bw
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 bidirectional_bw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     bidirectional_bw_h_vec acc[bidirectional_bw_h_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const bidirectional_bw_h_vec *)(init + r * ild + j * bidirectional_bw_h_V) : (bidirectional_bw_h_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         bidirectional_bw_h_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const bidirectional_bw_h_vec *)(b + k * ldb + j * bidirectional_bw_h_V);
@@ -720,6 +923,14 @@ bidirectional_bw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
             *(bidirectional_bw_h_vec *)(c + r * ldc + j * bidirectional_bw_h_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int bidirectional_bw_h_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define bidirectional_bw_h_BY_ROWS(rows, CALL)                                                             \
@@ -732,34 +943,83 @@ bidirectional_bw_h_tile(int rn, int nb, int kn, const float *restrict a, size_t 
     default: CALL(bidirectional_bw_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 128 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void bidirectional_bw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += bidirectional_bw_h_V)
+            *(bidirectional_bw_h_vec *)(panel + (size_t)k * wide + j) =
+                *(const bidirectional_bw_h_vec *)(kernel + (size_t)(k0 + k) * 128 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void bidirectional_bw_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = bidirectional_bw_h_NBO * bidirectional_bw_h_V, KC = 65536 / COLS };
+    enum {
+        COLS = bidirectional_bw_h_NBO * bidirectional_bw_h_V,
+        SUB = 128 / COLS % 4 == 0 && COLS <= 16 ? 4 : 128 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= bidirectional_bw_h_ROWS;
+    const int tiles = (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R;
     for (int k0 = 0; k0 < 32; k0 += KC) {
         const int kn = 32 - k0 < KC ? 32 - k0 : KC, last = k0 + kn == 32;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 128; o += COLS)
-            for (int t = 0; t < (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R; t++) {
-                const int s0 = t * bidirectional_bw_h_R, rows = n - s0 < bidirectional_bw_h_R ? n - s0 : bidirectional_bw_h_R;
-                const float *a = x + (size_t)s0 * 32 + k0;
-                float *c = y + (size_t)s0 * 128 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 128 : 0;
-                #define bidirectional_bw_h_FORWARD(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBO, kn, a, 32, 1, \
-                    kernel + (size_t)k0 * 128 + o, 128, init, ild, c, 128)
-                bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_FORWARD);
-                #undef bidirectional_bw_h_FORWARD
-                for (int r = 0; bidirectional_bw_h_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 32 ? KC : 32) * WIDE];
+            int lo, hi;
+            nn_share(128 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 128 + o;
+                size_t ldb = 128;
+                if (t1 - t0 > 1) {
+                    bidirectional_bw_h_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = bidirectional_bw_h_tile_row(n, tiles, t),
+                              rows = bidirectional_bw_h_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 128
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 128 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 32 + k0;
+                    float *c = y + (size_t)s0 * 128 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 128 : 0;
+                        #define bidirectional_bw_h_FORWARD(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBO, kn, a, 32, 1, b + j, \
+                            ldb, init, ild, c + j, 128, next + j, 128, fetch)
+                        bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_FORWARD);
+                        #undef bidirectional_bw_h_FORWARD
+                    }
+                    for (int r = 0; bidirectional_bw_h_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 128 + j] = nn_relu(c[(size_t)r * 128 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* bidirectional_bw's sizes: 120 steps of 16 features in, 32 units, G gate columns.
@@ -840,7 +1100,7 @@ static inline void bidirectional_bw_dh(int rows, const float *dz, const float *k
     enum { COLS = bidirectional_bw_h_NBI * bidirectional_bw_h_V };
     for (int i = 0; i < bidirectional_bw_U; i += COLS) {
         #define bidirectional_bw_DH(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBI, bidirectional_bw_G, dz, bidirectional_bw_G, 1, kt + i, bidirectional_bw_U, \
-                                        NULL, 0, dh + i, bidirectional_bw_U)
+                                        NULL, 0, dh + i, bidirectional_bw_U, NULL, 0, 0)
         bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_DH);
         #undef bidirectional_bw_DH
     }
@@ -958,8 +1218,10 @@ static void bidirectional_forward(int n, const float *restrict x, const float *r
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 128 x 16 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 128 x 16 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      128 contiguous rows of COLS floats (rows 16 floats apart would fall
+ *      into a few cache sets when 16 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -977,7 +1239,7 @@ static void bidirectional_fw_x_backward_update(const nn_update *update, int n, c
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 16 / bidirectional_fw_x_R, REST = 16 % bidirectional_fw_x_R };
+    enum { TILES = 16 / bidirectional_fw_x_R, REST = 16 % bidirectional_fw_x_R, COLS_DX = bidirectional_fw_x_NBI * bidirectional_fw_x_V };
     (void)y, (void)bias;
     n *= bidirectional_fw_x_ROWS;
     #pragma omp parallel
@@ -988,13 +1250,16 @@ static void bidirectional_fw_x_backward_update(const nn_update *update, int n, c
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 128 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = 0; i < 16; i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
+            for (int i0 = 0; i0 < 16; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 128; o++)
+                        kt[(size_t)i0 * 128 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 128 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1007,25 +1272,26 @@ static void bidirectional_fw_x_backward_update(const nn_update *update, int n, c
                 for (int o = 0; o < 128; o += COLS) {
                     if (t < TILES)
                         bidirectional_fw_x_tile(bidirectional_fw_x_R, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                     else
                         bidirectional_fw_x_tile(REST, bidirectional_fw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
         }
         if (dx) {
-            enum { COLS = bidirectional_fw_x_NBI * bidirectional_fw_x_V };
+            const int tiles = (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 16; i += COLS)
-                for (int t = 0; t < (n + bidirectional_fw_x_R - 1) / bidirectional_fw_x_R; t++) {
-                    const int s0 = t * bidirectional_fw_x_R, rows = n - s0 < bidirectional_fw_x_R ? n - s0 : bidirectional_fw_x_R;
+            for (int i = 0; i < 16; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = bidirectional_fw_x_tile_row(n, tiles, t),
+                              rows = bidirectional_fw_x_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 128;
                     float *c = dx + (size_t)s0 * 16 + i;
-                    #define bidirectional_fw_x_DX(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBI, 128, a, 128, 1, kt + i, 16, \
-                                                  NULL, 0, c, 16)
+                    #define bidirectional_fw_x_DX(rn) bidirectional_fw_x_tile(rn, bidirectional_fw_x_NBI, 128, a, 128, 1, kt + (size_t)i * 128, \
+                                                  COLS_DX, NULL, 0, c, 16, NULL, 0, 0)
                     bidirectional_fw_x_BY_ROWS(rows, bidirectional_fw_x_DX);
                     #undef bidirectional_fw_x_DX
                 }
@@ -1059,8 +1325,10 @@ static inline void bidirectional_fw_x_backward(int n, const float *restrict x, c
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 128 x 32 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 128 x 32 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      128 contiguous rows of COLS floats (rows 32 floats apart would fall
+ *      into a few cache sets when 32 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1078,7 +1346,7 @@ static void bidirectional_fw_h_backward_update(const nn_update *update, int n, c
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 32 / bidirectional_fw_h_R, REST = 32 % bidirectional_fw_h_R };
+    enum { TILES = 32 / bidirectional_fw_h_R, REST = 32 % bidirectional_fw_h_R, COLS_DX = bidirectional_fw_h_NBI * bidirectional_fw_h_V };
     (void)y, (void)bias;
     n *= bidirectional_fw_h_ROWS;
     #pragma omp parallel
@@ -1089,13 +1357,16 @@ static void bidirectional_fw_h_backward_update(const nn_update *update, int n, c
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 128 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = 0; i < 32; i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
+            for (int i0 = 0; i0 < 32; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 128; o++)
+                        kt[(size_t)i0 * 128 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 128 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1108,25 +1379,26 @@ static void bidirectional_fw_h_backward_update(const nn_update *update, int n, c
                 for (int o = 0; o < 128; o += COLS) {
                     if (t < TILES)
                         bidirectional_fw_h_tile(bidirectional_fw_h_R, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                     else
                         bidirectional_fw_h_tile(REST, bidirectional_fw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
         }
         if (dx) {
-            enum { COLS = bidirectional_fw_h_NBI * bidirectional_fw_h_V };
+            const int tiles = (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 32; i += COLS)
-                for (int t = 0; t < (n + bidirectional_fw_h_R - 1) / bidirectional_fw_h_R; t++) {
-                    const int s0 = t * bidirectional_fw_h_R, rows = n - s0 < bidirectional_fw_h_R ? n - s0 : bidirectional_fw_h_R;
+            for (int i = 0; i < 32; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = bidirectional_fw_h_tile_row(n, tiles, t),
+                              rows = bidirectional_fw_h_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 128;
                     float *c = dx + (size_t)s0 * 32 + i;
-                    #define bidirectional_fw_h_DX(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBI, 128, a, 128, 1, kt + i, 32, \
-                                                  NULL, 0, c, 32)
+                    #define bidirectional_fw_h_DX(rn) bidirectional_fw_h_tile(rn, bidirectional_fw_h_NBI, 128, a, 128, 1, kt + (size_t)i * 128, \
+                                                  COLS_DX, NULL, 0, c, 32, NULL, 0, 0)
                     bidirectional_fw_h_BY_ROWS(rows, bidirectional_fw_h_DX);
                     #undef bidirectional_fw_h_DX
                 }
@@ -1230,8 +1502,10 @@ static void bidirectional_fw_backward(int n, const float *restrict x, const floa
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 128 x 16 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 128 x 16 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      128 contiguous rows of COLS floats (rows 16 floats apart would fall
+ *      into a few cache sets when 16 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1249,7 +1523,7 @@ static void bidirectional_bw_x_backward_update(const nn_update *update, int n, c
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 16 / bidirectional_bw_x_R, REST = 16 % bidirectional_bw_x_R };
+    enum { TILES = 16 / bidirectional_bw_x_R, REST = 16 % bidirectional_bw_x_R, COLS_DX = bidirectional_bw_x_NBI * bidirectional_bw_x_V };
     (void)y, (void)bias;
     n *= bidirectional_bw_x_ROWS;
     #pragma omp parallel
@@ -1260,13 +1534,16 @@ static void bidirectional_bw_x_backward_update(const nn_update *update, int n, c
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 128 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = 0; i < 16; i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 16 + i] = kernel[(size_t)i * 128 + o];
+            for (int i0 = 0; i0 < 16; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 128; o++)
+                        kt[(size_t)i0 * 128 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 128 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1279,25 +1556,26 @@ static void bidirectional_bw_x_backward_update(const nn_update *update, int n, c
                 for (int o = 0; o < 128; o += COLS) {
                     if (t < TILES)
                         bidirectional_bw_x_tile(bidirectional_bw_x_R, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                     else
                         bidirectional_bw_x_tile(REST, bidirectional_bw_x_NBO, n, x + i0, 1, 16, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
         }
         if (dx) {
-            enum { COLS = bidirectional_bw_x_NBI * bidirectional_bw_x_V };
+            const int tiles = (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 16; i += COLS)
-                for (int t = 0; t < (n + bidirectional_bw_x_R - 1) / bidirectional_bw_x_R; t++) {
-                    const int s0 = t * bidirectional_bw_x_R, rows = n - s0 < bidirectional_bw_x_R ? n - s0 : bidirectional_bw_x_R;
+            for (int i = 0; i < 16; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = bidirectional_bw_x_tile_row(n, tiles, t),
+                              rows = bidirectional_bw_x_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 128;
                     float *c = dx + (size_t)s0 * 16 + i;
-                    #define bidirectional_bw_x_DX(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBI, 128, a, 128, 1, kt + i, 16, \
-                                                  NULL, 0, c, 16)
+                    #define bidirectional_bw_x_DX(rn) bidirectional_bw_x_tile(rn, bidirectional_bw_x_NBI, 128, a, 128, 1, kt + (size_t)i * 128, \
+                                                  COLS_DX, NULL, 0, c, 16, NULL, 0, 0)
                     bidirectional_bw_x_BY_ROWS(rows, bidirectional_bw_x_DX);
                     #undef bidirectional_bw_x_DX
                 }
@@ -1331,8 +1609,10 @@ static inline void bidirectional_bw_x_backward(int n, const float *restrict x, c
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 128 x 32 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 128 x 32 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      128 contiguous rows of COLS floats (rows 32 floats apart would fall
+ *      into a few cache sets when 32 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1350,7 +1630,7 @@ static void bidirectional_bw_h_backward_update(const nn_update *update, int n, c
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 32 / bidirectional_bw_h_R, REST = 32 % bidirectional_bw_h_R };
+    enum { TILES = 32 / bidirectional_bw_h_R, REST = 32 % bidirectional_bw_h_R, COLS_DX = bidirectional_bw_h_NBI * bidirectional_bw_h_V };
     (void)y, (void)bias;
     n *= bidirectional_bw_h_ROWS;
     #pragma omp parallel
@@ -1361,13 +1641,16 @@ static void bidirectional_bw_h_backward_update(const nn_update *update, int n, c
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 128 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 128; o0 += 16)
-                for (int i = 0; i < 32; i++)
-                    for (int o = o0; o < (o0 + 16 < 128 ? o0 + 16 : 128); o++)
-                        kt[(size_t)o * 32 + i] = kernel[(size_t)i * 128 + o];
+            for (int i0 = 0; i0 < 32; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 128; o++)
+                        kt[(size_t)i0 * 128 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 128 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1380,25 +1663,26 @@ static void bidirectional_bw_h_backward_update(const nn_update *update, int n, c
                 for (int o = 0; o < 128; o += COLS) {
                     if (t < TILES)
                         bidirectional_bw_h_tile(bidirectional_bw_h_R, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                     else
                         bidirectional_bw_h_tile(REST, bidirectional_bw_h_NBO, n, x + i0, 1, 32, dy + o, 128,
-                                  NULL, 0, g + o, 128);
+                                  NULL, 0, g + o, 128, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 128, g, (size_t)rows * 128);
             }
         }
         if (dx) {
-            enum { COLS = bidirectional_bw_h_NBI * bidirectional_bw_h_V };
+            const int tiles = (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 32; i += COLS)
-                for (int t = 0; t < (n + bidirectional_bw_h_R - 1) / bidirectional_bw_h_R; t++) {
-                    const int s0 = t * bidirectional_bw_h_R, rows = n - s0 < bidirectional_bw_h_R ? n - s0 : bidirectional_bw_h_R;
+            for (int i = 0; i < 32; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = bidirectional_bw_h_tile_row(n, tiles, t),
+                              rows = bidirectional_bw_h_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 128;
                     float *c = dx + (size_t)s0 * 32 + i;
-                    #define bidirectional_bw_h_DX(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBI, 128, a, 128, 1, kt + i, 32, \
-                                                  NULL, 0, c, 32)
+                    #define bidirectional_bw_h_DX(rn) bidirectional_bw_h_tile(rn, bidirectional_bw_h_NBI, 128, a, 128, 1, kt + (size_t)i * 128, \
+                                                  COLS_DX, NULL, 0, c, 32, NULL, 0, 0)
                     bidirectional_bw_h_BY_ROWS(rows, bidirectional_bw_h_DX);
                     #undef bidirectional_bw_h_DX
                 }
@@ -1569,18 +1853,22 @@ typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
@@ -1595,6 +1883,14 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
             *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
@@ -1607,34 +1903,83 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 6 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_mm_V)
+            *(dense_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_mm_vec *)(kernel + (size_t)(k0 + k) * 6 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_mm_NBO * dense_mm_V,
+        SUB = 6 / COLS % 4 == 0 && COLS <= 16 ? 4 : 6 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_mm_ROWS;
+    const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 6; o += COLS)
-            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 6 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 6 : 0;
-                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 6 + o, 6, init, ild, c, 6)
-                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
-                #undef dense_mm_FORWARD
-                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 6 + j] = nn_relu(c[(size_t)r * 6 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(6 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 6 + o;
+                size_t ldb = 6;
+                if (t1 - t0 > 1) {
+                    dense_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 6
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 6 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 6 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 6 : 0;
+                        #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 6, next + j, 6, fetch)
+                        dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                        #undef dense_mm_FORWARD
+                    }
+                    for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 6 + j] = nn_relu(c[(size_t)r * 6 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
@@ -1648,8 +1993,10 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 6 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 6 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      6 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1667,7 +2014,7 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R };
+    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R, COLS_DX = dense_mm_NBI * dense_mm_V };
     (void)y, (void)bias;
     n *= dense_mm_ROWS;
     #pragma omp parallel
@@ -1678,13 +2025,16 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 6 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 6; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 6 ? o0 + 16 : 6); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 6 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 6; o++)
+                        kt[(size_t)i0 * 6 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 6 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1697,25 +2047,26 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 for (int o = 0; o < 6; o += COLS) {
                     if (t < TILES)
                         dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 6,
-                                  NULL, 0, g + o, 6);
+                                  NULL, 0, g + o, 6, NULL, 0, 0);
                     else
                         dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 6,
-                                  NULL, 0, g + o, 6);
+                                  NULL, 0, g + o, 6, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 6, g, (size_t)rows * 6);
             }
         }
         if (dx) {
-            enum { COLS = dense_mm_NBI * dense_mm_V };
+            const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 6;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 6, a, 6, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 6, a, 6, 1, kt + (size_t)i * 6, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     dense_mm_BY_ROWS(rows, dense_mm_DX);
                     #undef dense_mm_DX
                 }
@@ -1793,18 +2144,22 @@ typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(fl
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
@@ -1819,6 +2174,14 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
             *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_1_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
@@ -1831,34 +2194,83 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
     default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 1 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_1_mm_V)
+            *(dense_1_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_1_mm_vec *)(kernel + (size_t)(k0 + k) * 1 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_1_mm_NBO * dense_1_mm_V,
+        SUB = 1 / COLS % 4 == 0 && COLS <= 16 ? 4 : 1 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_1_mm_ROWS;
+    const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
     for (int k0 = 0; k0 < 6; k0 += KC) {
         const int kn = 6 - k0 < KC ? 6 - k0 : KC, last = k0 + kn == 6;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 1; o += COLS)
-            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
-                const float *a = x + (size_t)s0 * 6 + k0;
-                float *c = y + (size_t)s0 * 1 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 1 : 0;
-                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 6, 1, \
-                    kernel + (size_t)k0 * 1 + o, 1, init, ild, c, 1)
-                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
-                #undef dense_1_mm_FORWARD
-                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 6 ? KC : 6) * WIDE];
+            int lo, hi;
+            nn_share(1 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 1 + o;
+                size_t ldb = 1;
+                if (t1 - t0 > 1) {
+                    dense_1_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 1
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 1 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 6 + k0;
+                    float *c = y + (size_t)s0 * 1 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 1 : 0;
+                        #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 6, 1, b + j, \
+                            ldb, init, ild, c + j, 1, next + j, 1, fetch)
+                        dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                        #undef dense_1_mm_FORWARD
+                    }
+                    for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
@@ -1872,8 +2284,10 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 1 x 6 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 1 x 6 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      1 contiguous rows of COLS floats (rows 6 floats apart would fall
+ *      into a few cache sets when 6 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1891,7 +2305,7 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 6 / dense_1_mm_R, REST = 6 % dense_1_mm_R };
+    enum { TILES = 6 / dense_1_mm_R, REST = 6 % dense_1_mm_R, COLS_DX = dense_1_mm_NBI * dense_1_mm_V };
     (void)y, (void)bias;
     n *= dense_1_mm_ROWS;
     #pragma omp parallel
@@ -1902,13 +2316,16 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 1 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 1; o0 += 16)
-                for (int i = 0; i < 6; i++)
-                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
-                        kt[(size_t)o * 6 + i] = kernel[(size_t)i * 1 + o];
+            for (int i0 = 0; i0 < 6; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 1; o++)
+                        kt[(size_t)i0 * 1 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 1 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1921,25 +2338,26 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 for (int o = 0; o < 1; o += COLS) {
                     if (t < TILES)
                         dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 6, dy + o, 1,
-                                  NULL, 0, g + o, 1);
+                                  NULL, 0, g + o, 1, NULL, 0, 0);
                     else
                         dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 6, dy + o, 1,
-                                  NULL, 0, g + o, 1);
+                                  NULL, 0, g + o, 1, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 1, g, (size_t)rows * 1);
             }
         }
         if (dx) {
-            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 6; i += COLS)
-                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+            for (int i = 0; i < 6; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 1;
                     float *c = dx + (size_t)s0 * 6 + i;
-                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 1, a, 1, 1, kt + i, 6, \
-                                                  NULL, 0, c, 6)
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 1, a, 1, 1, kt + (size_t)i * 1, \
+                                                  COLS_DX, NULL, 0, c, 6, NULL, 0, 0)
                     dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
                     #undef dense_1_mm_DX
                 }

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "nnrt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define P(t) (params + (t))
 #define G(t) (grads + (t))
@@ -19,6 +22,19 @@
 #define SCRATCH (work)
 #define W(b) (work + SCRATCH_FLOATS + (size_t)n * (b))
 
+/* The share [*lo, *hi) of n items that the calling thread of a parallel region
+ * takes, in even parts in thread order, for a loop that must see where its
+ * own run of items starts (an --inference file's nn_share takes them all). */
+static inline void nn_share(int n, int *lo, int *hi)
+{
+#ifdef _OPENMP
+    const long long id = omp_get_thread_num(), threads = omp_get_num_threads();
+#else
+    const long long id = 0, threads = 1;
+#endif
+    *lo = (int)(n * id / threads);
+    *hi = (int)(n * (id + 1) / threads);
+}
 
 /* The vectors the trainer is compiled for (-march): NN_VEC_FLOATS floats in the
  * widest, NN_VEC_REGS registers of them. The register tiles of the products are
@@ -467,18 +483,22 @@ typedef float lstm_x_vec __attribute__((vector_size(lstm_x_V * sizeof(float)), a
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 lstm_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     lstm_x_vec acc[lstm_x_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const lstm_x_vec *)(init + r * ild + j * lstm_x_V) : (lstm_x_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         lstm_x_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const lstm_x_vec *)(b + k * ldb + j * lstm_x_V);
@@ -493,6 +513,14 @@ lstm_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
             *(lstm_x_vec *)(c + r * ldc + j * lstm_x_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int lstm_x_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define lstm_x_BY_ROWS(rows, CALL)                                                             \
@@ -505,34 +533,83 @@ lstm_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
     default: CALL(lstm_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 256 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void lstm_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += lstm_x_V)
+            *(lstm_x_vec *)(panel + (size_t)k * wide + j) =
+                *(const lstm_x_vec *)(kernel + (size_t)(k0 + k) * 256 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void lstm_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = lstm_x_NBO * lstm_x_V, KC = 65536 / COLS };
+    enum {
+        COLS = lstm_x_NBO * lstm_x_V,
+        SUB = 256 / COLS % 4 == 0 && COLS <= 16 ? 4 : 256 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= lstm_x_ROWS;
+    const int tiles = (n + lstm_x_R - 1) / lstm_x_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 256; o += COLS)
-            for (int t = 0; t < (n + lstm_x_R - 1) / lstm_x_R; t++) {
-                const int s0 = t * lstm_x_R, rows = n - s0 < lstm_x_R ? n - s0 : lstm_x_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 256 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 256 : 0;
-                #define lstm_x_FORWARD(rn) lstm_x_tile(rn, lstm_x_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
-                lstm_x_BY_ROWS(rows, lstm_x_FORWARD);
-                #undef lstm_x_FORWARD
-                for (int r = 0; lstm_x_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(256 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 256 + o;
+                size_t ldb = 256;
+                if (t1 - t0 > 1) {
+                    lstm_x_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = lstm_x_tile_row(n, tiles, t),
+                              rows = lstm_x_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 256
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 256 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 256 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 256 : 0;
+                        #define lstm_x_FORWARD(rn) lstm_x_tile(rn, lstm_x_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 256, next + j, 256, fetch)
+                        lstm_x_BY_ROWS(rows, lstm_x_FORWARD);
+                        #undef lstm_x_FORWARD
+                    }
+                    for (int r = 0; lstm_x_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 
@@ -575,18 +652,22 @@ typedef float lstm_h_vec __attribute__((vector_size(lstm_h_V * sizeof(float)), a
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 lstm_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     lstm_h_vec acc[lstm_h_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const lstm_h_vec *)(init + r * ild + j * lstm_h_V) : (lstm_h_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         lstm_h_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const lstm_h_vec *)(b + k * ldb + j * lstm_h_V);
@@ -601,6 +682,14 @@ lstm_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
             *(lstm_h_vec *)(c + r * ldc + j * lstm_h_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int lstm_h_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define lstm_h_BY_ROWS(rows, CALL)                                                             \
@@ -613,34 +702,83 @@ lstm_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t a
     default: CALL(lstm_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 256 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void lstm_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += lstm_h_V)
+            *(lstm_h_vec *)(panel + (size_t)k * wide + j) =
+                *(const lstm_h_vec *)(kernel + (size_t)(k0 + k) * 256 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void lstm_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = lstm_h_NBO * lstm_h_V, KC = 65536 / COLS };
+    enum {
+        COLS = lstm_h_NBO * lstm_h_V,
+        SUB = 256 / COLS % 4 == 0 && COLS <= 16 ? 4 : 256 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= lstm_h_ROWS;
+    const int tiles = (n + lstm_h_R - 1) / lstm_h_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 256; o += COLS)
-            for (int t = 0; t < (n + lstm_h_R - 1) / lstm_h_R; t++) {
-                const int s0 = t * lstm_h_R, rows = n - s0 < lstm_h_R ? n - s0 : lstm_h_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 256 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 256 : 0;
-                #define lstm_h_FORWARD(rn) lstm_h_tile(rn, lstm_h_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
-                lstm_h_BY_ROWS(rows, lstm_h_FORWARD);
-                #undef lstm_h_FORWARD
-                for (int r = 0; lstm_h_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(256 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 256 + o;
+                size_t ldb = 256;
+                if (t1 - t0 > 1) {
+                    lstm_h_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = lstm_h_tile_row(n, tiles, t),
+                              rows = lstm_h_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 256
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 256 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 256 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 256 : 0;
+                        #define lstm_h_FORWARD(rn) lstm_h_tile(rn, lstm_h_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 256, next + j, 256, fetch)
+                        lstm_h_BY_ROWS(rows, lstm_h_FORWARD);
+                        #undef lstm_h_FORWARD
+                    }
+                    for (int r = 0; lstm_h_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* lstm's sizes: 64 steps of 64 features in, 64 units, G gate columns.
@@ -721,7 +859,7 @@ static inline void lstm_dh(int rows, const float *dz, const float *kt, float *dh
     enum { COLS = lstm_h_NBI * lstm_h_V };
     for (int i = 0; i < lstm_U; i += COLS) {
         #define lstm_DH(rn) lstm_h_tile(rn, lstm_h_NBI, lstm_G, dz, lstm_G, 1, kt + i, lstm_U, \
-                                        NULL, 0, dh + i, lstm_U)
+                                        NULL, 0, dh + i, lstm_U, NULL, 0, 0)
         lstm_h_BY_ROWS(rows, lstm_DH);
         #undef lstm_DH
     }
@@ -783,8 +921,10 @@ static void lstm_forward(int n, const float *restrict x, const float *restrict k
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 256 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      256 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -802,7 +942,7 @@ static void lstm_x_backward_update(const nn_update *update, int n, const float *
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / lstm_x_R, REST = 64 % lstm_x_R };
+    enum { TILES = 64 / lstm_x_R, REST = 64 % lstm_x_R, COLS_DX = lstm_x_NBI * lstm_x_V };
     (void)y, (void)bias;
     n *= lstm_x_ROWS;
     #pragma omp parallel
@@ -813,13 +953,16 @@ static void lstm_x_backward_update(const nn_update *update, int n, const float *
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 256 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 256; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 256; o++)
+                        kt[(size_t)i0 * 256 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 256 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -832,25 +975,26 @@ static void lstm_x_backward_update(const nn_update *update, int n, const float *
                 for (int o = 0; o < 256; o += COLS) {
                     if (t < TILES)
                         lstm_x_tile(lstm_x_R, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                     else
                         lstm_x_tile(REST, lstm_x_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
         }
         if (dx) {
-            enum { COLS = lstm_x_NBI * lstm_x_V };
+            const int tiles = (n + lstm_x_R - 1) / lstm_x_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + lstm_x_R - 1) / lstm_x_R; t++) {
-                    const int s0 = t * lstm_x_R, rows = n - s0 < lstm_x_R ? n - s0 : lstm_x_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = lstm_x_tile_row(n, tiles, t),
+                              rows = lstm_x_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 256;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define lstm_x_DX(rn) lstm_x_tile(rn, lstm_x_NBI, 256, a, 256, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define lstm_x_DX(rn) lstm_x_tile(rn, lstm_x_NBI, 256, a, 256, 1, kt + (size_t)i * 256, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     lstm_x_BY_ROWS(rows, lstm_x_DX);
                     #undef lstm_x_DX
                 }
@@ -884,8 +1028,10 @@ static inline void lstm_x_backward(int n, const float *restrict x, const float *
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 256 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      256 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -903,7 +1049,7 @@ static void lstm_h_backward_update(const nn_update *update, int n, const float *
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / lstm_h_R, REST = 64 % lstm_h_R };
+    enum { TILES = 64 / lstm_h_R, REST = 64 % lstm_h_R, COLS_DX = lstm_h_NBI * lstm_h_V };
     (void)y, (void)bias;
     n *= lstm_h_ROWS;
     #pragma omp parallel
@@ -914,13 +1060,16 @@ static void lstm_h_backward_update(const nn_update *update, int n, const float *
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 256 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 256; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 256; o++)
+                        kt[(size_t)i0 * 256 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 256 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -933,25 +1082,26 @@ static void lstm_h_backward_update(const nn_update *update, int n, const float *
                 for (int o = 0; o < 256; o += COLS) {
                     if (t < TILES)
                         lstm_h_tile(lstm_h_R, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                     else
                         lstm_h_tile(REST, lstm_h_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
         }
         if (dx) {
-            enum { COLS = lstm_h_NBI * lstm_h_V };
+            const int tiles = (n + lstm_h_R - 1) / lstm_h_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + lstm_h_R - 1) / lstm_h_R; t++) {
-                    const int s0 = t * lstm_h_R, rows = n - s0 < lstm_h_R ? n - s0 : lstm_h_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = lstm_h_tile_row(n, tiles, t),
+                              rows = lstm_h_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 256;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define lstm_h_DX(rn) lstm_h_tile(rn, lstm_h_NBI, 256, a, 256, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define lstm_h_DX(rn) lstm_h_tile(rn, lstm_h_NBI, 256, a, 256, 1, kt + (size_t)i * 256, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     lstm_h_BY_ROWS(rows, lstm_h_DX);
                     #undef lstm_h_DX
                 }
@@ -1099,18 +1249,22 @@ typedef float lstm_1_x_vec __attribute__((vector_size(lstm_1_x_V * sizeof(float)
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 lstm_1_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     lstm_1_x_vec acc[lstm_1_x_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const lstm_1_x_vec *)(init + r * ild + j * lstm_1_x_V) : (lstm_1_x_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         lstm_1_x_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const lstm_1_x_vec *)(b + k * ldb + j * lstm_1_x_V);
@@ -1125,6 +1279,14 @@ lstm_1_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
             *(lstm_1_x_vec *)(c + r * ldc + j * lstm_1_x_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int lstm_1_x_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define lstm_1_x_BY_ROWS(rows, CALL)                                                             \
@@ -1137,34 +1299,83 @@ lstm_1_x_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(lstm_1_x_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 256 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void lstm_1_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += lstm_1_x_V)
+            *(lstm_1_x_vec *)(panel + (size_t)k * wide + j) =
+                *(const lstm_1_x_vec *)(kernel + (size_t)(k0 + k) * 256 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void lstm_1_x_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = lstm_1_x_NBO * lstm_1_x_V, KC = 65536 / COLS };
+    enum {
+        COLS = lstm_1_x_NBO * lstm_1_x_V,
+        SUB = 256 / COLS % 4 == 0 && COLS <= 16 ? 4 : 256 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= lstm_1_x_ROWS;
+    const int tiles = (n + lstm_1_x_R - 1) / lstm_1_x_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 256; o += COLS)
-            for (int t = 0; t < (n + lstm_1_x_R - 1) / lstm_1_x_R; t++) {
-                const int s0 = t * lstm_1_x_R, rows = n - s0 < lstm_1_x_R ? n - s0 : lstm_1_x_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 256 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 256 : 0;
-                #define lstm_1_x_FORWARD(rn) lstm_1_x_tile(rn, lstm_1_x_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
-                lstm_1_x_BY_ROWS(rows, lstm_1_x_FORWARD);
-                #undef lstm_1_x_FORWARD
-                for (int r = 0; lstm_1_x_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(256 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 256 + o;
+                size_t ldb = 256;
+                if (t1 - t0 > 1) {
+                    lstm_1_x_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = lstm_1_x_tile_row(n, tiles, t),
+                              rows = lstm_1_x_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 256
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 256 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 256 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 256 : 0;
+                        #define lstm_1_x_FORWARD(rn) lstm_1_x_tile(rn, lstm_1_x_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 256, next + j, 256, fetch)
+                        lstm_1_x_BY_ROWS(rows, lstm_1_x_FORWARD);
+                        #undef lstm_1_x_FORWARD
+                    }
+                    for (int r = 0; lstm_1_x_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 
@@ -1207,18 +1418,22 @@ typedef float lstm_1_h_vec __attribute__((vector_size(lstm_1_h_V * sizeof(float)
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 lstm_1_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     lstm_1_h_vec acc[lstm_1_h_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const lstm_1_h_vec *)(init + r * ild + j * lstm_1_h_V) : (lstm_1_h_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         lstm_1_h_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const lstm_1_h_vec *)(b + k * ldb + j * lstm_1_h_V);
@@ -1233,6 +1448,14 @@ lstm_1_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
             *(lstm_1_h_vec *)(c + r * ldc + j * lstm_1_h_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int lstm_1_h_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define lstm_1_h_BY_ROWS(rows, CALL)                                                             \
@@ -1245,34 +1468,83 @@ lstm_1_h_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(lstm_1_h_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 256 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void lstm_1_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += lstm_1_h_V)
+            *(lstm_1_h_vec *)(panel + (size_t)k * wide + j) =
+                *(const lstm_1_h_vec *)(kernel + (size_t)(k0 + k) * 256 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void lstm_1_h_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = lstm_1_h_NBO * lstm_1_h_V, KC = 65536 / COLS };
+    enum {
+        COLS = lstm_1_h_NBO * lstm_1_h_V,
+        SUB = 256 / COLS % 4 == 0 && COLS <= 16 ? 4 : 256 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= lstm_1_h_ROWS;
+    const int tiles = (n + lstm_1_h_R - 1) / lstm_1_h_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 256; o += COLS)
-            for (int t = 0; t < (n + lstm_1_h_R - 1) / lstm_1_h_R; t++) {
-                const int s0 = t * lstm_1_h_R, rows = n - s0 < lstm_1_h_R ? n - s0 : lstm_1_h_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 256 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 256 : 0;
-                #define lstm_1_h_FORWARD(rn) lstm_1_h_tile(rn, lstm_1_h_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 256 + o, 256, init, ild, c, 256)
-                lstm_1_h_BY_ROWS(rows, lstm_1_h_FORWARD);
-                #undef lstm_1_h_FORWARD
-                for (int r = 0; lstm_1_h_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(256 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 256 + o;
+                size_t ldb = 256;
+                if (t1 - t0 > 1) {
+                    lstm_1_h_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = lstm_1_h_tile_row(n, tiles, t),
+                              rows = lstm_1_h_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 256
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 256 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 256 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 256 : 0;
+                        #define lstm_1_h_FORWARD(rn) lstm_1_h_tile(rn, lstm_1_h_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 256, next + j, 256, fetch)
+                        lstm_1_h_BY_ROWS(rows, lstm_1_h_FORWARD);
+                        #undef lstm_1_h_FORWARD
+                    }
+                    for (int r = 0; lstm_1_h_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 256 + j] = nn_relu(c[(size_t)r * 256 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* lstm_1's sizes: 64 steps of 64 features in, 64 units, G gate columns.
@@ -1353,7 +1625,7 @@ static inline void lstm_1_dh(int rows, const float *dz, const float *kt, float *
     enum { COLS = lstm_1_h_NBI * lstm_1_h_V };
     for (int i = 0; i < lstm_1_U; i += COLS) {
         #define lstm_1_DH(rn) lstm_1_h_tile(rn, lstm_1_h_NBI, lstm_1_G, dz, lstm_1_G, 1, kt + i, lstm_1_U, \
-                                        NULL, 0, dh + i, lstm_1_U)
+                                        NULL, 0, dh + i, lstm_1_U, NULL, 0, 0)
         lstm_1_h_BY_ROWS(rows, lstm_1_DH);
         #undef lstm_1_DH
     }
@@ -1415,8 +1687,10 @@ static void lstm_1_forward(int n, const float *restrict x, const float *restrict
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 256 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      256 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1434,7 +1708,7 @@ static void lstm_1_x_backward_update(const nn_update *update, int n, const float
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / lstm_1_x_R, REST = 64 % lstm_1_x_R };
+    enum { TILES = 64 / lstm_1_x_R, REST = 64 % lstm_1_x_R, COLS_DX = lstm_1_x_NBI * lstm_1_x_V };
     (void)y, (void)bias;
     n *= lstm_1_x_ROWS;
     #pragma omp parallel
@@ -1445,13 +1719,16 @@ static void lstm_1_x_backward_update(const nn_update *update, int n, const float
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 256 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 256; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 256; o++)
+                        kt[(size_t)i0 * 256 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 256 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1464,25 +1741,26 @@ static void lstm_1_x_backward_update(const nn_update *update, int n, const float
                 for (int o = 0; o < 256; o += COLS) {
                     if (t < TILES)
                         lstm_1_x_tile(lstm_1_x_R, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                     else
                         lstm_1_x_tile(REST, lstm_1_x_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
         }
         if (dx) {
-            enum { COLS = lstm_1_x_NBI * lstm_1_x_V };
+            const int tiles = (n + lstm_1_x_R - 1) / lstm_1_x_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + lstm_1_x_R - 1) / lstm_1_x_R; t++) {
-                    const int s0 = t * lstm_1_x_R, rows = n - s0 < lstm_1_x_R ? n - s0 : lstm_1_x_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = lstm_1_x_tile_row(n, tiles, t),
+                              rows = lstm_1_x_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 256;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define lstm_1_x_DX(rn) lstm_1_x_tile(rn, lstm_1_x_NBI, 256, a, 256, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define lstm_1_x_DX(rn) lstm_1_x_tile(rn, lstm_1_x_NBI, 256, a, 256, 1, kt + (size_t)i * 256, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     lstm_1_x_BY_ROWS(rows, lstm_1_x_DX);
                     #undef lstm_1_x_DX
                 }
@@ -1516,8 +1794,10 @@ static inline void lstm_1_x_backward(int n, const float *restrict x, const float
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 256 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 256 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      256 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1535,7 +1815,7 @@ static void lstm_1_h_backward_update(const nn_update *update, int n, const float
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / lstm_1_h_R, REST = 64 % lstm_1_h_R };
+    enum { TILES = 64 / lstm_1_h_R, REST = 64 % lstm_1_h_R, COLS_DX = lstm_1_h_NBI * lstm_1_h_V };
     (void)y, (void)bias;
     n *= lstm_1_h_ROWS;
     #pragma omp parallel
@@ -1546,13 +1826,16 @@ static void lstm_1_h_backward_update(const nn_update *update, int n, const float
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 256 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 256; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 256 ? o0 + 16 : 256); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 256 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 256; o++)
+                        kt[(size_t)i0 * 256 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 256 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1565,25 +1848,26 @@ static void lstm_1_h_backward_update(const nn_update *update, int n, const float
                 for (int o = 0; o < 256; o += COLS) {
                     if (t < TILES)
                         lstm_1_h_tile(lstm_1_h_R, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                     else
                         lstm_1_h_tile(REST, lstm_1_h_NBO, n, x + i0, 1, 64, dy + o, 256,
-                                  NULL, 0, g + o, 256);
+                                  NULL, 0, g + o, 256, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 256, g, (size_t)rows * 256);
             }
         }
         if (dx) {
-            enum { COLS = lstm_1_h_NBI * lstm_1_h_V };
+            const int tiles = (n + lstm_1_h_R - 1) / lstm_1_h_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + lstm_1_h_R - 1) / lstm_1_h_R; t++) {
-                    const int s0 = t * lstm_1_h_R, rows = n - s0 < lstm_1_h_R ? n - s0 : lstm_1_h_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = lstm_1_h_tile_row(n, tiles, t),
+                              rows = lstm_1_h_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 256;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define lstm_1_h_DX(rn) lstm_1_h_tile(rn, lstm_1_h_NBI, 256, a, 256, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define lstm_1_h_DX(rn) lstm_1_h_tile(rn, lstm_1_h_NBI, 256, a, 256, 1, kt + (size_t)i * 256, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     lstm_1_h_BY_ROWS(rows, lstm_1_h_DX);
                     #undef lstm_1_h_DX
                 }
@@ -1722,18 +2006,22 @@ typedef float dense_mm_vec __attribute__((vector_size(dense_mm_V * sizeof(float)
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_mm_vec acc[dense_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_mm_vec *)(init + r * ild + j * dense_mm_V) : (dense_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_mm_vec *)(b + k * ldb + j * dense_mm_V);
@@ -1748,6 +2036,14 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
             *(dense_mm_vec *)(c + r * ldc + j * dense_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
@@ -1760,34 +2056,83 @@ dense_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t
     default: CALL(dense_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 30 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_mm_V)
+            *(dense_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_mm_vec *)(kernel + (size_t)(k0 + k) * 30 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_mm_NBO * dense_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_mm_NBO * dense_mm_V,
+        SUB = 30 / COLS % 4 == 0 && COLS <= 16 ? 4 : 30 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_mm_ROWS;
+    const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
     for (int k0 = 0; k0 < 64; k0 += KC) {
         const int kn = 64 - k0 < KC ? 64 - k0 : KC, last = k0 + kn == 64;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 30; o += COLS)
-            for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
-                const float *a = x + (size_t)s0 * 64 + k0;
-                float *c = y + (size_t)s0 * 30 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 30 : 0;
-                #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, \
-                    kernel + (size_t)k0 * 30 + o, 30, init, ild, c, 30)
-                dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
-                #undef dense_mm_FORWARD
-                for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 30 + j] = nn_relu(c[(size_t)r * 30 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 64 ? KC : 64) * WIDE];
+            int lo, hi;
+            nn_share(30 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 30 + o;
+                size_t ldb = 30;
+                if (t1 - t0 > 1) {
+                    dense_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 30
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 30 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 64 + k0;
+                    float *c = y + (size_t)s0 * 30 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 30 : 0;
+                        #define dense_mm_FORWARD(rn) dense_mm_tile(rn, dense_mm_NBO, kn, a, 64, 1, b + j, \
+                            ldb, init, ild, c + j, 30, next + j, 30, fetch)
+                        dense_mm_BY_ROWS(rows, dense_mm_FORWARD);
+                        #undef dense_mm_FORWARD
+                    }
+                    for (int r = 0; dense_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 30 + j] = nn_relu(c[(size_t)r * 30 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense: the Dense layer, its product dense_mm above ---------------------------- */
@@ -1801,8 +2146,10 @@ static void dense_forward(int n, const float *restrict x, const float *restrict 
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 30 x 64 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 30 x 64 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      30 contiguous rows of COLS floats (rows 64 floats apart would fall
+ *      into a few cache sets when 64 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -1820,7 +2167,7 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R };
+    enum { TILES = 64 / dense_mm_R, REST = 64 % dense_mm_R, COLS_DX = dense_mm_NBI * dense_mm_V };
     (void)y, (void)bias;
     n *= dense_mm_ROWS;
     #pragma omp parallel
@@ -1831,13 +2178,16 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 30 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 30; o0 += 16)
-                for (int i = 0; i < 64; i++)
-                    for (int o = o0; o < (o0 + 16 < 30 ? o0 + 16 : 30); o++)
-                        kt[(size_t)o * 64 + i] = kernel[(size_t)i * 30 + o];
+            for (int i0 = 0; i0 < 64; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 30; o++)
+                        kt[(size_t)i0 * 30 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 30 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -1850,25 +2200,26 @@ static void dense_mm_backward_update(const nn_update *update, int n, const float
                 for (int o = 0; o < 30; o += COLS) {
                     if (t < TILES)
                         dense_mm_tile(dense_mm_R, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 30,
-                                  NULL, 0, g + o, 30);
+                                  NULL, 0, g + o, 30, NULL, 0, 0);
                     else
                         dense_mm_tile(REST, dense_mm_NBO, n, x + i0, 1, 64, dy + o, 30,
-                                  NULL, 0, g + o, 30);
+                                  NULL, 0, g + o, 30, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 30, g, (size_t)rows * 30);
             }
         }
         if (dx) {
-            enum { COLS = dense_mm_NBI * dense_mm_V };
+            const int tiles = (n + dense_mm_R - 1) / dense_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 64; i += COLS)
-                for (int t = 0; t < (n + dense_mm_R - 1) / dense_mm_R; t++) {
-                    const int s0 = t * dense_mm_R, rows = n - s0 < dense_mm_R ? n - s0 : dense_mm_R;
+            for (int i = 0; i < 64; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_mm_tile_row(n, tiles, t),
+                              rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 30;
                     float *c = dx + (size_t)s0 * 64 + i;
-                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 30, a, 30, 1, kt + i, 64, \
-                                                  NULL, 0, c, 64)
+                    #define dense_mm_DX(rn) dense_mm_tile(rn, dense_mm_NBI, 30, a, 30, 1, kt + (size_t)i * 30, \
+                                                  COLS_DX, NULL, 0, c, 64, NULL, 0, 0)
                     dense_mm_BY_ROWS(rows, dense_mm_DX);
                     #undef dense_mm_DX
                 }
@@ -1946,18 +2297,22 @@ typedef float dense_1_mm_vec __attribute__((vector_size(dense_1_mm_V * sizeof(fl
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_1_mm_vec acc[dense_1_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_1_mm_vec *)(init + r * ild + j * dense_1_mm_V) : (dense_1_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_1_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_1_mm_vec *)(b + k * ldb + j * dense_1_mm_V);
@@ -1972,6 +2327,14 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
             *(dense_1_mm_vec *)(c + r * ldc + j * dense_1_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_1_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
@@ -1984,34 +2347,83 @@ dense_1_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
     default: CALL(dense_1_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 10 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_1_mm_V)
+            *(dense_1_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_1_mm_vec *)(kernel + (size_t)(k0 + k) * 10 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_1_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_1_mm_NBO * dense_1_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_1_mm_NBO * dense_1_mm_V,
+        SUB = 10 / COLS % 4 == 0 && COLS <= 16 ? 4 : 10 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_1_mm_ROWS;
+    const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
     for (int k0 = 0; k0 < 30; k0 += KC) {
         const int kn = 30 - k0 < KC ? 30 - k0 : KC, last = k0 + kn == 30;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 10; o += COLS)
-            for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
-                const float *a = x + (size_t)s0 * 30 + k0;
-                float *c = y + (size_t)s0 * 10 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 10 : 0;
-                #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 30, 1, \
-                    kernel + (size_t)k0 * 10 + o, 10, init, ild, c, 10)
-                dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
-                #undef dense_1_mm_FORWARD
-                for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 30 ? KC : 30) * WIDE];
+            int lo, hi;
+            nn_share(10 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 10 + o;
+                size_t ldb = 10;
+                if (t1 - t0 > 1) {
+                    dense_1_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 10
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 10 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 30 + k0;
+                    float *c = y + (size_t)s0 * 10 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 10 : 0;
+                        #define dense_1_mm_FORWARD(rn) dense_1_mm_tile(rn, dense_1_mm_NBO, kn, a, 30, 1, b + j, \
+                            ldb, init, ild, c + j, 10, next + j, 10, fetch)
+                        dense_1_mm_BY_ROWS(rows, dense_1_mm_FORWARD);
+                        #undef dense_1_mm_FORWARD
+                    }
+                    for (int r = 0; dense_1_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 10 + j] = nn_relu(c[(size_t)r * 10 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense_1: the Dense layer, its product dense_1_mm above ---------------------------- */
@@ -2025,8 +2437,10 @@ static void dense_1_forward(int n, const float *restrict x, const float *restric
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 10 x 30 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 10 x 30 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      10 contiguous rows of COLS floats (rows 30 floats apart would fall
+ *      into a few cache sets when 30 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -2044,7 +2458,7 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 30 / dense_1_mm_R, REST = 30 % dense_1_mm_R };
+    enum { TILES = 30 / dense_1_mm_R, REST = 30 % dense_1_mm_R, COLS_DX = dense_1_mm_NBI * dense_1_mm_V };
     (void)y, (void)bias;
     n *= dense_1_mm_ROWS;
     #pragma omp parallel
@@ -2055,13 +2469,16 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 10 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 10; o0 += 16)
-                for (int i = 0; i < 30; i++)
-                    for (int o = o0; o < (o0 + 16 < 10 ? o0 + 16 : 10); o++)
-                        kt[(size_t)o * 30 + i] = kernel[(size_t)i * 10 + o];
+            for (int i0 = 0; i0 < 30; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 10; o++)
+                        kt[(size_t)i0 * 10 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 10 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -2074,25 +2491,26 @@ static void dense_1_mm_backward_update(const nn_update *update, int n, const flo
                 for (int o = 0; o < 10; o += COLS) {
                     if (t < TILES)
                         dense_1_mm_tile(dense_1_mm_R, dense_1_mm_NBO, n, x + i0, 1, 30, dy + o, 10,
-                                  NULL, 0, g + o, 10);
+                                  NULL, 0, g + o, 10, NULL, 0, 0);
                     else
                         dense_1_mm_tile(REST, dense_1_mm_NBO, n, x + i0, 1, 30, dy + o, 10,
-                                  NULL, 0, g + o, 10);
+                                  NULL, 0, g + o, 10, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 10, g, (size_t)rows * 10);
             }
         }
         if (dx) {
-            enum { COLS = dense_1_mm_NBI * dense_1_mm_V };
+            const int tiles = (n + dense_1_mm_R - 1) / dense_1_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 30; i += COLS)
-                for (int t = 0; t < (n + dense_1_mm_R - 1) / dense_1_mm_R; t++) {
-                    const int s0 = t * dense_1_mm_R, rows = n - s0 < dense_1_mm_R ? n - s0 : dense_1_mm_R;
+            for (int i = 0; i < 30; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_1_mm_tile_row(n, tiles, t),
+                              rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 10;
                     float *c = dx + (size_t)s0 * 30 + i;
-                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + i, 30, \
-                                                  NULL, 0, c, 30)
+                    #define dense_1_mm_DX(rn) dense_1_mm_tile(rn, dense_1_mm_NBI, 10, a, 10, 1, kt + (size_t)i * 10, \
+                                                  COLS_DX, NULL, 0, c, 30, NULL, 0, 0)
                     dense_1_mm_BY_ROWS(rows, dense_1_mm_DX);
                     #undef dense_1_mm_DX
                 }
@@ -2170,18 +2588,22 @@ typedef float dense_2_mm_vec __attribute__((vector_size(dense_2_mm_V * sizeof(fl
 /* C[r][j] = init[r][j] (or 0) + sum over k < kn of A[r][k] B[k][j], for rows
  * r < rn and nb vectors of columns j. A[r][k] is at a[r * am + k * ak], row k of
  * B at b + k * ldb, row r of C at c + r * ldc and of init at init + r * ild (0:
- * one row for all, the bias; ldc with init = c: add to C). Inlined with rn and
- * nb constants, so that the sums become registers. */
+ * one row for all, the bias; ldc with init = c: add to C). Steps k < pfn
+ * also ask for the cache line at pf + k * ldpf: a block the next tiles will
+ * read, fetched while this one computes. Inlined with rn and nb constants, so
+ * that the sums become registers. */
 static inline __attribute__((always_inline)) void
 dense_2_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size_t ak,
           const float *restrict b, size_t ldb, const float *init, size_t ild,
-          float *c, size_t ldc)
+          float *c, size_t ldc, const float *pf, size_t ldpf, int pfn)
 {
     dense_2_mm_vec acc[dense_2_mm_R][4];
     for (int r = 0; r < rn; r++)
         for (int j = 0; j < nb; j++)
             acc[r][j] = init ? *(const dense_2_mm_vec *)(init + r * ild + j * dense_2_mm_V) : (dense_2_mm_vec){0};
     for (int k = 0; k < kn; k++) {
+        if (k < pfn)
+            __builtin_prefetch(pf + k * ldpf, 0, 2);
         dense_2_mm_vec w[4];
         for (int j = 0; j < nb; j++)
             w[j] = *(const dense_2_mm_vec *)(b + k * ldb + j * dense_2_mm_V);
@@ -2196,6 +2618,14 @@ dense_2_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
             *(dense_2_mm_vec *)(c + r * ldc + j * dense_2_mm_V) = acc[r][j];
 }
 
+/* The first of tile t's rows when n rows go in tiles of at most R, evened
+ * out: 32 rows as 5 5 6 5 5 6, not 6 6 6 6 6 2, whose last tile's few sums
+ * would wait on the FMA latency (a tenth of predict's time). */
+static inline int dense_2_mm_tile_row(int n, int tiles, int t)
+{
+    return (int)((long long)n * t / tiles);
+}
+
 /* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
  * short, and it too keeps its sums in registers. */
 #define dense_2_mm_BY_ROWS(rows, CALL)                                                             \
@@ -2208,34 +2638,83 @@ dense_2_mm_tile(int rn, int nb, int kn, const float *restrict a, size_t am, size
     default: CALL(dense_2_mm_R); break;                                                          \
     }
 
-/* y = x . kernel + bias (relu'd with RELU): tiles of R samples, with the loop
- * over them inside the loop over column blocks, so that a block of the
- * kernel, KC rows of COLS floats (256 KiB at most), stays in the cache while
- * all the samples pass it. A kernel of more rows goes in steps of KC, each
- * adding to y; the relu waits for the last. */
+/* Rows k0..k0+kn of the kernel's columns o..o+WIDE, copied into a contiguous
+ * panel. The kernel's rows are 1 floats apart: with a power of two they
+ * all fall into a few cache sets, so that a tile reading straight from the
+ * kernel fetches its block from the last-level cache again each time. WIDE
+ * spans several cache lines of a row, which the hardware then fetches
+ * together rather than one row at a time. Inlined, so that with WIDE a
+ * constant a row's copy is a few vector moves, not a call. */
+static inline __attribute__((always_inline)) void dense_2_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
+                      float *restrict panel)
+{
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < wide; j += dense_2_mm_V)
+            *(dense_2_mm_vec *)(panel + (size_t)k * wide + j) =
+                *(const dense_2_mm_vec *)(kernel + (size_t)(k0 + k) * 1 + o + j);
+}
+
+/* y = x . kernel + bias (relu'd with RELU): tiles of samples by WIDE columns,
+ * each SUB register tiles of COLS, with the loop over samples inside the loop
+ * over column blocks, so that a block of the kernel, KC rows of WIDE floats
+ * (128 KiB at most), stays in the cache while all the samples pass it. A
+ * thread takes a run of (block, tile) items; it packs a block of which it has
+ * two tiles or more, and while they compute each tile asks for its share of
+ * the next block's rows, a line per step, so that packing that one does not
+ * wait on memory. A kernel of more rows goes in steps of KC, each adding to
+ * y; the relu waits for the last. */
 static void dense_2_mm_forward(int n, const float *restrict x, const float *restrict kernel,
                          const float *restrict bias, float *restrict y)
 {
-    enum { COLS = dense_2_mm_NBO * dense_2_mm_V, KC = 65536 / COLS };
+    enum {
+        COLS = dense_2_mm_NBO * dense_2_mm_V,
+        SUB = 1 / COLS % 4 == 0 && COLS <= 16 ? 4 : 1 / COLS % 2 == 0 && COLS <= 32 ? 2 : 1,
+        WIDE = SUB * COLS, KC = 32768 / WIDE,
+    };
     n *= dense_2_mm_ROWS;
+    const int tiles = (n + dense_2_mm_R - 1) / dense_2_mm_R;
     for (int k0 = 0; k0 < 10; k0 += KC) {
         const int kn = 10 - k0 < KC ? 10 - k0 : KC, last = k0 + kn == 10;
-        #pragma omp parallel for collapse(2) schedule(static)
-        for (int o = 0; o < 1; o += COLS)
-            for (int t = 0; t < (n + dense_2_mm_R - 1) / dense_2_mm_R; t++) {
-                const int s0 = t * dense_2_mm_R, rows = n - s0 < dense_2_mm_R ? n - s0 : dense_2_mm_R;
-                const float *a = x + (size_t)s0 * 10 + k0;
-                float *c = y + (size_t)s0 * 1 + o;
-                const float *init = k0 > 0 ? c : bias ? bias + o : NULL;
-                const size_t ild = k0 > 0 ? 1 : 0;
-                #define dense_2_mm_FORWARD(rn) dense_2_mm_tile(rn, dense_2_mm_NBO, kn, a, 10, 1, \
-                    kernel + (size_t)k0 * 1 + o, 1, init, ild, c, 1)
-                dense_2_mm_BY_ROWS(rows, dense_2_mm_FORWARD);
-                #undef dense_2_mm_FORWARD
-                for (int r = 0; dense_2_mm_RELU && last && r < rows; r++)   /* in L1 still */
-                    for (int j = 0; j < COLS; j++)
-                        c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
+        #pragma omp parallel
+        {
+            float panel[(KC < 10 ? KC : 10) * WIDE];
+            int lo, hi;
+            nn_share(1 / WIDE * tiles, &lo, &hi);
+            for (int item = lo; item < hi;) {
+                const int o = item / tiles * WIDE, t0 = item % tiles,
+                          t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
+                const float *b = kernel + (size_t)k0 * 1 + o;
+                size_t ldb = 1;
+                if (t1 - t0 > 1) {
+                    dense_2_mm_pack(kernel, k0, kn, o, WIDE, panel);
+                    b = panel, ldb = WIDE;
+                }
+                const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
+                for (int t = t0; t < t1; t++) {
+                    const int s0 = dense_2_mm_tile_row(n, tiles, t),
+                              rows = dense_2_mm_tile_row(n, tiles, t + 1) - s0;
+                    const int r0 = share * t < kn ? share * t : kn,
+                              fetch = ldb == WIDE && o + WIDE < 1
+                                    ? (kn - r0 < share ? kn - r0 : share) : 0;
+                    const float *next = fetch ? kernel + (size_t)(k0 + r0) * 1 + o + WIDE
+                                              : kernel;
+                    const float *a = x + (size_t)s0 * 10 + k0;
+                    float *c = y + (size_t)s0 * 1 + o;
+                    for (int j = 0; j < WIDE; j += COLS) {
+                        const float *init = k0 > 0 ? c + j : bias ? bias + o + j : NULL;
+                        const size_t ild = k0 > 0 ? 1 : 0;
+                        #define dense_2_mm_FORWARD(rn) dense_2_mm_tile(rn, dense_2_mm_NBO, kn, a, 10, 1, b + j, \
+                            ldb, init, ild, c + j, 1, next + j, 1, fetch)
+                        dense_2_mm_BY_ROWS(rows, dense_2_mm_FORWARD);
+                        #undef dense_2_mm_FORWARD
+                    }
+                    for (int r = 0; dense_2_mm_RELU && last && r < rows; r++)   /* in L1 still */
+                        for (int j = 0; j < WIDE; j++)
+                            c[(size_t)r * 1 + j] = nn_relu(c[(size_t)r * 1 + j]);
+                }
+                item += t1 - t0;
             }
+        }
     }
 }
 /* ---- dense_2: the Dense layer, its product dense_2_mm above ---------------------------- */
@@ -2249,8 +2728,10 @@ static void dense_2_forward(int n, const float *restrict x, const float *restric
  * layer's own output y, bias and update are given by Dense alone), in one
  * parallel region, three steps:
  *   1. with RELU, dy *= relu'(y), from y, the relu's output; with dx, the
- *      kernel transposed into kt (scratch, 1 x 10 floats), so that B's
- *      rows are contiguous for dx = dy . kt; then a barrier;
+ *      kernel transposed into kt (scratch, 1 x 10 floats) for
+ *      dx = dy . kt, as panels: the COLS columns of kt a tile of dx reads are
+ *      1 contiguous rows of COLS floats (rows 10 floats apart would fall
+ *      into a few cache sets when 10 is a power of two); then a barrier;
  *   2. dkernel in tiles of R kernel rows, each summed over the batch in sample
  *      order; given pass->update, the optimizer's step for those rows follows
  *      at once, while their gradient is in the cache (dx reads kt, not the
@@ -2268,7 +2749,7 @@ static void dense_2_mm_backward_update(const nn_update *update, int n, const flo
                                  float *restrict dkernel, float *restrict dbias,
                                  float *restrict kt)
 {
-    enum { TILES = 10 / dense_2_mm_R, REST = 10 % dense_2_mm_R };
+    enum { TILES = 10 / dense_2_mm_R, REST = 10 % dense_2_mm_R, COLS_DX = dense_2_mm_NBI * dense_2_mm_V };
     (void)y, (void)bias;
     n *= dense_2_mm_ROWS;
     #pragma omp parallel
@@ -2279,13 +2760,16 @@ static void dense_2_mm_backward_update(const nn_update *update, int n, const flo
                 dy[i] *= nn_relu_grad(0.0f, y[i]);
         }
         if (dx) {
-            /* Columns o0..o0+16 of the kernel at a time: each of its rows is then
-             * one cache line read, and the 16 rows of kt written stay in the cache. */
+            /* A panel of kt at a time: its COLS_DX rows of the kernel are read
+             * whole and in order (a walk down the kernel's columns waits on
+             * memory at every row), and the 1 lines of kt they fill stay in
+             * the cache meanwhile. */
             #pragma omp for schedule(static) nowait
-            for (int o0 = 0; o0 < 1; o0 += 16)
-                for (int i = 0; i < 10; i++)
-                    for (int o = o0; o < (o0 + 16 < 1 ? o0 + 16 : 1); o++)
-                        kt[(size_t)o * 10 + i] = kernel[(size_t)i * 1 + o];
+            for (int i0 = 0; i0 < 10; i0 += COLS_DX)
+                for (int i = i0; i < i0 + COLS_DX; i++)
+                    for (int o = 0; o < 1; o++)
+                        kt[(size_t)i0 * 1 + (size_t)o * COLS_DX + i - i0] =
+                            kernel[(size_t)i * 1 + o];
         }
         #pragma omp barrier
         if (dkernel) {
@@ -2298,25 +2782,26 @@ static void dense_2_mm_backward_update(const nn_update *update, int n, const flo
                 for (int o = 0; o < 1; o += COLS) {
                     if (t < TILES)
                         dense_2_mm_tile(dense_2_mm_R, dense_2_mm_NBO, n, x + i0, 1, 10, dy + o, 1,
-                                  NULL, 0, g + o, 1);
+                                  NULL, 0, g + o, 1, NULL, 0, 0);
                     else
                         dense_2_mm_tile(REST, dense_2_mm_NBO, n, x + i0, 1, 10, dy + o, 1,
-                                  NULL, 0, g + o, 1);
+                                  NULL, 0, g + o, 1, NULL, 0, 0);
                 }
                 if (update)
                     nn_update_span(update, kernel + (size_t)i0 * 1, g, (size_t)rows * 1);
             }
         }
         if (dx) {
-            enum { COLS = dense_2_mm_NBI * dense_2_mm_V };
+            const int tiles = (n + dense_2_mm_R - 1) / dense_2_mm_R;
             #pragma omp for collapse(2) schedule(static) nowait
-            for (int i = 0; i < 10; i += COLS)
-                for (int t = 0; t < (n + dense_2_mm_R - 1) / dense_2_mm_R; t++) {
-                    const int s0 = t * dense_2_mm_R, rows = n - s0 < dense_2_mm_R ? n - s0 : dense_2_mm_R;
+            for (int i = 0; i < 10; i += COLS_DX)
+                for (int t = 0; t < tiles; t++) {
+                    const int s0 = dense_2_mm_tile_row(n, tiles, t),
+                              rows = dense_2_mm_tile_row(n, tiles, t + 1) - s0;
                     const float *a = dy + (size_t)s0 * 1;
                     float *c = dx + (size_t)s0 * 10 + i;
-                    #define dense_2_mm_DX(rn) dense_2_mm_tile(rn, dense_2_mm_NBI, 1, a, 1, 1, kt + i, 10, \
-                                                  NULL, 0, c, 10)
+                    #define dense_2_mm_DX(rn) dense_2_mm_tile(rn, dense_2_mm_NBI, 1, a, 1, 1, kt + (size_t)i * 1, \
+                                                  COLS_DX, NULL, 0, c, 10, NULL, 0, 0)
                     dense_2_mm_BY_ROWS(rows, dense_2_mm_DX);
                     #undef dense_2_mm_DX
                 }
