@@ -215,8 +215,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -234,8 +234,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_mm_V)
@@ -506,8 +506,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -525,8 +525,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_1_mm_V)

@@ -280,8 +280,8 @@ static inline int bidirectional_fw_x_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define bidirectional_fw_x_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -299,8 +299,8 @@ static inline int bidirectional_fw_x_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void bidirectional_fw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+bidirectional_fw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += bidirectional_fw_x_V)
@@ -449,8 +449,8 @@ static inline int bidirectional_fw_h_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define bidirectional_fw_h_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -468,8 +468,8 @@ static inline int bidirectional_fw_h_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void bidirectional_fw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+bidirectional_fw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += bidirectional_fw_h_V)
@@ -762,8 +762,8 @@ static inline int bidirectional_bw_x_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define bidirectional_bw_x_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -781,8 +781,8 @@ static inline int bidirectional_bw_x_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void bidirectional_bw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+bidirectional_bw_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += bidirectional_bw_x_V)
@@ -931,8 +931,8 @@ static inline int bidirectional_bw_h_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define bidirectional_bw_h_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -950,8 +950,8 @@ static inline int bidirectional_bw_h_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void bidirectional_bw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+bidirectional_bw_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += bidirectional_bw_h_V)
@@ -1891,8 +1891,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -1910,8 +1910,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_mm_V)
@@ -2182,8 +2182,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -2201,8 +2201,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_1_mm_V)

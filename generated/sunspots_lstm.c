@@ -521,8 +521,8 @@ static inline int lstm_x_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define lstm_x_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -540,8 +540,8 @@ static inline int lstm_x_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void lstm_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+lstm_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += lstm_x_V)
@@ -690,8 +690,8 @@ static inline int lstm_h_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define lstm_h_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -709,8 +709,8 @@ static inline int lstm_h_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void lstm_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+lstm_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += lstm_h_V)
@@ -1287,8 +1287,8 @@ static inline int lstm_1_x_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define lstm_1_x_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -1306,8 +1306,8 @@ static inline int lstm_1_x_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void lstm_1_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+lstm_1_x_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += lstm_1_x_V)
@@ -1456,8 +1456,8 @@ static inline int lstm_1_h_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define lstm_1_h_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -1475,8 +1475,8 @@ static inline int lstm_1_h_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void lstm_1_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+lstm_1_h_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += lstm_1_h_V)
@@ -2044,8 +2044,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -2063,8 +2063,8 @@ static inline int dense_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_mm_V)
@@ -2335,8 +2335,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_1_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -2354,8 +2354,8 @@ static inline int dense_1_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_1_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_1_mm_V)
@@ -2626,8 +2626,8 @@ static inline int dense_2_mm_tile_row(int n, int tiles, int t)
     return (int)((long long)n * t / tiles);
 }
 
-/* CALL(rows) with rows, 1..R, made a constant: the last tile of a batch is
- * short, and it too keeps its sums in registers. */
+/* CALL(rows) with rows, 1..R, made a constant: a tile of fewer rows than R
+ * too keeps its sums in registers. */
 #define dense_2_mm_BY_ROWS(rows, CALL)                                                             \
     switch (rows) {                                                                        \
     case 1: CALL(1); break;                                                                \
@@ -2645,8 +2645,8 @@ static inline int dense_2_mm_tile_row(int n, int tiles, int t)
  * spans several cache lines of a row, which the hardware then fetches
  * together rather than one row at a time. Inlined, so that with WIDE a
  * constant a row's copy is a few vector moves, not a call. */
-static inline __attribute__((always_inline)) void dense_2_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide,
-                      float *restrict panel)
+static inline __attribute__((always_inline)) void
+dense_2_mm_pack(const float *restrict kernel, int k0, int kn, int o, int wide, float *restrict panel)
 {
     for (int k = 0; k < kn; k++)
         for (int j = 0; j < wide; j += dense_2_mm_V)
