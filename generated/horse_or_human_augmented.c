@@ -2853,18 +2853,17 @@ static void dense_mm_forward(int n, const float *restrict x, const float *restri
             for (int item = lo; item < hi;) {
                 const int o = item / tiles * WIDE, t0 = item % tiles,
                           t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
-                const float *b = kernel + (size_t)k0 * 512 + o;
-                size_t ldb = 512;
-                if (t1 - t0 > 1) {
+                const int packed = t1 - t0 > 1;
+                if (packed)
                     dense_mm_pack(kernel, k0, kn, o, WIDE, panel);
-                    b = panel, ldb = WIDE;
-                }
+                const float *b = packed ? panel : kernel + (size_t)k0 * 512 + o;
+                const size_t ldb = packed ? WIDE : 512;
                 const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
                 for (int t = t0; t < t1; t++) {
                     const int s0 = dense_mm_tile_row(n, tiles, t),
                               rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
                     const int r0 = share * t < kn ? share * t : kn,
-                              fetch = ldb == WIDE && o + WIDE < 512
+                              fetch = packed && o + WIDE < 512
                                     ? (kn - r0 < share ? kn - r0 : share) : 0;
                     const float *next = fetch ? kernel + (size_t)(k0 + r0) * 512 + o + WIDE
                                               : kernel;
@@ -3144,18 +3143,17 @@ static void dense_1_mm_forward(int n, const float *restrict x, const float *rest
             for (int item = lo; item < hi;) {
                 const int o = item / tiles * WIDE, t0 = item % tiles,
                           t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
-                const float *b = kernel + (size_t)k0 * 1 + o;
-                size_t ldb = 1;
-                if (t1 - t0 > 1) {
+                const int packed = t1 - t0 > 1;
+                if (packed)
                     dense_1_mm_pack(kernel, k0, kn, o, WIDE, panel);
-                    b = panel, ldb = WIDE;
-                }
+                const float *b = packed ? panel : kernel + (size_t)k0 * 1 + o;
+                const size_t ldb = packed ? WIDE : 1;
                 const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
                 for (int t = t0; t < t1; t++) {
                     const int s0 = dense_1_mm_tile_row(n, tiles, t),
                               rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
                     const int r0 = share * t < kn ? share * t : kn,
-                              fetch = ldb == WIDE && o + WIDE < 1
+                              fetch = packed && o + WIDE < 1
                                     ? (kn - r0 < share ? kn - r0 : share) : 0;
                     const float *next = fetch ? kernel + (size_t)(k0 + r0) * 1 + o + WIDE
                                               : kernel;

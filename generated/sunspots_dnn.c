@@ -272,18 +272,17 @@ static void dense_mm_forward(int n, const float *restrict x, const float *restri
             for (int item = lo; item < hi;) {
                 const int o = item / tiles * WIDE, t0 = item % tiles,
                           t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
-                const float *b = kernel + (size_t)k0 * 20 + o;
-                size_t ldb = 20;
-                if (t1 - t0 > 1) {
+                const int packed = t1 - t0 > 1;
+                if (packed)
                     dense_mm_pack(kernel, k0, kn, o, WIDE, panel);
-                    b = panel, ldb = WIDE;
-                }
+                const float *b = packed ? panel : kernel + (size_t)k0 * 20 + o;
+                const size_t ldb = packed ? WIDE : 20;
                 const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
                 for (int t = t0; t < t1; t++) {
                     const int s0 = dense_mm_tile_row(n, tiles, t),
                               rows = dense_mm_tile_row(n, tiles, t + 1) - s0;
                     const int r0 = share * t < kn ? share * t : kn,
-                              fetch = ldb == WIDE && o + WIDE < 20
+                              fetch = packed && o + WIDE < 20
                                     ? (kn - r0 < share ? kn - r0 : share) : 0;
                     const float *next = fetch ? kernel + (size_t)(k0 + r0) * 20 + o + WIDE
                                               : kernel;
@@ -563,18 +562,17 @@ static void dense_1_mm_forward(int n, const float *restrict x, const float *rest
             for (int item = lo; item < hi;) {
                 const int o = item / tiles * WIDE, t0 = item % tiles,
                           t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
-                const float *b = kernel + (size_t)k0 * 10 + o;
-                size_t ldb = 10;
-                if (t1 - t0 > 1) {
+                const int packed = t1 - t0 > 1;
+                if (packed)
                     dense_1_mm_pack(kernel, k0, kn, o, WIDE, panel);
-                    b = panel, ldb = WIDE;
-                }
+                const float *b = packed ? panel : kernel + (size_t)k0 * 10 + o;
+                const size_t ldb = packed ? WIDE : 10;
                 const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
                 for (int t = t0; t < t1; t++) {
                     const int s0 = dense_1_mm_tile_row(n, tiles, t),
                               rows = dense_1_mm_tile_row(n, tiles, t + 1) - s0;
                     const int r0 = share * t < kn ? share * t : kn,
-                              fetch = ldb == WIDE && o + WIDE < 10
+                              fetch = packed && o + WIDE < 10
                                     ? (kn - r0 < share ? kn - r0 : share) : 0;
                     const float *next = fetch ? kernel + (size_t)(k0 + r0) * 10 + o + WIDE
                                               : kernel;
@@ -854,18 +852,17 @@ static void dense_2_mm_forward(int n, const float *restrict x, const float *rest
             for (int item = lo; item < hi;) {
                 const int o = item / tiles * WIDE, t0 = item % tiles,
                           t1 = tiles - t0 < hi - item ? tiles : t0 + hi - item;
-                const float *b = kernel + (size_t)k0 * 1 + o;
-                size_t ldb = 1;
-                if (t1 - t0 > 1) {
+                const int packed = t1 - t0 > 1;
+                if (packed)
                     dense_2_mm_pack(kernel, k0, kn, o, WIDE, panel);
-                    b = panel, ldb = WIDE;
-                }
+                const float *b = packed ? panel : kernel + (size_t)k0 * 1 + o;
+                const size_t ldb = packed ? WIDE : 1;
                 const int share = (kn + tiles - 1) / tiles;   /* of the next block's rows */
                 for (int t = t0; t < t1; t++) {
                     const int s0 = dense_2_mm_tile_row(n, tiles, t),
                               rows = dense_2_mm_tile_row(n, tiles, t + 1) - s0;
                     const int r0 = share * t < kn ? share * t : kn,
-                              fetch = ldb == WIDE && o + WIDE < 1
+                              fetch = packed && o + WIDE < 1
                                     ? (kn - r0 < share ? kn - r0 : share) : 0;
                     const float *next = fetch ? kernel + (size_t)(k0 + r0) * 1 + o + WIDE
                                               : kernel;
